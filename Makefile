@@ -1,0 +1,48 @@
+# xiaoshuo — every target does its own set-up, idempotently, on a fresh machine.
+#   make webui   install, then start the WebUI          (arrives with the WebUI issue)
+#   make test    install, then run the whole test suite offline
+#   make bench   install, then run the benchmarks under bench/
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.xiaoshuo-installed
+# Tests never touch the network and never oversubscribe the 2 CPU cores.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
+	GRADIO_ANALYTICS_ENABLED=False OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
+	VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 PYTHONUNBUFFERED=1
+
+.PHONY: install test lint bench clean doctor
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "xiaoshuo needs Python >= 3.11, found " + sys.version' 
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip
+	@if nvidia-smi -L 2>/dev/null | grep -q GPU; then extra=gpu; else extra=cpu; fi; \
+	  echo "make install: using the '$$extra' extra"; \
+	  $(PIP) install -q -e ".[$$extra,dev]"
+	@# PyPI's torchvision/torchaudio/torchcodec break transformers beside the CPU torch: drop them when they fail.
+	@for m in torchvision torchaudio torchcodec; do \
+	  if $(PIP) show -q $$m >/dev/null 2>&1 && ! $(PY) -c "import $$m" >/dev/null 2>&1; then \
+	    echo "make install: removing $$m (fails to import beside this torch)"; $(PIP) uninstall -q -y $$m; fi; \
+	done
+	@touch $(STAMP)
+
+test: install
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check src tests bench start.py
+
+bench: install
+	@mkdir -p bench/results
+	@for f in bench/bench_*.py; do echo "== $$f"; $(TEST_ENV) $(PY) $$f || exit 1; done
+
+doctor: install
+	$(PY) -m xiaoshuo doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache build src/*.egg-info

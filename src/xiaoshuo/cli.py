@@ -1,0 +1,170 @@
+"""The ``xiaoshuo`` command line: thin typer commands over the Python API.
+
+Every command loads settings through :func:`xiaoshuo.config.load` and calls one
+API function; it formats results and errors, nothing else.  Heavy libraries
+(torch, vllm, chromadb) are imported inside commands, never at module level, so
+``xiaoshuo --help`` stays fast.  Core errors (:class:`XiaoshuoError`) become one
+clear line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from xiaoshuo import __version__
+from xiaoshuo.config import Settings, load, parse_assignment
+from xiaoshuo.errors import XiaoshuoError
+
+EXIT_ERROR = 2
+
+app = typer.Typer(
+    name="xiaoshuo",
+    help="xiaoshuo 中文小说写作AI系统 — vLLM + LoRA + ChromaDB. "
+    "Local Chinese novel-writing assistant.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@dataclass
+class CliState:
+    """What the global options set; commands turn it into Settings."""
+
+    config_file: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    debug: bool = False
+
+    def settings(self, **flag_overrides: Any) -> Settings:
+        """Settings with ``--set`` values and then command flags (None = not given)."""
+        overrides = dict(self.overrides)
+        overrides.update({k: v for k, v in flag_overrides.items() if v is not None})
+        return load(self.config_file, overrides=overrides, override_source="cli (flag or --set)")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"xiaoshuo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", metavar="FILE", help="config.toml to read (default: ./config.toml or $XIAOSHUO_CONFIG)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override one key: --set training.learning_rate=1e-4 (repeatable)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """xiaoshuo 中文小说写作AI系统."""
+    overrides = dict(parse_assignment(item) for item in (set_ or []))
+    ctx.obj = CliState(config_file=config, overrides=overrides, debug=debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _state(ctx: typer.Context) -> CliState:
+    return ctx.obj if isinstance(ctx.obj, CliState) else CliState()
+
+
+@app.command("config")
+def config_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    describe: Annotated[bool, typer.Option("--describe", "-d", help="Also show what each key means.")] = False,
+) -> None:
+    """显示生效的配置及每项的来源 / Show the effective config and where each value came from."""
+    settings = _state(ctx).settings()
+    if as_json:
+        payload = {
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "settings": settings.to_plain(),
+            "sources": {key: source for key, _, source, _ in settings.items()},
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"xiaoshuo config — file: {settings.config_file or '(none, defaults)'}")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("source", overflow="fold")
+    if describe:
+        table.add_column("description", overflow="fold")
+    plain = settings.to_plain()
+    for key, _, source, description in settings.items():
+        section, name = key.split(".", 1)
+        cells = [key, json.dumps(plain[section][name], ensure_ascii=False), source]
+        style = None if source == "default" else "bold cyan"
+        table.add_row(*cells, *([description] if describe else []), style=style)
+    Console().print(table)
+
+
+@app.command("doctor")
+def doctor_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="Build a tiny random model and generate a few tokens (offline)."),
+    ] = False,
+) -> None:
+    """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models and disk."""
+    from xiaoshuo.hardware import diagnose, run_smoke
+
+    settings = _state(ctx).settings()
+    report = diagnose(settings)
+    if smoke:
+        report.smoke = [vars(r) for r in run_smoke(settings)]
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from xiaoshuo.cli_render import render_doctor
+
+        render_doctor(report)
+    if smoke and not all(r["ok"] for r in report.smoke):
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, turn core errors into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="xiaoshuo", standalone_mode=False)
+    except XiaoshuoError as exc:
+        if debug:
+            raise
+        typer.secho(f"错误 error: {exc}", err=True, fg=typer.colors.RED)
+        return EXIT_ERROR
+    except click.exceptions.Abort:
+        typer.echo("已中止 aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

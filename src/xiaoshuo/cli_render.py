@@ -1,0 +1,73 @@
+"""Rich terminal rendering of reports for the CLI (formatting only, no logic)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from xiaoshuo.hardware import Report
+
+_STATE_STYLE = {
+    "local": "green", "cached": "green", "download": "yellow",
+    "missing": "red", "invalid": "red", "disabled": "dim",
+}
+
+
+def render_doctor(report: Report, console: Console | None = None) -> None:
+    console = console or Console()
+    t = report.torch
+    gpu_line = (
+        ", ".join(f"{g['name']} ({g['free_gib']}/{g['total_gib']} GiB free)" for g in t["gpus"])
+        if t.get("cuda_available")
+        else "无 GPU (no GPU): CPU 模式，可用但较慢 (CPU mode works, slower)"
+    )
+    sys_table = Table(title="系统 System", show_header=False)
+    sys_table.add_row("Python", f"{report.python['version']} ({report.python['executable']})")
+    sys_table.add_row("CPU", f"{report.cpu.get('cores')} cores, RAM "
+                      f"{report.cpu.get('ram_available_gib', '?')}/{report.cpu.get('ram_total_gib', '?')} GiB free")
+    sys_table.add_row("torch", f"{t.get('version', 'not installed')} ({t.get('build', '-')})")
+    sys_table.add_row("GPU", gpu_line)
+    v = report.vllm
+    sys_table.add_row("vLLM", f"{v['flavour']} {v['version']}" if v["installed"] else "not installed")
+    console.print(sys_table)
+
+    be = Table(title=f"后端 Backends — selected: {report.selected_backend.name}")
+    be.add_column("backend")
+    be.add_column("usable")
+    be.add_column("why")
+    for b in report.backends:
+        be.add_row(b.name, "[green]yes[/]" if b.usable else "[red]no[/]", b.reason)
+    console.print(be)
+    console.print(f"[bold]选择 choice:[/] {report.selected_backend.reason}")
+
+    mt = Table(title="模型 Models")
+    for col in ("setting", "name", "state", "detail"):
+        mt.add_column(col, overflow="fold")
+    for m in report.models:
+        mt.add_row(m.setting, m.name, f"[{_STATE_STYLE.get(m.state, 'white')}]{m.state}[/]", m.detail)
+    console.print(mt)
+
+    dt = Table(title="磁盘 Disk")
+    for col in ("setting", "path", "free GiB", "total GiB"):
+        dt.add_column(col)
+    for d in report.disk:
+        dt.add_row(d["setting"], d["path"] + ("" if d["exists"] else " (not created yet)"),
+                   str(d["free_gib"]), str(d["total_gib"]))
+    console.print(dt)
+
+    if report.gpu_processes:
+        gp = Table(title="占用显存的进程 Processes holding GPU memory")
+        for col in ("pid", "name", "MiB"):
+            gp.add_column(col)
+        for p in report.gpu_processes:
+            gp.add_row(p["pid"], p["name"], p["used_mib"])
+        console.print(gp)
+
+    if report.smoke:
+        st = Table(title="冒烟测试 Smoke test (tiny random model, offline)")
+        for col in ("backend", "result", "seconds", "detail"):
+            st.add_column(col, overflow="fold")
+        for s in report.smoke:
+            st.add_row(s["backend"], "[green]ok[/]" if s["ok"] else "[red]FAILED[/]",
+                       f"{s['seconds']:.1f}", f"{s['detail']} — {s['tokens']} tokens")
+        console.print(st)

@@ -1,0 +1,454 @@
+"""Typed settings for xiaoshuo and the one place they are loaded.
+
+``load()`` merges, in order of increasing priority::
+
+    defaults  ←  config.toml  ←  XIAOSHUO_<SECTION>__<KEY> environment  ←  CLI flags
+
+and remembers where every value came from (``Settings.source_of``), so
+``xiaoshuo config`` can show it.  The dotted key names follow the seed's
+``config.py`` (``model.base_model``, ``training.learning_rate`` …).
+
+This module only reads and validates settings.  It does not create folders,
+download models or touch the GPU; importing it reads nothing from disk or env.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+
+from xiaoshuo.errors import ConfigError
+
+ENV_PREFIX = "XIAOSHUO_"
+ENV_CONFIG_FILE = "XIAOSHUO_CONFIG"
+DEFAULT_CONFIG_FILE = "config.toml"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "你是一位经验丰富的中文小说作家。请根据提供的设定、人物与前文，"
+    "以自然流畅、细节丰富的中文续写故事，保持人物性格与文风一致，不要复述提示。"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class ModelSettings(_Section):
+    """The base model, LoRA shape and vLLM engine limits (seed: ``model.*``)."""
+
+    base_model: str = Field(
+        "Qwen/Qwen2.5-7B-Instruct",
+        min_length=1,
+        description="Base model: a Hugging Face hub id or a local folder with config.json.",
+    )
+    load_in_4bit: bool = Field(
+        True, description="QLoRA: load the base model in 4-bit (nf4) for training."
+    )
+    lora_r: int = Field(64, ge=1, le=1024, description="LoRA rank r.")
+    lora_alpha: int = Field(128, ge=1, description="LoRA alpha (scaling = alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="LoRA dropout.")
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["all-linear"],
+        min_length=1,
+        description='Modules to adapt; ["all-linear"] means every linear projection.',
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weights dtype for inference (auto: bf16 on GPU/CPU with bf16, else fp32)."
+    )
+    vllm_max_model_len: int = Field(
+        32768, ge=128, description="vLLM max context length in tokens (prompt + output)."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.85, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take (0–1]."
+    )
+
+
+class EngineSettings(_Section):
+    """Which generation backend to use and how to reach or size it."""
+
+    backend: Literal["auto", "vllm", "openai", "transformers"] = Field(
+        "auto",
+        description="auto: vLLM when importable and usable here, else transformers; "
+        "openai: a remote OpenAI-compatible server (vllm serve).",
+    )
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible server."
+    )
+    openai_api_key: SecretStr = Field(
+        SecretStr("EMPTY"), description="API key for the OpenAI-compatible server."
+    )
+    cpu_kv_cache_gib: int = Field(
+        4, ge=1, description="vLLM on CPU: KV-cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    max_lora_rank: int = Field(64, ge=1, description="vLLM: largest LoRA rank that can be loaded.")
+    max_loras: int = Field(
+        2, ge=1, description="vLLM: adapters resident at once (CPU needs adapters + 1, see docs)."
+    )
+    enforce_eager: bool = Field(False, description="vLLM: disable CUDA graphs (saves memory).")
+    system_prompt: str = Field(
+        DEFAULT_SYSTEM_PROMPT, description="System prompt for chat-style generation."
+    )
+
+
+class GenerationSettings(_Section):
+    """Default sampling for fiction; every request may override them."""
+
+    temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling top-p (0–1].")
+    top_k: int = Field(50, ge=-1, description="Top-k sampling; -1 or 0 turns it off.")
+    repetition_penalty: float = Field(1.05, gt=0.0, description="Repetition penalty (1 = off).")
+    max_tokens: int = Field(1024, ge=1, description="Longest continuation, in tokens.")
+
+
+class TrainingSettings(_Section):
+    """LoRA / QLoRA fine-tuning (seed: ``training.*``)."""
+
+    num_train_epochs: float = Field(3, gt=0, description="Training epochs.")
+    per_device_train_batch_size: int = Field(2, ge=1, description="Batch size per device.")
+    gradient_accumulation_steps: int = Field(8, ge=1, description="Gradient accumulation steps.")
+    learning_rate: float = Field(2e-4, gt=0, lt=1, description="Peak learning rate.")
+    max_seq_length: int = Field(2048, ge=16, description="Longest training sample, in tokens.")
+    gradient_checkpointing: bool = Field(
+        True, description="Trade compute for memory (recompute activations)."
+    )
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps used for LR warm-up.")
+    logging_steps: int = Field(10, ge=1, description="Log loss every N optimizer steps.")
+    eval_steps: int = Field(100, ge=1, description="Evaluate on the val split every N steps.")
+    save_steps: int = Field(100, ge=1, description="Save a checkpoint every N steps.")
+    seed: int = Field(42, description="Random seed for training.")
+
+
+class DataSettings(_Section):
+    """Corpus preparation (``xiaoshuo prepare``)."""
+
+    chunk_size: int = Field(2048, ge=32, description="Longest training sample, in tokens.")
+    val_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of source documents for val.")
+    seed: int = Field(42, description="Seed of the train/val split.")
+    to_simplified: bool = Field(False, description="Convert 繁体 to 简体 with OpenCC.")
+    chapter_regex: str = Field(
+        "", description="Custom chapter-heading regex; empty uses the built-in patterns."
+    )
+
+
+class MemorySettings(_Section):
+    """Story memory in ChromaDB (seed: ``memory.*``)."""
+
+    embedding_model: str = Field(
+        "BAAI/bge-m3",
+        min_length=1,
+        description='Embedding model (hub id or local path); "none" turns dense retrieval off. '
+        "On CPU BAAI/bge-small-zh-v1.5 is the sensible choice.",
+    )
+    max_memory_items: int = Field(1000, ge=1, description="Most memory entries per novel.")
+    chroma_url: str = Field(
+        "", description="Chroma server URL (http://host:8000); empty uses the embedded store."
+    )
+    top_k: int = Field(8, ge=1, description="Memory entries retrieved per request.")
+    context_token_budget: int = Field(
+        2048, ge=0, description="Tokens of memory allowed into one prompt."
+    )
+
+
+class WebUISettings(_Section):
+    """The Gradio WebUI (seed: ``webui.*``; host defaults to loopback for safety)."""
+
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address to bind. 0.0.0.0 exposes the UI to the network (needs auth).",
+    )
+    port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
+    share: bool = Field(False, description="Create a public Gradio share link (needs auth).")
+    language: Literal["zh", "en"] = Field("zh", description="Interface language.")
+
+
+class PathSettings(_Section):
+    """Runtime folders (seed layout); relative paths are relative to the working directory."""
+
+    data_dir: Path = Field(
+        Path("data"), description="Holds raw/, train/, val/, prepared/ and chroma_db/."
+    )
+    checkpoints_dir: Path = Field(Path("checkpoints"), description="Training runs and adapters.")
+    logs_dir: Path = Field(Path("logs"), description="Event logs (train-<run>.jsonl …).")
+    models_dir: Path = Field(Path("models"), description="Local model weights.")
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def train_dir(self) -> Path:
+        return self.data_dir / "train"
+
+    @property
+    def val_dir(self) -> Path:
+        return self.data_dir / "val"
+
+    @property
+    def prepared_dir(self) -> Path:
+        return self.data_dir / "prepared"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma_db"
+
+
+class Settings(BaseModel):
+    """All settings.  Immutable: derive a changed copy with :func:`load` overrides."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    webui: WebUISettings = Field(default_factory=WebUISettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    def source_of(self, key: str) -> str:
+        """Where the value of dotted ``key`` came from: default, config.toml, env or cli."""
+        _check_key(key)
+        return self._sources.get(key, "default")
+
+    @property
+    def config_file(self) -> Path | None:
+        """The config.toml that was read, if any."""
+        return self._config_file
+
+    def get(self, key: str) -> Any:
+        """Value of a dotted key such as ``"training.learning_rate"``."""
+        section, name = _check_key(key)
+        return getattr(getattr(self, section), name)
+
+    def items(self) -> list[tuple[str, Any, str, str]]:
+        """``(key, value, source, description)`` for every key, in declaration order."""
+        rows = []
+        for section, fields in all_keys().items():
+            for name, description in fields.items():
+                key = f"{section}.{name}"
+                rows.append((key, self.get(key), self.source_of(key), description))
+        return rows
+
+    def to_plain(self, *, reveal_secrets: bool = False) -> dict[str, dict[str, Any]]:
+        """Nested JSON-ready dict (secrets masked unless asked)."""
+        data = self.model_dump(mode="json")
+        if reveal_secrets:
+            data["engine"]["openai_api_key"] = self.engine.openai_api_key.get_secret_value()
+        return data
+
+
+def all_keys() -> dict[str, dict[str, str]]:
+    """``{section: {key: description}}`` for every setting."""
+    out: dict[str, dict[str, str]] = {}
+    for section, field in Settings.model_fields.items():
+        cls = field.annotation
+        out[section] = {
+            name: (f.description or "") for name, f in cls.model_fields.items()  # type: ignore[union-attr]
+        }
+    return out
+
+
+def load(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    override_source: str = "cli",
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Load settings: defaults ← config.toml ← ``XIAOSHUO_*`` env ← ``overrides``.
+
+    ``config_file``: explicit path (``--config``); otherwise ``$XIAOSHUO_CONFIG``;
+    otherwise ``config.toml`` in ``cwd`` when it exists.  ``overrides`` maps dotted
+    keys to values (CLI flags).  ``env`` defaults to ``os.environ``.
+    Raises :class:`ConfigError` naming the key, the value and the allowed form.
+    """
+    env = os.environ if env is None else env
+    merged: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+
+    path = _find_config_file(config_file, env, Path(cwd) if cwd else Path.cwd())
+    if path is not None:
+        label = f"config.toml ({path})"
+        for key, value in _read_toml(path).items():
+            _put(merged, sources, key, value, label)
+
+    for key, value, var in _env_overrides(env):
+        _put(merged, sources, key, value, f"env {var}")
+
+    for key, value in (overrides or {}).items():
+        _check_key(key)
+        _put(merged, sources, key, value, override_source)
+
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _to_config_error(exc, merged, sources) from None
+    settings._sources = sources
+    settings._config_file = path
+    return settings
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse a ``--set key=value`` flag; the value is JSON when it parses, else a string."""
+    if "=" not in text:
+        raise ConfigError(
+            "无法解析 --set 参数 (cannot parse --set)",
+            expected="key=value, e.g. training.learning_rate=1e-4",
+            received=text,
+            fix="写成 section.key=value 的形式",
+        )
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    _check_key(key)
+    return key, _parse_scalar(raw.strip())
+
+
+def _find_config_file(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str], cwd: Path
+) -> Path | None:
+    if explicit is not None or env.get(ENV_CONFIG_FILE):
+        origin = "--config" if explicit is not None else ENV_CONFIG_FILE
+        path = Path(explicit if explicit is not None else env[ENV_CONFIG_FILE]).expanduser()
+        if not path.is_absolute():
+            path = cwd / path
+        if not path.is_file():
+            raise ConfigError(
+                f"找不到配置文件 (config file not found, from {origin})",
+                expected="an existing TOML file",
+                received=str(path),
+                fix="检查路径，或去掉该参数以使用默认配置",
+            )
+        return path
+    default = cwd / DEFAULT_CONFIG_FILE
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"配置文件不是合法的 TOML (invalid TOML in {path})",
+            expected="TOML with [section] tables, e.g. [training] learning_rate = 1e-4",
+            received=str(exc),
+            fix="修正该行的语法",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"无法读取配置文件 (cannot read {path})",
+            expected="a readable UTF-8 TOML file",
+            received=str(exc),
+            fix="检查文件权限与编码",
+        ) from None
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            _check_key(section)  # a bare top-level key: names the fix
+            raise ConfigError(  # pragma: no cover - _check_key raises first
+                f"配置项 {section} 必须放在 [section] 表中", received=table
+            )
+        for name, value in table.items():
+            key = f"{section}.{name}"
+            _check_key(key, where=str(path))
+            flat[key] = value
+    return flat
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, Any, str]]:
+    found = []
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG_FILE or "__" not in var:
+            continue
+        section, _, name = var[len(ENV_PREFIX) :].partition("__")
+        key = f"{section.lower()}.{name.lower()}"
+        _check_key(key, where=f"environment variable {var}")
+        found.append((key, _parse_scalar(env[var]), var))
+    return found
+
+
+def _parse_scalar(raw: str) -> Any:
+    """Lists and objects come as JSON; everything else stays a string for pydantic."""
+    if raw[:1] in "[{":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _put(
+    merged: dict[str, dict[str, Any]], sources: dict[str, str], key: str, value: Any, label: str
+) -> None:
+    section, name = key.split(".", 1)
+    merged.setdefault(section, {})[name] = value
+    sources[key] = label
+
+
+def _check_key(key: str, *, where: str | None = None) -> tuple[str, str]:
+    keys = all_keys()
+    section, _, name = key.partition(".")
+    if section in keys and name in keys[section]:
+        return section, name
+    known = [f"{s}.{n}" for s, fields in keys.items() for n in fields]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"是否想写 (did you mean) {', '.join(close)}？" if close else "运行 `xiaoshuo config` 查看全部配置项"
+    origin = f" in {where}" if where else ""
+    raise ConfigError(
+        f"未知配置项 (unknown config key{origin})",
+        expected="one of: " + ", ".join(known) if not close else "a known dotted key",
+        received=key,
+        fix=hint,
+    )
+
+
+def _to_config_error(
+    exc: ValidationError, merged: dict[str, dict[str, Any]], sources: dict[str, str]
+) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    key = ".".join(loc[:2])
+    section, _, name = key.partition(".")
+    value = merged.get(section, {}).get(name, err.get("input"))
+    field = Settings.model_fields[section].annotation.model_fields.get(name)  # type: ignore[union-attr]
+    expected = _describe_field(field) if field else "see `xiaoshuo config`"
+    source = sources.get(key, "default")
+    more = f"（另有 {len(exc.errors()) - 1} 处错误 / {len(exc.errors()) - 1} more）" if len(exc.errors()) > 1 else ""
+    return ConfigError(
+        f"配置项 {key} 的值无效 (invalid value, from {source}): {err['msg']}{more}",
+        expected=expected,
+        received=value,
+        fix=f"修改 {source} 中的 {key} (fix {key} there)",
+    )
+
+
+def _describe_field(field: Any) -> str:
+    ann = field.annotation
+    if get_origin(ann) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(ann))
+    if get_origin(ann) is not None:
+        type_name = str(ann).replace("typing.", "")
+    else:
+        type_name = {"SecretStr": "str", "Path": "path"}.get(ann.__name__, ann.__name__)
+    bounds = []
+    for meta in field.metadata:
+        for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if getattr(meta, attr, None) is not None:
+                bounds.append(f"{sym} {getattr(meta, attr)}")
+        if getattr(meta, "min_length", None):
+            bounds.append("not empty")
+    text = type_name + (f" ({', '.join(bounds)})" if bounds else "")
+    return text
