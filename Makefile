@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 test: install
+	$(PY) -m ruff check src tests bench start.py
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from xiaoshuo import __version__
@@ -27,8 +26,7 @@ EXIT_ERROR = 2
 
 app = typer.Typer(
     name="xiaoshuo",
-    help="xiaoshuo 中文小说写作AI系统 — vLLM + LoRA + ChromaDB. "
-    "Local Chinese novel-writing assistant.",
+    help="xiaoshuo 中文小说写作AI系统 — vLLM + LoRA + ChromaDB. Local Chinese novel-writing assistant.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -62,11 +60,21 @@ def _global(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", metavar="FILE", help="config.toml to read (default: ./config.toml or $XIAOSHUO_CONFIG)."),
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="config.toml to read (default: ./config.toml or $XIAOSHUO_CONFIG).",
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Override one key: --set training.learning_rate=1e-4 (repeatable)."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            help="Override one key: --set training.learning_rate=1e-4 (repeatable).",
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     version: Annotated[
@@ -90,7 +98,9 @@ def _state(ctx: typer.Context) -> CliState:
 def config_cmd(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    describe: Annotated[bool, typer.Option("--describe", "-d", help="Also show what each key means.")] = False,
+    describe: Annotated[
+        bool, typer.Option("--describe", "-d", help="Also show what each key means.")
+    ] = False,
 ) -> None:
     """显示生效的配置及每项的来源 / Show the effective config and where each value came from."""
     settings = _state(ctx).settings()
@@ -157,11 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.secho(f"错误 error: {exc}", err=True, fg=typer.colors.RED)
         return EXIT_ERROR
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("已中止 aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors: typer's own message and exit code
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"错误 error: {exc.format_message()}", err=True)
         return exc.exit_code
     return result if isinstance(result, int) else 0
 

@@ -8,8 +8,12 @@ from rich.table import Table
 from xiaoshuo.hardware import Report
 
 _STATE_STYLE = {
-    "local": "green", "cached": "green", "download": "yellow",
-    "missing": "red", "invalid": "red", "disabled": "dim",
+    "local": "green",
+    "cached": "green",
+    "download": "yellow",
+    "missing": "red",
+    "invalid": "red",
+    "disabled": "dim",
 }
 
 
@@ -23,8 +27,11 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
     )
     sys_table = Table(title="系统 System", show_header=False)
     sys_table.add_row("Python", f"{report.python['version']} ({report.python['executable']})")
-    sys_table.add_row("CPU", f"{report.cpu.get('cores')} cores, RAM "
-                      f"{report.cpu.get('ram_available_gib', '?')}/{report.cpu.get('ram_total_gib', '?')} GiB free")
+    sys_table.add_row(
+        "CPU",
+        f"{report.cpu.get('cores')} cores, RAM "
+        f"{report.cpu.get('ram_available_gib', '?')}/{report.cpu.get('ram_total_gib', '?')} GiB free",
+    )
     sys_table.add_row("torch", f"{t.get('version', 'not installed')} ({t.get('build', '-')})")
     sys_table.add_row("GPU", gpu_line)
     v = report.vllm
@@ -51,8 +58,12 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
     for col in ("setting", "path", "free GiB", "total GiB"):
         dt.add_column(col)
     for d in report.disk:
-        dt.add_row(d["setting"], d["path"] + ("" if d["exists"] else " (not created yet)"),
-                   str(d["free_gib"]), str(d["total_gib"]))
+        dt.add_row(
+            d["setting"],
+            d["path"] + ("" if d["exists"] else " (not created yet)"),
+            str(d["free_gib"]),
+            str(d["total_gib"]),
+        )
     console.print(dt)
 
     if report.gpu_processes:
@@ -68,6 +79,10 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
         for col in ("backend", "result", "seconds", "detail"):
             st.add_column(col, overflow="fold")
         for s in report.smoke:
-            st.add_row(s["backend"], "[green]ok[/]" if s["ok"] else "[red]FAILED[/]",
-                       f"{s['seconds']:.1f}", f"{s['detail']} — {s['tokens']} tokens")
+            st.add_row(
+                s["backend"],
+                "[green]ok[/]" if s["ok"] else "[red]FAILED[/]",
+                f"{s['seconds']:.1f}",
+                f"{s['detail']} — {s['tokens']} tokens",
+            )
         console.print(st)

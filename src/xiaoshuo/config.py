@@ -48,9 +48,7 @@ class ModelSettings(_Section):
         min_length=1,
         description="Base model: a Hugging Face hub id or a local folder with config.json.",
     )
-    load_in_4bit: bool = Field(
-        True, description="QLoRA: load the base model in 4-bit (nf4) for training."
-    )
+    load_in_4bit: bool = Field(True, description="QLoRA: load the base model in 4-bit (nf4) for training.")
     lora_r: int = Field(64, ge=1, le=1024, description="LoRA rank r.")
     lora_alpha: int = Field(128, ge=1, description="LoRA alpha (scaling = alpha / r).")
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="LoRA dropout.")
@@ -92,9 +90,7 @@ class EngineSettings(_Section):
         2, ge=1, description="vLLM: adapters resident at once (CPU needs adapters + 1, see docs)."
     )
     enforce_eager: bool = Field(False, description="vLLM: disable CUDA graphs (saves memory).")
-    system_prompt: str = Field(
-        DEFAULT_SYSTEM_PROMPT, description="System prompt for chat-style generation."
-    )
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for chat-style generation.")
 
 
 class GenerationSettings(_Section):
@@ -151,9 +147,7 @@ class MemorySettings(_Section):
         "", description="Chroma server URL (http://host:8000); empty uses the embedded store."
     )
     top_k: int = Field(8, ge=1, description="Memory entries retrieved per request.")
-    context_token_budget: int = Field(
-        2048, ge=0, description="Tokens of memory allowed into one prompt."
-    )
+    context_token_budget: int = Field(2048, ge=0, description="Tokens of memory allowed into one prompt.")
 
 
 class WebUISettings(_Section):
@@ -172,9 +166,7 @@ class WebUISettings(_Section):
 class PathSettings(_Section):
     """Runtime folders (seed layout); relative paths are relative to the working directory."""
 
-    data_dir: Path = Field(
-        Path("data"), description="Holds raw/, train/, val/, prepared/ and chroma_db/."
-    )
+    data_dir: Path = Field(Path("data"), description="Holds raw/, train/, val/, prepared/ and chroma_db/.")
     checkpoints_dir: Path = Field(Path("checkpoints"), description="Training runs and adapters.")
     logs_dir: Path = Field(Path("logs"), description="Event logs (train-<run>.jsonl …).")
     models_dir: Path = Field(Path("models"), description="Local model weights.")
@@ -255,7 +247,8 @@ def all_keys() -> dict[str, dict[str, str]]:
     for section, field in Settings.model_fields.items():
         cls = field.annotation
         out[section] = {
-            name: (f.description or "") for name, f in cls.model_fields.items()  # type: ignore[union-attr]
+            name: (f.description or "")
+            for name, f in cls.model_fields.items()  # type: ignore[union-attr]
         }
     return out
 
@@ -405,7 +398,9 @@ def _check_key(key: str, *, where: str | None = None) -> tuple[str, str]:
         return section, name
     known = [f"{s}.{n}" for s, fields in keys.items() for n in fields]
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    hint = f"是否想写 (did you mean) {', '.join(close)}？" if close else "运行 `xiaoshuo config` 查看全部配置项"
+    hint = (
+        f"是否想写 (did you mean) {', '.join(close)}？" if close else "运行 `xiaoshuo config` 查看全部配置项"
+    )
     origin = f" in {where}" if where else ""
     raise ConfigError(
         f"未知配置项 (unknown config key{origin})",
@@ -426,7 +421,11 @@ def _to_config_error(
     field = Settings.model_fields[section].annotation.model_fields.get(name)  # type: ignore[union-attr]
     expected = _describe_field(field) if field else "see `xiaoshuo config`"
     source = sources.get(key, "default")
-    more = f"（另有 {len(exc.errors()) - 1} 处错误 / {len(exc.errors()) - 1} more）" if len(exc.errors()) > 1 else ""
+    more = (
+        f"（另有 {len(exc.errors()) - 1} 处错误 / {len(exc.errors()) - 1} more）"
+        if len(exc.errors()) > 1
+        else ""
+    )
     return ConfigError(
         f"配置项 {key} 的值无效 (invalid value, from {source}): {err['msg']}{more}",
         expected=expected,

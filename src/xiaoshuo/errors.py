@@ -60,5 +60,5 @@ class HardwareError(XiaoshuoError):
 
 
 def _short(value: object, limit: int = 200) -> str:
-    text = repr(value) if not isinstance(value, str) else repr(value)
+    text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
