@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.table import Table
 
@@ -86,3 +89,48 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
                 f"{s['detail']} — {s['tokens']} tokens",
             )
         console.print(st)
+
+
+@contextmanager
+def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar over bytes; yields the callback ``prepare`` calls."""
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]准备 prepare[/]"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.description}"), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(name: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None, description=name)
+
+        yield update
+
+
+def render_prepare(manifest: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="每个文件 Per file")
+    for col in ("file", "status", "encoding", "docs", "chapters", "chars", "samples", "note"):
+        table.add_column(col, overflow="fold")
+    for s in manifest["sources"]:
+        note = s["error"] or "; ".join(s["warnings"][:2])
+        status = "[green]ok[/]" if s["status"] == "ok" else "[red]error[/]"
+        table.add_row(s["path"], status, s["encoding"], str(s["documents"]), str(s["chapters"]),
+                      str(s["characters"]), str(s["samples"]), note)
+    console.print(table)
+    t = manifest["totals"]
+    summary = Table(title="汇总 Summary", show_header=False)
+    summary.add_row("files ok / failed", f"{t['files_ok']} / {t['files_failed']}")
+    summary.add_row("documents / chapters", f"{t['documents']} / {t['chapters']}")
+    summary.add_row("samples (train / val)", f"{t['samples']} ({t.get('train_samples', 0)} / {t.get('val_samples', 0)})")
+    summary.add_row("tokens", str(t["tokens"]))
+    summary.add_row("duplicates removed", str(t["duplicates_removed"]))
+    if "seconds" in manifest:
+        summary.add_row("time", f"{manifest['seconds']:.1f} s")
+    for split, outputs in manifest.get("outputs", {}).items():
+        for fmt, o in outputs.items():
+            summary.add_row(f"{split}/{fmt}", f"{o['path']} — {o['samples']} samples")
+    console.print(summary)

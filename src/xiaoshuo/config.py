@@ -125,12 +125,32 @@ class DataSettings(_Section):
     """Corpus preparation (``xiaoshuo prepare``)."""
 
     chunk_size: int = Field(2048, ge=32, description="Longest training sample, in tokens.")
+    chunk_overlap: int = Field(
+        0, ge=0, description="Tokens of trailing context repeated at the start of the next chunk."
+    )
+    sample_format: Literal["continuation", "instruction", "both"] = Field(
+        "continuation",
+        description="continuation: {text} for causal LM; instruction: chat {messages} (续写 / chapter "
+        "openings); both.",
+    )
+    tokenizer: str = Field(
+        "",
+        description='Tokenizer that counts tokens (path or hub id); empty = model.base_model; '
+        '"builtin-tiny" = the offline test tokenizer.',
+    )
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of source documents for val.")
     seed: int = Field(42, description="Seed of the train/val split.")
     to_simplified: bool = Field(False, description="Convert 繁体 to 简体 with OpenCC.")
     chapter_regex: str = Field(
         "", description="Custom chapter-heading regex; empty uses the built-in patterns."
     )
+    clean_strip_indent: bool = Field(
+        True, description="Strip leading (full-width) indentation and trailing spaces."
+    )
+    clean_drop_ads: bool = Field(
+        True, description="Drop site banners, ads and URL lines of downloaded web novels."
+    )
+    clean_collapse_blank_lines: bool = Field(True, description="Collapse runs of blank lines.")
 
 
 class MemorySettings(_Section):

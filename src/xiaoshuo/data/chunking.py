@@ -1,0 +1,179 @@
+"""Cut chapters into training chunks of at most N tokens of the base model's tokenizer.
+
+Cuts fall between paragraphs, else between sentences (after 。！？!?… and any closing
+quote), and inside a sentence only when that one sentence alone exceeds the limit.
+Token counts come from encoding each paragraph once, in bounded batches; a chunk's
+count is the sum of its pieces plus one token per joining newline, which is an upper
+bound of the joined text's count for byte-level BPE tokenizers (merges only shrink
+it), so chunks never exceed the limit.  Very long lines are split into sentences
+and windows *before* they reach the tokenizer, so memory stays bounded.
+
+This module does not read files or decide sample formats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from xiaoshuo.errors import XiaoshuoError
+
+_SENTENCE = re.compile(r"[^。！？!?…]*(?:[。！？!?…]+[」』”’\"）)]*|$)")
+_BATCH_CHARS = 1 << 20  # encode at most ~1M characters per tokenizer call
+
+
+class TokenizerError(XiaoshuoError):
+    """The tokenizer used to count tokens cannot be loaded."""
+
+
+def load_tokenizer(name_or_path: str):
+    """A Hugging Face tokenizer from a local path or a hub id (cached or downloadable)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path)
+    except Exception as exc:  # noqa: BLE001 - HF raises OSError/ValueError/HFValidationError…
+        raise TokenizerError(
+            "无法加载分词器 (cannot load the tokenizer used to count tokens)",
+            expected="a local model folder with tokenizer files, or a hub id that is cached or downloadable",
+            received=f"{name_or_path!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            fix="用 --tokenizer PATH 指向本地模型目录，或设置 model.base_model；离线时先下载模型",
+        ) from None
+
+
+class TokenCounter:
+    """Counts tokens with a fast tokenizer's backend, in bounded batches."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self._backend = getattr(tokenizer, "backend_tokenizer", None)
+        self.newline_cost = max(1, self.count("\n"))
+
+    def counts(self, texts: list[str]) -> list[int]:
+        out: list[int] = []
+        batch: list[str] = []
+        size = 0
+        for text in texts:
+            batch.append(text)
+            size += len(text)
+            if size >= _BATCH_CHARS:
+                out.extend(self._encode_lengths(batch))
+                batch, size = [], 0
+        if batch:
+            out.extend(self._encode_lengths(batch))
+        return out
+
+    def count(self, text: str) -> int:
+        return self.counts([text])[0]
+
+    def _encode_lengths(self, batch: list[str]) -> list[int]:
+        if self._backend is not None:
+            return [len(e.ids) for e in self._backend.encode_batch(batch, add_special_tokens=False)]
+        return [len(ids) for ids in self.tokenizer(batch, add_special_tokens=False)["input_ids"]]
+
+    def split(self, text: str, limit: int) -> list[str]:
+        """Cut one over-long sentence into pieces of at most ``limit`` tokens."""
+        if self._backend is not None:
+            enc = self._backend.encode(text, add_special_tokens=False)
+            offsets = [start for start, _ in enc.offsets]
+        else:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = [start for start, _ in enc["offset_mapping"]]
+        step = max(1, limit - 2)  # slack for a multi-byte character split across byte tokens
+        cuts = sorted({offsets[i] for i in range(step, len(offsets), step)} - {0})
+        bounds = [0, *cuts, len(text)]
+        return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b]]
+
+
+@dataclass
+class Piece:
+    text: str
+    tokens: int
+    joiner: str  # "\n" between paragraphs, "" between sentences of one paragraph
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    return [s for s in _SENTENCE.findall(paragraph) if s]
+
+
+def pieces_of(paragraphs: Iterable[str], counter: TokenCounter, limit: int) -> list[Piece]:
+    """Paragraphs as pieces no longer than ``limit`` tokens each."""
+    window = max(64, limit * 4)  # characters; bounds what one tokenizer call sees
+    units: list[tuple[str, str]] = []
+    for para in paragraphs:
+        if len(para) <= window:
+            units.append((para, "\n"))
+            continue
+        joiner = "\n"
+        for sentence in split_sentences(para):
+            for start in range(0, len(sentence), window):
+                units.append((sentence[start : start + window], joiner))
+                joiner = ""
+    counts = counter.counts([text for text, _ in units])
+    pieces: list[Piece] = []
+    for (text, joiner), n in zip(units, counts, strict=True):
+        if n <= limit:
+            pieces.append(Piece(text, n, joiner))
+            continue
+        sentences = split_sentences(text) if joiner == "\n" else [text]
+        for i, sentence in enumerate(sentences):
+            sub_joiner = joiner if i == 0 else ""
+            n_sent = counter.count(sentence)
+            if n_sent <= limit:
+                pieces.append(Piece(sentence, n_sent, sub_joiner))
+                continue
+            parts = counter.split(sentence, limit)
+            for j, (part, n_part) in enumerate(zip(parts, counter.counts(parts), strict=True)):
+                pieces.append(Piece(part, n_part, sub_joiner if j == 0 else ""))
+    return pieces
+
+
+@dataclass
+class Chunk:
+    text: str
+    tokens: int
+
+
+def pack(pieces: list[Piece], counter: TokenCounter, limit: int, overlap: int = 0) -> Iterator[Chunk]:
+    """Greedy packing of pieces into chunks of at most ``limit`` tokens.
+
+    ``overlap``: up to this many tokens of trailing pieces are repeated at the
+    start of the next chunk.
+    """
+    current: list[Piece] = []
+    total = 0
+    for piece in pieces:
+        cost = piece.tokens + (counter.newline_cost if current and piece.joiner else 0)
+        if current and total + cost > limit:
+            yield _join(current, total)
+            current, total = _overlap_tail(current, counter, overlap)
+            cost = piece.tokens + (counter.newline_cost if current and piece.joiner else 0)
+            if current and total + cost > limit:
+                current, total = [], 0
+                cost = piece.tokens
+        current.append(piece)
+        total += cost
+    if current:
+        yield _join(current, total)
+
+
+def _overlap_tail(current: list[Piece], counter: TokenCounter, overlap: int) -> tuple[list[Piece], int]:
+    if overlap <= 0:
+        return [], 0
+    tail: list[Piece] = []
+    total = 0
+    for piece in reversed(current[1:]):  # never repeat the whole chunk
+        cost = piece.tokens + (counter.newline_cost if tail else 0)
+        if total + cost > overlap:
+            break
+        tail.insert(0, piece)
+        total += cost
+    return tail, total
+
+
+def _join(pieces: list[Piece], total: int) -> Chunk:
+    parts = [pieces[0].text]
+    for piece in pieces[1:]:
+        parts.append(piece.joiner + piece.text)
+    return Chunk("".join(parts), total)

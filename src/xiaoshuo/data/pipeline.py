@@ -1,0 +1,385 @@
+"""``prepare``: raw novel files → cleaned chapters → token chunks → train/val JSONL + manifest.
+
+One file at a time (memory stays flat with corpus size): read and decode, clean,
+split into chapters, chunk, build samples, drop exact duplicates, and append them
+to a staging file on disk.  At the end whole source *documents* are assigned to
+train or val (deterministic in the seed; one book never feeds both), the staging
+files are streamed into ``train/<format>.jsonl`` and ``val/<format>.jsonl``, and
+``prepared/manifest.json`` records every source (hash, format, encoding, counts,
+status, error).  Outputs are replaced atomically; a failed run leaves the previous
+outputs untouched.  One bad file never stops the batch.
+
+This module orchestrates; readers, decoding, cleaning, structure and chunking
+live in their own modules.  It does not train or touch the memory store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.data.chunking import TokenCounter, load_tokenizer, pack, pieces_of
+from xiaoshuo.data.cleaning import CleanOptions, CleanStats, clean_text
+from xiaoshuo.data.readers import Chapter, Document, read_source
+from xiaoshuo.data.structure import compile_chapter_regex, iter_paragraphs, split_chapters
+from xiaoshuo.errors import XiaoshuoError
+
+MANIFEST_VERSION = 1
+BUILTIN_TINY = "builtin-tiny"
+CONTINUE_PROMPT = "请续写下面的小说片段，保持人物、文风与情节连贯。\n\n{context}"
+OPENING_PROMPT = "请为小说《{book}》写出「{title}」一章的开头。"
+_TEMPLATE_MARGIN = 24  # chat-template tokens around two messages, with room to spare
+
+
+class PrepareError(XiaoshuoError):
+    """No source could be used; ``manifest`` holds the per-file errors."""
+
+    def __init__(self, *args: Any, manifest: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        self.manifest = manifest
+        super().__init__(*args, **kwargs)
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    sha256: str = ""
+    bytes: int = 0
+    format: str = ""
+    encoding: str = ""
+    documents: int = 0
+    chapters: int = 0
+    characters: int = 0
+    samples: int = 0
+    tokens: int = 0
+    duplicates: int = 0
+    ad_lines_dropped: int = 0
+    status: str = "ok"
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+ProgressFn = Callable[[str, int, int], None]  # (current file, bytes done, bytes total)
+
+
+@dataclass
+class _Run:
+    """State of one prepare run (kept out of module globals)."""
+
+    settings: Settings
+    counter: TokenCounter
+    formats: list[str]
+    staging: dict[str, Any]
+    seen: set[bytes] = field(default_factory=set)
+    doc_ids: list[str] = field(default_factory=list)
+    doc_samples: dict[int, int] = field(default_factory=dict)
+
+
+def prepare(
+    settings: Settings,
+    *,
+    input_dir: str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Prepare every file under ``input_dir`` (default ``<data_dir>/raw``); return the manifest.
+
+    Raises :class:`PrepareError` (with the manifest attached) when no source was usable.
+    """
+    started = time.perf_counter()
+    data = settings.data
+    input_path = Path(input_dir) if input_dir is not None else settings.paths.raw_dir
+    out = Path(output_dir) if output_dir is not None else settings.paths.data_dir
+    if not input_path.is_dir():
+        raise PrepareError(
+            "输入目录不存在 (input folder not found)",
+            expected="a folder with .txt / .json / .jsonl / .epub novels",
+            received=str(input_path),
+            fix="把小说放进 data/raw/，或用 --input 指定目录，或用 --sample 生成示例数据",
+        )
+    chapter_re = compile_chapter_regex(data.chapter_regex)
+    tokenizer_name = data.tokenizer or settings.model.base_model
+    counter = TokenCounter(_load_counting_tokenizer(tokenizer_name, settings))
+    formats = ["continuation", "instruction"] if data.sample_format == "both" else [data.sample_format]
+
+    sources = list(_walk(input_path))
+    total_bytes = sum(_size(p) for p in sources)
+    staging_dir = out / "prepared" / f".staging-{os.getpid()}"
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    staging_dir.mkdir(parents=True)
+    records: list[SourceRecord] = []
+    try:
+        run = _Run(
+            settings, counter, formats,
+            {f: (staging_dir / f"{f}.jsonl").open("w", encoding="utf-8") for f in formats},
+        )
+        done = 0
+        for path in sources:
+            rel = path.relative_to(input_path).as_posix()
+            if progress:
+                progress(rel, done, total_bytes)
+            records.append(_prepare_source(run, path, rel, chapter_re))
+            done += _size(path)
+        if progress:
+            progress("", total_bytes, total_bytes)
+        for fh in run.staging.values():
+            fh.close()
+        manifest = _manifest(settings, tokenizer_name, input_path, records, run)
+        if not any(r.status == "ok" and r.samples for r in records):
+            raise PrepareError(
+                "没有可用的输入文件 (no usable source file)",
+                expected="at least one readable novel file",
+                received=_error_summary(records, input_path),
+                fix="查看每个文件的错误信息；支持 .txt(UTF-8/GB18030/Big5)、.json、.jsonl、.epub",
+                manifest=manifest,
+            )
+        val_docs = _choose_val_docs(run, data.val_split, data.seed)
+        manifest["outputs"] = _write_splits(run, staging_dir, out, val_docs, manifest)
+        manifest["seconds"] = round(time.perf_counter() - started, 3)
+        _write_manifest(out, manifest)
+        return manifest
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def _load_counting_tokenizer(name: str, settings: Settings):
+    if name == BUILTIN_TINY:
+        from xiaoshuo.testing import build_tiny_model
+
+        name = str(build_tiny_model(settings.paths.models_dir / "xiaoshuo-builtin-tiny"))
+    return load_tokenizer(name)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord:
+    record = SourceRecord(path=rel, format=path.suffix.lower().lstrip(".") or "(none)")
+    try:
+        record.bytes = _size(path)
+        record.sha256 = _sha256(path)
+        result = read_source(path, rel)
+    except XiaoshuoError as exc:
+        record.status, record.error = "error", str(exc)
+        return record
+    except OSError as exc:
+        record.status, record.error = "error", f"{rel}: 无法读取文件 (cannot read): {exc}"
+        return record
+    record.encoding = result.encoding
+    record.warnings = result.warnings
+    data = run.settings.data
+    options = CleanOptions(
+        strip_indent=data.clean_strip_indent,
+        drop_ads=data.clean_drop_ads,
+        collapse_blank_lines=data.clean_collapse_blank_lines,
+        to_simplified=data.to_simplified,
+    )
+    stats = CleanStats()
+    for doc in result.documents:
+        chapters = _chapters_of(doc, options, stats, chapter_re)
+        if not chapters:
+            record.warnings.append(f"{doc.title}: no text left after cleaning")
+            continue
+        record.documents += 1
+        record.chapters += sum(1 for c in chapters if c.title)
+        record.characters += sum(len(c.text) for c in chapters)
+        doc_index = len(run.doc_ids)
+        run.doc_ids.append(doc.doc_id)
+        for fmt in run.formats:
+            for sample, tokens in _samples(run, doc, chapters, fmt):
+                line = json.dumps(sample, ensure_ascii=False)
+                key = hashlib.blake2b(f"{fmt}\0{line}".encode(), digest_size=16).digest()
+                if key in run.seen:
+                    record.duplicates += 1
+                    continue
+                run.seen.add(key)
+                run.staging[fmt].write(f"{doc_index}\t{tokens}\t{line}\n")
+                run.doc_samples[doc_index] = run.doc_samples.get(doc_index, 0) + 1
+                record.samples += 1
+                record.tokens += tokens
+    record.ad_lines_dropped = stats.ad_lines_dropped
+    if record.samples == 0 and record.duplicates:
+        record.warnings.append("every sample duplicates one from an earlier file")
+    elif record.samples == 0:
+        record.status = "error"
+        record.error = record.error or f"{rel}: 没有产生任何样本 (no samples: the text is empty after cleaning)"
+    return record
+
+
+def _chapters_of(doc: Document, options: CleanOptions, stats: CleanStats, chapter_re) -> list[Chapter]:
+    if doc.chapters is not None:  # EPUB: chapters come from the spine
+        cleaned = []
+        for ch in doc.chapters:
+            text = clean_text(ch.text, options, stats)
+            if text.strip():
+                cleaned.append(Chapter(title=clean_text(ch.title, options), text=text))
+        return cleaned
+    return split_chapters(clean_text(doc.text, options, stats), chapter_re)
+
+
+def _samples(run: _Run, doc: Document, chapters: list[Chapter], fmt: str) -> Iterator[tuple[dict, int]]:
+    data = run.settings.data
+    counter = run.counter
+    if fmt == "continuation":
+        for ch in chapters:
+            paragraphs = ([ch.title] if ch.title else []) + list(iter_paragraphs(ch.text))
+            pieces = pieces_of(paragraphs, counter, data.chunk_size)
+            for chunk in pack(pieces, counter, data.chunk_size, data.chunk_overlap):
+                yield {"text": chunk.text}, chunk.tokens
+        return
+    prompt_cost = counter.count(CONTINUE_PROMPT.format(context="")) + _TEMPLATE_MARGIN
+    half = max(16, (data.chunk_size - prompt_cost) // 2)
+    for ch in chapters:
+        pieces = pieces_of(list(iter_paragraphs(ch.text)), counter, half)
+        chunks = list(pack(pieces, counter, half, min(data.chunk_overlap, half // 2)))
+        if not chunks:
+            continue
+        if ch.title:
+            user = OPENING_PROMPT.format(book=doc.title, title=ch.title)
+            yield _messages(user, chunks[0].text), counter.count(user) + chunks[0].tokens + _TEMPLATE_MARGIN
+        for prev, nxt in zip(chunks, chunks[1:], strict=False):
+            yield (
+                _messages(CONTINUE_PROMPT.format(context=prev.text), nxt.text),
+                prompt_cost + prev.tokens + nxt.tokens,
+            )
+
+
+def _messages(user: str, assistant: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+
+
+def _choose_val_docs(run: _Run, val_split: float, seed: int) -> set[int]:
+    """Whole documents go to val: the first ``round(n * val_split)`` in a seeded hash order."""
+    docs = [i for i in range(len(run.doc_ids)) if run.doc_samples.get(i)]
+    if val_split <= 0 or len(docs) < 2:
+        return set()
+    n_val = min(len(docs) - 1, max(1, round(len(docs) * val_split)))
+    order = sorted(docs, key=lambda i: hashlib.sha256(f"{seed}\0{run.doc_ids[i]}".encode()).digest())
+    return set(order[:n_val])
+
+
+def _write_splits(
+    run: _Run, staging_dir: Path, out: Path, val_docs: set[int], manifest: dict[str, Any]
+) -> dict[str, Any]:
+    outputs: dict[str, Any] = {"train": {}, "val": {}}
+    totals = manifest["totals"]
+    pending: list[tuple[Path, Path]] = []
+    for fmt in run.formats:
+        targets = {split: out / split / f"{fmt}.jsonl" for split in ("train", "val")}
+        tmp = {split: p.with_name(f".{p.name}.tmp-{os.getpid()}") for split, p in targets.items()}
+        counts = {"train": [0, 0], "val": [0, 0]}
+        for p in tmp.values():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            (staging_dir / f"{fmt}.jsonl").open(encoding="utf-8") as src,
+            tmp["train"].open("w", encoding="utf-8") as train_fh,
+            tmp["val"].open("w", encoding="utf-8") as val_fh,
+        ):
+            for raw in src:
+                doc, tokens, line = raw.split("\t", 2)
+                split = "val" if int(doc) in val_docs else "train"
+                (val_fh if split == "val" else train_fh).write(line)
+                counts[split][0] += 1
+                counts[split][1] += int(tokens)
+            train_fh.flush()
+            os.fsync(train_fh.fileno())
+            val_fh.flush()
+            os.fsync(val_fh.fileno())
+        for split in ("train", "val"):
+            pending.append((tmp[split], targets[split]))
+            outputs[split][fmt] = {
+                "path": targets[split].relative_to(out).as_posix(),
+                "samples": counts[split][0],
+                "tokens": counts[split][1],
+            }
+            totals[f"{split}_samples"] = totals.get(f"{split}_samples", 0) + counts[split][0]
+            totals[f"{split}_tokens"] = totals.get(f"{split}_tokens", 0) + counts[split][1]
+    _remove_stale_outputs(out, {t for _, t in pending})
+    for tmp_path, target in pending:
+        os.replace(tmp_path, target)
+    totals["val_documents"] = len(val_docs)
+    totals["train_documents"] = sum(1 for i in run.doc_samples if i not in val_docs)
+    return outputs
+
+
+def _remove_stale_outputs(out: Path, keep: set[Path]) -> None:
+    """Outputs of an earlier run in another format would be read by train: remove them."""
+    old = out / "prepared" / "manifest.json"
+    try:
+        previous = json.loads(old.read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    for split in ("train", "val"):
+        for entry in previous.get("outputs", {}).get(split, {}).values():
+            path = out / entry.get("path", "")
+            if path.is_file() and path not in keep:
+                path.unlink()
+
+
+def _manifest(
+    settings: Settings, tokenizer: str, input_path: Path, records: list[SourceRecord], run: _Run
+) -> dict[str, Any]:
+    ok = [r for r in records if r.status == "ok"]
+    return {
+        "version": MANIFEST_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input_dir": str(input_path),
+        "tokenizer": tokenizer,
+        "settings": settings.data.model_dump(mode="json"),
+        "totals": {
+            "files": len(records),
+            "files_ok": len(ok),
+            "files_failed": len(records) - len(ok),
+            "documents": sum(r.documents for r in records),
+            "chapters": sum(r.chapters for r in records),
+            "characters": sum(r.characters for r in records),
+            "samples": sum(r.samples for r in records),
+            "tokens": sum(r.tokens for r in records),
+            "duplicates_removed": sum(r.duplicates for r in records),
+            "bytes": sum(r.bytes for r in records),
+        },
+        "sources": [asdict(r) for r in records],
+    }
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / "prepared" / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".manifest.json.tmp-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, ensure_ascii=False, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _error_summary(records: list[SourceRecord], input_path: Path) -> str:
+    if not records:
+        return f"{input_path} 中没有文件 (no files in the input folder)"
+    shown = "; ".join(r.error for r in records[:3] if r.error)
+    more = f" (+{len(records) - 3} more)" if len(records) > 3 else ""
+    return shown + more
