@@ -191,7 +191,7 @@ def read_epub(path: Path, rel: str) -> ReadResult:
     chapters, warnings = [], []
     for idref, _linear in book.spine:
         item = book.get_item_with_id(idref)
-        if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
+        if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT or not item.is_chapter():
             continue
         try:
             title, text = _html_to_text(item.get_content())
