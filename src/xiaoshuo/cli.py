@@ -169,12 +169,20 @@ def prepare_cmd(
     sample: Annotated[
         bool, typer.Option("--sample", help="Write the built-in sample corpus into the input folder first.")
     ] = False,
-    chunk_size: Annotated[int | None, typer.Option("--chunk-size", help="Max tokens per sample (2048).")] = None,
-    overlap: Annotated[int | None, typer.Option("--overlap", help="Tokens repeated between chunks (0).")] = None,
-    val_split: Annotated[float | None, typer.Option("--val-split", help="Share of documents for val (0.1).")] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option("--chunk-size", help="Max tokens per sample (2048).")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option("--overlap", help="Tokens repeated between chunks (0).")
+    ] = None,
+    val_split: Annotated[
+        float | None, typer.Option("--val-split", help="Share of documents for val (0.1).")
+    ] = None,
     tokenizer: Annotated[
         str | None,
-        typer.Option("--tokenizer", help="Tokenizer path or hub id (default model.base_model; builtin-tiny offline)."),
+        typer.Option(
+            "--tokenizer", help="Tokenizer path or hub id (default model.base_model; builtin-tiny offline)."
+        ),
     ] = None,
     sample_format: Annotated[
         str | None, typer.Option("--format", help="continuation | instruction | both.")

@@ -95,12 +95,23 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
 def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress bar over bytes; yields the callback ``prepare`` calls."""
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     with Progress(
-        TextColumn("[bold]准备 prepare[/]"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), TextColumn("{task.description}"), console=console, transient=False,
+        TextColumn("[bold]准备 prepare[/]"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=False,
     ) as progress:
         task = progress.add_task("", total=None)
 
@@ -118,14 +129,24 @@ def render_prepare(manifest: dict, console: Console | None = None) -> None:
     for s in manifest["sources"]:
         note = s["error"] or "; ".join(s["warnings"][:2])
         status = "[green]ok[/]" if s["status"] == "ok" else "[red]error[/]"
-        table.add_row(s["path"], status, s["encoding"], str(s["documents"]), str(s["chapters"]),
-                      str(s["characters"]), str(s["samples"]), note)
+        table.add_row(
+            s["path"],
+            status,
+            s["encoding"],
+            str(s["documents"]),
+            str(s["chapters"]),
+            str(s["characters"]),
+            str(s["samples"]),
+            note,
+        )
     console.print(table)
     t = manifest["totals"]
     summary = Table(title="汇总 Summary", show_header=False)
     summary.add_row("files ok / failed", f"{t['files_ok']} / {t['files_failed']}")
     summary.add_row("documents / chapters", f"{t['documents']} / {t['chapters']}")
-    summary.add_row("samples (train / val)", f"{t['samples']} ({t.get('train_samples', 0)} / {t.get('val_samples', 0)})")
+    summary.add_row(
+        "samples (train / val)", f"{t['samples']} ({t.get('train_samples', 0)} / {t.get('val_samples', 0)})"
+    )
     summary.add_row("tokens", str(t["tokens"]))
     summary.add_row("duplicates removed", str(t["duplicates_removed"]))
     if "seconds" in manifest:

@@ -135,7 +135,7 @@ class DataSettings(_Section):
     )
     tokenizer: str = Field(
         "",
-        description='Tokenizer that counts tokens (path or hub id); empty = model.base_model; '
+        description="Tokenizer that counts tokens (path or hub id); empty = model.base_model; "
         '"builtin-tiny" = the offline test tokenizer.',
     )
     val_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of source documents for val.")

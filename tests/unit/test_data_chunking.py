@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
-from xiaoshuo.data.chunking import TokenCounter, TokenizerError, load_tokenizer, pack, pieces_of, split_sentences
+from xiaoshuo.data.chunking import (
+    TokenCounter,
+    TokenizerError,
+    load_tokenizer,
+    pack,
+    pieces_of,
+    split_sentences,
+)
 from xiaoshuo.testing import TINY_CORPUS
 
 
@@ -21,7 +29,10 @@ def _chunks(paragraphs, counter, limit, overlap=0):
 
 def test_sentences_split_after_punctuation_and_quotes() -> None:
     assert split_sentences("他说：“走吧！”她点头。窗外下雨……然后？") == [
-        "他说：“走吧！”", "她点头。", "窗外下雨……", "然后？",
+        "他说：“走吧！”",
+        "她点头。",
+        "窗外下雨……",
+        "然后？",
     ]
 
 
@@ -38,7 +49,12 @@ def test_chunks_fit_and_cut_at_paragraphs(counter: TokenCounter, limit: int) -> 
 
 
 def test_long_paragraph_cut_at_sentences_only(counter: TokenCounter) -> None:
-    sentences = ["林远撑着一把旧油纸伞。", "她看着他，眼中有说不清的情绪！", "“你终于来了。”", "远处传来马蹄声？"] * 20
+    sentences = [
+        "林远撑着一把旧油纸伞。",
+        "她看着他，眼中有说不清的情绪！",
+        "“你终于来了。”",
+        "远处传来马蹄声？",
+    ] * 20
     paragraph = "".join(sentences)
     chunks = _chunks([paragraph], counter, 80)
     assert len(chunks) > 1
@@ -59,7 +75,7 @@ def test_overlap_repeats_trailing_paragraphs(counter: TokenCounter) -> None:
     paragraphs = [f"第{i}段。" + "林远撑伞走过长街。" for i in range(30)]
     chunks = _chunks(paragraphs, counter, 120, overlap=40)
     assert len(chunks) > 2
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.text.split("\n")[0] in prev.text.split("\n")  # starts with a repeated paragraph
         assert counter.count(nxt.text) <= 120
 

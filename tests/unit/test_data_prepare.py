@@ -33,9 +33,13 @@ def _make_epub(path: Path) -> None:
     book.set_title("青云剑")
     book.add_author("示例作者")
     chapters = []
-    for i, (title, body) in enumerate([("第一章 雨夜", "夜色如墨。<br/>细雨敲打着青石板路。"), ("第二章 旧事", "十年前的大火。")]):
+    for i, (title, body) in enumerate(
+        [("第一章 雨夜", "夜色如墨。<br/>细雨敲打着青石板路。"), ("第二章 旧事", "十年前的大火。")]
+    ):
         ch = epub.EpubHtml(title=title, file_name=f"c{i}.xhtml", lang="zh")
-        ch.content = f"<html><body><h1>{title}</h1><p>{body}</p><div><p>林远说：“走吧。”</p></div></body></html>"
+        ch.content = (
+            f"<html><body><h1>{title}</h1><p>{body}</p><div><p>林远说：“走吧。”</p></div></body></html>"
+        )
         book.add_item(ch)
         chapters.append(ch)
     book.toc = chapters
@@ -60,8 +64,18 @@ def test_sample_corpus_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
     assert by_path["sample-武侠-青云剑.txt"]["ad_lines_dropped"] == 2
     assert by_path["sample-都市-归途.txt"]["chapters"] == 3
     for record in by_path.values():
-        for key in ("path", "sha256", "format", "encoding", "documents", "chapters", "characters",
-                    "samples", "status", "error"):
+        for key in (
+            "path",
+            "sha256",
+            "format",
+            "encoding",
+            "documents",
+            "chapters",
+            "characters",
+            "samples",
+            "status",
+            "error",
+        ):
             assert key in record
         assert len(record["sha256"]) == 64
     data_dir = settings.paths.data_dir
@@ -196,12 +210,19 @@ def test_to_simplified(tmp_path: Path, tiny_model: Path) -> None:
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
     return subprocess.run(
-        [sys.executable, "-m", "xiaoshuo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "xiaoshuo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_cli_sample_json_and_failure(tmp_path: Path, tiny_model: Path) -> None:
-    out = _cli("prepare", "--sample", "--tokenizer", str(tiny_model), "--chunk-size", "512", "--json", cwd=tmp_path)
+    out = _cli(
+        "prepare", "--sample", "--tokenizer", str(tiny_model), "--chunk-size", "512", "--json", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     manifest = json.loads(out.stdout)
     assert manifest["totals"]["files_ok"] == 5

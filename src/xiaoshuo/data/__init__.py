@@ -8,4 +8,11 @@ from xiaoshuo.data.pipeline import BUILTIN_TINY, PrepareError, prepare
 from xiaoshuo.data.readers import READERS, supported_extensions
 from xiaoshuo.data.sample import write_sample_corpus
 
-__all__ = ["BUILTIN_TINY", "READERS", "PrepareError", "prepare", "supported_extensions", "write_sample_corpus"]
+__all__ = [
+    "BUILTIN_TINY",
+    "READERS",
+    "PrepareError",
+    "prepare",
+    "supported_extensions",
+    "write_sample_corpus",
+]

@@ -13,6 +13,7 @@ This module does not read files or decide sample formats.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def load_tokenizer(name_or_path: str):
 
     try:
         return AutoTokenizer.from_pretrained(name_or_path)
-    except Exception as exc:  # noqa: BLE001 - HF raises OSError/ValueError/HFValidationError…
+    except Exception as exc:
         raise TokenizerError(
             "无法加载分词器 (cannot load the tokenizer used to count tokens)",
             expected="a local model folder with tokenizer files, or a hub id that is cached or downloadable",
@@ -83,7 +84,7 @@ class TokenCounter:
         step = max(1, limit - 2)  # slack for a multi-byte character split across byte tokens
         cuts = sorted({offsets[i] for i in range(step, len(offsets), step)} - {0})
         bounds = [0, *cuts, len(text)]
-        return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if text[a:b]]
+        return [text[a:b] for a, b in itertools.pairwise(bounds) if text[a:b]]
 
 
 @dataclass
@@ -97,36 +98,55 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s for s in _SENTENCE.findall(paragraph) if s]
 
 
-def pieces_of(paragraphs: Iterable[str], counter: TokenCounter, limit: int) -> list[Piece]:
-    """Paragraphs as pieces no longer than ``limit`` tokens each."""
-    window = max(64, limit * 4)  # characters; bounds what one tokenizer call sees
-    units: list[tuple[str, str]] = []
+def _units(paragraphs: Iterable[str], window: int) -> Iterator[tuple[str, str]]:
+    """(text, joiner) units: whole paragraphs, or sentences/windows of over-long ones (lazily)."""
     for para in paragraphs:
         if len(para) <= window:
-            units.append((para, "\n"))
+            yield para, "\n"
             continue
         joiner = "\n"
-        for sentence in split_sentences(para):
+        for match in _SENTENCE.finditer(para):
+            sentence = match.group()
             for start in range(0, len(sentence), window):
-                units.append((sentence[start : start + window], joiner))
+                yield sentence[start : start + window], joiner
                 joiner = ""
-    counts = counter.counts([text for text, _ in units])
-    pieces: list[Piece] = []
-    for (text, joiner), n in zip(units, counts, strict=True):
+
+
+def pieces_of(paragraphs: Iterable[str], counter: TokenCounter, limit: int) -> Iterator[Piece]:
+    """Paragraphs as pieces no longer than ``limit`` tokens each, produced lazily.
+
+    Units are counted in batches of about ``_BATCH_CHARS`` characters, so a
+    100 MB one-line file never sits in memory as millions of objects at once.
+    """
+    window = max(64, limit * 4)  # characters; bounds what one tokenizer call sees
+    batch: list[tuple[str, str]] = []
+    size = 0
+    for unit in _units(paragraphs, window):
+        batch.append(unit)
+        size += len(unit[0])
+        if size >= _BATCH_CHARS:
+            yield from _count_batch(batch, counter, limit)
+            batch, size = [], 0
+    if batch:
+        yield from _count_batch(batch, counter, limit)
+
+
+def _count_batch(batch: list[tuple[str, str]], counter: TokenCounter, limit: int) -> Iterator[Piece]:
+    counts = counter.counts([text for text, _ in batch])
+    for (text, joiner), n in zip(batch, counts, strict=True):
         if n <= limit:
-            pieces.append(Piece(text, n, joiner))
+            yield Piece(text, n, joiner)
             continue
         sentences = split_sentences(text) if joiner == "\n" else [text]
         for i, sentence in enumerate(sentences):
             sub_joiner = joiner if i == 0 else ""
             n_sent = counter.count(sentence)
             if n_sent <= limit:
-                pieces.append(Piece(sentence, n_sent, sub_joiner))
+                yield Piece(sentence, n_sent, sub_joiner)
                 continue
             parts = counter.split(sentence, limit)
             for j, (part, n_part) in enumerate(zip(parts, counter.counts(parts), strict=True)):
-                pieces.append(Piece(part, n_part, sub_joiner if j == 0 else ""))
-    return pieces
+                yield Piece(part, n_part, sub_joiner if j == 0 else "")
 
 
 @dataclass
@@ -135,7 +155,7 @@ class Chunk:
     tokens: int
 
 
-def pack(pieces: list[Piece], counter: TokenCounter, limit: int, overlap: int = 0) -> Iterator[Chunk]:
+def pack(pieces: Iterable[Piece], counter: TokenCounter, limit: int, overlap: int = 0) -> Iterator[Chunk]:
     """Greedy packing of pieces into chunks of at most ``limit`` tokens.
 
     ``overlap``: up to this many tokens of trailing pieces are repeated at the

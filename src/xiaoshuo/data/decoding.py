@@ -57,7 +57,9 @@ class Decoded:
 def decode_bytes(data: bytes, *, name: str = "<bytes>") -> Decoded:
     """Detect the encoding of ``data`` and decode it; raise :class:`DecodingError`."""
     if not data:
-        raise DecodingError(f"{name}: 文件为空 (empty file)", expected="a text file with content", received="0 bytes")
+        raise DecodingError(
+            f"{name}: 文件为空 (empty file)", expected="a text file with content", received="0 bytes"
+        )
     for bom, codec in _BOMS:
         if data.startswith(bom):
             return _full_decode(data, codec, name)

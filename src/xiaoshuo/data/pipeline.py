@@ -16,6 +16,7 @@ live in their own modules.  It does not train or touch the memory store.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -117,7 +118,9 @@ def prepare(
     records: list[SourceRecord] = []
     try:
         run = _Run(
-            settings, counter, formats,
+            settings,
+            counter,
+            formats,
             {f: (staging_dir / f"{f}.jsonl").open("w", encoding="utf-8") for f in formats},
         )
         done = 0
@@ -226,7 +229,9 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
         record.warnings.append("every sample duplicates one from an earlier file")
     elif record.samples == 0:
         record.status = "error"
-        record.error = record.error or f"{rel}: 没有产生任何样本 (no samples: the text is empty after cleaning)"
+        record.error = (
+            record.error or f"{rel}: 没有产生任何样本 (no samples: the text is empty after cleaning)"
+        )
     return record
 
 
@@ -261,7 +266,7 @@ def _samples(run: _Run, doc: Document, chapters: list[Chapter], fmt: str) -> Ite
         if ch.title:
             user = OPENING_PROMPT.format(book=doc.title, title=ch.title)
             yield _messages(user, chunks[0].text), counter.count(user) + chunks[0].tokens + _TEMPLATE_MARGIN
-        for prev, nxt in zip(chunks, chunks[1:], strict=False):
+        for prev, nxt in itertools.pairwise(chunks):
             yield (
                 _messages(CONTINUE_PROMPT.format(context=prev.text), nxt.text),
                 prompt_cost + prev.tokens + nxt.tokens,

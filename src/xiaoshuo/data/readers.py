@@ -94,7 +94,9 @@ def _read_bytes(path: Path, rel: str) -> bytes:
 def read_txt(path: Path, rel: str) -> ReadResult:
     decoded = decode_bytes(_read_bytes(path, rel), name=rel)
     if not decoded.text.strip():
-        raise ReadError(f"{rel}: 文件只有空白 (whitespace only)", expected="novel text", received="blank text")
+        raise ReadError(
+            f"{rel}: 文件只有空白 (whitespace only)", expected="novel text", received="blank text"
+        )
     warnings = [f"{decoded.replacements} undecodable characters replaced"] if decoded.replacements else []
     doc = Document(source=rel, index=0, title=path.stem, text=decoded.text)
     return ReadResult([doc], decoded.encoding, warnings)
@@ -138,7 +140,9 @@ def read_json(path: Path, rel: str) -> ReadResult:
         except ValueError as exc:
             warnings.append(str(exc))
     if not docs:
-        raise ReadError(f"{rel}: 没有可用的条目 (no usable entries)", received="; ".join(warnings[:5]) or "[]")
+        raise ReadError(
+            f"{rel}: 没有可用的条目 (no usable entries)", received="; ".join(warnings[:5]) or "[]"
+        )
     return ReadResult(docs, decoded.encoding, warnings)
 
 
@@ -181,7 +185,7 @@ def read_epub(path: Path, rel: str) -> ReadResult:
 
     try:
         book = epub.read_epub(str(path), options={"ignore_ncx": True})
-    except Exception as exc:  # noqa: BLE001 - ebooklib raises many types for broken files
+    except Exception as exc:
         raise ReadError(
             f"{rel}: 无法解析 EPUB (cannot parse EPUB)",
             expected="a valid .epub (zip with OPF)",
@@ -195,13 +199,15 @@ def read_epub(path: Path, rel: str) -> ReadResult:
             continue
         try:
             title, text = _html_to_text(item.get_content())
-        except Exception as exc:  # noqa: BLE001 - one broken chapter must not lose the book
+        except Exception as exc:
             warnings.append(f"spine item {idref}: {type(exc).__name__}: {exc}")
             continue
         if text.strip():
             chapters.append(Chapter(title=title, text=text))
     if not chapters:
-        raise ReadError(f"{rel}: EPUB 中没有正文 (no text in the spine)", received=f"{len(book.spine)} spine items")
+        raise ReadError(
+            f"{rel}: EPUB 中没有正文 (no text in the spine)", received=f"{len(book.spine)} spine items"
+        )
     titles = book.get_metadata("DC", "title")
     authors = book.get_metadata("DC", "creator")
     meta = {"author": authors[0][0]} if authors else {}

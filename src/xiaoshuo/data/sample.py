@@ -126,7 +126,9 @@ def write_sample_corpus(raw_dir: str | os.PathLike[str]) -> list[Path]:
         "sample-都市-归途.txt": URBAN.encode("gb18030"),
         "sample-仙侠-問道.txt": traditional.encode("big5hkscs"),
         "sample-科幻言情.json": json.dumps(SCIFI_JSON, ensure_ascii=False, indent=1).encode("utf-16"),
-        "sample-历史.jsonl": "\n".join(json.dumps(o, ensure_ascii=False) for o in HISTORY_JSONL).encode("utf-8"),
+        "sample-历史.jsonl": "\n".join(json.dumps(o, ensure_ascii=False) for o in HISTORY_JSONL).encode(
+            "utf-8"
+        ),
     }
     written = []
     for name, data in files.items():
