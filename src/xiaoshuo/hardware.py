@@ -178,12 +178,14 @@ def backend_statuses(
     return statuses
 
 
-def choose_backend(settings: Settings, statuses: list[BackendStatus] | None = None) -> BackendStatus:
-    """Resolve ``engine.backend`` (``auto`` → vllm when usable, else transformers)."""
+def choose_backend(
+    settings: Settings, statuses: list[BackendStatus] | None = None, *, wanted: str | None = None
+) -> BackendStatus:
+    """Resolve ``wanted`` (default ``engine.backend``; ``auto`` → vllm when usable, else transformers)."""
     if statuses is None:
         statuses = backend_statuses(settings, torch_status(), vllm_status())
     by_name = {s.name: s for s in statuses}
-    wanted = settings.engine.backend
+    wanted = wanted or settings.engine.backend
     if wanted != "auto":
         status = by_name[wanted]
         if not status.usable:

@@ -174,6 +174,37 @@ def _build_model(spec: TinyModelSpec, tokenizer, dtype: str):
     return model
 
 
+def build_tiny_lora(
+    model_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, seed: int = 1, r: int = 8
+) -> Path:
+    """A random (non-zero) peft LoRA adapter for a tiny model: it visibly changes the output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = Path(out_dir)
+    if (out / "adapter_config.json").is_file():
+        return out
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        init_lora_weights=False,  # random A and B: the adapter is not a no-op
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(base, config)
+    tmp = Path(tempfile.mkdtemp(prefix=".lora-", dir=out.parent if out.parent.exists() else None))
+    try:
+        model.save_pretrained(tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def count_parameters(model_dir: str | os.PathLike[str]) -> int:
     """Number of parameters of a built model (reads the safetensors header only)."""
     from safetensors import safe_open

@@ -1,0 +1,36 @@
+"""Generation engine: one interface over vLLM (in-process), an OpenAI-compatible server, and transformers.
+
+Public API (import exactly these names)::
+
+    from xiaoshuo.engine import SamplingSettings, GenerationRequest, load_engine
+
+    with load_engine(settings) as engine:
+        async for delta in engine.stream(GenerationRequest(prompt="…")): ...
+        result = engine.generate(GenerationRequest(messages=[{"role": "user", "content": "…"}]))
+
+Heavy libraries load only inside ``load_engine``.
+"""
+
+from xiaoshuo.engine.base import Engine, EngineError
+from xiaoshuo.engine.loading import load_engine, parse_lora_specs
+from xiaoshuo.engine.types import (
+    Candidate,
+    Delta,
+    GenerationRequest,
+    GenerationResult,
+    SamplingError,
+    SamplingSettings,
+)
+
+__all__ = [
+    "Candidate",
+    "Delta",
+    "Engine",
+    "EngineError",
+    "GenerationRequest",
+    "GenerationResult",
+    "SamplingError",
+    "SamplingSettings",
+    "load_engine",
+    "parse_lora_specs",
+]

@@ -1,0 +1,277 @@
+"""The one ``Engine`` interface every caller uses, and what all backends share.
+
+A backend implements ``_submit(prepared, sink)`` — start generating on *its own*
+thread (or event loop) and push :class:`Delta` items, then ``END`` or an
+exception, into ``sink`` — and ``_abort(request_id)``.  This base class turns
+that into:
+
+* ``stream(request)``: an async iterator usable from any thread and any event
+  loop.  Items cross threads through ``loop.call_soon_threadsafe`` into a queue
+  owned by the *caller's* loop, so no caller ever awaits on another loop's
+  objects (the seed's WebUI hang).  A consumer that stops early, a cancelled
+  task, or ``cancel(request_id)`` aborts the request in the backend.
+* ``generate(request)``: a blocking call returning the finished candidates.
+* ``close()`` / context manager.
+
+It also renders chat messages with the tokenizer's chat template (adding the
+configured system prompt), counts prompt tokens and refuses prompts that do not
+fit the context.  It does not know about vLLM, transformers or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.engine.types import Candidate, Delta, GenerationRequest, GenerationResult, SamplingError
+from xiaoshuo.errors import XiaoshuoError
+
+log = logging.getLogger(__name__)
+
+END = object()  # the backend's last item for a request
+Sink = Callable[[Any], None]
+
+
+class EngineError(XiaoshuoError):
+    """The engine failed or was used wrongly (closed, unknown adapter, prompt too long …)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request with its rendered prompt and token ids."""
+
+    request: GenerationRequest
+    prompt_text: str
+    prompt_ids: list[int] | None  # None when no local tokenizer (openai backend)
+    lora: tuple[str, str] | None  # (name, path)
+
+
+class Engine(ABC):
+    """Generation engine.  Build with :func:`xiaoshuo.engine.load_engine`."""
+
+    backend: str = "?"
+
+    def __init__(self, *, tokenizer: Any, max_model_len: int | None, system_prompt: str) -> None:
+        self.tokenizer = tokenizer
+        self.max_model_len = max_model_len
+        self.system_prompt = system_prompt
+        self._adapters: dict[str, str] = {}
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ adapters
+    @property
+    def adapters(self) -> dict[str, str]:
+        """Registered LoRA adapters: name → path."""
+        return dict(self._adapters)
+
+    def register_adapter(self, name: str, path: str | Path) -> str:
+        """Make a peft-format adapter folder usable by ``request.lora = name``."""
+        folder = Path(path).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            raise EngineError(
+                f"LoRA 适配器目录无效 (not a LoRA adapter folder): {name}",
+                expected="a folder with adapter_config.json and adapter weights (peft format)",
+                received=str(folder),
+                fix="检查路径，或先用 xiaoshuo train 训练出适配器",
+            )
+        with self._lock:
+            known = self._adapters.get(name)
+            if known is not None and known != str(folder.resolve()):
+                raise EngineError(
+                    f"适配器名称已被占用 (adapter name already used): {name}",
+                    received=str(folder),
+                    expected=f"a new name (taken by {known})",
+                )
+            self._adapters[name] = str(folder.resolve())
+        self._adapter_registered(name, self._adapters[name])
+        return name
+
+    def _adapter_registered(self, name: str, path: str) -> None:  # noqa: B027 - optional hook
+        """Backends that preload adapters override this."""
+
+    def _resolve_lora(self, lora: str | None) -> tuple[str, str] | None:
+        if lora is None or lora.lower() in ("", "none", "base"):
+            return None
+        if lora in self._adapters:
+            return lora, self._adapters[lora]
+        if Path(lora).expanduser().is_dir():
+            resolved = str(Path(lora).expanduser().resolve())
+            for name, path in self._adapters.items():
+                if path == resolved:
+                    return name, path
+            name = self.register_adapter(Path(lora).name or "adapter", lora)
+            return name, self._adapters[name]
+        raise EngineError(
+            f"未知的 LoRA 适配器 (unknown adapter): {lora}",
+            expected="a registered adapter name (" + ", ".join(self._adapters) + ") or an adapter folder"
+            if self._adapters
+            else "an adapter folder with adapter_config.json",
+            received=lora,
+            fix="用 --lora name=path 注册，或检查路径",
+        )
+
+    # ------------------------------------------------------------------ prompts
+    def render(self, request: GenerationRequest) -> str:
+        """The exact prompt text sent to the model (chat template applied for messages)."""
+        if request.prompt is not None:
+            return request.prompt
+        messages = list(request.messages or ())
+        if self.system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        if self.tokenizer is None:
+            raise EngineError("没有本地分词器，无法渲染对话模板 (no local tokenizer to render messages)")
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise EngineError(
+                "模型的分词器没有对话模板 (the tokenizer has no chat template)",
+                expected="an instruct/chat model (e.g. Qwen2.5-*-Instruct) for messages",
+                received=str(getattr(self.tokenizer, "name_or_path", "?")),
+                fix="改用 prompt 文本请求，或换用带对话模板的模型",
+            )
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model (callers trim memory/history with it)."""
+        if self.tokenizer is None:
+            raise EngineError("没有本地分词器 (no local tokenizer on this backend)")
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prepare(self, request: GenerationRequest) -> Prepared:
+        """Validate a request against this engine: adapter, backend limits, context length."""
+        if self._closed:
+            raise EngineError("引擎已关闭 (the engine is closed)", fix="重新 load_engine()")
+        self._check_sampling(request)
+        lora = self._resolve_lora(request.lora)
+        text = self.render(request)
+        ids = None
+        if self.tokenizer is not None:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if self.max_model_len is not None and len(ids) + request.sampling.max_tokens > self.max_model_len:
+                raise EngineError(
+                    "提示词过长 (prompt does not fit the context)",
+                    expected=f"prompt tokens + max_tokens <= {self.max_model_len} (the model's context)",
+                    received=f"{len(ids)} prompt tokens + {request.sampling.max_tokens} max_tokens",
+                    fix="缩短前文/记忆，或减小 max_tokens",
+                )
+        return Prepared(request, text, ids, lora)
+
+    def _check_sampling(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
+        """Backends reject settings they cannot honour (raise SamplingError)."""
+
+    def _unsupported(self, name: str, value: Any, why: str) -> SamplingError:
+        return SamplingError(
+            f"{self.backend} 后端不支持该设置 (backend {self.backend} cannot honour {name})",
+            received=value,
+            expected=why,
+            fix="修改该参数，或换用 vllm 后端",
+        )
+
+    # ------------------------------------------------------------------ streaming
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Stream deltas of ``request``; safe from any thread and any event loop."""
+        prepared = self.prepare(request)
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+
+        def sink(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nothing to wake
+                loop.call_soon_threadsafe(items.put_nowait, item)
+
+        finished = False
+        self._submit(prepared, sink)
+        try:
+            while True:
+                item = await items.get()
+                if item is END:
+                    finished = True
+                    return
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            if not finished:
+                self._abort(request.request_id)
+
+    def generate(self, request: GenerationRequest, *, timeout: float | None = None) -> GenerationResult:
+        """Blocking generation of all candidates (do not call from inside an event loop)."""
+        prepared = self.prepare(request)
+        items: queue.Queue[Any] = queue.Queue()
+        self._submit(prepared, items.put)
+        result = GenerationResult(request.request_id, [], len(prepared.prompt_ids or ()))
+        by_index: dict[int, Candidate] = {}
+        try:
+            while True:
+                item = items.get(timeout=timeout)
+                if item is END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                cand = by_index.setdefault(item.index, Candidate(item.index))
+                cand.text += item.text
+                cand.completion_tokens = max(cand.completion_tokens, item.completion_tokens)
+                if item.finish_reason:
+                    cand.finish_reason = item.finish_reason
+                result.prompt_tokens = item.prompt_tokens or result.prompt_tokens
+        except BaseException:
+            self._abort(request.request_id)
+            raise
+        result.candidates = [by_index[i] for i in sorted(by_index)]
+        return result
+
+    def cancel(self, request_id: str) -> None:
+        """Abort a running request (the stop button); its stream ends with finish_reason 'abort'."""
+        self._abort(request_id)
+
+    # ------------------------------------------------------------------ lifecycle
+    @abstractmethod
+    def _submit(self, prepared: Prepared, sink: Sink) -> None: ...
+
+    @abstractmethod
+    def _abort(self, request_id: str) -> None: ...
+
+    @abstractmethod
+    def unfinished_requests(self) -> int:
+        """Requests the backend still holds (0 once everything finished or was aborted)."""
+
+    @abstractmethod
+    def _shutdown(self) -> None: ...
+
+    def close(self) -> None:
+        """Stop the backend and free its memory; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown()
+        _free_memory()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,0 +1,99 @@
+"""``load_engine``: pick a backend, load the model and adapters, return an ``Engine``.
+
+Backends are imported lazily; a missing one raises an error naming the install
+command and the fallback.  ``auto`` means vLLM when importable and usable on
+this hardware, else transformers, and says which and why in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from xiaoshuo.config import Settings
+from xiaoshuo.engine.base import Engine, EngineError
+from xiaoshuo.errors import DependencyError
+
+log = logging.getLogger(__name__)
+
+
+def parse_lora_specs(specs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
+    """``["name=path", "path"]`` → ``{name: path}`` (a bare path is named after its folder)."""
+    adapters: dict[str, str] = {}
+    for spec in specs or ():
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name, spec
+        name, path = name.strip(), path.strip()
+        if not name or not path:
+            raise EngineError("无法解析 --lora 参数 (cannot parse --lora)", expected="name=path or path", received=spec)
+        if name in adapters:
+            raise EngineError("重复的适配器名称 (duplicate adapter name)", received=name, expected="unique names")
+        adapters[name] = path
+    return adapters
+
+
+def model_context_length(model: str) -> int:
+    """The model's own context length from config.json (local folders); a large default otherwise."""
+    cfg_path = Path(model) / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        try:
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(model).to_dict()
+        except Exception:  # noqa: BLE001 - unknown: let the engine decide
+            return 1 << 20
+    return int(cfg.get("max_position_embeddings") or 1 << 20)
+
+
+def load_tokenizer(model: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except Exception as exc:  # noqa: BLE001
+        raise EngineError(
+            "无法加载模型 (cannot load the model)",
+            expected="a local model folder, or a hub id that is cached or downloadable",
+            received=f"{model}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            fix="检查 model.base_model / --model；离线时把模型放到 models/ 下或填写本地路径",
+        ) from None
+
+
+def load_engine(
+    config: Settings,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    lora: Mapping[str, str] | list[str] | None = None,
+) -> Engine:
+    """Build the configured engine.  ``lora``: ``{name: path}`` or ``["name=path", …]``."""
+    from xiaoshuo.hardware import backend_statuses, choose_backend, torch_status, vllm_status
+
+    adapters = dict(lora) if isinstance(lora, Mapping) else parse_lora_specs(lora)
+    model = model or config.model.base_model
+    wanted = backend or config.engine.backend
+    if wanted not in ("auto", "vllm", "openai", "transformers"):
+        raise EngineError("未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted)
+    if wanted == "openai":
+        from xiaoshuo.engine.openai_backend import OpenAIEngine
+
+        return OpenAIEngine(config, adapters)
+    torch_info = torch_status()
+    statuses = backend_statuses(config, torch_info, vllm_status())
+    chosen = choose_backend(config, statuses, wanted=wanted)
+    log.info("generation backend: %s", chosen.reason)
+    tokenizer = load_tokenizer(model)
+    if chosen.name == "vllm":
+        try:
+            from xiaoshuo.engine.vllm_backend import VLLMEngine
+        except ImportError as exc:  # pragma: no cover - statuses said importable
+            raise DependencyError("无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install") from None
+        return VLLMEngine(config, model, adapters, on_cpu=not torch_info.get("cuda_available"), tokenizer=tokenizer)
+    from xiaoshuo.engine.transformers_backend import TransformersEngine
+
+    return TransformersEngine(config, model, adapters, tokenizer=tokenizer)

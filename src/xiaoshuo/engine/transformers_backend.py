@@ -1,0 +1,232 @@
+"""transformers backend: for machines without vLLM; streams through a worker thread.
+
+One worker thread owns the model and runs requests one at a time (``generate``
+is not re-entrant, and a seed needs the global RNG).  Tokens leave ``generate``
+through a streamer *as they are produced* and are decoded incrementally per
+candidate, then pushed into the caller's sink — not by wrapping a blocking
+iterator in an async generator, which loses streaming.  Stop strings end a
+candidate (and are cut from its text, as vLLM does); a cancel flag stops
+``generate`` at the next token.  peft adapters switch per request.
+
+Settings generate() cannot honour (presence/frequency penalties, n > 1 with
+greedy decoding) are rejected, never ignored.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.engine.base import END, Engine, Prepared, Sink
+from xiaoshuo.engine.loading import model_context_length
+from xiaoshuo.engine.types import Delta, GenerationRequest
+
+
+class _Candidate:
+    """Incremental decoding of one candidate, with stop strings held back."""
+
+    def __init__(self, tokenizer: Any, eos_ids: set[int], stops: tuple[str, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.stops = stops
+        self.hold = max((len(s) for s in stops), default=1) - 1
+        self.ids: list[int] = []
+        self.text = ""
+        self.sent = 0
+        self.finish: str | None = None
+
+    def add(self, token: int) -> str:
+        """Feed a token; return the text that is now safe to emit."""
+        if self.finish is not None:
+            return ""
+        if token in self.eos_ids:
+            self.finish = "stop"
+            return self._flush(len(self.text))
+        self.ids.append(token)
+        self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        for stop in self.stops:
+            at = self.text.find(stop)
+            if at >= 0:
+                self.text = self.text[:at]
+                self.finish = "stop"
+                return self._flush(at)
+        safe = len(self.text) - self.hold
+        while safe > self.sent and self.text[safe - 1] == "\ufffd":  # an incomplete character
+            safe -= 1
+        return self._flush(safe)
+
+    def _flush(self, upto: int) -> str:
+        if upto <= self.sent:
+            return ""
+        piece = self.text[self.sent : upto]
+        self.sent = upto
+        return piece
+
+    def rest(self) -> str:
+        return self._flush(len(self.text))
+
+
+class TransformersEngine(Engine):
+    backend = "transformers"
+
+    def __init__(self, settings: Settings, model: str, adapters: dict[str, str], *, tokenizer: Any) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        super().__init__(
+            tokenizer=tokenizer,
+            max_model_len=min(settings.model.vllm_max_model_len, model_context_length(model)),
+            system_prompt=settings.engine.system_prompt,
+        )
+        self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[
+            settings.model.dtype
+        ]
+        self._model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self._device).eval()
+        self._peft = False
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._cancelled: set[str] = set()
+        self._running: set[str] = set()
+        self._state_lock = threading.Lock()
+        for name, path in adapters.items():
+            self.register_adapter(name, path)
+        self._worker = threading.Thread(target=self._work, name="xiaoshuo-transformers", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------ adapters
+    def _adapter_registered(self, name: str, path: str) -> None:
+        from peft import PeftModel
+
+        if not self._peft:
+            self._model = PeftModel.from_pretrained(self._model, path, adapter_name=name).eval()
+            self._peft = True
+        else:
+            self._model.load_adapter(path, adapter_name=name)
+            self._model.eval()
+
+    # ------------------------------------------------------------ requests
+    def _check_sampling(self, request: GenerationRequest) -> None:
+        s = request.sampling
+        if s.presence_penalty or s.frequency_penalty:
+            raise self._unsupported(
+                "presence_penalty/frequency_penalty",
+                (s.presence_penalty, s.frequency_penalty),
+                "0 on this backend (use repetition_penalty instead)",
+            )
+        if s.n > 1 and s.greedy:
+            raise self._unsupported("n", s.n, "n = 1 with greedy decoding (temperature 0), or temperature > 0")
+
+    def _submit(self, prepared: Prepared, sink: Sink) -> None:
+        with self._state_lock:
+            self._running.add(prepared.request.request_id)
+        self._jobs.put((prepared, sink))
+
+    def _abort(self, request_id: str) -> None:
+        with self._state_lock:
+            if request_id in self._running:
+                self._cancelled.add(request_id)
+
+    def unfinished_requests(self) -> int:
+        with self._state_lock:
+            return len(self._running)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            prepared, sink = job
+            rid = prepared.request.request_id
+            try:
+                self._generate(prepared, sink)
+            except Exception as exc:  # noqa: BLE001 - hand every failure to the caller
+                from xiaoshuo.engine.base import EngineError
+
+                sink(EngineError(f"transformers 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
+            finally:
+                with self._state_lock:
+                    self._running.discard(rid)
+                    self._cancelled.discard(rid)
+
+    def _generate(self, prepared: Prepared, sink: Sink) -> None:
+        import contextlib
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        req = prepared.request
+        rid = req.request_id
+        s = req.sampling
+        eos = self._model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.add(self.tokenizer.eos_token_id)
+        cands = [_Candidate(self.tokenizer, eos_ids, s.stop) for _ in range(s.n)]
+        prompt_tokens = len(prepared.prompt_ids or ())
+        engine = self
+
+        class Streamer(BaseStreamer):
+            first = True
+
+            def put(self, value: Any) -> None:
+                if self.first:  # the prompt
+                    self.first = False
+                    return
+                for i, token in enumerate(value.reshape(-1).tolist()):
+                    piece = cands[i].add(int(token))
+                    if piece or cands[i].finish:
+                        count = len(cands[i].ids) + (1 if cands[i].finish == "stop" else 0)
+                        sink(Delta(rid, i, piece, cands[i].finish, prompt_tokens, count))
+
+            def end(self) -> None:
+                pass
+
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                with engine._state_lock:
+                    cancelled = rid in engine._cancelled
+                done = [cancelled or c.finish is not None for c in cands]
+                return torch.tensor(done, device=input_ids.device)
+
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": s.max_tokens,
+            "do_sample": not s.greedy,
+            "num_return_sequences": s.n,
+            "repetition_penalty": s.repetition_penalty,
+            "streamer": Streamer(),
+            "stopping_criteria": StoppingCriteriaList([Stop()]),
+            "pad_token_id": self.tokenizer.pad_token_id or next(iter(eos_ids), 0),
+        }
+        if not s.greedy:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=max(s.top_k, 0))
+            if s.min_p:
+                kwargs["min_p"] = s.min_p
+        ids = torch.tensor([prepared.prompt_ids], device=self._device)
+        adapter = contextlib.nullcontext()
+        if self._peft:
+            if prepared.lora is None:
+                adapter = self._model.disable_adapter()
+            else:
+                self._model.set_adapter(prepared.lora[0])
+        with torch.inference_mode(), adapter:
+            if s.seed is not None:
+                torch.manual_seed(s.seed)
+            self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        with self._state_lock:
+            cancelled = rid in self._cancelled
+        for i, cand in enumerate(cands):
+            if cand.finish is None:
+                cand.finish = "abort" if cancelled else "length"
+                sink(Delta(rid, i, cand.rest(), cand.finish, prompt_tokens, len(cand.ids)))
+        sink(END)
+
+    # ------------------------------------------------------------ lifecycle
+    def _shutdown(self) -> None:
+        with self._state_lock:
+            self._cancelled.update(self._running)
+        self._jobs.put(None)
+        self._worker.join(timeout=60)
+        self._model = None

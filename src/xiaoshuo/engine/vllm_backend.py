@@ -1,0 +1,221 @@
+"""In-process vLLM backend: one ``AsyncLLM`` owned by one dedicated engine thread.
+
+vLLM's ``AsyncLLM`` is bound to the event loop it was created in; using it from
+another loop hangs or fails with a misleading ``EngineDeadError`` (the seed's
+WebUI bug).  So the engine is created *inside* a private loop running on its own
+thread, every request runs as a task on that loop, and results leave through the
+sink the base class gives (``call_soon_threadsafe`` into the caller's loop).
+
+LoRA: adapters are ``LoRARequest``s by name or path.  On CPU a base request
+batched with a LoRA request silently gets the adapter of the last slot (upstream
+vllm#48421); the verified workaround — ``max_loras`` = adapters + 1 — is applied.
+
+This module does not choose the backend or validate sampling (see base/types).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.types import Delta
+
+log = logging.getLogger(__name__)
+
+_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
+_START_TIMEOUT = 600
+
+
+def adapter_rank(path: str | Path) -> int:
+    try:
+        cfg = json.loads((Path(path) / "adapter_config.json").read_text("utf-8"))
+        return int(cfg.get("r", 8))
+    except (OSError, ValueError):
+        return 8
+
+
+class VLLMEngine(Engine):
+    backend = "vllm"
+
+    def __init__(
+        self, settings: Settings, model: str, adapters: dict[str, str], *, on_cpu: bool, tokenizer: Any
+    ) -> None:
+        from xiaoshuo.engine.loading import model_context_length
+
+        max_len = min(settings.model.vllm_max_model_len, model_context_length(model))
+        super().__init__(tokenizer=tokenizer, max_model_len=max_len, system_prompt=settings.engine.system_prompt)
+        for name, path in adapters.items():
+            self.register_adapter(name, path)
+        self._settings = settings
+        self._model = model
+        self._on_cpu = on_cpu
+        self._lora_enabled = bool(adapters) or settings.engine.enable_lora
+        self._lora_ids: dict[str, int] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="xiaoshuo-vllm-engine", daemon=True)
+        self._thread.start()
+        try:
+            self._llm = self._call(self._create(adapters), timeout=_START_TIMEOUT)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # ------------------------------------------------------------ engine thread
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _call(self, coro: Any, timeout: float | None = 60) -> Any:
+        fut: Future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout=timeout)
+
+    async def _create(self, adapters: dict[str, str]) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        cfg = self._settings
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "tokenizer": self._model,
+            "dtype": cfg.model.dtype,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": cfg.model.vllm_gpu_memory_utilization,
+            "enforce_eager": cfg.engine.enforce_eager or self._on_cpu,
+            "disable_log_stats": True,
+            "seed": 0,
+        }
+        if self._on_cpu:
+            kwargs["kv_cache_memory_bytes"] = cfg.engine.cpu_kv_cache_gib * 1024**3
+        if self._lora_enabled:
+            ranks = [adapter_rank(p) for p in adapters.values()] or [cfg.engine.max_lora_rank]
+            wanted = max([cfg.engine.max_lora_rank, *ranks])
+            max_loras = max(cfg.engine.max_loras, len(adapters))
+            if self._on_cpu:
+                max_loras = max(max_loras, len(adapters) + 1)  # vllm#48421 workaround
+            kwargs.update(
+                enable_lora=True,
+                max_lora_rank=next((r for r in _LORA_RANKS if r >= wanted), _LORA_RANKS[-1]),
+                max_loras=max_loras,
+                max_cpu_loras=max(max_loras, 8),
+            )
+        log.info("starting vLLM: %s", {k: v for k, v in kwargs.items() if k != "tokenizer"})
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+
+    # ------------------------------------------------------------ requests
+    def _check_sampling(self, request: Any) -> None:
+        if request.lora and request.lora.lower() not in ("none", "base") and not self._lora_enabled:
+            raise EngineError(
+                "该引擎启动时未开启 LoRA (LoRA is not enabled on this engine)",
+                expected="an engine loaded with adapters (--lora) or engine.enable_lora = true",
+                received=request.lora,
+                fix="用 --lora name=path 启动，或设置 engine.enable_lora = true",
+            )
+
+    def _submit(self, prepared: Prepared, sink: Sink) -> None:
+        def start() -> None:
+            task = self._loop.create_task(self._generate(prepared, sink))
+            self._tasks[prepared.request.request_id] = task
+            task.add_done_callback(lambda _t: self._tasks.pop(prepared.request.request_id, None))
+
+        self._loop.call_soon_threadsafe(start)
+
+    def _lora_request(self, lora: tuple[str, str] | None) -> Any:
+        if lora is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        name, path = lora
+        if name not in self._lora_ids:
+            self._lora_ids[name] = len(self._lora_ids) + 1
+        return LoRARequest(lora_name=name, lora_int_id=self._lora_ids[name], lora_path=path)
+
+    async def _generate(self, prepared: Prepared, sink: Sink) -> None:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        req = prepared.request
+        s = req.sampling
+        params = SamplingParams(
+            n=s.n,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k if s.top_k > 0 else -1,
+            min_p=s.min_p,
+            repetition_penalty=s.repetition_penalty,
+            presence_penalty=s.presence_penalty,
+            frequency_penalty=s.frequency_penalty,
+            max_tokens=s.max_tokens,
+            stop=list(s.stop) or None,
+            seed=s.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        counts = [0] * s.n
+        done = [False] * s.n
+        prompt_tokens = len(prepared.prompt_ids or ())
+        try:
+            async for out in self._llm.generate(
+                {"prompt_token_ids": prepared.prompt_ids},
+                params,
+                req.request_id,
+                lora_request=self._lora_request(prepared.lora),
+            ):
+                for c in out.outputs:
+                    counts[c.index] += len(c.token_ids)
+                    done[c.index] = c.finish_reason is not None
+                    sink(Delta(req.request_id, c.index, c.text, c.finish_reason, prompt_tokens, counts[c.index]))
+            sink(END)
+        except asyncio.CancelledError:
+            with_abort = [i for i in range(s.n) if not done[i]]
+            for i in with_abort:
+                sink(Delta(req.request_id, i, "", "abort", prompt_tokens, counts[i]))
+            sink(END)
+            raise
+        except Exception as exc:  # noqa: BLE001 - hand every engine failure to the caller
+            sink(EngineError(f"vLLM 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
+
+    def _abort(self, request_id: str) -> None:
+        if self._closed or not self._loop.is_running():
+            return
+
+        async def abort() -> None:
+            task = self._tasks.get(request_id)
+            if task is not None and not task.done():
+                task.cancel()
+            await self._llm.abort(request_id)
+
+        asyncio.run_coroutine_threadsafe(abort(), self._loop)
+
+    def unfinished_requests(self) -> int:
+        async def count() -> int:
+            await asyncio.sleep(0)
+            return self._llm.output_processor.get_num_unfinished_requests() + len(self._tasks)
+
+        return self._call(count())
+
+    # ------------------------------------------------------------ lifecycle
+    def _shutdown(self) -> None:
+        async def stop() -> None:
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.sleep(0)
+            self._llm.shutdown()
+
+        try:
+            self._call(stop(), timeout=120)
+        finally:
+            self._stop_loop()
+            self._llm = None
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self._loop.close()
