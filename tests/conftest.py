@@ -55,3 +55,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if key.startswith("XIAOSHUO_"):
             monkeypatch.delenv(key)
     return monkeypatch
+
+
+@pytest.fixture(scope="session")
+def tiny_loras(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two random, non-zero peft LoRA adapters for the tiny model."""
+    from xiaoshuo.testing import build_tiny_lora
+
+    root = tmp_path_factory.mktemp("loras")
+    return {name: build_tiny_lora(tiny_model, root / name, seed=seed) for name, seed in (("a", 1), ("b", 2))}

@@ -228,6 +228,102 @@ def prepare_cmd(
         render_prepare(manifest, Console())
 
 
+@app.command("inference")
+def inference_cmd(
+    ctx: typer.Context,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Generate once; without it: interactive.")
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Send the prompt as plain text to continue (default: a chat message)."),
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
+    ] = None,
+    lora: Annotated[
+        list[str] | None, typer.Option("--lora", help="Adapter as name=path or path (repeatable).")
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option("--adapter", help="Adapter to use (default: the first --lora; none = base).")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    min_p: Annotated[float | None, typer.Option("--min-p")] = None,
+    repetition_penalty: Annotated[float | None, typer.Option("--repetition-penalty")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop string (repeatable).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Number of candidates.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per candidate at the end.")
+    ] = False,
+) -> None:
+    """推理测试 / Generate text: stream one answer, or chat interactively."""
+    from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine, parse_lora_specs
+
+    settings = _state(ctx).settings()
+    # Everything that can be wrong is checked before the (slow) engine starts.
+    sampling = SamplingSettings.from_config(
+        settings.generation,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        max_tokens=max_tokens,
+        stop=tuple(stop) if stop else None,
+        n=n,
+        seed=seed,
+    )
+    adapters = parse_lora_specs(lora)
+    use = adapter if adapter is not None else next(iter(adapters), None)
+    if use is not None and use.lower() != "none" and use not in adapters:
+        from xiaoshuo.engine import EngineError
+
+        raise EngineError(
+            "未知的 --adapter (unknown adapter)",
+            expected="one of " + ", ".join(adapters) if adapters else "an adapter given with --lora",
+            received=use,
+        )
+    if prompt is not None:
+        GenerationRequest(prompt=prompt, sampling=sampling)  # validates the prompt
+    from xiaoshuo.cli_render import run_inference
+
+    with load_engine(settings, backend=backend, model=model, lora=adapters) as engine:
+        run_inference(engine, prompt, sampling=sampling, raw=raw, lora=use, as_json=as_json)
+
+
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    lora: Annotated[list[str] | None, typer.Option("--lora", help="Adapter name=path (repeatable).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False,
+) -> None:
+    """启动本地 vLLM OpenAI 兼容服务器 / Start a local vLLM OpenAI-compatible server."""
+    import os
+    import subprocess
+
+    from xiaoshuo.engine import parse_lora_specs
+    from xiaoshuo.engine.openai_backend import serve_command
+    from xiaoshuo.hardware import torch_status
+
+    settings = _state(ctx).settings()
+    cmd = serve_command(settings, model=model, adapters=parse_lora_specs(lora), host=host, port=port)
+    env = dict(os.environ)
+    if not dry_run and not torch_status().get("cuda_available"):
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.engine.cpu_kv_cache_gib))
+    typer.echo(" ".join(cmd))
+    if dry_run:
+        return
+    raise typer.Exit(subprocess.run(cmd, env=env).returncode)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turn core errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -155,3 +155,54 @@ def render_prepare(manifest: dict, console: Console | None = None) -> None:
         for fmt, o in outputs.items():
             summary.add_row(f"{split}/{fmt}", f"{o['path']} — {o['samples']} samples")
     console.print(summary)
+
+
+def run_inference(
+    engine, prompt: str | None, *, sampling, raw: bool, lora: str | None, as_json: bool
+) -> None:
+    """Stream one generation (or an interactive loop) to the terminal."""
+    import asyncio
+    import json
+    import sys
+
+    from xiaoshuo.engine import GenerationRequest
+
+    def request(text: str) -> GenerationRequest:
+        if raw:
+            return GenerationRequest(prompt=text, sampling=sampling, lora=lora)
+        return GenerationRequest(messages=[{"role": "user", "content": text}], sampling=sampling, lora=lora)
+
+    async def once(text: str) -> dict[int, dict]:
+        out: dict[int, dict] = {}
+        async for d in engine.stream(request(text)):
+            c = out.setdefault(d.index, {"index": d.index, "text": "", "finish_reason": None, "tokens": 0})
+            c["text"] += d.text
+            c["tokens"] = d.completion_tokens
+            c["finish_reason"] = d.finish_reason or c["finish_reason"]
+            if d.index == 0 and not as_json:
+                sys.stdout.write(d.text)
+                sys.stdout.flush()
+        return out
+
+    def show(out: dict[int, dict]) -> None:
+        if as_json:
+            for i in sorted(out):
+                print(json.dumps(out[i], ensure_ascii=False))
+            return
+        print()
+        for i in sorted(out)[1:]:
+            print(f"\n--- 候选 candidate {i} ---\n{out[i]['text']}")
+
+    if prompt is not None:
+        show(asyncio.run(once(prompt)))  # each call uses a fresh event loop: the engine does not care
+        return
+    print("交互模式 interactive: 输入内容回车生成，exit 或 Ctrl-D 退出", file=sys.stderr)
+    while True:
+        try:
+            text = input("你> ")
+        except EOFError:
+            break
+        if text.strip() in ("exit", "quit"):
+            break
+        if text.strip():
+            show(asyncio.run(once(text)))

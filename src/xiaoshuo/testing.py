@@ -205,6 +205,20 @@ def build_tiny_lora(
     return out
 
 
+def tiny_engine_settings(model_dir: str | os.PathLike[str], workdir: str | os.PathLike[str], **overrides):
+    """Settings for an engine on a tiny model: fp32 (exact cross-backend checks), 1 GiB CPU KV cache."""
+    from xiaoshuo import config
+
+    values = {
+        "model.base_model": str(model_dir),
+        "model.dtype": "float32",
+        "engine.cpu_kv_cache_gib": 1,
+        "paths.data_dir": str(Path(workdir) / "data"),
+    }
+    values.update(overrides)
+    return config.load(env={}, cwd=workdir, overrides=values)
+
+
 def count_parameters(model_dir: str | os.PathLike[str]) -> int:
     """Number of parameters of a built model (reads the safetensors header only)."""
     from safetensors import safe_open

@@ -217,6 +217,7 @@ class Engine(ABC):
                     raise item
                 cand = by_index.setdefault(item.index, Candidate(item.index))
                 cand.text += item.text
+                cand.token_ids.extend(item.token_ids)
                 cand.completion_tokens = max(cand.completion_tokens, item.completion_tokens)
                 if item.finish_reason:
                     cand.finish_reason = item.finish_reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,9 +29,13 @@ def parse_lora_specs(specs: list[str] | tuple[str, ...] | None) -> dict[str, str
             name, path = Path(spec).name, spec
         name, path = name.strip(), path.strip()
         if not name or not path:
-            raise EngineError("无法解析 --lora 参数 (cannot parse --lora)", expected="name=path or path", received=spec)
+            raise EngineError(
+                "无法解析 --lora 参数 (cannot parse --lora)", expected="name=path or path", received=spec
+            )
         if name in adapters:
-            raise EngineError("重复的适配器名称 (duplicate adapter name)", received=name, expected="unique names")
+            raise EngineError(
+                "重复的适配器名称 (duplicate adapter name)", received=name, expected="unique names"
+            )
         adapters[name] = path
     return adapters
 
@@ -45,7 +50,7 @@ def model_context_length(model: str) -> int:
             from transformers import AutoConfig
 
             cfg = AutoConfig.from_pretrained(model).to_dict()
-        except Exception:  # noqa: BLE001 - unknown: let the engine decide
+        except Exception:
             return 1 << 20
     return int(cfg.get("max_position_embeddings") or 1 << 20)
 
@@ -55,7 +60,7 @@ def load_tokenizer(model: str):
 
     try:
         return AutoTokenizer.from_pretrained(model)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise EngineError(
             "无法加载模型 (cannot load the model)",
             expected="a local model folder, or a hub id that is cached or downloadable",
@@ -78,7 +83,9 @@ def load_engine(
     model = model or config.model.base_model
     wanted = backend or config.engine.backend
     if wanted not in ("auto", "vllm", "openai", "transformers"):
-        raise EngineError("未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted)
+        raise EngineError(
+            "未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted
+        )
     if wanted == "openai":
         from xiaoshuo.engine.openai_backend import OpenAIEngine
 
@@ -89,11 +96,19 @@ def load_engine(
     log.info("generation backend: %s", chosen.reason)
     tokenizer = load_tokenizer(model)
     if chosen.name == "vllm":
+        # vLLM logs to stdout by default, which would mix with generated text; read at import.
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        if not log.isEnabledFor(logging.DEBUG):
+            os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             from xiaoshuo.engine.vllm_backend import VLLMEngine
         except ImportError as exc:  # pragma: no cover - statuses said importable
-            raise DependencyError("无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install") from None
-        return VLLMEngine(config, model, adapters, on_cpu=not torch_info.get("cuda_available"), tokenizer=tokenizer)
+            raise DependencyError(
+                "无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install"
+            ) from None
+        return VLLMEngine(
+            config, model, adapters, on_cpu=not torch_info.get("cuda_available"), tokenizer=tokenizer
+        )
     from xiaoshuo.engine.transformers_backend import TransformersEngine
 
     return TransformersEngine(config, model, adapters, tokenizer=tokenizer)

@@ -81,9 +81,12 @@ class TransformersEngine(Engine):
             system_prompt=settings.engine.system_prompt,
         )
         self._device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[
-            settings.model.dtype
-        ]
+        dtype = {
+            "auto": "auto",
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+            "float32": torch.float32,
+        }[settings.model.dtype]
         self._model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self._device).eval()
         self._peft = False
         self._jobs: queue.Queue[Any] = queue.Queue()
@@ -116,7 +119,9 @@ class TransformersEngine(Engine):
                 "0 on this backend (use repetition_penalty instead)",
             )
         if s.n > 1 and s.greedy:
-            raise self._unsupported("n", s.n, "n = 1 with greedy decoding (temperature 0), or temperature > 0")
+            raise self._unsupported(
+                "n", s.n, "n = 1 with greedy decoding (temperature 0), or temperature > 0"
+            )
 
     def _submit(self, prepared: Prepared, sink: Sink) -> None:
         with self._state_lock:
@@ -141,7 +146,7 @@ class TransformersEngine(Engine):
             rid = prepared.request.request_id
             try:
                 self._generate(prepared, sink)
-            except Exception as exc:  # noqa: BLE001 - hand every failure to the caller
+            except Exception as exc:
                 from xiaoshuo.engine.base import EngineError
 
                 sink(EngineError(f"transformers 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
@@ -176,10 +181,11 @@ class TransformersEngine(Engine):
                     self.first = False
                     return
                 for i, token in enumerate(value.reshape(-1).tolist()):
+                    if cands[i].finish is not None:
+                        continue  # padding after this candidate ended
                     piece = cands[i].add(int(token))
-                    if piece or cands[i].finish:
-                        count = len(cands[i].ids) + (1 if cands[i].finish == "stop" else 0)
-                        sink(Delta(rid, i, piece, cands[i].finish, prompt_tokens, count))
+                    count = len(cands[i].ids) + (1 if cands[i].finish == "stop" else 0)
+                    sink(Delta(rid, i, piece, cands[i].finish, prompt_tokens, count, (int(token),)))
 
             def end(self) -> None:
                 pass

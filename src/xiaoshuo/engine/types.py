@@ -85,7 +85,9 @@ class SamplingSettings:
             raise _bad("stop", stop, "a list of non-empty strings")
         for item in stop:
             if not isinstance(item, str) or item == "":
-                raise _bad("stop", list(stop), "a list of non-empty strings (an empty stop string is not allowed)")
+                raise _bad(
+                    "stop", list(stop), "a list of non-empty strings (an empty stop string is not allowed)"
+                )
         object.__setattr__(self, "stop", tuple(stop))
 
     @classmethod
@@ -154,6 +156,7 @@ class Delta:
     finish_reason: str | None = None  # None while running; "stop", "length" or "abort" at the end
     prompt_tokens: int = 0
     completion_tokens: int = 0  # tokens generated so far for this candidate
+    token_ids: tuple[int, ...] = ()  # the new token ids in this delta (empty when the backend cannot tell)
 
 
 @dataclass
@@ -162,6 +165,7 @@ class Candidate:
     text: str = ""
     finish_reason: str | None = None
     completion_tokens: int = 0
+    token_ids: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -50,7 +50,9 @@ class VLLMEngine(Engine):
         from xiaoshuo.engine.loading import model_context_length
 
         max_len = min(settings.model.vllm_max_model_len, model_context_length(model))
-        super().__init__(tokenizer=tokenizer, max_model_len=max_len, system_prompt=settings.engine.system_prompt)
+        super().__init__(
+            tokenizer=tokenizer, max_model_len=max_len, system_prompt=settings.engine.system_prompt
+        )
         for name, path in adapters.items():
             self.register_adapter(name, path)
         self._settings = settings
@@ -170,7 +172,17 @@ class VLLMEngine(Engine):
                 for c in out.outputs:
                     counts[c.index] += len(c.token_ids)
                     done[c.index] = c.finish_reason is not None
-                    sink(Delta(req.request_id, c.index, c.text, c.finish_reason, prompt_tokens, counts[c.index]))
+                    sink(
+                        Delta(
+                            req.request_id,
+                            c.index,
+                            c.text,
+                            c.finish_reason,
+                            prompt_tokens,
+                            counts[c.index],
+                            tuple(c.token_ids),
+                        )
+                    )
             sink(END)
         except asyncio.CancelledError:
             with_abort = [i for i in range(s.n) if not done[i]]
@@ -178,7 +190,7 @@ class VLLMEngine(Engine):
                 sink(Delta(req.request_id, i, "", "abort", prompt_tokens, counts[i]))
             sink(END)
             raise
-        except Exception as exc:  # noqa: BLE001 - hand every engine failure to the caller
+        except Exception as exc:
             sink(EngineError(f"vLLM 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
 
     def _abort(self, request_id: str) -> None:

