@@ -114,7 +114,7 @@ def test_many_streams_from_threads_with_their_own_loops(engine) -> None:
         results: dict[str, str] = {}
         errors: list[BaseException] = []
 
-        def worker(prompts: list[str]) -> None:
+        def worker(prompts: list[str], results=results, errors=errors) -> None:
             async def run() -> None:
                 outs = await asyncio.gather(
                     *(_collect(engine, GenerationRequest(prompt=p, sampling=GREEDY)) for p in prompts)

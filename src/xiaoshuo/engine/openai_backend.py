@@ -14,6 +14,7 @@ Also here: :func:`serve_command`, the ``vllm`` OpenAI server command line that
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -175,10 +176,8 @@ class OpenAIEngine(Engine):
             self._cancelled.add(request_id)
             stream = self._streams.get(request_id)
         if stream is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a dead stream is fine
                 stream.close()
-            except Exception:
-                pass
 
     def unfinished_requests(self) -> int:
         with self._state:
