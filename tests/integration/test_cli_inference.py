@@ -15,7 +15,12 @@ def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
     return subprocess.run(
         [sys.executable, "-m", "xiaoshuo", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, input=stdin,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=stdin,
     )
 
 
@@ -32,7 +37,9 @@ def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complete
     ],
 )
 def test_bad_flags_fail_fast_with_one_line(tmp_path: Path, flags: list[str], needle: str) -> None:
-    out = _cli("--set", "model.base_model=/nonexistent/model", "inference", "--prompt", "x", *flags, cwd=tmp_path)
+    out = _cli(
+        "--set", "model.base_model=/nonexistent/model", "inference", "--prompt", "x", *flags, cwd=tmp_path
+    )
     assert out.returncode == 2, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], out.stderr
@@ -40,29 +47,77 @@ def test_bad_flags_fail_fast_with_one_line(tmp_path: Path, flags: list[str], nee
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
-    out = _cli("--set", "model.base_model=/nonexistent/model", "inference", "--prompt", "x",
-               "--backend", "transformers", cwd=tmp_path)
+    out = _cli(
+        "--set",
+        "model.base_model=/nonexistent/model",
+        "inference",
+        "--prompt",
+        "x",
+        "--backend",
+        "transformers",
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "cannot load the model" in out.stderr
 
 
-def test_inference_json_and_interactive(tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]) -> None:
+def test_inference_json_and_interactive(
+    tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]
+) -> None:
     base = ["--set", f"model.base_model={tiny_model}", "--set", "model.dtype=float32"]
-    out = _cli(*base, "inference", "--backend", "transformers", "--prompt", "雨夜", "--raw",
-               "--max-tokens", "8", "--n", "2", "--seed", "3", "--lora", f"a={tiny_loras['a']}", "--json", cwd=tmp_path)
+    out = _cli(
+        *base,
+        "inference",
+        "--backend",
+        "transformers",
+        "--prompt",
+        "雨夜",
+        "--raw",
+        "--max-tokens",
+        "8",
+        "--n",
+        "2",
+        "--seed",
+        "3",
+        "--lora",
+        f"a={tiny_loras['a']}",
+        "--json",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [r["index"] for r in rows] == [0, 1]
     assert all(r["text"] and r["finish_reason"] in ("length", "stop") for r in rows)
-    chat = _cli(*base, "inference", "--backend", "transformers", "--max-tokens", "6", "-t", "0",
-                cwd=tmp_path, stdin="第一句\n第二句\nexit\n")
+    chat = _cli(
+        *base,
+        "inference",
+        "--backend",
+        "transformers",
+        "--max-tokens",
+        "6",
+        "-t",
+        "0",
+        cwd=tmp_path,
+        stdin="第一句\n第二句\nexit\n",
+    )
     assert chat.returncode == 0, chat.stderr
     assert "interactive" in chat.stderr
     assert chat.stdout.count("你> ") >= 2
 
 
-def test_serve_dry_run_prints_the_command(tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]) -> None:
-    out = _cli("--set", f"model.base_model={tiny_model}", "serve", "--lora", f"a={tiny_loras['a']}",
-               "--port", "8123", "--dry-run", cwd=tmp_path)
+def test_serve_dry_run_prints_the_command(
+    tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]
+) -> None:
+    out = _cli(
+        "--set",
+        f"model.base_model={tiny_model}",
+        "serve",
+        "--lora",
+        f"a={tiny_loras['a']}",
+        "--port",
+        "8123",
+        "--dry-run",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     cmd = out.stdout.strip()
     assert "vllm.entrypoints.openai.api_server" in cmd and "--enable-lora" in cmd

@@ -31,9 +31,7 @@ def server(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
     work = tmp_path_factory.mktemp("server")
     port = _free_port()
     settings = tiny_engine_settings(tiny_model, work, **{"engine.enforce_eager": True})
-    cmd = serve_command(
-        settings, adapters={"a": str(tiny_loras["a"])}, port=port, served_name="tiny"
-    )
+    cmd = serve_command(settings, adapters={"a": str(tiny_loras["a"])}, port=port, served_name="tiny")
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     log = (work / "server.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -63,6 +61,7 @@ def test_openai_backend_streams_and_selects_lora_by_name(server, tiny_model: Pat
     _, url = server
     settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": url})
     with load_engine(settings, backend="openai") as eng:
+
         async def collect(req: GenerationRequest) -> list:
             return [d async for d in eng.stream(req)]
 
@@ -72,9 +71,13 @@ def test_openai_backend_streams_and_selects_lora_by_name(server, tiny_model: Pat
         base_text = "".join(d.text for d in base)
         lora_text = eng.generate(GenerationRequest(prompt="林远站在雨中", sampling=GREEDY, lora="a")).text
         assert base_text and lora_text and lora_text != base_text
-        chat = eng.generate(GenerationRequest(messages=[{"role": "user", "content": "续写"}], sampling=GREEDY))
+        chat = eng.generate(
+            GenerationRequest(messages=[{"role": "user", "content": "续写"}], sampling=GREEDY)
+        )
         assert chat.text and chat.candidates[0].finish_reason
-        many = eng.generate(GenerationRequest(prompt="雨夜", sampling=SamplingSettings(n=2, max_tokens=8, seed=1)))
+        many = eng.generate(
+            GenerationRequest(prompt="雨夜", sampling=SamplingSettings(n=2, max_tokens=8, seed=1))
+        )
         assert [c.index for c in many.candidates] == [0, 1]
 
 
