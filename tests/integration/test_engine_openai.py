@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
+from xiaoshuo.engine import EngineError, GenerationRequest, SamplingSettings, load_engine
 from xiaoshuo.engine.openai_backend import serve_command
 from xiaoshuo.testing import tiny_engine_settings
 
@@ -85,9 +85,8 @@ def test_openai_backend_streams_and_selects_lora_by_name(server, tiny_model: Pat
 def test_openai_backend_errors_are_clear(server, tiny_model: Path, tmp_path: Path) -> None:
     _, url = server
     settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": url})
-    with load_engine(settings, backend="openai") as eng:
-        with pytest.raises(Exception, match="adapter not served"):
-            eng.generate(GenerationRequest(prompt="x", sampling=GREEDY, lora="nope"))
+    with load_engine(settings, backend="openai") as eng, pytest.raises(EngineError, match="adapter not served"):
+        eng.generate(GenerationRequest(prompt="x", sampling=GREEDY, lora="nope"))
     dead = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": "http://127.0.0.1:9/v1"})
-    with pytest.raises(Exception, match="server unreachable"):
+    with pytest.raises(EngineError, match="server unreachable"):
         load_engine(dead, backend="openai")
