@@ -85,7 +85,10 @@ def test_openai_backend_streams_and_selects_lora_by_name(server, tiny_model: Pat
 def test_openai_backend_errors_are_clear(server, tiny_model: Path, tmp_path: Path) -> None:
     _, url = server
     settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": url})
-    with load_engine(settings, backend="openai") as eng, pytest.raises(EngineError, match="adapter not served"):
+    with (
+        load_engine(settings, backend="openai") as eng,
+        pytest.raises(EngineError, match="adapter not served"),
+    ):
         eng.generate(GenerationRequest(prompt="x", sampling=GREEDY, lora="nope"))
     dead = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": "http://127.0.0.1:9/v1"})
     with pytest.raises(EngineError, match="server unreachable"):
