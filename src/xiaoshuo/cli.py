@@ -324,6 +324,166 @@ def serve_cmd(
     raise typer.Exit(subprocess.run(cmd, env=env).returncode)
 
 
+@app.command("train")
+def train_cmd(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="prepare's output folder (default: data_dir).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Runs folder (default: checkpoints/).")
+    ] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Run name (default: a timestamp).")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue: 'latest' (or no value via --resume-latest), a run or checkpoint folder.",
+        ),
+    ] = None,
+    resume_latest: Annotated[bool, typer.Option("--resume-latest", hidden=True)] = False,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="Base model path or hub id.")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Training epochs (3).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch size (2).")] = None,
+    grad_accum: Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation (8).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (2e-4).")] = None,
+    lora_r: Annotated[int | None, typer.Option("--lora-r", help="LoRA rank (64).")] = None,
+    max_seq_length: Annotated[
+        int | None, typer.Option("--max-seq-length", help="Max tokens per sample.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", help="Stop after N optimizer steps.")
+    ] = None,
+    eval_steps: Annotated[int | None, typer.Option("--eval-steps")] = None,
+    save_steps: Annotated[int | None, typer.Option("--save-steps")] = None,
+    logging_steps: Annotated[int | None, typer.Option("--logging-steps")] = None,
+    qlora: Annotated[
+        bool | None, typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (model.load_in_4bit).")
+    ] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final manifest as JSON.")] = False,
+) -> None:
+    """LoRA/QLoRA 微调 / Fine-tune an adapter on prepared data (resumable, with an event log)."""
+    from xiaoshuo.training import plan, resume_changes, train
+
+    settings = _state(ctx).settings(
+        **{
+            "model.base_model": base_model,
+            "training.num_train_epochs": epochs,
+            "training.per_device_train_batch_size": batch_size,
+            "training.gradient_accumulation_steps": grad_accum,
+            "training.learning_rate": lr,
+            "model.lora_r": lora_r,
+            "training.max_seq_length": max_seq_length,
+            "training.eval_steps": eval_steps,
+            "training.save_steps": save_steps,
+            "training.logging_steps": logging_steps,
+            "model.load_in_4bit": qlora,
+            "training.gradient_checkpointing": gradient_checkpointing,
+            "training.seed": seed,
+        }
+    )
+    want_resume: str | bool | None = True if resume_latest or resume == "latest" else resume
+    p = plan(settings, data=data, output=output, run=run, resume=want_resume, max_steps=max_steps)
+    err = typer.echo
+    if p.resume_from is not None:
+        changes = resume_changes(p)
+        err(f"继续训练 resuming {p.run} from {p.resume_from}", err=True)
+        if changes["take_effect"]:
+            err("  生效的改动 changes that take effect: " + ", ".join(changes["take_effect"]), err=True)
+        if changes["ignored"]:
+            err(
+                "  不生效的改动 changes that do NOT take effect (optimizer/scheduler state restored): "
+                + ", ".join(changes["ignored"]),
+                err=True,
+            )
+    err(f"事件日志 events: {settings.paths.logs_dir / f'train-{p.run}.jsonl'}", err=True)
+    result = train(p, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    elif result["status"] == "stopped":
+        step = result["global_step"]
+        typer.echo(f"已停止 stopped at step {step}; 继续 resume: xiaoshuo train --resume {p.run_dir}")
+    else:
+        eval_loss = result["eval_loss"]
+        typer.echo(
+            f"完成 done: {result['final_model']} (step {result['global_step']}, train loss "
+            f"{result['train_loss']:.4f}, eval loss {'-' if eval_loss is None else f'{eval_loss:.4f}'})"
+        )
+
+
+adapters_app = typer.Typer(
+    help="适配器 / Trained LoRA adapters (the registry under checkpoints/).", no_args_is_help=True
+)
+app.add_typer(adapters_app, name="adapters")
+
+
+@adapters_app.command("list")
+def adapters_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List adapters: name, base model, date, val loss."""
+    from xiaoshuo.training import list_adapters
+
+    rows = [a.row() for a in list_adapters(_state(ctx).settings().paths.checkpoints_dir)]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="适配器 Adapters")
+    for col in ("name", "base_model", "created", "step", "eval_loss"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        loss = f"{r['eval_loss']:.4f}" if isinstance(r["eval_loss"], float) else "-"
+        table.add_row(r["name"], str(r["base_model"]), str(r["created"]), str(r["global_step"]), loss)
+    Console().print(table)
+
+
+@adapters_app.command("show")
+def adapters_show(ctx: typer.Context, name: str) -> None:
+    """Show an adapter's manifest."""
+    from xiaoshuo.training import get_adapter
+
+    adapter = get_adapter(_state(ctx).settings().paths.checkpoints_dir, name)
+    typer.echo(json.dumps({"path": str(adapter.path), **adapter.manifest}, ensure_ascii=False, indent=2))
+
+
+@adapters_app.command("merge")
+def adapters_merge(
+    ctx: typer.Context,
+    name: str,
+    output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
+) -> None:
+    """Merge an adapter into its base model (a standalone model for deployment)."""
+    from xiaoshuo.training import merge_adapter
+
+    out = merge_adapter(_state(ctx).settings().paths.checkpoints_dir, name, output)
+    typer.echo(f"已合并 merged → {out}")
+
+
+@adapters_app.command("rm")
+def adapters_rm(
+    ctx: typer.Context, name: str, yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False
+) -> None:
+    """Delete a run and its adapter."""
+    from xiaoshuo.training import get_adapter, remove_adapter
+
+    checkpoints = _state(ctx).settings().paths.checkpoints_dir
+    adapter = get_adapter(checkpoints, name)
+    if not yes:
+        from xiaoshuo.errors import XiaoshuoError
+
+        raise XiaoshuoError(
+            "删除需要确认 (deletion needs confirmation)",
+            received=str(adapter.path.parent),
+            fix=f"xiaoshuo adapters rm {name} --yes",
+        )
+    typer.echo(f"已删除 removed {remove_adapter(checkpoints, name)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turn core errors into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)

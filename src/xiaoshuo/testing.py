@@ -73,6 +73,16 @@ class TinyModelSpec:
 
 SIZES: dict[str, TinyModelSpec] = {
     "tiny": TinyModelSpec(),
+    # ~19M parameters: big enough to memorise a few passages in a quick overfit test.
+    "small": TinyModelSpec(
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        vocab_size=1024,
+        initializer_range=0.02,
+    ),
     # ~50M parameters: for benchmarks, big enough that kernels (not Python) dominate.
     "bench": TinyModelSpec(
         hidden_size=512,

@@ -40,6 +40,14 @@ def parse_lora_specs(specs: list[str] | tuple[str, ...] | None) -> dict[str, str
     return adapters
 
 
+def _registry_path(config: Settings, path: str) -> str:
+    """A trained adapter may be named by its run (``--lora style`` → checkpoints/style/final_model)."""
+    if Path(path).expanduser().is_dir():
+        return path
+    candidate = config.paths.checkpoints_dir / path / "final_model"
+    return str(candidate) if candidate.is_dir() else path
+
+
 def model_context_length(model: str) -> int:
     """The model's own context length from config.json (local folders); a large default otherwise."""
     cfg_path = Path(model) / "config.json"
@@ -80,6 +88,7 @@ def load_engine(
     from xiaoshuo.hardware import backend_statuses, choose_backend, torch_status, vllm_status
 
     adapters = dict(lora) if isinstance(lora, Mapping) else parse_lora_specs(lora)
+    adapters = {name: _registry_path(config, path) for name, path in adapters.items()}
     model = model or config.model.base_model
     wanted = backend or config.engine.backend
     if wanted not in ("auto", "vllm", "openai", "transformers"):

@@ -1,0 +1,313 @@
+"""Training on tiny real models: real peft, Trainer and bitsandbytes; no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xiaoshuo import config
+from xiaoshuo.data import prepare, write_sample_corpus
+from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
+from xiaoshuo.testing import build_tiny_model, tiny_engine_settings
+from xiaoshuo.training import TrainDataError, TrainError, list_adapters, merge_adapter, plan, train
+
+GREEDY = SamplingSettings(temperature=0.0, max_tokens=16, repetition_penalty=1.0)
+
+
+def _settings(work: Path, model: Path, **extra):
+    values = {
+        "model.base_model": str(model),
+        "model.load_in_4bit": False,
+        "model.lora_r": 8,
+        "model.lora_alpha": 16,
+        "training.per_device_train_batch_size": 2,
+        "training.gradient_accumulation_steps": 1,
+        "training.learning_rate": 5e-3,
+        "training.logging_steps": 2,
+        "training.eval_steps": 10,
+        "training.save_steps": 10,
+        "training.gradient_checkpointing": False,
+        "paths.data_dir": str(work / "data"),
+        "paths.checkpoints_dir": str(work / "checkpoints"),
+        "paths.logs_dir": str(work / "logs"),
+        "data.tokenizer": str(model),
+        "data.chunk_size": 128,
+        "data.val_split": 0.2,
+    }
+    values.update(extra)
+    return config.load(env={}, cwd=work, overrides=values)
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_model: Path, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("train")
+    settings = _settings(work, tiny_model, **{"data.sample_format": "both"})
+    write_sample_corpus(settings.paths.raw_dir)
+    prepare(settings)
+    return work
+
+
+def _events(work: Path, run: str) -> list[dict]:
+    return [json.loads(x) for x in (work / "logs" / f"train-{run}.jsonl").read_text("utf-8").splitlines()]
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.fixture(scope="module")
+def short_run(prepared: Path, tiny_model: Path) -> dict:
+    base_before = _weights(tiny_model / "model.safetensors")
+    result = train(plan(_settings(prepared, tiny_model), run="short", max_steps=20), progress=False)
+    return {**result, "base_before": base_before}
+
+
+def test_short_run_learns_and_only_the_adapter_changes(
+    short_run: dict, prepared: Path, tiny_model: Path
+) -> None:
+    result = short_run
+    base_before = result["base_before"]
+    assert result["status"] == "done" and result["global_step"] == 20
+    final = Path(result["final_model"])
+    manifest = json.loads((final / "xiaoshuo_manifest.json").read_text("utf-8"))
+    for key in (
+        "base_model",
+        "data_manifest_sha256",
+        "config",
+        "global_step",
+        "train_loss",
+        "eval_loss",
+        "seconds",
+    ):
+        assert key in manifest
+    assert (prepared / "checkpoints" / "final_model").resolve() == final.resolve()
+    events = _events(prepared, "short")
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "eval" in kinds and "checkpoint" in kinds
+    assert events[0]["config"]["training"]["learning_rate"] == 5e-3
+    losses = [e["loss"] for e in events if e["event"] == "log"]
+    assert losses[-1] < losses[0]
+    assert all(e["tokens_per_s"] > 0 for e in events if e["event"] == "log")
+    # the adapter changed (LoRA B starts at zero), the base did not
+    adapter = _weights(final / "adapter_model.safetensors")
+    assert any(float(t.abs().max()) > 0 for k, t in adapter.items() if "lora_B" in k)
+    base_after = _weights(tiny_model / "model.safetensors")
+    assert all((base_before[k] == base_after[k]).all() for k in base_before)
+    # the adapter loads in the engine and changes the output
+    with load_engine(
+        tiny_engine_settings(tiny_model, prepared), backend="transformers", lora={"s": str(final)}
+    ) as e:
+        base_text = e.generate(GenerationRequest(prompt="林远", sampling=GREEDY)).text
+        tuned = e.generate(GenerationRequest(prompt="林远", sampling=GREEDY, lora="s")).text
+    assert tuned != base_text
+    assert "short" in [a.name for a in list_adapters(prepared / "checkpoints")]
+
+
+@pytest.mark.slow
+def test_trained_adapter_changes_vllm_output(short_run: dict, prepared: Path, tiny_model: Path) -> None:
+    settings = tiny_engine_settings(tiny_model, prepared)
+    with load_engine(settings, backend="vllm", lora={"s": short_run["final_model"]}) as eng:
+        base_text = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY)).text
+        tuned = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY, lora="s")).text
+    assert tuned and tuned != base_text
+
+
+def test_adapters_cli(short_run: dict, prepared: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xiaoshuo",
+                "--set",
+                f"paths.checkpoints_dir={prepared / 'checkpoints'}",
+                *args,
+            ],
+            cwd=prepared,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    rows = json.loads(cli("adapters", "list", "--json").stdout)
+    assert any(r["name"] == "short" and r["eval_loss"] is not None for r in rows)
+    shown = json.loads(cli("adapters", "show", "short").stdout)
+    assert shown["global_step"] == 20
+    missing = cli("adapters", "show", "nope")
+    assert missing.returncode == 2 and "no such adapter" in missing.stderr
+    assert cli("adapters", "rm", "short").returncode == 2  # needs --yes
+
+
+def test_qlora_on_cpu_with_eval_mid_training(prepared: Path, tiny_model: Path) -> None:
+    settings = _settings(prepared, tiny_model, **{"model.load_in_4bit": True, "training.eval_steps": 3})
+    result = train(plan(settings, run="qlora", max_steps=8), progress=False)
+    assert result["status"] == "done" and result["global_step"] == 8
+    evals = [e for e in _events(prepared, "qlora") if e["event"] == "eval"]
+    assert [e["step"] for e in evals][:2] == [3, 6]  # evaluation in the middle did not break training
+    assert result["strategy"]["qlora"] is True
+
+
+def test_bad_inputs_fail_before_any_model_loads(tmp_path: Path, tiny_model: Path, prepared: Path) -> None:
+    settings = _settings(tmp_path, tiny_model)
+    with pytest.raises(TrainDataError, match="not found"):
+        plan(settings)
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    with pytest.raises(TrainDataError, match="no training samples"):
+        plan(settings)
+    other_model = build_tiny_model(tmp_path / "other", spec=None)
+    with pytest.raises(TrainDataError, match="different tokenizer"):
+        plan(_settings(prepared, other_model))
+    with pytest.raises(TrainError, match="base model folder not found"):
+        plan(_settings(prepared, tmp_path / "missing-model"))
+    with pytest.raises(config.ConfigError, match="learning_rate"):
+        _settings(prepared, tiny_model, **{"training.learning_rate": -1})
+
+
+def test_cli_bad_lr_is_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "xiaoshuo", "train", "--lr", "-1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "training.learning_rate" in lines[0]
+
+
+def _train_cmd(work: Path, model: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "xiaoshuo",
+        "--set",
+        f"paths.data_dir={work / 'data'}",
+        "--set",
+        f"paths.checkpoints_dir={work / 'checkpoints'}",
+        "--set",
+        f"paths.logs_dir={work / 'logs'}",
+        "--set",
+        f"model.base_model={model}",
+        "train",
+        "--no-qlora",
+        "--batch-size",
+        "1",
+        "--grad-accum",
+        "1",
+        "--lr",
+        "1e-3",
+        "--lora-r",
+        "8",
+        "--save-steps",
+        "10",
+        "--eval-steps",
+        "1000",
+        "--logging-steps",
+        "5",
+        "--run",
+        "killed",
+        *extra,
+    ]
+
+
+@pytest.mark.slow
+def test_kill_nine_then_resume_finishes_at_the_same_step(prepared: Path, tiny_model: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = _train_cmd(prepared, tiny_model, "--max-steps", "400")
+    proc = subprocess.Popen(
+        cmd, cwd=prepared, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    run_dir = prepared / "checkpoints" / "killed"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (run_dir / "checkpoint-20" / "trainer_state.json").exists():
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read().decode()[-2000:])
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "final_model").exists()
+    out = subprocess.run(
+        _train_cmd(
+            prepared, tiny_model, "--max-steps", "400", "--resume", "latest", "--lr", "2e-3", "--json"
+        ),
+        cwd=prepared,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "do NOT take effect" in out.stderr and "training.learning_rate" in out.stderr
+    result = json.loads(out.stdout)
+    assert result["global_step"] == 400
+    events = _events(prepared, "killed")
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 2 and starts[1]["resume_from"].endswith(
+        ("checkpoint-20", "checkpoint-30", "checkpoint-40")
+    )
+    # resuming with different data is refused, naming the key
+    (prepared / "data" / "prepared" / "manifest.json").write_text('{"changed": true}', "utf-8")
+    refused = subprocess.run(
+        _train_cmd(prepared, tiny_model, "--resume", str(run_dir)),
+        cwd=prepared,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "data_manifest_sha256" in refused.stderr
+
+
+@pytest.mark.slow
+def test_overfit_small_model_reproduces_a_training_passage(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "small", size="small")
+    passages = [
+        "林远撑着一把旧油纸伞，站在城门外的老槐树下。",
+        "苏晚晴从阴影里走出来，手里握着一柄长剑。",
+        "十年前，青云山上的那场大火烧毁了半座藏经阁。",
+        "窗外的雨越下越大，远处传来马蹄声。",
+    ]
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "continuation.jsonl").write_text(
+        "".join(json.dumps({"text": p}, ensure_ascii=False) + "\n" for p in passages), "utf-8"
+    )
+    settings = _settings(
+        tmp_path,
+        model,
+        **{
+            "training.learning_rate": 2e-3,
+            "model.lora_r": 16,
+            "model.lora_alpha": 32,
+            "training.per_device_train_batch_size": 4,
+            "training.save_steps": 1000,
+        },
+    )
+    result = train(plan(settings, run="overfit", max_steps=60), progress=False)
+    assert result["train_loss"] < 2.0
+    losses = [e["loss"] for e in _events(tmp_path, "overfit") if e["event"] == "log"]
+    assert losses[-1] < 0.2, losses
+    with load_engine(
+        tiny_engine_settings(model, tmp_path), backend="transformers", lora={"o": result["final_model"]}
+    ) as eng:
+        ids = eng.tokenizer(passages[0], add_special_tokens=False)["input_ids"]
+        prompt = eng.tokenizer.decode(ids[:2])  # cut at a token boundary, as in training
+        text = eng.generate(GenerationRequest(prompt=prompt, sampling=GREEDY, lora="o")).text
+        base = eng.generate(GenerationRequest(prompt=prompt, sampling=GREEDY)).text
+    assert (prompt + text).startswith(passages[0]), (prompt, text)
+    assert not (prompt + base).startswith(passages[0])
+    merged = merge_adapter(tmp_path / "checkpoints", "overfit", tmp_path / "merged")
+    with load_engine(tiny_engine_settings(merged, tmp_path), backend="transformers") as eng:
+        assert (prompt + eng.generate(GenerationRequest(prompt=prompt, sampling=GREEDY)).text).startswith(
+            passages[0]
+        )
