@@ -269,6 +269,28 @@ def test_kill_nine_then_resume_finishes_at_the_same_step(prepared: Path, tiny_mo
 
 
 @pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(prepared: Path, tiny_model: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        c if c != "killed" else "stopped" for c in _train_cmd(prepared, tiny_model, "--max-steps", "100000")
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=prepared, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    log = prepared / "logs" / "train-stopped.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and '"event": "log"' in log.read_text("utf-8")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "resume" in out
+    stopped = [e for e in _events(prepared, "stopped") if e["event"] == "stopped"]
+    assert len(stopped) == 1 and Path(stopped[0]["checkpoint"]).is_dir()
+    assert not (prepared / "checkpoints" / "stopped" / "final_model").exists()
+
+
+@pytest.mark.slow
 def test_overfit_small_model_reproduces_a_training_passage(tmp_path: Path) -> None:
     model = build_tiny_model(tmp_path / "small", size="small")
     passages = [

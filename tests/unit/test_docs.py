@@ -15,7 +15,17 @@ def test_readme_documents_every_config_key_and_command() -> None:
     for section, fields in config.all_keys().items():
         for name in fields:
             assert f"`{section}.{name}`" in readme, f"{section}.{name} missing from README"
-    for command in ("xiaoshuo config", "xiaoshuo doctor", "xiaoshuo prepare", "make test", "make doctor"):
+    for command in (
+        "xiaoshuo config",
+        "xiaoshuo doctor",
+        "xiaoshuo prepare",
+        "xiaoshuo inference",
+        "xiaoshuo serve",
+        "xiaoshuo train",
+        "xiaoshuo adapters",
+        "make test",
+        "make doctor",
+    ):
         assert command in readme
 
 
