@@ -170,7 +170,11 @@ class MemorySettings(_Section):
         description='Embedding model (hub id or local path); "none" turns dense retrieval off. '
         "On CPU BAAI/bge-small-zh-v1.5 is the sensible choice.",
     )
-    max_memory_items: int = Field(1000, ge=1, description="Most memory entries per novel.")
+    max_memory_items: int = Field(1000, ge=1, description="Most active memory entries per novel.")
+    overflow_policy: Literal["reject", "archive_plot"] = Field(
+        "reject",
+        description="When a novel is full: reject the add, or archive the least important unpinned plot entries.",
+    )
     chroma_url: str = Field(
         "", description="Chroma server URL (http://host:8000); empty uses the embedded store."
     )

@@ -1,0 +1,157 @@
+"""Hybrid retrieval: name/alias triggers + BM25 (jieba) + dense (Chroma), fused by reciprocal rank.
+
+* **Triggers**: a character's or setting's name or alias appearing in the request
+  or the recent text always brings that entry.  Chinese has no word spaces, so
+  matching is by substring — leftmost-longest, so "林远山来了" triggers 林远山, not
+  also 林远.
+* **BM25** (bm25s) over jieba tokens, with every name and alias added to a private
+  jieba dictionary (jieba splits 陈长生 → 陈/长生 otherwise).
+* **Dense**: Chroma's nearest neighbours with our embedding function (skipped when
+  ``memory.embedding_model = "none"``).
+
+Order: pinned, then triggered, then RRF score (k=60); ties by id, so equal inputs
+give equal output.  The index is rebuilt when the store's version changes.
+This module ranks; the context builder decides what fits a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from xiaoshuo.memory.schema import MemoryEntry
+
+RRF_K = 60
+_PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
+
+
+@dataclass
+class Hit:
+    entry: MemoryEntry
+    score: float
+    found_by: list[str] = field(default_factory=list)
+    pinned: bool = False
+    triggered: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        e = self.entry
+        return {"id": e.id, "kind": e.kind, "name": e.name, "text": e.text, "score": round(self.score, 6),
+                "found_by": self.found_by, "pinned": e.pinned}
+
+
+class Retriever:
+    """An index over one novel's active entries (build once, query many times)."""
+
+    def __init__(self, entries: list[MemoryEntry]) -> None:
+        import bm25s
+        import jieba
+
+        self.entries = sorted((e for e in entries if not e.archived), key=lambda e: e.id)
+        self.by_id = {e.id: e for e in self.entries}
+        self._tokenizer = jieba.Tokenizer()
+        self._tokenizer.initialize()
+        self._triggers: dict[str, list[tuple[str, str]]] = {}
+        for e in self.entries:
+            for name in e.triggers():
+                self._tokenizer.add_word(name, freq=100_000)
+                self._triggers.setdefault(name[0], []).append((name, e.id))
+            for name in e.characters:
+                self._tokenizer.add_word(name, freq=100_000)
+        for bucket in self._triggers.values():
+            bucket.sort(key=lambda item: -len(item[0]))  # longest first
+        self._bm25 = None
+        if self.entries:
+            self._bm25 = bm25s.BM25()
+            self._bm25.index([self.tokens(e.document()) or ["_"] for e in self.entries], show_progress=False)
+
+    def tokens(self, text: str) -> list[str]:
+        return [t for t in self._tokenizer.lcut(text) if not _PUNCT.match(t)]
+
+    def triggered(self, text: str) -> list[str]:
+        """Entry ids whose name/alias occurs in ``text`` (leftmost-longest), in order of appearance."""
+        found: list[str] = []
+        i = 0
+        while i < len(text):
+            bucket = self._triggers.get(text[i])
+            matched = 0
+            if bucket:
+                for name, entry_id in bucket:
+                    if matched and len(name) < matched:
+                        break
+                    if text.startswith(name, i):
+                        matched = len(name)
+                        if entry_id not in found:
+                            found.append(entry_id)
+            i += matched or 1
+        return found
+
+    def bm25(self, query: str, k: int) -> list[tuple[str, float]]:
+        if self._bm25 is None:
+            return []
+        tokens = self.tokens(query)
+        if not tokens:
+            return []
+        docs, scores = self._bm25.retrieve([tokens], k=min(k, len(self.entries)), show_progress=False)
+        out = [(self.entries[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return sorted(out, key=lambda x: (-x[1], x[0]))
+
+    def search(
+        self,
+        query: str,
+        *,
+        recent_text: str = "",
+        k: int = 8,
+        kinds: list[str] | None = None,
+        dense: list[str] | None = None,
+    ) -> list[Hit]:
+        """Fused ranking.  ``dense``: entry ids by similarity from Chroma (best first), if any."""
+        hits: dict[str, Hit] = {}
+
+        def hit(entry_id: str) -> Hit | None:
+            entry = self.by_id.get(entry_id)
+            if entry is None or (kinds and entry.kind not in kinds):
+                return None
+            return hits.setdefault(entry_id, Hit(entry, 0.0))
+
+        for e in self.entries:
+            if e.pinned and (h := hit(e.id)) is not None:
+                h.pinned = True
+                h.found_by.append("pinned")
+        for entry_id in self.triggered(query + "\n" + recent_text):
+            if (h := hit(entry_id)) is not None:
+                h.triggered = True
+                h.found_by.append("trigger")
+        for name, ranked in (("bm25", [i for i, _ in self.bm25(query, k * 4)]), ("dense", dense or [])):
+            for rank, entry_id in enumerate(ranked):
+                if (h := hit(entry_id)) is not None:
+                    h.score += 1.0 / (RRF_K + rank + 1)
+                    h.found_by.append(name)
+        ordered = sorted(hits.values(), key=lambda h: (not h.pinned, not h.triggered, -h.score, h.entry.id))
+        forced = [h for h in ordered if h.pinned or h.triggered]
+        ranked = [h for h in ordered if not (h.pinned or h.triggered) and h.score > 0]
+        return forced + ranked[: max(0, k - len(forced))] if len(forced) < k else forced
+
+
+def dense_ids(store: Any, novel: str, query: str, k: int) -> list[str]:
+    """Nearest entries from Chroma (empty when dense retrieval is off)."""
+    if not store.embedding.dense or not query.strip():
+        return []
+    col = store._collection(novel)
+    n = col.count()
+    if n == 0:
+        return []
+    got = col.query(query_embeddings=store.embedding.embed_query([query]), n_results=min(k, n),
+                    where={"archived": False}, include=[])
+    return list(got["ids"][0])
+
+
+def search(store: Any, novel: str, query: str, *, recent_text: str = "", k: int | None = None,
+           kinds: list[str] | None = None) -> list[Hit]:
+    """The store-level entry point: cached index + dense neighbours + fusion."""
+    k = k or store.settings.memory.top_k
+    retriever = store._retrievers.get(novel)
+    if retriever is None:
+        retriever = Retriever(store.list(novel))
+        store._retrievers[novel] = retriever
+    return retriever.search(query, recent_text=recent_text, k=k, kinds=kinds, dense=dense_ids(store, novel, query, k * 4))

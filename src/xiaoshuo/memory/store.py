@@ -1,0 +1,322 @@
+"""The story-memory store over ChromaDB: one collection per novel.
+
+Embedded ``PersistentClient`` at ``data/chroma_db`` by default; ``HttpClient`` when
+``memory.chroma_url`` is set (a Chroma server: the path to more processes and
+machines).  Chroma is not process-safe on one path (two writers silently lost
+vectors in our checks), so an embedded store takes an exclusive ``flock`` on
+``<path>/.xiaoshuo.lock`` and a second writer — another process, or a second
+store object in this one — is refused with the holder's pid.
+
+Each entry is stored whole as JSON in its metadata (plus scalar fields for
+filters), so export → import is exact.  Writes go in batches below Chroma's max
+batch size and return after Chroma committed them.  ``memory.max_memory_items``
+per novel is enforced by ``memory.overflow_policy``: ``reject`` (default: the add
+fails, nothing is written) or ``archive_plot`` (the least important, oldest,
+unpinned plot entries are archived — kept, exported, but no longer retrieved).
+Retrieval lives in :mod:`xiaoshuo.memory.retrieval`; this module stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.memory.schema import DEFAULT_NOVEL, KINDS, MemoryEntry, StoryMemoryError, make_entry
+
+EXPORT_VERSION = 1
+
+
+class StoreLockedError(StoryMemoryError):
+    """Another writer holds this store path."""
+
+
+def _collection_name(novel: str) -> str:
+    return "novel_" + hashlib.sha1(novel.encode("utf-8")).hexdigest()[:20]
+
+
+class MemoryStore:
+    """Open with ``MemoryStore(settings)``; close (or use as a context manager) to release the lock."""
+
+    def __init__(self, settings: Settings, *, path: str | os.PathLike[str] | None = None) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        from xiaoshuo.memory.embeddings import embedding_function
+
+        self.settings = settings
+        mem = settings.memory
+        self.embedding = embedding_function(mem.embedding_model)
+        self._lock_fh = None
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if mem.chroma_url:
+            from urllib.parse import urlparse
+
+            url = urlparse(mem.chroma_url)
+            self.client = chromadb.HttpClient(
+                host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+            self.path = None
+        else:
+            self.path = Path(path) if path is not None else settings.paths.chroma_dir
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
+            self.client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000) - 1)
+        self._collections: dict[str, Any] = {}
+        self._version: dict[str, int] = {}
+        self._retrievers: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ lifecycle
+    def _lock(self) -> None:
+        import fcntl
+
+        lock_path = self.path / ".xiaoshuo.lock"
+        fh = lock_path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise StoreLockedError(
+                "记忆库正被另一个进程写入 (the memory store is in use by another writer)",
+                expected="one writer per store path (Chroma is not process-safe on one path)",
+                received=f"{self.path} locked by {holder}",
+                fix="关闭另一个 xiaoshuo 进程（如 WebUI），或设置 memory.chroma_url 使用 Chroma 服务器",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._lock_fh = fh
+
+    def close(self) -> None:
+        self._collections.clear()
+        self._retrievers.clear()
+        if self._lock_fh is not None:
+            import fcntl
+
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ collections
+    def _collection(self, novel: str, *, create: bool = True, check_model: bool = True) -> Any:
+        if novel in self._collections:
+            return self._collections[novel]
+        name = _collection_name(novel)
+        model = self.settings.memory.embedding_model
+        if create:
+            col = self.client.get_or_create_collection(
+                name, embedding_function=self.embedding,
+                metadata={"novel": novel, "embedding_model": model, "hnsw:space": "cosine"},
+            )
+        else:
+            try:
+                col = self.client.get_collection(name, embedding_function=self.embedding)
+            except Exception:  # noqa: BLE001 - chroma raises NotFoundError/ValueError by version
+                return None
+        stored = (col.metadata or {}).get("embedding_model")
+        if check_model and stored is not None and stored != model:
+            raise StoryMemoryError(
+                "记忆库的向量模型与配置不同 (embedding model changed)",
+                expected=f"memory.embedding_model = {stored!r} (the model this novel was indexed with)",
+                received=model,
+                fix="运行 xiaoshuo memory reindex 用新模型重建索引，或改回原来的模型",
+            )
+        self._collections[novel] = col
+        return col
+
+    def novels(self) -> list[str]:
+        names = []
+        for col in self.client.list_collections():
+            c = col if hasattr(col, "metadata") else self.client.get_collection(col)
+            novel = (c.metadata or {}).get("novel")
+            if novel:
+                names.append(novel)
+        return sorted(set(names) | {DEFAULT_NOVEL})
+
+    def version(self, novel: str) -> int:
+        return self._version.get(novel, 0)
+
+    def _touch(self, novel: str) -> None:
+        self._version[novel] = self._version.get(novel, 0) + 1
+        self._retrievers.pop(novel, None)
+
+    # ------------------------------------------------------------ writes
+    def add(self, entries: MemoryEntry | Iterable[MemoryEntry]) -> list[str]:
+        entries = [entries] if isinstance(entries, MemoryEntry) else list(entries)
+        by_novel: dict[str, list[MemoryEntry]] = {}
+        for e in entries:
+            by_novel.setdefault(e.novel, []).append(e)
+        for novel, group in by_novel.items():
+            self._make_room(novel, group)
+            self._upsert(novel, group)
+        return [e.id for e in entries]
+
+    def update(self, entry_id: str, novel: str = DEFAULT_NOVEL, **fields: Any) -> MemoryEntry:
+        current = self.get(entry_id, novel)
+        data = current.model_dump()
+        data.update({k: v for k, v in fields.items() if v is not None})
+        data["updated"] = time.time()
+        entry = make_entry(**data)
+        self._upsert(novel, [entry])
+        return entry
+
+    def delete(self, entry_ids: str | Iterable[str], novel: str = DEFAULT_NOVEL) -> int:
+        ids = [entry_ids] if isinstance(entry_ids, str) else list(entry_ids)
+        col = self._collection(novel)
+        existing = col.get(ids=ids, include=[])["ids"]
+        for i in range(0, len(existing), self.max_batch):
+            col.delete(ids=existing[i : i + self.max_batch])
+        self._touch(novel)
+        return len(existing)
+
+    def _upsert(self, novel: str, entries: list[MemoryEntry]) -> None:
+        col = self._collection(novel)
+        for i in range(0, len(entries), self.max_batch):
+            batch = entries[i : i + self.max_batch]
+            col.upsert(
+                ids=[e.id for e in batch],
+                documents=[e.document() for e in batch],
+                metadatas=[_metadata(e) for e in batch],
+            )
+        self._touch(novel)
+
+    def _make_room(self, novel: str, new: list[MemoryEntry]) -> None:
+        limit = self.settings.memory.max_memory_items
+        existing_ids = set(self._collection(novel).get(include=[])["ids"])
+        adding = [e for e in new if e.id not in existing_ids]
+        active = self.count(novel)
+        overflow = active + len(adding) - limit
+        if overflow <= 0:
+            return
+        policy = self.settings.memory.overflow_policy
+        if policy == "archive_plot":
+            plots = sorted(
+                (e for e in self.list(novel, kind="plot") if not e.pinned),
+                key=lambda e: (e.importance, e.created),
+            )
+            if len(plots) >= overflow:
+                archived = [e.model_copy(update={"archived": True, "updated": time.time()}) for e in plots[:overflow]]
+                self._upsert(novel, archived)
+                return
+        raise StoryMemoryError(
+            f"小说《{novel}》的记忆条目已达上限 (memory is full)",
+            expected=f"at most memory.max_memory_items = {limit} active entries per novel",
+            received=f"{active} active + {len(adding)} new",
+            fix="删除或归档不需要的条目，调大 memory.max_memory_items，或设置 memory.overflow_policy = "
+            '"archive_plot"',
+        )
+
+    # ------------------------------------------------------------ reads
+    def get(self, entry_id: str, novel: str = DEFAULT_NOVEL) -> MemoryEntry:
+        col = self._collection(novel)
+        got = col.get(ids=[entry_id], include=["metadatas"])
+        if not got["ids"]:
+            raise StoryMemoryError(f"没有这条记忆 (no such entry): {entry_id}", received=entry_id,
+                                   fix=f"xiaoshuo memory list --novel {novel}")
+        return _entry(got["metadatas"][0])
+
+    def list(
+        self, novel: str = DEFAULT_NOVEL, *, kind: str | None = None, include_archived: bool = False
+    ) -> list[MemoryEntry]:
+        col = self._collection(novel)
+        where: dict[str, Any] | None = None
+        conditions = []
+        if kind is not None:
+            if kind not in KINDS:
+                raise StoryMemoryError("未知的记忆类型 (unknown kind)", expected=", ".join(KINDS), received=kind)
+            conditions.append({"kind": kind})
+        if not include_archived:
+            conditions.append({"archived": False})
+        if len(conditions) == 1:
+            where = conditions[0]
+        elif conditions:
+            where = {"$and": conditions}
+        entries = []
+        total = col.count()
+        for offset in range(0, total, self.max_batch):
+            got = col.get(where=where, include=["metadatas"], limit=self.max_batch, offset=offset)
+            entries.extend(_entry(m) for m in got["metadatas"])
+        return sorted(entries, key=lambda e: (e.created, e.id))
+
+    def count(self, novel: str = DEFAULT_NOVEL, *, kind: str | None = None) -> int:
+        if kind is None:
+            col = self._collection(novel)
+            return len(col.get(where={"archived": False}, include=[])["ids"])
+        return len(self.list(novel, kind=kind))
+
+    # ------------------------------------------------------------ import / export
+    def export_novel(self, novel: str = DEFAULT_NOVEL) -> dict[str, Any]:
+        return {
+            "version": EXPORT_VERSION,
+            "novel": novel,
+            "embedding_model": self.settings.memory.embedding_model,
+            "entries": [e.model_dump(mode="json") for e in self.list(novel, include_archived=True)],
+        }
+
+    def import_novel(self, data: Any, *, novel: str | None = None) -> list[str]:
+        """Validate everything first; a bad file changes nothing."""
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            raise StoryMemoryError(
+                "记忆导入文件格式不对 (not a memory export)",
+                expected='{"version": 1, "novel": ..., "entries": [...]} (from xiaoshuo memory export)',
+                received=type(data).__name__ if not isinstance(data, dict) else sorted(data),
+            )
+        target = novel or data.get("novel") or DEFAULT_NOVEL
+        entries = []
+        for i, raw in enumerate(data["entries"]):
+            if not isinstance(raw, dict):
+                raise StoryMemoryError(f"第 {i} 条不是对象 (entry {i} is not an object)", received=raw)
+            try:
+                entries.append(make_entry(**{**raw, "novel": target}))
+            except StoryMemoryError as exc:
+                raise StoryMemoryError(f"第 {i} 条记忆无效 (entry {i} invalid): {exc.message}",
+                                       expected=exc.expected, received=exc.received, fix=exc.fix) from None
+        return self.add(entries)
+
+    def reindex(self, novel: str | None = None) -> dict[str, int]:
+        """Re-embed novels with the configured model (after changing memory.embedding_model)."""
+        done = {}
+        for name in [novel] if novel else self.novels():
+            col = self._collection(name, create=False, check_model=False)
+            if col is None:
+                continue
+            entries = [_entry(m) for m in col.get(include=["metadatas"])["metadatas"]]
+            self.client.delete_collection(col.name)
+            self._collections.pop(name, None)
+            if entries:
+                self._upsert(name, entries)
+            else:
+                self._collection(name)
+            done[name] = len(entries)
+        return done
+
+
+def _metadata(e: MemoryEntry) -> dict[str, Any]:
+    return {
+        "kind": e.kind,
+        "importance": e.importance,
+        "pinned": e.pinned,
+        "archived": e.archived,
+        "chapter": e.chapter if e.chapter is not None else -1,
+        "entry": json.dumps(e.model_dump(mode="json"), ensure_ascii=False),
+    }
+
+
+def _entry(meta: dict[str, Any]) -> MemoryEntry:
+    return MemoryEntry.model_validate(json.loads(meta["entry"]))
