@@ -173,7 +173,8 @@ class MemorySettings(_Section):
     max_memory_items: int = Field(1000, ge=1, description="Most active memory entries per novel.")
     overflow_policy: Literal["reject", "archive_plot"] = Field(
         "reject",
-        description="When a novel is full: reject the add, or archive the least important unpinned plot entries.",
+        description="When a novel is full: reject the add, or archive the least important unpinned plot "
+        "entries.",
     )
     chroma_url: str = Field(
         "", description="Chroma server URL (http://host:8000); empty uses the embedded store."

@@ -10,7 +10,14 @@ Importing this package does not import chromadb; opening a store does.
 """
 
 from xiaoshuo.memory.context import ContextResult, build_context
-from xiaoshuo.memory.schema import DEFAULT_NOVEL, KIND_LABELS, KINDS, MemoryEntry, StoryMemoryError, make_entry
+from xiaoshuo.memory.schema import (
+    DEFAULT_NOVEL,
+    KIND_LABELS,
+    KINDS,
+    MemoryEntry,
+    StoryMemoryError,
+    make_entry,
+)
 
 __all__ = [
     "DEFAULT_NOVEL",

@@ -29,10 +29,17 @@ class ContextResult:
     budget: int
     included: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
+    heading_tokens: int = 0  # the 【人物】… headings of the kinds present
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "tokens": self.tokens, "budget": self.budget,
-                "included": self.included, "dropped": self.dropped}
+        return {
+            "text": self.text,
+            "tokens": self.tokens,
+            "budget": self.budget,
+            "heading_tokens": self.heading_tokens,
+            "included": self.included,
+            "dropped": self.dropped,
+        }
 
 
 def heading(kind: str) -> str:
@@ -74,9 +81,14 @@ def build_context(hits: list[Hit], budget: int, count_tokens: Callable[[str], in
             reasons[h.entry.id] = _why(h) + "; from spare budget"
         else:
             label = KIND_LABELS[h.entry.kind]
-            dropped.append(_item(h, cost[h.entry.id],
-                                 f"over budget: needs {n} tokens, {budget - total} of {budget} left "
-                                 f"({label} share {caps[h.entry.kind]})"))
+            dropped.append(
+                _item(
+                    h,
+                    cost[h.entry.id],
+                    f"over budget: needs {n} tokens, {budget - total} of {budget} left "
+                    f"({label} share {caps[h.entry.kind]})",
+                )
+            )
     order = {h.entry.id: i for i, h in enumerate(hits)}
     text, included = _render(chosen, lines, order, cost, reasons)
     tokens = count_tokens(text) if text else 0
@@ -86,7 +98,8 @@ def build_context(hits: list[Hit], budget: int, count_tokens: Callable[[str], in
         dropped.append({**last, "reason": "over budget after joining"})
         text, included = _render(chosen, lines, order, cost, reasons)
         tokens = count_tokens(text) if text else 0
-    return ContextResult(text, tokens, budget, included, dropped)
+    headings = sum(head_cost[kind] for kind in KINDS if chosen[kind])
+    return ContextResult(text, tokens, budget, included, dropped, headings)
 
 
 def _render(chosen, lines, order, cost, reasons) -> tuple[str, list[dict[str, Any]]]:
@@ -111,5 +124,11 @@ def _why(h: Hit) -> str:
 
 
 def _item(h: Hit, tokens: int, reason: str) -> dict[str, Any]:
-    return {"id": h.entry.id, "kind": h.entry.kind, "name": h.entry.label, "tokens": tokens,
-            "reason": reason, "found_by": h.found_by}
+    return {
+        "id": h.entry.id,
+        "kind": h.entry.kind,
+        "name": h.entry.label,
+        "tokens": tokens,
+        "reason": reason,
+        "found_by": h.found_by,
+    }

@@ -58,17 +58,17 @@ def _embedding_class() -> type:
 
                         device = "cuda" if torch.cuda.is_available() else "cpu"
                         self._st = SentenceTransformer(self.model, device=device)
-                    except Exception as exc:  # noqa: BLE001 - offline, missing, corrupt …
+                    except Exception as exc:
                         raise EmbeddingError(
                             "无法加载向量模型 (cannot load the embedding model)",
                             expected="memory.embedding_model: a local sentence-transformers folder, a hub id that is "
                             'cached or downloadable, or "none"',
-                            received=f"{self.model}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                            received=f"{self.model}: {type(exc).__name__}: {str(exc)[:200]}",
                             fix='下载模型（如 BAAI/bge-small-zh-v1.5）或设置 memory.embedding_model = "none"',
                         ) from None
             return self._st
 
-        def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - Chroma's signature
+        def __call__(self, input: Documents) -> Embeddings:
             if not self.dense:
                 return [[1.0] for _ in input]
             vectors = self._load().encode(
@@ -76,7 +76,7 @@ def _embedding_class() -> type:
             )
             return [v for v in vectors]
 
-        def embed_query(self, input: Documents) -> Embeddings:  # noqa: A002
+        def embed_query(self, input: Documents) -> Embeddings:
             if self.dense and "bge" in self.model.lower() and "zh" in self.model.lower():
                 return self([_BGE_ZH_QUERY + q for q in input])
             return self(input)

@@ -36,17 +36,28 @@ class Hit:
 
     def as_dict(self) -> dict[str, Any]:
         e = self.entry
-        return {"id": e.id, "kind": e.kind, "name": e.name, "text": e.text, "score": round(self.score, 6),
-                "found_by": self.found_by, "pinned": e.pinned}
+        return {
+            "id": e.id,
+            "kind": e.kind,
+            "name": e.name,
+            "text": e.text,
+            "score": round(self.score, 6),
+            "found_by": self.found_by,
+            "pinned": e.pinned,
+        }
 
 
 class Retriever:
     """An index over one novel's active entries (build once, query many times)."""
 
     def __init__(self, entries: list[MemoryEntry]) -> None:
+        import logging
+
         import bm25s
         import jieba
 
+        jieba.setLogLevel(logging.WARNING)
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.entries = sorted((e for e in entries if not e.archived), key=lambda e: e.id)
         self.by_id = {e.id: e for e in self.entries}
         self._tokenizer = jieba.Tokenizer()
@@ -141,17 +152,30 @@ def dense_ids(store: Any, novel: str, query: str, k: int) -> list[str]:
     n = col.count()
     if n == 0:
         return []
-    got = col.query(query_embeddings=store.embedding.embed_query([query]), n_results=min(k, n),
-                    where={"archived": False}, include=[])
+    got = col.query(
+        query_embeddings=store.embedding.embed_query([query]),
+        n_results=min(k, n),
+        where={"archived": False},
+        include=[],
+    )
     return list(got["ids"][0])
 
 
-def search(store: Any, novel: str, query: str, *, recent_text: str = "", k: int | None = None,
-           kinds: list[str] | None = None) -> list[Hit]:
+def search(
+    store: Any,
+    novel: str,
+    query: str,
+    *,
+    recent_text: str = "",
+    k: int | None = None,
+    kinds: list[str] | None = None,
+) -> list[Hit]:
     """The store-level entry point: cached index + dense neighbours + fusion."""
     k = k or store.settings.memory.top_k
     retriever = store._retrievers.get(novel)
     if retriever is None:
         retriever = Retriever(store.list(novel))
         store._retrievers[novel] = retriever
-    return retriever.search(query, recent_text=recent_text, k=k, kinds=kinds, dense=dense_ids(store, novel, query, k * 4))
+    return retriever.search(
+        query, recent_text=recent_text, k=k, kinds=kinds, dense=dense_ids(store, novel, query, k * 4)
+    )

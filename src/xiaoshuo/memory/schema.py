@@ -92,19 +92,30 @@ class MemoryEntry(BaseModel):
 
     def document(self) -> str:
         """What BM25 and the embedding index see."""
-        parts = [self.name, " ".join(self.aliases), self.text, " ".join(self.traits), self.state,
-                 " ".join(f"{k}{v}" for k, v in self.relationships.items()), " ".join(self.characters),
-                 self.time_in_story, self.why]
+        parts = [
+            self.name,
+            " ".join(self.aliases),
+            self.text,
+            " ".join(self.traits),
+            self.state,
+            " ".join(f"{k}{v}" for k, v in self.relationships.items()),
+            " ".join(self.characters),
+            self.time_in_story,
+            self.why,
+        ]
         return "\n".join(p for p in parts if p)
 
     def render(self) -> str:
         """One prompt line (or a few) for the memory block."""
         if self.kind == "character":
             head = self.name + (f"（又名：{'、'.join(self.aliases)}）" if self.aliases else "")
-            extra = [f"性格：{'、'.join(self.traits)}" if self.traits else "",
-                     "关系：" + "；".join(f"{k}：{v}" for k, v in self.relationships.items())
-                     if self.relationships else "",
-                     f"现状：{self.state}" if self.state else ""]
+            extra = [
+                f"性格：{'、'.join(self.traits)}" if self.traits else "",
+                "关系：" + "；".join(f"{k}：{v}" for k, v in self.relationships.items())
+                if self.relationships
+                else "",
+                f"现状：{self.state}" if self.state else "",
+            ]
             return f"- {head}：{self.text}" + "".join(f" {e}。" for e in extra if e)
         if self.kind == "setting":
             head = self.name + (f"（又名：{'、'.join(self.aliases)}）" if self.aliases else "")

@@ -59,7 +59,9 @@ class MemoryStore:
 
             url = urlparse(mem.chroma_url)
             self.client = chromadb.HttpClient(
-                host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https",
+                host=url.hostname or "localhost",
+                port=url.port or 8000,
+                ssl=url.scheme == "https",
                 settings=chroma_settings,
             )
             self.path = None
@@ -121,13 +123,14 @@ class MemoryStore:
         model = self.settings.memory.embedding_model
         if create:
             col = self.client.get_or_create_collection(
-                name, embedding_function=self.embedding,
+                name,
+                embedding_function=self.embedding,
                 metadata={"novel": novel, "embedding_model": model, "hnsw:space": "cosine"},
             )
         else:
             try:
                 col = self.client.get_collection(name, embedding_function=self.embedding)
-            except Exception:  # noqa: BLE001 - chroma raises NotFoundError/ValueError by version
+            except Exception:
                 return None
         stored = (col.metadata or {}).get("embedding_model")
         if check_model and stored is not None and stored != model:
@@ -211,7 +214,9 @@ class MemoryStore:
                 key=lambda e: (e.importance, e.created),
             )
             if len(plots) >= overflow:
-                archived = [e.model_copy(update={"archived": True, "updated": time.time()}) for e in plots[:overflow]]
+                archived = [
+                    e.model_copy(update={"archived": True, "updated": time.time()}) for e in plots[:overflow]
+                ]
                 self._upsert(novel, archived)
                 return
         raise StoryMemoryError(
@@ -227,8 +232,11 @@ class MemoryStore:
         col = self._collection(novel)
         got = col.get(ids=[entry_id], include=["metadatas"])
         if not got["ids"]:
-            raise StoryMemoryError(f"没有这条记忆 (no such entry): {entry_id}", received=entry_id,
-                                   fix=f"xiaoshuo memory list --novel {novel}")
+            raise StoryMemoryError(
+                f"没有这条记忆 (no such entry): {entry_id}",
+                received=entry_id,
+                fix=f"xiaoshuo memory list --novel {novel}",
+            )
         return _entry(got["metadatas"][0])
 
     def list(
@@ -239,7 +247,9 @@ class MemoryStore:
         conditions = []
         if kind is not None:
             if kind not in KINDS:
-                raise StoryMemoryError("未知的记忆类型 (unknown kind)", expected=", ".join(KINDS), received=kind)
+                raise StoryMemoryError(
+                    "未知的记忆类型 (unknown kind)", expected=", ".join(KINDS), received=kind
+                )
             conditions.append({"kind": kind})
         if not include_archived:
             conditions.append({"archived": False})
@@ -285,8 +295,12 @@ class MemoryStore:
             try:
                 entries.append(make_entry(**{**raw, "novel": target}))
             except StoryMemoryError as exc:
-                raise StoryMemoryError(f"第 {i} 条记忆无效 (entry {i} invalid): {exc.message}",
-                                       expected=exc.expected, received=exc.received, fix=exc.fix) from None
+                raise StoryMemoryError(
+                    f"第 {i} 条记忆无效 (entry {i} invalid): {exc.message}",
+                    expected=exc.expected,
+                    received=exc.received,
+                    fix=exc.fix,
+                ) from None
         return self.add(entries)
 
     def reindex(self, novel: str | None = None) -> dict[str, int]:
