@@ -61,8 +61,8 @@ def _embedding_class() -> type:
                     except Exception as exc:
                         raise EmbeddingError(
                             "无法加载向量模型 (cannot load the embedding model)",
-                            expected="memory.embedding_model: a local sentence-transformers folder, a hub id that is "
-                            'cached or downloadable, or "none"',
+                            expected="memory.embedding_model: a local sentence-transformers folder, "
+                            'a hub id that is cached or downloadable, or "none"',
                             received=f"{self.model}: {type(exc).__name__}: {str(exc)[:200]}",
                             fix='下载模型（如 BAAI/bge-small-zh-v1.5）或设置 memory.embedding_model = "none"',
                         ) from None
