@@ -41,7 +41,8 @@ def test_help_lists_commands_via_both_entry_points(tmp_path: Path) -> None:
 
 def test_cli_import_does_not_load_heavy_libraries() -> None:
     code = (
-        "import sys, xiaoshuo.cli, xiaoshuo.config, xiaoshuo.hardware, xiaoshuo.testing;"
+        "import sys, xiaoshuo.cli, xiaoshuo.config, xiaoshuo.hardware, xiaoshuo.testing, xiaoshuo.engine,"
+        " xiaoshuo.memory, xiaoshuo.training, xiaoshuo.data;"
         "print([m for m in ('torch', 'vllm', 'chromadb', 'transformers', 'gradio') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
