@@ -7,12 +7,13 @@ line and writes bench/results/backends.json.  Not a test: timing only.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import report
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -74,10 +75,7 @@ def main() -> None:
         "transformers_tok_s": round(hf, 1),
         "vllm_over_transformers": round(vl / hf, 2),
     }
-    print(json.dumps(result))
-    out = Path(__file__).parent / "results" / "backends.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    report("backends", result)
 
 
 if __name__ == "__main__":

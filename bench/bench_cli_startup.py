@@ -6,12 +6,12 @@ bench/results/cli_startup.json.  The target is under one second.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from _common import report
 
 RUNS = 7
 
@@ -35,10 +35,7 @@ def main() -> None:
         "help_over_bare": round(help_ / bare, 1),
         "under_one_second": help_ < 1.0,
     }
-    print(json.dumps(result))
-    out = Path(__file__).parent / "results" / "cli_startup.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    report("cli_startup", result)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ line; also bench/results/engine.json.  Usage: python bench/bench_engine.py [--qu
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import report
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
@@ -147,10 +148,7 @@ def main() -> None:
     result["bridge_cost_pct"] = round(
         100 * (1 - result["bridge_engine_tok_s"] / result["bridge_direct_tok_s"]), 1
     )
-    print(json.dumps(result))
-    out = Path(__file__).parent / "results" / "engine.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    report("engine", result)
 
 
 if __name__ == "__main__":

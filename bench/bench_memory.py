@@ -19,8 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜谢邹喻柏水窦章云苏潘葛范彭郎鲁韦昌马苗凤花方俞任袁柳鲍史唐费薛雷贺倪汤殷罗毕郝邬安常乐于傅皮卞齐康伍余顾孟黄"
-GIVEN = "远晴山川风云雪月星辰明华清婉若兰竹松柏青白玄羽灵霜寒秋春夏冬江河湖海天地玉珠金银锦绣文武德仁义礼智信忠孝安宁"
+from _common import report
+
+SURNAMES = (
+    "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜谢邹喻柏水窦章云"
+    "苏潘葛范彭郎鲁韦昌马苗凤花方俞任袁柳鲍史唐费薛雷贺倪汤殷罗毕郝邬安常乐于傅皮卞齐"
+    "康伍余顾孟黄"
+)
+GIVEN = (
+    "远晴山川风云雪月星辰明华清婉若兰竹松柏青白玄羽灵霜寒秋春夏冬江河湖海天地玉珠金银"
+    "锦绣文武德仁义礼智信忠孝安宁"
+)
 PLACES = ["城", "山", "谷", "镇", "村", "湖", "岛", "关", "寺", "阁"]
 EVENTS = ["遇伏", "结盟", "决裂", "比剑", "盗宝", "救人", "夜宴", "出走", "拜师", "复仇", "失踪", "重逢"]
 
@@ -157,10 +166,7 @@ def main() -> None:
     first, last = result[str(sizes[0])], result[str(sizes[-1])]
     result["hybrid_over_bare_p50_at_largest"] = round(last["hybrid_ms_p50"] / last["bare_chroma_ms_p50"], 2)
     result["hybrid_largest_over_smallest_p50"] = round(last["hybrid_ms_p50"] / first["hybrid_ms_p50"], 2)
-    print(json.dumps(result, ensure_ascii=False))
-    out = Path(__file__).parent / "results" / "memory.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    report("memory", result)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import report
+
 FILE_MB = 2
 ENCODINGS = ["utf-8", "gb18030", "utf-16", "big5hkscs"]
 
@@ -141,10 +143,7 @@ def main() -> None:
     result["rss_large_over_small"] = round(large["peak_rss_mb"] / small["peak_rss_mb"], 2)
     result["goal_ratio_ge_0_5"] = min(small["ratio"], large["ratio"]) >= 0.5
     result["goal_rss_le_1_5x"] = result["rss_large_over_small"] <= 1.5
-    print(json.dumps(result, ensure_ascii=False))
-    out_path = Path(__file__).parent / "results" / "prepare.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    report("prepare", result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import report
+
 BATCH = 8
 SAMPLES = 256
 
@@ -166,10 +168,7 @@ def main() -> None:
         result["rss_qlora_over_lora"] = round(
             result["qlora_grouped"]["peak_rss_mb"] / result["grouped"]["peak_rss_mb"], 2
         )
-    print(json.dumps(result))
-    out_path = Path(__file__).parent / "results" / "train.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    report("train", result)
 
 
 if __name__ == "__main__":

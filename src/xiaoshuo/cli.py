@@ -490,6 +490,22 @@ memory_app = typer.Typer(
 app.add_typer(memory_app, name="memory")
 NovelOpt = Annotated[str, typer.Option("--novel", help="Novel (memory scope).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Name (character/setting) or title.")]
+AliasOpt = Annotated[
+    list[str] | None, typer.Option("--alias", help="Alias (repeatable; edit replaces them).")
+]
+TraitOpt = Annotated[list[str] | None, typer.Option("--trait", help="Character trait (repeatable).")]
+RelationOpt = Annotated[list[str] | None, typer.Option("--relation", help="人物=关系 (repeatable).")]
+StateOpt = Annotated[str | None, typer.Option("--state", help="Character's current state.")]
+ChapterOpt = Annotated[int | None, typer.Option("--chapter")]
+ChapterEndOpt = Annotated[int | None, typer.Option("--chapter-end")]
+TimeOpt = Annotated[str | None, typer.Option("--time", help="Time in the story.")]
+CharacterOpt = Annotated[
+    list[str] | None, typer.Option("--character", help="Involved character / speaker (repeatable).")
+]
+WhyOpt = Annotated[str | None, typer.Option("--why", help="Dialogue: why it matters.")]
+ImportanceOpt = Annotated[int | None, typer.Option("--importance", help="1-5 (3).")]
+PinOpt = Annotated[bool | None, typer.Option("--pin/--no-pin", help="Always include in prompts.")]
 
 
 def _store(ctx: typer.Context):
@@ -567,20 +583,18 @@ def memory_add(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option("--kind", help="character | plot | setting | dialogue")],
     text: Annotated[str, typer.Option("--text", help="Description, plot summary or the dialogue itself.")],
-    name: Annotated[str | None, typer.Option("--name", help="Name (character/setting) or title.")] = None,
-    alias: Annotated[list[str] | None, typer.Option("--alias", help="Alias (repeatable).")] = None,
-    traits: Annotated[list[str] | None, typer.Option("--trait", help="Character trait (repeatable).")] = None,
-    relation: Annotated[list[str] | None, typer.Option("--relation", help="人物=关系 (repeatable).")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Character's current state.")] = None,
-    chapter: Annotated[int | None, typer.Option("--chapter")] = None,
-    chapter_end: Annotated[int | None, typer.Option("--chapter-end")] = None,
-    time_in_story: Annotated[str | None, typer.Option("--time", help="Time in the story.")] = None,
-    character: Annotated[
-        list[str] | None, typer.Option("--character", help="Involved character / speaker (repeatable).")
-    ] = None,
-    why: Annotated[str | None, typer.Option("--why", help="Dialogue: why it matters.")] = None,
-    importance: Annotated[int | None, typer.Option("--importance", help="1-5 (3).")] = None,
-    pinned: Annotated[bool | None, typer.Option("--pin/--no-pin", help="Always include in prompts.")] = None,
+    name: NameOpt = None,
+    alias: AliasOpt = None,
+    traits: TraitOpt = None,
+    relation: RelationOpt = None,
+    state: StateOpt = None,
+    chapter: ChapterOpt = None,
+    chapter_end: ChapterEndOpt = None,
+    time_in_story: TimeOpt = None,
+    character: CharacterOpt = None,
+    why: WhyOpt = None,
+    importance: ImportanceOpt = None,
+    pinned: PinOpt = None,
     novel: NovelOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
@@ -644,18 +658,18 @@ def memory_edit(
     ctx: typer.Context,
     entry_id: str,
     text: Annotated[str | None, typer.Option("--text")] = None,
-    name: Annotated[str | None, typer.Option("--name")] = None,
-    alias: Annotated[list[str] | None, typer.Option("--alias", help="Replaces the aliases.")] = None,
-    traits: Annotated[list[str] | None, typer.Option("--trait")] = None,
-    relation: Annotated[list[str] | None, typer.Option("--relation")] = None,
-    state: Annotated[str | None, typer.Option("--state")] = None,
-    chapter: Annotated[int | None, typer.Option("--chapter")] = None,
-    chapter_end: Annotated[int | None, typer.Option("--chapter-end")] = None,
-    time_in_story: Annotated[str | None, typer.Option("--time")] = None,
-    character: Annotated[list[str] | None, typer.Option("--character")] = None,
-    why: Annotated[str | None, typer.Option("--why")] = None,
-    importance: Annotated[int | None, typer.Option("--importance")] = None,
-    pinned: Annotated[bool | None, typer.Option("--pin/--no-pin")] = None,
+    name: NameOpt = None,
+    alias: AliasOpt = None,
+    traits: TraitOpt = None,
+    relation: RelationOpt = None,
+    state: StateOpt = None,
+    chapter: ChapterOpt = None,
+    chapter_end: ChapterEndOpt = None,
+    time_in_story: TimeOpt = None,
+    character: CharacterOpt = None,
+    why: WhyOpt = None,
+    importance: ImportanceOpt = None,
+    pinned: PinOpt = None,
     novel: NovelOpt = "default",
 ) -> None:
     """Change fields of an entry (only the options given)."""

@@ -229,6 +229,30 @@ def tiny_engine_settings(model_dir: str | os.PathLike[str], workdir: str | os.Pa
     return config.load(env={}, cwd=workdir, overrides=values)
 
 
+def run_cli(
+    *args: str,
+    cwd: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+):
+    """Run ``python -m xiaoshuo ARGS`` in a clean environment (no XIAOSHUO_* from the caller's shell)."""
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "xiaoshuo", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+
+
 def count_parameters(model_dir: str | os.PathLike[str]) -> int:
     """Number of parameters of a built model (reads the safetensors header only)."""
     from safetensors import safe_open

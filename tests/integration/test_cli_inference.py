@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "xiaoshuo", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        input=stdin,
-    )
+from xiaoshuo.testing import run_cli
 
 
 @pytest.mark.parametrize(
@@ -37,7 +23,7 @@ def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Complete
     ],
 )
 def test_bad_flags_fail_fast_with_one_line(tmp_path: Path, flags: list[str], needle: str) -> None:
-    out = _cli(
+    out = run_cli(
         "--set", "model.base_model=/nonexistent/model", "inference", "--prompt", "x", *flags, cwd=tmp_path
     )
     assert out.returncode == 2, out.stderr
@@ -47,7 +33,7 @@ def test_bad_flags_fail_fast_with_one_line(tmp_path: Path, flags: list[str], nee
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
-    out = _cli(
+    out = run_cli(
         "--set",
         "model.base_model=/nonexistent/model",
         "inference",
@@ -64,7 +50,7 @@ def test_inference_json_and_interactive(
     tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]
 ) -> None:
     base = ["--set", f"model.base_model={tiny_model}", "--set", "model.dtype=float32"]
-    out = _cli(
+    out = run_cli(
         *base,
         "inference",
         "--backend",
@@ -87,7 +73,7 @@ def test_inference_json_and_interactive(
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert [r["index"] for r in rows] == [0, 1]
     assert all(r["text"] and r["finish_reason"] in ("length", "stop") for r in rows)
-    chat = _cli(
+    chat = run_cli(
         *base,
         "inference",
         "--backend",
@@ -107,7 +93,7 @@ def test_inference_json_and_interactive(
 def test_serve_dry_run_prints_the_command(
     tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]
 ) -> None:
-    out = _cli(
+    out = run_cli(
         "--set",
         f"model.base_model={tiny_model}",
         "serve",

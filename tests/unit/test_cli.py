@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo.cli import main
+from xiaoshuo.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "xiaoshuo", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_help_lists_commands_via_both_entry_points(tmp_path: Path) -> None:
@@ -51,7 +37,7 @@ def test_cli_import_does_not_load_heavy_libraries() -> None:
 
 def test_config_json_has_every_seed_key_with_sources(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("[training]\nnum_train_epochs = 4\n", "utf-8")
-    out = _run(
+    out = run_cli(
         "--set",
         "webui.port=8001",
         "config",
@@ -105,7 +91,7 @@ def test_config_table_shows_sources(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_bad_value_is_one_line_error_with_nonzero_exit(tmp_path: Path) -> None:
-    out = _run("config", cwd=tmp_path, env={"XIAOSHUO_TRAINING__LEARNING_RATE": "abc"})
+    out = run_cli("config", cwd=tmp_path, env={"XIAOSHUO_TRAINING__LEARNING_RATE": "abc"})
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -114,7 +100,7 @@ def test_bad_value_is_one_line_error_with_nonzero_exit(tmp_path: Path) -> None:
 
 
 def test_debug_shows_traceback(tmp_path: Path) -> None:
-    out = _run("--debug", "config", cwd=tmp_path, env={"XIAOSHUO_WEBUI__PORT": "x"})
+    out = run_cli("--debug", "config", cwd=tmp_path, env={"XIAOSHUO_WEBUI__PORT": "x"})
     assert out.returncode != 0
     assert "Traceback" in out.stderr and "ConfigError" in out.stderr
 

@@ -9,12 +9,12 @@ import pytest
 
 from xiaoshuo.data.chunking import (
     TokenCounter,
-    TokenizerError,
     load_tokenizer,
     pack,
     pieces_of,
     split_sentences,
 )
+from xiaoshuo.hf import ModelLoadError
 from xiaoshuo.testing import TINY_CORPUS
 
 
@@ -81,5 +81,5 @@ def test_overlap_repeats_trailing_paragraphs(counter: TokenCounter) -> None:
 
 
 def test_unknown_tokenizer_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TokenizerError, match="--tokenizer"):
+    with pytest.raises(ModelLoadError, match="--tokenizer"):
         load_tokenizer(str(tmp_path / "no-model-here"))

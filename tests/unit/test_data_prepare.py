@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from xiaoshuo import config
 from xiaoshuo.data import PrepareError, prepare, write_sample_corpus
-from xiaoshuo.testing import TINY_CORPUS
+from xiaoshuo.testing import TINY_CORPUS, run_cli
 
 
 def _settings(tmp_path: Path, tiny_model: Path, **data):
@@ -207,20 +204,8 @@ def test_to_simplified(tmp_path: Path, tiny_model: Path) -> None:
     assert "顾长歌" in text and "顧長歌" not in text
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
-    return subprocess.run(
-        [sys.executable, "-m", "xiaoshuo", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_sample_json_and_failure(tmp_path: Path, tiny_model: Path) -> None:
-    out = _cli(
+    out = run_cli(
         "prepare", "--sample", "--tokenizer", str(tiny_model), "--chunk-size", "512", "--json", cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr
@@ -229,8 +214,8 @@ def test_cli_sample_json_and_failure(tmp_path: Path, tiny_model: Path) -> None:
     assert (tmp_path / "data" / "train" / "continuation.jsonl").is_file()
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "a.txt").write_bytes(b"")
-    bad = _cli("prepare", "--input", "empty", "--tokenizer", str(tiny_model), cwd=tmp_path)
+    bad = run_cli("prepare", "--input", "empty", "--tokenizer", str(tiny_model), cwd=tmp_path)
     assert bad.returncode == 2
     assert "no usable source" in bad.stderr and "Traceback" not in bad.stderr
-    no_tok = _cli("prepare", "--tokenizer", str(tmp_path / "nothing"), cwd=tmp_path)
+    no_tok = run_cli("prepare", "--tokenizer", str(tmp_path / "nothing"), cwd=tmp_path)
     assert no_tok.returncode == 2 and "--tokenizer" in no_tok.stderr

@@ -18,29 +18,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from xiaoshuo.errors import XiaoshuoError
-
 _SENTENCE = re.compile(r"[^。！？!?…]*(?:[。！？!?…]+[」』”’\"）)]*|$)")
 _BATCH_CHARS = 1 << 20  # encode at most ~1M characters per tokenizer call
 
 
-class TokenizerError(XiaoshuoError):
-    """The tokenizer used to count tokens cannot be loaded."""
-
-
 def load_tokenizer(name_or_path: str):
-    """A Hugging Face tokenizer from a local path or a hub id (cached or downloadable)."""
-    from transformers import AutoTokenizer
+    """The tokenizer that counts tokens (``--tokenizer`` / ``data.tokenizer`` / ``model.base_model``)."""
+    from xiaoshuo.hf import load_tokenizer as _load
 
-    try:
-        return AutoTokenizer.from_pretrained(name_or_path)
-    except Exception as exc:
-        raise TokenizerError(
-            "无法加载分词器 (cannot load the tokenizer used to count tokens)",
-            expected="a local model folder with tokenizer files, or a hub id that is cached or downloadable",
-            received=f"{name_or_path!r}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-            fix="用 --tokenizer PATH 指向本地模型目录，或设置 model.base_model；离线时先下载模型",
-        ) from None
+    return _load(name_or_path, setting="--tokenizer / data.tokenizer")
 
 
 class TokenCounter:

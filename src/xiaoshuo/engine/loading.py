@@ -16,6 +16,7 @@ from pathlib import Path
 from xiaoshuo.config import Settings
 from xiaoshuo.engine.base import Engine, EngineError
 from xiaoshuo.errors import DependencyError
+from xiaoshuo.hf import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +64,6 @@ def model_context_length(model: str) -> int:
     return int(cfg.get("max_position_embeddings") or 1 << 20)
 
 
-def load_tokenizer(model: str):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(model)
-    except Exception as exc:
-        raise EngineError(
-            "无法加载模型 (cannot load the model)",
-            expected="a local model folder, or a hub id that is cached or downloadable",
-            received=f"{model}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-            fix="检查 model.base_model / --model；离线时把模型放到 models/ 下或填写本地路径",
-        ) from None
-
-
 def load_engine(
     config: Settings,
     *,
@@ -103,7 +90,7 @@ def load_engine(
     statuses = backend_statuses(config, torch_info, vllm_status())
     chosen = choose_backend(config, statuses, wanted=wanted)
     log.info("generation backend: %s", chosen.reason)
-    tokenizer = load_tokenizer(model)
+    tokenizer = load_tokenizer(model, setting="--model / model.base_model")
     if chosen.name == "vllm":
         # vLLM logs to stdout by default, which would mix with generated text; read at import.
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")

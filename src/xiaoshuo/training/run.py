@@ -305,17 +305,9 @@ def train(plan_: TrainPlan, *, progress: bool = True) -> dict[str, Any]:
 
 
 def _load_tokenizer(base: str):
-    from transformers import AutoTokenizer
+    from xiaoshuo.hf import load_tokenizer
 
-    try:
-        tok = AutoTokenizer.from_pretrained(base)
-    except Exception as exc:
-        raise TrainError(
-            "无法加载基础模型的分词器 (cannot load the base model's tokenizer)",
-            expected="a local model folder, or a hub id that is cached or downloadable",
-            received=f"{base}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-            fix="检查 --base-model；离线时使用本地路径",
-        ) from None
+    tok = load_tokenizer(base, setting="--base-model / model.base_model")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
