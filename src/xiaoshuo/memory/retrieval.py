@@ -24,6 +24,11 @@ from xiaoshuo.memory.schema import MemoryEntry
 
 RRF_K = 60
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
+# Function words that occur in most entries: they add nothing to BM25 but long posting lists.
+STOPWORDS = frozenset(
+    "的 了 在 是 和 与 也 就 都 而 及 着 吗 呢 吧 啊 这 那 他 她 它 我 你 们 之 其 又 还 有 没 被 把 让 给 从 对 向 到 "
+    "为 以 于 上 下 中 里 个 些 说 道 会 要 能 去 来 一 不 很 再 已 所 此 那件事 什么 怎么 如何".split()
+)
 
 
 @dataclass
@@ -62,11 +67,15 @@ class Retriever:
         self.by_id = {e.id: e for e in self.entries}
         self._tokenizer = jieba.Tokenizer()
         self._tokenizer.initialize()
+        # Trigger names bucketed by their first two characters (one for 1-character names), so a scan
+        # looks at a handful of candidates per position even when thousands of names share a first
+        # character (阿…).
         self._triggers: dict[str, list[tuple[str, str]]] = {}
+        self.pinned_ids = [e.id for e in self.entries if e.pinned]
         for e in self.entries:
             for name in e.triggers():
                 self._tokenizer.add_word(name, freq=100_000)
-                self._triggers.setdefault(name[0], []).append((name, e.id))
+                self._triggers.setdefault(name[:2], []).append((name, e.id))
             for name in e.characters:
                 self._tokenizer.add_word(name, freq=100_000)
         for bucket in self._triggers.values():
@@ -77,23 +86,24 @@ class Retriever:
             self._bm25.index([self.tokens(e.document()) or ["_"] for e in self.entries], show_progress=False)
 
     def tokens(self, text: str) -> list[str]:
-        return [t for t in self._tokenizer.lcut(text) if not _PUNCT.match(t)]
+        return [t for t in self._tokenizer.lcut(text) if t not in STOPWORDS and not _PUNCT.match(t)]
 
     def triggered(self, text: str) -> list[str]:
         """Entry ids whose name/alias occurs in ``text`` (leftmost-longest), in order of appearance."""
         found: list[str] = []
         i = 0
         while i < len(text):
-            bucket = self._triggers.get(text[i])
             matched = 0
-            if bucket:
-                for name, entry_id in bucket:
+            for key in (text[i : i + 2], text[i]):  # longer names first: their bucket is the bigram one
+                for name, entry_id in self._triggers.get(key, ()):
                     if matched and len(name) < matched:
                         break
                     if text.startswith(name, i):
                         matched = len(name)
                         if entry_id not in found:
                             found.append(entry_id)
+                if matched:
+                    break
             i += matched or 1
         return found
 
@@ -125,8 +135,8 @@ class Retriever:
                 return None
             return hits.setdefault(entry_id, Hit(entry, 0.0))
 
-        for e in self.entries:
-            if e.pinned and (h := hit(e.id)) is not None:
+        for entry_id in self.pinned_ids:
+            if (h := hit(entry_id)) is not None:
                 h.pinned = True
                 h.found_by.append("pinned")
         for entry_id in self.triggered(query + "\n" + recent_text):
