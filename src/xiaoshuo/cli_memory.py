@@ -11,7 +11,8 @@ import typer
 from xiaoshuo.cli_state import _state
 
 memory_app = typer.Typer(
-    help="记忆 / Story memory: 人物, 情节, 环境设定, 重要对话 (characters, plot, settings, dialogues).", no_args_is_help=True
+    help="记忆 / Story memory: 人物, 情节, 环境设定, 重要对话 (characters, plot, settings, dialogues).",
+    no_args_is_help=True,
 )
 NovelOpt = Annotated[str, typer.Option("--novel", help="Novel (memory scope).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
