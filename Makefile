@@ -13,7 +13,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 	GRADIO_ANALYTICS_ENABLED=False OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 PYTHONUNBUFFERED=1
 
-.PHONY: install test lint bench clean doctor
+.PHONY: install test lint bench clean doctor webui browser
 
 install: $(STAMP)
 
@@ -31,7 +31,18 @@ $(STAMP): pyproject.toml Makefile
 	done
 	@touch $(STAMP)
 
-test: install
+webui: install
+	$(PY) -m xiaoshuo webui $(WEBUI_ARGS)
+
+# Browser tests need Debian's Chromium and a CJK font (`playwright install` cannot download here).
+browser:
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium fonts-wqy-microhei >/dev/null || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-wqy-microhei >/dev/null; } || \
+	      echo "make browser: could not install chromium; browser tests will be skipped"; \
+	    else echo "make browser: not root, skipping the chromium install"; fi; }
+
+test: install browser
 	$(PY) -m ruff check src tests bench start.py
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,0 +1,93 @@
+"""Start the WebUI safely: loopback by default, auth required off-loopback, Services wired explicitly.
+
+``check_exposure`` refuses a non-loopback host or a share link without authentication (unless the
+user says ``--insecure-no-auth``) with a message explaining the risk.  ``launch`` builds the app over a
+fresh ``Services`` object and serves it with a concurrency limit so several users stream at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.errors import XiaoshuoError
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_auth(auth: str | None, auth_file: str | os.PathLike[str] | None) -> list[tuple[str, str]]:
+    pairs = []
+    lines = [auth] if auth else []
+    if auth_file:
+        try:
+            lines += [x.strip() for x in Path(auth_file).read_text("utf-8").splitlines() if x.strip()]
+        except OSError as exc:
+            raise XiaoshuoError("无法读取认证文件 (cannot read --auth-file)", received=str(exc)) from None
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise XiaoshuoError(
+                "认证格式不对 (bad auth)", expected="USER:PASS", received=line, fix="写成 用户名:密码"
+            )
+        pairs.append((user, password))
+    return pairs
+
+
+def check_exposure(host: str, share: bool, auth: list[tuple[str, str]], insecure_no_auth: bool) -> None:
+    if (share or not _loopback(host)) and not auth and not insecure_no_auth:
+        where = "a public share link" if share else f"host {host} (reachable from other machines)"
+        raise XiaoshuoError(
+            "拒绝在没有认证的情况下对外开放 WebUI (refusing to expose the WebUI without authentication)",
+            expected="--auth USER:PASS or --auth-file FILE when using --share or a non-loopback --host",
+            received=where,
+            fix="加 --auth 用户名:密码；若确实要无认证开放（任何能访问的人都能读写你的小说和记忆），"
+            "加 --insecure-no-auth",
+        )
+
+
+def launch(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    lora: dict[str, str] | None = None,
+    auth: list[tuple[str, str]] | None = None,
+    config_file: Path | None = None,
+    block: bool = True,
+    concurrency: int = 8,
+) -> tuple[Any, Any]:
+    """Build and serve the app; returns ``(demo, services)`` (non-blocking when ``block`` is False)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.services import Services
+
+    # The UI can pick up adapters trained later: start vLLM in LoRA mode.
+    ui_settings = settings.model_copy(
+        update={"engine": settings.engine.model_copy(update={"enable_lora": True})}
+    )
+    services = Services(ui_settings, model=model, backend=backend, lora=lora or {}, config_file=config_file)
+    demo = build_app(services)
+    demo.queue(default_concurrency_limit=concurrency)
+    demo.launch(
+        server_name=settings.webui.host,
+        server_port=settings.webui.port,
+        share=settings.webui.share,
+        auth=auth or None,
+        prevent_thread_lock=not block,
+        ssr_mode=False,
+        show_error=True,
+        quiet=not block,
+    )
+    if block:
+        services.close()
+    return demo, services

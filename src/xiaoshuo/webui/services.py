@@ -1,0 +1,322 @@
+"""What the WebUI talks to: the engine (loaded in the background), the memory store, stories on disk,
+uploads and training jobs.  One ``Services`` object per app, passed explicitly — no module globals.
+
+Training never runs in the UI process: ``TrainingJobs`` starts ``xiaoshuo train`` as a subprocess and
+tails its JSONL event log.  Stories are autosaved atomically per novel under ``data/stories/``.
+This module holds state and calls the Python API; the Gradio layout is in ``app.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from xiaoshuo.config import Settings
+from xiaoshuo.errors import XiaoshuoError
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 500 * 1024 * 1024
+UPLOAD_EXTENSIONS = {".txt", ".json", ".jsonl", ".epub"}
+
+
+class EngineHolder:
+    """Loads the engine on a background thread; the page works (minus generation) meanwhile."""
+
+    def __init__(self, settings: Settings, *, model: str | None, backend: str | None, lora: dict[str, str]):
+        self.settings = settings
+        self._engine = None
+        self._state = "loading"
+        self._message = ""
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.start(model=model, backend=backend, lora=lora)
+
+    def start(self, *, model: str | None, backend: str | None, lora: dict[str, str]) -> None:
+        self.model, self.backend, self.lora = model or self.settings.model.base_model, backend, dict(lora)
+        with self._lock:
+            self._state, self._message = "loading", f"正在加载 loading {self.model} …"
+        self._thread = threading.Thread(target=self._load, name="xiaoshuo-engine-loader", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        from xiaoshuo.engine import load_engine
+
+        try:
+            engine = load_engine(self.settings, backend=self.backend, model=self.model, lora=self.lora)
+        except Exception as exc:
+            with self._lock:
+                self._state = "error"
+                self._message = str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}"
+            return
+        with self._lock:
+            self._engine, self._state = engine, "ready"
+            self._message = f"就绪 ready: {engine.backend} · {self.model}" + (
+                f" · LoRA: {', '.join(engine.adapters)}" if engine.adapters else ""
+            )
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def status(self) -> tuple[str, str]:
+        with self._lock:
+            return self._state, self._message
+
+    def get(self):
+        with self._lock:
+            if self._engine is not None:
+                return self._engine
+            state, message = self._state, self._message
+        raise XiaoshuoError(
+            "模型还不能用 (the model is not ready)"
+            if state == "loading"
+            else "模型加载失败 (the model failed to load)",
+            received=message,
+            fix="稍等片刻；或在「设置」页检查模型路径后重新加载",
+        )
+
+    def restart(self, *, model: str | None, backend: str | None, lora: dict[str, str]) -> None:
+        self.wait()
+        with self._lock:
+            old, self._engine = self._engine, None
+        if old is not None:
+            old.close()
+        self.start(model=model, backend=backend, lora=lora)
+
+    def close(self) -> None:
+        self.wait(timeout=600)
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+
+class Stories:
+    """One story file per novel, saved atomically on every change."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, novel: str) -> Path:
+        return self.root / f"{hashlib.sha1(novel.encode()).hexdigest()[:16]}.txt"
+
+    def load(self, novel: str) -> str:
+        try:
+            return self.path(novel).read_text("utf-8")
+        except FileNotFoundError:
+            return ""
+
+    def save(self, novel: str, text: str) -> None:
+        path = self.path(novel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index = self.root / "index.json"
+        names = json.loads(index.read_text("utf-8")) if index.is_file() else {}
+        if names.get(path.name) != novel:
+            names[path.name] = novel
+            _atomic_write(index, json.dumps(names, ensure_ascii=False, indent=1))
+        _atomic_write(path, text)
+
+    def novels(self) -> list[str]:
+        index = self.root / "index.json"
+        return sorted(json.loads(index.read_text("utf-8")).values()) if index.is_file() else []
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name with no directories, no traversal, no control characters."""
+    base = os.path.basename(name.replace("\\", "/"))
+    base = re.sub(r"[\x00-\x1f<>:\"|?*]", "_", base).strip().lstrip(".")
+    return base or "upload.txt"
+
+
+def save_uploads(paths: list[str], raw_dir: Path) -> list[str]:
+    """Copy uploaded files into ``raw_dir``: extension and size checked, names sanitised."""
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    messages = []
+    for src in paths:
+        original = getattr(src, "orig_name", None) or os.path.basename(str(src))
+        name = safe_upload_name(str(original))
+        ext = Path(name).suffix.lower()
+        size = os.path.getsize(src)
+        if ext not in UPLOAD_EXTENSIONS:
+            messages.append(
+                f"✗ {original}: 不支持的格式 {ext or '(无扩展名)'}（支持 .txt .json .jsonl .epub）"
+            )
+            continue
+        if size > MAX_UPLOAD_BYTES:
+            messages.append(f"✗ {original}: 文件太大 ({size / 1e6:.0f} MB > {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+            continue
+        target = (raw_dir / name).resolve()
+        if raw_dir.resolve() not in target.parents:
+            messages.append(f"✗ {original}: 非法文件名")
+            continue
+        shutil.copyfile(src, target)
+        messages.append(f"✓ {original} → {target.name} ({size / 1e3:.1f} kB)")
+    return messages
+
+
+class TrainingJobs:
+    """``xiaoshuo train`` subprocesses and their event logs."""
+
+    def __init__(self, settings: Settings, config_file: Path | None) -> None:
+        self.settings = settings
+        self.config_file = config_file
+        self.proc: subprocess.Popen | None = None
+        self.run: str | None = None
+
+    def command(self, form: dict[str, Any], *, resume: str | None = None) -> list[str]:
+        p = self.settings.paths
+        cmd = [sys.executable, "-m", "xiaoshuo"]
+        if self.config_file:
+            cmd += ["--config", str(self.config_file)]
+        cmd += [
+            "--set",
+            f"paths.data_dir={p.data_dir}",
+            "--set",
+            f"paths.checkpoints_dir={p.checkpoints_dir}",
+            "--set",
+            f"paths.logs_dir={p.logs_dir}",
+            "--set",
+            f"model.base_model={form['base_model']}",
+            "train",
+        ]
+        cmd += [
+            "--epochs",
+            str(form["epochs"]),
+            "--batch-size",
+            str(int(form["batch_size"])),
+            "--grad-accum",
+            str(int(form["grad_accum"])),
+            "--lr",
+            str(form["lr"]),
+            "--lora-r",
+            str(int(form["lora_r"])),
+            "--max-seq-length",
+            str(int(form["max_seq_length"])),
+            "--qlora" if form["qlora"] else "--no-qlora",
+        ]
+        if form.get("max_steps"):
+            cmd += ["--max-steps", str(int(form["max_steps"]))]
+        if form.get("save_steps"):
+            cmd += [
+                "--save-steps",
+                str(int(form["save_steps"])),
+                "--eval-steps",
+                str(int(form["save_steps"])),
+            ]
+        if form.get("logging_steps"):
+            cmd += ["--logging-steps", str(int(form["logging_steps"]))]
+        if resume:
+            cmd += ["--resume", resume]
+        else:
+            cmd += ["--run", form["run"]]
+        return cmd
+
+    def start(self, form: dict[str, Any], *, resume: str | None = None) -> str:
+        if self.running():
+            raise XiaoshuoError("已有训练在进行 (a training run is already running)", fix="先停止当前训练")
+        cmd = self.command(form, resume=resume)
+        self.run = Path(resume).name if resume else form["run"]
+        log_dir = self.settings.paths.logs_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = (log_dir / f"train-{self.run}.stderr.log").open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return " ".join(cmd)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)  # the trainer saves a checkpoint, then exits
+
+    def events(self) -> list[dict[str, Any]]:
+        if not self.run:
+            return []
+        path = self.settings.paths.logs_dir / f"train-{self.run}.jsonl"
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue  # a line being written
+        return events
+
+    def resumable(self) -> list[str]:
+        root = self.settings.paths.checkpoints_dir
+        return sorted(str(p.parent) for p in root.glob("*/run.json") if any(p.parent.glob("checkpoint-*")))
+
+    def close(self) -> None:
+        self.stop()
+
+
+class Services:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: str | None = None,
+        backend: str | None = None,
+        lora: dict[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = EngineHolder(settings, model=model, backend=backend, lora=lora or {})
+        self.stories = Stories(settings.paths.data_dir / "stories")
+        self.jobs = TrainingJobs(settings, config_file)
+        self._store = None
+        self._store_error: str | None = None
+        self._store_lock = threading.Lock()
+
+    def store(self):
+        from xiaoshuo.memory import MemoryStore
+
+        with self._store_lock:
+            if self._store is None:
+                self._store = MemoryStore(self.settings)
+            return self._store
+
+    def novels(self) -> list[str]:
+        names = set(self.stories.novels()) | {"default"}
+        with contextlib.suppress(XiaoshuoError):  # a locked store still lets the page open
+            names |= set(self.store().novels())
+        return sorted(names)
+
+    def adapters(self) -> list[str]:
+        from xiaoshuo.training import list_adapters
+
+        return [a.name for a in list_adapters(self.settings.paths.checkpoints_dir)]
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.engine.close()
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+        time.sleep(0)
