@@ -9,8 +9,10 @@ button cancels the task and the engine aborts the request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from xiaoshuo.webui.services import Services, save_uploads
 
 MAX_CANDIDATES = 3
 STORY_TAIL_CHARS = 6000
+STREAM_INTERVAL = 0.05  # seconds between page updates while streaming (not one re-render per token)
 
 
 def _error(exc: Exception) -> gr.Error:
@@ -45,14 +48,15 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab(t("tab_settings", lang), id="settings"):
                 _settings_tab(services, lang, create["adapter"])
 
-        def status() -> str:
+        def status():
             state, message = services.engine.status()
             icon = {"ready": "🟢", "loading": "⏳", "error": "🔴"}[state]
-            return f"**{t('engine_status', lang)}**: {icon} {message}"
+            # Poll only while loading: a ticking timer stalls streamed updates in the browser.
+            return f"**{t('engine_status', lang)}**: {icon} {message}", gr.Timer(active=state == "loading")
 
         timer = gr.Timer(1.0)
-        timer.tick(status, outputs=engine_status, api_visibility="private", show_progress="hidden")
-        demo.load(status, outputs=engine_status, api_visibility="private")
+        timer.tick(status, outputs=[engine_status, timer], api_visibility="private", show_progress="hidden")
+        demo.load(status, outputs=[engine_status, timer], api_visibility="private")
     return demo
 
 
@@ -143,11 +147,20 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
         except (XiaoshuoError, OSError) as exc:
             raise _error(exc) from None
         texts = [""] * MAX_CANDIDATES
-        yield [*texts, report]
+        yield [*texts, report]  # (gr.skip() for the unchanged inspector stalls the browser: Gradio 6.31)
+        last = time.monotonic()
+        pending = False
         async for delta in engine.stream(req):
             if delta.index < MAX_CANDIDATES and delta.text:
                 texts[delta.index] += delta.text
+                pending = True
+            # coalesce: one page update per STREAM_INTERVAL, not one per token
+            if pending and time.monotonic() - last >= STREAM_INTERVAL:
                 yield [*texts, report]
+                last, pending = time.monotonic(), False
+                # Deltas queue up faster than we read them, so reading never suspends; let Gradio's
+                # sender task run, or the page gets nothing until the generation ends.
+                await asyncio.sleep(0.005)
         yield [*texts, report]
 
     gen_event = generate.click(
@@ -438,7 +451,7 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
 
     def do_start(*args):
         try:
-            return services.jobs.start(form(*args))
+            return services.jobs.start(form(*args)), gr.Timer(active=True)
         except XiaoshuoError as exc:
             raise _error(exc) from None
 
@@ -446,14 +459,20 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
         if not path:
             raise gr.Error("请选择要继续的训练 (choose a run to resume)")
         try:
-            return services.jobs.start(form(*args), resume=path)
+            return services.jobs.start(form(*args), resume=path), gr.Timer(active=True)
         except XiaoshuoError as exc:
             raise _error(exc) from None
+
+    seen = {"events": -1}
 
     def poll():
         import pandas as pd
 
         events = services.jobs.events()
+        running = services.jobs.running()
+        if len(events) == seen["events"]:  # nothing new: leave the page alone
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running)
+        seen["events"] = len(events)
         logs = [e for e in events if e["event"] == "log"]
         df = pd.DataFrame({"step": [e["step"] for e in logs], "loss": [e["loss"] for e in logs]})
         last = events[-1] if events else None
@@ -472,18 +491,24 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
                 if k in ("step", "global_step", "eval_loss", "final_model", "checkpoint", "message")
             )
         choices = [t("none", lang), *services.adapters()]
-        return df, text, gr.update(choices=choices), gr.update(choices=services.jobs.resumable())
+        resumable = gr.update(choices=services.jobs.resumable())
+        # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
+        return df, text, gr.update(choices=choices), resumable, gr.Timer(active=running)
 
     for comp in form_inputs:
         comp.change(preview, form_inputs, command, api_visibility="private", show_progress="hidden")
+    timer = gr.Timer(1.0, active=False)  # ticks only while a training job runs
     files.upload(do_upload, files, upload_msg, api_visibility="private")
     prepare_btn.click(do_prepare, None, prepare_out, api_visibility="private")
-    start.click(do_start, form_inputs, command, api_visibility="private")
-    resume.click(do_resume, [resume_from, *form_inputs], command, api_visibility="private")
+    start.click(do_start, form_inputs, [command, timer], api_visibility="private")
+    resume.click(do_resume, [resume_from, *form_inputs], [command, timer], api_visibility="private")
     stop.click(services.jobs.stop, None, None, api_visibility="private")
-    timer = gr.Timer(1.0)
     timer.tick(
-        poll, None, [curve, progress, adapter, resume_from], api_visibility="private", show_progress="hidden"
+        poll,
+        None,
+        [curve, progress, adapter, resume_from, timer],
+        api_visibility="private",
+        show_progress="hidden",
     )
 
 

@@ -1,0 +1,288 @@
+"""The WebUI in a real browser: Debian's Chromium driven by Playwright, the tiny model on real vLLM.
+
+Screenshots of every tab are saved under ``test-artifacts/`` (git-ignored) for a human to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from xiaoshuo.testing import TINY_CORPUS, run_cli, tiny_engine_settings
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make browser)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model: Path, tmp_path_factory):
+    from xiaoshuo.webui.launch import launch
+
+    work = tmp_path_factory.mktemp("webui")
+    port = _free_port()
+    settings = tiny_engine_settings(
+        tiny_model,
+        work,
+        **{
+            "webui.port": port,
+            "memory.embedding_model": "none",
+            "data.tokenizer": str(tiny_model),
+            "data.chunk_size": 128,
+            "memory.context_token_budget": 512,
+            "model.vllm_max_model_len": 2048,
+            "model.load_in_4bit": False,
+        },
+    )
+    demo, services = launch(settings, backend="vllm", block=False)
+    services.engine.wait(timeout=600)
+    assert services.engine.status()[0] == "ready", services.engine.status()
+    yield {"url": f"http://127.0.0.1:{port}/", "services": services, "work": work, "settings": settings}
+    services.close()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def _page(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app["url"])
+    page.wait_for_selector("#generate", timeout=30_000)
+    return page
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    box.fill(value)
+    box.dispatch_event("input")
+    box.blur()
+
+
+def _output(page, i: int = 0) -> str:
+    sel = "#output textarea" if i == 0 else f"#output-{i + 1} textarea"
+    return page.locator(sel).input_value()
+
+
+def _open_inspector(page) -> None:
+    if not page.locator("#context-inspector").is_visible():
+        page.get_by_text("上下文检查器").click()
+    page.wait_for_selector("#context-inspector", state="visible", timeout=10_000)
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_generation_streams_into_the_page(browser, app) -> None:
+    page = _page(browser, app)
+    _fill(page, "request", "续写：夜色如墨，林远撑伞走过长街")
+    _fill(page, "max-tokens", "1500")
+    _fill(page, "seed", "1")
+    # record every distinct value the textarea shows, from inside the page (10 ms sampling)
+    page.evaluate("""() => { window.__seen = []; setInterval(() => {
+        const v = document.querySelector('#output textarea').value;
+        if (v && window.__seen[window.__seen.length - 1] !== v) window.__seen.push(v); }, 10); }""")
+    page.click("#generate")
+    previous, stable = -1, 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and stable < 20:
+        count = page.evaluate("window.__seen.length")
+        stable = stable + 1 if count == previous and count > 0 else 0
+        previous = count
+        time.sleep(0.1)
+    seen = page.evaluate("window.__seen")
+    assert len(seen) >= 3, seen  # several intermediate values: it streams
+    assert all(len(seen[i + 1]) >= len(seen[i]) for i in range(len(seen) - 1))  # it grows
+    _open_inspector(page)
+    inspector = page.locator("#context-inspector").inner_text()
+    assert "prompt" in inspector
+    _shot(page, "create")
+    page.close()
+
+
+def test_stop_ends_the_generation(browser, app) -> None:
+    page = _page(browser, app)
+    _fill(page, "request", "写一段很长的故事")
+    _fill(page, "max-tokens", "1500")
+    _fill(page, "repetition-penalty", "1.0")
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#output textarea').value.length > 5", timeout=30_000)
+    page.click("#stop")
+    time.sleep(1.0)
+    stopped = _output(page)
+    time.sleep(1.5)
+    assert _output(page) == stopped  # nothing more arrives
+    engine = app["services"].engine.get()
+    deadline = time.monotonic() + 20
+    while engine.unfinished_requests() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.unfinished_requests() == 0
+    page.close()
+
+
+def test_four_pages_generate_at_once(browser, app) -> None:
+    pages = [_page(browser, app) for _ in range(4)]
+    for i, page in enumerate(pages):
+        _fill(page, "request", f"第{i + 1}个读者的请求：续写雨夜")
+        _fill(page, "max-tokens", "60")
+        _fill(page, "seed", str(100 + i))
+        _fill(page, "temperature", "1.0")
+    for page in pages:
+        page.click("#generate")
+    texts = []
+    for page in pages:
+        page.wait_for_function("document.querySelector('#output textarea').value.length > 0", timeout=60_000)
+        previous, stable = None, 0
+        while stable < 4:
+            value = _output(page)
+            stable = stable + 1 if value == previous else 0
+            previous = value
+            time.sleep(0.25)
+        texts.append(previous)
+    assert all(texts) and len(set(texts)) == 4  # each page got its own text
+    for page in pages:
+        page.close()
+
+
+def test_memory_character_reaches_the_context_inspector(browser, app) -> None:
+    page = _page(browser, app)
+    page.get_by_role("tab", name="记忆").click()
+    _fill(page, "memory-name", "顾长歌")
+    _fill(page, "memory-aliases", "长歌, 顾少侠")
+    _fill(page, "memory-text", "问道青云的少年，走了三个月的路来拜师。")
+    page.click("#memory-add")
+    page.wait_for_function(
+        "document.querySelector('#memory-table').innerText.includes('顾长歌')", timeout=20_000
+    )
+    _shot(page, "memory")
+    page.get_by_role("tab", name="创作").click()
+    _fill(page, "request", "顾少侠登上了山顶")
+    _fill(page, "max-tokens", "16")
+    page.click("#generate")
+    _open_inspector(page)
+    page.wait_for_function(
+        "document.querySelector('#context-inspector').innerText.includes('顾长歌')", timeout=60_000
+    )
+    # bad memory JSON: a visible error, nothing imported
+    bad = app["work"] / "bad.json"
+    bad.write_text("{not json", "utf-8")
+    page.get_by_role("tab", name="记忆").click()
+    page.locator("#memory-import input[type=file]").set_input_files(str(bad))
+    page.wait_for_selector("text=not valid JSON", timeout=20_000)
+    assert len(app["services"].store().list()) == 1
+    page.close()
+
+
+def test_bad_input_gives_visible_messages(browser, app) -> None:
+    page = _page(browser, app)
+    page.click("#generate")  # empty request
+    page.wait_for_selector("text=请先填写写作要求", timeout=20_000)
+    _fill(page, "request", "续写")
+    _fill(page, "top-p", "2")
+    page.click("#generate")
+    page.wait_for_selector("text=top_p", timeout=20_000)
+    page.close()
+
+
+def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
+    page = _page(browser, app)
+    page.get_by_role("tab", name="训练").click()
+    novel = app["work"] / "upload-novel.txt"
+    novel.write_text(TINY_CORPUS * 3, "utf-8")
+    binary = app["work"] / "picture.txt"
+    binary.write_bytes(bytes(range(256)) * 50)
+    page.locator("#train-upload input[type=file]").set_input_files([str(novel), str(binary)])
+    page.wait_for_function(
+        "document.querySelector('#train-upload-message').innerText.includes('upload-novel')", timeout=30_000
+    )
+    page.click("#train-prepare")
+    page.wait_for_function(
+        "document.querySelector('#train-prepare-summary').innerText.includes('binary')", timeout=60_000
+    )
+    _fill(page, "train-max-steps", "12")
+    _fill(page, "train-batch", "1")
+    _fill(page, "train-accum", "1")
+    _fill(page, "train-lr", "0.005")
+    _fill(page, "train-lora-r", "8")
+    _fill(page, "train-run", "ui-run")
+    page.click("#train-start")
+    page.wait_for_function(
+        "document.querySelector('#train-progress').innerText.startsWith('end')", timeout=240_000
+    )
+    events = app["services"].jobs.events()
+    assert any(e["event"] == "log" for e in events) and events[-1]["event"] == "end"
+    _shot(page, "train")
+    page.get_by_role("tab", name="创作").click()
+    page.locator("#adapter input").click()
+    page.locator("[role=option]", has_text="ui-run").wait_for(timeout=20_000)  # selectable without a restart
+    page.close()
+
+
+def test_settings_shows_status(browser, app) -> None:
+    page = _page(browser, app)
+    page.get_by_role("tab", name="设置").click()
+    page.click("#settings-refresh")
+    page.wait_for_function(
+        "document.querySelector('#settings-doctor').innerText.includes('python')", timeout=60_000
+    )
+    _shot(page, "settings")
+    page.close()
+
+
+def test_refuses_public_host_without_auth(tmp_path: Path) -> None:
+    out = run_cli("webui", "--host", "0.0.0.0", cwd=tmp_path, timeout=60)
+    assert out.returncode == 2 and "--auth" in out.stderr and "Traceback" not in out.stderr
+    share = run_cli("webui", "--share", cwd=tmp_path, timeout=60)
+    assert share.returncode == 2 and "share" in share.stderr
+
+
+def test_upload_names_are_sanitised(tmp_path: Path) -> None:
+    from xiaoshuo.webui.services import safe_upload_name, save_uploads
+
+    assert safe_upload_name("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_upload_name("..\\..\\x.txt") == "x.txt"
+    src = tmp_path / "in.txt"
+    src.write_text("第一章\n正文", "utf-8")
+    raw = tmp_path / "raw"
+    messages = save_uploads([str(src)], raw)
+    assert messages[0].startswith("✓") and (raw / "in.txt").exists()
+    assert not any(p for p in tmp_path.iterdir() if p.name not in {"in.txt", "raw"})
+    assert json.dumps(messages)  # plain strings for the page
+    assert os.listdir(raw) == ["in.txt"]
