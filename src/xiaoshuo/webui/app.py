@@ -50,7 +50,7 @@ def build_app(services: Services) -> gr.Blocks:
 
         def status():
             state, message = services.engine.status()
-            icon = {"ready": "🟢", "loading": "⏳", "error": "🔴"}[state]
+            icon = {"ready": "●", "loading": "…", "error": "✗"}[state]  # CJK fonts lack emoji
             # Poll only while loading: a ticking timer stalls streamed updates in the browser.
             return f"**{t('engine_status', lang)}**: {icon} {message}", gr.Timer(active=state == "loading")
 
