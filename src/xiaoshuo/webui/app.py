@@ -187,7 +187,19 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
         api_visibility="private",
         show_progress="hidden",
     )
-    novel.change(lambda nv: services.stories.load(nv), novel, story, api_visibility="private")
+
+    def switch_novel(nv):
+        default = services.stories.adapter(nv)
+        return services.stories.load(nv), default if default else gr.skip()
+
+    novel.change(switch_novel, novel, [story, adapter], api_visibility="private")
+    adapter.change(
+        lambda nv, a: services.stories.set_adapter(nv, a),
+        [novel, adapter],
+        None,
+        api_visibility="private",
+        show_progress="hidden",
+    )
     return {"novel": novel, "adapter": adapter}
 
 

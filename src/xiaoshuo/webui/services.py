@@ -129,6 +129,19 @@ class Stories:
             _atomic_write(index, json.dumps(names, ensure_ascii=False, indent=1))
         _atomic_write(path, text)
 
+    def adapter(self, novel: str) -> str | None:
+        """The novel's default adapter (the last one chosen while writing it)."""
+        path = self.root / "adapters.json"
+        return json.loads(path.read_text("utf-8")).get(novel) if path.is_file() else None
+
+    def set_adapter(self, novel: str, adapter: str) -> None:
+        path = self.root / "adapters.json"
+        data = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+        if data.get(novel) != adapter:
+            data[novel] = adapter
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1))
+
     def novels(self) -> list[str]:
         index = self.root / "index.json"
         return sorted(json.loads(index.read_text("utf-8")).values()) if index.is_file() else []
