@@ -32,18 +32,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_model: Path, tmp_path_factory):
+def app(tmp_path_factory):
+    from xiaoshuo.testing import build_tiny_model
     from xiaoshuo.webui.launch import launch
 
     work = tmp_path_factory.mktemp("webui")
+    # The ~19M "small" model, not the 136k tiny one: at thousands of tokens/s a 2-core machine cannot
+    # render every update and the page would show the stream in one burst.
+    model = build_tiny_model(work / "small", size="small")
     port = _free_port()
     settings = tiny_engine_settings(
-        tiny_model,
+        model,
         work,
         **{
             "webui.port": port,
             "memory.embedding_model": "none",
-            "data.tokenizer": str(tiny_model),
+            "data.tokenizer": str(model),
             "data.chunk_size": 128,
             "memory.context_token_budget": 512,
             "model.vllm_max_model_len": 2048,

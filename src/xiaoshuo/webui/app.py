@@ -262,6 +262,12 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
         characters = gr.Textbox(label=t("characters", lang), elem_id="memory-characters")
     text = gr.Textbox(label=t("text", lang), lines=3, elem_id="memory-text")
     with gr.Row():
+        traits = gr.Textbox(label=t("traits", lang), elem_id="memory-traits")
+        relations = gr.Textbox(label=t("relations", lang), elem_id="memory-relations")
+        state = gr.Textbox(label=t("state", lang), elem_id="memory-state")
+        when = gr.Textbox(label=t("time_in_story", lang), elem_id="memory-time")
+        why = gr.Textbox(label=t("why", lang), elem_id="memory-why")
+    with gr.Row():
         chapter = gr.Number(None, label=t("chapter", lang), precision=0, elem_id="memory-chapter")
         importance = gr.Slider(
             1, 5, value=3, step=1, label=t("importance", lang), elem_id="memory-importance"
@@ -295,7 +301,31 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
     def split(text):
         return [x.strip() for x in (text or "").replace("，", ",").replace("、", ",").split(",") if x.strip()]
 
-    def fields(kind, name, aliases, characters, text, chapter, importance, pinned):
+    def relations_of(text):
+        pairs = {}
+        for item in (text or "").replace("；", ";").split(";"):
+            who, sep, what = item.partition("=")
+            if item.strip() and not sep:
+                raise gr.Error(f"关系要写成 人物=关系，多个用分号分开 (relations: name=relation; …): {item}")
+            if who.strip():
+                pairs[who.strip()] = what.strip()
+        return pairs
+
+    def fields(
+        kind,
+        name,
+        aliases,
+        characters,
+        text,
+        chapter,
+        importance,
+        pinned,
+        traits,
+        relations,
+        state,
+        when,
+        why,
+    ):
         return {
             "kind": kind,
             "name": name or "",
@@ -305,26 +335,26 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
             "chapter": None if chapter in (None, "") else int(chapter),
             "importance": int(importance),
             "pinned": bool(pinned),
+            "traits": split(traits),
+            "relationships": relations_of(relations),
+            "state": state or "",
+            "time_in_story": when or "",
+            "why": why or "",
         }
 
-    def do_add(novel, kind, name, aliases, characters, text, chapter, importance, pinned):
+    def do_add(novel, kind, *values):
         from xiaoshuo.memory import make_entry
 
         try:
-            entry = make_entry(
-                novel=novel or "default",
-                **fields(kind, name, aliases, characters, text, chapter, importance, pinned),
-            )
+            entry = make_entry(novel=novel or "default", **fields(kind, *values))
             services.store().add(entry)
         except XiaoshuoError as exc:
             raise _error(exc) from None
         return rows(novel, kind), f"✓ {entry.id}"
 
-    def do_edit(novel, kind, entry, name, aliases, characters, text, chapter, importance, pinned):
+    def do_edit(novel, kind, entry, *values):
         changes = {
-            k: v
-            for k, v in fields(kind, name, aliases, characters, text, chapter, importance, pinned).items()
-            if v not in ("", [], None) and k != "kind"
+            k: v for k, v in fields(kind, *values).items() if v not in ("", [], {}, None) and k != "kind"
         }
         try:
             services.store().update((entry or "").strip(), novel or "default", **changes)
@@ -368,7 +398,7 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
         path.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
         return str(path)
 
-    form = [name, aliases, characters, text, chapter, importance, pinned]
+    form = [name, aliases, characters, text, chapter, importance, pinned, traits, relations, state, when, why]
     add.click(do_add, [novel, kind, *form], [table, message], api_visibility="private")
     edit.click(do_edit, [novel, kind, entry_id, *form], [table, message], api_visibility="private")
     delete.click(do_delete, [novel, kind, entry_id], [table, message], api_visibility="private")
@@ -439,11 +469,14 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
     def do_upload(paths):
         return "\n\n".join(save_uploads(paths or [], s.paths.raw_dir))
 
-    def do_prepare():
+    def do_prepare(progress=gr.Progress()):  # noqa: B008 - Gradio's injection idiom
         from xiaoshuo.data import PrepareError, prepare
 
+        def report(name: str, done: int, total: int) -> None:
+            progress(done / total if total else 0.0, desc=name or "done")
+
         try:
-            manifest = prepare(s)
+            manifest = prepare(s, progress=report)
         except PrepareError as exc:
             raise _error(exc) from None
         preview_lines = []
