@@ -297,3 +297,32 @@ def test_memory_cli(tmp_path: Path, tiny_model: Path) -> None:
     assert bad.returncode == 2 and "name" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "broken.json").write_text("{", "utf-8")
     assert cli("import", "broken.json").returncode == 2
+
+
+@pytest.mark.slow
+def test_large_novels_use_the_numba_bm25_with_the_same_ranking() -> None:
+    from xiaoshuo.memory import retrieval
+
+    places = ["城", "山", "谷", "镇", "湖"]
+    entries = [
+        make_entry(
+            kind="plot", text=f"第{i}号人物在{places[i % 5]}{i % 97}号{['遇伏', '结盟', '比剑'][i % 3]}。"
+        )
+        for i in range(retrieval.NUMBA_MIN_ENTRIES + 10)
+    ]
+    big = retrieval.Retriever(entries)
+    assert big._backend == "numba"
+    small = retrieval.Retriever(entries[:50])
+    assert small._backend == "numpy"
+    query = "山17号比剑"
+    fast = big.bm25(query, 10)
+    big._backend = "numpy"
+    big._bm25 = None
+    import bm25s
+
+    big._bm25 = bm25s.BM25()
+    big._bm25.index([big.tokens(e.document()) or ["_"] for e in big.entries], show_progress=False)
+    slow = big.bm25(query, 10)
+    assert [round(s, 4) for _, s in fast] == [round(s, 4) for _, s in slow]  # ties may pick other ids
+    best = max(s for _, s in slow)
+    assert {i for i, s in fast if s == best} == {i for i, s in slow if s == best}

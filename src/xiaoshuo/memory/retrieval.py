@@ -16,6 +16,7 @@ This module ranks; the context builder decides what fits a prompt.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from xiaoshuo.memory.schema import MemoryEntry
 
 RRF_K = 60
+NUMBA_MIN_ENTRIES = 5000
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
 # Function words that occur in most entries: they add nothing to BM25 but long posting lists.
 STOPWORDS = frozenset(
@@ -146,8 +148,12 @@ class Retriever:
         for bucket in self._triggers.values():
             bucket.sort(key=lambda item: -len(item[0]))  # longest first
         self._bm25 = None
+        # bm25s's numba backend answers a query at 100k entries in ~0.06 ms instead of ~2 ms (numpy scores
+        # every document), but its JIT costs seconds once per process: worth it only for big novels.
+        big = len(self.entries) >= NUMBA_MIN_ENTRIES
+        self._backend = "numba" if big and importlib.util.find_spec("numba") is not None else "numpy"
         if self.entries:
-            self._bm25 = bm25s.BM25()
+            self._bm25 = bm25s.BM25(backend=self._backend)
             self._bm25.index([self.tokens(e.document()) or ["_"] for e in self.entries], show_progress=False)
 
     def tokens(self, text: str) -> list[str]:
@@ -178,7 +184,9 @@ class Retriever:
         tokens = self.tokens(query)
         if not tokens:
             return []
-        docs, scores = self._bm25.retrieve([tokens], k=min(k, len(self.entries)), show_progress=False)
+        docs, scores = self._bm25.retrieve(
+            [tokens], k=min(k, len(self.entries)), show_progress=False, backend_selection=self._backend
+        )
         out = [(self.entries[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
         return sorted(out, key=lambda x: (-x[1], x[0]))
 
