@@ -319,10 +319,9 @@ def train_cmd(
         str | None,
         typer.Option(
             "--resume",
-            help="Continue: 'latest' (or no value via --resume-latest), a run or checkpoint folder.",
+            help="Continue: 'latest', a run folder or a checkpoint folder.",
         ),
     ] = None,
-    resume_latest: Annotated[bool, typer.Option("--resume-latest", hidden=True)] = False,
     base_model: Annotated[str | None, typer.Option("--base-model", help="Base model path or hub id.")] = None,
     epochs: Annotated[float | None, typer.Option("--epochs", help="Training epochs (3).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch size (2).")] = None,
@@ -367,7 +366,7 @@ def train_cmd(
             "training.seed": seed,
         }
     )
-    want_resume: str | bool | None = True if resume_latest or resume == "latest" else resume
+    want_resume: str | bool | None = True if resume == "latest" else resume
     p = plan(settings, data=data, output=output, run=run, resume=want_resume, max_steps=max_steps)
     err = typer.echo
     if p.resume_from is not None:

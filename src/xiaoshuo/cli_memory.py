@@ -274,12 +274,13 @@ def memory_context(
     as_json: JsonOpt = False,
 ) -> None:
     """The memory block a prompt would get, and why each candidate was included or dropped."""
-    from xiaoshuo.data.chunking import TokenCounter
-    from xiaoshuo.data.pipeline import _load_counting_tokenizer
+    from xiaoshuo.data.chunking import TokenCounter, load_tokenizer
     from xiaoshuo.memory import build_context, search
 
     settings = _state(ctx).settings()
-    counter = TokenCounter(_load_counting_tokenizer(tokenizer or settings.model.base_model, settings))
+    counter = TokenCounter(
+        load_tokenizer(tokenizer or settings.model.base_model, models_dir=settings.paths.models_dir)
+    )
     budget = budget if budget is not None else settings.memory.context_token_budget
     with _store(ctx) as store:
         hits = search(store, novel, query, recent_text=recent)
@@ -298,13 +299,11 @@ def memory_context(
 @memory_app.command("export")
 def memory_export(ctx: typer.Context, file: Path, novel: NovelOpt = "default") -> None:
     """Export a novel's memory as JSON."""
-    import os
+    from xiaoshuo.files import atomic_write_json
 
     with _store(ctx) as store:
         data = store.export_novel(novel)
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
-    os.replace(tmp, file)
+    atomic_write_json(file, data)
     typer.echo(f"已导出 exported {len(data['entries'])} entries → {file}")
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -213,14 +214,6 @@ class PathSettings(_Section):
         return self.data_dir / "train"
 
     @property
-    def val_dir(self) -> Path:
-        return self.data_dir / "val"
-
-    @property
-    def prepared_dir(self) -> Path:
-        return self.data_dir / "prepared"
-
-    @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma_db"
 
@@ -274,6 +267,7 @@ class Settings(BaseModel):
         return data
 
 
+@lru_cache(maxsize=1)
 def all_keys() -> dict[str, dict[str, str]]:
     """``{section: {key: description}}`` for every setting."""
     out: dict[str, dict[str, str]] = {}
@@ -383,10 +377,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for section, table in data.items():
         if not isinstance(table, dict):
-            _check_key(section)  # a bare top-level key: names the fix
-            raise ConfigError(  # pragma: no cover - _check_key raises first
-                f"配置项 {section} 必须放在 [section] 表中", received=table
-            )
+            _check_key(section)  # a bare top-level key is never a known dotted key: this raises
         for name, value in table.items():
             key = f"{section}.{name}"
             _check_key(key, where=str(path))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata as md
 import importlib.util
-import logging
 import os
 import platform
 import shutil
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,17 +283,6 @@ def gpu_processes() -> list[dict[str, Any]]:
     return procs
 
 
-def nvidia_gpu_present() -> bool:
-    """True when ``nvidia-smi -L`` lists a GPU (used by the Makefile's choice too)."""
-    if shutil.which("nvidia-smi") is None:
-        return False
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
 # ---------------------------------------------------------------- smoke test
 
 
@@ -313,8 +300,10 @@ class SmokeResult:
 def run_smoke(settings: Settings, *, backends: list[str] | None = None) -> list[SmokeResult]:
     """Build a tiny random model in a temp dir and generate a few tokens with each backend.
 
-    ``backends`` defaults to the configured one (``auto`` resolved) plus the
-    transformers fallback.  Failures are returned, not raised.
+    Goes through the real :func:`xiaoshuo.engine.load_engine` (the path every caller uses).
+    ``backends`` defaults to the configured one (``auto`` resolved) plus the transformers
+    fallback; for ``openai`` the check is that the configured server answers.  Failures are
+    returned, not raised.
     """
     if backends is None:
         chosen = choose_backend(settings).name
@@ -326,103 +315,50 @@ def run_smoke(settings: Settings, *, backends: list[str] | None = None) -> list[
     with contextlib.redirect_stdout(sys.stderr), tempfile.TemporaryDirectory(prefix="xiaoshuo-smoke-") as tmp:
         model_dir = build_tiny_model(Path(tmp) / "tiny")
         for name in backends:
-            runner = {"vllm": _smoke_vllm, "transformers": _smoke_transformers, "openai": _smoke_openai}[name]
             start = time.perf_counter()
             try:
-                text, ids, detail = runner(settings, model_dir)
+                text, ids, detail = _smoke_one(settings, name, model_dir)
+                ok = bool(ids) or name == "openai"
                 results.append(
-                    SmokeResult(
-                        name,
-                        bool(ids) or name == "openai",
-                        time.perf_counter() - start,
-                        detail,
-                        text,
-                        len(ids),
-                        ids,
-                    )
+                    SmokeResult(name, ok, time.perf_counter() - start, detail, text, len(ids), ids)
                 )
-            except Exception as exc:
+            except Exception as exc:  # report every failure, never crash doctor
                 msg = str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}"
                 results.append(SmokeResult(name, False, time.perf_counter() - start, msg))
     return results
 
 
+def _smoke_one(settings: Settings, backend: str, model_dir: Path) -> tuple[str, list[int], str]:
+    from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
+
+    # fp32 so backends can be compared token for token; a small context and cache for a tiny model.
+    tiny = settings.model_copy(
+        update={
+            "model": settings.model.model_copy(
+                update={
+                    "dtype": "float32",
+                    "vllm_max_model_len": 512,
+                    "vllm_gpu_memory_utilization": min(settings.model.vllm_gpu_memory_utilization, 0.3),
+                }
+            ),
+            "engine": settings.engine.model_copy(update={"cpu_kv_cache_gib": 1, "enable_lora": False}),
+        }
+    )
+    with load_engine(tiny, backend=backend, model=str(model_dir)) as engine:
+        if backend == "openai":  # the engine lists the server's models when it opens
+            return "", [], f"{settings.engine.openai_base_url} answered"
+        sampling = SamplingSettings(temperature=0.0, max_tokens=8, repetition_penalty=1.0)
+        result = engine.generate(GenerationRequest(messages=_PROMPT, sampling=sampling))
+        cand = result.candidates[0]
+        flavour = (
+            vllm_status()
+            if backend == "vllm"
+            else {"flavour": "transformers", "version": _version("transformers")}
+        )
+        return cand.text, cand.token_ids, f"{flavour['flavour']} {flavour['version']} via Engine"
+
+
 _PROMPT = [{"role": "user", "content": "续写：夜色如墨，细雨敲打着青石板路。"}]
-
-
-def _smoke_transformers(settings: Settings, model_dir: Path) -> tuple[str, list[int], str]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    enc = tok.apply_chat_template(_PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    enc = {k: v.to(device) for k, v in enc.items()}
-    with torch.inference_mode():
-        out = model.generate(**enc, max_new_tokens=8, min_new_tokens=8, do_sample=False)
-    new = out[0][enc["input_ids"].shape[1] :]
-    return tok.decode(new), new.tolist(), f"transformers {_version('transformers')} on {device}"
-
-
-def _smoke_vllm(settings: Settings, model_dir: Path) -> tuple[str, list[int], str]:
-    # In-process engine core (no extra process to leak) and a bounded CPU KV cache.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.engine.cpu_kv_cache_gib))
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # read when vllm is imported
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError as exc:
-        raise DependencyError(
-            "无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install"
-        ) from None
-    llm = LLM(
-        model=str(model_dir),
-        dtype="float32",
-        max_model_len=512,
-        enforce_eager=True,
-        gpu_memory_utilization=min(settings.model.vllm_gpu_memory_utilization, 0.3),
-    )
-    try:
-        params = SamplingParams(max_tokens=8, min_tokens=8, temperature=0.0)
-        out = llm.chat(_PROMPT, params, use_tqdm=False)[0].outputs[0]
-        return out.text, list(out.token_ids), f"{vllm_status()['flavour']} {vllm_status()['version']}"
-    finally:
-        _shutdown_llm(llm)
-
-
-def _shutdown_llm(llm: Any) -> None:
-    engine = getattr(llm, "llm_engine", None)
-    shutdown = getattr(engine, "shutdown", None) or getattr(
-        getattr(engine, "engine_core", None), "shutdown", None
-    )
-    if callable(shutdown):
-        shutdown()
-    del llm
-    import gc
-
-    gc.collect()
-
-
-def _smoke_openai(settings: Settings, model_dir: Path) -> tuple[str, list[int], str]:
-    url = settings.engine.openai_base_url.rstrip("/") + "/models"
-    key = settings.engine.openai_api_key.get_secret_value()
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            body = resp.read().decode("utf-8", "replace")
-    except OSError as exc:
-        raise XiaoshuoError(
-            "无法连接 OpenAI 兼容服务器 (server unreachable)",
-            expected=f"a running server at {settings.engine.openai_base_url}",
-            received=str(exc),
-            fix="启动 vLLM 服务器，或修改 engine.openai_base_url",
-        ) from None
-    # No tokens are generated remotely here (the model there is not ours); the
-    # server answering /models is the check.  Token-level checks come with the engine.
-    return body[:80], [], f"GET {url} answered"
 
 
 def _version(dist: str) -> str:

@@ -34,7 +34,7 @@ def test_smoke_through_configured_backend_and_fallback(tmp_path: Path) -> None:
     assert selected in smoke and "transformers" in smoke
     for result in smoke.values():
         assert result["ok"], result
-        assert result["tokens"] == 8
+        assert 0 < result["tokens"] <= 8
     if report["vllm"]["installed"]:
         assert selected == "vllm"  # auto picks vLLM when it is usable here
         # fp32 greedy decoding: vLLM and transformers agree token for token.

@@ -17,15 +17,26 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 _SENTENCE = re.compile(r"[^。！？!?…]*(?:[。！？!?…]+[」』”’\"）)]*|$)")
 _BATCH_CHARS = 1 << 20  # encode at most ~1M characters per tokenizer call
 
 
-def load_tokenizer(name_or_path: str):
-    """The tokenizer that counts tokens (``--tokenizer`` / ``data.tokenizer`` / ``model.base_model``)."""
+BUILTIN_TINY = "builtin-tiny"
+
+
+def load_tokenizer(name_or_path: str, *, models_dir: Path | None = None):
+    """The tokenizer that counts tokens (``--tokenizer`` / ``data.tokenizer`` / ``model.base_model``).
+
+    ``"builtin-tiny"`` is the offline test tokenizer, built once under ``models_dir``.
+    """
     from xiaoshuo.hf import load_tokenizer as _load
 
+    if name_or_path == BUILTIN_TINY:
+        from xiaoshuo.testing import build_tiny_model
+
+        name_or_path = str(build_tiny_model(Path(models_dir or "models") / "xiaoshuo-builtin-tiny"))
     return _load(name_or_path, setting="--tokenizer / data.tokenizer")
 
 

@@ -32,9 +32,9 @@ from xiaoshuo.data.cleaning import CleanOptions, CleanStats, clean_text
 from xiaoshuo.data.readers import Chapter, Document, read_source
 from xiaoshuo.data.structure import compile_chapter_regex, iter_paragraphs, split_chapters
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.files import atomic_write_json
 
 MANIFEST_VERSION = 1
-BUILTIN_TINY = "builtin-tiny"
 CONTINUE_PROMPT = "请续写下面的小说片段，保持人物、文风与情节连贯。\n\n{context}"
 OPENING_PROMPT = "请为小说《{book}》写出「{title}」一章的开头。"
 _TEMPLATE_MARGIN = 24  # chat-template tokens around two messages, with room to spare
@@ -107,7 +107,7 @@ def prepare(
         )
     chapter_re = compile_chapter_regex(data.chapter_regex)
     tokenizer_name = data.tokenizer or settings.model.base_model
-    counter = TokenCounter(_load_counting_tokenizer(tokenizer_name, settings))
+    counter = TokenCounter(load_tokenizer(tokenizer_name, models_dir=settings.paths.models_dir))
     formats = ["continuation", "instruction"] if data.sample_format == "both" else [data.sample_format]
 
     sources = list(_walk(input_path))
@@ -146,18 +146,10 @@ def prepare(
         val_docs = _choose_val_docs(run, data.val_split, data.seed)
         manifest["outputs"] = _write_splits(run, staging_dir, out, val_docs, manifest)
         manifest["seconds"] = round(time.perf_counter() - started, 3)
-        _write_manifest(out, manifest)
+        atomic_write_json(out / "prepared" / "manifest.json", manifest)
         return manifest
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
-
-
-def _load_counting_tokenizer(name: str, settings: Settings):
-    if name == BUILTIN_TINY:
-        from xiaoshuo.testing import build_tiny_model
-
-        name = str(build_tiny_model(settings.paths.models_dir / "xiaoshuo-builtin-tiny"))
-    return load_tokenizer(name)
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -369,17 +361,6 @@ def _manifest(
         },
         "sources": [asdict(r) for r in records],
     }
-
-
-def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    path = out / "prepared" / "manifest.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".manifest.json.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, ensure_ascii=False, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _error_summary(records: list[SourceRecord], input_path: Path) -> str:

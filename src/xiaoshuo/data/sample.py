@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from xiaoshuo.files import atomic_write
+
 WUXIA = """楔子
 　　江湖上流传着一句话：青云剑出，雨落无声。没有人见过那柄剑，却人人都怕它。
 第一章 雨夜
@@ -130,11 +132,4 @@ def write_sample_corpus(raw_dir: str | os.PathLike[str]) -> list[Path]:
             "utf-8"
         ),
     }
-    written = []
-    for name, data in files.items():
-        path = raw / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        written.append(path)
-    return written
+    return [atomic_write(raw / name, data) for name, data in files.items()]

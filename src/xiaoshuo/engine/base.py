@@ -46,10 +46,9 @@ class EngineError(XiaoshuoError):
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated request with its rendered prompt and token ids."""
+    """A validated request with the token ids of its rendered prompt."""
 
     request: GenerationRequest
-    prompt_text: str
     prompt_ids: list[int] | None  # None when no local tokenizer (openai backend)
     lora: tuple[str, str] | None  # (name, path)
 
@@ -161,7 +160,7 @@ class Engine(ABC):
                     received=f"{len(ids)} prompt tokens + {request.sampling.max_tokens} max_tokens",
                     fix="缩短前文/记忆，或减小 max_tokens",
                 )
-        return Prepared(request, text, ids, lora)
+        return Prepared(request, ids, lora)
 
     def _check_sampling(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
         """Backends reject settings they cannot honour (raise SamplingError)."""

@@ -10,7 +10,7 @@
   ``memory.embedding_model = "none"``).
 
 Order: pinned, then triggered, then RRF score (k=60); ties by id, so equal inputs
-give equal output.  The index is rebuilt when the store's version changes.
+give equal output.  The store rebuilds the index after a write to the novel.
 This module ranks; the context builder decides what fits a prompt.
 """
 
@@ -227,23 +227,6 @@ class Retriever:
         return forced + ranked[: max(0, k - len(forced))] if len(forced) < k else forced
 
 
-def dense_ids(store: Any, novel: str, query: str, k: int) -> list[str]:
-    """Nearest entries from Chroma (empty when dense retrieval is off)."""
-    if not store.embedding.dense or not query.strip():
-        return []
-    col = store._collection(novel)
-    n = col.count()
-    if n == 0:
-        return []
-    got = col.query(
-        query_embeddings=store.embedding.embed_query([query]),
-        n_results=min(k, n),
-        where={"archived": False},
-        include=[],
-    )
-    return list(got["ids"][0])
-
-
 def search(
     store: Any,
     novel: str,
@@ -253,12 +236,8 @@ def search(
     k: int | None = None,
     kinds: list[str] | None = None,
 ) -> list[Hit]:
-    """The store-level entry point: cached index + dense neighbours + fusion."""
+    """The store-level entry point: the store's cached index + its dense neighbours, fused."""
     k = k or store.settings.memory.top_k
-    retriever = store._retrievers.get(novel)
-    if retriever is None:
-        retriever = Retriever(store.list(novel))
-        store._retrievers[novel] = retriever
-    return retriever.search(
-        query, recent_text=recent_text, k=k, kinds=kinds, dense=dense_ids(store, novel, query, k * 4)
+    return store.retriever(novel).search(
+        query, recent_text=recent_text, k=k, kinds=kinds, dense=store.nearest(novel, query, k * 4)
     )

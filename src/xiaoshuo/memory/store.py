@@ -72,7 +72,6 @@ class MemoryStore:
             self.client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
         self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000) - 1)
         self._collections: dict[str, Any] = {}
-        self._version: dict[str, int] = {}
         self._retrievers: dict[str, Any] = {}
 
     # ------------------------------------------------------------ lifecycle
@@ -152,12 +151,8 @@ class MemoryStore:
                 names.append(novel)
         return sorted(set(names) | {DEFAULT_NOVEL})
 
-    def version(self, novel: str) -> int:
-        return self._version.get(novel, 0)
-
     def _touch(self, novel: str) -> None:
-        self._version[novel] = self._version.get(novel, 0) + 1
-        self._retrievers.pop(novel, None)
+        self._retrievers.pop(novel, None)  # the next search rebuilds the index
 
     # ------------------------------------------------------------ writes
     def add(self, entries: MemoryEntry | Iterable[MemoryEntry]) -> list[str]:
@@ -265,10 +260,36 @@ class MemoryStore:
         return sorted(entries, key=lambda e: (e.created, e.id))
 
     def count(self, novel: str = DEFAULT_NOVEL, *, kind: str | None = None) -> int:
-        if kind is None:
-            col = self._collection(novel)
-            return len(col.get(where={"archived": False}, include=[])["ids"])
-        return len(self.list(novel, kind=kind))
+        """Active (not archived) entries, counted by id only (no entry is parsed)."""
+        where: dict[str, Any] = {"archived": False}
+        if kind is not None:
+            where = {"$and": [where, {"kind": kind}]}
+        return len(self._collection(novel).get(where=where, include=[])["ids"])
+
+    # ------------------------------------------------------------ retrieval support
+    def retriever(self, novel: str = DEFAULT_NOVEL):
+        """The BM25 + trigger index of a novel, rebuilt after any write to it."""
+        from xiaoshuo.memory.retrieval import Retriever
+
+        if novel not in self._retrievers:
+            self._retrievers[novel] = Retriever(self.list(novel))
+        return self._retrievers[novel]
+
+    def nearest(self, novel: str, query: str, k: int) -> list[str]:
+        """Ids of the ``k`` entries nearest to ``query`` by embedding (empty when dense retrieval is off)."""
+        if not self.embedding.dense or not query.strip():
+            return []
+        col = self._collection(novel)
+        n = col.count()
+        if n == 0:
+            return []
+        got = col.query(
+            query_embeddings=self.embedding.embed_query([query]),
+            n_results=min(k, n),
+            where={"archived": False},
+            include=[],
+        )
+        return list(got["ids"][0])
 
     # ------------------------------------------------------------ import / export
     def export_novel(self, novel: str = DEFAULT_NOVEL) -> dict[str, Any]:

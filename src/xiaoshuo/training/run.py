@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.files import atomic_write_json
 from xiaoshuo.training.data import (
     DataFiles,
     TrainDataError,
@@ -239,7 +239,7 @@ def train(plan_: TrainPlan, *, progress: bool = True) -> dict[str, Any]:
                 "分词后没有可训练的样本 (no trainable samples after tokenization)",
                 received=f"{len(samples)} samples, {dropped} dropped",
             )
-        _write_json(plan_.run_dir / "run.json", {**plan_.record, "run": plan_.run, "created": _now()})
+        atomic_write_json(plan_.run_dir / "run.json", {**plan_.record, "run": plan_.run, "created": _now()})
         stopper = StopOnSignal()
         callbacks = [events.callback(), stopper]
         if progress:
@@ -319,7 +319,7 @@ def _save_final(trainer: Any, tokenizer: Any, plan_: TrainPlan, manifest: dict[s
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    _write_json(tmp / MANIFEST, {**manifest, "final_model": str(final)})
+    atomic_write_json(tmp / MANIFEST, {**manifest, "final_model": str(final)})
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -330,16 +330,6 @@ def _save_final(trainer: Any, tokenizer: Any, plan_: TrainPlan, manifest: dict[s
         link_tmp.symlink_to(Path(plan_.run) / "final_model")
         os.replace(link_tmp, alias)
     return final
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _ppl(loss: float) -> float:

@@ -19,12 +19,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.files import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,8 @@ class Stories:
         names = json.loads(index.read_text("utf-8")) if index.is_file() else {}
         if names.get(path.name) != novel:
             names[path.name] = novel
-            _atomic_write(index, json.dumps(names, ensure_ascii=False, indent=1))
-        _atomic_write(path, text)
+            atomic_write_json(index, names)
+        atomic_write(path, text)
 
     def adapter(self, novel: str) -> str | None:
         """The novel's default adapter (the last one chosen while writing it)."""
@@ -139,21 +139,11 @@ class Stories:
         data = json.loads(path.read_text("utf-8")) if path.is_file() else {}
         if data.get(novel) != adapter:
             data[novel] = adapter
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1))
+            atomic_write_json(path, data)
 
     def novels(self) -> list[str]:
         index = self.root / "index.json"
         return sorted(json.loads(index.read_text("utf-8")).values()) if index.is_file() else []
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def safe_upload_name(name: str) -> str:
@@ -332,4 +322,3 @@ class Services:
             if self._store is not None:
                 self._store.close()
                 self._store = None
-        time.sleep(0)
