@@ -184,6 +184,37 @@ class MemorySettings(_Section):
     context_token_budget: int = Field(2048, ge=0, description="Tokens of memory allowed into one prompt.")
 
 
+class WritingSettings(_Section):
+    """Writing a book: chapter length, segments, prompt budget, repetition guard (``xiaoshuo.writing``)."""
+
+    chapter_chars: int = Field(
+        3000, ge=50, le=200_000, description="Default chapter length in 字 (non-whitespace characters)."
+    )
+    length_tolerance: float = Field(
+        0.10, gt=0.0, lt=1.0, description="A chapter is done within ±this share of its target length."
+    )
+    segment_chars: int = Field(
+        1200, ge=50, le=20_000, description="Most 字 generated per segment before the prompt is recomposed."
+    )
+    max_segments: int = Field(60, ge=1, description="Hard cap on segments per chapter (a runaway guard).")
+    tail_chars: int = Field(
+        2500, ge=0, description="Most characters of the preceding text put into a prompt (its tail)."
+    )
+    recent_summaries: int = Field(5, ge=0, description="Summaries (前情提要) of this many earlier chapters.")
+    next_synopses: int = Field(3, ge=0, description="Synopses of this many following chapters (伏笔).")
+    prompt_budget: int = Field(
+        0, ge=0, description="Most prompt tokens; 0 = the model's context minus the segment's max tokens."
+    )
+    repetition_ngram: int = Field(8, ge=2, le=64, description="Repetition guard: n-gram length in 字.")
+    repetition_threshold: float = Field(
+        0.3, gt=0.0, le=1.0, description="Repetition guard: regenerate a segment above this repeated share."
+    )
+    repetition_retries: int = Field(2, ge=0, le=10, description="Repetition guard: regenerations per segment.")
+    repetition_chapters: int = Field(
+        3, ge=0, description="Repetition guard: also compare with this many previous chapters."
+    )
+
+
 class WebUISettings(_Section):
     """The Gradio WebUI (seed: ``webui.*``; host defaults to loopback for safety)."""
 
@@ -229,6 +260,7 @@ class Settings(BaseModel):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    writing: WritingSettings = Field(default_factory=WritingSettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)
     paths: PathSettings = Field(default_factory=PathSettings)
 
