@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli_state import _state
+from xiaoshuo.cli.state import _state
 
-memory_app = typer.Typer(
+app = typer.Typer(
+    name="memory",
     help="记忆 / Story memory: 人物, 情节, 环境设定, 重要对话 (characters, plot, settings, dialogues).",
     no_args_is_help=True,
 )
@@ -104,7 +105,7 @@ def _entry_fields(
     return {k: v for k, v in fields.items() if v is not None}
 
 
-@memory_app.command("add")
+@app.command("add")
 def memory_add(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option("--kind", help="character | plot | setting | dialogue")],
@@ -155,7 +156,7 @@ def memory_add(
     )
 
 
-@memory_app.command("list")
+@app.command("list")
 def memory_list(
     ctx: typer.Context,
     kind: Annotated[str | None, typer.Option("--kind")] = None,
@@ -168,7 +169,7 @@ def memory_list(
         _print_entries(store.list(novel, kind=kind, include_archived=archived), as_json)
 
 
-@memory_app.command("show")
+@app.command("show")
 def memory_show(
     ctx: typer.Context, entry_id: str, novel: NovelOpt = "default", as_json: JsonOpt = True
 ) -> None:
@@ -179,7 +180,7 @@ def memory_show(
         )
 
 
-@memory_app.command("edit")
+@app.command("edit")
 def memory_edit(
     ctx: typer.Context,
     entry_id: str,
@@ -221,7 +222,7 @@ def memory_edit(
     typer.echo(f"已更新 updated {entry.id}")
 
 
-@memory_app.command("delete")
+@app.command("delete")
 def memory_delete(ctx: typer.Context, entry_id: str, novel: NovelOpt = "default") -> None:
     """Delete an entry."""
     with _store(ctx) as store:
@@ -230,7 +231,7 @@ def memory_delete(ctx: typer.Context, entry_id: str, novel: NovelOpt = "default"
     typer.echo(f"已删除 deleted {entry_id}")
 
 
-@memory_app.command("search")
+@app.command("search")
 def memory_search(
     ctx: typer.Context,
     query: str,
@@ -258,7 +259,7 @@ def memory_search(
         )
 
 
-@memory_app.command("context")
+@app.command("context")
 def memory_context(
     ctx: typer.Context,
     query: str,
@@ -296,7 +297,7 @@ def memory_context(
         typer.echo(f"  ✗ {item['name']} ({item['kind']}, {item['tokens']} tokens): {item['reason']}")
 
 
-@memory_app.command("export")
+@app.command("export")
 def memory_export(ctx: typer.Context, file: Path, novel: NovelOpt = "default") -> None:
     """Export a novel's memory as JSON."""
     from xiaoshuo.files import atomic_write_json
@@ -307,7 +308,7 @@ def memory_export(ctx: typer.Context, file: Path, novel: NovelOpt = "default") -
     typer.echo(f"已导出 exported {len(data['entries'])} entries → {file}")
 
 
-@memory_app.command("import")
+@app.command("import")
 def memory_import(
     ctx: typer.Context, file: Path, novel: Annotated[str | None, typer.Option("--novel")] = None
 ) -> None:
@@ -327,7 +328,7 @@ def memory_import(
     typer.echo(f"已导入 imported {len(ids)} entries")
 
 
-@memory_app.command("reindex")
+@app.command("reindex")
 def memory_reindex(ctx: typer.Context, novel: Annotated[str | None, typer.Option("--novel")] = None) -> None:
     """Re-embed entries with the configured memory.embedding_model."""
     with _store(ctx) as store:

@@ -1,0 +1,80 @@
+"""``xiaoshuo adapters …``: the registry of trained LoRA adapters under checkpoints/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xiaoshuo.cli.state import _state
+
+app = typer.Typer(
+    name="adapters",
+    help="适配器 / Trained LoRA adapters (the registry under checkpoints/).",
+    no_args_is_help=True,
+)
+
+
+@app.command("list")
+def adapters_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List adapters: name, base model, date, val loss."""
+    from xiaoshuo.training import list_adapters
+
+    rows = [a.row() for a in list_adapters(_state(ctx).settings().paths.checkpoints_dir)]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="适配器 Adapters")
+    for col in ("name", "base_model", "created", "step", "eval_loss"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        loss = f"{r['eval_loss']:.4f}" if isinstance(r["eval_loss"], float) else "-"
+        table.add_row(r["name"], str(r["base_model"]), str(r["created"]), str(r["global_step"]), loss)
+    Console().print(table)
+
+
+@app.command("show")
+def adapters_show(ctx: typer.Context, name: str) -> None:
+    """Show an adapter's manifest."""
+    from xiaoshuo.training import get_adapter
+
+    adapter = get_adapter(_state(ctx).settings().paths.checkpoints_dir, name)
+    typer.echo(json.dumps({"path": str(adapter.path), **adapter.manifest}, ensure_ascii=False, indent=2))
+
+
+@app.command("merge")
+def adapters_merge(
+    ctx: typer.Context,
+    name: str,
+    output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
+) -> None:
+    """Merge an adapter into its base model (a standalone model for deployment)."""
+    from xiaoshuo.training import merge_adapter
+
+    out = merge_adapter(_state(ctx).settings().paths.checkpoints_dir, name, output)
+    typer.echo(f"已合并 merged → {out}")
+
+
+@app.command("rm")
+def adapters_rm(
+    ctx: typer.Context, name: str, yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False
+) -> None:
+    """Delete a run and its adapter."""
+    from xiaoshuo.training import get_adapter, remove_adapter
+
+    checkpoints = _state(ctx).settings().paths.checkpoints_dir
+    adapter = get_adapter(checkpoints, name)
+    if not yes:
+        from xiaoshuo.errors import XiaoshuoError
+
+        raise XiaoshuoError(
+            "删除需要确认 (deletion needs confirmation)",
+            received=str(adapter.path.parent),
+            fix=f"xiaoshuo adapters rm {name} --yes",
+        )
+    typer.echo(f"已删除 removed {remove_adapter(checkpoints, name)}")

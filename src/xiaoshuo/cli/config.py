@@ -1,0 +1,74 @@
+"""``xiaoshuo config`` and ``xiaoshuo doctor``: the effective settings and the system check."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from xiaoshuo.cli.state import _state
+
+app = typer.Typer()
+
+
+@app.command("config")
+def config_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    describe: Annotated[
+        bool, typer.Option("--describe", "-d", help="Also show what each key means.")
+    ] = False,
+) -> None:
+    """显示生效的配置及每项的来源 / Show the effective config and where each value came from."""
+    settings = _state(ctx).settings()
+    if as_json:
+        payload = {
+            "config_file": str(settings.config_file) if settings.config_file else None,
+            "settings": settings.to_plain(),
+            "sources": {key: source for key, _, source, _ in settings.items()},
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"xiaoshuo config — file: {settings.config_file or '(none, defaults)'}")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("source", overflow="fold")
+    if describe:
+        table.add_column("description", overflow="fold")
+    plain = settings.to_plain()
+    for key, _, source, description in settings.items():
+        section, name = key.split(".", 1)
+        cells = [key, json.dumps(plain[section][name], ensure_ascii=False), source]
+        style = None if source == "default" else "bold cyan"
+        table.add_row(*cells, *([description] if describe else []), style=style)
+    Console().print(table)
+
+
+@app.command("doctor")
+def doctor_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke", help="Build a tiny random model and generate a few tokens (offline)."),
+    ] = False,
+) -> None:
+    """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models and disk."""
+    from xiaoshuo.hardware import diagnose, run_smoke
+
+    settings = _state(ctx).settings()
+    report = diagnose(settings)
+    if smoke:
+        report.smoke = [vars(r) for r in run_smoke(settings)]
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        from xiaoshuo.cli.render import render_doctor
+
+        render_doctor(report)
+    if smoke and not all(r["ok"] for r in report.smoke):
+        raise typer.Exit(1)

@@ -1,0 +1,55 @@
+"""``xiaoshuo webui``: start the Gradio WebUI (served by :mod:`xiaoshuo.webui.launch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xiaoshuo.cli.state import _state
+
+app = typer.Typer()
+
+
+@app.command("webui")
+def webui_cmd(
+    ctx: typer.Context,
+    lora: Annotated[
+        list[str] | None, typer.Option("--lora", help="Adapter name=path or path (repeatable).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (7860).")] = None,
+    share: Annotated[
+        bool | None, typer.Option("--share", help="Public Gradio share link (needs auth).")
+    ] = None,
+    auth: Annotated[str | None, typer.Option("--auth", help="USER:PASS.")] = None,
+    auth_file: Annotated[Path | None, typer.Option("--auth-file", help="File with USER:PASS lines.")] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option("--insecure-no-auth", help="Allow --share / a non-loopback host without auth.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Generations served at once (8).")] = 8,
+) -> None:
+    """启动网页界面 / Start the WebUI (创作 / 记忆 / 训练 / 设置)."""
+    from xiaoshuo.engine import parse_lora_specs
+    from xiaoshuo.webui.launch import check_exposure, launch, read_auth
+
+    state = _state(ctx)
+    settings = state.settings(**{"webui.host": host, "webui.port": port, "webui.share": share})
+    pairs = read_auth(auth, auth_file)
+    check_exposure(settings.webui.host, settings.webui.share, pairs, insecure_no_auth)
+    adapters = parse_lora_specs(lora)
+    typer.echo(f"xiaoshuo WebUI: http://{settings.webui.host}:{settings.webui.port}", err=True)
+    launch(
+        settings,
+        model=model,
+        backend=backend,
+        lora=adapters,
+        auth=pairs,
+        config_file=state.config_file,
+        concurrency=concurrency,
+    )
