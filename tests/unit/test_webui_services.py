@@ -1,7 +1,10 @@
-"""WebUI building blocks without a browser: stories, exposure rules, auth parsing, training commands."""
+"""WebUI building blocks without a browser: stories, exposure rules, auth parsing, training commands,
+uploads, token estimates."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,9 @@ from xiaoshuo import config
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.launch import check_exposure, read_auth
 from xiaoshuo.webui.locale import STRINGS, t
-from xiaoshuo.webui.services import Stories, TrainingJobs
+from xiaoshuo.testing import run_cli
+from xiaoshuo.webui.generation import estimate_tokens, token_counter
+from xiaoshuo.webui.services import Stories, TrainingJobs, safe_upload_name, save_uploads
 
 
 def test_stories_autosave_per_novel_and_default_adapter(tmp_path: Path) -> None:
@@ -24,6 +29,68 @@ def test_stories_autosave_per_novel_and_default_adapter(tmp_path: Path) -> None:
     reopened.set_adapter("雨夜剑", "wuxia-v1")
     assert Stories(tmp_path / "stories").adapter("雨夜剑") == "wuxia-v1"
     assert not list((tmp_path / "stories").glob(".*tmp*"))  # atomic writes leave no temp files
+
+
+def test_a_much_shorter_save_keeps_the_previous_text_as_a_version(tmp_path: Path) -> None:
+    stories = Stories(tmp_path / "stories")
+    accepted = "第一章 雨夜\n" + "夜色如墨，林远撑伞走过长街。" * 80  # ~1,100 characters, as in the bug report
+    stories.save("雨夜剑", accepted)
+    stories.save("雨夜剑", accepted + "他")  # typing: no version
+    stories.save("雨夜剑", accepted)  # deleting one character: no version
+    assert stories.versions("雨夜剑") == []
+    stories.save("雨夜剑", "x")  # a reloaded empty page + one keystroke
+    assert stories.load("雨夜剑") == "x"
+    [version] = stories.versions("雨夜剑")
+    assert version.read_text("utf-8") == accepted
+    stories.KEEP_VERSIONS = 3
+    for i in range(5):
+        stories.save("雨夜剑", accepted + str(i))
+        stories.save("雨夜剑", "")
+    kept = stories.versions("雨夜剑")
+    assert [v.read_text("utf-8") for v in kept] == [accepted + str(i) for i in (2, 3, 4)]
+
+
+def test_concurrent_saves_lose_no_novel_and_no_adapter(tmp_path: Path) -> None:
+    stories = Stories(tmp_path / "stories")
+    names = [f"小说{i}" for i in range(24)]
+    errors: list[BaseException] = []
+
+    def write(name: str) -> None:
+        try:
+            for step in range(5):
+                stories.save(name, f"{name} 第{step}段")
+                stories.set_adapter(name, f"adapter-{name}")
+        except BaseException as exc:  # surfaced below: a thread's exception must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    reopened = Stories(tmp_path / "stories")
+    assert reopened.novels() == sorted(names)
+    assert all(reopened.adapter(name) == f"adapter-{name}" for name in names)
+    assert all(reopened.load(name) == f"{name} 第4段" for name in names)
+
+
+def test_a_corrupt_story_index_is_a_clear_error(tmp_path: Path) -> None:
+    stories = Stories(tmp_path / "stories")
+    stories.save("a", "text")
+    (tmp_path / "stories" / "index.json").write_text("{broken", "utf-8")
+    with pytest.raises(XiaoshuoError, match="corrupt story index"):
+        stories.save("b", "more")
+    assert stories.load("a") == "text"
+
+
+def test_token_estimate_without_a_tokenizer_is_conservative() -> None:
+    class NoTokenizer:  # an engine before Engine.token_count_exact existed, like the old openai one
+        tokenizer = None
+
+    count, exact, source = token_counter(NoTokenizer())
+    assert not exact and source == "estimate"
+    assert count("林远撑伞") == 4 and estimate_tokens("abcdefg") == 3 and count("") == 0
 
 
 @pytest.mark.parametrize(
@@ -80,3 +147,25 @@ def test_locale_has_both_languages() -> None:
     assert all("zh" in v and "en" in v for v in STRINGS.values())
     assert t("tab_create") == "创作" and t("tab_create", "en") == "创作"  # tab labels are stable ids
     assert t("generate", "en") == "Generate"
+
+
+def test_refuses_public_host_without_auth(tmp_path: Path) -> None:
+    out = run_cli("webui", "--host", "0.0.0.0", cwd=tmp_path, timeout=60)
+    assert out.returncode == 2 and "--auth" in out.stderr and "Traceback" not in out.stderr
+    share = run_cli("webui", "--share", cwd=tmp_path, timeout=60)
+    assert share.returncode == 2 and "share" in share.stderr
+
+
+def test_upload_names_are_sanitised(tmp_path: Path) -> None:
+    assert safe_upload_name("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_upload_name("..\\..\\x.txt") == "x.txt"
+    src = tmp_path / "in.txt"
+    src.write_text("第一章\n正文", "utf-8")
+    raw = tmp_path / "raw"
+    messages = save_uploads([str(src)], raw)
+    assert messages[0].startswith("✓") and (raw / "in.txt").exists()
+    assert not any(p for p in tmp_path.iterdir() if p.name not in {"in.txt", "raw"})
+    assert os.listdir(raw) == ["in.txt"]
+    bad = tmp_path / "evil.exe"
+    bad.write_bytes(b"MZ")
+    assert save_uploads([str(bad)], raw)[0].startswith("✗") and os.listdir(raw) == ["in.txt"]

@@ -9,29 +9,25 @@ button cancels the task and the engine aborts the request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.generation import MAX_CANDIDATES, generate_stream
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services, save_uploads
-
-MAX_CANDIDATES = 3
-STORY_TAIL_CHARS = 6000
-STREAM_INTERVAL = 0.05  # seconds between page updates while streaming (not one re-render per token)
 
 
 def _error(exc: Exception) -> gr.Error:
     return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
 
 
-def build_app(services: Services) -> gr.Blocks:
+def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
+    """The app; ``concurrency`` limits simultaneous generations (the rest wait in Gradio's queue)."""
     s = services.settings
     lang = s.webui.language
     g = s.generation
@@ -40,7 +36,7 @@ def build_app(services: Services) -> gr.Blocks:
         engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tabs():
             with gr.Tab(t("tab_create", lang), id="create"):
-                create = _create_tab(services, lang, g)
+                create = _create_tab(services, lang, g, concurrency)
             with gr.Tab(t("tab_memory", lang), id="memory"):
                 _memory_tab(services, lang, create["novel"])
             with gr.Tab(t("tab_train", lang), id="train"):
@@ -51,17 +47,29 @@ def build_app(services: Services) -> gr.Blocks:
         def status():
             state, message = services.engine.status()
             icon = {"ready": "●", "loading": "…", "error": "✗"}[state]  # CJK fonts lack emoji
+            # Once ready, the adapter choices can come from the engine (served names on openai).
+            adapters = (
+                gr.update(choices=[t("none", lang), *services.adapters()]) if state == "ready" else gr.skip()
+            )
             # Poll only while loading: a ticking timer stalls streamed updates in the browser.
-            return f"**{t('engine_status', lang)}**: {icon} {message}", gr.Timer(active=state == "loading")
+            text = f"**{t('engine_status', lang)}**: {icon} {message}"
+            return text, gr.Timer(active=state == "loading"), adapters
 
         timer = gr.Timer(1.0)
-        timer.tick(status, outputs=[engine_status, timer], api_visibility="private", show_progress="hidden")
-        demo.load(status, outputs=[engine_status, timer], api_visibility="private")
+        status_outputs = [engine_status, timer, create["adapter"]]
+        timer.tick(status, outputs=status_outputs, api_visibility="private", show_progress="hidden")
+        demo.load(status, outputs=status_outputs, api_visibility="private")
+        demo.load(
+            create["on_load"],
+            create["novel"],
+            [create["novel"], create["story"], create["adapter"]],
+            api_visibility="private",
+        )
     return demo
 
 
 # --------------------------------------------------------------------------- 创作
-def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
+def _create_tab(services: Services, lang: str, g: Any, concurrency: int) -> dict[str, Any]:
     novels = services.novels()
     with gr.Row():
         novel = gr.Dropdown(
@@ -80,8 +88,8 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
     )
     with gr.Row():
         with gr.Column(scale=3):
-            story = gr.Textbox(
-                services.stories.load(novels[0]),
+            story = gr.Textbox(  # filled on page load (demo.load), never at build time
+                "",
                 label=t("story", lang),
                 lines=14,
                 max_lines=40,
@@ -114,6 +122,7 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
                     )
                 )
                 uses.append(gr.Button(f"{t('use', lang)} {i + 1}", elem_id=f"use-{i + 1}", size="sm"))
+    notice = gr.Markdown(elem_id="generation-notice")
     with gr.Accordion(t("inspector", lang), open=False):
         inspector = gr.JSON(elem_id="context-inspector")
 
@@ -139,36 +148,28 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
         if not (request or "").strip():
             raise gr.Error(t("err_empty_request", lang))
         settings = sampling(temperature, top_p, top_k, max_tokens, rep, seed, n)
+        warned = False
         try:
-            engine = services.engine.get()
-            req, report = _compose(
-                services, engine, novel, request, story or "", settings, memory_on, adapter
-            )
+            async for update in generate_stream(
+                services, novel, request, story or "", settings, memory_on, adapter
+            ):
+                if update.warnings and not warned:
+                    warned = True
+                    for warning in update.warnings:
+                        gr.Warning(warning)
+                notice = "\n\n".join(f"⚠ {w}" for w in update.warnings)
+                # (gr.skip() for an unchanged inspector stalls the browser: Gradio 6.31)
+                yield [*update.texts, update.report, notice]
         except (XiaoshuoError, OSError) as exc:
             raise _error(exc) from None
-        texts = [""] * MAX_CANDIDATES
-        yield [*texts, report]  # (gr.skip() for the unchanged inspector stalls the browser: Gradio 6.31)
-        last = time.monotonic()
-        pending = False
-        async for delta in engine.stream(req):
-            if delta.index < MAX_CANDIDATES and delta.text:
-                texts[delta.index] += delta.text
-                pending = True
-            # coalesce: one page update per STREAM_INTERVAL, not one per token
-            if pending and time.monotonic() - last >= STREAM_INTERVAL:
-                yield [*texts, report]
-                last, pending = time.monotonic(), False
-                # Deltas queue up faster than we read them, so reading never suspends; let Gradio's
-                # sender task run, or the page gets nothing until the generation ends.
-                await asyncio.sleep(0.005)
-        yield [*texts, report]
 
     gen_event = generate.click(
         run,
         [novel, request, story, temperature, top_p, top_k, max_tokens, rep, seed, n, memory_on, adapter],
-        [*outputs, inspector],
+        [*outputs, inspector, notice],
         api_name="generate",
-        concurrency_limit=None,
+        concurrency_limit=concurrency,  # generations at once (webui --concurrency); others queue
+        concurrency_id="generate",
     )
     stop.click(None, cancels=[gen_event], api_visibility="private")
 
@@ -176,71 +177,46 @@ def _create_tab(services: Services, lang: str, g: Any) -> dict[str, Any]:
 
         def append(novel, story, chosen):
             text = (story or "") + (chosen or "")
-            services.stories.save(novel, text)
+            try:
+                services.stories.save(novel or "default", text)
+            except (XiaoshuoError, OSError) as exc:
+                raise _error(exc) from None
             return text
 
         use.click(append, [novel, story, outputs[i]], story, api_visibility="private")
-    story.change(
-        lambda nv, text: services.stories.save(nv, text or ""),
-        [novel, story],
-        None,
-        api_visibility="private",
-        show_progress="hidden",
-    )
+
+    def autosave(nv, text):
+        try:
+            services.stories.save(nv or "default", text or "")
+        except (XiaoshuoError, OSError) as exc:
+            raise _error(exc) from None
+
+    story.change(autosave, [novel, story], None, api_visibility="private", show_progress="hidden")
 
     def switch_novel(nv):
+        default = services.stories.adapter(nv or "default")
+        return services.stories.load(nv or "default"), default if default else gr.skip()
+
+    def on_load(nv):
+        """Every page load reads the story from disk (never the value the server started with)."""
+        nv = nv or "default"
         default = services.stories.adapter(nv)
-        return services.stories.load(nv), default if default else gr.skip()
+        choices = [t("none", lang), *services.adapters()]
+        return (
+            gr.update(choices=services.novels()),
+            services.stories.load(nv),
+            gr.update(choices=choices, value=default) if default else gr.update(choices=choices),
+        )
 
     novel.change(switch_novel, novel, [story, adapter], api_visibility="private")
     adapter.change(
-        lambda nv, a: services.stories.set_adapter(nv, a),
+        lambda nv, a: services.stories.set_adapter(nv or "default", a),
         [novel, adapter],
         None,
         api_visibility="private",
         show_progress="hidden",
     )
-    return {"novel": novel, "adapter": adapter}
-
-
-def _compose(services, engine, novel, request, story, sampling, memory_on, adapter):
-    """The request sent to the engine, and the inspector's account of it."""
-    from xiaoshuo.engine import GenerationRequest
-    from xiaoshuo.memory import build_context, search
-
-    memory_text, included, dropped = "", [], []
-    if memory_on:
-        hits = search(services.store(), novel, request, recent_text=story[-2000:])
-        ctx = build_context(hits, services.settings.memory.context_token_budget, engine.count_tokens)
-        memory_text, included, dropped = ctx.text, ctx.included, ctx.dropped
-    lora = None
-    if adapter and adapter != t("none", services.settings.webui.language):
-        lora = str(services.settings.paths.checkpoints_dir / adapter / "final_model")
-    tail = story[-STORY_TAIL_CHARS:]
-    while True:
-        parts = [
-            f"【记忆】\n{memory_text}" if memory_text else "",
-            f"【前文】\n{tail}" if tail else "",
-            f"【写作要求】\n{request.strip()}",
-        ]
-        req = GenerationRequest(
-            messages=[{"role": "user", "content": "\n\n".join(p for p in parts if p)}],
-            sampling=sampling,
-            lora=lora,
-        )
-        prompt = engine.render(req)
-        limit = (engine.max_model_len or 1 << 30) - sampling.max_tokens
-        if engine.tokenizer is None or engine.count_tokens(prompt) <= limit or not tail:
-            break
-        tail = tail[len(tail) // 4 :]  # keep the most recent three quarters, until it fits
-    report = {
-        "prompt": prompt,
-        "memory_included": included,
-        "memory_dropped": dropped,
-        "story_chars_sent": len(tail),
-        "adapter": adapter,
-    }
-    return req, report
+    return {"novel": novel, "adapter": adapter, "story": story, "on_load": on_load}
 
 
 # --------------------------------------------------------------------------- 记忆
@@ -287,6 +263,11 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
         upload = gr.File(label=t("import", lang), file_types=[".json"], elem_id="memory-import")
         export_btn = gr.Button(t("export", lang), elem_id="memory-export")
         export_file = gr.File(label=t("export", lang), interactive=False, elem_id="memory-export-file")
+    with gr.Row():  # the CLI's maintenance (memory reindex, counts): usable while the page holds the store
+        stats_btn = gr.Button(t("mem_stats", lang), elem_id="memory-stats")
+        reindex_all = gr.Checkbox(False, label=t("mem_reindex_all", lang), elem_id="memory-reindex-all")
+        reindex_btn = gr.Button(t("mem_reindex", lang), elem_id="memory-reindex")
+    maintenance = gr.JSON(elem_id="memory-maintenance")
 
     def rows(novel, kind):
         try:
@@ -405,6 +386,25 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
     search_btn.click(do_search, [novel, query], results, api_visibility="private")
     upload.upload(do_import, [novel, kind, upload], [table, message], api_visibility="private")
     export_btn.click(do_export, novel, export_file, api_visibility="private")
+
+    def do_stats(novel):
+        try:
+            return services.memory_stats(novel or "default")
+        except XiaoshuoError as exc:
+            raise _error(exc) from None
+
+    def do_reindex(novel, everything, kind):
+        try:
+            done = services.store().reindex(None if everything else (novel or "default"))
+        except XiaoshuoError as exc:
+            raise _error(exc) from None
+        model = services.settings.memory.embedding_model
+        return {"reindexed": done, "embedding_model": model}, rows(novel, kind)
+
+    stats_btn.click(do_stats, novel, maintenance, api_visibility="private")
+    reindex_btn.click(
+        do_reindex, [novel, reindex_all, kind], [maintenance, table], api_visibility="private"
+    )
     kind.change(rows, [novel, kind], table, api_visibility="private")
     novel.change(rows, [novel, kind], table, api_visibility="private")
 
@@ -496,7 +496,7 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
 
     def do_start(*args):
         try:
-            return services.jobs.start(form(*args)), gr.Timer(active=True)
+            return services.jobs.start(form(*args)), gr.Timer(active=True), {"events": -1}
         except XiaoshuoError as exc:
             raise _error(exc) from None
 
@@ -504,19 +504,20 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
         if not path:
             raise gr.Error("请选择要继续的训练 (choose a run to resume)")
         try:
-            return services.jobs.start(form(*args), resume=path), gr.Timer(active=True)
+            return services.jobs.start(form(*args), resume=path), gr.Timer(active=True), {"events": -1}
         except XiaoshuoError as exc:
             raise _error(exc) from None
 
-    seen = {"events": -1}
+    seen = gr.State({"events": -1})  # per browser session: what this page has already drawn
 
-    def poll():
+    def poll(seen):
         import pandas as pd
 
+        seen = dict(seen or {"events": -1})
         events = services.jobs.events()
         running = services.jobs.running()
         if len(events) == seen["events"]:  # nothing new: leave the page alone
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), seen
         seen["events"] = len(events)
         logs = [e for e in events if e["event"] == "log"]
         df = pd.DataFrame({"step": [e["step"] for e in logs], "loss": [e["loss"] for e in logs]})
@@ -538,20 +539,22 @@ def _train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
         choices = [t("none", lang), *services.adapters()]
         resumable = gr.update(choices=services.jobs.resumable())
         # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
-        return df, text, gr.update(choices=choices), resumable, gr.Timer(active=running)
+        return df, text, gr.update(choices=choices), resumable, gr.Timer(active=running), seen
 
     for comp in form_inputs:
         comp.change(preview, form_inputs, command, api_visibility="private", show_progress="hidden")
     timer = gr.Timer(1.0, active=False)  # ticks only while a training job runs
     files.upload(do_upload, files, upload_msg, api_visibility="private")
     prepare_btn.click(do_prepare, None, prepare_out, api_visibility="private")
-    start.click(do_start, form_inputs, [command, timer], api_visibility="private")
-    resume.click(do_resume, [resume_from, *form_inputs], [command, timer], api_visibility="private")
+    start.click(do_start, form_inputs, [command, timer, seen], api_visibility="private")
+    resume.click(
+        do_resume, [resume_from, *form_inputs], [command, timer, seen], api_visibility="private"
+    )
     stop.click(services.jobs.stop, None, None, api_visibility="private")
     timer.tick(
         poll,
-        None,
-        [curve, progress, adapter, resume_from, timer],
+        seen,
+        [curve, progress, adapter, resume_from, timer, seen],
         api_visibility="private",
         show_progress="hidden",
     )

@@ -76,7 +76,7 @@ def launch(
         update={"engine": settings.engine.model_copy(update={"enable_lora": True})}
     )
     services = Services(ui_settings, model=model, backend=backend, lora=lora or {}, config_file=config_file)
-    demo = build_app(services)
+    demo = build_app(services, concurrency=concurrency)
     demo.queue(default_concurrency_limit=concurrency)
     demo.launch(
         server_name=settings.webui.host,

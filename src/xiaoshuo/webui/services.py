@@ -19,12 +19,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import atomic_write, atomic_write_json
+from xiaoshuo.webui.locale import STRINGS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,10 @@ class EngineHolder:
             fix="稍等片刻；或在「设置」页检查模型路径后重新加载",
         )
 
+    def loading(self) -> bool:
+        with self._lock:
+            return self._engine is None and self._state == "loading"
+
     def restart(self, *, model: str | None, backend: str | None, lora: dict[str, str]) -> None:
         self.wait()
         with self._lock:
@@ -105,13 +111,26 @@ class EngineHolder:
 
 
 class Stories:
-    """One story file per novel, saved atomically on every change."""
+    """One story file per novel, saved atomically on every change.
+
+    Safe under concurrent Gradio handlers: one lock serialises every read-modify-write of a story,
+    ``index.json`` and ``adapters.json``.  A save that would replace a saved text with a much shorter
+    one (a reloaded, empty page; an accidental select-all + type) first keeps the saved text as a
+    version under ``<hash>.versions/<timestamp>.txt`` (the last ``KEEP_VERSIONS``), so nothing
+    accepted is ever lost.  The writing-core's chapter versions replace this later.
+    """
+
+    KEEP_VERSIONS = 20
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._lock = threading.RLock()
 
     def path(self, novel: str) -> Path:
         return self.root / f"{hashlib.sha1(novel.encode()).hexdigest()[:16]}.txt"
+
+    def versions_dir(self, novel: str) -> Path:
+        return self.path(novel).with_suffix(".versions")
 
     def load(self, novel: str) -> str:
         try:
@@ -119,31 +138,72 @@ class Stories:
         except FileNotFoundError:
             return ""
 
+    @staticmethod
+    def shrinks(old: str, new: str) -> bool:
+        """Whether ``new`` loses enough of ``old`` to keep ``old`` as a version first."""
+        lost = len(old) - len(new)
+        return lost > 0 and lost >= max(20, len(old) // 10)
+
     def save(self, novel: str, text: str) -> None:
-        path = self.path(novel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        index = self.root / "index.json"
-        names = json.loads(index.read_text("utf-8")) if index.is_file() else {}
-        if names.get(path.name) != novel:
-            names[path.name] = novel
-            atomic_write_json(index, names)
-        atomic_write(path, text)
+        with self._lock:
+            path = self.path(novel)
+            old = self.load(novel)
+            if old == text and path.is_file():
+                return
+            if old and self.shrinks(old, text):
+                self._keep_version(novel, old)
+            index = self.root / "index.json"
+            names = self._read_json(index)
+            if names.get(path.name) != novel:
+                names[path.name] = novel
+                atomic_write_json(index, names)
+            atomic_write(path, text)
+
+    def _keep_version(self, novel: str, text: str) -> Path:
+        folder = self.versions_dir(novel)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+        target = atomic_write(folder / f"{stamp}.txt", text)
+        for extra in self.versions(novel)[: -self.KEEP_VERSIONS]:
+            extra.unlink(missing_ok=True)
+        return target
+
+    def versions(self, novel: str) -> list[Path]:
+        """Kept versions of a novel's story, oldest first."""
+        folder = self.versions_dir(novel)
+        return sorted(folder.glob("*.txt")) if folder.is_dir() else []
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise XiaoshuoError(
+                f"故事索引文件损坏 (corrupt story index): {path.name}",
+                expected="a JSON object",
+                received=str(exc),
+                fix=f"修复或删除 {path}（正文文件不受影响）",
+            ) from None
+        return data if isinstance(data, dict) else {}
 
     def adapter(self, novel: str) -> str | None:
         """The novel's default adapter (the last one chosen while writing it)."""
-        path = self.root / "adapters.json"
-        return json.loads(path.read_text("utf-8")).get(novel) if path.is_file() else None
+        with self._lock:
+            return self._read_json(self.root / "adapters.json").get(novel)
 
     def set_adapter(self, novel: str, adapter: str) -> None:
-        path = self.root / "adapters.json"
-        data = json.loads(path.read_text("utf-8")) if path.is_file() else {}
-        if data.get(novel) != adapter:
-            data[novel] = adapter
-            atomic_write_json(path, data)
+        with self._lock:
+            path = self.root / "adapters.json"
+            data = self._read_json(path)
+            if data.get(novel) != adapter:
+                data[novel] = adapter
+                atomic_write_json(path, data)
 
     def novels(self) -> list[str]:
-        index = self.root / "index.json"
-        return sorted(json.loads(index.read_text("utf-8")).values()) if index.is_file() else []
+        with self._lock:
+            return sorted(self._read_json(self.root / "index.json").values())
 
 
 def safe_upload_name(name: str) -> str:
@@ -278,6 +338,18 @@ class TrainingJobs:
         self.stop()
 
 
+def served_adapters(engine: Any) -> list[str]:
+    """LoRA names an OpenAI-compatible server serves (``Engine.served_adapters`` once every engine has it)."""
+    method = getattr(engine, "served_adapters", None)
+    if method is not None:
+        return list(method())
+    served = getattr(engine, "_served", None) or []  # fallback: /v1/models minus the base model
+    return [name for name in served if name != getattr(engine, "_model", None)]
+
+
+_NONE_LABELS = set(STRINGS["none"].values())
+
+
 class Services:
     def __init__(
         self,
@@ -310,10 +382,48 @@ class Services:
             names |= set(self.store().novels())
         return sorted(names)
 
+    def memory_stats(self, novel: str) -> dict[str, Any]:
+        """What ``xiaoshuo memory list`` counts, for the 记忆 page: entries per kind, models, where."""
+        from xiaoshuo.memory import KINDS
+
+        store = self.store()
+        mem = self.settings.memory
+        stats: dict[str, Any] = {
+            "novel": novel,
+            "novels": store.novels(),
+            "embedding_model": mem.embedding_model,
+            "store": mem.chroma_url or str(store.path),
+        }
+        try:
+            stats["by_kind"] = {kind: store.count(novel, kind=kind) for kind in KINDS}
+            stats["entries"] = sum(stats["by_kind"].values())
+        except XiaoshuoError as exc:  # e.g. indexed with another embedding model: say so, offer reindex
+            stats["error"] = str(exc)
+        return stats
+
     def adapters(self) -> list[str]:
+        """Adapter choices for the page: the served names on an ``openai`` engine (the server's
+        ``/v1/models``), the trained adapters under ``checkpoints/`` otherwise."""
+        engine = self._ready_engine()
+        if engine is not None and engine.backend == "openai":
+            return served_adapters(engine)
         from xiaoshuo.training import list_adapters
 
         return [a.name for a in list_adapters(self.settings.paths.checkpoints_dir)]
+
+    def lora_for(self, engine: Any, adapter: str | None) -> str | None:
+        """What a request sends for the chosen adapter: the served name (openai) or the adapter folder."""
+        if not adapter or adapter.lower() in ("none", "base") or adapter in _NONE_LABELS:
+            return None
+        if engine.backend == "openai" or adapter in engine.adapters:
+            return adapter
+        return str(self.settings.paths.checkpoints_dir / adapter / "final_model")
+
+    def _ready_engine(self):
+        try:
+            return self.engine.get()
+        except XiaoshuoError:
+            return None
 
     def close(self) -> None:
         self.jobs.close()
