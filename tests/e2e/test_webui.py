@@ -5,7 +5,6 @@ Screenshots of every tab are saved under ``test-artifacts/`` (git-ignored) for a
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.testing import TINY_CORPUS, run_cli, tiny_engine_settings
+from xiaoshuo.testing import TINY_CORPUS, tiny_engine_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

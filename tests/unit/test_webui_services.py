@@ -11,10 +11,10 @@ import pytest
 
 from xiaoshuo import config
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.launch import check_exposure, read_auth
-from xiaoshuo.webui.locale import STRINGS, t
 from xiaoshuo.testing import run_cli
 from xiaoshuo.webui.generation import estimate_tokens, token_counter
+from xiaoshuo.webui.launch import check_exposure, read_auth
+from xiaoshuo.webui.locale import STRINGS, t
 from xiaoshuo.webui.services import Stories, TrainingJobs, safe_upload_name, save_uploads
 
 
@@ -33,7 +33,7 @@ def test_stories_autosave_per_novel_and_default_adapter(tmp_path: Path) -> None:
 
 def test_a_much_shorter_save_keeps_the_previous_text_as_a_version(tmp_path: Path) -> None:
     stories = Stories(tmp_path / "stories")
-    accepted = "第一章 雨夜\n" + "夜色如墨，林远撑伞走过长街。" * 80  # ~1,100 characters, as in the bug report
+    accepted = "第一章 雨夜\n" + "夜色如墨，林远撑伞走过长街。" * 80  # ~1,100 chars (the bug report)
     stories.save("雨夜剑", accepted)
     stories.save("雨夜剑", accepted + "他")  # typing: no version
     stories.save("雨夜剑", accepted)  # deleting one character: no version
