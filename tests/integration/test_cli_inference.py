@@ -108,3 +108,65 @@ def test_serve_dry_run_prints_the_command(
     cmd = out.stdout.strip()
     assert "vllm.entrypoints.openai.api_server" in cmd and "--enable-lora" in cmd
     assert f"a={tiny_loras['a']}" in cmd and "--port 8123" in cmd and "--host 127.0.0.1" in cmd
+
+
+def test_adapter_by_registry_name_or_folder_without_lora(
+    tmp_path: Path, tiny_model: Path, tiny_loras: dict[str, Path]
+) -> None:
+    """README: ``xiaoshuo inference --adapter style`` uses the trained adapter ``style`` (or a folder)."""
+    import shutil
+
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(tiny_loras["a"], checkpoints / "style" / "final_model")
+    base = [
+        "--set",
+        f"model.base_model={tiny_model}",
+        "--set",
+        "model.dtype=float32",
+        "--set",
+        f"paths.checkpoints_dir={checkpoints}",
+    ]
+    greedy = [
+        "--backend",
+        "transformers",
+        "--prompt",
+        "雨夜",
+        "--raw",
+        "--max-tokens",
+        "8",
+        "-t",
+        "0",
+        "--json",
+    ]
+
+    def text(*flags: str) -> str:
+        out = run_cli(*base, "inference", *greedy, *flags, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])["text"]
+
+    by_name = text("--adapter", "style")
+    assert by_name == text("--lora", f"style={tiny_loras['a']}")
+    assert by_name != text("--adapter", "none")
+    assert text("--adapter", str(tiny_loras["b"])) == text("--lora", f"b={tiny_loras['b']}")
+
+
+def test_unknown_adapter_names_the_trained_ones(tmp_path: Path, tiny_loras: dict[str, Path]) -> None:
+    import shutil
+
+    shutil.copytree(tiny_loras["a"], tmp_path / "checkpoints" / "style" / "final_model")
+    (tmp_path / "checkpoints" / "style" / "final_model" / "xiaoshuo_manifest.json").write_text("{}", "utf-8")
+    out = run_cli(
+        "--set",
+        "model.base_model=/nonexistent/model",
+        "--set",
+        f"paths.checkpoints_dir={tmp_path / 'checkpoints'}",
+        "inference",
+        "--prompt",
+        "x",
+        "--adapter",
+        "styel",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "unknown adapter" in out.stderr and "received: 'styel'" in out.stderr
+    assert "a trained adapter (style)" in out.stderr
