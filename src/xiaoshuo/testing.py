@@ -15,11 +15,13 @@ This module is not a model zoo: it never downloads, and its models write noise.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -227,6 +229,72 @@ def tiny_engine_settings(model_dir: str | os.PathLike[str], workdir: str | os.Pa
     }
     values.update(overrides)
     return config.load(env={}, cwd=workdir, overrides=values)
+
+
+@contextlib.contextmanager
+def start_openai_server(
+    model_dir: str | os.PathLike[str],
+    lora_modules: dict[str, str] | None = None,
+    port: int | None = None,
+    *,
+    served_name: str | None = "tiny",
+    workdir: str | os.PathLike[str] | None = None,
+    timeout: float = 300,
+) -> Iterator[str]:
+    """Run a real vLLM OpenAI server on a tiny model (as ``xiaoshuo serve`` would); yield its base URL.
+
+    ``lora_modules``: ``{served name: adapter folder}`` (``--enable-lora --lora-modules``);
+    ``port`` None picks a free one.  The server log goes to ``workdir/server.log``
+    (a temp folder when None).  Raises if the server exits or is not up within
+    ``timeout`` seconds; on exit the whole process group is stopped (SIGTERM, then SIGKILL).
+    """
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from xiaoshuo.engine import EngineError
+    from xiaoshuo.engine.openai_backend import serve_command
+
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    work = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="xiaoshuo-server-"))
+    work.mkdir(parents=True, exist_ok=True)
+    settings = tiny_engine_settings(model_dir, work, **{"engine.enforce_eager": True})
+    cmd = serve_command(settings, adapters=dict(lora_modules or {}), port=port, served_name=served_name)
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    log_path = work / "server.log"
+    url = f"http://127.0.0.1:{port}/v1"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise EngineError("vLLM 服务器退出 (server exited)", received=log_path.read_text()[-3000:])
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"vLLM 服务器未在 {timeout:.0f}s 内启动 (server not up)",
+                    received=log_path.read_text()[-3000:],
+                )
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def run_cli(

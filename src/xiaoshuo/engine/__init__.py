@@ -8,10 +8,14 @@ Public API (import exactly these names)::
         async for delta in engine.stream(GenerationRequest(prompt="…")): ...
         result = engine.generate(GenerationRequest(messages=[{"role": "user", "content": "…"}]))
 
+``engine.count_tokens(text)`` never fails: exact with a local tokenizer, else an
+over-estimate (``engine.token_count_exact``, ``engine.tokenizer_source``).
+``engine.served_adapters()`` lists the adapter names a request's ``lora`` accepts.
+
 Heavy libraries load only inside ``load_engine``.
 """
 
-from xiaoshuo.engine.base import Engine, EngineError
+from xiaoshuo.engine.base import Engine, EngineError, estimate_tokens
 from xiaoshuo.engine.loading import load_engine, parse_lora_specs
 from xiaoshuo.engine.types import (
     Candidate,
@@ -31,6 +35,7 @@ __all__ = [
     "GenerationResult",
     "SamplingError",
     "SamplingSettings",
+    "estimate_tokens",
     "load_engine",
     "parse_lora_specs",
 ]

@@ -36,6 +36,8 @@ from xiaoshuo.errors import XiaoshuoError
 
 log = logging.getLogger(__name__)
 
+ESTIMATE_SOURCE = "estimate: no local tokenizer (≈1 token per 汉字, over-counts) / 估算：无本地分词器"
+
 END = object()  # the backend's last item for a request
 Sink = Callable[[Any], None]
 
@@ -138,10 +140,33 @@ class Engine(ABC):
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` for this model (callers trim memory/history with it)."""
+        """Tokens of ``text`` for this model (callers trim memory/history with it).
+
+        Exact with a local tokenizer; otherwise :func:`estimate_tokens`, an
+        over-estimate (see :attr:`token_count_exact`).  Never raises for lack of one.
+        """
+        if not text:
+            return 0
         if self.tokenizer is None:
-            raise EngineError("没有本地分词器 (no local tokenizer on this backend)")
+            return estimate_tokens(text)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def token_count_exact(self) -> bool:
+        """True when :meth:`count_tokens` uses the model's tokenizer, False when it estimates."""
+        return self.tokenizer is not None
+
+    @property
+    def tokenizer_source(self) -> str:
+        """A short description of how tokens are counted (for the context inspector)."""
+        if self.tokenizer is None:
+            return ESTIMATE_SOURCE
+        return f"local tokenizer {getattr(self.tokenizer, 'name_or_path', '') or '?'}"
+
+    def served_adapters(self) -> list[str]:
+        """Adapter names a request's ``lora`` can use right now (local: the registered names)."""
+        with self._lock:
+            return list(self._adapters)
 
     def prepare(self, request: GenerationRequest) -> Prepared:
         """Validate a request against this engine: adapter, backend limits, context length."""
@@ -262,6 +287,41 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative count of the tokens of ``text`` when no tokenizer is at hand.
+
+    Made to *over*-count a Qwen-style byte-level BPE (Qwen2/2.5/3, Llama-3 style
+    vocabularies), so that memory and history trimmed with it still fit:
+    one token per 汉字 / CJK or fullwidth punctuation / digit / ASCII punctuation
+    mark / other BMP character, one per 3 bytes of an ASCII letter or space run,
+    every byte of a character beyond the BMP (a byte-level BPE never needs more),
+    and one more per line.  Qwen merges common words, so typical prose (简体 or
+    繁體) counts 1.1-1.5× its exact size (tests/unit/test_engine_tokens.py); a text
+    made only of 生僻字 (2-3 tokens each in Qwen) can count below it.
+    """
+    if not text:
+        return 0
+    total = text.count("\n") + 1
+    run = 0  # bytes of the current ASCII letter/space run
+    for ch in text:
+        code = ord(ch)
+        if code < 128 and (ch.isalpha() or ch in " \t"):
+            run += 1
+            continue
+        if run:
+            total += -(-run // 3)
+            run = 0
+        if ch == "\n":
+            continue
+        if code > 0xFFFF:
+            total += len(ch.encode("utf-8"))
+        else:  # CJK, digits, ASCII punctuation, other BMP characters: one each
+            total += 1
+    if run:
+        total += -(-run // 3)
+    return total
 
 
 def _free_memory() -> None:

@@ -4,9 +4,22 @@ This is the scale-out path: tensor/pipeline parallel and multi-node serving are
 vLLM's job; we only speak the protocol.  Each request streams on a worker thread
 with the *sync* OpenAI client (an async client would bind to one event loop,
 the very bug the engine exists to avoid); cancel closes the HTTP stream, which
-makes vLLM abort the request.  A LoRA adapter is selected by its served model
-name (``--lora-modules name=path``); prompts go to ``/v1/completions``, messages
-to ``/v1/chat/completions``.  vLLM-only sampling fields travel in ``extra_body``.
+makes vLLM abort the request.  Prompts go to ``/v1/completions``, messages to
+``/v1/chat/completions``; vLLM-only sampling fields travel in ``extra_body``.
+
+Works with any OpenAI-compatible server (vLLM, llama.cpp's ``llama-server``,
+Ollama).  What we learn from ``/v1/models`` (re-read at most every 5 s):
+
+* adapters: a LoRA is selected by its served name (``--lora-modules name=path``);
+  :meth:`OpenAIEngine.served_adapters` lists them.  An adapter *folder* is mapped
+  to the name it is served under (same ``root``, or same folder name), never
+  uploaded: the server owns its adapters.
+* ``max_model_len`` (vLLM lists it) bounds prompts.
+
+Token counts (memory and history trimming) use a local tokenizer when the served
+model, its ``root`` or ``model.base_model`` is a local folder or already in the
+Hugging Face cache (no network); otherwise :func:`~xiaoshuo.engine.base.estimate_tokens`
+over-counts, and ``token_count_exact`` / ``tokenizer_source`` say so.
 
 Also here: :func:`serve_command`, the ``vllm`` OpenAI server command line that
 ``xiaoshuo serve`` runs.
@@ -15,20 +28,51 @@ Also here: :func:`serve_command`, the ``vllm`` OpenAI server command line that
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings
-from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.base import END, ESTIMATE_SOURCE, Engine, EngineError, Prepared, Sink
 from xiaoshuo.engine.types import Delta, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+_LISTING_TTL_S = 5.0  # how long a /v1/models answer is reused
+
+
+def _served_name(lora: str, served: list[str], cards: list[dict[str, Any]]) -> str | None:
+    """``lora`` itself when served; an adapter *folder* maps to the LoRA served from that very
+    folder (vLLM's ``root``), else to its folder's name, else to its parent's name
+    (``checkpoints/<run>/final_model`` → ``<run>``)."""
+    if lora in served:
+        return lora
+    folder = Path(lora).expanduser()
+    if not (folder.is_dir() or "/" in lora or "\\" in lora):
+        return None
+    resolved = folder.resolve()
+    for card in cards:
+        root = card.get("root")
+        if card["id"] in served and root and Path(root).expanduser().resolve() == resolved:
+            return card["id"]
+    for candidate in (resolved.name, resolved.parent.name):
+        if candidate in served:
+            return candidate
+    return None
 
 
 class OpenAIEngine(Engine):
     backend = "openai"
 
-    def __init__(self, settings: Settings, adapters: dict[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, adapters: dict[str, str], *, tokenizer: str | None = "auto"
+    ) -> None:
+        """``tokenizer``: ``"auto"`` looks for a local one (see :meth:`_find_tokenizer`),
+        a path or hub id uses only that, ``None`` always estimates."""
         try:
             import openai
         except ImportError:  # pragma: no cover - comes with vllm
@@ -45,49 +89,108 @@ class OpenAIEngine(Engine):
             timeout=600,
         )
         self._base_url = settings.engine.openai_base_url
-        self._served = self._served_models()
-        self._model = settings.engine.openai_model or self._served[0]
-        if self._model not in self._served:
+        self._listing_lock = threading.Lock()
+        self._listing_at = 0.0
+        self._cards: list[dict[str, Any]] = []
+        cards = self._listing(max_age=0.0)
+        served = [c["id"] for c in cards]
+        self._model = settings.engine.openai_model or next(
+            (c["id"] for c in cards if not c.get("parent")), served[0] if served else ""
+        )
+        if self._model not in served:
             raise EngineError(
                 "服务器上没有这个模型 (model not served)",
-                expected="one of " + ", ".join(self._served),
+                expected="one of " + ", ".join(served),
                 received=self._model,
                 fix="修改 engine.openai_model",
             )
+        card = next(c for c in cards if c["id"] == self._model)
+        if isinstance(card.get("max_model_len"), int):
+            self.max_model_len = card["max_model_len"]
         for name in adapters:
             self._adapters[name] = name  # remote adapters: the served name is the handle
+        self._tokenizer_source = ESTIMATE_SOURCE
+        if tokenizer is not None:
+            auto = [self._model, card.get("root") or "", settings.model.base_model]
+            self._find_tokenizer(auto if tokenizer == "auto" else [tokenizer])
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="xiaoshuo-openai")
         self._streams: dict[str, Any] = {}
         self._cancelled: set[str] = set()
         self._state = threading.Lock()
 
-    def _served_models(self) -> list[str]:
-        try:
-            return [m.id for m in self._client.models.list().data]
-        except Exception as exc:
-            raise EngineError(
-                "无法连接 OpenAI 兼容服务器 (server unreachable)",
-                expected=f"a running server at {self._base_url}",
-                received=f"{type(exc).__name__}: {exc}",
-                fix="先运行 xiaoshuo serve（或 vllm serve），或修改 engine.openai_base_url",
-            ) from None
+    # ------------------------------------------------------------------ tokens
+    def _find_tokenizer(self, candidates: list[str]) -> None:
+        """Count with the first tokenizer that is a local folder or already cached (no network)."""
+        from xiaoshuo.hf import load_local_tokenizer
+
+        for name in dict.fromkeys(c for c in candidates if c):
+            tok = load_local_tokenizer(name)
+            if tok is not None:
+                self.tokenizer = tok
+                self._tokenizer_source = f"local tokenizer {name}"
+                log.info("openai backend: counting tokens with the local tokenizer %s", name)
+                return
+        log.info("openai backend: no local tokenizer among %s; token counts are estimates", candidates)
+
+    @property
+    def tokenizer_source(self) -> str:
+        return self._tokenizer_source
+
+    # ------------------------------------------------------------------ served models
+    def _listing(self, max_age: float = _LISTING_TTL_S) -> list[dict[str, Any]]:
+        """``/v1/models`` as dicts (vLLM adds ``root``, ``parent``, ``max_model_len``), cached briefly."""
+        with self._listing_lock:
+            if self._cards and time.monotonic() - self._listing_at < max_age:
+                return self._cards
+            try:
+                cards = [m.model_dump() for m in self._client.models.list().data]
+            except Exception as exc:
+                if self._cards:  # keep serving what we knew; the request itself will say more
+                    log.warning("openai backend: cannot refresh /v1/models: %s", exc)
+                    return self._cards
+                raise EngineError(
+                    "无法连接 OpenAI 兼容服务器 (server unreachable)",
+                    expected=f"a running server at {self._base_url}",
+                    received=f"{type(exc).__name__}: {exc}",
+                    fix="先运行 xiaoshuo serve（或 vllm serve / llama-server / ollama serve），"
+                    "或修改 engine.openai_base_url",
+                ) from None
+            self._cards, self._listing_at = cards, time.monotonic()
+            return cards
+
+    def served_adapters(self) -> list[str]:
+        """LoRA names the server lists now: every served model except the base one (vLLM marks
+        adapters with ``parent`` = the base model; adapters of another base are left out)."""
+        return self._adapter_names(_LISTING_TTL_S)
+
+    def _adapter_names(self, max_age: float) -> list[str]:
+        return [
+            c["id"]
+            for c in self._listing(max_age)
+            if c["id"] != self._model and c.get("parent") in (None, self._model)
+        ]
 
     def render(self, request: GenerationRequest) -> str:
         return request.prompt if request.prompt is not None else ""  # the server applies its template
 
     def _resolve_lora(self, lora: str | None) -> tuple[str, str] | None:
-        if lora is None or lora.lower() in ("", "none", "base"):
+        """A served adapter name, or an adapter folder mapped to the name it is served under."""
+        if lora is None or lora.lower() in ("", "none", "base") or lora == self._model:
             return None
-        if lora not in self._served:
-            self._served = self._served_models()
-        if lora not in self._served:
-            raise EngineError(
-                f"服务器上没有这个 LoRA (adapter not served): {lora}",
-                expected="a served name: " + ", ".join(self._served),
-                received=lora,
-                fix="启动服务器时加 --lora-modules name=path",
-            )
-        return lora, lora
+        served = self.served_adapters()
+        name = _served_name(lora, served, self._cards)
+        if name is None:  # maybe loaded a moment ago: ask again
+            served = self._adapter_names(0.0)
+            name = _served_name(lora, served, self._cards)
+        if name is not None:
+            return name, name
+        raise EngineError(
+            f"服务器上没有这个 LoRA (adapter not served): {lora}",
+            expected="a served adapter name: " + (", ".join(served) or "(the server lists none)"),
+            received=lora,
+            fix="启动服务器时加 --enable-lora --lora-modules name=path，按路径选择时名称须与适配器目录名相同 "
+            "/ serve it with --enable-lora --lora-modules name=path (name = the adapter folder's name)",
+        )
 
     def _submit(self, prepared: Prepared, sink: Sink) -> None:
         self._pool.submit(self._run, prepared, sink)
