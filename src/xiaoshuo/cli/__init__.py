@@ -33,7 +33,20 @@ from xiaoshuo.errors import XiaoshuoError
 EXIT_ERROR = 2
 
 #: Command modules under ``xiaoshuo.cli``, in the order ``--help`` lists them.
-COMMAND_MODULES = ("config", "prepare", "inference", "serve", "train", "adapters", "webui", "memory")
+COMMAND_MODULES = (
+    "config",
+    "prepare",
+    "inference",
+    "serve",
+    "train",
+    "adapters",
+    "webui",
+    "memory",
+    "novel",
+    "outline",
+    "write",
+    "chapter",
+)
 
 app = typer.Typer(
     name="xiaoshuo",

@@ -1,0 +1,163 @@
+"""``xiaoshuo chapter show|versions|diff|accept|revert|set|summary``: a chapter's text and history."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from xiaoshuo.cli.novel import JsonOpt, NovelOpt, echo_json, novels
+
+app = typer.Typer(
+    name="chapter", help="章节 / A chapter's text, versions, diff, accept, revert.", no_args_is_help=True
+)
+NumberArg = Annotated[int, typer.Argument(help="Chapter number.")]
+
+
+def _novel(ctx: typer.Context, slug: str):
+    return novels(ctx).get(slug)
+
+
+@app.command("show")
+def show_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
+    """显示正文 / Print a chapter's current text (an outside edit is kept as a version first)."""
+    from xiaoshuo.writing import count_chars
+
+    n = _novel(ctx, novel)
+    n.sync(number)
+    plan = n.plan(number)
+    text = n.text(number)
+    if as_json:
+        echo_json(
+            {
+                "number": number,
+                "title": plan.title,
+                "status": plan.status,
+                "summary": plan.summary,
+                "chars": count_chars(text),
+                "length": len(text),
+                "version": n.current_version(number),
+                "text": text,
+            }
+        )
+    else:
+        typer.echo(
+            f"第{number}章 {plan.title} · {count_chars(text)} 字 · 版本 {n.current_version(number)}", err=True
+        )
+        typer.echo(text)
+
+
+@app.command("versions")
+def versions_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
+    """版本列表 / List a chapter's versions (candidates, edits, imports)."""
+    import time
+
+    n = _novel(ctx, novel)
+    n.sync(number)
+    versions = n.versions(number)
+    current = n.current_version(number)
+    if as_json:
+        echo_json([v.brief() | {"current": v.id == current} for v in versions])
+        return
+    for v in versions:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.time))
+        mark = "*" if v.id == current else " "
+        extra = f" seed={v.seed}" if v.seed is not None else ""
+        typer.echo(
+            f"{mark} v{v.id:<4} {when} {v.source:<9} {v.kind:<12} {v.chars:>6} 字{extra}  {v.text[:24]!r}"
+        )
+
+
+@app.command("diff")
+def diff_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    a: Annotated[int, typer.Argument(help="Older version.")],
+    b: Annotated[int, typer.Argument(help="Newer version.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """逐字比较 / Character-level diff of two versions."""
+    ops = _novel(ctx, novel).diff(number, a, b)
+    if as_json:
+        echo_json(ops)
+        return
+    out = []
+    for op in ops:
+        if op["op"] == "equal":
+            text = op["a"]
+            out.append(text if len(text) <= 40 else text[:15] + " … " + text[-15:])
+        else:
+            if op["a"]:
+                out.append(f"[-{op['a']}-]")
+            if op["b"]:
+                out.append(f"{{+{op['b']}+}}")
+    typer.echo("".join(out))
+
+
+@app.command("accept")
+def accept_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    version: Annotated[int, typer.Option("--version", "-v", help="The version to make current.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
+    v = _novel(ctx, novel).accept(number, version)
+    echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
+
+
+@app.command("revert")
+def revert_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    version: Annotated[int, typer.Option("--version", "-v", help="The version to bring back.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """回退 / Bring back an older version's text as a new version."""
+    v = _novel(ctx, novel).revert(number, version)
+    echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 回到版本 {version}（新版本 {v.id}）")
+
+
+@app.command("set")
+def set_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text file ('-' = stdin).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """手写正文 / Store text written by hand as a new, current version."""
+    from xiaoshuo.writing import WritingError
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WritingError(
+            "无法读取正文文件 (cannot read the text file)",
+            expected="a UTF-8 text file",
+            received=f"{file}: {exc}",
+            fix="用 UTF-8 保存后重试",
+        ) from None
+    v = _novel(ctx, novel).set_text(number, text, note=str(file))
+    echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 新版本 {v.id} ({v.chars} 字)")
+
+
+@app.command("summary")
+def summary_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    text: Annotated[str | None, typer.Option("--text", help="The new summary (omit to show it).")] = None,
+) -> None:
+    """前情提要 / Show or set a chapter's summary (used by later chapters' prompts)."""
+    n = _novel(ctx, novel)
+    if text is None:
+        typer.echo(n.plan(number).summary)
+        return
+    n.set_summary(number, text)
+    typer.echo(f"✓ 第{number}章 前情提要已保存")

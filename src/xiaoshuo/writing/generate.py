@@ -1,0 +1,514 @@
+"""Writing chapters to a target length in 字: the segment loop, candidates, 续写 and 改写.
+
+A chapter is generated in *segments*.  Each segment is a continuation composed afresh by
+:func:`~xiaoshuo.writing.compose.compose` (card, outline, summaries, chapter-aware memory, the tail
+of what is written so far), asked for at most ``writing.segment_chars`` 字, with ``max_tokens``
+sized from the 字-per-token ratio measured on the segments so far.  The loop runs until the text
+reaches ``target × (1 − tolerance)`` — an end-of-text token at 30 % only ends that segment, never
+the chapter — and the result is cut at the last sentence end inside ``target × (1 ± tolerance)``.
+The report gives per candidate the target, the actual 字, LongBench-Write's length score, the
+segments and the repetition rate.
+
+Repetition guard: each new segment's share of 8-字 n-grams already seen in this chapter or the
+previous ``writing.repetition_chapters`` chapters is measured; above ``writing.repetition_threshold``
+the segment is generated again with a new seed and stronger penalties, at most
+``writing.repetition_retries`` times, and every retry is recorded.
+
+``k`` candidates run as concurrent segment loops (vLLM batches them); each finished candidate is
+saved as a version at once (acknowledged only once on disk).  The novel's write lock is held for
+the whole operation.  This module drives an :class:`~xiaoshuo.engine.Engine`; it knows no UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xiaoshuo.writing.compose import Composition, compose
+from xiaoshuo.writing.project import Novel
+from xiaoshuo.writing.schema import WritingError
+from xiaoshuo.writing.textstats import (
+    count_chars,
+    length_score,
+    ngrams,
+    repetition_rate,
+    trim_to_length,
+)
+
+MIN_SEGMENT_CHARS = 40
+Progress = Callable[[dict[str, Any]], None]  # {"candidate", "segment", "chars", "target", "event", …}
+OnText = Callable[[int, str], None]  # (candidate index, new text piece) while streaming
+
+MODE_FACTORS = {"rewrite": 1.0, "expand": 2.0, "shorten": 0.5}
+MODE_LABELS = {"rewrite": "改写", "expand": "扩写", "shorten": "缩写"}
+
+
+@dataclass
+class CandidateResult:
+    index: int
+    text: str  # the full text the version holds
+    new_text: str  # what was generated
+    target: int
+    chars: int  # 字 of new_text
+    score: float
+    on_boundary: bool
+    repetition_rate: float
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    retries: list[dict[str, Any]] = field(default_factory=list)
+    seed: int | None = None
+    version: int | None = None
+    stopped: str = ""  # why the loop ended: "length", "max_segments", "aborted"
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "candidate": self.index,
+            "target_chars": self.target,
+            "chars": self.chars,
+            "length_score": round(self.score, 2),
+            "within_tolerance": self.score >= 0 and self.stopped == "length",
+            "on_sentence_boundary": self.on_boundary,
+            "repetition_rate": round(self.repetition_rate, 4),
+            "segments": self.segments,
+            "retries": self.retries,
+            "seed": self.seed,
+            "version": self.version,
+            "stopped": self.stopped,
+        }
+
+
+@dataclass
+class WriteResult:
+    novel: str
+    chapter: int
+    kind: str
+    candidates: list[CandidateResult]
+    accepted: int | None = None  # the version made current, if any
+    seconds: float = 0.0
+    dry_run: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "novel": self.novel,
+            "chapter": self.chapter,
+            "kind": self.kind,
+            "accepted_version": self.accepted,
+            "seconds": round(self.seconds, 3),
+            "candidates": [c.report() for c in self.candidates],
+        }
+
+
+@dataclass
+class Writer:
+    """What every writing call needs: settings, an engine, the novel, memory and sampling."""
+
+    settings: Any
+    engine: Any
+    novel: Novel
+    store: Any = None  # an open MemoryStore, or None
+    memory_on: bool = True
+    sampling: Any = None  # SamplingSettings; default from settings.generation
+    adapter: str | None = None  # None: the novel's default adapter
+    on_progress: Progress | None = None
+    on_text: OnText | None = None
+
+    # ------------------------------------------------------------------ composing
+    def compose(self, chapter: int | None, text: str, request: str, *, max_tokens: int) -> Composition:
+        return compose(
+            self.novel,
+            settings=self.settings,
+            count_tokens=self.engine.count_tokens,
+            chapter=chapter,
+            text=text,
+            request=request,
+            store=self.store,
+            memory_on=self.memory_on,
+            budget=self.prompt_budget(max_tokens),
+            token_count_exact=getattr(self.engine, "token_count_exact", True),
+            tokenizer_source=getattr(self.engine, "tokenizer_source", ""),
+        )
+
+    def prompt_budget(self, max_tokens: int) -> int:
+        ctx = self.engine.max_model_len or 32768
+        fixed = self.settings.writing.prompt_budget
+        room = ctx - max_tokens - 8  # chat-template tokens around the messages
+        return max(64, min(fixed, room) if fixed else room)
+
+    def max_tokens_for(self, chars: int, chars_per_token: float) -> int:
+        ctx = self.engine.max_model_len or 32768
+        return max(16, min(math.ceil(chars / chars_per_token * 1.15) + 8, ctx // 2))
+
+    def sampling_for(self, *, max_tokens: int, seed: int | None, boost: int = 0) -> Any:
+        from xiaoshuo.engine import SamplingSettings
+
+        base = self.sampling or SamplingSettings.from_config(self.settings.generation)
+        changes: dict[str, Any] = {"max_tokens": max_tokens, "n": 1, "seed": seed}
+        if boost:
+            changes["repetition_penalty"] = round(max(base.repetition_penalty, 1.0) + 0.1 * boost, 3)
+            changes["presence_penalty"] = min(2.0, base.presence_penalty + 0.4 * boost)
+        return dataclasses.replace(base, **changes)
+
+    def lora(self) -> str | None:
+        if self.adapter is not None:
+            return self.adapter or None
+        return self.novel.card().adapter or None
+
+    def _progress(self, **event: Any) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    # ------------------------------------------------------------------ one generation
+    async def _generate(self, comp: Composition, sampling: Any, index: int) -> tuple[str, int, str | None]:
+        from xiaoshuo.engine import GenerationRequest
+
+        req = GenerationRequest(messages=comp.messages, sampling=sampling, lora=self.lora())
+        text, tokens, finish = [], 0, None
+        async for delta in self.engine.stream(req):
+            if delta.text:
+                text.append(delta.text)
+                if self.on_text is not None:
+                    self.on_text(index, delta.text)
+            tokens = max(tokens, delta.completion_tokens)
+            finish = delta.finish_reason or finish
+        return "".join(text), tokens, finish
+
+    # ------------------------------------------------------------------ the segment loop
+    async def _segment_loop(
+        self,
+        index: int,
+        *,
+        chapter: int,
+        before: str,
+        target: int,
+        request_for: Callable[[int, int, int], str],
+        history: set[str],
+        seed: int | None,
+    ) -> CandidateResult:
+        w = self.settings.writing
+        low = max(1, math.floor(target * (1 - w.length_tolerance)))
+        high = max(low, math.floor(target * (1 + w.length_tolerance)))
+        new = ""
+        cpt = 1.0  # 字 per token; learned from each segment (conservative start: more tokens asked)
+        segments, retries, reps = [], [], []
+        stopped = "max_segments"
+        for seg in range(w.max_segments):
+            have = count_chars(new)
+            if have >= low:
+                stopped = "length"
+                break
+            want = max(MIN_SEGMENT_CHARS, min(w.segment_chars, target - have))
+            max_tokens = self.max_tokens_for(want, cpt)
+            comp = self.compose(chapter, before + new, request_for(seg, have, want), max_tokens=max_tokens)
+            seg_seed = None if seed is None else seed + 7919 * index + 101 * seg
+            piece, tokens, finish = await self._generate(
+                comp, self.sampling_for(max_tokens=max_tokens, seed=seg_seed), index
+            )
+            seen = history | ngrams(before[-6000:] + new, w.repetition_ngram)
+            rate = repetition_rate(piece, seen, w.repetition_ngram)
+            tries = 0
+            while rate > w.repetition_threshold and tries < w.repetition_retries:
+                tries += 1
+                retries.append({"segment": seg, "try": tries, "rate": round(rate, 4)})
+                self._progress(event="repetition_retry", candidate=index, segment=seg, rate=rate)
+                seg_seed = (seg_seed or 0) + 104729 * tries if seed is not None else None
+                piece, tokens, finish = await self._generate(
+                    comp, self.sampling_for(max_tokens=max_tokens, seed=seg_seed, boost=tries), index
+                )
+                rate = repetition_rate(piece, seen, w.repetition_ngram)
+            got = count_chars(piece)
+            if tokens and got:
+                cpt = 0.5 * cpt + 0.5 * (got / tokens) if seg else got / tokens
+            new += piece
+            reps.append((rate, got))
+            segments.append(
+                {
+                    "segment": seg,
+                    "chars": got,
+                    "tokens": tokens,
+                    "max_tokens": max_tokens,
+                    "finish_reason": finish,
+                    "prompt_tokens": comp.tokens,
+                    "repetition_rate": round(rate, 4),
+                    "retries": tries,
+                    "seed": seg_seed,
+                    "memory": comp.memory,
+                    "summaries": comp.summaries,
+                    "warnings": comp.warnings,
+                }
+            )
+            self._progress(
+                event="segment", candidate=index, segment=seg, chars=count_chars(new), target=target
+            )
+            if finish == "abort":
+                stopped = "aborted"
+                break
+        else:
+            if count_chars(new) >= low:
+                stopped = "length"
+        cut, boundary = trim_to_length(new, low, high)
+        chars = count_chars(cut)
+        total = sum(g for _, g in reps) or 1
+        return CandidateResult(
+            index=index,
+            text=before + cut,
+            new_text=cut,
+            target=target,
+            chars=chars,
+            score=length_score(target, chars),
+            on_boundary=boundary,
+            repetition_rate=sum(r * g for r, g in reps) / total,
+            segments=segments,
+            retries=retries,
+            seed=seed,
+            stopped=stopped if stopped != "length" or chars >= low else "short",
+        )
+
+    def _history(self, chapter: int) -> set[str]:
+        n = self.settings.writing.repetition_ngram
+        grams: set[str] = set()
+        for prev in range(max(1, chapter - self.settings.writing.repetition_chapters), chapter):
+            grams |= ngrams(self.novel.text(prev), n)
+        return grams
+
+    async def _run(
+        self,
+        *,
+        kind: str,
+        chapter: int,
+        before: str,
+        keep_after: str,
+        target: int,
+        candidates: int,
+        seed: int | None,
+        request_for: Callable[[int, int, int], str],
+        accept: bool | None,
+        prefix: str = "",
+    ) -> WriteResult:
+        if not 1 <= candidates <= 16:
+            raise WritingError("候选数无效 (invalid candidates)", expected="1..16", received=candidates)
+        started = time.monotonic()
+        history = self._history(chapter)
+        loops = [
+            self._segment_loop(
+                i,
+                chapter=chapter,
+                before=before,
+                target=target,
+                request_for=request_for,
+                history=history,
+                seed=seed,
+            )
+            for i in range(candidates)
+        ]
+        result = WriteResult(self.novel.slug, chapter, kind, [])
+        for fut in asyncio.as_completed([asyncio.ensure_future(c) for c in loops]):
+            cand = await fut
+            full = prefix + cand.text + keep_after
+            version = self.novel.add_version(
+                chapter,
+                full,
+                source="generated",
+                kind=kind,
+                sampling=dataclasses.asdict(self.sampling_for(max_tokens=1, seed=cand.seed)),
+                seed=cand.seed,
+                adapter=self.lora(),
+                memory=_memory_used(cand),
+                summaries=sorted({s for seg in cand.segments for s in seg["summaries"]}),
+                report=cand.report() | {"segments": len(cand.segments)},
+            )
+            cand.version = version.id
+            result.candidates.append(cand)
+            self._progress(event="candidate_saved", candidate=cand.index, version=version.id)
+        result.candidates.sort(key=lambda c: c.index)
+        empty = not self.novel.text(chapter).strip()
+        if accept or (accept is None and candidates == 1 and (kind != "chapter" or empty)):
+            result.accepted = self.novel.accept(chapter, result.candidates[0].version).id
+        result.seconds = time.monotonic() - started
+        return result
+
+    # ------------------------------------------------------------------ public operations
+    def dry_run(self, chapter: int, *, target_chars: int | None = None) -> dict[str, Any]:
+        """The first segment's prompt and account, generating nothing (``write chapter --dry-run``)."""
+        from xiaoshuo.engine import GenerationRequest
+
+        plan = self.novel.plan(chapter) if self.novel.outline().chapter(chapter) else None
+        target = target_chars or (plan.target_chars if plan else None) or self.novel.card().chapter_chars
+        want = min(self.settings.writing.segment_chars, target)
+        max_tokens = self.max_tokens_for(want, 1.0)
+        title = plan.title if plan else f"第{chapter}章"
+        request = f"请开始写第{chapter}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
+        comp = self.compose(
+            chapter if plan else None, self.novel.text(chapter), request, max_tokens=max_tokens
+        )
+        req = GenerationRequest(
+            messages=comp.messages, sampling=self.sampling_for(max_tokens=max_tokens, seed=None)
+        )
+        prompt = self.engine.render(req) or "\n\n".join(m["content"] for m in comp.messages)
+        return {
+            "prompt": prompt,
+            "account": comp.account,
+            "tokens": comp.tokens,
+            "budget": comp.budget,
+            "max_tokens": max_tokens,
+            "warnings": comp.warnings,
+            "token_count_exact": comp.token_count_exact,
+            "tokenizer_source": comp.tokenizer_source,
+        }
+
+    async def write_chapter(
+        self,
+        chapter: int,
+        *,
+        target_chars: int | None = None,
+        candidates: int = 1,
+        seed: int | None = None,
+        accept: bool | None = None,
+    ) -> WriteResult:
+        """Generate chapter ``chapter`` from its outline entry to its target length in 字.
+
+        ``accept=None``: a single candidate becomes the chapter text when the chapter is empty;
+        otherwise candidates are only saved as versions (``chapter accept`` picks one).
+        """
+        with self.novel.writer(what=f"write chapter {chapter}"):
+            plan = self.novel.ensure_chapter(chapter)
+            target = target_chars or plan.target_chars or self.novel.card().chapter_chars
+            _check_target(target)
+            title = plan.title
+
+            def request_for(seg: int, have: int, want: int) -> str:
+                left = target - have
+                if seg == 0 and have == 0:
+                    text = (
+                        f"请开始写第{chapter}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
+                    )
+                else:
+                    text = f"请紧接【前文】继续写第{chapter}章《{title}》，不要重复前文。这一段写约{want}字。"
+                if left <= want * 1.2:
+                    text += "这是本章最后一段，请按大纲收束本章。"
+                return text + "直接输出小说正文，不要标题和说明。"
+
+            return await self._run(
+                kind="chapter",
+                chapter=chapter,
+                before="",
+                keep_after="",
+                target=target,
+                candidates=candidates,
+                seed=seed,
+                request_for=request_for,
+                accept=accept,
+            )
+
+    async def continue_chapter(
+        self,
+        chapter: int,
+        *,
+        chars: int = 500,
+        candidates: int = 1,
+        seed: int | None = None,
+        accept: bool | None = None,
+    ) -> WriteResult:
+        """续写: add about ``chars`` 字 at the end of the chapter's current text."""
+        _check_target(chars)
+        with self.novel.writer(what=f"continue chapter {chapter}"):
+            self.novel.ensure_chapter(chapter)
+            self.novel.sync(chapter)
+            before = self.novel.text(chapter)
+
+            def request_for(seg: int, have: int, want: int) -> str:
+                return f"请紧接【前文】往下续写约{want}字，不要重复前文。直接输出小说正文。"
+
+            return await self._run(
+                kind="continue",
+                chapter=chapter,
+                before=before,
+                keep_after="",
+                target=chars,
+                candidates=candidates,
+                seed=seed,
+                request_for=request_for,
+                accept=accept,
+            )
+
+    async def rewrite(
+        self,
+        chapter: int,
+        *,
+        start: int,
+        end: int,
+        instruction: str,
+        mode: str = "rewrite",
+        chars: int | None = None,
+        candidates: int = 1,
+        seed: int | None = None,
+        accept: bool | None = None,
+    ) -> WriteResult:
+        """改写 / 扩写 / 缩写 the passage ``text[start:end]`` of the chapter with an instruction."""
+        if mode not in MODE_FACTORS:
+            raise WritingError(
+                "改写方式无效 (invalid mode)", expected="rewrite, expand or shorten", received=mode
+            )
+        with self.novel.writer(what=f"rewrite chapter {chapter}"):
+            self.novel.plan(chapter)
+            self.novel.sync(chapter)
+            text = self.novel.text(chapter)
+            if not (0 <= start < end <= len(text)):
+                raise WritingError(
+                    "选中范围无效 (invalid selection)",
+                    expected=f"0 <= start < end <= {len(text)} (character offsets in the chapter text)",
+                    received=f"start={start}, end={end}",
+                    fix=f"用 xiaoshuo chapter show --novel {self.novel.slug} {chapter} 查看正文与长度",
+                )
+            passage = text[start:end]
+            target = chars or max(MIN_SEGMENT_CHARS, round(count_chars(passage) * MODE_FACTORS[mode]))
+            _check_target(target)
+            label = MODE_LABELS[mode]
+            how = (instruction or "").strip() or "语言更生动，保持情节不变"
+
+            def request_for(seg: int, have: int, want: int) -> str:
+                head = (
+                    f"请{label}下面这段原文（写在【前文】之后），要求：{how}。\n【原文】\n{passage}\n"
+                    f"{label}后约{target}字，"
+                )
+                if have:
+                    head += f"已经写了{have}字（见【前文】末尾），请接着写约{want}字，"
+                return head + "只输出改写后的正文。"
+
+            return await self._run(
+                kind=mode,
+                chapter=chapter,
+                before=text[:start],
+                keep_after=text[end:],
+                target=target,
+                candidates=candidates,
+                seed=seed,
+                request_for=request_for,
+                accept=accept,
+            )
+
+
+def _check_target(target: int) -> None:
+    if not isinstance(target, int) or isinstance(target, bool) or not 50 <= target <= 200_000:
+        raise WritingError(
+            "目标字数无效 (invalid target length)",
+            expected="an integer number of 字 in [50, 200000]",
+            received=target,
+            fix="例如 --target-chars 3000",
+        )
+
+
+def _memory_used(cand: CandidateResult) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for seg in cand.segments:
+        for entry in seg["memory"]:
+            seen.setdefault(entry["id"], {**entry, "segments": []})["segments"].append(seg["segment"])
+    return list(seen.values())
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a writer coroutine from synchronous code (the CLI)."""
+    return asyncio.run(coro)

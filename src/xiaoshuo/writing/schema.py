@@ -1,0 +1,181 @@
+"""The data of a book: novel card, outline (卷 → 章), chapter versions — validated pydantic models.
+
+Validation errors name the path inside the document (``volumes[0].chapters[3].title``), the value
+and the expected form, so a hand-written outline file can be fixed from the message alone.  This
+module holds no files and does no I/O; :mod:`xiaoshuo.writing.project` stores these models.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from xiaoshuo.errors import XiaoshuoError
+
+STATUSES = ("planned", "drafted", "final")
+SOURCES = ("generated", "edited", "imported")
+_SLUG_BAD = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
+
+
+class WritingError(XiaoshuoError):
+    """A novel, outline, chapter or version is missing, malformed or locked."""
+
+
+def check_slug(slug: str) -> str:
+    """A novel's folder name and memory key: 1–64 chars, no path separators or control chars."""
+    s = (slug or "").strip()
+    if not s or len(s) > 64 or _SLUG_BAD.search(s) or s.startswith("."):
+        raise WritingError(
+            "小说标识无效 (invalid novel slug)",
+            expected='1–64 characters, no / \\ : * ? " < > | or control characters, not starting with '
+            '"." (e.g. yuye-jian or 雨夜剑)',
+            received=slug,
+            fix="换一个标识，例如书名拼音或书名本身",
+        )
+    return s
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NovelCard(_Model):
+    """What every prompt says about the book."""
+
+    slug: str
+    title: str = Field(min_length=1, max_length=200)
+    author: str = ""
+    genre: str = ""  # 类型: 仙侠 / 都市 / 悬疑 …
+    premise: str = ""  # 简介
+    style: str = ""  # 文风
+    pov: str = ""  # 视角: 第一人称 / 第三人称有限 …
+    chapter_chars: int = Field(3000, ge=50, le=200_000)  # 每章目标字数
+    adapter: str = ""  # default LoRA adapter (registry name, path or served name)
+    variant: Literal["简", "繁"] = "简"
+    created: float = Field(default_factory=time.time)
+
+    def render(self) -> str:
+        lines = [f"书名：《{self.title}》"]
+        for label, value in (
+            ("作者", self.author),
+            ("类型", self.genre),
+            ("视角", self.pov),
+            ("文风", self.style),
+            ("简介", self.premise),
+        ):
+            if value.strip():
+                lines.append(f"{label}：{value.strip()}")
+        if self.variant == "繁":
+            lines.append("用字：繁体中文")
+        return "\n".join(lines)
+
+
+class ChapterPlan(_Model):
+    """One chapter of the outline.  ``number`` runs from 1 across volumes."""
+
+    number: int = Field(ge=1)
+    title: str = Field(min_length=1, max_length=200)
+    synopsis: str = ""  # 要点
+    characters: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+    target_chars: int | None = Field(None, ge=50, le=200_000)
+    status: Literal["planned", "drafted", "final"] = "planned"
+    summary: str = ""  # 前情提要 of this chapter once written
+
+    @field_validator("characters", "places")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+
+
+class Volume(_Model):
+    title: str = Field(min_length=1, max_length=200)
+    chapters: list[ChapterPlan] = Field(default_factory=list)
+
+
+class Outline(_Model):
+    volumes: list[Volume] = Field(default_factory=list)
+
+    def chapters(self) -> list[ChapterPlan]:
+        return [c for v in self.volumes for c in v.chapters]
+
+    def chapter(self, number: int) -> ChapterPlan | None:
+        for c in self.chapters():
+            if c.number == number:
+                return c
+        return None
+
+    def volume_of(self, number: int) -> Volume | None:
+        for v in self.volumes:
+            if any(c.number == number for c in v.chapters):
+                return v
+        return None
+
+    def renumber(self) -> None:
+        n = 0
+        for v in self.volumes:
+            for c in v.chapters:
+                n += 1
+                c.number = n
+
+
+class Version(_Model):
+    """One state of a chapter's text, kept forever (candidates, edits, imports)."""
+
+    id: int = Field(ge=1)
+    chapter: int = Field(ge=1)
+    time: float
+    source: Literal["generated", "edited", "imported"]
+    kind: str = ""  # chapter / continue / rewrite / expand / shorten / outside-edit / set / revert / migrated
+    text: str
+    chars: int
+    sha256: str
+    parent: int | None = None  # the version it was made from
+    sampling: dict[str, Any] | None = None
+    seed: int | None = None
+    adapter: str | None = None
+    memory: list[dict[str, Any]] = Field(default_factory=list)  # entries the prompt used
+    summaries: list[int] = Field(default_factory=list)  # chapters whose summaries the prompt used
+    report: dict[str, Any] = Field(default_factory=dict)  # length / repetition / segments
+    note: str = ""
+
+    def brief(self) -> dict[str, Any]:
+        d = self.model_dump(exclude={"text"})
+        d["preview"] = self.text[:40]
+        return d
+
+
+def error_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def validation_error(where: str, exc: ValidationError) -> WritingError:
+    first = exc.errors()[0]
+    path = error_path(tuple(first.get("loc", ())))
+    more = len(exc.errors()) - 1
+    return WritingError(
+        f"{where} 格式不对 (malformed): {path}: {first.get('msg')}" + (f" (+{more} more)" if more else ""),
+        expected=_expected(path),
+        received=first.get("input"),
+        fix=f"修改 {path} 后重试",
+    )
+
+
+def _expected(path: str) -> str:
+    leaf = path.rsplit(".", 1)[-1]
+    return {
+        "title": "a non-empty string (title)",
+        "synopsis": "a string (要点)",
+        "characters": "a list of names",
+        "places": "a list of place names",
+        "target_chars": "an integer number of 字 in [50, 200000]",
+        "volumes": 'a list of {"title": …, "chapters": [...]}',
+        "chapters": 'a list of {"title": …, "synopsis": …}',
+        "status": "planned, drafted or final",
+    }.get(leaf, 'the outline form {"volumes": [{"title": …, "chapters": [{"title": …}]}]}')

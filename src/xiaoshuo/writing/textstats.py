@@ -1,0 +1,113 @@
+"""Counting and measuring Chinese text: 字数, length score, sentence boundaries, repeated n-grams.
+
+字数 is counted the way Chinese web-fiction sites count it: every character that is not whitespace
+(汉字, punctuation, letters and digits alike) — never bytes, never tokens.  This module is pure
+functions over strings; it knows nothing of novels, engines or files.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WS = re.compile(r"\s+")
+SENTENCE_END = '。！？!?…」』”"）)'
+_ENDS = frozenset("。！？!?…")
+_CLOSERS = frozenset('」』”"）)')
+
+
+def count_chars(text: str) -> int:
+    """字数: characters that are not whitespace."""
+    return len(text) - sum(len(m) for m in _WS.findall(text))
+
+
+def length_score(target: int, actual: int) -> float:
+    """LongBench-Write's length score S_l (100 = on target).
+
+    Too short: 100·max(0, 1 − (x/y − 1)/2); too long: 100·max(0, 1 − (y/x − 1)/3),
+    with x = target and y = actual (x/y − 1 is how far short, relative to what came).
+    """
+    if target <= 0:
+        return 100.0 if actual == 0 else 0.0
+    if actual <= 0:
+        return 0.0
+    if actual >= target:
+        return 100.0 * max(0.0, 1.0 - (actual / target - 1.0) / 3.0)
+    return 100.0 * max(0.0, 1.0 - (target / actual - 1.0) / 2.0)
+
+
+def index_of_char_count(text: str, n: int) -> int:
+    """The string index just after the ``n``-th non-whitespace character (len(text) if fewer)."""
+    if n <= 0:
+        return 0
+    seen = 0
+    for i, ch in enumerate(text):
+        if not ch.isspace():
+            seen += 1
+            if seen == n:
+                return i + 1
+    return len(text)
+
+
+def sentence_ends(text: str) -> list[int]:
+    """Indices just after each sentence end (a 。！？… run plus any closing quotes/brackets)."""
+    ends = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _ENDS or (text[i] == "\n" and i > 0 and not text[i - 1].isspace()):
+            j = i + 1
+            while j < n and (text[j] in _ENDS or text[j] in _CLOSERS):
+                j += 1
+            ends.append(j)
+            i = j
+        else:
+            i += 1
+    return ends
+
+
+def trim_to_length(text: str, low: int, high: int) -> tuple[str, bool]:
+    """Cut ``text`` to at most ``high`` 字, at the last sentence end with at least ``low`` 字.
+
+    Returns ``(text, on_boundary)``; when no sentence ends inside [low, high] the text is cut at
+    ``high`` 字 and ``on_boundary`` is False (the caller reports it).
+    """
+    if count_chars(text) <= high:
+        cut = text.rstrip()
+        return cut, bool(cut) and (cut[-1] in _ENDS or cut[-1] in _CLOSERS)
+    limit = index_of_char_count(text, high)
+    best = None
+    for end in sentence_ends(text[:limit]):
+        if count_chars(text[:end]) >= low:
+            best = end
+    if best is not None:
+        return text[:best].rstrip(), True
+    return text[:limit].rstrip(), False
+
+
+def ngrams(text: str, n: int) -> set[str]:
+    s = _WS.sub("", text)
+    return {s[i : i + n] for i in range(len(s) - n + 1)}
+
+
+def repetition_rate(new: str, history: str | list[str] | set[str], n: int = 8) -> float:
+    """Share of the ``n``-字 n-grams of ``new`` already seen in ``history`` or earlier in ``new``.
+
+    ``history`` is earlier text (this chapter before the segment, previous chapters) or a
+    precomputed n-gram set.  Whitespace is ignored.  0.0 for text shorter than ``n``.
+    """
+    s = _WS.sub("", new)
+    grams = [s[i : i + n] for i in range(len(s) - n + 1)]
+    if not grams:
+        return 0.0
+    if isinstance(history, set):
+        seen = set(history)
+    elif isinstance(history, str):
+        seen = ngrams(history, n)
+    else:
+        seen = set().union(*(ngrams(h, n) for h in history)) if history else set()
+    repeated = 0
+    for g in grams:
+        if g in seen:
+            repeated += 1
+        else:
+            seen.add(g)
+    return repeated / len(grams)
