@@ -16,7 +16,7 @@ Heavy libraries load only inside ``load_engine``.
 """
 
 from xiaoshuo.engine.base import Engine, EngineError, estimate_tokens
-from xiaoshuo.engine.loading import load_engine, parse_lora_specs
+from xiaoshuo.engine.loading import load_engine, parse_lora_specs, register_backend
 from xiaoshuo.engine.types import (
     Candidate,
     Delta,
@@ -38,4 +38,5 @@ __all__ = [
     "estimate_tokens",
     "load_engine",
     "parse_lora_specs",
+    "register_backend",
 ]

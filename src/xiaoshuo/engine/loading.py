@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from xiaoshuo.config import Settings
@@ -49,6 +49,18 @@ def _registry_path(config: Settings, path: str) -> str:
     return str(candidate) if candidate.is_dir() else path
 
 
+#: Extra backends by name → ``factory(config, model, adapters) -> Engine`` (``register_backend``).
+#: Process-wide on purpose, like a plugin table: built-in backends are not in it and cannot be replaced.
+_EXTRA_BACKENDS: dict[str, Callable[[Settings, str, dict[str, str]], Engine]] = {}
+
+
+def register_backend(name: str, factory: Callable[[Settings, str, dict[str, str]], Engine]) -> None:
+    """Make ``load_engine(backend=name)`` build an engine with ``factory`` (tests, plugins)."""
+    if name in ("auto", "vllm", "openai", "transformers"):
+        raise EngineError("不能替换内置后端 (cannot replace a built-in backend)", received=name)
+    _EXTRA_BACKENDS[name] = factory
+
+
 def model_context_length(model: str) -> int:
     """The model's own context length from config.json (local folders); a large default otherwise."""
     cfg_path = Path(model) / "config.json"
@@ -78,6 +90,8 @@ def load_engine(
     adapters = {name: _registry_path(config, path) for name, path in adapters.items()}
     model = model or config.model.base_model
     wanted = backend or config.engine.backend
+    if wanted in _EXTRA_BACKENDS:
+        return _EXTRA_BACKENDS[wanted](config, model, adapters)
     if wanted not in ("auto", "vllm", "openai", "transformers"):
         raise EngineError(
             "未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted

@@ -41,6 +41,11 @@ from xiaoshuo.writing.textstats import (
 )
 
 MIN_SEGMENT_CHARS = 40
+SAMPLE = (  # original prose, only to estimate 字 per token before the first segment
+    "夜雨落在青石街上，檐角的铜铃被风吹得叮当作响。林远收起油纸伞，推开客栈的木门，"
+    "屋里炉火正旺，掌柜抬头看了他一眼，又低头拨弄算盘。他在角落坐下，要了一壶热酒，"
+    "听邻桌的人低声说起山那边的怪事：有人在半夜看见一道剑光，从断崖上一直划到江心。"
+)
 Progress = Callable[[dict[str, Any]], None]  # {"candidate", "segment", "chars", "target", "event", …}
 OnText = Callable[[int, str], None]  # (candidate index, new text piece) while streaming
 
@@ -192,7 +197,7 @@ class Writer:
         low = max(1, math.floor(target * (1 - w.length_tolerance)))
         high = max(low, math.floor(target * (1 + w.length_tolerance)))
         new = ""
-        cpt = 1.0  # 字 per token; learned from each segment (conservative start: more tokens asked)
+        cpt = self._chars_per_token(before)  # 字 per token; re-measured on every segment
         segments, retries, reps = [], [], []
         stopped = "max_segments"
         for seg in range(w.max_segments):
@@ -266,6 +271,15 @@ class Writer:
             seed=seed,
             stopped=stopped if stopped != "length" or chars >= low else "short",
         )
+
+    def _chars_per_token(self, before: str) -> float:
+        """A first guess of 字 per token from the tokenizer on real text (1.0 when unsure)."""
+        sample = before[-1000:] if count_chars(before) >= 200 else SAMPLE
+        try:
+            ratio = count_chars(sample) / max(1, self.engine.count_tokens(sample))
+        except Exception:  # a backend that cannot count: ask for more tokens rather than fewer
+            return 1.0
+        return min(4.0, max(0.25, ratio))
 
     def _history(self, chapter: int) -> set[str]:
         n = self.settings.writing.repetition_ngram
