@@ -90,6 +90,33 @@ def test_config_table_shows_sources(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "model.lora_r" in out and "16" in out and "XIAOSHUO_MODEL__LORA_R" in out
 
 
+@pytest.mark.parametrize("describe", [False, True])
+def test_config_table_fits_80_columns_with_every_column_readable(tmp_path: Path, describe: bool) -> None:
+    from rich.cells import cell_len
+
+    out = run_cli(
+        "--set",
+        "webui.port=8001",
+        "config",
+        *(["--describe"] if describe else []),
+        cwd=tmp_path,
+        env={"COLUMNS": "80", "XIAOSHUO_MODEL__LORA_R": "16"},
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    body = [line for line in lines if line.startswith(("│", "┃", "┏", "┡", "└"))]
+    assert len(body) > 40
+    assert all(cell_len(line) <= 80 for line in lines), max(lines, key=cell_len)
+    assert all(line.rstrip().endswith(("│", "┃", "┓", "┩", "┘")) for line in body), "a column was cut off"
+    header = next(line for line in body if "key" in line)
+    assert [cell.strip() for cell in header.strip("┃").split("┃")] == ["key", "value", "source"]
+    row = next(line for line in body if "model.base_model" in line)
+    assert row.rstrip("│ ").endswith("default")
+    assert "XIAOSHUO_MODEL__" in out.stdout and "cli (flag or" in out.stdout
+    if describe:
+        assert "LoRA rank" in out.stdout
+
+
 def test_bad_value_is_one_line_error_with_nonzero_exit(tmp_path: Path) -> None:
     out = run_cli("config", cwd=tmp_path, env={"XIAOSHUO_TRAINING__LEARNING_RATE": "abc"})
     assert out.returncode == 2

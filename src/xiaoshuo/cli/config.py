@@ -30,22 +30,9 @@ def config_cmd(
         }
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from xiaoshuo.cli.render import render_config
 
-    table = Table(title=f"xiaoshuo config — file: {settings.config_file or '(none, defaults)'}")
-    table.add_column("key", no_wrap=True)
-    table.add_column("value", overflow="ellipsis", no_wrap=True, max_width=40)
-    table.add_column("source", overflow="fold")
-    if describe:
-        table.add_column("description", overflow="fold")
-    plain = settings.to_plain()
-    for key, _, source, description in settings.items():
-        section, name = key.split(".", 1)
-        cells = [key, json.dumps(plain[section][name], ensure_ascii=False), source]
-        style = None if source == "default" else "bold cyan"
-        table.add_row(*cells, *([description] if describe else []), style=style)
-    Console().print(table)
+    render_config(settings, describe=describe)
 
 
 @app.command("doctor")

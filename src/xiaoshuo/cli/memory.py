@@ -269,7 +269,9 @@ def memory_context(
     recent: Annotated[str, typer.Option("--recent", help="Recent story text.")] = "",
     tokenizer: Annotated[
         str | None,
-        typer.Option("--tokenizer", help="Counts tokens (default model.base_model; builtin-tiny)."),
+        typer.Option(
+            "--tokenizer", help="Counts tokens (data.tokenizer, else model.base_model; builtin-tiny)."
+        ),
     ] = None,
     novel: NovelOpt = "default",
     as_json: JsonOpt = False,
@@ -278,9 +280,11 @@ def memory_context(
     from xiaoshuo.data.chunking import TokenCounter, load_tokenizer
     from xiaoshuo.memory import build_context, search
 
-    settings = _state(ctx).settings()
+    settings = _state(ctx).settings(**{"data.tokenizer": tokenizer})
     counter = TokenCounter(
-        load_tokenizer(tokenizer or settings.model.base_model, models_dir=settings.paths.models_dir)
+        load_tokenizer(
+            settings.data.tokenizer or settings.model.base_model, models_dir=settings.paths.models_dir
+        )
     )
     budget = budget if budget is not None else settings.memory.context_token_budget
     with _store(ctx) as store:

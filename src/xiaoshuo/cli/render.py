@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from xiaoshuo.hardware import Report
+
+if TYPE_CHECKING:
+    from xiaoshuo.config import Settings
 
 _STATE_STYLE = {
     "local": "green",
@@ -18,6 +22,46 @@ _STATE_STYLE = {
     "invalid": "red",
     "disabled": "dim",
 }
+
+
+#: From this width on, ``config --describe`` gives descriptions a column; narrower, they go under the key.
+DESCRIBE_COLUMN_MIN_WIDTH = 120
+#: Longer values (the system prompt) are cut with …; ``config --json`` has them whole.
+VALUE_MAX_WIDTH = 40
+
+
+def render_config(settings: Settings, *, describe: bool = False, console: Console | None = None) -> None:
+    """key | value | source (| description), readable from 80 columns up.
+
+    Keys never wrap (they are what one greps and types); values longer than :data:`VALUE_MAX_WIDTH` cells
+    are cut with …; value and source share the rest of the width and wrap, so no column is squeezed away.
+    """
+    import json
+
+    from rich.text import Text
+
+    console = console or Console()
+    rows = settings.items()
+    plain = settings.to_plain()
+    key_width = max(len(key) for key, *_ in rows)
+    own_column = describe and console.width >= DESCRIBE_COLUMN_MIN_WIDTH
+    table = Table(title=f"xiaoshuo config — file: {settings.config_file or '(none, defaults)'}")
+    table.add_column("key", width=key_width, overflow="fold")  # fixed: never collapsed
+    table.add_column("value", overflow="fold")
+    table.add_column("source", overflow="fold")
+    if own_column:
+        table.add_column("description", overflow="fold")
+    for key, _, source, description in rows:
+        section, name = key.split(".", 1)
+        key_cell = Text(key)
+        if describe and not own_column and description:
+            key_cell.append("\n" + description, style="dim")
+        value = Text(json.dumps(plain[section][name], ensure_ascii=False))
+        value.truncate(VALUE_MAX_WIDTH, overflow="ellipsis")
+        cells = [key_cell, value, source]
+        style = None if source == "default" else "bold cyan"
+        table.add_row(*cells, *([description] if own_column else []), style=style)
+    console.print(table)
 
 
 def render_doctor(report: Report, console: Console | None = None) -> None:
