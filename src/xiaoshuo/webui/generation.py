@@ -171,7 +171,7 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
     report = {
         "prompt": prompt,
         "prompt_tokens": count(prompt),
-        "token_counts": "exact" if exact else f"estimate 估算 (no local tokenizer; {source})",
+        "token_counts": f"exact: {source}" if exact else f"estimate 估算: {source}",
         "memory_included": included,
         "memory_dropped": dropped,
         "memory_warnings": warnings,

@@ -42,6 +42,7 @@ class EngineHolder:
         self._engine = None
         self._state = "loading"
         self._message = ""
+        self._failure: XiaoshuoError | None = None  # why the last load failed, as raised
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.start(model=model, backend=backend, lora=lora)
@@ -50,6 +51,7 @@ class EngineHolder:
         self.model, self.backend, self.lora = model or self.settings.model.base_model, backend, dict(lora)
         with self._lock:
             self._state, self._message = "loading", f"正在加载 loading {self.model} …"
+            self._failure = None
         self._thread = threading.Thread(target=self._load, name="xiaoshuo-engine-loader", daemon=True)
         self._thread.start()
 
@@ -62,6 +64,7 @@ class EngineHolder:
             with self._lock:
                 self._state = "error"
                 self._message = str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}"
+                self._failure = exc if isinstance(exc, XiaoshuoError) else None
             return
         with self._lock:
             self._engine, self._state = engine, "ready"
@@ -81,7 +84,14 @@ class EngineHolder:
         with self._lock:
             if self._engine is not None:
                 return self._engine
-            state, message = self._state, self._message
+            state, message, failure = self._state, self._message, self._failure
+        if state == "error" and failure is not None:  # the loader's own what/expected/received/fix
+            raise XiaoshuoError(
+                f"模型加载失败 (the model failed to load): {failure.message}",
+                expected=failure.expected,
+                received=failure.received,
+                fix=failure.fix or "在「设置」页检查模型路径后重新加载",
+            )
         raise XiaoshuoError(
             "模型还不能用 (the model is not ready)"
             if state == "loading"
@@ -359,9 +369,11 @@ class Services:
         backend: str | None = None,
         lora: dict[str, str] | None = None,
         config_file: Path | None = None,
+        engine: EngineHolder | None = None,
     ) -> None:
         self.settings = settings
-        self.engine = EngineHolder(settings, model=model, backend=backend, lora=lora or {})
+        # ``engine``: share an already loading/loaded holder (tests, several apps over one engine)
+        self.engine = engine or EngineHolder(settings, model=model, backend=backend, lora=lora or {})
         self.stories = Stories(settings.paths.data_dir / "stories")
         self.jobs = TrainingJobs(settings, config_file)
         self._store = None
@@ -425,10 +437,14 @@ class Services:
         except XiaoshuoError:
             return None
 
-    def close(self) -> None:
-        self.jobs.close()
-        self.engine.close()
+    def close_store(self) -> None:
+        """Release the memory store (and its lock on the store path); the next use reopens it."""
         with self._store_lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.engine.close()
+        self.close_store()
