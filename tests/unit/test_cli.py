@@ -144,3 +144,22 @@ def test_version(capsys) -> None:
 
     assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out
+
+
+def test_webui_options_reach_launch(tmp_path: Path, monkeypatch, clean_env, capsys) -> None:
+    """``webui --concurrency N`` and the other flags arrive at ``webui.launch.launch`` (no server)."""
+    import xiaoshuo.webui.launch as launch_module
+
+    seen: dict = {}
+    monkeypatch.setattr(launch_module, "launch", lambda settings, **kw: seen.update(settings=settings, **kw))
+    clean_env.chdir(tmp_path)
+    lora = tmp_path / "ad"
+    lora.mkdir()
+    assert (
+        main(["webui", "--concurrency", "3", "--port", "7999", "--lora", f"s={lora}", "--backend", "openai"])
+        == 0
+    )
+    assert seen["concurrency"] == 3 and seen["lora"] == {"s": str(lora)} and seen["backend"] == "openai"
+    assert seen["settings"].webui.port == 7999
+    assert main(["webui", "--concurrency", "0"]) == 2
+    assert "--concurrency" in capsys.readouterr().err

@@ -32,7 +32,9 @@ def webui_cmd(
     insecure_no_auth: Annotated[
         bool, typer.Option("--insecure-no-auth", help="Allow --share / a non-loopback host without auth.")
     ] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Generations served at once (8).")] = 8,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Generations served at once; others wait (8).")
+    ] = 8,
 ) -> None:
     """启动网页界面 / Start the WebUI (创作 / 记忆 / 训练 / 设置)."""
     from xiaoshuo.engine import parse_lora_specs
