@@ -3,8 +3,9 @@ a token-budgeted context builder.
 
     with MemoryStore(settings) as store:
         store.add(make_entry(kind="character", name="林远", aliases=["阿远"], text="青云山弟子"))
-        hits = search(store, "default", "阿远回到了青云山")
-        block = build_context(hits, budget=512, count_tokens=engine.count_tokens)
+        found = retrieve(store, "default", "阿远回到了青云山", max_chapter=5, extra_terms=["青云山"])
+        found.warnings        # e.g. the embedding model is missing: triggers + BM25 only, said here
+        block = build_context(found.hits, budget=512, count_tokens=engine.count_tokens)
 
 Importing this package does not import chromadb; opening a store does.
 """
@@ -24,11 +25,14 @@ __all__ = [
     "KINDS",
     "KIND_LABELS",
     "ContextResult",
+    "Hit",
     "MemoryEntry",
     "MemoryStore",
+    "Retrieval",
     "StoryMemoryError",
     "build_context",
     "make_entry",
+    "retrieve",
     "search",
 ]
 
@@ -38,8 +42,8 @@ def __getattr__(name: str):
         from xiaoshuo.memory.store import MemoryStore
 
         return MemoryStore
-    if name == "search":
-        from xiaoshuo.memory.retrieval import search
+    if name in ("search", "retrieve", "Retrieval", "Hit"):
+        from xiaoshuo.memory import retrieval
 
-        return search
+        return getattr(retrieval, name)
     raise AttributeError(name)

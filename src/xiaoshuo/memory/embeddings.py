@@ -6,11 +6,18 @@ on a GPU.  BGE Chinese models get their query instruction.  ``"none"`` turns den
 retrieval off: entries are stored with a constant 1-d vector and only triggers +
 BM25 retrieve.  The function is registered with Chroma so a reopened collection
 knows it.  This module embeds; it does not store or rank.
+
+The model loads on first use, or in the background after :meth:`start_loading`
+(``ready(timeout)`` tells a caller that cannot wait — the WebUI — whether it is
+there yet).  A failed load is remembered for ``RETRY_AFTER_S`` so a missing model
+costs one attempt, not one per query; retrieval then degrades instead of failing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +25,7 @@ from xiaoshuo.errors import XiaoshuoError
 
 NONE = "none"
 _BGE_ZH_QUERY = "为这个句子生成表示以用于检索相关文章："
+RETRY_AFTER_S = 30.0
 
 
 class EmbeddingError(XiaoshuoError):
@@ -44,29 +52,69 @@ def _embedding_class() -> type:
             self.batch_size = batch_size
             self._st: Any = None
             self._lock = threading.Lock()
+            self._error: EmbeddingError | None = None
+            self._failed_at = 0.0
+            self._loader: threading.Thread | None = None
+            self._loader_lock = threading.Lock()  # not _lock: that one is held during a load
 
         @property
         def dense(self) -> bool:
             return self.model.lower() != NONE
 
+        @property
+        def loaded(self) -> bool:
+            return self._st is not None
+
         def _load(self) -> Any:
             with self._lock:
-                if self._st is None:
-                    try:
-                        import torch
-                        from sentence_transformers import SentenceTransformer
+                if self._st is not None:
+                    return self._st
+                if self._error is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S:
+                    raise self._error
+                try:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
 
-                        device = "cuda" if torch.cuda.is_available() else "cpu"
-                        self._st = SentenceTransformer(self.model, device=device)
-                    except Exception as exc:
-                        raise EmbeddingError(
-                            "无法加载向量模型 (cannot load the embedding model)",
-                            expected="memory.embedding_model: a local sentence-transformers folder, "
-                            'a hub id that is cached or downloadable, or "none"',
-                            received=f"{self.model}: {type(exc).__name__}: {str(exc)[:200]}",
-                            fix='下载模型（如 BAAI/bge-small-zh-v1.5）或设置 memory.embedding_model = "none"',
-                        ) from None
-            return self._st
+                    device = "cuda" if torch.cuda.is_available() else "cpu"
+                    self._st = SentenceTransformer(self.model, device=device)
+                except Exception as exc:
+                    self._error = load_error(self.model, exc)
+                    self._failed_at = time.monotonic()
+                    raise self._error from None
+                self._error = None
+                return self._st
+
+        def start_loading(self) -> None:
+            """Load the model on a background thread (no-op when off, loaded or already loading)."""
+            if not self.dense or self._st is not None:
+                return
+            with self._loader_lock:
+                if self._loader is not None and self._loader.is_alive():
+                    return
+                self._loader = threading.Thread(
+                    target=self._load_quietly, name="xiaoshuo-embedding-load", daemon=True
+                )
+                self._loader.start()
+
+        def _load_quietly(self) -> None:
+            with contextlib.suppress(EmbeddingError):  # remembered in self._error; ready() raises it
+                self._load()
+
+        def ready(self, timeout: float | None = None) -> bool:
+            """Whether the model can embed now.  ``None`` waits for (or does) the load; a number waits at most
+            that many seconds for a background load.  A failed load raises :class:`EmbeddingError`."""
+            if not self.dense or self._st is not None:
+                return True
+            if timeout is None:
+                self._load()
+                return True
+            self.start_loading()
+            loader = self._loader
+            if loader is not None:
+                loader.join(timeout)
+            if self._st is None and self._error is not None and (loader is None or not loader.is_alive()):
+                raise self._error
+            return self._st is not None
 
         def __call__(self, input: Documents) -> Embeddings:
             if not self.dense:
@@ -99,3 +147,15 @@ def _embedding_class() -> type:
             return ["cosine", "l2", "ip"]
 
     return XiaoshuoEmbedding
+
+
+def load_error(model: str, exc: BaseException) -> EmbeddingError:
+    """One clean line (no newlines, no library prefixes) for a model that did not load."""
+    detail = " ".join(str(exc).split())
+    return EmbeddingError(
+        "无法加载向量模型 (cannot load the embedding model)",
+        expected="memory.embedding_model: a local sentence-transformers folder, "
+        'a hub id that is cached or downloadable, or "none"',
+        received=f"{model}: {type(exc).__name__}: {detail[:200]}",
+        fix='下载模型（如 BAAI/bge-small-zh-v1.5）或设置 memory.embedding_model = "none"',
+    )

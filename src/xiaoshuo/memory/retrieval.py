@@ -11,18 +11,33 @@
 
 Order: pinned, then triggered, then RRF score (k=60); ties by id, so equal inputs
 give equal output.  The store rebuilds the index after a write to the novel.
-This module ranks; the context builder decides what fits a prompt.
+
+:func:`retrieve` is the entry point.  When the dense part cannot run (the model is
+missing offline, does not load, differs from the one the novel was indexed with,
+or is still loading) it degrades to triggers + BM25 and says so in
+``Retrieval.warnings``; only a store that cannot be read raises.
+
+**Chapter-aware** (``max_chapter=N``, writing or rewriting chapter N): entries of
+a later chapter (``chapter > N``) are left out, entries without a chapter always
+qualify; of the dated character entries with one name, only the latest chapter
+at or before N is shown (a character's state then), while an undated character
+entry (the character card) stays.  The same "latest state wins" applies without
+``max_chapter``.  ``extra_terms`` (names from an outline) trigger like the
+request text.  This module ranks; the context builder decides what fits a prompt.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoshuo.memory.schema import MemoryEntry
 
+_log = logging.getLogger("xiaoshuo.memory")
 RRF_K = 60
 NUMBA_MIN_ENTRIES = 5000
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
@@ -119,6 +134,15 @@ class Hit:
         }
 
 
+@dataclass
+class Retrieval:
+    """What :func:`retrieve` found; ``warnings`` (Chinese + English) say what could not run."""
+
+    hits: list[Hit]
+    warnings: list[str] = field(default_factory=list)
+    dense_used: bool = False
+
+
 class Retriever:
     """An index over one novel's active entries (build once, query many times)."""
 
@@ -147,6 +171,7 @@ class Retriever:
                 self._tokenizer.add_word(name, freq=100_000)
         for bucket in self._triggers.values():
             bucket.sort(key=lambda item: -len(item[0]))  # longest first
+        self._visible: dict[int | None, tuple[frozenset[str], Any]] = {}
         self._bm25 = None
         # bm25s's numba backend answers a query at 100k entries in ~0.06 ms instead of ~2 ms (numpy scores
         # every document), but its JIT costs seconds once per process: worth it only for big novels.
@@ -178,14 +203,48 @@ class Retriever:
             i += matched or 1
         return found
 
-    def bm25(self, query: str, k: int) -> list[tuple[str, float]]:
+    def visible(self, max_chapter: int | None) -> frozenset[str]:
+        """Ids retrievable while writing chapter ``max_chapter`` (None: any chapter); see the module doc."""
+        return self._visibility(max_chapter)[0]
+
+    def _visibility(self, max_chapter: int | None) -> tuple[frozenset[str], Any]:
+        if max_chapter not in self._visible:
+            import numpy as np
+
+            latest: dict[str, int] = {}
+            shown = []
+            for e in self.entries:
+                if e.chapter is not None and max_chapter is not None and e.chapter > max_chapter:
+                    continue
+                shown.append(e)
+                if e.kind == "character" and e.chapter is not None:
+                    latest[e.name] = max(latest.get(e.name, -1), e.chapter)
+            ids = frozenset(
+                e.id
+                for e in shown
+                if e.kind != "character" or e.chapter is None or e.chapter == latest[e.name]
+            )
+            mask = np.fromiter((e.id in ids for e in self.entries), dtype=np.float32, count=len(self.entries))
+            if len(self._visible) > 64:
+                self._visible.clear()
+            self._visible[max_chapter] = (ids, mask)
+        return self._visible[max_chapter]
+
+    def bm25(self, query: str, k: int, *, max_chapter: int | None = None) -> list[tuple[str, float]]:
         if self._bm25 is None:
             return []
         tokens = self.tokens(query)
         if not tokens:
             return []
+        ids, mask = self._visibility(max_chapter)
+        if len(ids) == len(self.entries):
+            mask = None
         docs, scores = self._bm25.retrieve(
-            [tokens], k=min(k, len(self.entries)), show_progress=False, backend_selection=self._backend
+            [tokens],
+            k=min(k, len(self.entries)),
+            show_progress=False,
+            backend_selection=self._backend,
+            weight_mask=mask,
         )
         out = [(self.entries[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
         return sorted(out, key=lambda x: (-x[1], x[0]))
@@ -198,13 +257,16 @@ class Retriever:
         k: int = 8,
         kinds: list[str] | None = None,
         dense: list[str] | None = None,
+        max_chapter: int | None = None,
+        extra_terms: Iterable[str] = (),
     ) -> list[Hit]:
         """Fused ranking.  ``dense``: entry ids by similarity from Chroma (best first), if any."""
         hits: dict[str, Hit] = {}
+        visible = self.visible(max_chapter)
 
         def hit(entry_id: str) -> Hit | None:
             entry = self.by_id.get(entry_id)
-            if entry is None or (kinds and entry.kind not in kinds):
+            if entry is None or entry_id not in visible or (kinds and entry.kind not in kinds):
                 return None
             return hits.setdefault(entry_id, Hit(entry, 0.0))
 
@@ -212,11 +274,12 @@ class Retriever:
             if (h := hit(entry_id)) is not None:
                 h.pinned = True
                 h.found_by.append("pinned")
-        for entry_id in self.triggered(query + "\n" + recent_text):
+        for entry_id in self.triggered("\n".join([query, recent_text, *extra_terms])):
             if (h := hit(entry_id)) is not None:
                 h.triggered = True
                 h.found_by.append("trigger")
-        for name, ranked in (("bm25", [i for i, _ in self.bm25(query, k * 4)]), ("dense", dense or [])):
+        bm25 = [i for i, _ in self.bm25(query, k * 4, max_chapter=max_chapter)]
+        for name, ranked in (("bm25", bm25), ("dense", dense or [])):
             for rank, entry_id in enumerate(ranked):
                 if (h := hit(entry_id)) is not None:
                     h.score += 1.0 / (RRF_K + rank + 1)
@@ -227,6 +290,54 @@ class Retriever:
         return forced + ranked[: max(0, k - len(forced))] if len(forced) < k else forced
 
 
+def retrieve(
+    store: Any,
+    novel: str,
+    query: str,
+    *,
+    recent_text: str = "",
+    k: int | None = None,
+    kinds: list[str] | None = None,
+    max_chapter: int | None = None,
+    extra_terms: Iterable[str] = (),
+    dense_timeout: float | None = None,
+) -> Retrieval:
+    """Hybrid retrieval for one prompt: the store's cached index + its dense neighbours, fused.
+
+    ``k`` defaults to ``memory.top_k``; ``max_chapter`` makes it chapter-aware; ``extra_terms`` (outline
+    characters and places) trigger entries like the request does; ``dense_timeout``: seconds to wait for an
+    embedding model still loading (None waits; the WebUI passes a small number and degrades meanwhile).
+    Raises only when the store cannot be read.
+    """
+    from xiaoshuo.memory.store import DenseUnavailableError
+
+    k = k or store.settings.memory.top_k
+    extra_terms = [t for t in extra_terms if t and t.strip()]
+    retriever = store.retriever(novel)
+    hidden = len(retriever.entries) - len(retriever.visible(max_chapter))
+    warnings: list[str] = []
+    dense: list[str] = []
+    dense_used = bool(store.embedding.dense and query.strip() and retriever.entries)
+    if dense_used:
+        try:
+            n = k * 4 + hidden
+            dense = store.nearest(novel, query, n, max_chapter=max_chapter, timeout=dense_timeout)
+        except DenseUnavailableError as exc:
+            dense_used = False
+            warnings.append(f"记忆检索只用了名字触发与 BM25 (memory used triggers + BM25 only): {exc}")
+            _log.warning("%s", warnings[-1])
+    hits = retriever.search(
+        query,
+        recent_text=recent_text,
+        k=k,
+        kinds=kinds,
+        dense=dense,
+        max_chapter=max_chapter,
+        extra_terms=extra_terms,
+    )
+    return Retrieval(hits, warnings, dense_used)
+
+
 def search(
     store: Any,
     novel: str,
@@ -235,9 +346,17 @@ def search(
     recent_text: str = "",
     k: int | None = None,
     kinds: list[str] | None = None,
+    max_chapter: int | None = None,
+    extra_terms: Iterable[str] = (),
 ) -> list[Hit]:
-    """The store-level entry point: the store's cached index + its dense neighbours, fused."""
-    k = k or store.settings.memory.top_k
-    return store.retriever(novel).search(
-        query, recent_text=recent_text, k=k, kinds=kinds, dense=store.nearest(novel, query, k * 4)
-    )
+    """:func:`retrieve`'s hits only (warnings go to the log)."""
+    return retrieve(
+        store,
+        novel,
+        query,
+        recent_text=recent_text,
+        k=k,
+        kinds=kinds,
+        max_chapter=max_chapter,
+        extra_terms=extra_terms,
+    ).hits

@@ -13,6 +13,11 @@ batch size and return after Chroma committed them.  ``memory.max_memory_items``
 per novel is enforced by ``memory.overflow_policy``: ``reject`` (default: the add
 fails, nothing is written) or ``archive_plot`` (the least important, oldest,
 unpinned plot entries are archived — kept, exported, but no longer retrieved).
+The embedding model a novel was indexed with is recorded on its collection.  Reads
+never depend on it; writes embed first (a model that does not load changes nothing
+and records nothing) and refuse a novel indexed with another model, unless that
+novel is empty; :meth:`MemoryStore.nearest` raises :class:`DenseUnavailableError`
+(the caller degrades to triggers + BM25) when the dense part cannot run.
 Retrieval lives in :mod:`xiaoshuo.memory.retrieval`; this module stores.
 """
 
@@ -34,6 +39,22 @@ EXPORT_VERSION = 1
 
 class StoreLockedError(StoryMemoryError):
     """Another writer holds this store path."""
+
+
+class EmbeddingModelChangedError(StoryMemoryError):
+    """A write to a novel indexed with another embedding model."""
+
+
+class DenseUnavailableError(StoryMemoryError):
+    """The dense part of retrieval cannot run now (model off by index, missing, loading); the rest can."""
+
+
+def _reindex_fix(novel: str, stored: str, model: str) -> str:
+    return (
+        f"运行 xiaoshuo memory reindex --novel {novel} 用 {model!r} 重建索引 "
+        f"(rebuild the index with the configured model)，或把 memory.embedding_model 改回 {stored!r} "
+        "(or set memory.embedding_model back)"
+    )
 
 
 def _collection_name(novel: str) -> str:
@@ -90,7 +111,11 @@ class MemoryStore:
                 "记忆库正被另一个进程写入 (the memory store is in use by another writer)",
                 expected="one writer per store path (Chroma is not process-safe on one path)",
                 received=f"{self.path} locked by {holder}",
-                fix="关闭另一个 xiaoshuo 进程（如 WebUI），或设置 memory.chroma_url 使用 Chroma 服务器",
+                fix="停止另一个 xiaoshuo 进程，或在它的 WebUI「记忆」页里做这件事 "
+                "(stop the other process, or do this in the WebUI's 记忆 page)；"
+                f"或让两边共用 Chroma 服务器：chroma run --path {self.path} --port 8000，"
+                '再设置 memory.chroma_url = "http://localhost:8000" '
+                "(or run a Chroma server and point memory.chroma_url at it)",
             ) from None
         fh.seek(0)
         fh.truncate()
@@ -115,7 +140,7 @@ class MemoryStore:
         self.close()
 
     # ------------------------------------------------------------ collections
-    def _collection(self, novel: str, *, create: bool = True, check_model: bool = True) -> Any:
+    def _collection(self, novel: str, *, create: bool = True) -> Any:
         if novel in self._collections:
             return self._collections[novel]
         name = _collection_name(novel)
@@ -131,16 +156,31 @@ class MemoryStore:
                 col = self.client.get_collection(name, embedding_function=self.embedding)
             except Exception:
                 return None
-        stored = (col.metadata or {}).get("embedding_model")
-        if check_model and stored is not None and stored != model:
-            raise StoryMemoryError(
-                "记忆库的向量模型与配置不同 (embedding model changed)",
-                expected=f"memory.embedding_model = {stored!r} (the model this novel was indexed with)",
-                received=model,
-                fix="运行 xiaoshuo memory reindex 用新模型重建索引，或改回原来的模型",
-            )
         self._collections[novel] = col
         return col
+
+    def indexed_model(self, novel: str) -> str | None:
+        """The embedding model ``novel`` was indexed with (None: no such novel or not recorded)."""
+        col = self._collection(novel, create=False)
+        return None if col is None else (col.metadata or {}).get("embedding_model")
+
+    def _writable(self, novel: str) -> Any:
+        """The collection if its vectors come from the configured model; an empty one is re-created."""
+        col = self._collection(novel)
+        model = self.settings.memory.embedding_model
+        stored = (col.metadata or {}).get("embedding_model")
+        if stored is None or stored == model:
+            return col
+        if col.count() == 0:  # nothing indexed yet (e.g. a first add that failed): adopt the configured model
+            self.client.delete_collection(col.name)
+            self._collections.pop(novel, None)
+            return self._collection(novel)
+        raise EmbeddingModelChangedError(
+            f"小说《{novel}》的记忆用另一个向量模型建立了索引 (embedding model changed)",
+            expected=f"memory.embedding_model = {stored!r} (the model this novel was indexed with)",
+            received=model,
+            fix=_reindex_fix(novel, stored, model),
+        )
 
     def novels(self) -> list[str]:
         names = []
@@ -161,8 +201,10 @@ class MemoryStore:
         for e in entries:
             by_novel.setdefault(e.novel, []).append(e)
         for novel, group in by_novel.items():
+            vectors = self._embed(group)  # first: a model that does not load changes nothing
+            self._writable(novel)
             self._make_room(novel, group)
-            self._upsert(novel, group)
+            self._upsert(novel, group, vectors)
         return [e.id for e in entries]
 
     def update(self, entry_id: str, novel: str = DEFAULT_NOVEL, **fields: Any) -> MemoryEntry:
@@ -183,12 +225,19 @@ class MemoryStore:
         self._touch(novel)
         return len(existing)
 
-    def _upsert(self, novel: str, entries: list[MemoryEntry]) -> None:
-        col = self._collection(novel)
+    def _embed(self, entries: list[MemoryEntry]) -> list[Any]:
+        """Vectors for ``entries`` (raises :class:`EmbeddingError` itself, not wrapped by Chroma)."""
+        docs = [e.document() for e in entries]
+        return [v for i in range(0, len(docs), 1024) for v in self.embedding(docs[i : i + 1024])]
+
+    def _upsert(self, novel: str, entries: list[MemoryEntry], vectors: list[Any] | None = None) -> None:
+        vectors = self._embed(entries) if vectors is None else vectors
+        col = self._writable(novel)
         for i in range(0, len(entries), self.max_batch):
             batch = entries[i : i + self.max_batch]
             col.upsert(
                 ids=[e.id for e in batch],
+                embeddings=vectors[i : i + self.max_batch],
                 documents=[e.document() for e in batch],
                 metadatas=[_metadata(e) for e in batch],
             )
@@ -275,20 +324,54 @@ class MemoryStore:
             self._retrievers[novel] = Retriever(self.list(novel))
         return self._retrievers[novel]
 
-    def nearest(self, novel: str, query: str, k: int) -> list[str]:
-        """Ids of the ``k`` entries nearest to ``query`` by embedding (empty when dense retrieval is off)."""
+    def nearest(
+        self, novel: str, query: str, k: int, *, max_chapter: int | None = None, timeout: float | None = None
+    ) -> list[str]:
+        """Ids of the ``k`` active entries nearest to ``query`` by embedding, best first (empty when dense
+        retrieval is off by config).  ``max_chapter`` leaves out entries of later chapters; ``timeout``: how
+        long to wait for a model still loading (None: wait).  Raises :class:`DenseUnavailableError` when
+        the dense part cannot run; the caller degrades to triggers + BM25."""
+        from xiaoshuo.memory.embeddings import EmbeddingError
+
+        model = self.settings.memory.embedding_model
         if not self.embedding.dense or not query.strip():
             return []
         col = self._collection(novel)
-        n = col.count()
-        if n == 0:
-            return []
-        got = col.query(
-            query_embeddings=self.embedding.embed_query([query]),
-            n_results=min(k, n),
-            where={"archived": False},
-            include=[],
-        )
+        stored = (col.metadata or {}).get("embedding_model")
+        if stored is not None and stored != model:
+            raise DenseUnavailableError(
+                f"小说《{novel}》的记忆用另一个向量模型建立了索引 (indexed with another embedding model)",
+                expected=f"the configured memory.embedding_model {model!r}",
+                received=stored,
+                fix=_reindex_fix(novel, stored, model),
+            )
+        try:
+            if not self.embedding.ready(timeout):
+                raise DenseUnavailableError(
+                    "向量模型仍在加载 (the embedding model is still loading)",
+                    received=model,
+                    fix="稍候片刻，加载完成后自动启用 (wait; dense retrieval resumes once it has loaded)",
+                )
+            where: dict[str, Any] = {"archived": False}
+            if max_chapter is not None:
+                where = {"$and": [where, {"chapter": {"$lte": max_chapter}}]}
+            n = col.count()
+            if n == 0:
+                return []
+            vector = self.embedding.embed_query([query])
+            got = col.query(query_embeddings=vector, n_results=min(k, n), where=where, include=[])
+        except EmbeddingError as exc:
+            raise DenseUnavailableError(
+                exc.message, expected=exc.expected, received=exc.received, fix=exc.fix
+            ) from None
+        except DenseUnavailableError:
+            raise
+        except Exception as exc:  # the vector index failed while the entries are readable: degrade
+            raise DenseUnavailableError(
+                "向量检索失败 (the dense query failed)",
+                received=f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                fix="运行 xiaoshuo memory reindex 重建索引 (rebuild the index)",
+            ) from None
         return list(got["ids"][0])
 
     # ------------------------------------------------------------ import / export
@@ -328,14 +411,15 @@ class MemoryStore:
         """Re-embed novels with the configured model (after changing memory.embedding_model)."""
         done = {}
         for name in [novel] if novel else self.novels():
-            col = self._collection(name, create=False, check_model=False)
+            col = self._collection(name, create=False)
             if col is None:
                 continue
             entries = [_entry(m) for m in col.get(include=["metadatas"])["metadatas"]]
+            vectors = self._embed(entries)  # before deleting: a model that does not load loses nothing
             self.client.delete_collection(col.name)
             self._collections.pop(name, None)
             if entries:
-                self._upsert(name, entries)
+                self._upsert(name, entries, vectors)
             else:
                 self._collection(name)
             done[name] = len(entries)
