@@ -136,7 +136,7 @@ def _report(result, as_json: bool) -> None:
 @app.command("chapter")
 def chapter_cmd(
     ctx: typer.Context,
-    number: Annotated[int, typer.Argument(help="Chapter number (from 1).")],
+    number: Annotated[str, typer.Argument(help="Chapter number (from 1), or a range such as 1-5.")],
     novel: NovelOpt,
     target_chars: Annotated[int | None, typer.Option("--target-chars", help="Target length in 字.")] = None,
     candidates: CandOpt = 1,
@@ -153,9 +153,13 @@ def chapter_cmd(
     temperature: TempOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """写一章 / Write chapter N from its outline entry to its target length (candidates saved as versions)."""
+    """写一章 / Write chapter N (or N-M in order) from the outline to its target length in 字.
+
+    Candidates are saved as versions; with one candidate an empty chapter takes it as its text.
+    """
     from xiaoshuo.writing import run_sync
 
+    numbers = chapter_range(number)
     with writer_for(
         ctx,
         novel,
@@ -168,7 +172,7 @@ def chapter_cmd(
         k=candidates,
     ) as writer:
         if dry_run:
-            data = writer.dry_run(number, target_chars=target_chars)
+            data = writer.dry_run(numbers[0], target_chars=target_chars)
             if as_json:
                 echo_json(data)
             else:
@@ -181,12 +185,37 @@ def chapter_cmd(
                         err=True,
                     )
             return
-        result = run_sync(
-            writer.write_chapter(
-                number, target_chars=target_chars, candidates=candidates, seed=seed, accept=accept
+        results = []
+        for n in numbers:
+            result = run_sync(
+                writer.write_chapter(
+                    n, target_chars=target_chars, candidates=candidates, seed=seed, accept=accept
+                )
             )
+            results.append(result)
+            if not as_json:
+                _report(result, as_json)
+    if as_json:
+        echo_json(results[0].as_dict() if len(results) == 1 else [r.as_dict() for r in results])
+
+
+def chapter_range(spec: str) -> list[int]:
+    """``"3"`` → [3]; ``"1-5"`` → [1, 2, 3, 4, 5]."""
+    from xiaoshuo.writing import WritingError
+
+    first, sep, last = spec.strip().partition("-")
+    try:
+        a = int(first)
+        b = int(last) if sep else a
+    except ValueError:
+        a = b = 0
+    if a < 1 or b < a or b - a >= 1000:
+        raise WritingError(
+            "章节编号无效 (invalid chapter number)",
+            expected="N or A-B with 1 <= A <= B (e.g. 3 or 1-5)",
+            received=spec,
         )
-    _report(result, as_json)
+    return list(range(a, b + 1))
 
 
 @app.command("continue")
