@@ -28,6 +28,7 @@ Also here: :func:`serve_command`, the ``vllm`` OpenAI server command line that
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import threading
@@ -222,7 +223,7 @@ class OpenAIEngine(Engine):
         if s.seed is not None:
             common["seed"] = s.seed
         counts = [0] * s.n
-        finished = [False] * s.n
+        held: dict[int, Delta] = {}  # finish deltas wait for the usage chunk (the server's prompt count)
         prompt_tokens = 0
         try:
             if req.messages is not None:
@@ -244,17 +245,11 @@ class OpenAIEngine(Engine):
                     if piece is None:
                         piece = choice.delta.content or "" if choice.delta else ""
                     counts[choice.index] += 1 if piece else 0
-                    finished[choice.index] = finished[choice.index] or choice.finish_reason is not None
-                    sink(
-                        Delta(
-                            rid,
-                            choice.index,
-                            piece,
-                            choice.finish_reason,
-                            prompt_tokens,
-                            counts[choice.index],
-                        )
-                    )
+                    delta = Delta(rid, choice.index, piece, choice.finish_reason, 0, counts[choice.index])
+                    if choice.finish_reason is not None:
+                        held[choice.index] = delta
+                    else:
+                        sink(delta)
         except Exception as exc:
             with self._state:
                 cancelled = rid in self._cancelled
@@ -270,8 +265,8 @@ class OpenAIEngine(Engine):
             cancelled = rid in self._cancelled
             self._cancelled.discard(rid)
         for i in range(s.n):
-            if not finished[i]:
-                sink(Delta(rid, i, "", "abort" if cancelled else "length", prompt_tokens, counts[i]))
+            last = held.get(i) or Delta(rid, i, "", "abort" if cancelled else "length", 0, counts[i])
+            sink(dataclasses.replace(last, prompt_tokens=prompt_tokens))
         sink(END)
 
     def _abort(self, request_id: str) -> None:
