@@ -1,8 +1,11 @@
-"""Clean decoded novel text: line endings, indentation, site banners, blank lines, 繁→简.
+"""Clean decoded novel text: line endings, damaged lines, indentation, site banners, blank lines, 繁→简.
 
-Every step except line-ending unification can be switched off in config
-(``data.clean_*``, ``data.to_simplified``).  Cleaning works line by line on one
-document's text; it does not detect headings or chunk.
+Every step except line-ending unification and dropping damaged lines can be
+switched off in config (``data.clean_*``, ``data.to_simplified``).  Those two
+always run: training data never holds U+FFFD or a C0 control character other
+than newline and tab (:func:`drop_damaged_lines`, usable on its own by any
+importer).  Cleaning works line by line on one document's text; it does not
+detect headings or chunk.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ _AD_MAX_LEN = 80  # a long paragraph that mentions 最新章节 is story text, k
 _REPEAT_MIN = 5  # a short non-dialogue line seen this often in one book is a banner
 _REPEAT_MAX_LEN = 40
 _DIALOGUE = re.compile(r"[「」“”『』\"]")
+# Line breaks in all their forms (CR, VT, FF, NEL, U+2028/2029) become "\n".
+_LINE_BREAKS = re.compile(r"\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
+# What a damaged line holds: a replacement character, a C0 control other than
+# tab/newline, DEL or a C1 control (bytes decoded with the wrong codec).
+_DAMAGED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x84\x86-\x9f\ufffd]")
 _LEADING = re.compile(r"^[\s\u3000\u00a0\ufeff]+")
 _TRAILING = re.compile(r"[\s\u3000\u00a0]+$")
 
@@ -40,11 +48,28 @@ class CleanOptions:
 @dataclass
 class CleanStats:
     ad_lines_dropped: int = 0
+    damaged_lines_dropped: int = 0  # lines with U+FFFD or a control character
+
+
+def drop_damaged_lines(text: str) -> tuple[str, int]:
+    """Unify line breaks to LF and drop every line holding U+FFFD or a control character.
+
+    Returns ``(text, lines dropped)``.  After this the text holds no U+FFFD and
+    no C0 control character other than newline and tab.
+    """
+    text = _LINE_BREAKS.sub("\n", text)
+    if not _DAMAGED.search(text):
+        return text, 0
+    lines = text.split("\n")
+    kept = [line for line in lines if not _DAMAGED.search(line)]
+    return "\n".join(kept), len(lines) - len(kept)
 
 
 def clean_text(text: str, options: CleanOptions, stats: CleanStats | None = None) -> str:
     """Return cleaned text; counts dropped lines into ``stats`` when given."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text, damaged = drop_damaged_lines(text)
+    if stats is not None:
+        stats.damaged_lines_dropped += damaged
     lines = text.split("\n")
     if options.strip_indent:
         lines = [_TRAILING.sub("", _LEADING.sub("", line)) for line in lines]

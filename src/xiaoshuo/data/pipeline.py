@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,8 @@ MANIFEST_VERSION = 1
 CONTINUE_PROMPT = "请续写下面的小说片段，保持人物、文风与情节连贯。\n\n{context}"
 OPENING_PROMPT = "请为小说《{book}》写出「{title}」一章的开头。"
 _TEMPLATE_MARGIN = 24  # chat-template tokens around two messages, with room to spare
+# Never in data/train or data/val: U+FFFD, C0 controls but tab/newline, DEL, C1 controls.
+_DAMAGED_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
 
 
 class PrepareError(XiaoshuoError):
@@ -55,6 +58,7 @@ class SourceRecord:
     bytes: int = 0
     format: str = ""
     encoding: str = ""
+    encoding_rule: str = ""  # the detection rule that chose ``encoding``, with its evidence
     documents: int = 0
     chapters: int = 0
     characters: int = 0
@@ -62,6 +66,7 @@ class SourceRecord:
     tokens: int = 0
     duplicates: int = 0
     ad_lines_dropped: int = 0
+    damaged_lines_dropped: int = 0  # lines with U+FFFD or control characters, never trained on
     status: str = "ok"
     error: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -185,6 +190,7 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
         record.status, record.error = "error", f"{rel}: 无法读取文件 (cannot read): {exc}"
         return record
     record.encoding = result.encoding
+    record.encoding_rule = result.encoding_rule
     record.warnings = result.warnings
     data = run.settings.data
     options = CleanOptions(
@@ -204,8 +210,12 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
         record.characters += sum(len(c.text) for c in chapters)
         doc_index = len(run.doc_ids)
         run.doc_ids.append(doc.doc_id)
+        doc.title = _DAMAGED_CHARS.sub("", doc.title)  # the book title goes into instruction prompts
         for fmt in run.formats:
             for sample, tokens in _samples(run, doc, chapters, fmt):
+                if _is_damaged(sample):  # cleaning drops such lines; this guards the invariant
+                    record.warnings.append(f"{doc.title}: a sample with damaged characters skipped")
+                    continue
                 line = json.dumps(sample, ensure_ascii=False)
                 key = hashlib.blake2b(f"{fmt}\0{line}".encode(), digest_size=16).digest()
                 if key in run.seen:
@@ -217,6 +227,11 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
                 record.samples += 1
                 record.tokens += tokens
     record.ad_lines_dropped = stats.ad_lines_dropped
+    record.damaged_lines_dropped = stats.damaged_lines_dropped
+    if stats.damaged_lines_dropped:
+        record.warnings.append(
+            f"{stats.damaged_lines_dropped} damaged line(s) dropped (U+FFFD or control characters)"
+        )
     if record.samples == 0 and record.duplicates:
         record.warnings.append("every sample duplicates one from an earlier file")
     elif record.samples == 0:
@@ -263,6 +278,11 @@ def _samples(run: _Run, doc: Document, chapters: list[Chapter], fmt: str) -> Ite
                 _messages(CONTINUE_PROMPT.format(context=prev.text), nxt.text),
                 prompt_cost + prev.tokens + nxt.tokens,
             )
+
+
+def _is_damaged(sample: dict[str, Any]) -> bool:
+    texts = [sample["text"]] if "text" in sample else [m["content"] for m in sample["messages"]]
+    return any(_DAMAGED_CHARS.search(t) for t in texts)
 
 
 def _messages(user: str, assistant: str) -> dict[str, Any]:

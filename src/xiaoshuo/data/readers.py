@@ -51,6 +51,7 @@ class ReadResult:
     documents: list[Document]
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    encoding_rule: str = ""  # which detection rule chose ``encoding`` (Decoded.rule_text)
 
 
 Reader = Callable[[Path, str], ReadResult]
@@ -97,9 +98,13 @@ def read_txt(path: Path, rel: str) -> ReadResult:
         raise ReadError(
             f"{rel}: 文件只有空白 (whitespace only)", expected="novel text", received="blank text"
         )
-    warnings = [f"{decoded.replacements} undecodable characters replaced"] if decoded.replacements else []
+    warnings = (
+        [f"{decoded.replacements} undecodable byte sequence(s) replaced; their lines are dropped"]
+        if decoded.replacements
+        else []
+    )
     doc = Document(source=rel, index=0, title=path.stem, text=decoded.text)
-    return ReadResult([doc], decoded.encoding, warnings)
+    return ReadResult([doc], decoded.encoding, warnings, decoded.rule_text)
 
 
 def _entry_to_document(obj: Any, rel: str, index: int, where: str) -> Document:
@@ -143,7 +148,7 @@ def read_json(path: Path, rel: str) -> ReadResult:
         raise ReadError(
             f"{rel}: 没有可用的条目 (no usable entries)", received="; ".join(warnings[:5]) or "[]"
         )
-    return ReadResult(docs, decoded.encoding, warnings)
+    return ReadResult(docs, decoded.encoding, warnings, decoded.rule_text)
 
 
 @reader(".jsonl")
@@ -171,7 +176,7 @@ def read_jsonl(path: Path, rel: str) -> ReadResult:
             expected='one {"title": ..., "content": ...} object per line',
             received="; ".join(warnings[:3]) or "empty",
         )
-    return ReadResult(docs, decoded.encoding, warnings)
+    return ReadResult(docs, decoded.encoding, warnings, decoded.rule_text)
 
 
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre"}
@@ -215,7 +220,7 @@ def read_epub(path: Path, rel: str) -> ReadResult:
         source=rel, index=0, title=titles[0][0] if titles else path.stem, meta=meta, chapters=chapters
     )
     doc.text = "\n".join(c.text for c in chapters)
-    return ReadResult([doc], "utf-8 (epub)", warnings)
+    return ReadResult([doc], "utf-8 (epub)", warnings, "epub")
 
 
 def _html_to_text(content: bytes) -> tuple[str, str]:
