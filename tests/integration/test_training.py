@@ -21,6 +21,25 @@ from xiaoshuo.training import TrainDataError, TrainError, list_adapters, merge_a
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16, repetition_penalty=1.0)
 
 
+def _wait_for(condition, *, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
+    """Poll until ``condition()``; fail the test when the process dies first or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        tail = log.read_text("utf-8", errors="replace")[-2000:] if log.exists() else ""
+        if proc.poll() is not None:
+            pytest.fail(f"training exited (rc {proc.returncode}) before {what}:\n{tail}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout:.0f} s:\n{tail}")
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill a training process group that a failed test left running."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
 def _settings(work: Path, model: Path, **extra):
     values = {
         "model.base_model": str(model),
@@ -71,6 +90,7 @@ def short_run(prepared: Path, tiny_model: Path) -> dict:
     return {**result, "base_before": base_before}
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_only_the_adapter_changes(
     short_run: dict, prepared: Path, tiny_model: Path
 ) -> None:
@@ -121,6 +141,7 @@ def test_trained_adapter_changes_vllm_output(short_run: dict, prepared: Path, ti
     assert tuned and tuned != base_text
 
 
+@pytest.mark.slow
 def test_adapters_cli(short_run: dict, prepared: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -147,6 +168,7 @@ def test_adapters_cli(short_run: dict, prepared: Path) -> None:
     assert cli("adapters", "rm", "short").returncode == 2  # needs --yes
 
 
+@pytest.mark.slow
 def test_qlora_on_cpu_with_eval_mid_training(prepared: Path, tiny_model: Path) -> None:
     settings = _settings(prepared, tiny_model, **{"model.load_in_4bit": True, "training.eval_steps": 3})
     result = train(plan(settings, run="qlora", max_steps=8), progress=False)
@@ -221,20 +243,29 @@ def _train_cmd(work: Path, model: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_nine_then_resume_finishes_at_the_same_step(prepared: Path, tiny_model: Path) -> None:
+def test_kill_nine_then_resume_finishes_at_the_same_step(
+    prepared: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = _train_cmd(prepared, tiny_model, "--max-steps", "400")
-    proc = subprocess.Popen(
-        cmd, cwd=prepared, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    stderr = tmp_path / "train.stderr"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=prepared, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
     run_dir = prepared / "checkpoints" / "killed"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not (run_dir / "checkpoint-20" / "trainer_state.json").exists():
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read().decode()[-2000:])
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        _wait_for(
+            lambda: (run_dir / "checkpoint-20" / "trainer_state.json").exists(),
+            timeout=240,
+            what="checkpoint-20",
+            proc=proc,
+            log=stderr,
+        )
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        _stop(proc)
     assert not (run_dir / "final_model").exists()
     out = subprocess.run(
         _train_cmd(
@@ -255,36 +286,56 @@ def test_kill_nine_then_resume_finishes_at_the_same_step(prepared: Path, tiny_mo
     assert len(starts) == 2 and starts[1]["resume_from"].endswith(
         ("checkpoint-20", "checkpoint-30", "checkpoint-40")
     )
-    # resuming with different data is refused, naming the key
-    (prepared / "data" / "prepared" / "manifest.json").write_text('{"changed": true}', "utf-8")
-    refused = subprocess.run(
-        _train_cmd(prepared, tiny_model, "--resume", str(run_dir)),
-        cwd=prepared,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # resuming with different data is refused, naming the key (the module's data is restored after)
+    manifest = prepared / "data" / "prepared" / "manifest.json"
+    original = manifest.read_bytes()
+    manifest.write_text('{"changed": true}', "utf-8")
+    try:
+        refused = subprocess.run(
+            _train_cmd(prepared, tiny_model, "--resume", str(run_dir)),
+            cwd=prepared,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        manifest.write_bytes(original)
     assert refused.returncode == 2 and "data_manifest_sha256" in refused.stderr
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_stops_cleanly(prepared: Path, tiny_model: Path) -> None:
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(
+    prepared: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
         c if c != "killed" else "stopped" for c in _train_cmd(prepared, tiny_model, "--max-steps", "100000")
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=prepared, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    stdout, stderr = tmp_path / "train.stdout", tmp_path / "train.stderr"
+    with stdout.open("wb") as out_fh, stderr.open("wb") as err_fh:
+        proc = subprocess.Popen(
+            cmd, cwd=prepared, env=env, stdout=out_fh, stderr=err_fh, start_new_session=True
+        )
     log = prepared / "logs" / "train-stopped.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and '"event": "log"' in log.read_text("utf-8")):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    try:
+        _wait_for(
+            lambda: log.exists() and '"event": "log"' in log.read_text("utf-8"),
+            timeout=120,
+            what="first log event",
+            proc=proc,
+            log=stderr,
+        )
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("training did not stop within 120 s of SIGTERM")
+    finally:
+        _stop(proc)
+    err = stderr.read_text("utf-8", errors="replace")
     assert proc.returncode == 0, err[-2000:]
-    assert "resume" in out
+    assert "resume" in stdout.read_text("utf-8")
     stopped = [e for e in _events(prepared, "stopped") if e["event"] == "stopped"]
     assert len(stopped) == 1 and Path(stopped[0]["checkpoint"]).is_dir()
     assert not (prepared / "checkpoints" / "stopped" / "final_model").exists()
