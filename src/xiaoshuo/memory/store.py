@@ -35,6 +35,7 @@ from xiaoshuo.config import Settings
 from xiaoshuo.memory.schema import DEFAULT_NOVEL, KINDS, MemoryEntry, StoryMemoryError, make_entry
 
 EXPORT_VERSION = 1
+SHARED_INDEX_TTL_S = 30.0
 
 
 class StoreLockedError(StoryMemoryError):
@@ -317,12 +318,23 @@ class MemoryStore:
 
     # ------------------------------------------------------------ retrieval support
     def retriever(self, novel: str = DEFAULT_NOVEL):
-        """The BM25 + trigger index of a novel, rebuilt after any write to it."""
+        """The BM25 + trigger index of a novel, rebuilt after any write to it.
+
+        On a Chroma server other processes write too: the index is also rebuilt when the novel's entry
+        count changed (an add or delete elsewhere shows at once) or it is older than
+        ``SHARED_INDEX_TTL_S`` (an edit elsewhere shows within that time)."""
         from xiaoshuo.memory.retrieval import Retriever
 
-        if novel not in self._retrievers:
-            self._retrievers[novel] = Retriever(self.list(novel))
-        return self._retrievers[novel]
+        cached = self._retrievers.get(novel)
+        if cached is not None and self.path is None:
+            _, built, count = cached
+            if time.monotonic() - built > SHARED_INDEX_TTL_S or self._collection(novel).count() != count:
+                cached = None
+        if cached is None:
+            count = self._collection(novel).count()  # before reading: a write in between rebuilds again
+            cached = (Retriever(self.list(novel)), time.monotonic(), count)
+            self._retrievers[novel] = cached
+        return cached[0]
 
     def nearest(
         self, novel: str, query: str, k: int, *, max_chapter: int | None = None, timeout: float | None = None
