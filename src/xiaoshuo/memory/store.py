@@ -142,7 +142,8 @@ class MemoryStore:
 
     # ------------------------------------------------------------ collections
     def _collection(self, novel: str, *, create: bool = True) -> Any:
-        if novel in self._collections:
+        # On a server another process may re-create a collection (reindex): look it up each time there.
+        if novel in self._collections and self.path is not None:
             return self._collections[novel]
         name = _collection_name(novel)
         model = self.settings.memory.embedding_model
