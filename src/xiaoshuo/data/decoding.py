@@ -387,9 +387,7 @@ def _check_controls(decoded: Decoded, name: str) -> Decoded:
     head = decoded.text[:SAMPLE_BYTES]
     share = _control_share(_CONTROL_CHARS, head, len(head))
     if share > MAX_CONTROL_RATIO:
-        raise BinaryFileError(
-            name, f"{share:.1%} control characters after decoding as {decoded.encoding}"
-        )
+        raise BinaryFileError(name, f"{share:.1%} control characters after decoding as {decoded.encoding}")
     return decoded
 
 
