@@ -257,7 +257,8 @@ class Novel:
     def text(self, number: int) -> str:
         """The chapter's current text as on disk ('' when not written yet)."""
         try:
-            return self.chapter_file(number).read_text("utf-8")
+            with self.chapter_file(number).open(encoding="utf-8", newline="") as fh:  # keep \r as written
+                return fh.read()
         except FileNotFoundError:
             return ""
         except UnicodeDecodeError as exc:
