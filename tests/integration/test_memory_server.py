@@ -166,6 +166,7 @@ def _pump(proc: subprocess.Popen, lines: queue.Queue) -> None:
     lines.put((proc.pid, None))
 
 
+@pytest.mark.slow
 def test_two_processes_writing_one_novel_lose_nothing(tmp_path: Path, chroma_url: str) -> None:
     model, per_writer = _minilm(), 60
     procs = [
