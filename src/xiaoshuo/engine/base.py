@@ -109,7 +109,7 @@ class Engine(ABC):
             for name, path in self._adapters.items():
                 if path == resolved:
                     return name, path
-            name = self.register_adapter(Path(lora).name or "adapter", lora)
+            name = self.register_adapter(self._free_name(Path(resolved)), lora)
             return name, self._adapters[name]
         raise EngineError(
             f"未知的 LoRA 适配器 (unknown adapter): {lora}",
@@ -119,6 +119,16 @@ class Engine(ABC):
             received=lora,
             fix="用 --lora name=path 注册，或检查路径",
         )
+
+    def _free_name(self, folder: Path) -> str:
+        """A name for an adapter used by path: its folder (its run for ``<run>/final_model``), made unique."""
+        stem = folder.parent.name if folder.name == "final_model" else folder.name
+        stem = stem or "adapter"
+        name, i = stem, 1
+        while name in self._adapters:
+            i += 1
+            name = f"{stem}-{i}"
+        return name
 
     # ------------------------------------------------------------------ prompts
     def render(self, request: GenerationRequest) -> str:
