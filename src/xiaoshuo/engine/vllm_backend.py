@@ -69,7 +69,7 @@ class _Residency:
 
     def __init__(self, capacity: int, remove: Any) -> None:
         self.capacity = capacity
-        self._remove = remove  # async (lora_id) -> bool: AsyncLLM.remove_lora
+        self._remove = remove  # async (lora_id) -> bool: the engine's AsyncLLM.remove_lora
         self._in_flight: OrderedDict[int, int] = OrderedDict()  # lora id -> running requests, LRU first
         self._changed = asyncio.Condition()
         self.evictions = 0
@@ -168,10 +168,10 @@ class VLLMEngine(Engine):
                 max_cpu_loras=max(max_loras, 8),
             )
         log.info("starting vLLM: %s", {k: v for k, v in kwargs.items() if k != "tokenizer"})
-        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         if self._lora_enabled and self._on_cpu:
-            self._residency = _Residency(kwargs["max_loras"] - 1, llm.remove_lora)
-        return llm
+            self._residency = _Residency(kwargs["max_loras"] - 1, self._remove_lora)
+        # No local for the engine here: a traceback kept by an import above retains this frame.
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
 
     # ------------------------------------------------------------ requests
     def _check_sampling(self, request: Any) -> None:
@@ -263,6 +263,9 @@ class VLLMEngine(Engine):
         except Exception as exc:
             sink(EngineError(f"vLLM 生成失败 (generation failed): {type(exc).__name__}: {exc}"))
 
+    async def _remove_lora(self, lora_id: int) -> bool:
+        return await self._llm.remove_lora(lora_id)
+
     async def _finish_lora(self, request_id: str, lora_id: int, finished: bool) -> None:
         """Release the adapter once vLLM dropped the request (an abort reaches the core before a removal)."""
         assert self._residency is not None
@@ -304,7 +307,6 @@ class VLLMEngine(Engine):
         finally:
             self._stop_loop()
             self._llm = None
-            self._residency = None  # it holds llm.remove_lora: let the AsyncLLM go now
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
