@@ -399,3 +399,31 @@ def test_an_early_end_token_does_not_end_the_chapter(lib: Novels, tmp_path: Path
     assert len(cand.segments) >= 5 and all(s["finish_reason"] == "stop" for s in cand.segments)
     assert 450 <= cand.chars <= 550 and cand.stopped == "length"
     assert length_score(500, cand.chars) >= 80
+
+
+def test_memory_in_prompts_is_chapter_aware(tmp_path: Path, tokenizer):
+    from xiaoshuo.memory import MemoryStore, make_entry
+
+    settings = settings_for(tmp_path, **{"memory.embedding_model": "none"})
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    chapters = [{"title": f"第{i}回", "synopsis": "林远练剑", "characters": ["林远"]} for i in range(1, 10)]
+    novel.import_outline({"volumes": [{"title": "卷一", "chapters": chapters}]})
+    with MemoryStore(settings) as store:
+        store.add(
+            [
+                make_entry(novel="yuye", kind="character", name="林远", text="青云山少年弟子", chapter=1),
+                make_entry(novel="yuye", kind="character", name="林远", text="已是青云门掌门", chapter=7),
+                make_entry(novel="yuye", kind="plot", name="夺位", text="林远剑成夺得掌门之位", chapter=7),
+                make_entry(novel="yuye", kind="setting", name="青云山", text="终年云雾缭绕"),
+            ]
+        )
+        kw = {"settings": settings, "count_tokens": _count(tokenizer), "store": store, "budget": 4096}
+        c5 = compose(novel, chapter=5, request="写林远练剑", **kw)
+        c8 = compose(novel, chapter=8, request="写林远练剑", **kw)
+    assert "青云山少年弟子" in c5.user and "青云门掌门" not in c5.user and "夺得掌门之位" not in c5.user
+    assert "已是青云门掌门" in c8.user and "夺得掌门之位" in c8.user
+    assert "青云山少年弟子" not in c8.user  # the latest state at or before the chapter wins
+    assert {m["chapter"] for m in c8.memory if m["kind"] == "plot"} == {7}
+    rows = [r for r in c8.account if r["section"] == "相关记忆"]
+    assert any(r["name"] == "夺位" and r["included"] for r in rows)
+    assert c5.warnings == c8.warnings == []  # "none" is a choice, not a degraded store
