@@ -25,6 +25,20 @@ def test_help_lists_commands_via_both_entry_points(tmp_path: Path) -> None:
         assert "doctor" in out.stdout and "config" in out.stdout
 
 
+def test_every_command_module_is_registered(capsys, clean_env) -> None:
+    """Each module in COMMAND_MODULES exposes ``app``; its commands (or its group) appear in ``--help``."""
+    import importlib
+
+    from xiaoshuo.cli import COMMAND_MODULES
+
+    assert main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    for name in COMMAND_MODULES:
+        sub = importlib.import_module(f"xiaoshuo.cli.{name}").app
+        commands = [sub.info.name] if sub.info.name else [c.name for c in sub.registered_commands]
+        assert commands and all(f" {c} " in listed for c in commands), (name, commands)
+
+
 def test_cli_import_does_not_load_heavy_libraries() -> None:
     code = (
         "import sys, xiaoshuo.cli, xiaoshuo.config, xiaoshuo.hardware, xiaoshuo.testing, xiaoshuo.engine,"
