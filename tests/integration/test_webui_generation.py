@@ -4,19 +4,13 @@ the page's generate event calls — on real vLLM (in-process and behind its Open
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from xiaoshuo.engine import SamplingSettings
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.testing import tiny_engine_settings
+from xiaoshuo.testing import start_openai_server, tiny_engine_settings
 from xiaoshuo.webui.generation import LOADING_TEXT, generate_stream
 from xiaoshuo.webui.services import EngineHolder, Services
 
@@ -77,7 +71,7 @@ def test_generate_waits_for_the_loading_engine_then_streams_with_memory(local) -
     assert not final.loading and final.texts[0] and LOADING_TEXT not in final.texts[0]  # … then streams
     assert final.finish_reasons[0] in ("stop", "length")
     assert [item["name"] for item in final.report["memory_included"]] == ["林远"]
-    assert "林远" in final.report["prompt"] and final.report["token_counts"].startswith("exact")
+    assert "林远" in final.report["prompt"] and final.report["token_counts_exact"] is True
     assert final.warnings == []
 
 
@@ -100,6 +94,7 @@ def test_memory_indexed_with_another_embedding_model_does_not_stop_generation(
         other.close_store()
     assert final.texts[0] and final.warnings  # generated, and said why memory was limited
     assert final.report["memory_warnings"] == final.warnings and final.report["memory_dense_used"] is False
+    assert [item["name"] for item in final.report["memory_included"]] == ["林远"]  # by its name trigger
 
 
 def test_a_failed_engine_load_is_a_clear_error(tmp_path: Path, tiny_model: Path) -> None:
@@ -116,51 +111,11 @@ def test_a_failed_engine_load_is_a_clear_error(tmp_path: Path, tiny_model: Path)
 
 
 # --------------------------------------------------------------------------- openai backend
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def openai_server(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
-    from xiaoshuo.engine.openai_backend import serve_command
-
     work = tmp_path_factory.mktemp("webui-openai")
-    port = _free_port()
-    settings = tiny_engine_settings(tiny_model, work, **{"engine.enforce_eager": True})
-    cmd = serve_command(settings, adapters={"style": str(tiny_loras["a"])}, port=port, served_name="tiny")
-    log = (work / "server.log").open("w")
-    proc = subprocess.Popen(
-        cmd,
-        env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("vLLM server exited:\n" + (work / "server.log").read_text()[-3000:])
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    "vLLM server did not start in 300 s:\n" + (work / "server.log").read_text()[-3000:]
-                )
-            try:
-                with urllib.request.urlopen(url + "/models", timeout=2):
-                    break
-            except OSError:
-                time.sleep(1)
+    with start_openai_server(tiny_model, {"style": str(tiny_loras["a"])}, workdir=work / "server") as url:
         yield url, work
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.mark.slow

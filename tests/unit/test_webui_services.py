@@ -1,5 +1,5 @@
 """WebUI building blocks without a browser: stories, exposure rules, auth parsing, training commands,
-uploads, token estimates."""
+uploads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from xiaoshuo import config
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.testing import run_cli
-from xiaoshuo.webui.generation import estimate_tokens, token_counter
 from xiaoshuo.webui.launch import check_exposure, read_auth
 from xiaoshuo.webui.locale import STRINGS, t
 from xiaoshuo.webui.services import Stories, TrainingJobs, safe_upload_name, save_uploads
@@ -82,15 +81,6 @@ def test_a_corrupt_story_index_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(XiaoshuoError, match="corrupt story index"):
         stories.save("b", "more")
     assert stories.load("a") == "text"
-
-
-def test_token_estimate_without_a_tokenizer_is_conservative() -> None:
-    class NoTokenizer:  # an engine before Engine.token_count_exact existed, like the old openai one
-        tokenizer = None
-
-    count, exact, source = token_counter(NoTokenizer())
-    assert not exact and source == "estimate"
-    assert count("林远撑伞") == 4 and estimate_tokens("abcdefg") == 3 and count("") == 0
 
 
 @pytest.mark.parametrize(

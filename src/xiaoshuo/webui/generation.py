@@ -6,8 +6,9 @@ engine if it is still loading (yielding a 模型加载中… placeholder meanwhi
 be opened stops it), composes the request, and yields coalesced :class:`Update` s while the engine
 streams.  ``app.py`` only turns updates into component values and errors into ``gr.Error``.
 
-It works on every backend: without a local tokenizer (``openai``) token counts are estimates and
-the inspector says so; adapters are sent as served names on ``openai``, as folders locally.
+It works on every backend: without a local tokenizer (``openai`` with no local base model) token
+counts are the engine's estimates and the inspector says so; adapters are sent as served names on
+``openai``, as folders locally.
 It does not build the page, and ``_compose`` is temporary (``xiaoshuo.writing.compose`` replaces it).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ STORY_TAIL_CHARS = 6000
 STREAM_INTERVAL = 0.05  # seconds between page updates while streaming (not one re-render per token)
 LOADING_TEXT = "模型加载中… (loading the model)"
 LOAD_TIMEOUT_S = 1800.0
+DENSE_TIMEOUT_S = 3.0  # wait this long for an embedding model still loading, then go on without it
 
 
 @dataclass
@@ -90,52 +92,16 @@ async def generate_stream(
     yield Update(list(texts), report, warnings, finish_reasons=list(reasons))
 
 
-# --------------------------------------------------------------------------- tokens
-def estimate_tokens(text: str) -> int:
-    """A conservative token count without a tokenizer: one per CJK character, one per 3 other characters."""
-    cjk = sum(1 for ch in text if ord(ch) >= 0x2E80)
-    return cjk + -(-(len(text) - cjk) // 3)
-
-
-def token_counter(engine: Any) -> tuple[Callable[[str], int], bool, str]:
-    """``(count, exact, source)`` for an engine, with or without a local tokenizer."""
-    exact = getattr(engine, "token_count_exact", None)
-    if exact is None:  # engines before Engine.token_count_exact existed
-        exact = engine.tokenizer is not None
-        count = engine.count_tokens if exact else estimate_tokens
-    else:
-        count = engine.count_tokens  # never raises: estimates itself when it has no tokenizer
-    source = getattr(engine, "tokenizer_source", None) or ("local tokenizer" if exact else "estimate")
-    return count, bool(exact), str(source)
-
-
 # --------------------------------------------------------------------------- memory
 def recall(services: Any, novel: str, query: str, recent_text: str) -> tuple[list[Any], list[str], bool]:
-    """Memory hits, warnings, and whether dense retrieval ran.  Only an unopenable store raises."""
-    import xiaoshuo.memory as memory
-    from xiaoshuo.memory import StoryMemoryError
+    """Memory hits, warnings, and whether dense retrieval ran.  Only a store that cannot be read raises:
+    a missing, changed or still-loading embedding model degrades to triggers + BM25 with a warning."""
+    from xiaoshuo.memory import retrieve
 
-    store = services.store()  # an unreadable / locked store stops generation: the writer must know
-    retrieve = getattr(memory, "retrieve", None)
-    if retrieve is not None:
-        got = retrieve(store, novel, query, recent_text=recent_text)
-        return list(got.hits), list(got.warnings), bool(got.dense_used)
-    try:  # fallback until xiaoshuo.memory.retrieve lands
-        return memory.search(store, novel, query, recent_text=recent_text), [], store.embedding.dense
-    except StoryMemoryError as exc:
-        if type(exc).__name__ == "StoreLockedError":
-            raise
-        warning = (
-            "记忆的向量检索不可用，本次只用触发词与 BM25 "
-            f"(dense memory retrieval unavailable): {exc.message}"
-        )
-        try:
-            hits = store.retriever(novel).search(
-                query, recent_text=recent_text, k=store.settings.memory.top_k, dense=[]
-            )
-        except XiaoshuoError as inner:
-            return [], [warning, f"记忆检索失败，本次不用记忆 (memory skipped): {inner.message}"], False
-        return hits, [warning], False
+    found = retrieve(
+        services.store(), novel, query, recent_text=recent_text, dense_timeout=DENSE_TIMEOUT_S
+    )
+    return list(found.hits), list(found.warnings), bool(found.dense_used)
 
 
 # --------------------------------------------------------------------------- compose (temporary)
@@ -144,7 +110,7 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
     from xiaoshuo.engine import GenerationRequest
     from xiaoshuo.memory import build_context
 
-    count, exact, source = token_counter(engine)
+    count, exact, source = engine.count_tokens, engine.token_count_exact, engine.tokenizer_source
     memory_text, included, dropped, warnings, dense_used = "", [], [], [], None
     if memory_on:
         hits, warnings, dense_used = recall(services, novel, request, story[-2000:])
@@ -171,7 +137,8 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
     report = {
         "prompt": prompt,
         "prompt_tokens": count(prompt),
-        "token_counts": f"exact: {source}" if exact else f"estimate 估算: {source}",
+        "token_counts": source,  # says "estimate" when there is no local tokenizer
+        "token_counts_exact": exact,
         "memory_included": included,
         "memory_dropped": dropped,
         "memory_warnings": warnings,

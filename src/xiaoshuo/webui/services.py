@@ -348,15 +348,6 @@ class TrainingJobs:
         self.stop()
 
 
-def served_adapters(engine: Any) -> list[str]:
-    """LoRA names an OpenAI-compatible server serves (``Engine.served_adapters`` once every engine has it)."""
-    method = getattr(engine, "served_adapters", None)
-    if method is not None:
-        return list(method())
-    served = getattr(engine, "_served", None) or []  # fallback: /v1/models minus the base model
-    return [name for name in served if name != getattr(engine, "_model", None)]
-
-
 _NONE_LABELS = set(STRINGS["none"].values())
 
 
@@ -418,7 +409,7 @@ class Services:
         ``/v1/models``), the trained adapters under ``checkpoints/`` otherwise."""
         engine = self._ready_engine()
         if engine is not None and engine.backend == "openai":
-            return served_adapters(engine)
+            return engine.served_adapters()  # the server's /v1/models
         from xiaoshuo.training import list_adapters
 
         return [a.name for a in list_adapters(self.settings.paths.checkpoints_dir)]
