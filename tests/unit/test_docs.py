@@ -70,6 +70,12 @@ NOT_RUN = {
     "xiaoshuo webui": "starts a web server that runs until stopped: tests/e2e/test_webui.py, "
     "tests/unit/test_cli.py::test_webui_options_reach_launch",
     "python start.py webui": "starts a web server that runs until stopped (tests/e2e/test_webui.py)",
+    "xiaoshuo outline import outline.json": "needs the outline file its comment shows: "
+    "tests/integration/test_writing_vllm.py::test_a_whole_novel_through_the_cli imports one",
+    "xiaoshuo write": "generates with a real base model; the same commands run on the tiny model in "
+    "tests/integration/test_writing_vllm.py",
+    "xiaoshuo chapter": "needs written chapters and a text file; test_a_whole_novel_through_the_cli runs "
+    "show/versions/diff/set/revert/accept on the tiny model",
 }
 
 
