@@ -213,6 +213,15 @@ class WritingSettings(_Section):
     repetition_chapters: int = Field(
         3, ge=0, description="Repetition guard: also compare with this many previous chapters."
     )
+    auto_approve: bool = Field(
+        False, description="Extracted memory proposals go to memory without review (else: the review queue)."
+    )
+    thread_window: int = Field(
+        3, ge=0, description="Prompts remind of open threads (伏笔) due within this many chapters."
+    )
+    reappear_gap: int = Field(
+        20, ge=1, description="Consistency check: flag a character unseen for this many chapters."
+    )
 
 
 class WebUISettings(_Section):

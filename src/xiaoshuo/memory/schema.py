@@ -45,6 +45,8 @@ class MemoryEntry(BaseModel):
     time_in_story: str = Field("", max_length=MAX_NAME)
     characters: list[str] = Field(default_factory=list, description="plot: involved; dialogue: speakers")
     why: str = Field("", max_length=MAX_TEXT, description="dialogue: why it matters")
+    thread: Literal["open", "closed", ""] = Field("", description="plot: an open or closed thread (伏笔)")
+    payoff_chapter: int | None = Field(None, ge=0, description="plot thread: the chapter planned to pay it off")
     importance: int = Field(3, ge=1, le=5)
     pinned: bool = False
     archived: bool = False
@@ -77,6 +79,8 @@ class MemoryEntry(BaseModel):
             raise ValueError(f"a {self.kind} needs its main text (description / summary / dialogue)")
         if self.chapter is not None and self.chapter_end is not None and self.chapter_end < self.chapter:
             raise ValueError("chapter_end is before chapter")
+        if self.kind != "plot" and (self.thread or self.payoff_chapter is not None):
+            raise ValueError("only a plot entry can be a thread (伏笔) with a payoff chapter")
         return self
 
     # --------------------------------------------------------------- views
@@ -126,7 +130,13 @@ class MemoryEntry(BaseModel):
                 where = f"第{self.chapter}章" + (f"至第{self.chapter_end}章" if self.chapter_end else "")
             when = f"（{self.time_in_story}）" if self.time_in_story else ""
             who = f" 涉及：{'、'.join(self.characters)}" if self.characters else ""
-            return f"- {where}{when}{self.name + '：' if self.name else ''}{self.text}{who}"
+            thread = ""
+            if self.thread == "open":
+                due = f"，计划第{self.payoff_chapter}章回收" if self.payoff_chapter is not None else ""
+                thread = f"（伏笔未回收{due}）"
+            elif self.thread == "closed":
+                thread = "（伏笔已回收）"
+            return f"- {where}{when}{self.name + '：' if self.name else ''}{self.text}{thread}{who}"
         speakers = "、".join(self.characters) or "某人"
         why = f"（{self.why}）" if self.why else ""
         where = f"第{self.chapter}章 " if self.chapter is not None else ""
@@ -154,4 +164,6 @@ def _expected(field: str) -> str:
         "name": f"a name of at most {MAX_NAME} characters",
         "text": f"main text of 1–{MAX_TEXT} characters",
         "importance": "an integer 1–5",
+        "thread": 'open, closed or "" (plot entries only)',
+        "payoff_chapter": "a chapter number (plot threads only)",
     }.get(field, "see `xiaoshuo memory add --help`")

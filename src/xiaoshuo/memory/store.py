@@ -446,6 +446,7 @@ def _metadata(e: MemoryEntry) -> dict[str, Any]:
         "pinned": e.pinned,
         "archived": e.archived,
         "chapter": e.chapter if e.chapter is not None else -1,
+        "thread": e.thread,
         "entry": json.dumps(e.model_dump(mode="json"), ensure_ascii=False),
     }
 
