@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "outline",
     "write",
     "chapter",
+    "check",
 )
 
 app = typer.Typer(

@@ -33,6 +33,12 @@ CharacterOpt = Annotated[
 WhyOpt = Annotated[str | None, typer.Option("--why", help="Dialogue: why it matters.")]
 ImportanceOpt = Annotated[int | None, typer.Option("--importance", help="1-5 (3).")]
 PinOpt = Annotated[bool | None, typer.Option("--pin/--no-pin", help="Always include in prompts.")]
+ThreadOpt = Annotated[
+    str | None, typer.Option("--thread", help="Plot: open | closed thread (伏笔); '' = not a thread.")
+]
+PayoffOpt = Annotated[
+    int | None, typer.Option("--payoff-chapter", help="Plot thread: the chapter planned to pay it off.")
+]
 
 
 def _store(ctx: typer.Context):
@@ -105,6 +111,15 @@ def _entry_fields(
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _thread_fields(thread: str | None, payoff_chapter: int | None) -> dict:
+    out: dict = {}
+    if thread is not None:
+        out["thread"] = "" if thread.strip().lower() in ("", "none", "no") else thread.strip().lower()
+    if payoff_chapter is not None:
+        out["payoff_chapter"] = payoff_chapter
+    return out
+
+
 @app.command("add")
 def memory_add(
     ctx: typer.Context,
@@ -122,6 +137,8 @@ def memory_add(
     why: WhyOpt = None,
     importance: ImportanceOpt = None,
     pinned: PinOpt = None,
+    thread: ThreadOpt = None,
+    payoff_chapter: PayoffOpt = None,
     novel: NovelOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
@@ -146,6 +163,7 @@ def memory_add(
             importance,
             pinned,
         ),
+        **_thread_fields(thread, payoff_chapter),
     )
     with _store(ctx) as store:
         store.add(entry)
@@ -197,6 +215,8 @@ def memory_edit(
     why: WhyOpt = None,
     importance: ImportanceOpt = None,
     pinned: PinOpt = None,
+    thread: ThreadOpt = None,
+    payoff_chapter: PayoffOpt = None,
     novel: NovelOpt = "default",
 ) -> None:
     """Change fields of an entry (only the options given)."""
@@ -217,6 +237,7 @@ def memory_edit(
         pinned,
     )
     fields.pop("kind", None)
+    fields.update(_thread_fields(thread, payoff_chapter))
     with _store(ctx) as store:
         entry = store.update(entry_id, novel, **fields)
     typer.echo(f"已更新 updated {entry.id}")
@@ -338,3 +359,192 @@ def memory_reindex(ctx: typer.Context, novel: Annotated[str | None, typer.Option
     with _store(ctx) as store:
         done = store.reindex(novel)
     typer.echo("已重建 reindexed: " + ", ".join(f"{k} ({v})" for k, v in done.items()))
+
+
+# ----------------------------------------------------------------------------- extraction + review queue
+SlugOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
+
+
+def _novel(ctx: typer.Context, slug: str):
+    from xiaoshuo.writing import Novels
+
+    return Novels.from_settings(_state(ctx).settings()).get(slug)
+
+
+@app.command("extract")
+def memory_extract(
+    ctx: typer.Context,
+    novel: SlugOpt,
+    chapter: Annotated[list[int] | None, typer.Option("--chapter", help="Chapter (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every written chapter (resumable).")] = False,
+    again: Annotated[
+        bool, typer.Option("--again", help="With --all: also chapters already extracted from the same text.")
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Chapters per engine batch.")] = 16,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """提取记忆 / Propose memory changes from chapters (they wait in `memory review`)."""
+    import asyncio
+    import sys
+
+    from xiaoshuo.engine import load_engine
+    from xiaoshuo.errors import XiaoshuoError
+    from xiaoshuo.memory import MemoryStore
+    from xiaoshuo.writing.extraction import Extractor
+
+    if not all_ and not chapter:
+        raise XiaoshuoError(
+            "要提取哪一章？(which chapters?)",
+            expected="--chapter N (repeatable) or --all",
+            received="neither",
+        )
+    settings = _state(ctx).settings()
+    book = _novel(ctx, novel)
+    with MemoryStore(settings) as store, load_engine(settings, backend=backend, model=model) as engine:
+        ex = Extractor(settings, engine, book, store, batch=batch)
+        numbers = ex.chapters() if all_ else list(chapter or [])
+        if as_json:
+            results = asyncio.run(ex.extract(numbers, resume=all_ and not again))
+        else:
+            from rich.progress import Progress
+
+            with Progress(transient=False, console=_stderr_console()) as bar:
+                task = bar.add_task("提取 extracting", total=len(numbers))
+                results = asyncio.run(
+                    ex.extract(
+                        numbers,
+                        resume=all_ and not again,
+                        progress=lambda done, total: bar.update(task, completed=done),
+                    )
+                )
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False, indent=2))
+    else:
+        for r in results:
+            if r.skipped:
+                typer.echo(f"第{r.chapter}章：已提取过，跳过 (already extracted)")
+            elif r.error:
+                typer.echo(f"第{r.chapter}章：失败 failed — {r.error}", err=True)
+            else:
+                typer.echo(
+                    f"第{r.chapter}章：{len(r.proposals)} 条提议 proposals, {len(r.dropped)} 条丢弃 "
+                    f"dropped" + (f", {r.approved} 条已自动批准 auto-approved" if r.approved else "")
+                )
+        typer.echo(f"审阅 review: xiaoshuo memory review --novel {novel}")
+    if any(r.error for r in results):
+        sys.exit(2)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+review_app = typer.Typer(
+    name="review",
+    help="审阅提议 / The review queue: list (default), approve, reject extracted proposals.",
+    invoke_without_command=True,
+)
+app.add_typer(review_app)
+
+
+def _queue_and_entries(ctx: typer.Context, slug: str, store):
+    from xiaoshuo.writing.review import ReviewQueue
+
+    book = _novel(ctx, slug)
+    return book, ReviewQueue.of(book), store.list(slug)
+
+
+@review_app.callback()
+def review_list(
+    ctx: typer.Context,
+    novel: Annotated[str | None, typer.Option("--novel", "-n", help="The novel's slug.")] = None,
+    status: Annotated[str, typer.Option("--status", help="pending | approved | rejected | all.")] = "pending",
+    chapter: Annotated[int | None, typer.Option("--chapter")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List proposals (pending by default), each with its id, evidence and the entries approval writes."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from xiaoshuo.errors import XiaoshuoError
+    from xiaoshuo.memory import MemoryStore
+    from xiaoshuo.writing.review import as_row
+
+    if not novel:
+        raise XiaoshuoError("缺少 --novel (which novel?)", expected="--novel SLUG", fix="xiaoshuo novel list")
+    with MemoryStore(_state(ctx).settings()) as store:
+        book, queue, entries = _queue_and_entries(ctx, novel, store)
+        proposals = queue.list(None if status == "all" else status, chapter=chapter)
+        texts: dict[int, str] = {}
+        rows = [as_row(p, entries, texts.setdefault(p.chapter, book.text(p.chapter))) for p in proposals]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("没有待审阅的提议 (no proposals)")
+        return
+    for r in rows:
+        ev = r.get("evidence") or {}
+        typer.echo(f"[{r['id']}] 第{r['chapter']}章 {r['kind']} ({r['source']}) {r['status']}")
+        for e in r["preview"]:
+            typer.echo(
+                f"    → {e['kind']} {e['name']}: {e['text'][:60]}"
+                + (f" 状态 {e['state']}" if e["state"] else "")
+            )
+        if r["problem"]:
+            typer.echo(f"    ! {r['problem']}")
+        typer.echo(f"    证据 evidence: “{ev.get('quote', '')[:60]}” [{ev.get('start')}:{ev.get('end')}]")
+
+
+@review_app.command("approve")
+def review_approve(
+    ctx: typer.Context,
+    novel: SlugOpt,
+    proposal_id: Annotated[str | None, typer.Argument(help="Proposal id (or a unique prefix).")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="FIELD=VALUE edit before approving (repeatable).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Approve every pending proposal.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a proposal (optionally edited) or all pending ones: they are written to memory."""
+    from xiaoshuo.errors import XiaoshuoError
+    from xiaoshuo.memory import MemoryStore
+    from xiaoshuo.writing.review import parse_edits
+
+    if all_ == bool(proposal_id) or (all_ and set_):
+        raise XiaoshuoError(
+            "要批准哪一条？(which proposal?)", expected="ID [--set FIELD=VALUE …] or --all (without --set)"
+        )
+    with MemoryStore(_state(ctx).settings()) as store:
+        _, queue, entries = _queue_and_entries(ctx, novel, store)
+        if all_:
+            written = queue.approve_all(store)
+        else:
+            p = queue.get(proposal_id or "")
+            written = queue.approve(p.id, store, edits=parse_edits(p.kind, set_ or []), entries=entries)
+    rows = [e.model_dump(mode="json") for e in written]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(f"已批准 approved: {len(rows)} 条记忆写入 entries written")
+        for e in written:
+            typer.echo(f"  {e.id[:12]} {e.kind} {e.name or e.text[:20]}")
+
+
+@review_app.command("reject")
+def review_reject(
+    ctx: typer.Context,
+    proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix).")],
+    novel: SlugOpt,
+) -> None:
+    """Reject a proposal: memory is not touched."""
+    from xiaoshuo.writing.review import ReviewQueue
+
+    p = ReviewQueue.of(_novel(ctx, novel)).reject(proposal_id)
+    typer.echo(f"已拒绝 rejected {p.id}")

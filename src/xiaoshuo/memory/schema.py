@@ -46,7 +46,7 @@ class MemoryEntry(BaseModel):
     characters: list[str] = Field(default_factory=list, description="plot: involved; dialogue: speakers")
     why: str = Field("", max_length=MAX_TEXT, description="dialogue: why it matters")
     thread: Literal["open", "closed", ""] = Field("", description="plot: an open or closed thread (伏笔)")
-    payoff_chapter: int | None = Field(None, ge=0, description="plot thread: the chapter planned to pay it off")
+    payoff_chapter: int | None = Field(None, ge=0, description="plot thread: the chapter to pay it off")
     importance: int = Field(3, ge=1, le=5)
     pinned: bool = False
     archived: bool = False

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from xiaoshuo.memory.schema import MemoryEntry
 from xiaoshuo.writing.bookkeeping import Appearances, find_names, names_of, sentence_at
@@ -222,3 +224,127 @@ def _reappears(
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------- model-judged pass
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JudgedIssue(_Form):
+    quote: Annotated[str, StringConstraints(max_length=60)]
+    problem: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    entry: Annotated[str, StringConstraints(max_length=12)] = ""
+
+
+class Judgement(_Form):
+    """The form the model fills: contradictions between the chapter and memory, each with a quote."""
+
+    issues: list[JudgedIssue] = Field(default_factory=list, max_length=3)
+
+
+def judge_messages(text: str, chapter: int, entries: list[MemoryEntry]) -> list[dict[str, str]]:
+    states = latest_states(entries, chapter)
+    present = {name for _, _, name in find_names(text, names_of(entries, ("character",)))}
+    facts = [e.render() for name, e in sorted(states.items()) if name in present][:30]
+    user = "\n".join(
+        [
+            "【记忆】",
+            *(facts or ["（无）"]),
+            f"【第{chapter}章正文】",
+            text,
+            "【要求】列出正文与记忆矛盾之处（最多三条）：quote 为正文原句，problem 说明矛盾，"
+            "entry 为相关人物名。"
+            "没有矛盾就输出空列表。",
+        ]
+    )
+    return [
+        {"role": "system", "content": "你是小说校对，只依据给出的记忆检查正文的前后矛盾，按 JSON 格式输出。"},
+        {"role": "user", "content": user},
+    ]
+
+
+async def judge_chapter(
+    engine: Any, text: str, chapter: int, entries: list[MemoryEntry], *, max_tokens: int = 512
+) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Model findings with verified quotes, and the ones dropped (quote not in the chapter)."""
+    from xiaoshuo.engine import SamplingSettings
+    from xiaoshuo.writing.review import locate
+    from xiaoshuo.writing.structured import generate_json
+
+    sampling = SamplingSettings(
+        temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, max_tokens=max_tokens
+    )
+    answer = await generate_json(
+        engine,
+        judge_messages(text, chapter, entries),
+        Judgement,
+        task="check",
+        chapter=chapter,
+        sampling=sampling,
+    )
+    cards = character_index(entries)
+    states = latest_states(entries, chapter)
+    found, dropped = [], []
+    for issue in answer.issues:
+        span = locate(text, issue.quote)
+        if span is None:
+            dropped.append(
+                {"quote": issue.quote, "problem": issue.problem, "reason": "quote not in the chapter"}
+            )
+            continue
+        card = cards.get(issue.entry.strip())
+        e = states.get(card.name) if card is not None else None
+        found.append(
+            Finding(
+                "model",
+                "warning",
+                issue.problem,
+                card.name if card is not None else issue.entry.strip(),
+                text[span[0] : span[1]],
+                span[0],
+                span[1],
+                _cite(e or card) if card is not None else {},
+                source="model",
+            )
+        )
+    return found, dropped
+
+
+def run_check(settings: Any, novel: Any, number: int, store: Any, *, engine: Any = None) -> dict[str, Any]:
+    """Everything ``xiaoshuo check chapter`` reports: rule findings (+ the model's when ``engine``)."""
+    import asyncio
+
+    from xiaoshuo.writing.schema import WritingError
+
+    text = novel.text(number)
+    if not text.strip():
+        raise WritingError(
+            f"第 {number} 章还没有正文 (chapter {number} has no text)",
+            expected="a written chapter",
+            received=str(novel.chapter_file(number)),
+            fix=f"xiaoshuo write chapter {number} --novel {novel.slug}",
+        )
+    entries = store.list(novel.slug)
+    appearances = Appearances(novel.root)
+    appearances.update({n: novel.text(n) for n in novel.written_chapters() if n <= number}, entries)
+    findings = check_chapter(
+        text, number, entries, appearances=appearances, gap=settings.writing.reappear_gap
+    )
+    warnings: list[str] = []
+    dropped: list[dict[str, Any]] = []
+    if engine is not None:
+        from xiaoshuo.writing.structured import StructuredOutputError
+
+        try:
+            judged, dropped = asyncio.run(judge_chapter(engine, text, number, entries))
+            findings += judged
+        except StructuredOutputError as exc:
+            warnings.append(f"模型检查失败，只有规则检查的结果 (the model pass failed): {exc}")
+    return {
+        "novel": novel.slug,
+        "chapter": number,
+        "findings": [f.as_dict() for f in findings],
+        "dropped": dropped,
+        "warnings": warnings,
+    }

@@ -147,8 +147,11 @@ def verify(text: str, evidence: Evidence | None) -> bool:
     """Does the chapter text still hold the quote at its span?"""
     if evidence is None:
         return False
-    span = text[evidence.start : evidence.end]
-    return "".join(span.split()) == "".join(evidence.quote.strip(_STRIP).split())
+    return _norm(text[evidence.start : evidence.end]) == _norm(evidence.quote)
+
+
+def _norm(s: str) -> str:
+    return "".join(s.strip(_STRIP).split())
 
 
 def evidence_for(text: str, quote: str) -> Evidence | None:

@@ -1,0 +1,481 @@
+"""Memory extraction: the model proposes, the writer decides (:mod:`xiaoshuo.writing.review`).
+
+For each chapter the model fills one form (structured output, :data:`ChapterFacts`): characters
+(name, aliases, traits, description, state, location, relationships), events (possibly an open thread
+with a payoff chapter, or the payoff of one), settings and key dialogues — each with an evidence quote.
+The tool then, deterministically:
+
+* verifies every quote against the chapter text and drops what it cannot find (counted, with the reason);
+* matches names against memory by name and alias: a known character becomes a ``character_update``
+  (approving adds a new dated state), a known setting is dropped, a character proposed as new by an
+  earlier chapter of the same run becomes an update of that one;
+* adds proposals for person/place names jieba tags (nr/ns) that memory does not know;
+* records which known characters and places appear in each chapter (``appearances.json``).
+
+A form that still fails validation after the retries is an error for that chapter: nothing of it
+reaches the queue or memory.  Chapters are sent to the engine in batches (vLLM runs a batch
+concurrently); after each batch the proposals are queued and ``review/extracted.json`` records each
+chapter's text hash, so a rerun with ``resume`` skips the chapters already done.  Long chapters are
+split into pieces that fit the model's context.  With ``writing.auto_approve`` the proposals are
+approved at once; otherwise they wait for ``xiaoshuo memory review``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from xiaoshuo.files import atomic_write_json
+from xiaoshuo.memory.schema import MemoryEntry
+from xiaoshuo.writing.bookkeeping import Appearances, NameTagger, sentence_at, sha
+from xiaoshuo.writing.review import (
+    Evidence,
+    Proposal,
+    ReviewQueue,
+    character_index,
+    evidence_for,
+    new_id,
+    setting_index,
+)
+
+Short = Annotated[str, StringConstraints(max_length=12)]
+DEFAULT_BATCH = 16
+MAX_KNOWN_NAMES = 60
+
+
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Relation(_Form):
+    who: Short
+    relation: Short
+
+
+class CharacterFact(_Form):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=12)]
+    aliases: list[Short] = Field(default_factory=list, max_length=3)
+    traits: list[Short] = Field(default_factory=list, max_length=3)
+    description: Annotated[str, StringConstraints(max_length=60)] = ""
+    state: Annotated[str, StringConstraints(max_length=40)] = ""
+    location: Annotated[str, StringConstraints(max_length=16)] = ""
+    relationships: list[Relation] = Field(default_factory=list, max_length=3)
+    evidence: Annotated[str, StringConstraints(max_length=60)]
+
+
+class EventFact(_Form):
+    title: Annotated[str, StringConstraints(max_length=20)]
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    characters: list[Short] = Field(default_factory=list, max_length=4)
+    time_in_story: Annotated[str, StringConstraints(max_length=16)] = ""
+    thread: Literal["none", "open", "closed"] = "none"
+    payoff_chapter: int | None = Field(None, ge=1, le=100_000)
+    evidence: Annotated[str, StringConstraints(max_length=60)]
+
+
+class SettingFact(_Form):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    description: Annotated[str, StringConstraints(max_length=60)] = ""
+    evidence: Annotated[str, StringConstraints(max_length=60)]
+
+
+class DialogueFact(_Form):
+    speaker: Short
+    quote: Annotated[str, StringConstraints(min_length=2, max_length=80)]
+    why: Annotated[str, StringConstraints(max_length=40)] = ""
+
+
+class ChapterFacts(_Form):
+    """The form the model fills for one chapter (or one piece of a long chapter)."""
+
+    characters: list[CharacterFact] = Field(default_factory=list, max_length=4)
+    events: list[EventFact] = Field(default_factory=list, max_length=3)
+    settings: list[SettingFact] = Field(default_factory=list, max_length=3)
+    dialogues: list[DialogueFact] = Field(default_factory=list, max_length=2)
+
+
+SYSTEM = (
+    "你是小说编辑的助手：从给出的章节正文中提取人物、情节事件、环境设定和重要对话，按要求的 JSON 格式输出。"
+    "只写正文里确实发生的事；evidence 与 quote 必须从正文原样摘录（一句话以内）。"
+)
+
+
+@dataclass
+class ChapterResult:
+    """What extraction did for one chapter."""
+
+    chapter: int
+    proposals: list[Proposal] = field(default_factory=list)  # queued (or approved with auto_approve)
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # {kind, name, quote, reason}
+    error: str = ""  # the structured-output error of a piece: none of that piece reached the queue
+    pieces: int = 1
+    approved: int = 0
+    skipped: bool = False  # resume: already extracted from this very text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chapter": self.chapter,
+            "proposals": [p.model_dump(mode="json") for p in self.proposals],
+            "dropped": self.dropped,
+            "error": self.error,
+            "pieces": self.pieces,
+            "approved": self.approved,
+            "skipped": self.skipped,
+        }
+
+
+def messages_for(card: Any, number: int, title: str, text: str, known: list[str]) -> list[dict[str, str]]:
+    head = f"《{card.title}》第{number}章 {title}" if card is not None else f"第{number}章 {title}"
+    lines = [head]
+    if known:
+        lines.append("已知人物与地点（已在记忆里的不要当作新人物）：" + "、".join(known[:MAX_KNOWN_NAMES]))
+    lines += [
+        "【正文】",
+        text,
+        "【要求】提取本章新出现的人物和已知人物的变化（状态、位置、关系），主要事件（埋下的伏笔 thread=open，"
+        "回收的伏笔 thread=closed），新的地点或设定，最多两句关键对话。evidence 必须是正文原句。",
+    ]
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def split_text(text: str, max_tokens: int, count: Callable[[str], int]) -> list[str]:
+    """Pieces of ``text`` of at most ``max_tokens`` tokens each, cut at line ends where possible."""
+    if count(text) <= max_tokens:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        if current and count(current + line) > max_tokens:
+            pieces.append(current)
+            current = ""
+        while count(line) > max_tokens:  # one very long line: cut it by characters
+            lo, hi = 1, len(line)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if count(line[:mid]) <= max_tokens else (lo, mid - 1)
+            pieces.append(line[:lo])
+            line = line[lo:]
+        current += line
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+class Extractor:
+    """Extract memory proposals from a novel's chapters with one engine and one memory store."""
+
+    def __init__(
+        self,
+        settings: Any,
+        engine: Any,
+        novel: Any,
+        store: Any,
+        *,
+        batch: int = DEFAULT_BATCH,
+        max_tokens: int = 768,
+        seed: int | None = 0,
+    ) -> None:
+        self.settings, self.engine, self.novel, self.store = settings, engine, novel, store
+        self.batch = max(1, batch)
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.queue = ReviewQueue.of(novel)
+        self.record_path = self.queue.root / "extracted.json"
+
+    # ------------------------------------------------------------------ progress record
+    def record(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.record_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def done(self, number: int, text: str) -> bool:
+        return self.record().get(str(number), {}).get("sha256") == sha(text)
+
+    def _mark(self, results: list[ChapterResult], texts: dict[int, str]) -> None:
+        record = self.record()
+        for r in results:
+            if not r.error and not r.skipped:
+                record[str(r.chapter)] = {
+                    "sha256": sha(texts[r.chapter]),
+                    "time": time.time(),
+                    "proposals": len(r.proposals),
+                    "dropped": len(r.dropped),
+                }
+        atomic_write_json(self.record_path, record)
+
+    # ------------------------------------------------------------------ the run
+    def chapters(self) -> list[int]:
+        """Every chapter with text (drafted or final)."""
+        return [n for n in self.novel.written_chapters() if self.novel.text(n).strip()]
+
+    async def extract(
+        self,
+        chapters: list[int],
+        *,
+        resume: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[ChapterResult]:
+        """Extract ``chapters`` in batches; ``progress(done, total)`` after each batch."""
+        results: list[ChapterResult] = []
+        total = len(chapters)
+        for i in range(0, total, self.batch):
+            part = chapters[i : i + self.batch]
+            results += await self._batch(part, resume=resume)
+            if progress is not None:
+                progress(min(i + self.batch, total), total)
+        return results
+
+    async def _batch(self, chapters: list[int], *, resume: bool) -> list[ChapterResult]:
+        from xiaoshuo.writing.structured import StructuredOutputError, generate_json_many
+
+        entries = self.store.list(self.novel.slug)
+        texts = {n: self.novel.text(n) for n in chapters}
+        Appearances(self.novel.root).update({n: t for n, t in texts.items() if t.strip()}, entries)
+        todo = [n for n in chapters if texts[n].strip() and not (resume and self.done(n, texts[n]))]
+        results = {n: ChapterResult(n, skipped=True, pieces=0) for n in chapters if n not in todo}
+        card = self.novel.card()
+        outline = self.novel.outline()
+        known = _known_names(entries)
+        items, owners = [], []
+        for n in todo:
+            plan = outline.chapter(n)
+            pieces = split_text(texts[n], self._text_budget(card, n, known), self.engine.count_tokens)
+            results[n] = ChapterResult(n, pieces=len(pieces))
+            for piece in pieces:
+                items.append(
+                    (
+                        messages_for(card, n, plan.title if plan else "", piece, known),
+                        ChapterFacts,
+                        "extract",
+                        n,
+                    )
+                )
+                owners.append(n)
+        answers = await generate_json_many(self.engine, items, sampling=self._sampling()) if items else []
+        facts: dict[int, list[ChapterFacts]] = {}
+        for n, answer in zip(owners, answers, strict=True):
+            if isinstance(answer, StructuredOutputError):
+                results[n].error = str(answer)
+            elif isinstance(answer, ChapterFacts):
+                facts.setdefault(n, []).append(answer)
+        tagger = NameTagger(entries) if todo else None
+        proposed_new = {
+            p.fields.get("name", ""): p.id
+            for p in self.queue.list("pending")
+            if p.kind == "character" and p.chapter not in todo
+        }
+        for n in todo:
+            r = results[n]
+            if r.error:
+                continue  # a chapter whose form failed: nothing of it is queued; a rerun tries again
+            made, dropped = [], []
+            for f in facts.get(n, []):
+                m, d = to_proposals(self.novel.slug, n, texts[n], f, entries, proposed_new)
+                made += m
+                dropped += d
+            made += name_proposals(self.novel.slug, n, texts[n], tagger, made, proposed_new)
+            self.queue.drop_pending(n)
+            r.proposals = self.queue.add(made)
+            r.dropped = dropped
+        if self.settings.writing.auto_approve:
+            for n in todo:
+                for p in results[n].proposals:
+                    self.queue.approve(p.id, self.store)
+                    results[n].approved += 1
+        ordered = [results[n] for n in chapters]
+        self._mark(ordered, texts)
+        return ordered
+
+    def _sampling(self) -> Any:
+        from xiaoshuo.engine import SamplingSettings
+
+        return SamplingSettings(
+            temperature=0.0,
+            top_p=1.0,
+            top_k=-1,
+            repetition_penalty=1.0,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
+
+    def _text_budget(self, card: Any, number: int, known: list[str]) -> int:
+        overhead = self.engine.count_tokens(
+            json.dumps(messages_for(card, number, "", "", known), ensure_ascii=False)
+        )
+        limit = (self.engine.max_model_len or 32768) - self.max_tokens - overhead - 64
+        return max(64, min(limit, 6000))
+
+
+def _known_names(entries: list[MemoryEntry]) -> list[str]:
+    ranked = sorted(
+        (e for e in entries if e.kind in ("character", "setting") and not e.archived and e.chapter is None),
+        key=lambda e: (-e.importance, e.name),
+    )
+    names: list[str] = []
+    for e in ranked:
+        if e.name not in names:
+            names.append(e.name)
+    return names
+
+
+def _drop(kind: str, name: str, quote: str, reason: str) -> dict[str, Any]:
+    return {"kind": kind, "name": name, "quote": quote, "reason": reason}
+
+
+def to_proposals(
+    slug: str,
+    chapter: int,
+    text: str,
+    facts: ChapterFacts,
+    entries: list[MemoryEntry],
+    proposed_new: dict[str, str],
+) -> tuple[list[Proposal], list[dict[str, Any]]]:
+    """Proposals from one filled form (evidence verified, names matched); and what was dropped, why."""
+    chars = character_index(entries)
+    places = setting_index(entries)
+    digest = sha(text)
+    out: list[Proposal] = []
+    dropped: list[dict[str, Any]] = []
+
+    def make(kind: str, fields: dict[str, Any], ev: Evidence, target: str = "", note: str = "") -> None:
+        fields = {k: v for k, v in fields.items() if v not in ("", [], {}, None)}
+        out.append(
+            Proposal(
+                id=new_id(),
+                novel=slug,
+                chapter=chapter,
+                kind=kind,
+                fields=fields,
+                target=target,
+                evidence=ev,
+                chapter_sha256=digest,
+                note=note,
+            )
+        )
+
+    for c in facts.characters:
+        ev = evidence_for(text, c.evidence)
+        name = c.name.strip()
+        if ev is None:
+            dropped.append(_drop("character", name, c.evidence, "evidence not found in the chapter"))
+            continue
+        rel = {
+            r.who.strip(): r.relation.strip() for r in c.relationships if r.who.strip() and r.relation.strip()
+        }
+        known = next((chars[n] for n in [name, *c.aliases] if n in chars), None)
+        target = known.name if known is not None else (name if name in proposed_new else "")
+        if target:
+            fields = {"state": c.state, "location": c.location, "relationships": rel}
+            if not any(fields.values()):
+                dropped.append(_drop("character", name, c.evidence, f"known character {target}: nothing new"))
+                continue
+            make("character_update", fields, ev, target=target)
+            continue
+        fields = {
+            "name": name,
+            "aliases": [a for a in c.aliases if a.strip() and a != name],
+            "traits": c.traits,
+            "text": c.description,
+            "state": c.state,
+            "relationships": rel,
+        }
+        make("character", fields, ev)
+        proposed_new[name] = out[-1].id
+    open_threads = [e for e in entries if e.kind == "plot" and e.thread == "open" and not e.archived]
+    for ev_fact in facts.events:
+        ev = evidence_for(text, ev_fact.evidence)
+        if ev is None:
+            dropped.append(
+                _drop("plot", ev_fact.title, ev_fact.evidence, "evidence not found in the chapter")
+            )
+            continue
+        people = [chars[c].name if c in chars else c for c in ev_fact.characters]
+        if ev_fact.thread == "closed":
+            thread = next(
+                (
+                    t
+                    for t in open_threads
+                    if t.name and (t.name in ev_fact.title or t.name in ev_fact.summary)
+                ),
+                None,
+            )
+            if thread is not None:
+                make(
+                    "thread_close",
+                    {"text": ev_fact.summary},
+                    ev,
+                    target=thread.id,
+                    note=f"closes {thread.name}",
+                )
+                continue
+        make(
+            "plot",
+            {
+                "name": ev_fact.title,
+                "text": ev_fact.summary,
+                "characters": people,
+                "time_in_story": ev_fact.time_in_story,
+                "thread": "open" if ev_fact.thread == "open" else "",
+                "payoff_chapter": ev_fact.payoff_chapter if ev_fact.thread == "open" else None,
+            },
+            ev,
+        )
+    for s in facts.settings:
+        ev = evidence_for(text, s.evidence)
+        if ev is None:
+            dropped.append(_drop("setting", s.name, s.evidence, "evidence not found in the chapter"))
+        elif s.name.strip() in places:
+            dropped.append(_drop("setting", s.name, s.evidence, "known setting"))
+        else:
+            make("setting", {"name": s.name.strip(), "text": s.description}, ev)
+    for d in facts.dialogues:
+        ev = evidence_for(text, d.quote)
+        if ev is None:
+            dropped.append(_drop("dialogue", d.speaker, d.quote, "quote not found in the chapter"))
+            continue
+        speaker = chars[d.speaker].name if d.speaker in chars else d.speaker.strip()
+        make("dialogue", {"characters": [speaker] if speaker else [], "text": ev.quote, "why": d.why}, ev)
+    return out, dropped
+
+
+def name_proposals(
+    slug: str,
+    chapter: int,
+    text: str,
+    tagger: NameTagger | None,
+    made: list[Proposal],
+    proposed_new: dict[str, str],
+) -> list[Proposal]:
+    """Proposals for names jieba tags as person (nr) or place (ns) that neither memory nor the model knows."""
+    if tagger is None:
+        return []
+    taken = set(proposed_new) | {p.fields.get("name", "") for p in made} | {p.target for p in made}
+    out = []
+    for cand in tagger.unknown(text):
+        if cand.name in taken:
+            continue
+        a, b = sentence_at(text, cand.start, cand.start + len(cand.name))
+        label = "人物" if cand.kind == "character" else "地点"
+        out.append(
+            Proposal(
+                id=new_id(),
+                novel=slug,
+                chapter=chapter,
+                kind=cand.kind,
+                source="names",
+                fields={"name": cand.name, "text": f"第{chapter}章出现的{label}（自动识别，请补充）"},
+                evidence=Evidence(quote=text[a:b], start=a, end=b),
+                chapter_sha256=sha(text),
+                note=f"jieba {cand.flag}, {cand.count}×",
+            )
+        )
+        if cand.kind == "character":
+            proposed_new[cand.name] = out[-1].id
+        taken.add(cand.name)
+    return out
