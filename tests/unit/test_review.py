@@ -1,0 +1,252 @@
+"""The review queue: proposals with verified evidence; approve, edit then approve, reject; dated updates.
+
+Real Chroma (embedding model "none": triggers + BM25), real files; the model is a scripted engine so a
+malformed answer can be forced and shown never to reach memory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xiaoshuo.config import load
+from xiaoshuo.engine import Engine
+from xiaoshuo.engine.base import END
+from xiaoshuo.engine.types import Delta
+from xiaoshuo.memory import MemoryStore, make_entry, retrieve
+from xiaoshuo.writing import Novels, run_sync
+from xiaoshuo.writing.extraction import ChapterFacts, Extractor, to_proposals
+from xiaoshuo.writing.review import ReviewError, ReviewQueue, as_row, locate, parse_edits, verify
+
+CH1 = (
+    "雨夜，林远背着古剑走进青云山下的客栈。\n"
+    "掌柜赵铁山抬头看他一眼：“客官，住店还是打尖？”\n"
+    "林远说：“住店。我要等一个人。”\n"
+    "窗外雷声滚滚，林远被黑衣人一掌打成重伤，倒在楼梯口。\n"
+)
+
+
+def settings_for(tmp_path: Path, **overrides):
+    values = {"paths.data_dir": str(tmp_path / "data"), "memory.embedding_model": "none", **overrides}
+    return load(None, overrides=values, env={})
+
+
+class ScriptedEngine(Engine):
+    """Answers each request with the next scripted text; 1 token per character."""
+
+    backend = "scripted"
+
+    def __init__(self, script: list[str]) -> None:
+        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
+        self.script = list(script)
+        self.requests = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def render(self, request) -> str:
+        return ""
+
+    def _submit(self, prepared, sink) -> None:
+        req = prepared.request
+        self.requests.append(req)
+        text = (self.script.pop(0) if self.script else "{")[: req.sampling.max_tokens]
+        sink(Delta(req.request_id, 0, text, None, 0, len(text)))
+        sink(Delta(req.request_id, 0, "", "stop", 0, len(text)))
+        sink(END)
+
+    def _abort(self, request_id: str) -> None:
+        pass
+
+    def unfinished_requests(self) -> int:
+        return 0
+
+    def _shutdown(self) -> None:
+        pass
+
+
+@pytest.fixture
+def book(tmp_path: Path):
+    settings = settings_for(tmp_path)
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    novel.set_text(1, CH1)
+    store = MemoryStore(settings)
+    card = make_entry(novel="yuye", kind="character", name="林远", aliases=["阿远"], text="青云山少年弟子")
+    first = make_entry(
+        novel="yuye", kind="character", name="林远", text="青云山少年弟子", state="初入江湖", chapter=0
+    )
+    store.add([card, first])
+    yield settings, novel, store
+    store.close()
+
+
+FACTS = {
+    "characters": [
+        {"name": "阿远", "state": "重伤", "location": "客栈", "evidence": "林远被黑衣人一掌打成重伤"},
+        {
+            "name": "赵铁山",
+            "aliases": ["赵掌柜"],
+            "description": "客栈掌柜",
+            "evidence": "掌柜赵铁山抬头看他一眼",
+        },
+        {"name": "白衣女", "description": "神秘女子", "evidence": "白衣女子飘然而至"},  # made up
+    ],
+    "events": [
+        {
+            "title": "等人",
+            "summary": "林远在客栈等一个人",
+            "thread": "open",
+            "payoff_chapter": 5,
+            "evidence": "我要等一个人",
+        }
+    ],
+    "settings": [{"name": "客栈", "description": "青云山下的客栈", "evidence": "青云山下的客栈"}],
+    "dialogues": [{"speaker": "阿远", "quote": "住店。我要等一个人。", "why": "引出伏笔"}],
+}
+
+
+def _export(store: MemoryStore) -> list[dict]:
+    return sorted(store.export_novel("yuye")["entries"], key=lambda e: e["id"])
+
+
+def _strip(entry) -> dict:
+    return {k: v for k, v in entry.model_dump(mode="json").items() if k not in ("created", "updated")}
+
+
+def test_evidence_is_located_and_made_up_quotes_are_refused():
+    text = "林远走进客栈。\n　　“住店。”他说。"
+    assert locate(text, "林远走进客栈") == (0, 6)
+    assert locate(text, "“住店。”") == (11, 13)  # quotation marks and end punctuation do not count
+    start, end = locate(text, "客栈。“住店")  # across a line break and a full-width indent
+    assert text[start:end].replace("\n", "").replace("　", "") == "客栈。“住店"
+    assert locate(text, "白衣女子飘然而至") is None
+    assert locate(text, "林") is None  # one character proves nothing
+
+
+def test_proposals_match_known_names_and_drop_unverifiable_evidence(book):
+    store = book[2]
+    proposals, dropped = to_proposals(
+        "yuye", 1, CH1, ChapterFacts.model_validate(FACTS), store.list("yuye"), {}
+    )
+    kinds = {p.kind: p for p in proposals}
+    assert sorted(p.kind for p in proposals) == [
+        "character",
+        "character_update",
+        "dialogue",
+        "plot",
+        "setting",
+    ]
+    assert kinds["character_update"].target == "林远"  # 阿远 is 林远's alias: an update, not a new character
+    assert kinds["character"].fields["name"] == "赵铁山"
+    assert kinds["dialogue"].fields["characters"] == ["林远"]
+    assert [(d["name"], d["reason"]) for d in dropped] == [("白衣女", "evidence not found in the chapter")]
+    for p in proposals:
+        assert verify(CH1, p.evidence) and CH1[p.evidence.start : p.evidence.end] == p.evidence.quote
+
+
+def test_approve_edit_and_reject_change_memory_exactly_as_shown(book):
+    _, novel, store = book
+    queue = ReviewQueue.of(novel)
+    proposals, _ = to_proposals("yuye", 1, CH1, ChapterFacts.model_validate(FACTS), store.list("yuye"), {})
+    queue.add(proposals)
+    assert queue.add(proposals) == []  # the same proposals are not queued twice
+    by_kind = {p.kind: p for p in queue.list()}
+    before = _export(store)
+
+    # approve: memory gains exactly the entries the listing showed
+    row = as_row(by_kind["setting"], store.list("yuye"), CH1)
+    assert row["stale"] is False and len(row["preview"]) == 1
+    written = queue.approve(by_kind["setting"].id, store)
+    assert [_strip(e) for e in written] == row["preview"]
+    assert [_strip(store.get(e.id, "yuye")) for e in written] == row["preview"]
+
+    # edit, then approve: the edited fields are what memory holds
+    edits = parse_edits("character", ["state=惊魂未定", "aliases=赵掌柜,老赵", "relationships=林远:房客"])
+    shown = [_strip(e) for e in queue.preview(by_kind["character"], store.list("yuye"), edits)]
+    written = queue.approve(by_kind["character"].id, store, edits=edits)
+    got = store.get(written[0].id, "yuye")
+    assert [_strip(got)] == shown
+    assert (
+        got.state == "惊魂未定"
+        and got.aliases == ["赵掌柜", "老赵"]
+        and got.relationships == {"林远": "房客"}
+    )
+    assert got.chapter == 1 and got.source == "extracted"
+
+    # reject: memory unchanged, the proposal is decided
+    mid = _export(store)
+    queue.reject(by_kind["plot"].id)
+    assert _export(store) == mid
+    assert queue.get(by_kind["plot"].id).status == "rejected"
+    with pytest.raises(ReviewError, match="already rejected"):
+        queue.approve(by_kind["plot"].id, store)
+    with pytest.raises(ReviewError, match="cannot set"):
+        parse_edits("dialogue", ["state=x"])
+    assert len(_export(store)) == len(before) + 2
+    assert queue.stats() == {"pending": 2, "approved": 2, "rejected": 1}
+
+    # approve --all writes the rest; approving again writes nothing new
+    rest = queue.approve_all(store)
+    assert sorted(e.kind for e in rest) == ["character", "dialogue"]
+    assert len(_export(store)) == len(before) + 4 and queue.list() == []
+
+
+def test_an_update_adds_a_dated_state_and_retrieval_is_chapter_aware(book):
+    _, novel, store = book
+    queue = ReviewQueue.of(novel)
+    facts = ChapterFacts.model_validate({"characters": [FACTS["characters"][0]]})
+    proposals, _ = to_proposals("yuye", 1, CH1, facts, store.list("yuye"), {})
+    queue.add([p.model_copy(update={"chapter": 3}) for p in proposals])  # the injury happens in chapter 3
+    old = {e.id: _strip(e) for e in store.list("yuye")}
+    (p,) = queue.list()
+    (written,) = queue.approve(p.id, store)
+    after = {e.id: _strip(e) for e in store.list("yuye")}
+    assert {k: after[k] for k in old} == old  # history kept: no earlier entry changed
+    assert set(after) - set(old) == {written.id}
+    assert written.name == "林远" and written.chapter == 3 and written.aliases == ["阿远"]
+    assert written.state == "重伤（位于客栈）"
+
+    def states(chapter: int) -> set[str]:
+        hits = retrieve(store, "yuye", "林远", max_chapter=chapter).hits
+        return {h.entry.state for h in hits if h.entry.kind == "character" and h.entry.chapter is not None}
+
+    assert states(2) == {"初入江湖"}
+    assert states(3) == states(9) == {"重伤（位于客栈）"}
+
+
+def test_a_malformed_model_answer_never_touches_memory(book, tmp_path: Path):
+    settings, novel, store = book
+    settings = settings_for(tmp_path, **{"writing.auto_approve": True})
+    before = _export(store)
+    engine = ScriptedEngine(['{"characters": [{"name": 42', "not json at all", '{"events": "nope"}'] * 2)
+    result = run_sync(Extractor(settings, engine, novel, store).extract([1]))
+    assert len(engine.requests) >= 2  # retried, then gave up
+    assert result[0].error and "extract" in result[0].error and result[0].proposals == []
+    assert _export(store) == before
+    assert ReviewQueue.of(novel).all() == []
+    assert not (novel.root / "review" / "extracted.json").is_file() or "1" not in json.loads(
+        (novel.root / "review" / "extracted.json").read_text("utf-8")
+    )
+
+
+def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
+    settings, novel, store = book
+    novel.set_text(2, "次日，苏晚晴来到客栈，对林远说：“师父在洛阳等你。”")
+    answer = json.dumps(FACTS, ensure_ascii=False)
+    engine = ScriptedEngine([answer, json.dumps({"characters": []})])
+    ex = Extractor(settings, engine, novel, store, batch=8)
+    results = run_sync(ex.extract([1, 2]))
+    assert [r.error for r in results] == ["", ""]
+    assert [len(r.dropped) for r in results] == [1, 0]
+    names = {p.fields.get("name") for p in results[1].proposals if p.source == "names"}
+    assert "苏晚晴" in names  # jieba's nr tag: a new person the model missed
+    for r in results:
+        for p in r.proposals:
+            assert verify(novel.text(r.chapter), p.evidence)
+    assert store.export_novel("yuye")["entries"] and len(store.list("yuye")) == 2  # nothing approved yet
+    appearances = json.loads((novel.root / "appearances.json").read_text("utf-8"))["chapters"]
+    assert appearances["1"]["characters"] == {"林远": CH1.index("林远")}
+    again = run_sync(ex.extract([1, 2], resume=True))
+    assert all(r.skipped for r in again) and len(engine.requests) == 2  # resumed: no new requests
