@@ -76,6 +76,11 @@ NOT_RUN = {
     "tests/integration/test_writing_vllm.py",
     "xiaoshuo chapter": "needs written chapters and a text file; test_a_whole_novel_through_the_cli runs "
     "show/versions/diff/set/revert/accept on the tiny model",
+    "xiaoshuo memory extract": "loads a model: tests/integration/test_extraction.py runs it (tiny model)",
+    "xiaoshuo memory review approve": "needs a proposal id: tests/integration/test_extraction.py",
+    "xiaoshuo memory review reject": "needs a proposal id: tests/integration/test_extraction.py",
+    "xiaoshuo check chapter": "needs written chapters: tests/unit/test_consistency.py, "
+    "tests/integration/test_extraction.py",
 }
 
 
