@@ -89,7 +89,14 @@ class _Residency:
                     del self._in_flight[idle]
                     self._in_flight[lora_id] = 1
                     self.evictions += 1
-                    await self._remove(idle)  # processed by the engine core before the next request
+                    # Finish the removal even if this request is cancelled meanwhile (else vLLM would
+                    # hold one adapter more than counted here); the core handles it before the request.
+                    try:
+                        await asyncio.shield(asyncio.ensure_future(self._remove(idle)))
+                    except BaseException:
+                        self._in_flight[lora_id] -= 1
+                        self._changed.notify_all()
+                        raise
                     return
                 await self._changed.wait()
 
