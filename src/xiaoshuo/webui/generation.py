@@ -9,7 +9,7 @@ streams.  ``app.py`` only turns updates into component values and errors into ``
 It works on every backend: without a local tokenizer (``openai`` with no local base model) token
 counts are the engine's estimates and the inspector says so; adapters are sent as served names on
 ``openai``, as folders locally.
-It does not build the page, and ``_compose`` is temporary (``xiaoshuo.writing.compose`` replaces it).
+It does not build the page, and it builds no prompt itself: ``xiaoshuo.writing.compose`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 from xiaoshuo.errors import XiaoshuoError
 
 MAX_CANDIDATES = 3
-STORY_TAIL_CHARS = 6000
 STREAM_INTERVAL = 0.05  # seconds between page updates while streaming (not one re-render per token)
 LOADING_TEXT = "模型加载中… (loading the model)"
 LOAD_TIMEOUT_S = 1800.0
@@ -98,52 +97,55 @@ def recall(services: Any, novel: str, query: str, recent_text: str) -> tuple[lis
     a missing, changed or still-loading embedding model degrades to triggers + BM25 with a warning."""
     from xiaoshuo.memory import retrieve
 
-    found = retrieve(
-        services.store(), novel, query, recent_text=recent_text, dense_timeout=DENSE_TIMEOUT_S
-    )
+    found = retrieve(services.store(), novel, query, recent_text=recent_text, dense_timeout=DENSE_TIMEOUT_S)
     return list(found.hits), list(found.warnings), bool(found.dense_used)
 
 
-# --------------------------------------------------------------------------- compose (temporary)
+# --------------------------------------------------------------------------- compose
 def _compose(services, engine, novel, request, story, sampling, memory_on, adapter):
-    """The request sent to the engine, and the inspector's account of it."""
-    from xiaoshuo.engine import GenerationRequest
-    from xiaoshuo.memory import build_context
+    """The request sent to the engine, and the inspector's account of it — built by ``writing.compose``.
 
-    count, exact, source = engine.count_tokens, engine.token_count_exact, engine.tokenizer_source
-    memory_text, included, dropped, warnings, dense_used = "", [], [], [], None
-    if memory_on:
-        hits, warnings, dense_used = recall(services, novel, request, story[-2000:])
-        ctx = build_context(hits, services.settings.memory.context_token_budget, count)
-        memory_text, included, dropped = ctx.text, ctx.included, ctx.dropped
+    The page is a free request over a story (no chapter yet: the book page arrives with the WebUI
+    book issue), so the novel's memory is retrieved by name and the story is the preceding text.
+    """
+    from xiaoshuo.engine import GenerationRequest
+    from xiaoshuo.writing import compose
+
+    budget = max(64, (engine.max_model_len or 32768) - sampling.max_tokens - 8)
+    comp = compose(
+        None,
+        settings=services.settings,
+        count_tokens=engine.count_tokens,
+        text=story,
+        request=request,
+        store=services.store() if memory_on else None,  # only a store that cannot be read raises
+        memory_novel=novel,
+        memory_on=memory_on,
+        budget=budget,
+        token_count_exact=engine.token_count_exact,
+        tokenizer_source=engine.tokenizer_source,
+        dense_timeout=DENSE_TIMEOUT_S,
+    )
     lora = services.lora_for(engine, adapter)
-    tail = story[-STORY_TAIL_CHARS:]
-    while True:
-        parts = [
-            f"【记忆】\n{memory_text}" if memory_text else "",
-            f"【前文】\n{tail}" if tail else "",
-            f"【写作要求】\n{request.strip()}",
-        ]
-        req = GenerationRequest(
-            messages=[{"role": "user", "content": "\n\n".join(p for p in parts if p)}],
-            sampling=sampling,
-            lora=lora,
-        )
-        prompt = engine.render(req) or "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in req.messages)
-        limit = (engine.max_model_len or 1 << 30) - sampling.max_tokens
-        if count(prompt) <= limit or not tail:
-            break
-        tail = tail[len(tail) // 4 :]  # keep the most recent three quarters, until it fits
+    req = GenerationRequest(messages=comp.messages, sampling=sampling, lora=lora)
+    prompt = engine.render(req) or "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in req.messages)
+    memory_rows = [r for r in comp.account if r["section"] == "相关记忆"]
+    tail = next((r for r in comp.account if r["section"] == "前文"), None)
     report = {
         "prompt": prompt,
-        "prompt_tokens": count(prompt),
-        "token_counts": source,  # says "estimate" when there is no local tokenizer
-        "token_counts_exact": exact,
-        "memory_included": included,
-        "memory_dropped": dropped,
-        "memory_warnings": warnings,
-        "memory_dense_used": dense_used,
-        "story_chars_sent": len(tail),
+        "prompt_tokens": comp.tokens,
+        "budget": comp.budget,
+        "token_counts": comp.tokenizer_source,  # says "estimate" when there is no local tokenizer
+        "token_counts_exact": comp.token_count_exact,
+        "account": comp.account,
+        "memory_included": [r for r in memory_rows if r["included"]],
+        "memory_dropped": [r for r in memory_rows if not r["included"]],
+        "memory_warnings": comp.warnings,
+        "memory_dense_used": comp.dense_used,
+        "story_chars_sent": tail["tokens"]
+        and len(comp.user.split("【前文】\n", 1)[-1].split("\n\n【写作要求】")[0])
+        if tail and tail["included"]
+        else 0,
         "adapter": adapter,
         "lora_sent": lora,
     }

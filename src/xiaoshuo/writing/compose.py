@@ -4,7 +4,7 @@ A prompt is a system message plus one user message made of sections with Chinese
 ordered from the most stable to the least, so consecutive segments of a chapter share the longest
 possible prefix (vLLM reuses it)::
 
-    system prompt · 【作品信息】 · 【本章大纲】 · 【后续章节】 · 【前情提要】 · 【相关记忆】 ·
+    system prompt · 【作品信息】 · 【本章大纲】 · 【后续章节】 · 【前情提要】 · 【伏笔】 · 【相关记忆】 ·
     【上一章结尾】 · 【前文】 · 【写作要求】
 
 Each section is fitted into one token budget by *priority* (request and this chapter's outline
@@ -38,7 +38,17 @@ from xiaoshuo.writing.textstats import count_chars
 log = logging.getLogger(__name__)
 
 SEP = "\n\n"
-HEADINGS = ("作品信息", "本章大纲", "后续章节", "前情提要", "相关记忆", "上一章结尾", "前文", "写作要求")
+HEADINGS = (
+    "作品信息",
+    "本章大纲",
+    "后续章节",
+    "前情提要",
+    "伏笔",
+    "相关记忆",
+    "上一章结尾",
+    "前文",
+    "写作要求",
+)
 MIN_TAIL_CHARS = 200  # the text tail is cut from its start, never below this while anything else fits
 
 
@@ -54,6 +64,7 @@ class Composition:
     warnings: list[str] = field(default_factory=list)
     token_count_exact: bool = True
     tokenizer_source: str = ""
+    dense_used: bool | None = None  # None: no memory retrieved
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +77,7 @@ class Composition:
             "warnings": self.warnings,
             "token_count_exact": self.token_count_exact,
             "tokenizer_source": self.tokenizer_source,
+            "dense_used": self.dense_used,
         }
 
 
@@ -128,13 +140,15 @@ def compose(
     token_count_exact: bool = True,
     tokenizer_source: str = "",
     previous_text: str | None = None,
+    dense_timeout: float | None = None,
 ) -> Composition:
     """Build the messages for one generation and the account of what went in.
 
     ``novel`` and ``chapter`` give the card, outline, summaries and the previous chapter's ending
     (``None`` for a free request); ``text`` is the text so far (this chapter's, or a free story);
     ``store`` is an open ``MemoryStore`` (``None`` or ``memory_on=False`` skips memory);
-    ``budget`` is the most tokens of the whole prompt (system + user).
+    ``budget`` is the most tokens of the whole prompt (system + user); ``dense_timeout`` bounds the wait
+    for an embedding model still loading (then memory goes on without its dense part, with a warning).
     """
     w = settings.writing
     system = settings.engine.system_prompt if system_prompt is None else system_prompt
@@ -198,15 +212,16 @@ def compose(
         _fit_tail(prev_item, b, count_tokens, cap=b.left // 3)
         account.append(prev_item)
 
-    memory_block, memory_rows, memory_used = _memory(
-        novel,
-        memory_novel,
-        store,
-        memory_on,
-        plan,
-        req_text,
-        text,
-        chapter,
+    memory_block, memory_rows, memory_used, dense_used = _memory(
+        _MemoryAsk(
+            memory_novel or (novel.slug if novel is not None else None),
+            store if memory_on else None,
+            plan,
+            req_text,
+            text,
+            chapter,
+            dense_timeout,
+        ),
         settings,
         b,
         count_tokens,
@@ -216,6 +231,9 @@ def compose(
 
     summaries, used_summaries = _summaries(outline, chapter, w.recent_summaries, b)
     account.extend(summaries)
+    slug = memory_novel or (novel.slug if novel is not None else None)
+    due = _due_threads(store if memory_on else None, slug, chapter, w, b)
+    account.extend(due)
     nexts = _next_synopses(outline, chapter, w.next_synopses, b)
     account.extend(nexts)
 
@@ -223,7 +241,7 @@ def compose(
         b.used -= tail.tokens if tail.included else 0
         _fit_tail(tail, b, count_tokens, cap=b.left, source_text=tail_src)
 
-    user = _assemble(card_item, plan_item, nexts, summaries, memory_block, prev_item, tail, req)
+    user = _assemble(card_item, plan_item, nexts, summaries, memory_block, prev_item, tail, req, due)
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": user}
     ]
@@ -231,7 +249,7 @@ def compose(
     while tokens > total and tail.included and count_chars(tail.text) > 0:  # sums bound the whole; guard
         tail.text = tail.text[len(tail.text) // 8 + 1 :]
         tail.reason = "cut from its start to fit after joining"
-        user = _assemble(card_item, plan_item, nexts, summaries, memory_block, prev_item, tail, req)
+        user = _assemble(card_item, plan_item, nexts, summaries, memory_block, prev_item, tail, req, due)
         messages[-1]["content"] = user
         tokens = (count_tokens(system + SEP) if system else 0) + count_tokens(user)
     if tokens > total:
@@ -252,6 +270,7 @@ def compose(
         warnings=warnings,
         token_count_exact=token_count_exact,
         tokenizer_source=tokenizer_source,
+        dense_used=dense_used,
     )
 
 
@@ -314,19 +333,28 @@ def _fit_tail(
     b.used += item.tokens
 
 
-def _memory(
-    novel, memory_novel, store, memory_on, plan, request, text, chapter, settings, b, count, warnings
-):
+@dataclass
+class _MemoryAsk:
+    slug: str | None
+    store: Any
+    plan: ChapterPlan | None
+    request: str
+    text: str
+    chapter: int | None
+    dense_timeout: float | None
+
+
+def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     from xiaoshuo.memory import build_context
 
-    slug = memory_novel or (novel.slug if novel is not None else None)
-    if not memory_on or store is None or slug is None:
-        return "", [], []
+    if ask.store is None or ask.slug is None:
+        return "", [], [], None
+    plan, request, text, chapter = ask.plan, ask.request, ask.text, ask.chapter
     terms = [*(plan.characters if plan else []), *(plan.places if plan else [])]
     query = "\n".join(
         x for x in ((plan.title if plan else ""), (plan.synopsis if plan else ""), request) if x
     )
-    result = _retrieve(store, slug, query, text[-2000:], chapter, terms)
+    result = _retrieve(ask.store, ask.slug, query, text[-2000:], chapter, terms, ask.dense_timeout)
     warnings.extend(result.warnings)
     budget = min(settings.memory.context_token_budget, max(b.left, 0))
     ctx = build_context(result.hits, budget, count)
@@ -368,38 +396,23 @@ def _memory(
                 reason=drop["reason"],
             )
         )
-    for note in result.excluded:
-        rows.append(
-            _Item(
-                "相关记忆",
-                "memory",
-                "",
-                id=note["id"],
-                name=note["name"],
-                included=False,
-                reason=note["reason"],
-            )
-        )
     if ctx.text:
         b.used += ctx.tokens + count(SEP)
-    return ctx.text, rows, used
+    return ctx.text, rows, used, result.dense_used
 
 
-@dataclass
-class _Retrieved:
-    hits: list[Any]
-    warnings: list[str]
-    excluded: list[dict[str, Any]]
+def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout) -> Any:
+    from xiaoshuo.memory import retrieve
 
-
-def _retrieve(store, slug, query, recent, chapter, terms) -> _Retrieved:
-    import xiaoshuo.memory as memory
-
-    retrieve = getattr(memory, "retrieve", None)
-    if retrieve is None:  # pragma: no cover - older memory package
-        return _Retrieved(memory.search(store, slug, query, recent_text=recent), [], [])
-    result = retrieve(store, slug, query, recent_text=recent, max_chapter=chapter, extra_terms=list(terms))
-    return _Retrieved(list(result.hits), list(result.warnings), list(getattr(result, "excluded", []) or []))
+    return retrieve(
+        store,
+        slug,
+        query,
+        recent_text=recent,
+        max_chapter=chapter,
+        extra_terms=list(terms),
+        dense_timeout=dense_timeout,
+    )
 
 
 def _summaries(outline, chapter, keep, b: _Budget) -> tuple[list[_Item], list[int]]:
@@ -440,7 +453,22 @@ def _next_synopses(outline, chapter, keep, b: _Budget) -> list[_Item]:
     return items
 
 
-def _assemble(card, plan, nexts, summaries, memory_block, prev, tail, req) -> str:
+def _due_threads(store, slug, chapter, w, b: _Budget) -> list[_Item]:
+    """Open threads (伏笔) due within ``writing.thread_window`` chapters, below memory in priority."""
+    if store is None or slug is None or not chapter:
+        return []
+    from xiaoshuo.writing.threads import due_threads, render_due
+
+    items = [
+        _Item("伏笔", f"thread:{e.id}", render_due(e, chapter), id=e.id, name=e.name or e.text[:20])
+        for e in due_threads(store.retriever(slug).entries, chapter, w.thread_window)
+    ]
+    for item in items:  # the most pressing first: overdue, then the nearest payoff
+        b.take(item, "open thread due near this chapter")
+    return items
+
+
+def _assemble(card, plan, nexts, summaries, memory_block, prev, tail, req, due=()) -> str:
     parts = []
     if card is not None and card.included:
         parts.append(f"【作品信息】\n{card.text}")
@@ -452,6 +480,9 @@ def _assemble(card, plan, nexts, summaries, memory_block, prev, tail, req) -> st
     sm = [i.text for i in summaries if i.included]
     if sm:
         parts.append("【前情提要】\n" + "\n".join(sm))
+    th = [i.text for i in due if i.included]
+    if th:
+        parts.append("【伏笔】\n" + "\n".join(th))
     if memory_block:
         parts.append(f"【相关记忆】\n{memory_block}")
     if prev is not None and prev.included and prev.text:
