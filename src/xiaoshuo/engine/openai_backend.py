@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -220,6 +222,15 @@ class OpenAIEngine(Engine):
         }
         if s.stop:
             common["stop"] = list(s.stop)
+        if req.json_schema is not None:  # vLLM reads response_format (the old guided_json is ignored)
+            common["extra_body"]["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _schema_name(req.json_schema),
+                    "schema": req.json_schema,
+                    "strict": True,
+                },
+            }
         if s.seed is not None:
             common["seed"] = s.seed
         counts = [0] * s.n
@@ -290,6 +301,12 @@ class OpenAIEngine(Engine):
         self._client.close()
 
 
+def _schema_name(schema: dict[str, Any]) -> str:
+    """The ``json_schema.name`` OpenAI requires: the schema's title, reduced to [A-Za-z0-9_-]."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "output"))[:64]
+    return name or "output"
+
+
 def serve_command(
     settings: Settings,
     *,
@@ -325,6 +342,9 @@ def serve_command(
     ]
     if settings.engine.enforce_eager:
         cmd.append("--enforce-eager")
+    # JSON-schema requests: llguidance, compact JSON (strict-valid on the tiny model; ARCHITECTURE.md)
+    structured = {"backend": "guidance", "disable_any_whitespace": True}
+    cmd += ["--structured-outputs-config", json.dumps(structured)]
     if adapters or settings.engine.enable_lora:
         from xiaoshuo.engine.vllm_backend import _LORA_RANKS, adapter_rank
 

@@ -8,6 +8,7 @@ iterator in an async generator, which loses streaming.  Stop strings end a
 candidate (and are cut from its text, as vLLM does); a cancel flag stops
 ``generate`` at the next token.  peft adapters switch per request.
 
+JSON-schema requests decode under an llguidance grammar (:class:`_JsonSchemaLogits`).
 Settings generate() cannot honour (presence/frequency penalties, n > 1 with
 greedy decoding) are rejected, never ignored.
 """
@@ -68,6 +69,46 @@ class _Candidate:
         return self._flush(len(self.text))
 
 
+class _JsonSchemaLogits:
+    """A transformers logits processor that keeps each row inside a JSON schema (llguidance).
+
+    The same grammar engine vLLM's ``guidance`` backend uses, compact JSON (no free
+    whitespace).  A row whose grammar is complete may only emit EOS.
+    """
+
+    def __init__(self, ll_tokenizer: Any, schema: dict[str, Any], rows: int) -> None:
+        import json
+
+        import llguidance
+
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(
+            json.dumps(schema), defaults={"whitespace_flexible": False}
+        )
+        self.matchers = [llguidance.LLMatcher(ll_tokenizer, grammar) for _ in range(rows)]
+        self.vocab = ll_tokenizer.vocab_size
+        self.prompt_len: int | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+        import torch
+
+        if self.prompt_len is None:
+            self.prompt_len = input_ids.shape[1]
+        else:
+            for row, matcher in zip(input_ids[:, -1].tolist(), self.matchers, strict=True):
+                if not matcher.is_stopped() and not matcher.is_error():
+                    matcher.consume_token(int(row))
+        allowed = torch.zeros(scores.shape, dtype=torch.bool)
+        for i, matcher in enumerate(self.matchers):
+            if matcher.is_error():
+                allowed[i] = True  # unconstrained from here: the caller's validation rejects the text
+                continue
+            bits = np.frombuffer(bytes(matcher.compute_bitmask()), dtype=np.uint8)
+            mask = np.unpackbits(bits, bitorder="little")[: min(self.vocab, scores.shape[1])]
+            allowed[i, : len(mask)] = torch.from_numpy(mask.astype(bool))
+        return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
+
+
 class TransformersEngine(Engine):
     backend = "transformers"
 
@@ -89,6 +130,7 @@ class TransformersEngine(Engine):
         }[settings.model.dtype]
         self._model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self._device).eval()
         self._peft = False
+        self._llg: Any = None  # llguidance tokenizer, for JSON-schema requests
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._cancelled: set[str] = set()
         self._running: set[str] = set()
@@ -210,6 +252,12 @@ class TransformersEngine(Engine):
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=max(s.top_k, 0))
             if s.min_p:
                 kwargs["min_p"] = s.min_p
+        if req.json_schema is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_JsonSchemaLogits(self._ll_tokenizer(), req.json_schema, s.n)]
+            )
         ids = torch.tensor([prepared.prompt_ids], device=self._device)
         adapter = contextlib.nullcontext()
         if self._peft:
@@ -228,6 +276,15 @@ class TransformersEngine(Engine):
                 cand.finish = "abort" if cancelled else "length"
                 sink(Delta(rid, i, cand.rest(), cand.finish, prompt_tokens, len(cand.ids)))
         sink(END)
+
+    def _ll_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer (built once, on the first JSON-schema request)."""
+        if self._llg is None:
+            import llguidance.hf
+
+            vocab = max(self._model.config.get_text_config().vocab_size, len(self.tokenizer))
+            self._llg = llguidance.hf.from_tokenizer(self.tokenizer, vocab)
+        return self._llg
 
     # ------------------------------------------------------------ lifecycle
     def _shutdown(self) -> None:

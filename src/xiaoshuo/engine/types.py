@@ -8,6 +8,7 @@ types; they do not generate anything.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,13 +114,19 @@ _ROLES = {"system", "user", "assistant"}
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One generation: a ``prompt`` string or chat ``messages``, sampling, an optional adapter."""
+    """One generation: a ``prompt`` string or chat ``messages``, sampling, an optional adapter.
+
+    ``json_schema``: when set, the backend constrains decoding to that JSON schema
+    (vLLM structured outputs, ``response_format`` on a server, a grammar-constrained
+    decoder on transformers).  Callers still validate the text (``writing.structured``).
+    """
 
     prompt: str | None = None
     messages: tuple[dict[str, str], ...] | None = None
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     lora: str | None = None  # adapter name (registered) or path
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    json_schema: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -144,6 +151,14 @@ class GenerationRequest:
             raise _bad("sampling", self.sampling, "a SamplingSettings")
         if self.lora is not None and (not isinstance(self.lora, str) or not self.lora.strip()):
             raise _bad("lora", self.lora, "an adapter name or path")
+        if self.json_schema is not None:
+            if not isinstance(self.json_schema, dict) or not self.json_schema:
+                raise _bad("json_schema", self.json_schema, "a non-empty JSON schema dict")
+            try:
+                json.dumps(self.json_schema)
+            except (TypeError, ValueError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+                raise _bad("json_schema", problem, "a JSON-serialisable dict") from None
 
 
 @dataclass(frozen=True)

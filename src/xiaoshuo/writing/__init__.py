@@ -15,6 +15,7 @@ from xiaoshuo.writing.compose import Composition, compose
 from xiaoshuo.writing.generate import CandidateResult, Writer, WriteResult, run_sync
 from xiaoshuo.writing.project import Novel, NovelLockedError, Novels
 from xiaoshuo.writing.schema import ChapterPlan, NovelCard, Outline, Version, Volume, WritingError
+from xiaoshuo.writing.structured import StructuredOutputError, generate_json, generate_json_many
 from xiaoshuo.writing.textstats import count_chars, length_score, repetition_rate
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "NovelLockedError",
     "Novels",
     "Outline",
+    "StructuredOutputError",
     "Version",
     "Volume",
     "WriteResult",
@@ -33,6 +35,8 @@ __all__ = [
     "WritingError",
     "compose",
     "count_chars",
+    "generate_json",
+    "generate_json_many",
     "length_score",
     "repetition_rate",
     "run_sync",
