@@ -129,3 +129,25 @@ def test_check_and_threads_through_the_store(tmp_path: Path):
     assert {f["rule"] for f in report["findings"]} >= {"dead_acts", "two_places", "reappears"}
     assert json.loads(json.dumps(report)) == report
     assert report["warnings"] == [] and report["dropped"] == []
+
+
+def test_compose_reminds_of_threads_due_near_the_chapter(tmp_path: Path):
+    from xiaoshuo.writing import compose
+
+    settings = settings_for(tmp_path)
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    chapters = [{"title": f"第{i}回", "synopsis": "林远练剑", "summary": f"第{i}回提要"} for i in range(1, 9)]
+    novel.import_outline({"volumes": [{"title": "卷一", "chapters": chapters}]})
+    with MemoryStore(settings) as store:
+        store.add(_memory())
+        kw = {"settings": settings, "count_tokens": len, "store": store, "budget": 8192}
+        c3 = compose(novel, chapter=3, request="写林远练剑", **kw)
+        c1 = compose(novel, chapter=1, request="写林远练剑", **kw)
+        c8 = compose(novel, chapter=8, request="写林远练剑", **{**kw, "budget": 8192})
+    assert "【伏笔】\n- 剑谱：老刀留下半部剑谱（第2章埋下，计划第4章回收）" in c3.user
+    assert c3.user.index("【前情提要】") < c3.user.index("【伏笔】") < c3.user.index("【相关记忆】")
+    assert "山贼的来历（" not in c3.user.split("【伏笔】")[1].split("【")[0]  # no payoff chapter: not due
+    rows = [r for r in c3.account if r["section"] == "伏笔"]
+    assert [(r["name"], r["included"]) for r in rows] == [("剑谱", True)]
+    assert "【伏笔】" not in c1.user  # planted in chapter 2
+    assert "已逾期" in c8.user  # overdue threads stay in the reminder
