@@ -88,7 +88,7 @@ class EngineSettings(_Section):
     )
     max_lora_rank: int = Field(64, ge=1, description="vLLM: largest LoRA rank that can be loaded.")
     max_loras: int = Field(
-        2, ge=1, description="vLLM: adapters resident at once (CPU needs adapters + 1, see docs)."
+        2, ge=1, description="vLLM: adapters resident at once (more are swapped in as needed)."
     )
     enforce_eager: bool = Field(False, description="vLLM: disable CUDA graphs (saves memory).")
     enable_lora: bool = Field(
