@@ -233,7 +233,7 @@ def test_a_malformed_model_answer_never_touches_memory(book, tmp_path: Path):
 
 def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     settings, novel, store = book
-    novel.set_text(2, "次日，苏晚晴来到客栈，对林远说：“师父在洛阳等你。”")
+    novel.set_text(2, "次日，王小明来到客栈，对林远说：“师父在洛阳等你。”")
     answer = json.dumps(FACTS, ensure_ascii=False)
     engine = ScriptedEngine([answer, json.dumps({"characters": []})])
     ex = Extractor(settings, engine, novel, store, batch=8)
@@ -241,7 +241,7 @@ def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     assert [r.error for r in results] == ["", ""]
     assert [len(r.dropped) for r in results] == [1, 0]
     names = {p.fields.get("name") for p in results[1].proposals if p.source == "names"}
-    assert "苏晚晴" in names  # jieba's nr tag: a new person the model missed
+    assert {"王小明", "洛阳"} <= names  # jieba's nr tag: a new person the model missed
     for r in results:
         for p in r.proposals:
             assert verify(novel.text(r.chapter), p.evidence)

@@ -305,9 +305,10 @@ class Extractor:
         )
 
     def _text_budget(self, card: Any, number: int, known: list[str]) -> int:
-        overhead = self.engine.count_tokens(
-            json.dumps(messages_for(card, number, "", "", known), ensure_ascii=False)
-        )
+        from xiaoshuo.writing.structured import schema_of, with_schema_hint
+
+        shown = with_schema_hint(messages_for(card, number, "", "", known), schema_of(ChapterFacts))
+        overhead = self.engine.count_tokens("\n".join(m["content"] for m in shown)) + 16 * len(shown)
         limit = (self.engine.max_model_len or 32768) - self.max_tokens - overhead - 64
         return max(64, min(limit, 6000))
 
