@@ -389,6 +389,7 @@ def memory_extract(
 ) -> None:
     """提取记忆 / Propose memory changes from chapters (they wait in `memory review`)."""
     import asyncio
+    import contextlib
     import sys
 
     from xiaoshuo.engine import load_engine
@@ -404,9 +405,12 @@ def memory_extract(
         )
     settings = _state(ctx).settings()
     book = _novel(ctx, novel)
-    with MemoryStore(settings) as store, load_engine(settings, backend=backend, model=model) as engine:
-        ex = Extractor(settings, engine, book, store, batch=batch)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(MemoryStore(settings))
+        ex = Extractor(settings, None, book, store, batch=batch)
         numbers = ex.chapters() if all_ else list(chapter or [])
+        if any(not (all_ and not again and ex.done(n, book.text(n))) for n in numbers):
+            ex.engine = stack.enter_context(load_engine(settings, backend=backend, model=model))
         if as_json:
             results = asyncio.run(ex.extract(numbers, resume=all_ and not again))
         else:

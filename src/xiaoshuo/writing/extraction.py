@@ -48,8 +48,15 @@ DEFAULT_BATCH = 16
 MAX_KNOWN_NAMES = 60
 
 
+def _no_titles(schema: dict[str, Any]) -> None:
+    """Keep the schema small (it goes into the prompt): no ``title`` on the form or its fields."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
 class _Form(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_titles)
 
 
 class Relation(_Form):
@@ -177,7 +184,7 @@ class Extractor:
         store: Any,
         *,
         batch: int = DEFAULT_BATCH,
-        max_tokens: int = 768,
+        max_tokens: int = 640,
         seed: int | None = 0,
     ) -> None:
         self.settings, self.engine, self.novel, self.store = settings, engine, novel, store
