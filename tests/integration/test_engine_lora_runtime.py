@@ -9,6 +9,7 @@ the same request run alone (vllm#48421: on CPU a base row reads the last LoRA sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -119,3 +120,25 @@ def test_adapter_registered_after_load_is_used_by_name(
     outs = _together(engine, [(prompt, "late"), (prompt, None), (prompt, runs["c"]), (prompt, None)])
     assert outs == [late_solo, base_solo, c_solo, base_solo]
     _wait_idle(engine)
+
+
+def test_cancelled_adapter_requests_free_their_slots(engine, runs: dict[str, str]) -> None:
+    long = SamplingSettings(temperature=0.0, max_tokens=2000, repetition_penalty=1.0)
+
+    async def start_then_stop(lora: str) -> int:
+        request = GenerationRequest(prompt=PROMPTS[0], sampling=long, lora=lora)
+        async with contextlib.aclosing(engine.stream(request)) as deltas:
+            async for delta in deltas:
+                return delta.completion_tokens
+        return 0
+
+    async def both() -> list[int]:
+        return await asyncio.wait_for(
+            asyncio.gather(start_then_stop(runs["a"]), start_then_stop(runs["b"])), timeout=120
+        )
+
+    assert all(0 < n < 2000 for n in asyncio.run(both()))
+    _wait_idle(engine)
+    # both slots were taken by the stopped requests: a leaked count would make c wait forever
+    expected = _solo(engine, PROMPTS[1], runs["c"])
+    assert _together(engine, [(PROMPTS[1], runs["c"]), (PROMPTS[1], None)])[0] == expected
