@@ -213,6 +213,18 @@ class WritingSettings(_Section):
     repetition_chapters: int = Field(
         3, ge=0, description="Repetition guard: also compare with this many previous chapters."
     )
+    auto_summarize: bool = Field(
+        False,
+        description="Summarise a chapter (前情提要 + who/where/when) when it is accepted: one more model "
+        "call per accept (`chapter accept` then loads the model).",
+    )
+    summary_chars: int = Field(300, ge=20, le=2000, description="Most 字 of a generated chapter summary.")
+    outline_batch: int = Field(
+        10, ge=1, le=50, description="Chapters planned per request by `outline generate`."
+    )
+    outline_synopsis_chars: int = Field(
+        200, ge=10, le=2000, description="Most 字 of a generated chapter synopsis (要点)."
+    )
     auto_approve: bool = Field(
         False, description="Extracted memory proposals go to memory without review (else: the review queue)."
     )

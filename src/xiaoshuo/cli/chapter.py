@@ -1,4 +1,5 @@
-"""``xiaoshuo chapter show|versions|diff|accept|revert|set|summary``: a chapter's text and history."""
+"""``xiaoshuo chapter show|versions|diff|accept|revert|set|summary|summarize``: a chapter's text, history
+and summary (``summarize`` and ``accept --summarize`` load the model)."""
 
 from __future__ import annotations
 
@@ -104,10 +105,58 @@ def accept_cmd(
     number: NumberArg,
     version: Annotated[int, typer.Option("--version", "-v", help="The version to make current.")],
     as_json: JsonOpt = False,
+    summarize: Annotated[
+        bool | None,
+        typer.Option(
+            "--summarize/--no-summarize",
+            help="Then summarise it with the model (default: writing.auto_summarize).",
+        ),
+    ] = None,
 ) -> None:
     """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
+    from xiaoshuo.cli.state import _state
+
     v = _novel(ctx, novel).accept(number, version)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
+    if summarize if summarize is not None else _state(ctx).settings().writing.auto_summarize:
+        _summarize(ctx, novel, number, backend=None, model=None, adapter=None, as_json=as_json)
+
+
+def _summarize(
+    ctx: typer.Context, novel: str, number: int, *, backend, model, adapter, as_json: bool
+) -> None:
+    from xiaoshuo.cli.outline import planning_engine
+    from xiaoshuo.writing import run_sync
+    from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+
+    n = _novel(ctx, novel)
+    n.plan(number)  # a missing chapter fails before the model loads
+    with planning_engine(ctx, backend=backend, model=model, adapter=adapter) as (settings, engine, use, _):
+        answer = run_sync(
+            summarize_chapter(engine, n, number, limits=PlanLimits.from_settings(settings), lora=use)
+        )
+    if as_json:
+        echo_json({"number": number, **answer.model_dump()})
+    else:
+        typer.echo(f"✓ 第{number}章 前情提要：{answer.summary}")
+        who, where = "、".join(answer.who) or "-", "、".join(answer.where) or "-"
+        typer.echo(f"  人物 {who} · 地点 {where} · 时间 {answer.when or '-'}")
+
+
+@app.command("summarize")
+def summarize_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help="LoRA adapter (default: none).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """生成前情提要 / Summarise a chapter with the model (前情提要 + who/where/when, stored on its plan)."""
+    _summarize(ctx, novel, number, backend=backend, model=model, adapter=adapter, as_json=as_json)
 
 
 @app.command("revert")

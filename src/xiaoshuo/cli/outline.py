@@ -1,7 +1,11 @@
-"""``xiaoshuo outline …``: a novel's outline, 卷 → 章 (:mod:`xiaoshuo.writing`)."""
+"""``xiaoshuo outline import|show|generate``: a novel's outline, 卷 → 章 (:mod:`xiaoshuo.writing`).
+
+``generate`` plans chapters with the model (:mod:`xiaoshuo.writing.planning`); the engine is opened here.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +13,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.novel import JsonOpt, NovelOpt, echo_json, novels
+from xiaoshuo.cli.state import _state
 
 app = typer.Typer(name="outline", help="大纲 / Outline: 卷 → 章 with synopses.", no_args_is_help=True)
 
@@ -58,3 +63,94 @@ def outline_show_cmd(ctx: typer.Context, novel: NovelOpt, as_json: JsonOpt = Fal
                 typer.echo(f"      {c.synopsis}")
     if not outline.volumes:
         typer.echo(f"（还没有大纲 no outline yet: xiaoshuo outline import FILE --novel {novel}）")
+
+
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")]
+AdapterOpt = Annotated[
+    str | None,
+    typer.Option("--adapter", help="LoRA adapter for planning (default: none, the base model fills forms)."),
+]
+
+
+@contextlib.contextmanager
+def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool = False):
+    """(settings, engine, adapter name or None, memory store or None) for planning commands."""
+    from xiaoshuo.cli.inference import _choose_adapter
+    from xiaoshuo.engine import load_engine
+
+    settings = _state(ctx).settings()
+    adapters: dict[str, str] = {}
+    use = _choose_adapter(settings, adapters, adapter or "none", backend or settings.engine.backend)
+    with contextlib.ExitStack() as stack:
+        store = None
+        if memory:
+            from xiaoshuo.memory import MemoryStore
+
+            store = stack.enter_context(MemoryStore(settings))
+        engine = stack.enter_context(load_engine(settings, backend=backend, model=model, lora=adapters))
+        yield settings, engine, use or None, store
+
+
+@app.command("generate")
+def outline_generate_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    chapters: Annotated[
+        int | None,
+        typer.Option("--chapters", "-n", help="Plan up to this chapter (not needed with --resume)."),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", "-b", help="Chapters per request (default writing.outline_batch)."),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    start: Annotated[
+        int | None, typer.Option("--from", help="Regenerate planned chapters from this number on.")
+    ] = None,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Show memory's characters.")] = True,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """生成大纲 / Plan chapters in checkpointed batches (drafted/final chapters are never replaced)."""
+    from xiaoshuo.writing import run_sync
+    from xiaoshuo.writing.planning import PlanLimits, generate_outline
+
+    n = novels(ctx).get(novel)
+    n.card()  # a missing novel fails before the model loads
+
+    def on_batch(event: dict) -> None:
+        if not as_json:
+            nums = event["chapters"]
+            typer.echo(f"  第{nums[0]}–{nums[-1]}章 ✓ ({nums[-1]}/{event['target']})", err=True)
+
+    with planning_engine(ctx, backend=backend, model=model, adapter=adapter, memory=memory) as (
+        settings,
+        engine,
+        use,
+        store,
+    ):
+        result = run_sync(
+            generate_outline(
+                engine,
+                n,
+                chapters=chapters,
+                batch=batch or settings.writing.outline_batch,
+                resume=resume,
+                start=start,
+                limits=PlanLimits.from_settings(settings),
+                lora=use,
+                store=store,
+                on_batch=on_batch,
+            )
+        )
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    kept = f"，保留已写的 {len(result.skipped)} 章" if result.skipped else ""
+    typer.echo(
+        f"✓ 大纲：生成 {len(result.generated)} 章（{result.batches} 批，{result.seconds:.1f}s）{kept}；"
+        f"共 {len(n.outline().chapters())} 章"
+    )

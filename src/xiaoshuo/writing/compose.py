@@ -423,7 +423,7 @@ def _summaries(outline, chapter, keep, b: _Budget) -> tuple[list[_Item], list[in
         _Item(
             "前情提要",
             f"summary:{c.number}",
-            f"第{c.number}章 {c.title}：{c.summary.strip()}",
+            f"第{c.number}章 {c.title}：{c.summary.strip()}" + _facts(c),
             id=str(c.number),
             name=c.title,
         )
@@ -432,6 +432,20 @@ def _summaries(outline, chapter, keep, b: _Budget) -> tuple[list[_Item], list[in
     for item in reversed(items):  # the most recent first; the oldest is dropped first
         b.take(item, "recent chapter summary")
     return items, [int(i.id) for i in items if i.included]
+
+
+def _facts(c) -> str:
+    """A generated summary's who/where/when (``chapter summarize``), when present."""
+    parts = [
+        f"{label}：{value}"
+        for label, value in (
+            ("人物", "、".join(c.summary_who)),
+            ("地点", "、".join(c.summary_where)),
+            ("时间", c.summary_when.strip()),
+        )
+        if value
+    ]
+    return f"（{'；'.join(parts)}）" if parts else ""
 
 
 def _next_synopses(outline, chapter, keep, b: _Budget) -> list[_Item]:

@@ -162,6 +162,18 @@ class Writer:
             return self.adapter or None
         return self.novel.card().adapter or None
 
+    async def _summarize(self, chapter: int) -> None:
+        """writing.auto_summarize: 前情提要 of an accepted chapter; a failed form is reported, not raised."""
+        from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+        from xiaoshuo.writing.structured import StructuredOutputError
+
+        try:
+            limits = PlanLimits.from_settings(self.settings)
+            await summarize_chapter(self.engine, self.novel, chapter, limits=limits)
+            self._progress(event="summary_saved", chapter=chapter)
+        except StructuredOutputError as exc:
+            self._progress(event="summary_failed", chapter=chapter, error=str(exc))
+
     def _progress(self, **event: Any) -> None:
         if self.on_progress is not None:
             self.on_progress(event)
@@ -341,6 +353,8 @@ class Writer:
         empty = not self.novel.text(chapter).strip()
         if accept or (accept is None and candidates == 1 and (kind != "chapter" or empty)):
             result.accepted = self.novel.accept(chapter, result.candidates[0].version).id
+            if self.settings.writing.auto_summarize:
+                await self._summarize(chapter)
         result.seconds = time.monotonic() - started
         return result
 

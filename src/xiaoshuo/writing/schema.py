@@ -84,8 +84,11 @@ class ChapterPlan(_Model):
     target_chars: int | None = Field(None, ge=50, le=200_000)
     status: Literal["planned", "drafted", "final"] = "planned"
     summary: str = ""  # 前情提要 of this chapter once written
+    summary_who: list[str] = Field(default_factory=list)  # who / where / when of the summary
+    summary_where: list[str] = Field(default_factory=list)
+    summary_when: str = ""
 
-    @field_validator("characters", "places")
+    @field_validator("characters", "places", "summary_who", "summary_where")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         return [v.strip() for v in value if isinstance(v, str) and v.strip()]
