@@ -45,9 +45,21 @@ class ModelSettings(_Section):
     """The base model, LoRA shape and vLLM engine limits (seed: ``model.*``)."""
 
     base_model: str = Field(
-        "Qwen/Qwen2.5-7B-Instruct",
+        "auto",
         min_length=1,
-        description="Base model: a Hugging Face hub id or a local folder with config.json.",
+        description="Base model: a hub id, a local folder with config.json, or auto (Qwen2.5-7B-Instruct "
+        "on a GPU with >= 16 GB, 3B on 8-16 GB, 1.5B on CPU). A hub id pulled into paths.models_dir "
+        "is used from there.",
+    )
+    source: Literal["auto", "hf", "modelscope"] = Field(
+        "auto",
+        description="Where `xiaoshuo model pull` downloads from: hf (Hugging Face or the hf_endpoint "
+        "mirror), modelscope (魔搭), or auto (the first of hf, modelscope that answers).",
+    )
+    hf_endpoint: str = Field(
+        "",
+        description="Hugging Face mirror for downloads, e.g. https://hf-mirror.com; empty = $HF_ENDPOINT "
+        "or https://huggingface.co.",
     )
     load_in_4bit: bool = Field(True, description="QLoRA: load the base model in 4-bit (nf4) for training.")
     lora_r: int = Field(64, ge=1, le=1024, description="LoRA rank r.")
@@ -166,10 +178,10 @@ class MemorySettings(_Section):
     """Story memory in ChromaDB (seed: ``memory.*``)."""
 
     embedding_model: str = Field(
-        "BAAI/bge-m3",
+        "auto",
         min_length=1,
-        description='Embedding model (hub id or local path); "none" turns dense retrieval off. '
-        "On CPU BAAI/bge-small-zh-v1.5 is the sensible choice.",
+        description='Embedding model (hub id or local path); "none" turns dense retrieval off; '
+        "auto: BAAI/bge-m3 on a GPU with >= 8 GB, BAAI/bge-small-zh-v1.5 otherwise.",
     )
     max_memory_items: int = Field(1000, ge=1, description="Most active memory entries per novel.")
     overflow_policy: Literal["reject", "archive_plot"] = Field(
@@ -287,6 +299,12 @@ class Settings(BaseModel):
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)
+    _notes: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def note_of(self, key: str) -> str | None:
+        """How a model key was resolved (``auto`` → which model and why; pulled → which folder)."""
+        _check_key(key)
+        return self._notes.get(key)
 
     def source_of(self, key: str) -> str:
         """Where the value of dotted ``key`` came from: default, config.toml, env or cli."""
@@ -367,11 +385,35 @@ def load(
 
     try:
         settings = Settings.model_validate(merged)
+        notes = _resolve_models(settings, merged)
+        if notes:
+            settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise _to_config_error(exc, merged, sources) from None
     settings._sources = sources
     settings._config_file = path
+    settings._notes = notes
     return settings
+
+
+_MODEL_KEYS = ("model.base_model", "memory.embedding_model")
+
+
+def _resolve_models(settings: Settings, merged: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """``auto`` → the hardware's model; a hub id pulled under ``paths.models_dir`` → that folder.
+
+    The only hardware fact used is ``nvidia-smi``'s GPU memory (no torch), asked once per process.
+    """
+    from xiaoshuo.models import resolve  # lazy: models imports this module
+
+    notes = {}
+    for key in _MODEL_KEYS:
+        value, note = resolve(key, settings.get(key), settings.paths.models_dir)
+        if note:
+            section, name = key.split(".")
+            merged.setdefault(section, {})[name] = value
+            notes[key] = note
+    return notes
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -9,8 +9,9 @@ import pytest
 from xiaoshuo import config
 from xiaoshuo.errors import ConfigError
 
+# model.base_model and memory.embedding_model default to "auto" (the seed's 7B / bge-m3 on a big GPU,
+# smaller models on CPU): tests/unit/test_models.py checks what they resolve to.
 SEED_DEFAULTS = {
-    "model.base_model": "Qwen/Qwen2.5-7B-Instruct",
     "model.load_in_4bit": True,
     "model.lora_r": 64,
     "model.vllm_max_model_len": 32768,
@@ -21,7 +22,6 @@ SEED_DEFAULTS = {
     "training.learning_rate": 2e-4,
     "training.max_seq_length": 2048,
     "training.gradient_checkpointing": True,
-    "memory.embedding_model": "BAAI/bge-m3",
     "memory.max_memory_items": 1000,
     "webui.host": "127.0.0.1",
     "webui.port": 7860,

@@ -35,6 +35,7 @@ EXIT_ERROR = 2
 #: Command modules under ``xiaoshuo.cli``, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "config",
+    "model",
     "prepare",
     "inference",
     "serve",

@@ -45,7 +45,7 @@ def doctor_cmd(
     ] = False,
 ) -> None:
     """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models and disk."""
-    from xiaoshuo.hardware import diagnose, run_smoke
+    from xiaoshuo.doctor import diagnose, run_smoke
 
     settings = _state(ctx).settings()
     report = diagnose(settings)

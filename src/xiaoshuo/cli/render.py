@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from xiaoshuo.hardware import Report
+from xiaoshuo.doctor import Report
 
 if TYPE_CHECKING:
     from xiaoshuo.config import Settings
@@ -98,8 +98,13 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
     for col in ("setting", "name", "state", "detail"):
         mt.add_column(col, overflow="fold")
     for m in report.models:
-        mt.add_row(m.setting, m.name, f"[{_STATE_STYLE.get(m.state, 'white')}]{m.state}[/]", m.detail)
+        detail = m.detail + (f"\n{m.note}" if m.note else "")
+        mt.add_row(m.setting, m.name, f"[{_STATE_STYLE.get(m.state, 'white')}]{m.state}[/]", detail)
     console.print(mt)
+    for h in report.hubs:
+        ok = {True: "[green]answers[/]", False: "[red]no answer[/]", None: "[yellow]not asked[/]"}
+        answer = ok[h["reachable"]]
+        console.print(f"[bold]下载源 source {h['source']}[/] {h['endpoint']}: {answer} ({h['detail']})")
 
     dt = Table(title="磁盘 Disk")
     for col in ("setting", "path", "free GiB", "total GiB"):

@@ -84,7 +84,8 @@ def load_engine(
     lora: Mapping[str, str] | list[str] | None = None,
 ) -> Engine:
     """Build the configured engine.  ``lora``: ``{name: path}`` or ``["name=path", …]``."""
-    from xiaoshuo.hardware import backend_statuses, choose_backend, torch_status, vllm_status
+    from xiaoshuo.engine.selection import backend_statuses, choose_backend
+    from xiaoshuo.hardware import torch_status, vllm_status
 
     adapters = dict(lora) if isinstance(lora, Mapping) else parse_lora_specs(lora)
     adapters = {name: _registry_path(config, path) for name, path in adapters.items()}

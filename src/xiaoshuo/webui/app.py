@@ -586,7 +586,7 @@ def _settings_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
         reload = gr.Button(t("reload", lang), elem_id="settings-reload")
 
     def status():
-        from xiaoshuo.hardware import diagnose
+        from xiaoshuo.doctor import diagnose
         from xiaoshuo.training import list_adapters
 
         report = diagnose(s).to_dict()

@@ -1,0 +1,505 @@
+"""Models on disk and from the hubs: what ``auto`` means here, listing, pulling, removing.
+
+* :func:`auto_model` — which model ``model.base_model = "auto"`` / ``memory.embedding_model = "auto"``
+  means on this machine, and why (GPU memory from ``nvidia-smi``; no torch import).
+* :func:`resolve` — what :func:`xiaoshuo.config.load` calls: ``auto`` → a hub id, and a hub id that
+  was pulled into ``paths.models_dir`` → that local folder (so every loader finds the files).
+* :func:`list_models`, :func:`plan_pull`, :func:`pull`, :func:`remove` — ``xiaoshuo model …``.
+
+Downloads go to ``<models_dir>/<owner>/<name>`` from Hugging Face (``huggingface_hub``, any
+``HF_ENDPOINT`` mirror) or ModelScope (the ``modelscope`` client); both resume an interrupted download.
+The free disk is checked against the hub's file list before anything is fetched.  Nothing here runs
+at import time; the hub clients are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xiaoshuo.errors import HardwareError, XiaoshuoError
+
+if TYPE_CHECKING:
+    from xiaoshuo.config import Settings
+
+GIB = 1024**3
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+MODELSCOPE_DEFAULT_ENDPOINT = "https://www.modelscope.cn"
+#: A GPU with at least this much memory (GiB, total) gets the seed's 7B model.
+BIG_GPU_GIB = 16
+#: A GPU with at least this much gets the 3B model; below it (and on CPU) the 1.5B one.
+MID_GPU_GIB = 8
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    kind: str  # llm | embed
+    size_gib: float  # download size of the files we fetch (approximate)
+    note: str
+
+
+#: The models ``auto`` picks from (same ids on Hugging Face and ModelScope).
+CATALOGUE: dict[str, ModelCard] = {
+    "Qwen/Qwen2.5-7B-Instruct": ModelCard("llm", 15.2, "GPU ≥16 GB：种子项目的默认模型，质量最好"),
+    "Qwen/Qwen2.5-3B-Instruct": ModelCard("llm", 6.2, "GPU 8–16 GB"),
+    "Qwen/Qwen2.5-1.5B-Instruct": ModelCard("llm", 3.1, "CPU / 小显存：笔记本上每秒约 5–15 字"),
+    "BAAI/bge-m3": ModelCard("embed", 2.3, "GPU：多语言向量模型"),
+    "BAAI/bge-small-zh-v1.5": ModelCard("embed", 0.1, "CPU：中文小向量模型"),
+}
+
+#: Hub ids that differ on ModelScope (none of the catalogue's do today).
+MODELSCOPE_IDS: dict[str, str] = {}
+
+#: Files a runtime never needs (other frameworks' weights, ONNX/OpenVINO exports, GGUF).
+IGNORE_PATTERNS = (
+    "*.onnx",
+    "*.onnx_data",
+    "onnx/*",
+    "openvino/*",
+    "*.msgpack",
+    "*.h5",
+    "*.ot",
+    "flax_model*",
+    "tf_model*",
+    "rust_model*",
+    "*.gguf",
+    ".gitattributes",
+)
+
+
+class ModelError(XiaoshuoError):
+    """A model cannot be listed, downloaded or removed."""
+
+
+class OfflineError(ModelError):
+    """No hub answered and the model is not on disk."""
+
+
+class DiskSpaceError(HardwareError):
+    """Not enough free disk for a download."""
+
+
+# ----------------------------------------------------------------------------- auto
+
+
+def auto_model(kind: str, gpus: tuple[dict[str, Any], ...] | None = None) -> tuple[str, str]:
+    """``(hub id, why)`` for ``kind`` ``llm`` or ``embed`` on this machine (``gpus``: from nvidia-smi).
+
+    Decided on the largest GPU's *total* memory, not its free memory, so the same machine always
+    resolves to the same model (free memory drops while vLLM or training runs).
+    """
+    if gpus is None:
+        from xiaoshuo.hardware import gpu_memory
+
+        gpus = gpu_memory()
+    best = max((g["total_gib"] for g in gpus), default=0.0)
+    where = f"GPU {best:g} GiB" if gpus else "无 GPU (CPU)"
+    if kind == "embed":
+        if best >= MID_GPU_GIB:
+            return "BAAI/bge-m3", f"auto: {where} → BAAI/bge-m3"
+        return "BAAI/bge-small-zh-v1.5", f"auto: {where} → BAAI/bge-small-zh-v1.5（CPU 上够快的中文模型）"
+    if best >= BIG_GPU_GIB:
+        return "Qwen/Qwen2.5-7B-Instruct", f"auto: {where} ≥ {BIG_GPU_GIB} GiB → Qwen/Qwen2.5-7B-Instruct"
+    if best >= MID_GPU_GIB:
+        return "Qwen/Qwen2.5-3B-Instruct", f"auto: {where} < {BIG_GPU_GIB} GiB → Qwen/Qwen2.5-3B-Instruct"
+    return (
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        f"auto: {where} → Qwen/Qwen2.5-1.5B-Instruct（7B 在 CPU 上要 ~16 GB 内存、每秒只有几个字）",
+    )
+
+
+def is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith(("/", ".", "~")) and not Path(name).is_absolute()
+
+
+def local_dir(name: str, models_dir: Path) -> Path:
+    """Where ``xiaoshuo model pull NAME`` puts a hub model: ``<models_dir>/<owner>/<name>``."""
+    return Path(models_dir) / name
+
+
+def find_local(name: str, models_dir: Path) -> Path | None:
+    """The folder holding ``name`` (a path, or a hub id pulled under ``models_dir``), if complete."""
+    for candidate in (Path(name).expanduser(), Path(models_dir) / name):
+        if candidate.is_dir() and any((candidate / m).is_file() for m in ("config.json", "modules.json")):
+            return candidate
+    return None
+
+
+def resolve(key: str, value: str, models_dir: Path) -> tuple[str, str | None]:
+    """``(value to use, note)`` for ``model.base_model`` / ``memory.embedding_model``.
+
+    ``auto`` becomes the hardware's choice; a hub id whose files were pulled under ``models_dir``
+    becomes that folder.  Explicit paths and ids are otherwise kept as written.
+    """
+    note = None
+    if value.strip().lower() == "auto":
+        value, note = auto_model("embed" if key == "memory.embedding_model" else "llm")
+    if is_hub_id(value) and not Path(value).exists():
+        found = find_local(value, models_dir)
+        if found is not None:
+            note = (note + "; " if note else "") + f"{value} 已下载到 (pulled to) {found}"
+            value = str(found)
+    return value, note
+
+
+def pull_command(name: str) -> str:
+    return f"xiaoshuo model pull {name}"
+
+
+# ----------------------------------------------------------------------------- list / rm
+
+
+@dataclass
+class LocalModel:
+    name: str
+    where: str  # models_dir | hf-cache
+    path: str
+    size_bytes: int
+    used_by: list[str] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += (Path(root) / f).stat().st_size
+            except OSError:
+                continue
+    return total
+
+
+def list_models(settings: Settings) -> list[LocalModel]:
+    """Models under ``paths.models_dir`` (folders with config.json/modules.json) and in the HF cache."""
+    models_dir = Path(settings.paths.models_dir)
+    used = {
+        "model.base_model": settings.model.base_model,
+        "memory.embedding_model": settings.memory.embedding_model,
+    }
+    found: list[LocalModel] = []
+    if models_dir.is_dir():
+        for marker in ("config.json", "modules.json"):
+            for cfg in sorted(models_dir.glob(f"*/{marker}")) + sorted(models_dir.glob(f"*/*/{marker}")):
+                folder = cfg.parent
+                if any(m.path == str(folder) for m in found) or ".cache" in folder.parts:
+                    continue
+                name = folder.relative_to(models_dir).as_posix()
+                found.append(LocalModel(name, "models_dir", str(folder), _tree_size(folder)))
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        for repo in scan_cache_dir().repos:
+            if repo.repo_type == "model":
+                found.append(LocalModel(repo.repo_id, "hf-cache", str(repo.repo_path), repo.size_on_disk))
+    except Exception:  # no cache folder yet, unreadable cache: nothing to list there
+        pass
+    for m in found:
+        for key, value in used.items():
+            if value in (m.name, m.path) or Path(value).expanduser().resolve() == Path(m.path).resolve():
+                m.used_by.append(key)
+    return found
+
+
+def remove(name: str, settings: Settings) -> list[str]:
+    """Delete ``name`` from ``paths.models_dir`` and/or the HF cache; returns what was removed."""
+    removed = []
+    folder = local_dir(name, settings.paths.models_dir)
+    if (is_hub_id(name) or Path(name).name == name) and folder.is_dir():
+        shutil.rmtree(folder)
+        removed.append(str(folder))
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        cache = scan_cache_dir()
+        hashes = [r.commit_hash for repo in cache.repos if repo.repo_id == name for r in repo.revisions]
+        if hashes:
+            cache.delete_revisions(*hashes).execute()
+            removed.append(f"hf-cache:{name}")
+    except Exception:
+        pass
+    if not removed:
+        raise ModelError(
+            f"没有找到要删除的模型 (no such model): {name}",
+            expected=f"a folder under {settings.paths.models_dir} or a repo in the Hugging Face cache",
+            received=name,
+            fix="运行 xiaoshuo model list 查看本地模型",
+        )
+    return removed
+
+
+# ----------------------------------------------------------------------------- pull
+
+
+@dataclass
+class PullPlan:
+    model_id: str
+    source: str  # hf | modelscope
+    endpoint: str
+    revision: str | None
+    files: dict[str, int]  # path in the repo → size in bytes
+    target: Path
+    why: str = ""  # which source answered and why it was chosen
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.files.values())
+
+
+def hf_endpoint(settings: Settings) -> str:
+    return (settings.model.hf_endpoint or os.environ.get("HF_ENDPOINT") or HF_DEFAULT_ENDPOINT).rstrip("/")
+
+
+def modelscope_endpoint() -> str:
+    return (
+        os.environ.get("MODELSCOPE_ENDPOINT")
+        or (("https://" + os.environ["MODELSCOPE_DOMAIN"]) if os.environ.get("MODELSCOPE_DOMAIN") else "")
+        or MODELSCOPE_DEFAULT_ENDPOINT
+    ).rstrip("/")
+
+
+def choose_files(files: dict[str, int]) -> dict[str, int]:
+    """Drop files no runtime needs; with safetensors weights present, drop the duplicate .bin/.pth."""
+    keep = {p: s for p, s in files.items() if not any(fnmatch.fnmatch(p, pat) for pat in IGNORE_PATTERNS)}
+    if any(p.endswith(".safetensors") for p in keep):
+        keep = {
+            p: s
+            for p, s in keep.items()
+            if not (p.rsplit("/", 1)[-1].startswith("pytorch_model") and p.endswith((".bin", ".pth")))
+        }
+    return keep
+
+
+def _list_hf(model_id: str, revision: str | None, endpoint: str) -> dict[str, int]:
+    from huggingface_hub import HfApi
+
+    info = HfApi(endpoint=endpoint).model_info(model_id, revision=revision, files_metadata=True)
+    return {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+
+
+def _list_modelscope(model_id: str, revision: str | None, endpoint: str) -> dict[str, int]:
+    from modelscope_hub.api import HubApi
+
+    files = HubApi(endpoint=endpoint).list_repo_files(model_id, "model", revision=revision, recursive=True)
+    return {f.path: int(f.size or 0) for f in files if (getattr(f, "type", "blob") or "blob") != "tree"}
+
+
+def source_order(settings: Settings, source: str | None) -> list[str]:
+    wanted = source or settings.model.source
+    if wanted == "auto":
+        return ["hf", "modelscope"]
+    if wanted not in ("hf", "modelscope"):
+        raise ModelError(
+            "未知下载源 (unknown model source)", expected="auto, hf or modelscope", received=wanted
+        )
+    return [wanted]
+
+
+def plan_pull(
+    model_id: str, settings: Settings, *, source: str | None = None, revision: str | None = None
+) -> PullPlan:
+    """Ask the hub(s) for the file list; ``auto`` takes the first source that answers and says why."""
+    from xiaoshuo.hf import hub_reachable
+
+    if not is_hub_id(model_id):
+        raise ModelError(
+            "只能下载 hub 上的模型 (only hub models can be pulled)",
+            expected="owner/name, e.g. Qwen/Qwen2.5-1.5B-Instruct",
+            received=model_id,
+            fix="本地模型直接把路径写进 model.base_model 即可",
+        )
+    tried = []
+    order = source_order(settings, source)
+    for name in order:
+        endpoint = hf_endpoint(settings) if name == "hf" else modelscope_endpoint()
+        if name == "hf":
+            _refuse_hf_offline()
+        if len(order) > 1:  # auto: a quick reachability probe first, no retry storm
+            ok, detail = hub_reachable(endpoint)
+            if not ok:
+                tried.append(f"{name} {endpoint}: {detail}")
+                continue
+        repo_id = MODELSCOPE_IDS.get(model_id, model_id) if name == "modelscope" else model_id
+        try:
+            listing = _list_hf if name == "hf" else _list_modelscope
+            files = choose_files(listing(repo_id, revision, endpoint))
+        except Exception as exc:
+            tried.append(f"{name} {endpoint}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+            continue
+        if not files:
+            tried.append(f"{name} {endpoint}: 仓库里没有文件 (no files)")
+            continue
+        why = f"{name} ({endpoint}) 已响应 answered"
+        if tried:
+            why += f"；未响应 did not answer: {'; '.join(tried)}"
+        target = local_dir(model_id, settings.paths.models_dir)
+        return PullPlan(model_id, name, endpoint, revision, files, target, why)
+    raise OfflineError(
+        f"离线：无法从任何下载源获取 {model_id} (no model source answered)",
+        expected=f"a reachable source among {', '.join(order)}",
+        received="; ".join(tried),
+        fix=(
+            "检查网络；国内可设置 model.source = modelscope 或 model.hf_endpoint 指向镜像 "
+            "(e.g. https://hf-mirror.com)；或把已有的模型文件夹放到 "
+            f"{local_dir(model_id, settings.paths.models_dir)}"
+        ),
+    )
+
+
+def _refuse_hf_offline() -> None:
+    from huggingface_hub.constants import HF_HUB_OFFLINE
+
+    if HF_HUB_OFFLINE:
+        raise OfflineError(
+            "离线模式：HF_HUB_OFFLINE=1 已设置，不能从 Hugging Face 下载 (offline mode is on)",
+            expected="HF_HUB_OFFLINE unset to download",
+            received="HF_HUB_OFFLINE=1",
+            fix="去掉环境变量 HF_HUB_OFFLINE 后重试，或用 --source modelscope",
+        )
+
+
+def bytes_present(plan: PullPlan) -> int:
+    """Bytes of the plan already on disk: complete files plus partial downloads (resume)."""
+    done = 0
+    for rel, size in plan.files.items():
+        path = plan.target / rel
+        if path.is_file():
+            done += min(path.stat().st_size, size)
+    for partial in plan.target.glob(".cache/**/*.incomplete"):
+        done += partial.stat().st_size
+    for partial in plan.target.glob("._____temp/**/*"):  # modelscope's temporary folder
+        if partial.is_file():
+            done += partial.stat().st_size
+    return min(done, plan.total_bytes)
+
+
+def check_disk(plan: PullPlan) -> None:
+    """Refuse a download that would not fit (size from the hub's file list, minus what is here)."""
+    needed = max(plan.total_bytes - bytes_present(plan), 0)
+    probe = plan.target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    margin = 256 * 1024**2
+    if needed + margin > free:
+        raise DiskSpaceError(
+            f"磁盘空间不够下载 {plan.model_id} (not enough free disk)",
+            expected=f"{(needed + margin) / GIB:.2f} GiB free under {probe} "
+            f"({needed / GIB:.2f} GiB to fetch + 0.25 GiB margin)",
+            received=f"{free / GIB:.2f} GiB free",
+            fix="清理磁盘，或把 paths.models_dir 指向更大的磁盘",
+        )
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+def pull(
+    model_id: str,
+    settings: Settings,
+    *,
+    source: str | None = None,
+    revision: str | None = None,
+    on_plan: Callable[[PullPlan], None] | None = None,
+    on_progress: ProgressFn | None = None,
+    interval: float = 0.5,
+) -> PullPlan:
+    """Download ``model_id`` into ``<models_dir>/<id>``: plan, disk check, download (resumable).
+
+    ``on_progress(done_bytes, total_bytes)`` is called from a watcher thread while files arrive
+    (it measures the target folder, partial files included, so it works for both clients).
+    """
+    plan = plan_pull(model_id, settings, source=source, revision=revision)
+    check_disk(plan)
+    if on_plan:
+        on_plan(plan)
+    plan.target.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            on_progress(bytes_present(plan), plan.total_bytes)  # type: ignore[misc]
+
+    watcher = threading.Thread(target=watch, name="xiaoshuo-pull-progress", daemon=True)
+    if on_progress:
+        on_progress(bytes_present(plan), plan.total_bytes)
+        watcher.start()
+    try:
+        if plan.source == "hf":
+            _download_hf(plan)
+        else:
+            _download_modelscope(plan)
+    except XiaoshuoError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"下载 {model_id} 中断 (download failed, from {plan.source})",
+            expected=f"the files of {model_id} from {plan.endpoint}",
+            received=f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+            fix=f"重新运行 {pull_command(model_id)}（会从断点继续）",
+        ) from None
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
+    if on_progress:
+        on_progress(plan.total_bytes, plan.total_bytes)
+    return plan
+
+
+def _download_hf(plan: PullPlan) -> None:
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(
+        plan.model_id,
+        revision=plan.revision,
+        local_dir=plan.target,
+        endpoint=plan.endpoint,
+        allow_patterns=sorted(plan.files),
+        max_workers=4,
+    )
+
+
+def _download_modelscope(plan: PullPlan) -> None:
+    from modelscope import snapshot_download
+
+    snapshot_download(
+        MODELSCOPE_IDS.get(plan.model_id, plan.model_id),
+        revision=plan.revision,
+        local_dir=str(plan.target),
+        endpoint=plan.endpoint,
+        allow_patterns=sorted(plan.files),
+        max_workers=4,
+    )
+
+
+def configured(settings: Settings) -> list[tuple[str, str, Path | None]]:
+    """``(setting, hub id or path, local folder or None)`` for the base and embedding models.
+
+    A model already pulled resolves (in :func:`xiaoshuo.config.load`) to ``<models_dir>/<owner>/<name>``;
+    its hub id is recovered from that folder.  ``memory.embedding_model = "none"`` is left out.
+    """
+    out = []
+    models_dir = Path(settings.paths.models_dir)
+    for key in ("model.base_model", "memory.embedding_model"):
+        value = settings.get(key)
+        if value.lower() == "none":
+            continue
+        folder = find_local(value, models_dir)
+        name = value
+        if folder is not None:
+            try:
+                rel = folder.resolve().relative_to(models_dir.resolve()).as_posix()
+                name = rel if is_hub_id(rel) else value
+            except ValueError:
+                pass
+        out.append((key, name, folder))
+    return out
