@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -130,3 +132,198 @@ def show_cmd(ctx: typer.Context, slug: Annotated[str, typer.Argument()], as_json
             str(c["versions"]),
         )
     console.print(table)
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="A novel file prepare reads: .txt (any encoding), .epub, .json, .jsonl.")
+    ],
+    slug: Annotated[str, typer.Option("--slug", help="The new novel's slug (folder and memory key).")],
+    title: Annotated[
+        str | None, typer.Option("--title", help="书名 (default: the file's 《书名》 line or name).")
+    ] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", help="作者 (default: the file's 作者： line).")
+    ] = None,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add the chapters after the last chapter of an existing novel.")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Replace an existing novel (the old folder is kept in novels/.replaced/)."
+        ),
+    ] = False,
+    extract: Annotated[
+        bool,
+        typer.Option(
+            "--extract",
+            help="Then fill the memory review queue from every chapter (拆书; loads the model; batched and "
+            "resumable: xiaoshuo memory extract --all --novel SLUG continues it).",
+        ),
+    ] = False,
+    backend: Annotated[str | None, typer.Option("--backend", help="With --extract: the engine.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="With --extract: model path.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """导入小说 / Import an existing novel: volumes and chapters in order, every chapter final."""
+    from rich.console import Console
+
+    from xiaoshuo.writing.books import BookError, import_book
+
+    if append and replace:
+        raise BookError("--append 和 --replace 只能选一个 (choose one)", expected="--append or --replace")
+    err = Console(stderr=True)
+    with _progress(err, "导入 import") as on_progress:
+        report = import_book(
+            novels(ctx),
+            file,
+            slug,
+            title=title,
+            author=author,
+            mode="append" if append else "replace" if replace else "new",
+            settings=_state(ctx).settings(),
+            progress=on_progress,
+        )
+    if not as_json:
+        _render_import(report)
+    if extract:
+        settings = _state(ctx).settings()
+        report["extract"] = _extract_all(settings, novels(ctx).get(report["slug"]), backend, model, err)
+        if not as_json:
+            ext = report["extract"]
+            failed = f", {len(ext['errors'])} 章失败 failed (rerun: {ext['resume']})" if ext["errors"] else ""
+            typer.echo(
+                f"  提取 extracted: {ext['chapters']} 章 → {ext['proposals']} 条提议 proposals{failed}"
+                f"；审阅 review: {ext['review']}"
+            )
+    if as_json:
+        echo_json(report)
+
+
+def _extract_all(settings, novel, backend: str | None, model: str | None, console) -> dict:
+    """Fill the review queue from every chapter (batched; resumable: done chapters are recorded)."""
+    import asyncio
+
+    from xiaoshuo.engine import load_engine
+    from xiaoshuo.memory import MemoryStore
+    from xiaoshuo.writing.extraction import Extractor
+
+    with MemoryStore(settings) as store, load_engine(settings, backend=backend, model=model) as engine:
+        ex = Extractor(settings, engine, novel, store)
+        numbers = ex.chapters()
+        with _progress(console, "提取 extract") as on_progress:
+            results = asyncio.run(
+                ex.extract(numbers, resume=True, progress=lambda d, t: on_progress("记忆 memory", d, t))
+            )
+    return {
+        "chapters": len(results),
+        "proposals": sum(len(r.proposals) for r in results),
+        "approved": sum(r.approved for r in results),
+        "errors": {r.chapter: r.error for r in results if r.error},
+        "review": f"xiaoshuo memory review --novel {novel.slug}",
+        "resume": f"xiaoshuo memory extract --all --novel {novel.slug}",
+    }
+
+
+@contextlib.contextmanager
+def _progress(console, label: str):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None, description=stage)
+
+        yield update
+
+
+def _render_import(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"✓ 已导入《{report['title']}》 ({report['slug']}, {report['mode']}) → {report['path']}\n"
+        f"  {len(report['chapters'])} 章 · {len(report['volumes'])} 卷 · {report['total_chars']} 字 · "
+        f"{report['variant']}体 · 编码 encoding {report['encoding']} · {report['seconds']} s"
+    )
+    table = Table(title="章节 Chapters (final, imported)")
+    for col in ("#", "卷", "标题", "字数"):
+        table.add_column(col, overflow="fold")
+    rows = report["chapters"]
+    shown = rows if len(rows) <= 40 else [*rows[:20], None, *rows[-10:]]
+    for c in shown:
+        if c is None:
+            table.add_row("…", "", f"({len(rows) - 30} more: --json)", "")
+        else:
+            table.add_row(str(c["number"]), c["volume"], c["title"], str(c["chars"]))
+    console.print(table)
+    for d in report["dropped"]:
+        console.print(f"  删除 dropped: {d['what']} × {d['count']} — {d['why']}")
+    if report["metadata_from_text"]:
+        console.print("  书名/作者取自 title block: " + " / ".join(report["metadata_from_text"]))
+    if report.get("replaced_backup"):
+        console.print(f"  旧版本保留在 old novel kept at: {report['replaced_backup']}")
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The novel's slug.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="txt | md | epub | docx.")] = "txt",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Target file (default data/exports/<slug>.<format>)."),
+    ] = None,
+    chapters: Annotated[
+        str | None, typer.Option("--chapters", help="Chapter numbers: 1-50, 7, 1-5,8,10- (default all).")
+    ] = None,
+    only_final: Annotated[
+        bool, typer.Option("--only-final", help="Only chapters with status final.")
+    ] = False,
+    convert: Annotated[
+        str | None,
+        typer.Option("--convert", help="OpenCC 简繁 conversion of titles and text: s2t | s2tw | s2hk | t2s."),
+    ] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="TXT only: utf-8 | gb18030.")] = "utf-8",
+    crlf: Annotated[bool, typer.Option("--crlf", help="TXT only: Windows line ends (CRLF).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """导出整本书 / Export the whole book as TXT, Markdown, EPUB 3 or DOCX (the project is not changed)."""
+    from xiaoshuo.writing.books import export_book
+
+    settings = _state(ctx).settings()
+    novel = novels(ctx).get(slug)
+    suffix = f"-{convert}" if convert else ""
+    target = output or settings.paths.data_dir / "exports" / f"{novel.slug}{suffix}.{fmt}"
+    report = export_book(
+        novel,
+        fmt,
+        target,
+        chapters=chapters,
+        only_final=only_final,
+        convert=convert,
+        encoding=encoding,
+        crlf=crlf,
+    )
+    if as_json:
+        echo_json(report)
+        return
+    typer.echo(
+        f"✓ 已导出 exported {report['chapters']} 章 (第 {report['first']}–{report['last']} 章) · "
+        f"{report['chars']} 字 · {report['language']} → {report['path']} ({report['bytes']} bytes)"
+    )
+    for s in report["skipped"]:
+        typer.echo(f"  跳过 skipped 第 {s['number']} 章 {s['title']}: {s['why']}")
