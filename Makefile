@@ -13,7 +13,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 	GRADIO_ANALYTICS_ENABLED=False OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 PYTHONUNBUFFERED=1
 
-.PHONY: install test lint bench clean doctor webui browser
+.PHONY: install test lint bench clean doctor webui browser book-tools
 
 install: $(STAMP)
 
@@ -42,7 +42,15 @@ browser:
 	      echo "make browser: could not install chromium; browser tests will be skipped"; \
 	    else echo "make browser: not root, skipping the chromium install"; fi; }
 
-test: install browser
+# Book export tests check EPUB/DOCX with independent readers: Debian's epubcheck (Java) and pandoc.
+book-tools:
+	@command -v pandoc >/dev/null 2>&1 && test -f /usr/share/java/epubcheck.jar || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q epubcheck pandoc >/dev/null || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q epubcheck pandoc >/dev/null; } || \
+	      echo "make book-tools: could not install epubcheck/pandoc; their tests will be skipped"; \
+	    else echo "make book-tools: not root, skipping the epubcheck/pandoc install"; fi; }
+
+test: install browser book-tools
 	$(PY) -m ruff check src tests bench start.py
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
