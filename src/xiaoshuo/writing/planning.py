@@ -181,7 +181,7 @@ async def generate_outline(
                 break
             form = batch_form(len(numbers), limits)
             messages = _outline_messages(engine, novel, outline, numbers, memory, form, limits)
-            wanted = len(numbers) * limits.chapter_tokens() + 40
+            wanted = _answer_tokens(engine, len(numbers), limits)
             answer = await generate_json(
                 engine,
                 messages,
@@ -326,9 +326,10 @@ def _outline_messages(
     tail = ""
     if after:
         tail = "之后已定的章节（要能衔接）：\n" + "\n".join(_line(c, full=True) for c in after)
-    answer_tokens = len(numbers) * limits.chapter_tokens() + 40
-    fixed = engine.count_tokens("\n\n".join([*head, ask, tail])) + engine.count_tokens(
-        json.dumps(schema_of(form), ensure_ascii=False)
+    answer_tokens = _answer_tokens(engine, len(numbers), limits)
+    fixed = _prompt_tokens(
+        engine,
+        with_schema_hint([{"role": "user", "content": "\n\n".join([*head, ask, tail])}], schema_of(form)),
     )
     budget = _context(engine) - answer_tokens - fixed - _SCHEMA_MARGIN
     history = _history(engine, [c for c in outline.chapters() if c.number < first], budget)
@@ -339,6 +340,11 @@ def _outline_messages(
         parts.append(tail)
     parts.append(ask)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def _answer_tokens(engine: Any, count: int, limits: PlanLimits) -> int:
+    """Tokens kept for a batch's answer: the form's bound, at most half the context (the rest: history)."""
+    return min(count * limits.chapter_tokens() + 40, _context(engine) // 2)
 
 
 def _line(c: ChapterPlan, *, full: bool) -> str:
@@ -363,6 +369,17 @@ def _history(engine: Any, before: list[ChapterPlan], budget: int) -> str:
     return "\n".join(reversed(lines))
 
 
+def _prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of the prompt as the engine will send it (chat template and system prompt included)."""
+    from xiaoshuo.engine import GenerationRequest
+
+    try:
+        return engine.count_tokens(engine.render(GenerationRequest(messages=messages))) + 8
+    except Exception:  # no local chat template (a remote server): contents + system prompt + a margin
+        system = engine.count_tokens(getattr(engine, "system_prompt", "") or "")
+        return sum(engine.count_tokens(m["content"]) + 8 for m in messages) + system + _SCHEMA_MARGIN
+
+
 def _context(engine: Any) -> int:
     return engine.max_model_len or 32768
 
@@ -372,7 +389,7 @@ def _sampling(
 ) -> SamplingSettings:
     """The caller's sampling with max_tokens = the form's bound, capped by what the context leaves."""
     base = sampling or DEFAULT_SAMPLING
-    prompt = sum(engine.count_tokens(m["content"]) for m in messages) + _SCHEMA_MARGIN
+    prompt = _prompt_tokens(engine, messages)
     room = _context(engine) - prompt
     if room < 16:
         raise WritingError(
@@ -419,7 +436,7 @@ async def summarize_chapter(
         "并列出出场人物（who）、地点（where）和时间（when）。"
     )
     frame = novel.card().render() + "\n\n" + ask
-    fixed = engine.count_tokens(frame) + engine.count_tokens(json.dumps(schema_of(form), ensure_ascii=False))
+    fixed = _prompt_tokens(engine, with_schema_hint([{"role": "user", "content": frame}], schema_of(form)))
     budget = _context(engine) - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
     body = _fit(engine, text, budget)
     messages = [{"role": "user", "content": f"{novel.card().render()}\n\n正文：\n{body}\n\n{ask}"}]
