@@ -248,6 +248,8 @@ class PullPlan:
     files: dict[str, int]  # path in the repo → size in bytes
     target: Path
     why: str = ""  # which source answered and why it was chosen
+    commit: str | None = None  # the revision's commit: every file comes from the same one
+    sha256: dict[str, str] = field(default_factory=dict)  # LFS files' sha256, checked after download
 
     @property
     def total_bytes(self) -> int:
@@ -278,18 +280,25 @@ def choose_files(files: dict[str, int]) -> dict[str, int]:
     return keep
 
 
-def _list_hf(model_id: str, revision: str | None, endpoint: str) -> dict[str, int]:
+Listing = tuple[dict[str, int], dict[str, str], str]  # sizes, LFS sha256s, commit
+
+
+def _list_hf(model_id: str, revision: str | None, endpoint: str) -> Listing:
     from huggingface_hub import HfApi
 
     info = HfApi(endpoint=endpoint).model_info(model_id, revision=revision, files_metadata=True)
-    return {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+    siblings = info.siblings or []
+    sizes = {s.rfilename: int(s.size or 0) for s in siblings}
+    shas = {s.rfilename: s.lfs.sha256 for s in siblings if s.lfs is not None and s.lfs.sha256}
+    return sizes, shas, info.sha or ""
 
 
-def _list_modelscope(model_id: str, revision: str | None, endpoint: str) -> dict[str, int]:
+def _list_modelscope(model_id: str, revision: str | None, endpoint: str) -> Listing:
     from modelscope_hub.api import HubApi
 
     files = HubApi(endpoint=endpoint).list_repo_files(model_id, "model", revision=revision, recursive=True)
-    return {f.path: int(f.size or 0) for f in files if (getattr(f, "type", "blob") or "blob") != "tree"}
+    blobs = [f for f in files if (getattr(f, "type", "blob") or "blob") != "tree"]
+    return {f.path: int(f.size or 0) for f in blobs}, {}, ""
 
 
 def source_order(settings: Settings, source: str | None) -> list[str]:
@@ -330,7 +339,8 @@ def plan_pull(
         repo_id = MODELSCOPE_IDS.get(model_id, model_id) if name == "modelscope" else model_id
         try:
             listing = _list_hf if name == "hf" else _list_modelscope
-            files = choose_files(listing(repo_id, revision, endpoint))
+            all_files, shas, commit = listing(repo_id, revision, endpoint)
+            files = choose_files(all_files)
         except Exception as exc:
             tried.append(f"{name} {endpoint}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
             continue
@@ -341,7 +351,8 @@ def plan_pull(
         if tried:
             why += f"；未响应 did not answer: {'; '.join(tried)}"
         target = local_dir(model_id, settings.paths.models_dir)
-        return PullPlan(model_id, name, endpoint, revision, files, target, why)
+        shas = {k: v for k, v in shas.items() if k in files}
+        return PullPlan(model_id, name, endpoint, revision, files, target, why, commit or None, shas)
     raise OfflineError(
         f"离线：无法从任何下载源获取 {model_id} (no model source answered)",
         expected=f"a reachable source among {', '.join(order)}",
@@ -373,8 +384,10 @@ def bytes_present(plan: PullPlan) -> int:
         path = plan.target / rel
         if path.is_file():
             done += min(path.stat().st_size, size)
-    for partial in plan.target.glob(".cache/**/*.incomplete"):
-        done += partial.stat().st_size
+    for rel, size in plan.files.items():
+        part = _part_path(plan, rel)
+        if part.is_file() and not (plan.target / rel).is_file():
+            done += min(part.stat().st_size, size)
     for partial in plan.target.glob("._____temp/**/*"):  # modelscope's temporary folder
         if partial.is_file():
             done += partial.stat().st_size
@@ -456,16 +469,67 @@ def pull(
 
 
 def _download_hf(plan: PullPlan) -> None:
-    from huggingface_hub import snapshot_download
+    """Fetch each file with ``Range`` resume into ``.cache/xiaoshuo/<file>.part``, verify, rename.
 
-    snapshot_download(
-        plan.model_id,
-        revision=plan.revision,
-        local_dir=plan.target,
-        endpoint=plan.endpoint,
-        allow_patterns=sorted(plan.files),
-        max_workers=4,
-    )
+    huggingface_hub 2.x's own ``snapshot_download`` restarts an interrupted file from byte 0 (it
+    writes to a fresh per-process temp file); for a single 3–15 GB weights file on a flaky line
+    that is the difference between finishing and not.  The hub client still does the rest: repo
+    info and file list, URLs, auth headers, its HTTP session (proxies, redirects) and error types.
+    """
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    session = get_session()
+    for rel, size in sorted(plan.files.items(), key=lambda kv: kv[1]):
+        dest = plan.target / rel
+        if dest.is_file() and dest.stat().st_size == size:
+            continue  # finished in an earlier run
+        part = _part_path(plan, rel)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        have = part.stat().st_size if part.is_file() else 0
+        if have > size:
+            have = 0
+        headers = build_hf_headers()
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        url = hf_hub_url(plan.model_id, rel, revision=plan.commit or plan.revision, endpoint=plan.endpoint)
+        if have < size or size == 0:
+            with session.stream("GET", url, headers=headers, follow_redirects=True, timeout=30) as response:
+                hf_raise_for_status(response)
+                resumed = have and response.status_code == 206
+                with part.open("ab" if resumed else "wb") as fh:
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+        _verify(plan, rel, part, size)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, dest)
+
+
+def _part_path(plan: PullPlan, rel: str) -> Path:
+    return plan.target / ".cache" / "xiaoshuo" / f"{rel}.part"
+
+
+def _verify(plan: PullPlan, rel: str, part: Path, size: int) -> None:
+    got = part.stat().st_size
+    problem = f"{got} bytes, expected {size}" if got != size else ""
+    want_sha = plan.sha256.get(rel)
+    if not problem and want_sha:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with part.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        if digest.hexdigest() != want_sha:
+            problem = f"sha256 {digest.hexdigest()[:12]}…, expected {want_sha[:12]}…"
+    if problem:
+        part.unlink(missing_ok=True)
+        raise ModelError(
+            f"下载的文件不完整或已损坏 (downloaded file is incomplete or corrupt): {rel}",
+            expected=f"{size} bytes" + (f", sha256 {want_sha}" if want_sha else ""),
+            received=problem,
+            fix=f"重新运行 {pull_command(plan.model_id)}（损坏的部分已删除）",
+        )
 
 
 def _download_modelscope(plan: PullPlan) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo import config, doctor, hardware
+from xiaoshuo import config, doctor
 from xiaoshuo.engine import selection
 from xiaoshuo.errors import DependencyError
 
