@@ -130,7 +130,6 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
     req = GenerationRequest(messages=comp.messages, sampling=sampling, lora=lora)
     prompt = engine.render(req) or "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in req.messages)
     memory_rows = [r for r in comp.account if r["section"] == "相关记忆"]
-    tail = next((r for r in comp.account if r["section"] == "前文"), None)
     report = {
         "prompt": prompt,
         "prompt_tokens": comp.tokens,
@@ -142,10 +141,7 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
         "memory_dropped": [r for r in memory_rows if not r["included"]],
         "memory_warnings": comp.warnings,
         "memory_dense_used": comp.dense_used,
-        "story_chars_sent": tail["tokens"]
-        and len(comp.user.split("【前文】\n", 1)[-1].split("\n\n【写作要求】")[0])
-        if tail and tail["included"]
-        else 0,
+        "story_chars_sent": len(comp.section("前文")),
         "adapter": adapter,
         "lora_sent": lora,
     }

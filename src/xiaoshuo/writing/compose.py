@@ -66,6 +66,17 @@ class Composition:
     tokenizer_source: str = ""
     dense_used: bool | None = None  # None: no memory retrieved
 
+    def section(self, heading: str) -> str:
+        """The text under 【heading】 in the user message ('' when the section is absent)."""
+        marker = f"【{heading}】\n"
+        start = 0 if self.user.startswith(marker) else self.user.find(SEP + marker)
+        if start < 0:
+            return ""
+        start = start + (len(marker) if start == 0 else len(SEP) + len(marker))
+        ends = [self.user.find(SEP + f"【{h}】\n", start) for h in HEADINGS]
+        end = min((e for e in ends if e >= 0), default=len(self.user))
+        return self.user[start:end]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "messages": self.messages,
