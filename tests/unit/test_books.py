@@ -304,12 +304,12 @@ def test_selection_only_final_and_ranges(lib: Novels, tmp_path: Path):
     out = tmp_path / "x.txt"
     rep = export_book(novel, "txt", out, chapters="2-5,7-", only_final=True)
     assert rep["chapters"] == 4 and (rep["first"], rep["last"]) == (2, 7)  # 2, 3, 5, 7
+    text = out.read_text("utf-8")
     skipped = {(s["number"], s["why"]) for s in rep["skipped"]}
     assert skipped == {(4, "status drafted"), (8, "status planned")}
     assert {(s["number"], s["why"]) for s in export_book(novel, "txt", out)["skipped"]} == {
         (8, "not written yet")
     }
-    text = out.read_text("utf-8")
     assert "第一章 夜雨" in text and "第１２章" not in text and "第二十章" not in text
     assert parse_chapter_range("7")(7) and not parse_chapter_range("7")(8)
     for bad in ("a-b", "5-3x", "-", "1,,2"):
