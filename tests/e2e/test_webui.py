@@ -90,6 +90,7 @@ def browser():
 def _page(browser, app):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app["url"])
+    page.get_by_role("tab", name="随手写").click()  # the free request page (创作 is the book)
     page.wait_for_selector("#generate", timeout=30_000)
     return page
 
@@ -233,6 +234,7 @@ def test_reload_never_loses_the_accepted_story(browser, app) -> None:
 
     def reopen():
         page.reload()
+        page.get_by_role("tab", name="随手写").click()
         page.wait_for_selector("#generate", timeout=30_000)
         page.wait_for_function(
             "v => document.querySelector('#story textarea').value.includes(v)", arg=accepted, timeout=20_000
@@ -263,7 +265,7 @@ def test_memory_character_reaches_the_context_inspector(browser, app) -> None:
         "document.querySelector('#memory-table').innerText.includes('顾长歌')", timeout=20_000
     )
     _shot(page, "memory")
-    page.get_by_role("tab", name="创作").click()
+    page.get_by_role("tab", name="随手写").click()
     _fill(page, "request", "顾少侠登上了山顶")
     _fill(page, "max-tokens", "16")
     page.click("#generate")
@@ -320,7 +322,7 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     events = app["services"].jobs.events()
     assert any(e["event"] == "log" for e in events) and events[-1]["event"] == "end"
     _shot(page, "train")
-    page.get_by_role("tab", name="创作").click()
+    page.get_by_role("tab", name="随手写").click()
     page.locator("#adapter input").click()
     page.locator("[role=option]", has_text="ui-run").wait_for(timeout=20_000)  # selectable without a restart
     page.close()

@@ -17,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.book import build_book_tab
 from xiaoshuo.webui.generation import MAX_CANDIDATES, generate_stream
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services, save_uploads
@@ -35,7 +36,9 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
         gr.Markdown(f"## {t('title', lang)}")
         engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tabs():
-            with gr.Tab(t("tab_create", lang), id="create"):
+            with gr.Tab(t("tab_create", lang), id="create"):  # the book (webui/book.py)
+                book = build_book_tab(services, lang, concurrency)
+            with gr.Tab(t("tab_scratch", lang), id="scratch"):  # the free request → story page
                 create = _create_tab(services, lang, g, concurrency)
             with gr.Tab(t("tab_memory", lang), id="memory"):
                 _memory_tab(services, lang, create["novel"])
@@ -59,6 +62,11 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
         status_outputs = [engine_status, timer, create["adapter"]]
         timer.tick(status, outputs=status_outputs, api_visibility="private", show_progress="hidden")
         demo.load(status, outputs=status_outputs, api_visibility="private")
+        demo.load(book["on_load"], book["load_inputs"], book["load_outputs"], api_visibility="private")
+        # 随手写 and 记忆 follow the book's novel (a novel's slug is its memory key)
+        book["novel"].change(
+            lambda slug: slug or gr.skip(), book["novel"], create["novel"], api_visibility="private"
+        )
         demo.load(
             create["on_load"],
             create["novel"],

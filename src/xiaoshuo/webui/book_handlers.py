@@ -1,0 +1,945 @@
+"""The 创作 (book) page's handlers: plain functions over ``Services`` calling :mod:`xiaoshuo.writing`.
+
+Every function here takes the ``Services`` object and plain values (a novel slug, a chapter number,
+text) and returns plain values (rows, text, HTML, dicts); ``book.py`` turns them into components and
+``XiaoshuoError`` into ``gr.Error``.  Nothing here imports Gradio, so every handler is testable
+without a browser.  Per-session state (the candidates of the last generation, the selection) is
+passed in and returned as plain dicts; the page keeps it in ``gr.State``.
+
+Generation (:func:`write_stream`) runs the writing core's ``Writer`` on a thread with its own event
+loop (its file writes and memory retrieval never block the page's loop) and yields coalesced
+:class:`BookUpdate` s; closing the generator (the stop button) cancels the run and the engine aborts
+its requests.  Chapters, versions and summaries are stored by :class:`xiaoshuo.writing.Novel`; this
+module builds no prompt (``Writer`` / ``compose`` do) and keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.writing.schema import ChapterPlan, WritingError
+from xiaoshuo.writing.textstats import count_chars
+
+MAX_CANDIDATES = 3
+STREAM_INTERVAL = 0.1  # seconds between page updates while streaming
+LOAD_TIMEOUT_S = 1800.0
+ACTIONS = ("chapter", "continue", "rewrite", "expand", "shorten")
+STATUS_LABELS = {"planned": "计划", "drafted": "草稿", "final": "定稿"}
+KIND_LABELS = {
+    "chapter": "生成",
+    "continue": "续写",
+    "rewrite": "改写",
+    "expand": "扩写",
+    "shorten": "缩写",
+    "set": "手改",
+    "outside-edit": "外部修改",
+    "revert": "恢复",
+    "migrated": "迁移",
+    "imported": "导入",
+}
+OUTLINE_HEADERS = ["章", "卷", "标题", "状态", "字数", "目标"]
+VERSION_HEADERS = ["版本", "当前", "来源", "方式", "字数", "时间", "开头"]
+
+
+# ----------------------------------------------------------------------------- novels
+def library(services: Any):
+    from xiaoshuo.writing import Novels
+
+    return Novels.from_settings(services.settings)
+
+
+def open_novel(services: Any, slug: str | None):
+    if not (slug or "").strip():
+        raise WritingError(
+            "请先选择或新建一本小说 (no novel chosen)", fix="在「小说」里选一本，或点「新建小说」"
+        )
+    return library(services).get(slug.strip())
+
+
+def novel_choices(services: Any) -> list[tuple[str, str]]:
+    """``(label, slug)`` for the picker: 《书名》 · slug."""
+    return [
+        (f"《{c.title}》 {c.slug}" if c.title != c.slug else c.slug, c.slug) for c in library(services).list()
+    ]
+
+
+def create_novel(
+    services: Any,
+    slug: str,
+    title: str,
+    *,
+    genre: str = "",
+    premise: str = "",
+    style: str = "",
+    chapter_chars: int | float | None = None,
+    adapter: str | None = None,
+) -> str:
+    """新建小说: a card and an empty outline; returns the slug (the title when no slug is given)."""
+    title = (title or "").strip()
+    slug = (slug or "").strip() or title
+    if not title:
+        raise WritingError("请填写书名 (a title is required)", fix="在「书名」里写下这本书的名字")
+    lora = adapter if adapter and adapter not in _none_labels() else ""
+    library(services).create(
+        slug,
+        title=title,
+        genre=(genre or "").strip(),
+        premise=(premise or "").strip(),
+        style=(style or "").strip(),
+        chapter_chars=int(chapter_chars) if chapter_chars else None,
+        adapter=lora,
+    )
+    return slug
+
+
+def _none_labels() -> set[str]:
+    from xiaoshuo.webui.locale import STRINGS
+
+    return set(STRINGS["none"].values()) | {"", "none", "base"}
+
+
+def card_markdown(services: Any, slug: str | None) -> str:
+    if not slug:
+        return ""
+    ov = open_novel(services, slug).overview()
+    c = ov["card"]
+    bits = [f"**《{c['title']}》**", f"`{c['slug']}`"]
+    bits += [v for v in (c.get("genre"), c.get("style")) if v]
+    bits.append(f"{len(ov['chapters'])} 章 · {ov['total_chars']} 字 · 每章目标 {c['chapter_chars']} 字")
+    return " · ".join(bits)
+
+
+# ----------------------------------------------------------------------------- outline
+def outline_rows(services: Any, slug: str | None) -> list[list[Any]]:
+    """卷 → 章 as table rows: number, volume, title, status, 字数, target."""
+    if not slug:
+        return []
+    novel = open_novel(services, slug)
+    card = novel.card()
+    rows = []
+    for vol in novel.outline().volumes:
+        for c in vol.chapters:
+            rows.append(
+                [
+                    c.number,
+                    vol.title,
+                    c.title,
+                    STATUS_LABELS.get(c.status, c.status),
+                    count_chars(novel.text(c.number)),
+                    c.target_chars or card.chapter_chars,
+                ]
+            )
+    return rows
+
+
+def _written(novel: Any, number: int) -> bool:
+    return novel.chapter_file(number).is_file() or bool(novel.versions(number))
+
+
+def add_chapter(services: Any, slug: str, title: str, synopsis: str = "", *, volume: str = "") -> int:
+    """A planned chapter at the end of the last volume (or of a new volume ``volume``)."""
+    from xiaoshuo.writing.schema import Volume
+
+    novel = open_novel(services, slug)
+    with novel.writer(what="webui outline add"):
+        outline = novel.outline()
+        number = len(outline.chapters()) + 1
+        title = (title or "").strip() or f"第{number}章"
+        if volume.strip() and (not outline.volumes or outline.volumes[-1].title != volume.strip()):
+            outline.volumes.append(Volume(title=volume.strip()))
+        if not outline.volumes:
+            outline.volumes.append(Volume(title="第一卷"))
+        outline.volumes[-1].chapters.append(
+            ChapterPlan(number=number, title=title[:200], synopsis=(synopsis or "").strip())
+        )
+        novel.save_outline(outline)
+    return number
+
+
+def edit_chapter(services: Any, slug: str, number: int, title: str, synopsis: str | None = None) -> None:
+    """Rename a chapter (and replace its synopsis when given)."""
+    fields: dict[str, Any] = {"title": (title or "").strip()}
+    if not fields["title"]:
+        raise WritingError("章节标题不能为空 (empty chapter title)", fix="写一个标题")
+    if synopsis is not None:
+        fields["synopsis"] = synopsis.strip()
+    open_novel(services, slug).update_plan(int(number), **fields)
+
+
+def _planned_only(novel: Any, numbers: list[int], what: str) -> None:
+    written = [n for n in numbers if _written(novel, n)]
+    if written:
+        raise WritingError(
+            f"只能{what}还没写的计划章节 (only planned, unwritten chapters can be {what}d)",
+            expected="chapters without text or versions",
+            received=f"已写的章节 written: {written}",
+            fix="章节正文按编号保存；已写的章节不能移动或删除（可以改名）",
+        )
+
+
+def move_chapter(services: Any, slug: str, number: int, delta: int) -> int:
+    """Swap a planned chapter with its neighbour (both unwritten); returns its new number."""
+    novel = open_novel(services, slug)
+    number, other = int(number), int(number) + (1 if delta > 0 else -1)
+    with novel.writer(what="webui outline move"):
+        outline = novel.outline()
+        plans = outline.chapters()
+        if not (1 <= other <= len(plans)) or outline.chapter(number) is None:
+            return number
+        _planned_only(novel, [number, other], "移动 move")
+        a, b = outline.chapter(number), outline.chapter(other)
+        keep = ("number",)
+        da, db = a.model_dump(exclude=set(keep)), b.model_dump(exclude=set(keep))
+        for k, v in db.items():
+            setattr(a, k, v)
+        for k, v in da.items():
+            setattr(b, k, v)
+        novel.save_outline(outline)
+    return other
+
+
+def delete_chapter(services: Any, slug: str, number: int) -> None:
+    """Delete a planned chapter; every chapter after it must be unwritten too (they are renumbered)."""
+    novel = open_novel(services, slug)
+    number = int(number)
+    with novel.writer(what="webui outline delete"):
+        outline = novel.outline()
+        if outline.chapter(number) is None:
+            novel.plan(number)  # raises with the range
+        _planned_only(novel, [c.number for c in outline.chapters() if c.number >= number], "删除 delete")
+        for vol in outline.volumes:
+            vol.chapters = [c for c in vol.chapters if c.number != number]
+        outline.volumes = [v for v in outline.volumes if v.chapters] or outline.volumes[:1]
+        outline.renumber()
+        novel.save_outline(outline)
+
+
+def plan_fields(services: Any, slug: str | None, number: int | None) -> tuple[str, str, int | None]:
+    """Title, synopsis and target of a chapter ('' when not planned)."""
+    if not slug or not number:
+        return "", "", None
+    plan = open_novel(services, slug).outline().chapter(int(number))
+    return (plan.title, plan.synopsis, plan.target_chars) if plan else ("", "", None)
+
+
+# ----------------------------------------------------------------------------- chapter text
+@dataclass
+class ChapterView:
+    header: str
+    text: str
+    chars: str
+    summary: str
+    versions: list[list[Any]]
+
+
+def chars_label(text: str, target: int | None = None) -> str:
+    n = count_chars(text or "")
+    return f"字数 {n}" + (f" / 目标 {target}" if target else "")
+
+
+def chapter_view(services: Any, slug: str | None, number: int | None) -> ChapterView:
+    if not slug or not number:
+        return ChapterView("", "", chars_label(""), "", [])
+    novel = open_novel(services, slug)
+    number = int(number)
+    novel.sync(number) if novel.chapter_file(number).is_file() else None  # an edit made elsewhere
+    plan = novel.outline().chapter(number)
+    target = (plan.target_chars if plan else None) or novel.card().chapter_chars
+    text = novel.text(number)
+    if plan is None:
+        header = f"### 第{number}章（新章）"
+    else:
+        header = f"### 第{number}章 {plan.title} · {STATUS_LABELS.get(plan.status, plan.status)}"
+        if plan.synopsis:
+            header += f"\n\n要点：{plan.synopsis}"
+    return ChapterView(
+        header,
+        text,
+        chars_label(text, target),
+        plan.summary if plan else "",
+        version_rows(services, slug, number),
+    )
+
+
+def save_text(services: Any, slug: str | None, number: int | None, text: str) -> int | None:
+    """Autosave: text that differs from the chapter's becomes a new current version; returns its id."""
+    if not slug or not number:
+        return None
+    novel = open_novel(services, slug)
+    text = text or ""
+    if text == novel.text(int(number)):
+        return None
+    if not text.strip() and not novel.chapter_file(int(number)).is_file():
+        return None  # an untouched empty chapter stays unwritten
+    return novel.set_text(int(number), text, note="webui").id
+
+
+def save_summary(services: Any, slug: str, number: int, summary: str) -> None:
+    open_novel(services, slug).set_summary(int(number), summary or "")
+
+
+# ----------------------------------------------------------------------------- versions
+def version_rows(services: Any, slug: str | None, number: int | None) -> list[list[Any]]:
+    if not slug or not number:
+        return []
+    novel = open_novel(services, slug)
+    current = novel.current_version(int(number))
+    rows = []
+    for v in reversed(novel.versions(int(number))):
+        rows.append(
+            [
+                v.id,
+                "●" if v.id == current else "",
+                v.source,
+                KIND_LABELS.get(v.kind, v.kind),
+                v.chars,
+                time.strftime("%m-%d %H:%M:%S", time.localtime(v.time)),
+                v.text[:24].replace("\n", " "),
+            ]
+        )
+    return rows
+
+
+def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | None) -> str:
+    """Character-level diff of versions ``a`` → ``b`` as HTML: deletions struck out red, insertions green."""
+    novel = open_novel(services, slug)
+    number = int(number)
+    ids = [v.id for v in novel.versions(number)]
+    if len(ids) < 1:
+        return "<p>（还没有版本 no versions yet）</p>"
+    b = int(b) if b else (novel.current_version(number) or ids[-1])
+    a = int(a) if a else next((i for i in reversed(ids) if i < b), b)
+    ops = novel.diff(number, a, b)
+    parts = [f'<div class="xs-diff"><p><b>版本 {a} → {b}</b></p><div style="white-space: pre-wrap">']
+    for op in ops:
+        if op["op"] == "equal":
+            parts.append(html.escape(op["a"]))
+            continue
+        if op["a"]:
+            parts.append(f'<del style="background:#fdd;color:#900">{html.escape(op["a"])}</del>')
+        if op["b"]:
+            parts.append(
+                f'<ins style="background:#dfd;color:#060;text-decoration:none">{html.escape(op["b"])}</ins>'
+            )
+    parts.append("</div></div>")
+    return "".join(parts)
+
+
+def revert(services: Any, slug: str, number: int, version_id: int) -> int:
+    return open_novel(services, slug).revert(int(number), int(version_id)).id
+
+
+def accept(services: Any, slug: str, number: int, version_id: int) -> int:
+    return open_novel(services, slug).accept(int(number), int(version_id)).id
+
+
+def accept_candidate(services: Any, slug: str, session: dict[str, Any], index: int, shown: str) -> int:
+    """采用候选 ``index`` of the last generation: its saved version, or — for a stopped run whose
+    candidate was never saved — the text shown on the page, stored as a new version first."""
+    run = session or {}
+    if not run.get("chapter") or run.get("novel") != slug:
+        raise WritingError("没有可采用的候选 (no candidates to accept)", fix="先点「生成本章」或「续写」")
+    number = int(run["chapter"])
+    versions = run.get("versions") or []
+    if index < len(versions) and versions[index]:
+        return accept(services, slug, number, versions[index])
+    if not (shown or "").strip():
+        raise WritingError(f"候选 {index + 1} 是空的 (candidate {index + 1} is empty)")
+    full = run.get("before", "") + shown + run.get("after", "")
+    novel = open_novel(services, slug)
+    return novel.add_version(
+        number, full, source="generated", kind=run.get("kind", "chapter"), accept=True, note="stopped"
+    ).id
+
+
+# ----------------------------------------------------------------------------- selection
+def utf16_to_index(text: str, offset: int) -> int:
+    """A browser's selection offset (UTF-16 code units) as a Python string index."""
+    units = 0
+    for i, ch in enumerate(text):
+        if units >= offset:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(text)
+
+
+def selection(text: str, index: Any) -> dict[str, int]:
+    """The Textbox ``select`` event's ``[start, end]`` as Python indices into ``text``."""
+    try:
+        start, end = (int(x) for x in index)
+    except (TypeError, ValueError):
+        return {}
+    start, end = utf16_to_index(text or "", start), utf16_to_index(text or "", end)
+    return {"start": min(start, end), "end": max(start, end)} if start != end else {}
+
+
+# ----------------------------------------------------------------------------- generation
+@dataclass
+class BookUpdate:
+    texts: list[str]
+    progress: str = ""
+    versions: list[int | None] = field(default_factory=lambda: [None] * MAX_CANDIDATES)
+    done: bool = False
+    loading: bool = False
+    warnings: list[str] = field(default_factory=list)
+    session: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+
+class _Run:
+    """A ``Writer`` operation on its own thread and event loop, observed from the page's loop."""
+
+    def __init__(self, make_coro: Any, n: int) -> None:
+        self.make_coro = make_coro
+        self.texts = [""] * n
+        self.segments: dict[int, dict[str, Any]] = {}
+        self.committed = [0] * n  # characters of each candidate's finished segments
+        self.versions: list[int | None] = [None] * n
+        self.events: list[dict[str, Any]] = []
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.changed = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._main, name="xiaoshuo-book-writer", daemon=True)
+
+    def on_text(self, index: int, piece: str) -> None:
+        with self._lock:
+            if index < len(self.texts):
+                self.texts[index] += piece
+                self.changed += 1
+
+    def on_progress(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.events.append(event)
+            i = event.get("candidate")
+            if event.get("event") == "segment" and i is not None:
+                self.segments[i] = event
+            if event.get("event") == "candidate_saved" and i is not None and i < len(self.versions):
+                self.versions[i] = event.get("version")
+            if event.get("event") == "segment" and i is not None and i < len(self.texts):
+                self.committed[i] = len(self.texts[i])
+            if event.get("event") == "repetition_retry" and i is not None and i < len(self.texts):
+                self.texts[i] = self.texts[i][: self.committed[i]]  # the repeating piece is generated again
+            self.changed += 1
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._task = loop.create_task(self.make_coro())
+            if self._cancelled:
+                self._task.cancel()
+            self.result = loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            self.error = None
+        except BaseException as exc:  # reported to the page
+            self.error = exc
+        finally:
+            # The writer's candidate loops are tasks of their own: cancel what is left (each stream then
+            # aborts its request in the engine) before the loop closes.
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self.done.set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+
+    def snapshot(self) -> tuple[list[str], list[int | None], dict[int, dict[str, Any]], int]:
+        with self._lock:
+            return list(self.texts), list(self.versions), dict(self.segments), self.changed
+
+
+def progress_text(segments: dict[int, dict[str, Any]], n: int, *, done: bool = False, saved=()) -> str:
+    parts = []
+    for i in range(n):
+        ev = segments.get(i)
+        if ev is None:
+            parts.append(f"候选{i + 1}：第1段…")
+        else:
+            parts.append(f"候选{i + 1}：第{ev['segment'] + 1}段 · {ev['chars']}/{ev['target']} 字")
+        if i < len(saved) and saved[i]:
+            parts[-1] += f" ✓ 版本 {saved[i]}"
+    return ("完成 done · " if done else "生成中 writing · ") + " ｜ ".join(parts)
+
+
+def _store_or_warning(services: Any, memory_on: bool) -> tuple[Any, list[str]]:
+    if not memory_on:
+        return None, []
+    try:
+        return services.store(), []
+    except XiaoshuoError as exc:
+        return None, [f"记忆库打不开，本次不用记忆 (memory store unavailable): {exc.message}"]
+
+
+async def _engine(services: Any, load_timeout: float) -> AsyncIterator[Any]:
+    """Wait for a loading engine (yielding None meanwhile), then yield it once."""
+    deadline = time.monotonic() + load_timeout
+    while services.engine.loading():
+        if time.monotonic() > deadline:
+            raise XiaoshuoError(
+                "模型加载超时 (the model is still loading)",
+                expected=f"the model loaded within {load_timeout:.0f} s",
+                received=services.engine.status()[1],
+                fix="查看页面顶部的模型状态；稍后再试",
+            )
+        yield None
+        await asyncio.sleep(0.5)
+    yield services.engine.get()
+
+
+async def _ready_engine(services: Any) -> Any:
+    engine = None
+    async for engine in _engine(services, LOAD_TIMEOUT_S):  # noqa: B007 - the last one is the engine
+        pass
+    return engine
+
+
+def make_writer(services: Any, novel: Any, engine: Any, *, memory_on: bool, adapter: str | None):
+    """A ``Writer`` for the page: ``adapter`` None = the novel's default, （无） = the base model."""
+    from xiaoshuo.writing import Writer
+
+    store, warnings = _store_or_warning(services, memory_on)
+    if not adapter:
+        lora = None
+    elif adapter in _none_labels():
+        lora = ""
+    else:
+        lora = services.lora_for(engine, adapter)
+    writer = Writer(services.settings, engine, novel, store=store, memory_on=store is not None, adapter=lora)
+    return writer, warnings
+
+
+async def write_stream(
+    services: Any,
+    slug: str,
+    number: int,
+    action: str,
+    *,
+    candidates: int = 1,
+    target_chars: int | None = None,
+    chars: int | None = None,
+    seed: int | None = None,
+    sel: dict[str, int] | None = None,
+    instruction: str = "",
+    memory_on: bool = True,
+    adapter: str | None = None,
+    interval: float = STREAM_INTERVAL,
+    load_timeout: float = LOAD_TIMEOUT_S,
+) -> AsyncIterator[BookUpdate]:
+    """生成本章 / 续写 / 改写 / 扩写 / 缩写 chapter ``number``, streaming ``candidates`` side by side.
+
+    Every finished candidate is a saved version (``BookUpdate.versions``); nothing is accepted
+    unless the chapter was empty and one candidate was asked for (the writing core's rule).
+    Closing the generator cancels the run (the engine aborts its requests)."""
+    if action not in ACTIONS:
+        raise WritingError("未知操作 (unknown action)", expected=", ".join(ACTIONS), received=action)
+    n = max(1, min(int(candidates or 1), MAX_CANDIDATES))
+    novel = open_novel(services, slug)
+    number = int(number or 0)
+    if number < 1:
+        raise WritingError("请先在大纲里选一章 (no chapter chosen)", fix="点大纲表里的一行，或「添加章节」")
+    text = novel.text(number)
+    sel = sel or {}
+    if action in ("rewrite", "expand", "shorten") and not sel:
+        raise WritingError(
+            "请先在正文里选中要改的文字 (select the passage first)",
+            fix="在正文框里用鼠标选中一段，再点「改写选中」「扩写」或「缩写」",
+        )
+    engine = None
+    async for engine in _engine(services, load_timeout):
+        if engine is None:
+            yield BookUpdate(
+                ["模型加载中… (loading the model)"] * n + [""] * (MAX_CANDIDATES - n), loading=True
+            )
+    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter)
+    session: dict[str, Any] = {"novel": slug, "chapter": number, "kind": action, "before": "", "after": ""}
+    if action == "chapter":
+        coro = lambda: writer.write_chapter(  # noqa: E731
+            number, target_chars=target_chars or None, candidates=n, seed=seed, accept=None
+        )
+    elif action == "continue":
+        session["before"] = text
+        coro = lambda: writer.continue_chapter(number, chars=chars or 500, candidates=n, seed=seed)  # noqa: E731
+    else:
+        from xiaoshuo.writing.generate import MODE_FACTORS
+
+        start, end = sel["start"], sel["end"]
+        session["before"], session["after"] = text[:start], text[end:]
+        # a short passage still asks for the writing core's shortest target (50 字)
+        want = chars or max(50, round(count_chars(text[start:end]) * MODE_FACTORS[action]))
+        coro = lambda: writer.rewrite(  # noqa: E731
+            number,
+            start=start,
+            end=end,
+            instruction=instruction or "",
+            mode=action,
+            chars=want,
+            candidates=n,
+            seed=seed,
+        )
+    run = _Run(coro, n)
+    writer.on_text, writer.on_progress = run.on_text, run.on_progress
+    run.start()
+    pad = [""] * (MAX_CANDIDATES - n)
+    seen = -1
+    try:
+        yield BookUpdate([""] * MAX_CANDIDATES, progress_text({}, n), warnings=warnings, session=session)
+        while not run.done.is_set():
+            await asyncio.sleep(interval)
+            texts, versions, segments, changed = run.snapshot()
+            if changed != seen:
+                seen = changed
+                yield BookUpdate(
+                    texts + pad,
+                    progress_text(segments, n, saved=versions),
+                    versions + pad[: MAX_CANDIDATES - n],
+                    warnings=warnings,
+                    session=session | {"versions": versions},
+                )
+    finally:
+        if not run.done.is_set():
+            run.cancel()
+    if run.error is not None:
+        raise run.error
+    result = run.result
+    texts, versions, segments, _ = run.snapshot()
+    if result is not None:
+        for c in result.candidates:
+            texts[c.index] = c.new_text  # trimmed at a sentence end, as saved
+            versions[c.index] = c.version
+    session = session | {"versions": versions, "accepted": getattr(result, "accepted", None)}
+    yield BookUpdate(
+        texts + pad,
+        progress_text(segments, n, done=True, saved=versions),
+        versions + [None] * (MAX_CANDIDATES - n),
+        done=True,
+        warnings=warnings,
+        session=session,
+        result=result.as_dict() if result is not None else None,
+    )
+
+
+# ----------------------------------------------------------------------------- inspector
+def inspect(services: Any, slug: str, number: int, *, memory_on: bool = True) -> dict[str, Any]:
+    """What the next 生成本章 / 续写 would send: ``compose()``'s account for chapter ``number``."""
+    novel = open_novel(services, slug)
+    number = int(number)
+    engine = services.engine.get()
+    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=None)
+    plan = novel.outline().chapter(number)
+    text = novel.text(number)
+    target = (plan.target_chars if plan else None) or novel.card().chapter_chars
+    want = min(services.settings.writing.segment_chars, target)
+    title = plan.title if plan else f"第{number}章"
+    if text.strip():
+        request = f"请紧接【前文】继续写第{number}章《{title}》，不要重复前文。这一段写约{want}字。"
+    else:
+        request = f"请开始写第{number}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
+    comp = writer.compose(
+        number if plan else None, text, request, max_tokens=writer.max_tokens_for(want, 1.0)
+    )
+    chapters = {m.get("id"): m.get("chapter") for m in comp.memory}
+    rows = [
+        [
+            r["section"],
+            r["name"] or r["source"],
+            chapters.get(r["id"], "") if r["section"] == "相关记忆" else "",
+            r["tokens"],
+            "✓" if r["included"] else "✗",
+            r["reason"],
+        ]
+        for r in comp.account
+    ]
+    return {
+        "rows": rows,
+        "summary": (
+            f"提示词 {comp.tokens} / 预算 {comp.budget} tokens"
+            + ("" if comp.token_count_exact else "（估算 estimate）")
+            + f" · 放入 {sum(1 for r in comp.account if r['included'])} 项，"
+            f"截断或丢弃 {sum(1 for r in comp.account if not r['included'] or 'cut' in r['reason'])} 项"
+        ),
+        "memory": [
+            {"name": m.get("name"), "kind": m.get("kind"), "chapter": m.get("chapter")} for m in comp.memory
+        ],
+        "warnings": warnings + comp.warnings,
+        "prompt": "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in comp.messages),
+    }
+
+
+INSPECTOR_HEADERS = ["部分 section", "条目 item", "章 chapter", "tokens", "放入", "原因 why"]
+
+
+# ----------------------------------------------------------------------------- review queue
+def _queue(services: Any, slug: str):
+    from xiaoshuo.writing.review import ReviewQueue
+
+    return ReviewQueue.of(open_novel(services, slug))
+
+
+REVIEW_HEADERS = ["编号 id", "章", "类型", "内容", "证据"]
+REVIEW_KINDS = {
+    "character": "新人物",
+    "character_update": "人物变化",
+    "plot": "情节",
+    "thread_close": "伏笔回收",
+    "setting": "设定",
+    "dialogue": "对话",
+}
+
+
+def pending_count(services: Any, slug: str | None) -> int:
+    if not slug:
+        return 0
+    return len(_queue(services, slug).list("pending"))
+
+
+def review_rows(services: Any, slug: str | None) -> list[list[Any]]:
+    if not slug:
+        return []
+    return [
+        [
+            p.id,
+            p.chapter,
+            REVIEW_KINDS.get(p.kind, p.kind),
+            p.summary(),
+            p.evidence.quote if p.evidence else "",
+        ]
+        for p in _queue(services, slug).list("pending")
+    ]
+
+
+def proposal_detail(services: Any, slug: str, pid: str) -> tuple[str, str]:
+    """The proposal's editable fields as ``field=value`` lines, and its chapter with the evidence marked."""
+    from xiaoshuo.writing.review import EDITABLE, verify
+
+    novel = open_novel(services, slug)
+    p = _queue(services, slug).get(pid)
+    lines = []
+    for key in EDITABLE[p.kind]:
+        value = p.fields.get(key)
+        if isinstance(value, list):
+            value = ",".join(value)
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}:{v}" for k, v in value.items())
+        lines.append(f"{key}={'' if value is None else value}")
+    text = novel.text(p.chapter)
+    ev = p.evidence
+    if ev is None or not verify(text, ev):
+        body = html.escape(text[:600]) + ("…" if len(text) > 600 else "")
+        note = "<p>（证据已不在本章正文中 the evidence is no longer in the chapter）</p>" if ev else ""
+        return "\n".join(lines), f"{note}<div style='white-space: pre-wrap'>{body}</div>"
+    lo, hi = max(0, ev.start - 150), min(len(text), ev.end + 150)
+    marked = (
+        ("…" if lo else "")
+        + html.escape(text[lo : ev.start])
+        + f'<mark class="xs-evidence">{html.escape(text[ev.start : ev.end])}</mark>'
+        + html.escape(text[ev.end : hi])
+        + ("…" if hi < len(text) else "")
+    )
+    return "\n".join(
+        lines
+    ), f"<p><b>第{p.chapter}章 证据</b></p><div style='white-space: pre-wrap'>{marked}</div>"
+
+
+def approve(services: Any, slug: str, pid: str, edits_text: str = "") -> list[str]:
+    """Approve one proposal (with ``field=value`` lines as edits when they change anything)."""
+    from xiaoshuo.writing.review import parse_edits
+
+    queue = _queue(services, slug)
+    p = queue.get(pid)
+    edits = {}
+    if (edits_text or "").strip():
+        given = parse_edits(p.kind, [ln for ln in edits_text.splitlines() if ln.strip()])
+        original = parse_edits(p.kind, proposal_detail(services, slug, pid)[0].splitlines())
+        edits = {k: v for k, v in given.items() if original.get(k) != v}
+    written = queue.approve(p.id, services.store(), edits=edits or None)
+    return [e.id for e in written]
+
+
+def reject(services: Any, slug: str, pid: str) -> None:
+    _queue(services, slug).reject(pid)
+
+
+def approve_all(services: Any, slug: str) -> int:
+    return len(_queue(services, slug).approve_all(services.store()))
+
+
+def reject_all(services: Any, slug: str) -> int:
+    queue = _queue(services, slug)
+    pending = queue.list("pending")
+    for p in pending:
+        queue.reject(p.id)
+    return len(pending)
+
+
+async def extract(services: Any, slug: str, number: int) -> dict[str, Any]:
+    """提取记忆 from one chapter into the review queue (the model fills a form; evidence is verified)."""
+    from xiaoshuo.writing.extraction import Extractor
+
+    novel = open_novel(services, slug)
+    engine = await _ready_engine(services)
+    ex = Extractor(services.settings, engine, novel, services.store())
+    results = await asyncio.to_thread(_run_async, ex.extract([int(number)]))
+    r = results[0]
+    return {"proposals": len(r.proposals), "dropped": len(r.dropped), "error": r.error}
+
+
+# ----------------------------------------------------------------------------- consistency, threads
+FINDING_HEADERS = ["级别", "规则", "说明", "原文", "位置", "记忆条目"]
+THREAD_HEADERS = ["伏笔", "内容", "埋下于", "计划回收", "状态", "已开章数"]
+THREAD_STATUS = {"open": "未回收", "due": "将到期", "overdue": "已逾期", "closed": "已回收"}
+
+
+def check_rows(services: Any, slug: str, number: int) -> list[list[Any]]:
+    """Rule-based consistency findings of the chapter (warnings with the quote, its span and the entry)."""
+    from xiaoshuo.writing.consistency import run_check
+
+    novel = open_novel(services, slug)
+    report = run_check(services.settings, novel, int(number), services.store())
+    rows = []
+    for f in report["findings"]:
+        e = f.get("entry") or {}
+        where = f"{f['start']}–{f['end']}"
+        entry = (
+            f"{e.get('name', '')}（第{e.get('chapter')}章）"
+            if e.get("chapter") is not None
+            else e.get("name", "")
+        )
+        rows.append(
+            ["⚠" if f["severity"] == "warning" else "ℹ", f["rule"], f["message"], f["quote"], where, entry]
+        )
+    return rows
+
+
+def thread_rows(services: Any, slug: str | None) -> list[list[Any]]:
+    from xiaoshuo.writing.threads import thread_report
+
+    if not slug:
+        return []
+    novel = open_novel(services, slug)
+    written = [n for n in novel.written_chapters() if novel.text(n).strip()]
+    rows = thread_report(
+        services.store().list(slug), last_written=max(written, default=0), include_closed=True
+    )
+    return [
+        [
+            r["name"],
+            r["text"],
+            r["chapter"],
+            r["payoff_chapter"] if r["payoff_chapter"] is not None else "",
+            THREAD_STATUS.get(r["status"], r["status"]),
+            r["open_for"],
+        ]
+        for r in rows
+    ]
+
+
+def strip_tags(text: str) -> str:
+    return re.sub(r"<[^>]+>", "", text or "")
+
+
+# ----------------------------------------------------------------------------- books in/out (writing.books)
+def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple[dict[str, Any], str]:
+    """导入小说: any file ``novel import`` accepts; returns the import report and the novel's slug."""
+    from pathlib import Path
+
+    from xiaoshuo.writing.books import import_book
+
+    original = Path(getattr(path, "orig_name", None) or str(path))
+    slug = (slug or "").strip() or original.stem.strip() or "imported"
+    report = import_book(library(services), str(path), slug, mode=mode or "new", settings=services.settings)
+    return report, slug
+
+
+def export_file(services: Any, slug: str, fmt: str, convert: str | None = None) -> str:
+    """导出: the whole book as TXT / Markdown / EPUB / DOCX (简繁 converted when asked); returns the file."""
+    import tempfile
+    from pathlib import Path
+
+    from xiaoshuo.writing.books import export_book
+
+    novel = open_novel(services, slug)
+    folder = Path(tempfile.mkdtemp(prefix="xiaoshuo-book-"))
+    name = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "_", novel.card().title).strip() or slug
+    target = folder / f"{name}.{fmt}"
+    export_book(novel, fmt, target, convert=convert or None)
+    return str(target)
+
+
+# ----------------------------------------------------------------------------- planning (writing.planning)
+async def generate_outline(
+    services: Any, slug: str, chapters: int, start: int | None = None, *, progress: Any = None
+) -> dict[str, Any]:
+    """生成大纲 up to chapter ``chapters`` (from ``start`` when given), batch by batch with progress."""
+    from xiaoshuo.writing.planning import PlanLimits
+    from xiaoshuo.writing.planning import generate_outline as plan
+
+    novel = open_novel(services, slug)
+    if chapters < 1:
+        raise WritingError("章数无效 (invalid chapter count)", expected="≥ 1", received=chapters)
+    engine = await _ready_engine(services)
+    store, _ = _store_or_warning(services, True)
+    begin = start or len(novel.outline().chapters()) + 1
+    total = max(1, chapters - begin + 1)
+
+    def on_batch(event: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(min(total, event["next"] - begin), total)
+
+    result = await asyncio.to_thread(
+        _run_async,
+        plan(
+            engine,
+            novel,
+            chapters=chapters,
+            batch=services.settings.writing.outline_batch,
+            start=start,
+            limits=PlanLimits.from_settings(services.settings),
+            store=store,
+            on_batch=on_batch,
+        ),
+    )
+    return result.as_dict()
+
+
+async def summarize(services: Any, slug: str, number: int) -> str:
+    """本章摘要 by the model (前情提要), stored on the chapter's plan; returns it."""
+    from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+
+    novel = open_novel(services, slug)
+    engine = await _ready_engine(services)
+    answer = await asyncio.to_thread(
+        _run_async,
+        summarize_chapter(engine, novel, int(number), limits=PlanLimits.from_settings(services.settings)),
+    )
+    return answer.summary.strip()
+
+
+def _run_async(coro: Any) -> Any:
+    """Run a writing-core coroutine on this (worker) thread's own loop: its file I/O stays off the page's."""
+    return asyncio.run(coro)

@@ -1,0 +1,364 @@
+"""The 创作 (book) page's handlers without a browser: ``webui.book_handlers`` over ``Services``.
+
+Real files (novels, versions, the review queue) and real Chroma (embedding model "none"); the model is
+a scripted ``Engine`` subclass so the streaming, the candidates, stop and the saved versions are exact.
+The same handlers run on real vLLM in ``tests/e2e/test_webui_book.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from xiaoshuo.config import load
+from xiaoshuo.engine import Engine
+from xiaoshuo.engine.base import END
+from xiaoshuo.engine.types import Delta
+from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui import book_handlers as h
+from xiaoshuo.webui.services import Services
+
+PROSE = "".join(chr(0x4E00 + (i * 37) % 5000) + ("。" if i % 9 == 8 else "") for i in range(4000))
+
+
+class ScriptedEngine(Engine):
+    """Streams distinct prose per request (7 characters per delta, ``delay`` s apart); 1 token per char."""
+
+    backend = "scripted"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
+        self.delay = delay
+        self.requests = []
+        self.aborted: set[str] = set()
+        self.live = 0
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    def render(self, request) -> str:
+        return ""
+
+    def _submit(self, prepared, sink) -> None:
+        req = prepared.request
+        with self._lock:
+            k = len(self.requests)
+            self.requests.append(req)
+            self.live += 1
+        start = (k * 211) % 3000
+        text = PROSE[start : start + req.sampling.max_tokens]
+
+        def emit() -> None:
+            try:
+                for i in range(0, len(text), 7):
+                    if req.request_id in self.aborted:
+                        sink(Delta(req.request_id, 0, "", "abort", 0, i))
+                        return
+                    sink(Delta(req.request_id, 0, text[i : i + 7], None, 0, min(i + 7, len(text))))
+                    if self.delay:
+                        time.sleep(self.delay)
+                sink(Delta(req.request_id, 0, "", "length", 0, len(text)))
+            finally:
+                with self._lock:
+                    self.live -= 1
+                sink(END)
+
+        if self.delay:
+            threading.Thread(target=emit, daemon=True).start()
+        else:
+            emit()
+
+    def _abort(self, request_id: str) -> None:
+        self.aborted.add(request_id)
+
+    def unfinished_requests(self) -> int:
+        return self.live
+
+    def _shutdown(self) -> None:
+        pass
+
+
+class Holder:
+    """An ``EngineHolder`` whose engine is already loaded."""
+
+    model, backend, lora = "scripted", "scripted", {}
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def loading(self) -> bool:
+        return False
+
+    def get(self):
+        return self.engine
+
+    def status(self):
+        return "ready", "ready"
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def services(tmp_path: Path):
+    settings = load(
+        None,
+        overrides={
+            "paths.data_dir": str(tmp_path / "data"),
+            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
+            "memory.embedding_model": "none",
+            "writing.segment_chars": 200,
+        },
+        env={},
+    )
+    s = Services(settings, engine=Holder(ScriptedEngine()))
+    yield s
+    s.close_store()
+
+
+def _collect(agen, timeout: float = 60):
+    async def run():
+        return [u async for u in agen]
+
+    return asyncio.run(asyncio.wait_for(run(), timeout))
+
+
+def _book(services, slug="yuye"):
+    h.create_novel(services, slug, "雨夜剑", genre="武侠", chapter_chars=300)
+    for title in ("夜雨", "客栈", "断崖"):
+        h.add_chapter(services, slug, title, f"{title}的要点")
+    return slug
+
+
+# ----------------------------------------------------------------------------- novel and outline
+def test_create_novel_and_edit_the_outline(services) -> None:
+    assert h.create_novel(services, "", "雨夜剑") == "雨夜剑"  # the title is the slug when none given
+    slug = _book(services, "yuye")
+    assert ("《雨夜剑》 yuye", "yuye") in h.novel_choices(services)
+    rows = h.outline_rows(services, slug)
+    assert [r[:4] for r in rows] == [
+        [1, "第一卷", "夜雨", "计划"],
+        [2, "第一卷", "客栈", "计划"],
+        [3, "第一卷", "断崖", "计划"],
+    ]
+    assert rows[0][5] == 300  # the card's chapter length is the target
+    h.edit_chapter(services, slug, 2, "客栈夜话", "林远遇见赵掌柜")
+    assert h.plan_fields(services, slug, 2) == ("客栈夜话", "林远遇见赵掌柜", None)
+    assert h.move_chapter(services, slug, 3, -1) == 2
+    assert [r[2] for r in h.outline_rows(services, slug)] == ["夜雨", "断崖", "客栈夜话"]
+    assert h.plan_fields(services, slug, 3)[1] == "林远遇见赵掌柜"  # the synopsis moved with its title
+    h.delete_chapter(services, slug, 2)
+    assert [(r[0], r[2]) for r in h.outline_rows(services, slug)] == [(1, "夜雨"), (2, "客栈夜话")]
+    with pytest.raises(XiaoshuoError, match="书名"):
+        h.create_novel(services, "x", "  ")
+    with pytest.raises(XiaoshuoError, match="已存在"):
+        h.create_novel(services, "yuye", "又一本")
+
+
+def test_written_chapters_cannot_be_moved_or_deleted(services) -> None:
+    slug = _book(services)
+    h.save_text(services, slug, 2, "林远推门而入。")
+    with pytest.raises(XiaoshuoError, match="已写的章节"):
+        h.delete_chapter(services, slug, 1)  # chapter 2 would be renumbered under its text
+    with pytest.raises(XiaoshuoError, match="已写的章节"):
+        h.move_chapter(services, slug, 2, 1)
+    h.delete_chapter(services, slug, 3)  # the last planned one is fine
+    assert [r[0] for r in h.outline_rows(services, slug)] == [1, 2]
+    assert h.outline_rows(services, slug)[1][3] == "草稿" and h.outline_rows(services, slug)[1][4] == 7
+
+
+# ----------------------------------------------------------------------------- editor, versions, diff
+def test_autosave_versions_diff_and_revert(services) -> None:
+    slug = _book(services)
+    assert h.save_text(services, slug, 1, "") is None  # an untouched empty chapter stays unwritten
+    v1 = h.save_text(services, slug, 1, "夜雨落在青石街上。")
+    assert h.save_text(services, slug, 1, "夜雨落在青石街上。") is None  # unchanged: no new version
+    v2 = h.save_text(services, slug, 1, "夜雨落在长街上，林远撑伞。")
+    assert (v1, v2) == (1, 2)
+    view = h.chapter_view(services, slug, 1)
+    assert view.text == "夜雨落在长街上，林远撑伞。" and view.chars == "字数 13 / 目标 300"
+    assert [r[0] for r in view.versions] == [2, 1] and view.versions[0][1] == "●"
+    diff = h.diff_html(services, slug, 1, None, None)  # default: the previous version → current
+    assert (
+        "版本 1 → 2" in diff and "<del" in diff and "青石" in diff and "<ins" in diff and "林远撑伞" in diff
+    )
+    v3 = h.revert(services, slug, 1, 1)
+    assert v3 == 3 and h.chapter_view(services, slug, 1).text == "夜雨落在青石街上。"
+    h.save_summary(services, slug, 1, "林远在雨夜进城。")
+    assert h.chapter_view(services, slug, 1).summary == "林远在雨夜进城。"
+
+
+def test_selection_offsets_follow_the_browser(services) -> None:
+    text = "𠀀林远拔剑"  # an astral character counts 2 in the browser's UTF-16 offsets
+    assert h.selection(text, [2, 4]) == {"start": 1, "end": 3}
+    assert text[1:3] == "林远"
+    assert h.selection(text, [3, 3]) == {}  # a caret, not a selection
+    assert h.selection(text, None) == {}
+
+
+# ----------------------------------------------------------------------------- generation
+def test_write_two_candidates_stream_then_accept_the_second(services) -> None:
+    slug = _book(services)
+    updates = _collect(h.write_stream(services, slug, 1, "chapter", candidates=2, target_chars=300, seed=7))
+    final = updates[-1]
+    assert final.done and all(final.versions[:2]) and final.versions[2] is None
+    assert len(updates) >= 2 and "完成" in final.progress and "候选2" in final.progress
+    assert final.texts[0] and final.texts[1] and final.texts[0] != final.texts[1]
+    assert 270 <= len(final.texts[0].replace("。", "")) + final.texts[0].count("。") <= 330
+    novel = h.open_novel(services, slug)
+    assert novel.text(1) == ""  # two candidates: nothing accepted until the writer picks one
+    assert [v.kind for v in novel.versions(1)] == ["chapter", "chapter"]
+    session = final.session
+    assert session["chapter"] == 1 and session["versions"][:2] == final.versions[:2]
+    vid = h.accept_candidate(services, slug, session, 1, final.texts[1])
+    assert vid == final.versions[1] and novel.text(1) == final.texts[1]
+    assert h.outline_rows(services, slug)[0][3] == "草稿"
+
+
+def test_continue_and_rewrite_the_selection(services) -> None:
+    slug = _book(services)
+    h.save_text(services, slug, 1, "夜雨落在青石街上。林远收起油纸伞，推开客栈的木门。")
+    final = _collect(h.write_stream(services, slug, 1, "continue", chars=60, seed=1))[-1]
+    text = h.open_novel(services, slug).text(1)
+    assert final.session["accepted"] and text.startswith("夜雨落在青石街上。") and len(text) > 30
+    sel = h.selection(text, [0, 9])  # 夜雨落在青石街上。
+    final = _collect(h.write_stream(services, slug, 1, "expand", sel=sel, instruction="多写雨声"))[-1]
+    after = h.open_novel(services, slug).text(1)
+    assert after.endswith(text[9:]) and not after.startswith("夜雨落在青石街上。")
+    assert "多写雨声" in services.engine.engine.requests[-1].messages[-1]["content"]
+    with pytest.raises(XiaoshuoError, match="选中"):
+        _collect(h.write_stream(services, slug, 1, "rewrite", sel={}))
+
+
+def test_stop_cancels_the_run_and_a_shown_candidate_can_still_be_accepted(services) -> None:
+    engine = ScriptedEngine(delay=0.01)
+    services.engine = Holder(engine)
+    slug = _book(services)
+
+    async def run():
+        agen = h.write_stream(services, slug, 1, "chapter", candidates=2, target_chars=2000, interval=0.02)
+        last = None
+        async for u in agen:
+            last = u
+            if len(u.texts[0]) > 40:
+                break  # the page's stop button: Gradio closes the generator
+        await agen.aclose()
+        return last
+
+    last = asyncio.run(asyncio.wait_for(run(), 60))
+    deadline = time.monotonic() + 10
+    while engine.unfinished_requests():
+        if time.monotonic() > deadline:
+            pytest.fail("requests still running 10 s after stop")
+        time.sleep(0.05)
+    assert engine.aborted  # the engine was told to abort
+    novel = h.open_novel(services, slug)
+    assert novel.versions(1) == []  # stopped mid-chapter: nothing saved on its own
+    vid = h.accept_candidate(services, slug, last.session, 0, last.texts[0])
+    assert novel.text(1) == last.texts[0] and novel.version(1, vid).note == "stopped"
+
+
+def test_two_pages_keep_their_own_candidates(services) -> None:
+    a, b = _book(services, "a"), _book(services, "b")
+    fa = _collect(h.write_stream(services, a, 2, "chapter", candidates=2, target_chars=200, seed=1))[-1]
+    fb = _collect(h.write_stream(services, b, 1, "chapter", candidates=2, target_chars=200, seed=2))[-1]
+    with pytest.raises(XiaoshuoError, match="没有可采用"):
+        h.accept_candidate(services, b, fa.session, 0, fa.texts[0])  # page A's state on novel B
+    h.accept_candidate(services, b, fb.session, 0, fb.texts[0])
+    assert h.open_novel(services, a).text(2) == "" and h.open_novel(services, b).text(1) == fb.texts[0]
+
+
+# ----------------------------------------------------------------------------- inspector
+def test_inspector_shows_the_account_with_memory_by_name_and_chapter(services) -> None:
+    from xiaoshuo.memory import make_entry
+
+    slug = _book(services)
+    h.edit_chapter(services, slug, 2, "客栈", "林远在客栈等人")
+    services.store().add(
+        [
+            make_entry(novel=slug, kind="character", name="林远", text="青云山弟子", chapter=1),
+            make_entry(novel=slug, kind="character", name="苏晚晴", text="来自江南", chapter=5),
+        ]
+    )
+    report = h.inspect(services, slug, 2)
+    sections = {r[0] for r in report["rows"]}
+    assert {"写作要求", "本章大纲", "作品信息"} <= sections
+    memory = [r for r in report["rows"] if r[0] == "相关记忆"]
+    assert [(r[1], r[2], r[4]) for r in memory] == [("林远", 1, "✓")]  # 苏晚晴 appears only in chapter 5
+    assert "提示词" in report["summary"] and "林远" in report["prompt"]
+
+
+# ----------------------------------------------------------------------------- review queue, threads
+def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
+    from xiaoshuo.writing.review import Evidence, Proposal, ReviewQueue, new_id
+
+    slug = _book(services)
+    text = "雨夜，林远走进客栈。掌柜赵铁山抬头看他。林远被黑衣人打成重伤。"
+    h.save_text(services, slug, 1, text)
+    queue = ReviewQueue.of(h.open_novel(services, slug))
+
+    def proposal(kind, quote, **fields):
+        start = text.index(quote)
+        ev = Evidence(quote=quote, start=start, end=start + len(quote))
+        return Proposal(id=new_id(), novel=slug, chapter=1, kind=kind, fields=fields, evidence=ev)
+
+    p1 = proposal("character", "掌柜赵铁山", name="赵铁山", text="客栈掌柜")
+    p2 = proposal("character", "林远走进客栈", name="林远", text="少年剑客")
+    p3 = proposal("plot", "被黑衣人打成重伤", name="重伤", text="林远被黑衣人打成重伤")
+    queue.add([p1, p2, p3])
+    assert h.pending_count(services, slug) == 3
+    assert [r[0] for r in h.review_rows(services, slug)] == [p1.id, p2.id, p3.id]
+    fields, marked = h.proposal_detail(services, slug, p1.id)
+    assert "name=赵铁山" in fields and '<mark class="xs-evidence">掌柜赵铁山</mark>' in marked
+    h.approve(services, slug, p1.id, fields)  # unchanged fields: approved as proposed
+    h.approve(
+        services, slug, p2.id, h.proposal_detail(services, slug, p2.id)[0].replace("少年剑客", "青云弟子")
+    )
+    h.reject(services, slug, p3.id)
+    assert h.pending_count(services, slug) == 0 and h.review_rows(services, slug) == []
+    entries = {e.name: e for e in services.store().list(slug)}
+    assert entries["赵铁山"].text == "客栈掌柜" and entries["林远"].text == "青云弟子"
+    assert "重伤" not in entries
+    with pytest.raises(XiaoshuoError, match="已经处理过"):
+        h.reject(services, slug, p3.id)
+
+
+def test_threads_and_consistency_rows(services) -> None:
+    from xiaoshuo.memory import make_entry
+
+    slug = _book(services)
+    h.save_text(services, slug, 1, "林远拔剑。")
+    h.save_text(services, slug, 2, "赵铁山说：“来了。”")
+    services.store().add(
+        [
+            make_entry(
+                novel=slug,
+                kind="plot",
+                name="古剑",
+                text="古剑的来历",
+                chapter=1,
+                thread="open",
+                payoff_chapter=2,
+            ),
+            make_entry(novel=slug, kind="character", name="赵铁山", text="掌柜", state="已死", chapter=1),
+        ]
+    )
+    rows = h.thread_rows(services, slug)
+    assert rows == [["古剑", "古剑的来历", 1, 2, "已逾期", 1]]
+    findings = h.check_rows(services, slug, 2)
+    assert findings and findings[0][0] == "⚠" and "赵铁山" in findings[0][2] + findings[0][5]
+
+
+# ----------------------------------------------------------------------------- the page builds
+def test_the_app_builds_with_the_book_tab(services) -> None:
+    from xiaoshuo.webui.app import build_app
+
+    demo = build_app(services)
+    ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    assert {"book-novel", "book-outline", "book-text", "book-write", "book-cand-2", "book-diff"} <= ids
+    assert {"request", "story", "generate"} <= ids  # the 随手写 page is still there
