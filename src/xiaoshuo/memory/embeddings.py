@@ -72,6 +72,9 @@ def _embedding_class() -> type:
                 if self._error is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S:
                     raise self._error
                 try:
+                    from xiaoshuo.hf import require_model
+
+                    require_model(self.model, setting="memory.embedding_model")  # offline: fail in seconds
                     import torch
                     from sentence_transformers import SentenceTransformer
 
@@ -151,6 +154,10 @@ def _embedding_class() -> type:
 
 def load_error(model: str, exc: BaseException) -> EmbeddingError:
     """One clean line (no newlines, no library prefixes) for a model that did not load."""
+    from xiaoshuo.hf import ModelLoadError
+
+    if isinstance(exc, ModelLoadError):  # offline: its own message names `xiaoshuo model pull`
+        return EmbeddingError(exc.message, expected=exc.expected, received=exc.received, fix=exc.fix)
     detail = " ".join(str(exc).split())
     return EmbeddingError(
         "无法加载向量模型 (cannot load the embedding model)",
