@@ -37,15 +37,17 @@ def _env_offline() -> bool:
 
 @lru_cache(maxsize=8)
 def hub_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """``(answered, detail)`` for one HEAD request to ``endpoint`` (any HTTP status counts as an
-    answer); asked once per endpoint per process.  Honours the usual proxy variables."""
+    """``(answered, detail)`` for one HEAD request to ``endpoint``'s home page (any HTTP status but
+    404 counts as an answer); asked once per endpoint per process.  Honours the proxy variables."""
     start = time.perf_counter()
     try:
         req = urllib.request.Request(endpoint, method="HEAD", headers={"User-Agent": "xiaoshuo"})
         with urllib.request.urlopen(req, timeout=timeout):
             pass
-    except urllib.error.HTTPError:
-        pass  # the server answered, with an error status: reachable
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # every hub and mirror has a home page: this is a proxy or a portal
+            return False, f"HTTP 404 at {endpoint} (not a model hub: a proxy or captive portal?)"
+        # any other status (401, 403, 405, 5xx …) came from the server: reachable
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return False, f"{type(reason).__name__}: {reason} after {time.perf_counter() - start:.1f}s"
