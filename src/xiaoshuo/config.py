@@ -108,6 +108,15 @@ class EngineSettings(_Section):
         description="vLLM: start in LoRA mode even without adapters, so adapters can be added later "
         "(costs ~17% speed on CPU).",
     )
+    merge_adapter: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="vLLM: serve a single adapter merged into the base weights (cached under "
+        "paths.models_dir/merged); auto: on CPU only (LoRA mode costs 55-65% speed there), always, never.",
+    )
+    prefix_caching: bool = Field(
+        True,
+        description="vLLM: reuse the KV cache of a prompt's shared beginning (the segments of a chapter).",
+    )
     openai_model: str = Field(
         "", description="Served model name on the OpenAI-compatible server; empty = its first model."
     )
