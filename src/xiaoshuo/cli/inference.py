@@ -92,8 +92,10 @@ def _choose_adapter(settings, adapters: dict[str, str], wanted: str | None, back
     if wanted in adapters or backend == "openai":
         return wanted
     folder = Path(wanted).expanduser()
-    registered = settings.paths.checkpoints_dir / wanted / "final_model"
-    for candidate in (folder, folder / "final_model", registered):
+    from xiaoshuo.training.registry import FINAL, adapter_dir
+
+    registered = adapter_dir(settings.paths.checkpoints_dir, wanted)
+    for candidate in (folder, folder / FINAL, registered):
         if (candidate / "adapter_config.json").is_file():
             name = wanted if candidate == registered else folder.resolve().name
             if name in adapters and Path(adapters[name]).resolve() != candidate.resolve():

@@ -122,8 +122,9 @@ class Engine(ABC):
 
     def _free_name(self, folder: Path) -> str:
         """A name for an adapter used by path: its folder (its run for ``<run>/final_model``), made unique."""
-        stem = folder.parent.name if folder.name == "final_model" else folder.name
-        stem = stem or "adapter"
+        from xiaoshuo.training.registry import run_name
+
+        stem = run_name(folder)
         name, i = stem, 1
         while name in self._adapters:
             i += 1

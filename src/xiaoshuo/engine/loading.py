@@ -42,11 +42,11 @@ def parse_lora_specs(specs: list[str] | tuple[str, ...] | None) -> dict[str, str
 
 
 def _registry_path(config: Settings, path: str) -> str:
-    """A trained adapter may be named by its run (``--lora style`` → checkpoints/style/final_model)."""
-    if Path(path).expanduser().is_dir():
-        return path
-    candidate = config.paths.checkpoints_dir / path / "final_model"
-    return str(candidate) if candidate.is_dir() else path
+    """A trained adapter may be named by its run (``--lora style``); the registry resolves it."""
+    from xiaoshuo.training.registry import resolve_adapter
+
+    found = resolve_adapter(config.paths.checkpoints_dir, path)
+    return str(found) if found is not None else path  # not an adapter: register_adapter says why
 
 
 #: Extra backends by name → ``factory(config, model, adapters) -> Engine`` (``register_backend``).

@@ -4,6 +4,12 @@ An adapter's name is its run name; its folder is ``checkpoints/<run>/final_model
 with ``xiaoshuo_manifest.json``.  List, show, merge into the base model (for
 deployment without LoRA overhead) and remove.  Any peft adapter folder also works
 directly wherever an adapter is accepted; this module only indexes ours.
+
+This module is the one owner of that layout: :data:`FINAL`, :data:`MANIFEST`,
+:func:`adapter_dir` (run → folder), :func:`resolve_adapter` (a name, a run folder or a
+peft folder → the adapter folder), :func:`run_name` (folder → name) and
+:func:`merged_cache` (the merged-weights cache of :mod:`xiaoshuo.engine.merged`).
+Callers (engine loading, the CLI, the WebUI) ask it instead of spelling paths.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
 
-MANIFEST = "xiaoshuo_manifest.json"
+MANIFEST = "xiaoshuo_manifest.json"  # written by training.run beside the adapter weights
+FINAL = "final_model"  # a run's finished adapter: checkpoints/<run>/final_model
+MERGED = "merged"  # merged base+adapter models: <paths.models_dir>/merged/<key>
 
 
 class AdapterError(XiaoshuoError):
@@ -41,9 +49,43 @@ class Adapter:
         }
 
 
+def adapter_dir(checkpoints: Path, run: str) -> Path:
+    """The adapter folder of a trained run (it may not exist yet)."""
+    return Path(checkpoints) / run / FINAL
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """A peft-format adapter folder (``adapter_config.json`` inside)."""
+    return (Path(path).expanduser() / "adapter_config.json").is_file()
+
+
+def resolve_adapter(checkpoints: Path, name_or_path: str | Path) -> Path | None:
+    """The adapter folder meant by a peft folder, a run folder (``<run>/final_model``) or a trained
+    run's name (``checkpoints/<name>/final_model``), in that order; ``None`` when none is one."""
+    text = str(name_or_path).strip()
+    if not text:
+        return None
+    folder = Path(text).expanduser()
+    candidates = [folder, folder / FINAL]
+    if "/" not in text and "\\" not in text:
+        candidates.append(adapter_dir(checkpoints, text))
+    return next((c for c in candidates if is_adapter_dir(c)), None)
+
+
+def run_name(folder: str | Path) -> str:
+    """An adapter's display name from its folder: the run for ``<run>/final_model``, else the folder."""
+    folder = Path(folder)
+    return (folder.parent.name if folder.name == FINAL else folder.name) or "adapter"
+
+
+def merged_cache(models_dir: Path) -> Path:
+    """Where merged base+adapter models are cached (see :mod:`xiaoshuo.engine.merged`)."""
+    return Path(models_dir) / MERGED
+
+
 def list_adapters(checkpoints: Path) -> list[Adapter]:
     found = []
-    for manifest in sorted(checkpoints.glob(f"*/final_model/{MANIFEST}")):
+    for manifest in sorted(checkpoints.glob(f"*/{FINAL}/{MANIFEST}")):
         folder = manifest.parent
         if folder.parent.name.startswith("."):
             continue
@@ -71,7 +113,7 @@ def get_adapter(checkpoints: Path, name: str) -> Adapter:
 def remove_adapter(checkpoints: Path, name: str) -> Path:
     adapter = get_adapter(checkpoints, name)
     run_dir = adapter.path.parent
-    alias = checkpoints / "final_model"
+    alias = checkpoints / FINAL
     if alias.is_symlink() and alias.resolve() == adapter.path.resolve():
         alias.unlink()
     shutil.rmtree(run_dir)

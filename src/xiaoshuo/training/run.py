@@ -42,10 +42,10 @@ from xiaoshuo.training.data import (
     read_samples,
     tokenize,
 )
+from xiaoshuo.training.registry import FINAL, MANIFEST  # the registry owns the adapter layout
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "xiaoshuo_manifest.json"
 # Changing these mid-run would make the resumed run a different run: refused.
 FIXED_KEYS = (
     "base_model",
@@ -314,7 +314,7 @@ def _load_tokenizer(base: str):
 
 
 def _save_final(trainer: Any, tokenizer: Any, plan_: TrainPlan, manifest: dict[str, Any]) -> Path:
-    final = plan_.run_dir / "final_model"
+    final = plan_.run_dir / FINAL
     tmp = plan_.run_dir / ".final_model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp))

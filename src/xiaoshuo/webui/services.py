@@ -420,7 +420,9 @@ class Services:
             return None
         if engine.backend == "openai" or adapter in engine.adapters:
             return adapter
-        return str(self.settings.paths.checkpoints_dir / adapter / "final_model")
+        from xiaoshuo.training.registry import adapter_dir
+
+        return str(adapter_dir(self.settings.paths.checkpoints_dir, adapter))
 
     def _ready_engine(self):
         try:
