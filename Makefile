@@ -1,5 +1,6 @@
 # xiaoshuo — every target does its own set-up, idempotently, on a fresh machine.
-#   make webui   install, then start the WebUI          (arrives with the WebUI issue)
+#   make webui   install, then start the WebUI
+#   make demo    install, then start the WebUI on a random tiny model (try it before downloading)
 #   make test    install, then run the whole test suite offline
 #   make bench   install, then run the benchmarks under bench/
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 	GRADIO_ANALYTICS_ENABLED=False OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 PYTHONUNBUFFERED=1
 
-.PHONY: install test lint bench clean doctor webui browser book-tools
+.PHONY: install test lint bench clean doctor webui demo browser book-tools
 
 install: $(STAMP)
 
@@ -33,6 +34,9 @@ $(STAMP): pyproject.toml Makefile
 
 webui: install
 	$(PY) -m xiaoshuo webui $(WEBUI_ARGS)
+
+demo: install
+	$(PY) -m xiaoshuo webui --demo $(WEBUI_ARGS)
 
 # Browser tests need Debian's Chromium and a CJK font (`playwright install` cannot download here).
 browser:

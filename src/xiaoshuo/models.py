@@ -370,10 +370,11 @@ def _refuse_hf_offline() -> None:
 
     if HF_HUB_OFFLINE:
         raise OfflineError(
-            "离线模式：HF_HUB_OFFLINE=1 已设置，不能从 Hugging Face 下载 (offline mode is on)",
-            expected="HF_HUB_OFFLINE unset to download",
-            received="HF_HUB_OFFLINE=1",
-            fix="去掉环境变量 HF_HUB_OFFLINE 后重试，或用 --source modelscope",
+            "离线模式：HF_HUB_OFFLINE 已设置，不能从 Hugging Face 下载 (offline mode is on)",
+            expected="HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE unset to download",
+            received=f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}, "
+            f"TRANSFORMERS_OFFLINE={os.environ.get('TRANSFORMERS_OFFLINE', '')!r}",
+            fix="去掉环境变量 HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE 后重试，或用 --source modelscope",
         )
 
 
@@ -385,12 +386,12 @@ def bytes_present(plan: PullPlan) -> int:
         if path.is_file():
             done += min(path.stat().st_size, size)
     for rel, size in plan.files.items():
-        part = _part_path(plan, rel)
-        if part.is_file() and not (plan.target / rel).is_file():
-            done += min(part.stat().st_size, size)
-    for partial in plan.target.glob("._____temp/**/*"):  # modelscope's temporary folder
-        if partial.is_file():
-            done += partial.stat().st_size
+        if (plan.target / rel).is_file():
+            continue
+        # ours (Hugging Face) under .cache/xiaoshuo/, the modelscope client's beside the file
+        for part in (_part_path(plan, rel), plan.target / f"{rel}.incomplete"):
+            if part.is_file():
+                done += min(part.stat().st_size, size)
     return min(done, plan.total_bytes)
 
 

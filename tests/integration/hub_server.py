@@ -7,7 +7,9 @@ or ``endpoint=``).  Implemented: ``/api/models/<id>[/revision/<rev>]`` (repo inf
 weights (``*.safetensors``) are listed as LFS files with their sha256.
 ``throttle`` slows file bodies (bytes per second) so a test can kill a download half-way;
 ``claimed_sizes`` lets the API report other sizes than the bytes served (the disk check).
-Every request is logged in ``requests`` as ``(method, path, range header)``.
+ModelScope's layout (``/api/v1/models/<id>/repo/files``, ``/api/v1/models/<id>/repo?FilePath=``) serves
+the same folders to the real ``modelscope`` client through ``MODELSCOPE_ENDPOINT``.
+Every request is logged in ``requests`` as ``(method, path with query, range header)``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -78,9 +80,11 @@ class Hub:
 
             def do_GET(self) -> None:
                 path = unquote(urlparse(self.path).path)
-                hub.requests.append((self.command, path, self.headers.get("Range")))
+                hub.requests.append((self.command, unquote(self.path), self.headers.get("Range")))
                 if path.startswith("/api/models/"):
                     return self._api(path[len("/api/models/") :])
+                if path.startswith("/api/v1/models/"):
+                    return self._modelscope(path[len("/api/v1/models/") :])
                 parts = path.strip("/").split("/")
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo, rel = "/".join(parts[:2]), "/".join(parts[4:])
@@ -117,6 +121,31 @@ class Hub:
                         ],
                     }
                 )
+
+            def _modelscope(self, rest: str) -> None:
+                """ModelScope's layout: ``repo/files`` lists, ``repo?FilePath=`` serves a file."""
+                parts = rest.split("/")
+                repo = "/".join(parts[:2])
+                if repo not in hub.repos:
+                    return self._json({"Code": 404, "Success": False, "Message": "not found"}, 404)
+                files = hub.files(repo)
+                if parts[2:] == ["repo", "files"]:
+                    listing = [
+                        {
+                            "Name": rel.rsplit("/", 1)[-1],
+                            "Path": rel,
+                            "Type": "blob",
+                            "Size": hub.claimed_sizes.get(rel, p.stat().st_size),
+                            "Sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+                            "Revision": COMMIT,
+                        }
+                        for rel, p in files.items()
+                    ]
+                    return self._json({"Code": 200, "Success": True, "Data": {"Files": listing}})
+                if parts[2:] == ["repo"]:
+                    query = dict(parse_qsl(urlparse(self.path).query))
+                    return self._file(repo, query.get("FilePath", ""))
+                return self._json({"Code": 404, "Success": False, "Message": "unknown"}, 404)
 
             def _file(self, repo: str, rel: str) -> None:
                 path = hub.files(repo).get(rel) if repo in hub.repos else None

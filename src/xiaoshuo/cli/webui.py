@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,12 @@ def webui_cmd(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Generations served at once; others wait (8).")
     ] = 8,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Try the interface on a random tiny model built on the spot (no download)."
+        ),
+    ] = False,
 ) -> None:
     """启动网页界面 / Start the WebUI (创作 / 记忆 / 训练 / 设置)."""
     from xiaoshuo.engine import parse_lora_specs
@@ -46,12 +54,18 @@ def webui_cmd(
     check_exposure(settings.webui.host, settings.webui.share, pairs, insecure_no_auth)
     adapters = parse_lora_specs(lora)
     typer.echo(f"xiaoshuo WebUI: http://{settings.webui.host}:{settings.webui.port}", err=True)
-    launch(
-        settings,
-        model=model,
-        backend=backend,
-        lora=adapters,
-        auth=pairs,
-        config_file=state.config_file,
-        concurrency=concurrency,
-    )
+    with contextlib.ExitStack() as stack:
+        demo_dir = None
+        if demo:
+            demo_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xiaoshuo-demo-")))
+            typer.echo(f"演示模式 demo mode: 随机小模型，文字无意义；临时目录 {demo_dir}", err=True)
+        launch(
+            settings,
+            model=model,
+            backend=backend,
+            lora=adapters,
+            auth=pairs,
+            config_file=state.config_file,
+            concurrency=concurrency,
+            demo_dir=demo_dir,
+        )

@@ -22,6 +22,13 @@ from xiaoshuo.webui.generation import MAX_CANDIDATES, generate_stream
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services, save_uploads
 
+DEMO_BANNER = (
+    "> **演示模式 Demo mode** — 这里用的是现场生成的随机小模型，写出来的文字是随机字符，没有意义；"
+    "这个模式只用来熟悉界面。要真正写作：在「设置」页「下载模型」，或运行 `xiaoshuo model pull`，"
+    "再去掉 `--demo` 启动。 (The model is a random tiny one built on the spot: its text is random. "
+    "This mode exists to explore the interface.)"
+)
+
 
 def _error(exc: Exception) -> gr.Error:
     return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
@@ -34,6 +41,8 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
     g = s.generation
     with gr.Blocks(title=t("title", lang)) as demo:
         gr.Markdown(f"## {t('title', lang)}")
+        if services.demo:
+            gr.Markdown(DEMO_BANNER, elem_id="demo-banner")
         engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tabs():
             with gr.Tab(t("tab_create", lang), id="create"):  # the book (webui/book.py)
@@ -582,6 +591,9 @@ def _settings_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
             },
             elem_id="settings-config",
         )
+    from xiaoshuo.webui.downloads import download_panel
+
+    download_panel(services, lang)
     adapters = gr.JSON(label=t("adapters", lang), elem_id="settings-adapters")
     with gr.Row():
         model = gr.Textbox(services.engine.model, label="model", elem_id="settings-model")

@@ -65,17 +65,32 @@ def launch(
     config_file: Path | None = None,
     block: bool = True,
     concurrency: int = 8,
+    demo_dir: Path | None = None,
 ) -> tuple[Any, Any]:
-    """Build and serve the app; returns ``(demo, services)`` (non-blocking when ``block`` is False)."""
+    """Build and serve the app; returns ``(demo, services)`` (non-blocking when ``block`` is False).
+
+    ``demo_dir``: demo mode — a random tiny model built there, every runtime folder under it
+    (nothing touches the user's data), dense memory off, and a banner on the page saying so.
+    """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from xiaoshuo.webui.app import build_app
     from xiaoshuo.webui.services import Services
+
+    if demo_dir is not None:
+        settings, model = demo_settings(settings, demo_dir), None
 
     # The UI can pick up adapters trained later: start vLLM in LoRA mode.
     ui_settings = settings.model_copy(
         update={"engine": settings.engine.model_copy(update={"enable_lora": True})}
     )
-    services = Services(ui_settings, model=model, backend=backend, lora=lora or {}, config_file=config_file)
+    services = Services(
+        ui_settings,
+        model=model,
+        backend=backend,
+        lora=lora or {},
+        config_file=None if demo_dir is not None else config_file,
+        demo=demo_dir is not None,
+    )
     demo = build_app(services, concurrency=concurrency)
     demo.queue(default_concurrency_limit=concurrency)
     demo.launch(
@@ -91,3 +106,36 @@ def launch(
     if block:
         services.close()
     return demo, services
+
+
+def demo_settings(settings: Settings, workdir: Path) -> Settings:
+    """``xiaoshuo webui --demo``: the user's web settings, a random ~19M-parameter model built under
+    ``workdir`` in seconds (offline), and every runtime folder there; dense memory off."""
+    from xiaoshuo.config import load
+    from xiaoshuo.testing import build_tiny_model
+
+    workdir = Path(workdir)
+    model = build_tiny_model(workdir / "demo-model", size="small")
+    w = settings.webui
+    return load(
+        env={},
+        cwd=workdir,
+        overrides={
+            "model.base_model": str(model),
+            "data.tokenizer": str(model),
+            "model.vllm_max_model_len": 2048,
+            "model.load_in_4bit": False,
+            "engine.cpu_kv_cache_gib": 1,
+            "engine.backend": settings.engine.backend,
+            "memory.embedding_model": "none",
+            "paths.data_dir": str(workdir / "data"),
+            "paths.checkpoints_dir": str(workdir / "checkpoints"),
+            "paths.logs_dir": str(workdir / "logs"),
+            "paths.models_dir": str(workdir / "models"),
+            "webui.host": w.host,
+            "webui.port": w.port,
+            "webui.share": w.share,
+            "webui.language": w.language,
+        },
+        override_source="--demo",
+    )

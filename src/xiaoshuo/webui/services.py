@@ -64,6 +64,7 @@ class EngineHolder:
             with self._lock:
                 self._state = "error"
                 self._message = str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}"
+                self._message += _download_hint(self.model, self.settings)
                 self._failure = exc if isinstance(exc, XiaoshuoError) else None
             return
         with self._lock:
@@ -118,6 +119,15 @@ class EngineHolder:
             engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+
+def _download_hint(model: str, settings: Settings) -> str:
+    """For a hub id that is not on disk: where to get it (the 设置 tab's download, or the command)."""
+    from xiaoshuo.models import find_local, is_hub_id, pull_command
+
+    if not is_hub_id(model) or find_local(model, settings.paths.models_dir) is not None:
+        return ""
+    return f" → 在「设置」页「下载模型」一键下载，或运行 `{pull_command(model)}`"
 
 
 class Stories:
@@ -361,12 +371,17 @@ class Services:
         lora: dict[str, str] | None = None,
         config_file: Path | None = None,
         engine: EngineHolder | None = None,
+        demo: bool = False,
     ) -> None:
+        from xiaoshuo.webui.downloads import ModelDownload
+
         self.settings = settings
+        self.demo = demo  # `xiaoshuo webui --demo`: a random tiny model, a banner says so
         # ``engine``: share an already loading/loaded holder (tests, several apps over one engine)
         self.engine = engine or EngineHolder(settings, model=model, backend=backend, lora=lora or {})
         self.stories = Stories(settings.paths.data_dir / "stories")
         self.jobs = TrainingJobs(settings, config_file)
+        self.downloads = ModelDownload(settings, config_file)
         self._store = None
         self._store_error: str | None = None
         self._store_lock = threading.Lock()
@@ -439,5 +454,6 @@ class Services:
 
     def close(self) -> None:
         self.jobs.close()
+        self.downloads.close()
         self.engine.close()
         self.close_store()
