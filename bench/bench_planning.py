@@ -64,7 +64,9 @@ def bench_overhead(engine, concurrency: int, rounds: int) -> dict:
         free = [
             GenerationRequest(
                 messages=messages,
-                sampling=SamplingSettings(temperature=1.0, max_tokens=n, seed=s.seed, repetition_penalty=1.0),
+                sampling=SamplingSettings(
+                    temperature=1.0, max_tokens=n, seed=s.seed, repetition_penalty=1.0, ignore_eos=True
+                ),
             )
             for s, n in zip(sampling, counts, strict=True)
         ]

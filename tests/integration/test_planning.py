@@ -170,3 +170,44 @@ def test_structured_tasks_are_schema_valid_on_the_openai_server(tiny_model: Path
         novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
         with load_engine(settings, backend="openai") as engine:
             _check_engine(engine, novel)
+
+
+def test_chapter_summarize_and_accept_summarize_through_the_cli(tiny_model: Path, tmp_path: Path):
+    _config(tmp_path, tiny_model)
+    with (tmp_path / "config.toml").open("a", encoding="utf-8") as fh:
+        fh.write("summary_chars = 20\n")
+    settings = tiny_engine_settings(tiny_model, tmp_path)
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    novel.import_outline({"volumes": [{"title": "卷一", "chapters": [{"title": "雨夜"}, {"title": "旧事"}]}]})
+    novel.set_text(1, "夜色如墨，细雨敲打着青石板路。")
+    v = novel.add_version(2, "十年前，青云山上的那场大火。", source="edited", kind="set")
+    common = {"cwd": tmp_path, "env": _env(), "capture_output": True, "text": True, "timeout": 600}
+    out = subprocess.run(
+        _cli(tmp_path, "chapter", "summarize", "--novel", "yuye", "1", "--backend", "transformers", "--json"),
+        **common,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout)
+    assert data["number"] == 1 and data["summary"].strip() == novel.plan(1).summary and novel.plan(1).summary
+    assert novel.plan(1).summary_who == data["who"] and len(data["summary"]) <= 20
+
+    plain = subprocess.run(
+        _cli(tmp_path, "chapter", "accept", "--novel", "yuye", "2", "-v", str(v.id)), **common
+    )
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert novel.plan(2).summary == ""  # writing.auto_summarize is off by default
+    out = subprocess.run(
+        _cli(tmp_path, "--set", "engine.backend=transformers", "chapter", "accept", "--novel", "yuye", "2"),
+        **common,
+    )
+    assert out.returncode != 0  # --version is required
+    out = subprocess.run(
+        _cli(
+            tmp_path,
+            *("--set", "engine.backend=transformers", "--set", "writing.auto_summarize=true"),
+            *("chapter", "accept", "--novel", "yuye", "2", "-v", str(v.id)),
+        ),
+        **common,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "前情提要" in out.stdout and novel.plan(2).summary

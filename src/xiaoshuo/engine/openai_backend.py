@@ -218,6 +218,7 @@ class OpenAIEngine(Engine):
                 "min_p": s.min_p,
                 "repetition_penalty": s.repetition_penalty,
                 "request_id": rid,
+                **({"ignore_eos": True} if s.ignore_eos else {}),
             },
         }
         if s.stop:

@@ -248,6 +248,8 @@ class TransformersEngine(Engine):
             "stopping_criteria": StoppingCriteriaList([Stop()]),
             "pad_token_id": self.tokenizer.pad_token_id or next(iter(eos_ids), 0),
         }
+        if s.ignore_eos:
+            kwargs["min_new_tokens"] = s.max_tokens  # EOS is masked until max_tokens
         if not s.greedy:
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=max(s.top_k, 0))
             if s.min_p:

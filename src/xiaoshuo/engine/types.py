@@ -56,6 +56,7 @@ class SamplingSettings:
     stop: tuple[str, ...] = ()  # no empty strings
     seed: int | None = None
     n: int = 1  # candidates, 1..16
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks: equal lengths with/without a schema)
 
     def __post_init__(self) -> None:
         checks = [
@@ -79,6 +80,8 @@ class SamplingSettings:
             raise _bad("max_tokens", self.max_tokens, "an integer >= 1")
         if not 1 <= _integer("n", self.n) <= 16:
             raise _bad("n", self.n, "an integer in [1, 16]")
+        if not isinstance(self.ignore_eos, bool):
+            raise _bad("ignore_eos", self.ignore_eos, "true or false")
         if self.seed is not None and (_integer("seed", self.seed) < 0):
             raise _bad("seed", self.seed, "an integer >= 0, or None for random")
         stop = self.stop
@@ -172,6 +175,7 @@ class Delta:
     prompt_tokens: int = 0
     completion_tokens: int = 0  # tokens generated so far for this candidate
     token_ids: tuple[int, ...] = ()  # the new token ids in this delta (empty when the backend cannot tell)
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache (None: not reported)
 
 
 @dataclass

@@ -276,8 +276,8 @@ def _apply(outline: Outline, numbers: list[int], answer: Any) -> None:
         fields = {
             "title": item.title.strip() or f"第{n}章",
             "synopsis": item.synopsis.strip(),
-            "characters": item.characters,
-            "places": item.places,
+            "characters": [x.strip() for x in item.characters if x.strip()],
+            "places": [x.strip() for x in item.places if x.strip()],
         }
         plan = outline.chapter(n)
         if plan is not None:
