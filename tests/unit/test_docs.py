@@ -72,6 +72,8 @@ NOT_RUN = {
     "python start.py webui": "starts a web server that runs until stopped (tests/e2e/test_webui.py)",
     "xiaoshuo outline import outline.json": "needs the outline file its comment shows: "
     "tests/integration/test_writing_vllm.py::test_a_whole_novel_through_the_cli imports one",
+    "xiaoshuo novel import 我的小说.txt": "the reader's own file, and --extract loads a real base model; "
+    "import runs on the sample corpus in the lines around it and in tests/unit/test_books.py",
     "xiaoshuo write": "generates with a real base model; the same commands run on the tiny model in "
     "tests/integration/test_writing_vllm.py",
     "xiaoshuo chapter": "needs written chapters and a text file; test_a_whole_novel_through_the_cli runs "
