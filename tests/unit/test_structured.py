@@ -110,3 +110,11 @@ def test_json_schema_must_be_a_serialisable_dict():
         GenerationRequest(prompt="x", json_schema="{}")  # type: ignore[arg-type]
     req = GenerationRequest(prompt="x", json_schema={"type": "object"})
     assert json.loads(json.dumps(req.json_schema)) == {"type": "object"}
+
+
+def test_ignore_eos_must_be_a_bool():
+    from xiaoshuo.engine import SamplingSettings
+
+    assert SamplingSettings(ignore_eos=True).ignore_eos is True
+    with pytest.raises(SamplingError):
+        SamplingSettings(ignore_eos="yes")  # type: ignore[arg-type]
