@@ -67,6 +67,9 @@ NOT_RUN = {
     "xiaoshuo adapters rm wuxia-v1": "needs a trained adapter: tests/integration/test_training.py",
     "xiaoshuo memory add --kind plot --text … && xiaoshuo memory search …": "needs the Chroma server "
     "started just above it (tests/integration/test_memory_server.py)",
+    "xiaoshuo model pull": "downloads from a hub: tests/integration/test_model_pull.py runs it against a hub "
+    "served locally, through both real clients (huggingface_hub, modelscope)",
+    "xiaoshuo model rm": "needs a pulled model: tests/unit/test_models.py::test_remove_a_pulled_model",
     "xiaoshuo webui": "starts a web server that runs until stopped: tests/e2e/test_webui.py, "
     "tests/unit/test_cli.py::test_webui_options_reach_launch",
     "python start.py webui": "starts a web server that runs until stopped (tests/e2e/test_webui.py)",
