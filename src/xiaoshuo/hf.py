@@ -69,7 +69,8 @@ def hf_default_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
-def _cached(name: str, filename: str) -> bool:
+def cached(name: str, filename: str) -> bool:
+    """Whether the Hugging Face cache holds ``filename`` of hub id ``name`` (no network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -95,7 +96,7 @@ def require_model(
     if Path(name).expanduser().exists() or name.count("/") != 1 or name.startswith(("/", ".", "~")):
         return  # a local path (or not a hub id: the loader's own error says what is wrong)
     offline = _env_offline()
-    cached = _cached(name, marker)
+    in_cache = cached(name, marker)
     if not offline:
         ok, detail = hub_reachable(endpoint or hf_default_endpoint())
         if not ok:
@@ -103,7 +104,7 @@ def require_model(
             offline = True
     else:
         detail = "HF_HUB_OFFLINE=1"
-    if cached or not offline:
+    if in_cache or not offline:
         return
     from xiaoshuo.models import local_dir, pull_command
 

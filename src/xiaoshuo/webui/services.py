@@ -59,12 +59,14 @@ class EngineHolder:
         from xiaoshuo.engine import load_engine
 
         try:
+            self._check_downloaded()
             engine = load_engine(self.settings, backend=self.backend, model=self.model, lora=self.lora)
         except Exception as exc:
             with self._lock:
                 self._state = "error"
                 self._message = str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}"
-                self._message += _download_hint(self.model, self.settings)
+                if "xiaoshuo model pull" not in self._message:
+                    self._message += _download_hint(self.model, self.settings)
                 self._failure = exc if isinstance(exc, XiaoshuoError) else None
             return
         with self._lock:
@@ -72,6 +74,23 @@ class EngineHolder:
             self._message = f"就绪 ready: {engine.backend} · {self.model}" + (
                 f" · LoRA: {', '.join(engine.adapters)}" if engine.adapters else ""
             )
+
+    def _check_downloaded(self) -> None:
+        """A hub model that is not on disk is not fetched silently in the background (gigabytes, no
+        progress): the page offers 设置 → 下载模型 instead."""
+        from xiaoshuo.hf import cached
+        from xiaoshuo.models import ModelError, find_local, is_hub_id, pull_command
+
+        if (self.backend or self.settings.engine.backend) == "openai" or not is_hub_id(self.model):
+            return
+        if find_local(self.model, self.settings.paths.models_dir) or cached(self.model, "config.json"):
+            return
+        raise ModelError(
+            f"模型还没有下载 (the model is not on disk): {self.model}",
+            expected=f"{self.model} under {self.settings.paths.models_dir} or in the Hugging Face cache",
+            received="not found locally",
+            fix=f"在「设置」页「下载模型」一键下载，或运行 `{pull_command(self.model)}`",
+        )
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
