@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from xiaoshuo import config, models
 from xiaoshuo.hardware import gpu_memory
 from xiaoshuo.hf import ModelLoadError, hub_reachable, require_model
+from xiaoshuo.testing import run_cli
 
 
 def _gpu(total: float) -> tuple[dict, ...]:
@@ -40,6 +42,11 @@ def test_auto_resolves_on_this_machine_and_says_why(tmp_path: Path) -> None:
     assert s.model.base_model == "Qwen/Qwen2.5-1.5B-Instruct"
     assert s.memory.embedding_model == "BAAI/bge-small-zh-v1.5"
     assert "CPU" in s.note_of("model.base_model") and s.source_of("model.base_model") == "default"
+    out = run_cli("config", "--json", cwd=tmp_path)
+    notes = json.loads(out.stdout)["notes"]  # `xiaoshuo config` says what auto resolved to, and why
+    assert notes["model.base_model"] == s.note_of("model.base_model")
+    table = run_cli("config", cwd=tmp_path, env={"COLUMNS": "200"}).stdout
+    assert "auto: 无 GPU (CPU) → Qwen/Qwen2.5-1.5B-Instruct" in table
 
 
 def test_an_explicit_model_is_respected(tmp_path: Path) -> None:

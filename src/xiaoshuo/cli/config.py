@@ -27,6 +27,7 @@ def config_cmd(
             "config_file": str(settings.config_file) if settings.config_file else None,
             "settings": settings.to_plain(),
             "sources": {key: source for key, _, source, _ in settings.items()},
+            "notes": {key: settings.note_of(key) for key in ("model.base_model", "memory.embedding_model")},
         }
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return

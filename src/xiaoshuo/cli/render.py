@@ -58,7 +58,8 @@ def render_config(settings: Settings, *, describe: bool = False, console: Consol
             key_cell.append("\n" + description, style="dim")
         value = Text(json.dumps(plain[section][name], ensure_ascii=False))
         value.truncate(VALUE_MAX_WIDTH, overflow="ellipsis")
-        cells = [key_cell, value, source]
+        note = settings.note_of(key)  # model.base_model = "auto" → which model and why
+        cells = [key_cell, value, f"{source}\n{note}" if note else source]
         style = None if source == "default" else "bold cyan"
         table.add_row(*cells, *([description] if own_column else []), style=style)
     console.print(table)
