@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -114,8 +115,12 @@ def auto_model(kind: str, gpus: tuple[dict[str, Any], ...] | None = None) -> tup
     )
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def is_hub_id(name: str) -> bool:
-    return name.count("/") == 1 and not name.startswith(("/", ".", "~")) and not Path(name).is_absolute()
+    """``owner/name`` as both hubs spell it (no ``..``, no absolute or home paths)."""
+    return bool(_HUB_ID.fullmatch(name)) and ".." not in name.split("/")
 
 
 def local_dir(name: str, models_dir: Path) -> Path:
@@ -213,7 +218,9 @@ def remove(name: str, settings: Settings) -> list[str]:
     """Delete ``name`` from ``paths.models_dir`` and/or the HF cache; returns what was removed."""
     removed = []
     folder = local_dir(name, settings.paths.models_dir)
-    if (is_hub_id(name) or Path(name).name == name) and folder.is_dir():
+    root = Path(settings.paths.models_dir).resolve()
+    inside = root in folder.resolve().parents  # never models_dir itself or anything outside it
+    if (is_hub_id(name) or Path(name).name == name) and inside and folder.is_dir():
         shutil.rmtree(folder)
         removed.append(str(folder))
     try:

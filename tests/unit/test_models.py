@@ -130,6 +130,12 @@ def test_hub_probe_is_quick_and_asked_once_per_process() -> None:
     assert hub_reachable.cache_info().hits == 1
 
 
+def test_hub_ids() -> None:
+    assert models.is_hub_id("Qwen/Qwen2.5-1.5B-Instruct") and models.is_hub_id("BAAI/bge-small-zh-v1.5")
+    for bad in ("./models/x", "/abs/x", "~/x", "org/..", "org/x/y", "x", "org/"):
+        assert not models.is_hub_id(bad), bad
+
+
 def test_plan_refuses_a_path(tmp_path: Path) -> None:
     s = config.load(env={}, cwd=tmp_path)
     with pytest.raises(models.ModelError, match="owner/name"):
@@ -143,6 +149,10 @@ def test_remove_a_pulled_model(tmp_path: Path, monkeypatch) -> None:
     (folder / "config.json").write_text("{}")
     s = config.load(env={}, cwd=tmp_path, overrides={"paths.models_dir": str(tmp_path / "models")})
     assert [m.name for m in models.list_models(s)] == ["org/m"]
+    for outside in ("org/..", "..", "../models"):  # never the models folder itself or above it
+        with pytest.raises(models.ModelError):
+            models.remove(outside, s)
+    assert folder.is_dir()
     assert models.remove("org/m", s) == [str(folder)]
     assert not folder.exists() and models.list_models(s) == []
     with pytest.raises(models.ModelError, match="model list"):
