@@ -243,10 +243,17 @@ class Judgement(_Form):
     issues: list[JudgedIssue] = Field(default_factory=list, max_length=3)
 
 
-def judge_messages(text: str, chapter: int, entries: list[MemoryEntry]) -> list[dict[str, str]]:
+def judge_facts(text: str, chapter: int, entries: list[MemoryEntry]) -> list[str]:
+    """The memory shown to the judge: the latest state of each character present in ``text``."""
     states = latest_states(entries, chapter)
     present = {name for _, _, name in find_names(text, names_of(entries, ("character",)))}
-    facts = [e.render() for name, e in sorted(states.items()) if name in present][:30]
+    return [e.render() for name, e in sorted(states.items()) if name in present][:30]
+
+
+def judge_messages(
+    text: str, chapter: int, entries: list[MemoryEntry], *, facts: list[str] | None = None
+) -> list[dict[str, str]]:
+    facts = judge_facts(text, chapter, entries) if facts is None else facts
     user = "\n".join(
         [
             "【记忆】",
@@ -267,26 +274,50 @@ def judge_messages(text: str, chapter: int, entries: list[MemoryEntry]) -> list[
 async def judge_chapter(
     engine: Any, text: str, chapter: int, entries: list[MemoryEntry], *, max_tokens: int = 512
 ) -> tuple[list[Finding], list[dict[str, Any]]]:
-    """Model findings with verified quotes, and the ones dropped (quote not in the chapter)."""
-    from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.writing.review import locate
-    from xiaoshuo.writing.structured import generate_json
+    """Model findings with verified quotes, and the ones dropped (quote not in the chapter).
 
-    sampling = SamplingSettings(
-        temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, max_tokens=max_tokens
-    )
-    answer = await generate_json(
-        engine,
-        judge_messages(text, chapter, entries),
-        Judgement,
-        task="check",
-        chapter=chapter,
-        sampling=sampling,
+    A chapter too long for one prompt (memory facts, schema hint and ``max_tokens`` of answer in the
+    model's context) is judged in pieces, all at once; every piece sees the same memory facts.
+    """
+    import asyncio
+
+    from xiaoshuo.engine import SamplingSettings
+    from xiaoshuo.writing.extraction import answer_room, context_of, prompt_tokens, split_text
+    from xiaoshuo.writing.review import locate
+    from xiaoshuo.writing.structured import generate_json, schema_of, with_schema_hint
+
+    schema = schema_of(Judgement)
+    facts = judge_facts(text, chapter, entries)
+    while True:  # fewer facts until a piece of at least 128 tokens fits beside them
+        frame = with_schema_hint(judge_messages("", chapter, entries, facts=facts), schema)
+        budget = min(context_of(engine) - max_tokens - prompt_tokens(engine, frame) - 16, 6000)
+        if budget >= 128 or not facts:
+            break
+        facts = facts[: len(facts) // 2]
+    pieces = split_text(text, max(budget, 64), engine.count_tokens)
+
+    def sampling(piece: str) -> SamplingSettings:
+        prompt = with_schema_hint(judge_messages(piece, chapter, entries, facts=facts), schema)
+        room = answer_room(engine, prompt, least=max_tokens, most=max_tokens, task="check")
+        return SamplingSettings(temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, max_tokens=room)
+
+    answers = await asyncio.gather(
+        *(
+            generate_json(
+                engine,
+                judge_messages(piece, chapter, entries, facts=facts),
+                Judgement,
+                task="check",
+                chapter=chapter,
+                sampling=sampling(piece),
+            )
+            for piece in pieces
+        )
     )
     cards = character_index(entries)
     states = latest_states(entries, chapter)
     found, dropped = [], []
-    for issue in answer.issues:
+    for issue in (i for answer in answers for i in answer.issues):
         span = locate(text, issue.quote)
         if span is None:
             dropped.append(

@@ -14,10 +14,13 @@ The tool then, deterministically:
 
 A form that still fails validation after the retries is an error for that chapter: nothing of it
 reaches the queue or memory.  Chapters are sent to the engine in batches (vLLM runs a batch
-concurrently); after each batch the proposals are queued and ``review/extracted.json`` records each
-chapter's text hash, so a rerun with ``resume`` skips the chapters already done.  Long chapters are
-split into pieces that fit the model's context.  With ``writing.auto_approve`` the proposals are
-approved at once; otherwise they wait for ``xiaoshuo memory review``.
+concurrently); each request's ``max_tokens`` is what the context leaves after the rendered
+prompt (at least the Extractor's ``max_tokens``, at most :data:`ANSWER_CAP`).  After each batch
+the proposals are queued and ``review/extracted.json`` records each chapter's text hash, so a
+rerun with ``resume`` skips the chapters already done.  Long chapters are split into pieces so
+that prompt (schema hint and chat template included) + answer fit the model's context (a
+4,096-token test model included).  With ``writing.auto_approve`` the proposals are approved at
+once; otherwise they wait for ``xiaoshuo memory review``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,50 @@ from xiaoshuo.writing.review import (
 Short = Annotated[str, StringConstraints(max_length=12)]
 DEFAULT_BATCH = 16
 MAX_KNOWN_NAMES = 60
+ANSWER_CAP = 2048  # the most tokens one form's answer may take (a rich chapter's form is ~1,000)
+PROMPT_MARGIN = 16  # tokens kept free: a piece's tokens can differ by a few inside the whole prompt
+
+
+def prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
+    """Tokens of ``messages`` as the engine will send them (chat template, system prompt included).
+
+    Engines without a local chat template (an OpenAI-compatible server renders remotely) get the
+    contents plus a per-message allowance; their ``count_tokens`` already over-estimates.
+    """
+    from xiaoshuo.engine import GenerationRequest
+
+    try:
+        rendered = engine.render(GenerationRequest(messages=messages))
+    except Exception:  # no local tokenizer / chat template: estimate below
+        rendered = ""
+    if rendered.strip():
+        return engine.count_tokens(rendered)
+    system = "" if any(m["role"] == "system" for m in messages) else getattr(engine, "system_prompt", "")
+    contents = sum(engine.count_tokens(m["content"]) + 8 for m in messages)
+    return contents + engine.count_tokens(system or "") + 8
+
+
+def context_of(engine: Any) -> int:
+    return engine.max_model_len or 32768
+
+
+def answer_room(engine: Any, messages: list[dict[str, str]], *, least: int, most: int, task: str) -> int:
+    """``max_tokens`` for a prompt: what the context leaves after it, within [least, most].
+
+    Raises a WritingError when not even ``least`` tokens are left (the prompt's fixed part is too long).
+    """
+    from xiaoshuo.writing.schema import WritingError
+
+    used = prompt_tokens(engine, messages)
+    room = context_of(engine) - used - PROMPT_MARGIN
+    if room < least:
+        raise WritingError(
+            f"提示词太长，放不下回答：任务 {task} (the {task} prompt leaves no room for the answer)",
+            expected=f"prompt + at least {least} answer tokens <= {context_of(engine)} (the model's context)",
+            received=f"{used} prompt tokens",
+            fix="换用上下文更长的模型 (model.vllm_max_model_len)，或减少记忆条目 / use a longer context",
+        )
+    return max(least, min(most, room))
 
 
 def _no_titles(schema: dict[str, Any]) -> None:
@@ -239,7 +286,7 @@ class Extractor:
         return results
 
     async def _batch(self, chapters: list[int], *, resume: bool) -> list[ChapterResult]:
-        from xiaoshuo.writing.structured import StructuredOutputError, generate_json_many
+        from xiaoshuo.writing.structured import StructuredOutputError
 
         entries = self.store.list(self.novel.slug)
         texts = {n: self.novel.text(n) for n in chapters}
@@ -252,19 +299,21 @@ class Extractor:
         items, owners = [], []
         for n in todo:
             plan = outline.chapter(n)
-            pieces = split_text(texts[n], self._text_budget(card, n, known), self.engine.count_tokens)
+            title = plan.title if plan else ""
+            budget = self._text_budget(card, n, title, known)
+            pieces = split_text(texts[n], budget, self.engine.count_tokens)
             results[n] = ChapterResult(n, pieces=len(pieces))
             for piece in pieces:
                 items.append(
                     (
-                        messages_for(card, n, plan.title if plan else "", piece, known),
+                        messages_for(card, n, title, piece, known),
                         ChapterFacts,
                         "extract",
                         n,
                     )
                 )
                 owners.append(n)
-        answers = await generate_json_many(self.engine, items, sampling=self._sampling()) if items else []
+        answers = await self._ask(items)
         facts: dict[int, list[ChapterFacts]] = {}
         for n, answer in zip(owners, answers, strict=True):
             if isinstance(answer, StructuredOutputError):
@@ -299,25 +348,54 @@ class Extractor:
         self._mark(ordered, texts)
         return ordered
 
-    def _sampling(self) -> Any:
-        from xiaoshuo.engine import SamplingSettings
+    async def _ask(self, items: list[Any]) -> list[Any]:
+        """All forms at once (vLLM batches them), each with max_tokens sized from its own prompt."""
+        import asyncio
 
-        return SamplingSettings(
-            temperature=0.0,
-            top_p=1.0,
-            top_k=-1,
-            repetition_penalty=1.0,
-            max_tokens=self.max_tokens,
-            seed=self.seed,
+        from xiaoshuo.writing.structured import (
+            StructuredOutputError,
+            generate_json,
+            schema_of,
+            with_schema_hint,
         )
 
-    def _text_budget(self, card: Any, number: int, known: list[str]) -> int:
+        schema = schema_of(ChapterFacts)
+        coros = [
+            generate_json(
+                self.engine,
+                messages,
+                form,
+                task=task,
+                chapter=n,
+                sampling=self._sampling(with_schema_hint(messages, schema)),
+            )
+            for messages, form, task, n in items
+        ]
+        answers = await asyncio.gather(*coros, return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, StructuredOutputError):
+                raise answer
+        return list(answers)
+
+    def _sampling(self, prompt: list[dict[str, str]]) -> Any:
+        from xiaoshuo.engine import SamplingSettings
+
+        room = answer_room(
+            self.engine, prompt, least=self.max_tokens, most=max(self.max_tokens, ANSWER_CAP), task="extract"
+        )
+        return SamplingSettings(
+            temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, max_tokens=room, seed=self.seed
+        )
+
+    def _text_budget(self, card: Any, number: int, title: str, known: list[str]) -> int:
+        """Tokens a chapter piece may take: the context less the prompt's fixed part and the answer."""
         from xiaoshuo.writing.structured import schema_of, with_schema_hint
 
-        shown = with_schema_hint(messages_for(card, number, "", "", known), schema_of(ChapterFacts))
-        overhead = self.engine.count_tokens("\n".join(m["content"] for m in shown)) + 16 * len(shown)
-        limit = (self.engine.max_model_len or 32768) - self.max_tokens - overhead - 64
-        return max(64, min(limit, 6000))
+        frame = with_schema_hint(messages_for(card, number, title, "", known), schema_of(ChapterFacts))
+        limit = context_of(self.engine) - self.max_tokens - prompt_tokens(self.engine, frame) - PROMPT_MARGIN
+        if limit < 64:
+            answer_room(self.engine, frame, least=self.max_tokens + 64, most=ANSWER_CAP, task="extract")
+        return min(limit, 6000)
 
 
 def _known_names(entries: list[MemoryEntry]) -> list[str]:

@@ -60,11 +60,66 @@ def schema_of(model_cls: type[pydantic.BaseModel]) -> dict[str, Any]:
     return model_cls.model_json_schema()
 
 
+def schema_sketch(schema: dict[str, Any]) -> str:
+    """A compact, readable shorthand of ``schema`` for the prompt (the backend enforces the full one).
+
+    ``{"name":str1-12,"aliases"?:[≤3×str≤12],"thread"?:"none"|"open"}``: ``?`` = optional key,
+    ``str≤N`` / ``strM-N`` = string length, ``[≤N×T]`` / ``[N×T]`` = array size, ``intM-N``.
+    About a quarter of the JSON Schema's size: on a small model's context (4,096 tokens) the full
+    schema of a rich form took more room than the chapter it is about.
+    """
+    defs = schema.get("$defs", {})
+
+    def bounds(lo: Any, hi: Any) -> str:
+        if lo not in (None, 0) and hi is not None:
+            return f"{lo}-{hi}"
+        if hi is not None:
+            return f"≤{hi}"
+        return f"≥{lo}" if lo not in (None, 0) else ""
+
+    def walk(node: dict[str, Any], depth: int) -> str:
+        if "$ref" in node:
+            target = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+            return walk(target, depth + 1) if depth < 8 else "{…}"
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                return "|".join(walk(n, depth) for n in node[key])
+        if "const" in node:
+            return json.dumps(node["const"], ensure_ascii=False)
+        if "enum" in node:
+            return "|".join(json.dumps(v, ensure_ascii=False) for v in node["enum"])
+        kind = node.get("type")
+        if kind == "object" or "properties" in node:
+            required = set(node.get("required", ()))
+            fields = [
+                json.dumps(k, ensure_ascii=False) + ("" if k in required else "?") + ":" + walk(v, depth)
+                for k, v in node.get("properties", {}).items()
+            ]
+            return "{" + ",".join(fields) + "}"
+        if kind == "array":
+            lo, hi = node.get("minItems"), node.get("maxItems")
+            count = f"{hi}×" if hi is not None and lo == hi else (f"{bounds(lo, hi)}×" if lo or hi else "")
+            return f"[{count}{walk(node.get('items', {}), depth)}]"
+        if kind == "string":
+            return "str" + bounds(node.get("minLength"), node.get("maxLength"))
+        if kind in ("integer", "number"):
+            return ("int" if kind == "integer" else "num") + bounds(node.get("minimum"), node.get("maximum"))
+        if isinstance(kind, list):
+            return "|".join(walk({**node, "type": k}, depth) for k in kind)
+        return str(kind or "any")
+
+    return walk(schema, 0)
+
+
 def with_schema_hint(messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
-    """The messages with a closing line asking for JSON in this schema (weaker servers need it)."""
+    """The messages with a closing line asking for JSON of this shape (weaker servers need it).
+
+    The shape is :func:`schema_sketch`'s shorthand, not the JSON Schema itself (the backend gets that).
+    """
     out = [dict(m) for m in messages]
-    hint = "\n\n只输出一个 JSON 对象，符合以下 JSON Schema，不要任何其他文字：\n" + json.dumps(
-        schema, ensure_ascii=False, separators=(",", ":")
+    hint = (
+        "\n\n只输出一个 JSON 对象，不要任何其他文字；格式（JSON Schema 简写：?=可省略的键，"
+        "str≤N=至多N字，[≤N×…]=至多N项）：\n" + schema_sketch(schema)
     )
     for msg in reversed(out):
         if msg["role"] == "user":
