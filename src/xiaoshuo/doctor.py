@@ -50,6 +50,7 @@ class Report:
     gpu_processes: list[dict[str, Any]] = field(default_factory=list)
     hubs: list[dict[str, Any]] = field(default_factory=list)
     smoke: list[dict[str, Any]] = field(default_factory=list)
+    adapter_mode: dict[str, Any] = field(default_factory=dict)  # how the engine serves an adapter, and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +61,7 @@ def diagnose(settings: Settings) -> Report:
     torch_info = torch_status()
     vllm_info = vllm_status()
     backends = backend_statuses(settings, torch_info, vllm_info)
+    selected = choose_backend(settings, backends)
     return Report(
         python={
             "version": platform.python_version(),
@@ -70,7 +72,7 @@ def diagnose(settings: Settings) -> Report:
         torch=torch_info,
         vllm=vllm_info,
         backends=backends,
-        selected_backend=choose_backend(settings, backends),
+        selected_backend=selected,
         models=[
             model_status("model.base_model", settings.model.base_model, settings, kind="llm"),
             model_status("memory.embedding_model", settings.memory.embedding_model, settings, kind="embed"),
@@ -78,7 +80,45 @@ def diagnose(settings: Settings) -> Report:
         disk=disk_status(settings),
         gpu_processes=gpu_processes() if torch_info.get("cuda_available") else [],
         hubs=hub_status(settings),
+        adapter_mode=adapter_mode(settings, selected.name, on_cpu=not torch_info.get("cuda_available")),
     )
+
+
+def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str, Any]:
+    """Which mode the engine uses for one adapter (the newest trained one, if any) and why.
+
+    vLLM: merged into the base or LoRA mode (``engine.merge_adapter``, :mod:`xiaoshuo.engine.merged`);
+    whether the merged copy is already cached (else the first load merges once).
+    """
+    from xiaoshuo.training.registry import list_adapters
+
+    trained = list_adapters(settings.paths.checkpoints_dir)
+    adapter = trained[-1] if trained else None
+    row: dict[str, Any] = {
+        "adapter": adapter.name if adapter else None,
+        "merge_adapter": settings.engine.merge_adapter,
+    }
+    if backend != "vllm":
+        how = "peft on the model (transformers)" if backend == "transformers" else "the server's LoRA modules"
+        return row | {"mode": "lora", "reason": f"backend {backend}: adapters are applied by {how}"}
+    from xiaoshuo.engine.merged import merge_decision
+
+    one = {adapter.name if adapter else "adapter": str(adapter.path) if adapter else ""}
+    decision = merge_decision(
+        settings.engine.merge_adapter, one, on_cpu=on_cpu, enable_lora=settings.engine.enable_lora
+    )
+    row |= {"mode": decision.mode, "reason": decision.reason}
+    if decision.mode == "merged" and adapter is not None:
+        from xiaoshuo.engine.merged import list_merged
+
+        ready = any(
+            r["state"] == "ok" and r["adapter"] == str(adapter.path.resolve())
+            for r in list_merged(settings.paths.models_dir)
+        )
+        row["cache"] = "ready (cached)" if ready else "not cached yet: the first load merges once"
+    if adapter is None:
+        row["reason"] += " (no trained adapter yet: the base model is served alone)"
+    return row
 
 
 def hub_status(settings: Settings) -> list[dict[str, Any]]:

@@ -78,3 +78,48 @@ def adapters_rm(
             fix=f"xiaoshuo adapters rm {name} --yes",
         )
     typer.echo(f"已删除 removed {remove_adapter(checkpoints, name)}")
+
+
+cache_app = typer.Typer(
+    name="cache",
+    help="合并缓存 / Merged base+adapter models cached under paths.models_dir/merged (engine.merge_adapter).",
+    no_args_is_help=True,
+)
+app.add_typer(cache_app)
+
+
+@cache_app.command("list")
+def cache_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List merged models: key, adapter, base, last used, size, ok or stale (and why)."""
+    from xiaoshuo.engine.merged import list_merged
+
+    rows = list_merged(_state(ctx).settings().paths.models_dir)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="合并缓存 Merged models")
+    for col in ("key", "adapter", "base", "last_used", "MiB", "state"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        mib = f"{r['bytes'] / 2**20:.1f}"
+        table.add_row(r["key"], str(r["adapter"]), str(r["base"]), r["last_used"], mib, r["state"])
+    Console().print(table)
+
+
+@cache_app.command("prune")
+def cache_prune(
+    ctx: typer.Context,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Remove every entry, not only stale ones.")
+    ] = False,
+) -> None:
+    """Remove stale merged models (adapter or base changed or gone); --all removes every one."""
+    from xiaoshuo.engine.merged import prune_merged
+
+    removed = prune_merged(_state(ctx).settings().paths.models_dir, everything=everything)
+    for path in removed:
+        typer.echo(f"已删除 removed {path}")
+    typer.echo(f"{len(removed)} removed")

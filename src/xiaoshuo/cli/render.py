@@ -94,6 +94,12 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
         be.add_row(b.name, "[green]yes[/]" if b.usable else "[red]no[/]", b.reason)
     console.print(be)
     console.print(f"[bold]选择 choice:[/] {report.selected_backend.reason}")
+    if report.adapter_mode:
+        m = report.adapter_mode
+        console.print(
+            f"[bold]适配器 adapter {m.get('adapter') or '-'}:[/] {m['mode']} — {m['reason']}"
+            + (f"; {m['cache']}" if m.get("cache") else "")
+        )
 
     mt = Table(title="模型 Models")
     for col in ("setting", "name", "state", "detail"):

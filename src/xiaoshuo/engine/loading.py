@@ -49,6 +49,32 @@ def _registry_path(config: Settings, path: str) -> str:
     return str(found) if found is not None else path  # not an adapter: register_adapter says why
 
 
+def _merged_for(
+    config: Settings, model: str, adapters: dict[str, str], *, on_cpu: bool
+) -> tuple[tuple[str, str] | None, str]:
+    """``((adapter name, merged folder), why)`` when the vLLM engine serves its adapter merged,
+    else ``(None, why)``.  With ``auto`` a failed merge falls back to LoRA mode (logged); with
+    ``always`` it raises."""
+    from xiaoshuo.engine.merged import MergeError, ensure_merged, merge_decision
+    from xiaoshuo.training.registry import is_adapter_dir
+
+    setting = config.engine.merge_adapter
+    decision = merge_decision(setting, adapters, on_cpu=on_cpu, enable_lora=config.engine.enable_lora)
+    log.info("engine mode: %s (%s)", decision.mode, decision.reason)
+    if decision.mode != "merged" or decision.adapter is None:
+        return None, decision.reason
+    if not is_adapter_dir(adapters[decision.adapter]):
+        return None, decision.reason  # not an adapter: the engine's register_adapter says why
+    try:
+        found = ensure_merged(config.paths.models_dir, model, adapters[decision.adapter])
+    except MergeError as exc:
+        if setting == "always":
+            raise
+        log.warning("合并失败，改用 LoRA 模式 merge failed, using LoRA mode: %s", exc)
+        return None, f"merge failed ({exc}); LoRA mode"
+    return (decision.adapter, str(found.path)), decision.reason
+
+
 #: Extra backends by name → ``factory(config, model, adapters) -> Engine`` (``register_backend``).
 #: Process-wide on purpose, like a plugin table: built-in backends are not in it and cannot be replaced.
 _EXTRA_BACKENDS: dict[str, Callable[[Settings, str, dict[str, str]], Engine]] = {}
@@ -117,8 +143,10 @@ def load_engine(
             raise DependencyError(
                 "无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install"
             ) from None
+        on_cpu = not torch_info.get("cuda_available")
+        merged, reason = _merged_for(config, model, adapters, on_cpu=on_cpu)
         return VLLMEngine(
-            config, model, adapters, on_cpu=not torch_info.get("cuda_available"), tokenizer=tokenizer
+            config, model, adapters, on_cpu=on_cpu, tokenizer=tokenizer, merged=merged, mode_reason=reason
         )
     from xiaoshuo.engine.transformers_backend import TransformersEngine
 
