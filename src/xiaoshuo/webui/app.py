@@ -49,8 +49,8 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
                 book = build_book_tab(services, lang, concurrency)
             with gr.Tab(t("tab_scratch", lang), id="scratch"):  # the free request → story page
                 create = _create_tab(services, lang, g, concurrency)
-            with gr.Tab(t("tab_memory", lang), id="memory"):
-                _memory_tab(services, lang, create["novel"])
+            with gr.Tab(t("tab_memory", lang), id="memory") as memory_tab:
+                _memory_tab(services, lang, create["novel"], memory_tab)
             with gr.Tab(t("tab_train", lang), id="train"):
                 _train_tab(services, lang, create["adapter"])
             with gr.Tab(t("tab_settings", lang), id="settings"):
@@ -237,7 +237,7 @@ def _create_tab(services: Services, lang: str, g: Any, concurrency: int) -> dict
 
 
 # --------------------------------------------------------------------------- 记忆
-def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
+def _memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.Tab | None = None) -> None:
     from xiaoshuo.memory import KIND_LABELS, KINDS
 
     kinds = [(f"{KIND_LABELS[k]} {k}", k) for k in KINDS]
@@ -423,6 +423,8 @@ def _memory_tab(services: Services, lang: str, novel: gr.Dropdown) -> None:
         do_reindex, [novel, reindex_all, kind], [maintenance, table], api_visibility="private"
     )
     kind.change(rows, [novel, kind], table, api_visibility="private")
+    if tab is not None:  # entries approved on the 创作 page show when the tab opens
+        tab.select(rows, [novel, kind], table, api_visibility="private")
     novel.change(rows, [novel, kind], table, api_visibility="private")
 
 
