@@ -230,7 +230,9 @@ class WritingSettings(_Section):
     repetition_threshold: float = Field(
         0.3, gt=0.0, le=1.0, description="Repetition guard: regenerate a segment above this repeated share."
     )
-    repetition_retries: int = Field(2, ge=0, le=10, description="Repetition guard: regenerations per segment.")
+    repetition_retries: int = Field(
+        2, ge=0, le=10, description="Repetition guard: regenerations per segment."
+    )
     repetition_chapters: int = Field(
         3, ge=0, description="Repetition guard: also compare with this many previous chapters."
     )
