@@ -251,6 +251,11 @@ class WritingSettings(_Section):
     auto_approve: bool = Field(
         False, description="Extracted memory proposals go to memory without review (else: the review queue)."
     )
+    auto_extract: bool = Field(
+        False,
+        description="Extract memory proposals from a chapter when it is accepted: one more model call per "
+        "accept (`chapter accept` then loads the model).",
+    )
     thread_window: int = Field(
         3, ge=0, description="Prompts remind of open threads (伏笔) due within this many chapters."
     )

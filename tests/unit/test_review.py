@@ -250,3 +250,74 @@ def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     assert appearances["1"]["characters"] == {"林远": CH1.index("林远")}
     again = run_sync(ex.extract([1, 2], resume=True))
     assert all(r.skipped for r in again) and len(engine.requests) == 2  # resumed: no new requests
+
+
+class ProseAndForms(ScriptedEngine):
+    """Prose for plain requests (the Writer), the next scripted form for structured ones."""
+
+    PROSE = "次日清晨，王小明推开客栈的门，对林远说：“师父在洛阳等你。”林远点点头，背起古剑出了门。"
+
+    def _submit(self, prepared, sink) -> None:
+        req = prepared.request
+        if req.json_schema is not None:
+            return super()._submit(prepared, sink)
+        text = (self.PROSE * 3)[: req.sampling.max_tokens]
+        sink(Delta(req.request_id, 0, text, None, 0, len(text)))
+        sink(Delta(req.request_id, 0, "", "stop", 0, len(text)))
+        sink(END)
+
+
+def test_on_accepted_runs_only_what_is_configured(book, tmp_path: Path):
+    from xiaoshuo.writing.accepted import on_accepted
+
+    settings, novel, store = book
+    before = _export(store)
+    engine = ScriptedEngine([json.dumps(FACTS, ensure_ascii=False)])
+    off = run_sync(on_accepted(settings, engine, novel, 1, store))  # defaults: both off
+    assert off.ran == [] and engine.requests == [] and ReviewQueue.of(novel).all() == []
+
+    on = settings_for(tmp_path, **{"writing.auto_extract": True})
+    events = []
+    done = run_sync(on_accepted(on, engine, novel, 1, store, progress=events.append))
+    assert done.ran == ["extract"] and done.extract_error == "" and done.summary is None
+    assert len(engine.requests) == 1 and engine.requests[0].json_schema is not None
+    queued = ReviewQueue.of(novel).list()
+    assert queued and {p.chapter for p in queued} == {1} and len(queued) == len(done.extraction["proposals"])
+    assert _export(store) == before  # proposals wait for review
+    assert events == [{"event": "extract_done", "chapter": 1, "proposals": len(queued), "approved": 0}]
+
+
+def test_on_accepted_reports_a_failed_form_and_memory_stays_untouched(book, tmp_path: Path):
+    from xiaoshuo.writing.accepted import on_accepted
+
+    _, novel, store = book
+    settings = settings_for(tmp_path, **{"writing.auto_extract": True, "writing.auto_approve": True})
+    before = _export(store)
+    engine = ScriptedEngine(["not json", '{"events": "nope"}', "{"])
+    events = []
+    done = run_sync(on_accepted(settings, engine, novel, 1, store, progress=events.append))
+    assert done.ran == ["extract"] and "extract" in done.extract_error
+    assert [e["event"] for e in events] == ["extract_failed"]
+    assert _export(store) == before and ReviewQueue.of(novel).all() == []
+
+
+def test_writer_accept_extracts_when_configured(book, tmp_path: Path):
+    from xiaoshuo.writing import Writer
+
+    _, novel, store = book
+    settings = settings_for(tmp_path, **{"writing.auto_extract": True})
+    novel.import_outline({"volumes": [{"title": "卷一", "chapters": [{"title": "雨夜"}, {"title": "洛阳"}]}]})
+    novel.save_card(novel.card().model_copy(update={"chapter_chars": 60}))
+    facts = {"dialogues": [{"speaker": "王小明", "quote": "师父在洛阳等你。"}]}
+    engine = ProseAndForms([json.dumps(facts, ensure_ascii=False)])
+    events = []
+    writer = Writer(settings, engine, novel, store=store, memory_on=False, on_progress=events.append)
+    result = run_sync(writer.write_chapter(2, target_chars=60, seed=1))
+    assert result.accepted is not None and "王小明" in novel.text(2)
+    assert engine.requests[-1].json_schema is not None  # the last request: the extraction form
+    done = [e for e in events if e.get("event") == "extract_done"]
+    assert done and done[0]["chapter"] == 2 and done[0]["proposals"] >= 2
+    queued = ReviewQueue.of(novel).list()
+    assert {p.chapter for p in queued} == {2}
+    assert any(p.kind == "dialogue" and p.fields["text"] == "师父在洛阳等你" for p in queued)
+    assert "王小明" in {p.fields.get("name") for p in queued if p.source == "names"}

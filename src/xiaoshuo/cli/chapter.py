@@ -1,5 +1,6 @@
 """``xiaoshuo chapter show|versions|diff|accept|revert|set|summary|summarize``: a chapter's text, history
-and summary (``summarize`` and ``accept --summarize`` load the model)."""
+and summary (``summarize``, and ``accept`` with ``--summarize`` / ``--extract`` or ``writing.auto_*``, load
+the model; what runs after an accept is :func:`xiaoshuo.writing.accepted.on_accepted`)."""
 
 from __future__ import annotations
 
@@ -112,14 +113,61 @@ def accept_cmd(
             help="Then summarise it with the model (default: writing.auto_summarize).",
         ),
     ] = None,
+    extract: Annotated[
+        bool | None,
+        typer.Option(
+            "--extract/--no-extract",
+            help="Then propose memory changes from it (default: writing.auto_extract; review queue).",
+        ),
+    ] = None,
 ) -> None:
     """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
     from xiaoshuo.cli.state import _state
+    from xiaoshuo.writing.accepted import wanted
 
     v = _novel(ctx, novel).accept(number, version)
-    echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
-    if summarize if summarize is not None else _state(ctx).settings().writing.auto_summarize:
-        _summarize(ctx, novel, number, backend=None, model=None, adapter=None, as_json=as_json)
+    after = any(wanted(_state(ctx).settings(), summarize=summarize, extract=extract))
+    if not as_json:
+        typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
+    elif not after:
+        echo_json(v.brief())
+    if after:
+        _after_accept(ctx, novel, number, v, summarize=summarize, extract=extract, as_json=as_json)
+
+
+def _after_accept(
+    ctx: typer.Context, novel: str, number: int, v, *, summarize, extract, as_json: bool
+) -> None:
+    """writing.accepted.on_accepted with the planning engine (base model); failures are warnings."""
+    from xiaoshuo.cli.outline import planning_engine
+    from xiaoshuo.writing import run_sync
+    from xiaoshuo.writing.accepted import on_accepted
+
+    n = _novel(ctx, novel)
+    with planning_engine(ctx, backend=None, model=None, adapter=None) as (settings, engine, use, _):
+        done = run_sync(
+            on_accepted(settings, engine, n, number, summarize=summarize, extract=extract, lora=use)
+        )
+    if as_json:
+        echo_json(v.brief() | {"after_accept": done.as_dict()})
+        return
+    if done.summary is not None:
+        s = done.summary
+        typer.echo(f"✓ 第{number}章 前情提要：{s['summary']}")
+        who, where = "、".join(s["who"]) or "-", "、".join(s["where"]) or "-"
+        typer.echo(f"  人物 {who} · 地点 {where} · 时间 {s['when'] or '-'}")
+    if done.extraction is not None and not done.extract_error:
+        count, approved = len(done.extraction["proposals"]), done.extraction["approved"]
+        where = "已写入记忆 (approved)" if approved else f"待审阅：xiaoshuo memory review --novel {novel}"
+        typer.echo(f"✓ 第{number}章 记忆提议 {count} 条（{where}）")
+    for what, error in (
+        ("前情提要 summary", done.summary_error),
+        ("记忆提取 extraction", done.extract_error),
+    ):
+        if error:
+            typer.echo(
+                f"! 第{number}章 {what} 失败，章节已采用 (failed; the chapter is accepted): {error}", err=True
+            )
 
 
 def _summarize(

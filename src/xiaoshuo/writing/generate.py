@@ -162,17 +162,19 @@ class Writer:
             return self.adapter or None
         return self.novel.card().adapter or None
 
-    async def _summarize(self, chapter: int) -> None:
-        """writing.auto_summarize: 前情提要 of an accepted chapter; a failed form is reported, not raised."""
-        from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
-        from xiaoshuo.writing.structured import StructuredOutputError
+    async def _after_accept(self, chapter: int) -> None:
+        """writing.auto_summarize / auto_extract (:func:`writing.accepted.on_accepted`); failed forms are
+        reported as progress events, not raised."""
+        from xiaoshuo.writing.accepted import on_accepted
 
-        try:
-            limits = PlanLimits.from_settings(self.settings)
-            await summarize_chapter(self.engine, self.novel, chapter, limits=limits)
-            self._progress(event="summary_saved", chapter=chapter)
-        except StructuredOutputError as exc:
-            self._progress(event="summary_failed", chapter=chapter, error=str(exc))
+        await on_accepted(
+            self.settings,
+            self.engine,
+            self.novel,
+            chapter,
+            self.store,
+            progress=lambda event: self._progress(**event),
+        )
 
     def _progress(self, **event: Any) -> None:
         if self.on_progress is not None:
@@ -353,8 +355,7 @@ class Writer:
         empty = not self.novel.text(chapter).strip()
         if accept or (accept is None and candidates == 1 and (kind != "chapter" or empty)):
             result.accepted = self.novel.accept(chapter, result.candidates[0].version).id
-            if self.settings.writing.auto_summarize:
-                await self._summarize(chapter)
+            await self._after_accept(chapter)
         result.seconds = time.monotonic() - started
         return result
 
