@@ -9,6 +9,7 @@ Panels whose backend is not installed (books in/out, outline generation) are lef
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -26,13 +27,13 @@ def _error(exc: Exception) -> gr.Error:
 def _guard(fn):
     """Run a handler; its ``XiaoshuoError`` / ``OSError`` becomes a visible ``gr.Error``."""
 
+    @functools.wraps(fn)  # keeps the signature: Gradio injects gr.SelectData by annotation
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (XiaoshuoError, OSError) as exc:
             raise _error(exc) from None
 
-    wrapped.__name__ = getattr(fn, "__name__", "handler")
     return wrapped
 
 

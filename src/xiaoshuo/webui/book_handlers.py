@@ -887,7 +887,14 @@ def export_file(services: Any, slug: str, fmt: str, convert: str | None = None) 
     folder = Path(tempfile.mkdtemp(prefix="xiaoshuo-book-"))
     name = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "_", novel.card().title).strip() or slug
     target = folder / f"{name}.{fmt}"
-    export_book(novel, fmt, target, convert=convert or None)
+    try:
+        export_book(novel, fmt, target, convert=convert or None)
+    except ValueError as exc:  # e.g. a character the format cannot hold
+        raise WritingError(
+            f"导出 {fmt} 失败 (export failed)",
+            received=str(exc),
+            fix="检查正文里的控制字符或特殊符号，或换一种格式导出",
+        ) from None
     return str(target)
 
 
