@@ -252,6 +252,29 @@ def memory_delete(ctx: typer.Context, entry_id: str, novel: NovelOpt = "default"
     typer.echo(f"已删除 deleted {entry_id}")
 
 
+def _retrieve(store, novel: str, query: str, **kw):
+    """``retrieve`` whose warnings (degraded memory, e.g. no dense retrieval) are said once on stderr
+    as ``⚠`` lines (retrieve also logs them: that copy is held back here); stdout (and --json) stays
+    the result."""
+    import logging
+
+    from xiaoshuo.memory import retrieve
+
+    log = logging.getLogger("xiaoshuo.memory")
+
+    def hold_back(record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and record.funcName == "retrieve")
+
+    log.addFilter(hold_back)
+    try:
+        found = retrieve(store, novel, query, **kw)
+    finally:
+        log.removeFilter(hold_back)
+    for line in found.warnings:
+        typer.echo(f"⚠ {line}", err=True)
+    return found
+
+
 @app.command("search")
 def memory_search(
     ctx: typer.Context,
@@ -265,11 +288,9 @@ def memory_search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search: shows scores and which retriever found each hit."""
-    from xiaoshuo.memory import search
-
     with _store(ctx) as store:
-        hits = search(store, novel, query, recent_text=recent, k=k, kinds=kind)
-    rows = [h.as_dict() for h in hits]
+        found = _retrieve(store, novel, query, recent_text=recent, k=k, kinds=kind)
+    rows = [h.as_dict() for h in found.hits]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -299,7 +320,7 @@ def memory_context(
 ) -> None:
     """The memory block a prompt would get, and why each candidate was included or dropped."""
     from xiaoshuo.data.chunking import TokenCounter, load_tokenizer
-    from xiaoshuo.memory import build_context, search
+    from xiaoshuo.memory import build_context
 
     settings = _state(ctx).settings(**{"data.tokenizer": tokenizer})
     counter = TokenCounter(
@@ -309,8 +330,8 @@ def memory_context(
     )
     budget = budget if budget is not None else settings.memory.context_token_budget
     with _store(ctx) as store:
-        hits = search(store, novel, query, recent_text=recent)
-    result = build_context(hits, budget, counter.count)
+        found = _retrieve(store, novel, query, recent_text=recent)
+    result = build_context(found.hits, budget, counter.count)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
         return
