@@ -9,9 +9,13 @@
    The random model fills every string to its maxLength, so the forms are smaller than the
    defaults (synopsis ≤ 40 字) to fit its 4,096-token context; reported in the JSON.
 
-(The extraction part of issue 12 adds its own section here.)
+3. Memory extraction over N accepted chapters (default 50; ``--extract-chapters=N``) with the real
+   ``Extractor``: submitted as one batch (``batch=N``, vLLM runs the forms concurrently) vs one chapter
+   at a time (``batch=1``); ``review/`` (extracted.json and the queue) is deleted before each run so both
+   do the same work.  Goal ≥ 3× faster batched.  ``--quick``: 16 chapters.
+
 One JSON line; also bench/results/planning.json.
-Usage: python bench/bench_planning.py [--quick] [--only=overhead|outline]
+Usage: python bench/bench_planning.py [--quick] [--only=overhead|outline|extraction] [--extract-chapters=N]
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from _common import report
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 QUICK = "--quick" in sys.argv
-ONLY = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), "")  # overhead | outline
+ONLY = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")), "")  # a part
+EXTRACT_N = int(
+    next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--extract-chapters=")), 16 if QUICK else 50)
+)
 
 
 async def _run(engine, requests) -> tuple[list[int], float]:
@@ -148,13 +155,69 @@ def bench_outline(engine, settings, chapters: int) -> dict:
     }
 
 
+_SCENES = [
+    "雨夜，林远背着古剑走进青云山下的客栈。掌柜赵铁山抬头看他一眼：“客官，住店还是打尖？”",
+    "林远说：“住店。我要等一个人。”窗外雷声滚滚，檐下的灯笼被风吹得左右摇晃。",
+    "子时刚过，黑衣人破窗而入，林远拔剑相迎，剑光映着雨水，两人在楼梯口交手三十余招。",
+    "天亮时，苏晴撑伞而来，说师父在洛阳等他，又把半部剑谱交到他手里，叮嘱他莫要声张。",
+    "两人出城向东，行至白马渡，老船夫王伯认出了林远腰间的古剑，脸色一变，默默撑船离岸。",
+]
+
+
+def _chapter_text(n: int) -> str:
+    """~300 字 per chapter: a rotating set of scenes, numbered so no two chapters are equal."""
+    scenes = [_SCENES[(n + i) % len(_SCENES)] for i in range(4)]
+    return f"第{n}章\n" + "\n".join(scenes) + f"\n（第{n}日）"
+
+
+def bench_extraction(engine, settings, chapters: int) -> dict:
+    import shutil
+
+    from xiaoshuo.memory import MemoryStore, make_entry
+    from xiaoshuo.writing import Novels, run_sync
+    from xiaoshuo.writing.extraction import Extractor
+
+    novel = Novels.from_settings(settings).create(f"extract{chapters}", title="雨夜剑")
+    numbers = list(range(1, chapters + 1))
+    for n in numbers:
+        novel.set_text(n, _chapter_text(n))
+    runs: dict[str, dict] = {}
+    with MemoryStore(settings) as store:
+        store.add(make_entry(novel=novel.slug, kind="character", name="林远", text="少年剑客"))
+        run_sync(Extractor(settings, engine, novel, store, batch=1).extract([1]))  # warm-up: grammar, caches
+        for name, batch in (("batched", chapters), ("one_at_a_time", 1)):
+            shutil.rmtree(novel.root / "review", ignore_errors=True)  # extracted.json + the queue
+            start = time.perf_counter()
+            results = run_sync(Extractor(settings, engine, novel, store, batch=batch).extract(numbers))
+            seconds = time.perf_counter() - start
+            runs[name] = {
+                "batch": batch,
+                "wall_s": round(seconds, 1),
+                "chapters_per_s": round(chapters / seconds, 3),
+                "pieces": sum(r.pieces for r in results),
+                "errors": sum(bool(r.error) for r in results),
+                "proposals": sum(len(r.proposals) for r in results),
+                "dropped": sum(len(r.dropped) for r in results),
+            }
+            print({"extraction": runs}, file=sys.stderr)
+    return {
+        "chapters": chapters,
+        "chars_per_chapter": round(sum(len(_chapter_text(n)) for n in numbers) / chapters),
+        **runs,
+        "speedup": round(runs["one_at_a_time"]["wall_s"] / runs["batched"]["wall_s"], 2),
+    }
+
+
 def main() -> None:
     from xiaoshuo.engine import load_engine
     from xiaoshuo.testing import build_tiny_model, tiny_engine_settings
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "bench", size="bench", dtype="bfloat16")
-        settings = tiny_engine_settings(model, tmp, **{"model.dtype": "bfloat16"})
+        # memory without an embedding model (offline; extraction's memory: triggers + BM25)
+        settings = tiny_engine_settings(
+            model, tmp, **{"model.dtype": "bfloat16", "memory.embedding_model": "none"}
+        )
         out: dict = {"bench": "planning", "model": "~50M random Qwen2 (bf16), vLLM CPU", "quick": QUICK}
         with load_engine(settings, backend="vllm") as engine:
             if ONLY in ("", "overhead"):
@@ -165,6 +228,8 @@ def main() -> None:
                 print(out, file=sys.stderr)
             if ONLY in ("", "outline"):
                 out["outline"] = bench_outline(engine, settings, 60 if QUICK else 300)
+            if ONLY in ("", "extraction"):
+                out["extraction"] = bench_extraction(engine, settings, EXTRACT_N)
         goals = {}
         if "structured_overhead_single" in out:
             goals["structured_overhead_le_1.3_batched"] = (
@@ -173,6 +238,11 @@ def main() -> None:
             goals["structured_overhead_le_1.3_single"] = out["structured_overhead_single"]["overhead"] <= 1.3
         if "outline" in out:
             goals["outline_exact"] = out["outline"]["ok_1_to_n_once"]
+        if "extraction" in out:
+            goals["extraction_batched_ge_3x"] = out["extraction"]["speedup"] >= 3.0
+            goals["extraction_no_errors"] = not any(
+                out["extraction"][k]["errors"] for k in ("batched", "one_at_a_time")
+            )
         out["goals"] = goals
         report("planning" + (f"-{ONLY}" if ONLY else ""), out)
 

@@ -320,7 +320,7 @@ class Extractor:
                 results[n].error = str(answer)
             elif isinstance(answer, ChapterFacts):
                 facts.setdefault(n, []).append(answer)
-        tagger = NameTagger(entries) if todo else None
+        tagger = self._tagger(entries) if todo else None
         proposed_new = {
             p.fields.get("name", ""): p.id
             for p in self.queue.list("pending")
@@ -347,6 +347,13 @@ class Extractor:
         ordered = [results[n] for n in chapters]
         self._mark(ordered, texts)
         return ordered
+
+    def _tagger(self, entries: list[MemoryEntry]) -> NameTagger:
+        """jieba's tagger with memory's names, built once per set of names (loading it takes ~1 s)."""
+        key = tuple(sorted({(e.kind, e.name, *e.aliases, *e.characters) for e in entries}))
+        if getattr(self, "_tagger_key", None) != key:
+            self._tagger_cache, self._tagger_key = NameTagger(entries), key
+        return self._tagger_cache
 
     async def _ask(self, items: list[Any]) -> list[Any]:
         """All forms at once (vLLM batches them), each with max_tokens sized from its own prompt."""
