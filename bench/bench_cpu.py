@@ -60,7 +60,9 @@ def _decode(engine, lora: str | None) -> float:
 
     rates = []
     for i in range(3):
-        sampling = SamplingSettings(temperature=0.8, top_p=0.95, max_tokens=DECODE_TOKENS, seed=i)
+        sampling = SamplingSettings(
+            temperature=0.8, top_p=0.95, max_tokens=DECODE_TOKENS, seed=i, ignore_eos=True
+        )
         req = GenerationRequest(
             prompt=f"第{i + 1}章 夜色如墨，细雨敲打着青石板路。林远", sampling=sampling, lora=lora
         )
@@ -89,18 +91,25 @@ def _segments(engine) -> dict:
     system, stable = _stable_messages(engine)
     text, ttft, cached, prompt = "", [], [], 0
     for seg in range(5):
-        memory = (
-            f"【相关记忆】\n苏晚晴：守城校尉，第{seg + 3}次出现，性格倔强。\n旧信：写于十年前，落款被撕去。\n"
-        )
-        user = f"{stable}{memory}【前文】\n{text}\n【写作要求】\n请接着前文写第{seg + 1}段，约100字。"
-        sampling = SamplingSettings(temperature=0.8, top_p=0.95, max_tokens=SEGMENT_TOKENS, seed=100 + seg)
-        messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
-        req = GenerationRequest(messages=messages, sampling=sampling)
-        prompt = len(engine.prepare(req).prompt_ids)
-        first, _, _, hit, piece = asyncio.run(_timed(engine, req))
+        # Best of 3 (a busy shared machine): each try changes 相关记忆 a little, as each segment's
+        # retrieval does, so only the stable head can come from the cache; the first try's text is kept.
+        best, hit, piece = None, None, ""
+        for attempt in range(3 if seg else 1):
+            memory = f"【相关记忆】\n苏晚晴：守城校尉，第{seg + 3}次出现（{attempt}）。\n旧信：落款被撕去。\n"
+            user = f"{stable}{memory}【前文】\n{text}\n【写作要求】\n请接着前文写第{seg + 1}段，约100字。"
+            sampling = SamplingSettings(
+                temperature=0.8, top_p=0.95, max_tokens=SEGMENT_TOKENS, seed=100 + seg, ignore_eos=True
+            )
+            messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
+            req = GenerationRequest(messages=messages, sampling=sampling)
+            prompt = len(engine.prepare(req).prompt_ids)
+            first, _, _, got, out = asyncio.run(_timed(engine, req))
+            if best is None or first < best:
+                best, hit = first, got
+            piece = piece or out
         text += piece
         if seg:
-            ttft.append(first)
+            ttft.append(best)
             cached.append(hit)
     return {
         "prompt_tokens_last": prompt,
