@@ -118,7 +118,8 @@ def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str,
         row["cache"] = "ready (cached)" if ready else "not cached yet: the first load merges once"
     if adapter is None:
         row["reason"] = (
-            f"no trained adapter yet: the base model alone; with one adapter: {decision.mode} ({row['reason']})"
+            "no trained adapter yet: the base model alone; "
+            f"with one adapter: {decision.mode} ({row['reason']})"
         )
         row["mode"] = "base"
     return row
