@@ -1,6 +1,6 @@
 """Books in and out (xiaoshuo.writing.books): import through prepare's readers, export as TXT/MD/EPUB/DOCX.
 
-Independent readers (epubcheck, pandoc) and the 20 MB import are in tests/integration/test_books.py.
+Independent readers (epubcheck, pandoc) and the 20 MB import are in tests/integration/test_books_readers.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The scripted backend fills each form from the request's JSON schema (or answers malformed JSON on
 chosen calls), so batching, numbering, checkpoints, resume, --from and the never-reaches-the-outline
-guarantee are checked without a model.  Real engines: tests/integration/test_planning.py.
+guarantee are checked without a model.  Real engines: tests/integration/test_planning_engines.py.
 """
 
 from __future__ import annotations

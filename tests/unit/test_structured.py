@@ -1,6 +1,6 @@
 """Structured output (writing.structured): validation, retries with new seeds, errors naming task and chapter.
 
-A scripted backend forces malformed answers; real backends are in tests/integration/test_planning.py.
+A scripted backend forces malformed answers; real backends are in tests/integration/test_planning_engines.py.
 """
 
 from __future__ import annotations
