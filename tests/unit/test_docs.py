@@ -81,8 +81,8 @@ NOT_RUN = {
     "tests/integration/test_writing_vllm.py",
     "xiaoshuo chapter": "needs written chapters and a text file; test_a_whole_novel_through_the_cli runs "
     "show/versions/diff/set/revert/accept on the tiny model",
-    "xiaoshuo outline generate": "loads a model: tests/integration/test_planning_engines.py runs it (tiny model, "
-    "60 chapters, kill -9, --resume)",
+    "xiaoshuo outline generate": "loads a model: tests/integration/test_planning_engines.py runs it "
+    "(tiny model, 60 chapters, kill -9, --resume)",
     "xiaoshuo memory extract": "loads a model: tests/integration/test_extraction.py runs it (tiny model)",
     "xiaoshuo memory review approve": "needs a proposal id: tests/integration/test_extraction.py",
     "xiaoshuo memory review reject": "needs a proposal id: tests/integration/test_extraction.py",
