@@ -23,9 +23,9 @@ from xiaoshuo.engine.types import Delta
 from xiaoshuo.memory import MemoryStore, make_entry
 from xiaoshuo.writing import Novels, run_sync
 from xiaoshuo.writing.consistency import judge_chapter
-from xiaoshuo.writing.extraction import ChapterFacts, Extractor
+from xiaoshuo.writing.extraction import ChapterFacts, Extractor, messages_for
 from xiaoshuo.writing.planning import PlanLimits, generate_outline, summarize_chapter
-from xiaoshuo.writing.structured import schema_of, schema_sketch, with_schema_hint
+from xiaoshuo.writing.structured import schema_hint, schema_of, schema_sketch, with_schema_hint
 
 CONTEXT = 4096
 LINE = "林远提着剑走进青云山下的客栈，掌柜赵铁山抬头看他一眼：“客官，住店还是打尖？”窗外雷声滚滚。\n"
@@ -119,6 +119,10 @@ def test_the_prompt_shows_a_compact_sketch_of_the_schema_not_the_json_schema():
     assert '"characters"?:[≤4×{' in sketch
     hinted = with_schema_hint([{"role": "user", "content": "正文"}], schema)[-1]["content"]
     assert hinted.startswith("正文") and hinted.endswith(sketch) and "$defs" not in hinted
+    # extraction puts the hint first (system), so every chapter's prompt shares a cached prefix
+    shared = messages_for(None, 1, "", "林远走进客栈。", ["林远"])
+    assert schema_hint(schema) in shared[0]["content"] and shared[1]["content"].endswith("林远走进客栈。")
+    assert with_schema_hint(shared, schema) == shared  # not appended twice
 
 
 def test_extraction_of_a_long_chapter_is_split_to_fit(engine: FitEngine, book):

@@ -253,22 +253,20 @@ def judge_facts(text: str, chapter: int, entries: list[MemoryEntry]) -> list[str
 def judge_messages(
     text: str, chapter: int, entries: list[MemoryEntry], *, facts: list[str] | None = None
 ) -> list[dict[str, str]]:
+    """The judge's prompt: the shared task and form first (a cached prefix on vLLM), memory, the text."""
+    from xiaoshuo.writing.structured import schema_hint, schema_of
+
     facts = judge_facts(text, chapter, entries) if facts is None else facts
-    user = "\n".join(
+    system = "\n".join(
         [
-            "【记忆】",
-            *(facts or ["（无）"]),
-            f"【第{chapter}章正文】",
-            text,
+            "你是小说校对，只依据给出的记忆检查正文的前后矛盾，按 JSON 格式输出。",
             "【要求】列出正文与记忆矛盾之处（最多三条）：quote 为正文原句，problem 说明矛盾，"
-            "entry 为相关人物名。"
-            "没有矛盾就输出空列表。",
+            "entry 为相关人物名。没有矛盾就输出空列表。",
+            schema_hint(schema_of(Judgement)),
         ]
     )
-    return [
-        {"role": "system", "content": "你是小说校对，只依据给出的记忆检查正文的前后矛盾，按 JSON 格式输出。"},
-        {"role": "user", "content": user},
-    ]
+    user = "\n".join(["【记忆】", *(facts or ["（无）"]), f"【第{chapter}章正文】", text])
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 async def judge_chapter(

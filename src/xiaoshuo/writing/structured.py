@@ -111,16 +111,25 @@ def schema_sketch(schema: dict[str, Any]) -> str:
     return walk(schema, 0)
 
 
-def with_schema_hint(messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
-    """The messages with a closing line asking for JSON of this shape (weaker servers need it).
-
-    The shape is :func:`schema_sketch`'s shorthand, not the JSON Schema itself (the backend gets that).
-    """
-    out = [dict(m) for m in messages]
-    hint = (
-        "\n\n只输出一个 JSON 对象，不要任何其他文字；格式（JSON Schema 简写：?=可省略的键，"
+def schema_hint(schema: dict[str, Any]) -> str:
+    """The line asking for JSON of this shape (:func:`schema_sketch`'s shorthand, not the JSON Schema)."""
+    return (
+        "只输出一个 JSON 对象，不要任何其他文字；格式（JSON Schema 简写：?=可省略的键，"
         "str≤N=至多N字，[≤N×…]=至多N项）：\n" + schema_sketch(schema)
     )
+
+
+def with_schema_hint(messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
+    """The messages with :func:`schema_hint` closing the last user message (weaker servers need it).
+
+    A caller that already placed the hint (e.g. in the system message, so that many requests share a
+    cached prompt prefix on vLLM) gets its messages unchanged.
+    """
+    out = [dict(m) for m in messages]
+    text = schema_hint(schema)
+    if any(text in m["content"] for m in out):
+        return out
+    hint = "\n\n" + text
     for msg in reversed(out):
         if msg["role"] == "user":
             msg["content"] += hint
