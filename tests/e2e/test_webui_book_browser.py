@@ -345,6 +345,9 @@ def test_write_a_book_in_the_browser(browser, app) -> None:
             assert "yuye" in _value(page, "book-novel")
             assert novels.get("qingchuan").text(1) == "晴川历历汉阳树。"
             assert novels.get("yuye").text(1) == edited
+        except BaseException:
+            other.screenshot(path=str(app["shots"] / "FAILED-10-second-page-other.png"), full_page=True)
+            raise
         finally:
             other.close()
     page.close()
