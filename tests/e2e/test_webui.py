@@ -123,7 +123,7 @@ def _output(page, i: int = 0) -> str:
 
 def _open_inspector(page) -> None:
     if not page.locator("#context-inspector").is_visible():
-        page.get_by_text("上下文检查器").click()
+        page.locator("#inspector-acc").get_by_text("上下文检查器").click()
     page.wait_for_selector("#context-inspector", state="visible", timeout=10_000)
 
 

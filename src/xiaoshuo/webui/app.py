@@ -140,7 +140,7 @@ def _create_tab(services: Services, lang: str, g: Any, concurrency: int) -> dict
                 )
                 uses.append(gr.Button(f"{t('use', lang)} {i + 1}", elem_id=f"use-{i + 1}", size="sm"))
     notice = gr.Markdown(elem_id="generation-notice")
-    with gr.Accordion(t("inspector", lang), open=False):
+    with gr.Accordion(t("inspector", lang), open=False, elem_id="inspector-acc"):
         inspector = gr.JSON(elem_id="context-inspector")
 
     def sampling(temperature, top_p, top_k, max_tokens, rep, seed, n):
