@@ -407,3 +407,17 @@ def test_cli_import_and_export(tmp_path: Path, monkeypatch):
     assert (tmp_path / exported["path"]).is_file() and exported["language"] == "zh-HK"
     res = runner.invoke(app, ["novel", "import", str(src), "--slug", "x", "--append", "--replace"])
     assert res.exit_code != 0
+
+
+@pytest.mark.parametrize("fmt", ["docx", "epub"])
+def test_model_control_characters_do_not_break_xml_exports(lib: Novels, tmp_path: Path, fmt: str):
+    """A random (or a bad) model can emit C0 controls; XML formats drop them instead of failing."""
+    novel = lib.create("ctl", title="控制符")
+    novel.set_text(1, "林远\x01推门\x1b而入。\n雨声\x0c未歇。")
+    out = tmp_path / f"ctl.{fmt}"
+    export_book(novel, fmt, out)
+    with zipfile.ZipFile(out) as z:
+        xml = "".join(z.read(n).decode("utf-8") for n in z.namelist() if n.endswith((".xml", ".xhtml")))
+    assert "林远推门而入。" in xml and "雨声未歇。" in xml
+    assert not any(c in xml for c in "\x01\x1b\x0c")
+    assert novel.text(1) == "林远\x01推门\x1b而入。\n雨声\x0c未歇。"  # the project is untouched

@@ -607,7 +607,7 @@ def book_contents(
             if not text.strip():
                 skipped.append({"number": plan.number, "title": plan.title, "why": "not written yet"})
                 continue
-            picked.append(BookChapter(plan.number, conv(plan.title), conv(text)))
+            picked.append(BookChapter(plan.number, conv(plan.title), conv(_XML_ILLEGAL.sub("", text))))
         if picked:
             volumes.append((conv(vol.title), vol.title != DEFAULT_VOLUME, picked))
     if not volumes:
@@ -627,6 +627,11 @@ def book_contents(
         volumes=volumes,
         skipped=skipped,
     )
+
+
+# Characters XML 1.0 cannot hold (EPUB's XHTML, DOCX's XML): C0 controls but tab/newline/CR, lone
+# surrogates, U+FFFE/U+FFFF.  A model can emit them; exports drop them rather than fail.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _paragraphs(text: str) -> list[str]:
