@@ -427,3 +427,77 @@ def test_memory_in_prompts_is_chapter_aware(tmp_path: Path, tokenizer):
     rows = [r for r in c8.account if r["section"] == "相关记忆"]
     assert any(r["name"] == "夺位" and r["included"] for r in rows)
     assert c5.warnings == c8.warnings == []  # "none" is a choice, not a degraded store
+
+
+class SlowEngine(ScriptedEngine):
+    """Streams a character every 20 ms on its own thread until aborted."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.aborted: set[str] = set()
+        self.finished: set[str] = set()
+
+    def _submit(self, prepared, sink) -> None:
+        import threading
+
+        req = prepared.request
+        self.requests.append(req)
+
+        def run() -> None:
+            for i in range(req.sampling.max_tokens):
+                if req.request_id in self.aborted:
+                    sink(Delta(req.request_id, 0, "", "abort", 0, i))
+                    sink(END)
+                    return
+                sink(Delta(req.request_id, 0, "林", None, 0, i + 1))
+                time.sleep(0.02)
+            self.finished.add(req.request_id)
+            sink(Delta(req.request_id, 0, "", "length", 0, req.sampling.max_tokens))
+            sink(END)
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def _abort(self, request_id: str) -> None:
+        self.aborted.add(request_id)
+
+
+def test_a_cancelled_write_stops_every_candidate(lib: Novels, tmp_path: Path):
+    import asyncio
+
+    settings = settings_for(tmp_path)
+    novel = lib.create("yuye", title="雨夜剑")
+    novel.import_outline(OUTLINE)
+    engine = SlowEngine()
+    writer = Writer(settings, engine, novel, memory_on=False)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(writer.write_chapter(1, target_chars=3000, candidates=3, seed=1))
+        deadline = time.monotonic() + 30
+        while len(engine.requests) < 3:
+            assert time.monotonic() < deadline, "the candidates never started"
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.3)  # checked while the loop still runs (asyncio.run would cancel leftovers)
+        ids = {r.request_id for r in engine.requests}
+        assert ids == engine.aborted and not engine.finished  # all three were aborted, none ran on
+
+    asyncio.run(main())
+    assert novel.versions(1) == [] and novel.text(1) == ""  # nothing half-written was saved
+
+
+def test_rewrite_of_a_short_selection(lib: Novels, tmp_path: Path):
+    settings = settings_for(tmp_path)
+    novel = lib.create("yuye", title="雨夜剑")
+    novel.import_outline(OUTLINE)
+    novel.set_text(1, "雨夜。林远推门而入，满身寒气。掌柜抬头。")
+    engine = ScriptedEngine([FRESH[:200]])
+    result = run_sync(
+        Writer(settings, engine, novel, memory_on=False).rewrite(
+            1, start=3, end=15, instruction="更冷", seed=1
+        )
+    )
+    text = novel.text(1)
+    assert result.candidates[0].target == 12 and text.startswith("雨夜。") and text.endswith("掌柜抬头。")
+    assert 10 <= count_chars(text) - count_chars("雨夜。掌柜抬头。") <= 14

@@ -333,7 +333,23 @@ class Writer:
             for i in range(candidates)
         ]
         result = WriteResult(self.novel.slug, chapter, kind, [])
-        for fut in asyncio.as_completed([asyncio.ensure_future(c) for c in loops]):
+        tasks = [asyncio.ensure_future(c) for c in loops]
+        try:
+            await self._save_as_completed(tasks, result, chapter, kind, prefix, keep_after)
+        finally:  # a cancelled write (the stop button) stops every candidate, not only the awaited one
+            for task in tasks:
+                task.cancel()
+        result.candidates.sort(key=lambda c: c.index)
+        empty = not self.novel.text(chapter).strip()
+        if accept or (accept is None and candidates == 1 and (kind != "chapter" or empty)):
+            result.accepted = self.novel.accept(chapter, result.candidates[0].version).id
+            await self._after_accept(chapter)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _save_as_completed(self, tasks, result, chapter, kind, prefix, keep_after) -> None:
+        """Save each candidate as a version the moment it is finished (acknowledged = on disk)."""
+        for fut in asyncio.as_completed(tasks):
             cand = await fut
             full = prefix + cand.text + keep_after
             version = self.novel.add_version(
@@ -351,13 +367,6 @@ class Writer:
             cand.version = version.id
             result.candidates.append(cand)
             self._progress(event="candidate_saved", candidate=cand.index, version=version.id)
-        result.candidates.sort(key=lambda c: c.index)
-        empty = not self.novel.text(chapter).strip()
-        if accept or (accept is None and candidates == 1 and (kind != "chapter" or empty)):
-            result.accepted = self.novel.accept(chapter, result.candidates[0].version).id
-            await self._after_accept(chapter)
-        result.seconds = time.monotonic() - started
-        return result
 
     # ------------------------------------------------------------------ public operations
     def dry_run(self, chapter: int, *, target_chars: int | None = None) -> dict[str, Any]:
@@ -442,7 +451,7 @@ class Writer:
         accept: bool | None = None,
     ) -> WriteResult:
         """续写: add about ``chars`` 字 at the end of the chapter's current text."""
-        _check_target(chars)
+        _check_target(chars, low=10)
         with self.novel.writer(what=f"continue chapter {chapter}"):
             self.novel.ensure_chapter(chapter)
             self.novel.sync(chapter)
@@ -493,8 +502,8 @@ class Writer:
                     fix=f"用 xiaoshuo chapter show --novel {self.novel.slug} {chapter} 查看正文与长度",
                 )
             passage = text[start:end]
-            target = chars or max(MIN_SEGMENT_CHARS, round(count_chars(passage) * MODE_FACTORS[mode]))
-            _check_target(target)
+            target = chars or max(10, round(count_chars(passage) * MODE_FACTORS[mode]))
+            _check_target(target, low=10)
             label = MODE_LABELS[mode]
             how = (instruction or "").strip() or "语言更生动，保持情节不变"
 
@@ -520,11 +529,11 @@ class Writer:
             )
 
 
-def _check_target(target: int) -> None:
-    if not isinstance(target, int) or isinstance(target, bool) or not 50 <= target <= 200_000:
+def _check_target(target: int, low: int = 50) -> None:
+    if not isinstance(target, int) or isinstance(target, bool) or not low <= target <= 200_000:
         raise WritingError(
             "目标字数无效 (invalid target length)",
-            expected="an integer number of 字 in [50, 200000]",
+            expected=f"an integer number of 字 in [{low}, 200000]",
             received=target,
             fix="例如 --target-chars 3000",
         )
