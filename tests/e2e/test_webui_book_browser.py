@@ -116,6 +116,17 @@ def _fill(page, elem_id: str, value: str) -> None:
     box.blur()
 
 
+def _fill_settled(page, elem_id: str, value: str, timeout: float = 30) -> None:
+    """Fill a box and make sure the value stays: a slower update of the event before may reset it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _fill(page, elem_id, value)
+        time.sleep(1.0)
+        if _value(page, elem_id) == value:
+            return
+        assert time.monotonic() < deadline, f"#{elem_id} keeps being reset"
+
+
 def _value(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first.input_value()
 
@@ -329,7 +340,7 @@ def test_write_a_book_in_the_browser(browser, app) -> None:
         other = _page(browser, app)
         try:
             _create_novel(other, "qingchuan", "晴川")
-            _fill(other, "book-plan-title", "初见")
+            _fill_settled(other, "book-plan-title", "初见")
             other.click("#book-add-chapter")
             _wait_text(other, "book-outline-msg", "第1章")
             _wait_text(other, "book-header", "初见")
