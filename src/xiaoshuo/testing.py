@@ -24,6 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+from xiaoshuo.engine.base import END, Engine
+from xiaoshuo.engine.types import Delta
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -342,3 +346,60 @@ def _prod(shape: list[int]) -> int:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+
+class ScriptedEngine(Engine):
+    """A backend that answers from a script, for tests of code *around* generation.
+
+    Each request gets ``respond(request)`` — by default the next scripted text (``default`` once the
+    script is used up) — cut to ``max_tokens`` characters and streamed in ``chunk``-character deltas;
+    without a tokenizer, tokens are counted one per character.  Register it like any backend with
+    :func:`xiaoshuo.engine.register_backend`.  Real engines are tested on real models.
+    """
+
+    backend = "scripted"
+
+    def __init__(
+        self,
+        script: list[str] | None = None,
+        *,
+        default: str = "。",
+        chunk: int = 7,
+        max_model_len: int = 32768,
+        tokenizer: Any = None,
+        system_prompt: str = "",
+    ) -> None:
+        super().__init__(tokenizer=tokenizer, max_model_len=max_model_len, system_prompt=system_prompt)
+        self.script = list(script or [])
+        self.default = default
+        self.chunk = max(1, chunk)
+        self.requests: list[Any] = []
+
+    def count_tokens(self, text: str) -> int:
+        return super().count_tokens(text) if self.tokenizer is not None else len(text)
+
+    def render(self, request: Any) -> str:
+        return super().render(request) if self.tokenizer is not None else ""
+
+    def respond(self, request: Any) -> str:
+        return self.script.pop(0) if self.script else self.default
+
+    def _submit(self, prepared: Any, sink: Any) -> None:
+        req = prepared.request
+        self.requests.append(req)
+        limit = req.sampling.max_tokens
+        text = self.respond(req)[:limit]
+        for i in range(0, len(text), self.chunk):
+            sink(Delta(req.request_id, 0, text[i : i + self.chunk], None, 0, min(i + self.chunk, len(text))))
+        sink(Delta(req.request_id, 0, "", "stop" if len(text) < limit else "length", 0, len(text)))
+        sink(END)
+
+    def _abort(self, request_id: str) -> None:
+        pass
+
+    def unfinished_requests(self) -> int:
+        return 0
+
+    def _shutdown(self) -> None:
+        pass

@@ -13,31 +13,25 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo.config import load
-from xiaoshuo.engine import Engine, load_engine, register_backend
-from xiaoshuo.engine.base import END
-from xiaoshuo.engine.types import Delta
+from xiaoshuo.engine import load_engine, register_backend
+from xiaoshuo.testing import ScriptedEngine
 from xiaoshuo.writing import Novels, StructuredOutputError, compose, run_sync
 from xiaoshuo.writing.planning import PROGRESS_FILE, generate_outline, read_progress, summarize_chapter
 
 
-class FormEngine(Engine):
+class FormEngine(ScriptedEngine):
     """Fills any planning form from its schema; calls listed in ``bad`` get malformed JSON."""
 
     backend = "scripted-forms"
 
     def __init__(self, bad: set[int] | None = None) -> None:
-        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
+        super().__init__(chunk=1 << 20)
         self.bad = set(bad or ())
-        self.requests = []
 
-    def count_tokens(self, text: str) -> int:
-        return len(text)
+    def respond(self, request) -> str:
+        return self._answer(request.json_schema, len(self.requests) - 1)
 
-    def render(self, request) -> str:
-        return ""
-
-    def _answer(self, schema: dict) -> str:
-        call = len(self.requests)
+    def _answer(self, schema: dict, call: int) -> str:
         if call in self.bad:
             return '{"volume":"卷","chapters":[{"title":"坏'  # cut off: invalid JSON
         props = schema["properties"]
@@ -57,22 +51,6 @@ class FormEngine(Engine):
             {"summary": "林远在雨夜见到师姐。", "who": ["林远", "苏晚晴"], "where": ["城门"], "when": "雨夜"},
             ensure_ascii=False,
         )
-
-    def _submit(self, prepared, sink) -> None:
-        req = prepared.request
-        text = self._answer(req.json_schema)
-        self.requests.append(req)
-        sink(Delta(req.request_id, 0, text, "stop", 0, len(text)))
-        sink(END)
-
-    def _abort(self, request_id: str) -> None:
-        pass
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    def _shutdown(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -161,7 +139,7 @@ def test_a_failed_summary_stores_nothing(novel):
     run_sync(generate_outline(FormEngine(), novel, chapters=1, batch=1))
     novel.set_text(1, "雨夜。")
     engine = FormEngine(bad={0, 1, 2})
-    engine._answer = lambda schema: "{}" if len(engine.requests) < 3 else ""  # schema-invalid every try
+    engine._answer = lambda schema, call: "{}" if call < 3 else ""  # schema-invalid every try
     with pytest.raises(StructuredOutputError) as info:
         run_sync(summarize_chapter(engine, novel, 1))
     assert info.value.task == "summary" and info.value.chapter == 1
@@ -180,17 +158,10 @@ def test_writer_accept_summarizes_when_configured(tmp_path: Path):
     novel.import_outline({"volumes": [{"title": "卷一", "chapters": [{"title": "雨夜"}]}]})
 
     class ProseAndForms(FormEngine):
-        def _answer(self, schema):
+        def _answer(self, schema, call):
             if schema is None:
                 return "夜色如墨，细雨敲打着青石板路。林远撑着一把旧油纸伞，站在城门外的老槐树下。" * 2
-            return super()._answer(schema)
-
-        def _submit(self, prepared, sink):
-            req = prepared.request
-            text = self._answer(req.json_schema)[: req.sampling.max_tokens]
-            self.requests.append(req)
-            sink(Delta(req.request_id, 0, text, "stop", 0, len(text)))
-            sink(END)
+            return super()._answer(schema, call)
 
     register_backend("scripted-forms-test", lambda cfg, model, adapters: ProseAndForms())
     engine = load_engine(settings, backend="scripted-forms-test")

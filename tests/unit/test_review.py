@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from xiaoshuo import testing
 from xiaoshuo.config import load
-from xiaoshuo.engine import Engine
 from xiaoshuo.engine.base import END
 from xiaoshuo.engine.types import Delta
 from xiaoshuo.memory import MemoryStore, make_entry, retrieve
@@ -33,38 +33,11 @@ def settings_for(tmp_path: Path, **overrides):
     return load(None, overrides=values, env={})
 
 
-class ScriptedEngine(Engine):
-    """Answers each request with the next scripted text; 1 token per character."""
-
-    backend = "scripted"
+class ScriptedEngine(testing.ScriptedEngine):
+    """Answers each request with the next scripted text ("{" once the script is used up)."""
 
     def __init__(self, script: list[str]) -> None:
-        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
-        self.script = list(script)
-        self.requests = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
-
-    def render(self, request) -> str:
-        return ""
-
-    def _submit(self, prepared, sink) -> None:
-        req = prepared.request
-        self.requests.append(req)
-        text = (self.script.pop(0) if self.script else "{")[: req.sampling.max_tokens]
-        sink(Delta(req.request_id, 0, text, None, 0, len(text)))
-        sink(Delta(req.request_id, 0, "", "stop", 0, len(text)))
-        sink(END)
-
-    def _abort(self, request_id: str) -> None:
-        pass
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    def _shutdown(self) -> None:
-        pass
+        super().__init__(script, default="{")
 
 
 @pytest.fixture

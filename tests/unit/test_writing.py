@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo.config import load
-from xiaoshuo.engine import Engine, load_engine, register_backend
+from xiaoshuo.engine import load_engine, register_backend
 from xiaoshuo.engine.base import END
 from xiaoshuo.engine.types import Delta
+from xiaoshuo.testing import ScriptedEngine
 from xiaoshuo.writing import (
     Novel,
     NovelLockedError,
@@ -327,43 +328,6 @@ def test_compose_refuses_a_request_that_cannot_fit(lib: Novels, tmp_path: Path, 
 
 
 # ----------------------------------------------------------------------------- scripted backend
-class ScriptedEngine(Engine):
-    """Returns scripted texts in order (one per request); counts tokens as 1 per character."""
-
-    backend = "scripted"
-
-    def __init__(self, script: list[str]) -> None:
-        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
-        self.script = list(script)
-        self.requests = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
-
-    def render(self, request) -> str:
-        return ""
-
-    def _submit(self, prepared, sink) -> None:
-        req = prepared.request
-        self.requests.append(req)
-        text = self.script.pop(0) if self.script else "。"
-        limit = req.sampling.max_tokens
-        text = text[:limit]
-        for i in range(0, len(text), 7):
-            sink(Delta(req.request_id, 0, text[i : i + 7], None, 0, min(i + 7, len(text))))
-        sink(Delta(req.request_id, 0, "", "stop" if len(text) < limit else "length", 0, len(text)))
-        sink(END)
-
-    def _abort(self, request_id: str) -> None:
-        pass
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    def _shutdown(self) -> None:
-        pass
-
-
 FRESH = "".join(chr(0x4E00 + (i * 37) % 5000) + ("。" if i % 9 == 8 else "") for i in range(2000))
 
 
