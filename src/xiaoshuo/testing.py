@@ -230,6 +230,7 @@ def tiny_engine_settings(model_dir: str | os.PathLike[str], workdir: str | os.Pa
         "model.dtype": "float32",
         "engine.cpu_kv_cache_gib": 1,
         "paths.data_dir": str(Path(workdir) / "data"),
+        "paths.models_dir": str(Path(workdir) / "models"),  # merged-adapter caches land here, not in cwd
     }
     values.update(overrides)
     return config.load(env={}, cwd=workdir, overrides=values)
