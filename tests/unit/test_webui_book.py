@@ -362,3 +362,27 @@ def test_the_app_builds_with_the_book_tab(services) -> None:
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"book-novel", "book-outline", "book-text", "book-write", "book-cand-2", "book-diff"} <= ids
     assert {"request", "story", "generate"} <= ids  # the 随手写 page is still there
+
+
+def test_blur_and_save_click_at_once_make_one_version(services) -> None:
+    """The editor saves on blur and on 保存; both arrive together when the button is clicked."""
+    from xiaoshuo.writing import Novels
+
+    slug = _book(services)
+    h.save_text(services, slug, 1, "初稿。")
+    results, errors = [], []
+
+    def save() -> None:
+        try:
+            results.append(h.save_text(services, slug, 1, "初稿。作者加了一句。"))
+        except Exception as exc:  # a lock error would reach the page as a red toast
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and sorted(results, key=str) == [2, None, None, None]
+    novel = Novels.from_settings(services.settings).get(slug)
+    assert [v.id for v in novel.versions(1)] == [1, 2] and novel.text(1) == "初稿。作者加了一句。"

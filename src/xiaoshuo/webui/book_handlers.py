@@ -276,11 +276,13 @@ def save_text(services: Any, slug: str | None, number: int | None, text: str) ->
         return None
     novel = open_novel(services, slug)
     text = text or ""
-    if text == novel.text(int(number)):
-        return None
-    if not text.strip() and not novel.chapter_file(int(number)).is_file():
-        return None  # an untouched empty chapter stays unwritten
-    return novel.set_text(int(number), text, note="webui").id
+    # blur and the 保存 click arrive together: compare and write under one lock, waiting for the other
+    with novel.writer(timeout=30, what="webui save"):
+        if text == novel.text(int(number)):
+            return None
+        if not text.strip() and not novel.chapter_file(int(number)).is_file():
+            return None  # an untouched empty chapter stays unwritten
+        return novel.set_text(int(number), text, note="webui").id
 
 
 def save_summary(services: Any, slug: str, number: int, summary: str) -> None:
