@@ -282,7 +282,7 @@ def test_compose_stays_within_budget(lib: Novels, tmp_path: Path, tokenizer, bud
         assert set(r) == {"section", "source", "id", "name", "tokens", "included", "reason"}
         assert r["reason"]
     if budget >= 4096:  # room for everything but the whole text: summaries, following chapters, card
-        assert comp.summaries == [3, 4, 5, 6, 7][-settings.writing.recent_summaries :] or comp.summaries
+        assert comp.summaries == [1, 2, 3, 4, 5]  # the five chapters before 8 that have summaries
         assert "【后续章节】" in comp.user and "【作品信息】" in comp.user
     else:  # small budgets cut the text from its start and say so
         tail = rows[("前文", "text")]
