@@ -369,44 +369,18 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     warnings.extend(result.warnings)
     budget = min(settings.memory.context_token_budget, max(b.left, 0))
     ctx = build_context(result.hits, budget, count)
-    rows = []
     by_id = {h.entry.id: h.entry for h in result.hits}
-    used = []
-    for inc in ctx.included:
-        e = by_id.get(inc["id"])
-        rows.append(
-            _Item(
-                "相关记忆",
-                f"memory:{inc['kind']}",
-                "",
-                id=inc["id"],
-                name=inc["name"],
-                tokens=inc["tokens"],
-                included=True,
-                reason=inc["reason"],
-            )
-        )
-        used.append(
-            {
-                "id": inc["id"],
-                "kind": inc["kind"],
-                "name": inc["name"],
-                "chapter": e.chapter if e is not None else None,
-            }
-        )
-    for drop in ctx.dropped:
-        rows.append(
-            _Item(
-                "相关记忆",
-                f"memory:{drop['kind']}",
-                "",
-                id=drop["id"],
-                name=drop["name"],
-                tokens=drop["tokens"],
-                included=False,
-                reason=drop["reason"],
-            )
-        )
+    rows = [
+        _Item("相关记忆", f"memory:{it['kind']}", "", id=it["id"], name=it["name"], tokens=it["tokens"],
+              included=included, reason=it["reason"])
+        for included, items in ((True, ctx.included), (False, ctx.dropped))
+        for it in items
+    ]  # fmt: skip
+    used = [
+        {"id": it["id"], "kind": it["kind"], "name": it["name"],
+         "chapter": by_id[it["id"]].chapter if it["id"] in by_id else None}
+        for it in ctx.included
+    ]  # fmt: skip
     if ctx.text:
         b.used += ctx.tokens + count(SEP)
     return ctx.text, rows, used, result.dense_used
