@@ -83,6 +83,32 @@ def _weights(path: Path) -> dict:
     return load_file(str(path))
 
 
+def _train_loss(work: Path, model: Path, adapter: Path, rows: int = 16) -> tuple[float, float]:
+    """Mean loss of the first ``rows`` training rows: (base model, base + adapter)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from xiaoshuo.training.data import find_data, read_samples, tokenize
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    samples = read_samples(find_data(work / "data").train)[:rows]
+    batch, _ = tokenize(samples, tokenizer, 128)
+    assert batch
+
+    def mean_loss(m) -> float:
+        with torch.no_grad():
+            return sum(
+                float(m(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss)
+                for r in batch
+            ) / len(batch)
+
+    base = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.float32).eval()
+    before = mean_loss(base)
+    tuned = PeftModel.from_pretrained(base, str(adapter)).eval()
+    return before, mean_loss(tuned)
+
+
 @pytest.fixture(scope="module")
 def short_run(prepared: Path, tiny_model: Path) -> dict:
     base_before = _weights(tiny_model / "model.safetensors")
@@ -114,8 +140,11 @@ def test_short_run_learns_and_only_the_adapter_changes(
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end" and "eval" in kinds and "checkpoint" in kinds
     assert events[0]["config"]["training"]["learning_rate"] == 5e-3
-    losses = [e["loss"] for e in events if e["event"] == "log"]
-    assert losses[-1] < losses[0]
+    assert [e for e in events if e["event"] == "log"]
+    # it learned: the training rows' loss with the adapter is below the base's. (Comparing
+    # the first and last logged loss was flaky: each log is 2 steps of 2 random rows.)
+    base_loss, tuned_loss = _train_loss(prepared, tiny_model, final)
+    assert tuned_loss < base_loss - 0.01, (base_loss, tuned_loss)
     assert all(e["tokens_per_s"] > 0 for e in events if e["event"] == "log")
     # the adapter changed (LoRA B starts at zero), the base did not
     adapter = _weights(final / "adapter_model.safetensors")
