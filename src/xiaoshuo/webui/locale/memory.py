@@ -1,0 +1,5 @@
+"""Strings of the 记忆 page: key → {"zh": …, "en": …}."""
+
+from __future__ import annotations
+
+STRINGS: dict[str, dict[str, str]] = {}
