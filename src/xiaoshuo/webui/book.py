@@ -17,11 +17,8 @@ import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui import book_handlers as h
+from xiaoshuo.webui.errors import as_gradio_error as _error
 from xiaoshuo.webui.locale import t
-
-
-def _error(exc: Exception) -> gr.Error:
-    return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
 
 
 def _guard(fn):

@@ -173,5 +173,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_export_asis": {"zh": "原样", "en": "As written"},
     "book_export_go": {"zh": "导出全书", "en": "Export the book"},
     "book_export_file": {"zh": "下载", "en": "Download"},
+    "demo_banner": {
+        "zh": "> **演示模式** — 这里用的是现场生成的随机小模型，写出来的文字是随机字符，没有意义；"
+        "这个模式只用来熟悉界面。要真正写作：在「设置」页「下载模型」，或运行 `xiaoshuo model pull`，"
+        "再去掉 `--demo` 启动。",
+        "en": "> **Demo mode** — the model is a random tiny one built on the spot: its text is random. "
+        "This mode exists to explore the interface. To write for real, download a model on 设置 "
+        "(or run `xiaoshuo model pull`) and start without `--demo`.",
+    },
 }
-

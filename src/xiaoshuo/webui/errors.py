@@ -1,0 +1,12 @@
+"""The API's errors as Gradio shows them on the page (``gr.Error``), never a string yielded as output."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from xiaoshuo.errors import XiaoshuoError
+
+
+def as_gradio_error(exc: Exception) -> gr.Error:
+    """A typed error's own (bilingual) message; anything else with its type name."""
+    return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
