@@ -1,14 +1,22 @@
-"""记忆: the story memory of the current novel — list, add, edit, delete, search, import/export, reindex.
+"""记忆: the story memory of the current novel — which novel it is, the entries of one kind as a table
+(click a row to edit or delete it), add, search, import/export, statistics and reindex.
 
-Handlers call ``xiaoshuo.memory`` through ``Services.store()``.  Not responsible for proposals from
+The handlers are plain functions over ``Services`` (``heading``, ``rows``, ``select_entry``, ``add_entry``,
+``edit_entry``, ``delete_entry``, ``search_rows``, ``import_file``, ``export_file``, ``stats_markdown``,
+``reindex_markdown``) calling :mod:`xiaoshuo.memory`; they raise ``XiaoshuoError`` and return plain values,
+so they run without a browser.  ``build_memory_tab`` only lays the page out and wires them; the selected
+entry's id lives in a per-session ``gr.State``, never on screen.  Not responsible for proposals from
 extraction (the book page's review queue).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -17,193 +25,458 @@ from xiaoshuo.webui.errors import as_gradio_error as _error
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
+#: the form's fields, in the order the page's inputs are wired
+FORM_FIELDS = (
+    "name",
+    "aliases",
+    "characters",
+    "text",
+    "chapter",
+    "importance",
+    "pinned",
+    "traits",
+    "relations",
+    "state",
+    "when",
+    "why",
+)
+#: which form fields each kind uses (the others are hidden)
+_EVERY_KIND = {"name", "text", "chapter", "importance", "pinned"}
+KIND_FIELDS = {
+    "character": _EVERY_KIND | {"aliases", "traits", "relations", "state"},
+    "setting": _EVERY_KIND | {"aliases"},
+    "plot": _EVERY_KIND | {"characters", "when"},
+    "dialogue": _EVERY_KIND | {"characters", "why"},
+}
+EXCERPT = 60  # characters of 内容 shown in search results
+
+
+def _novel(novel: str | None) -> str:
+    return (novel or "").strip() or "default"
+
+
+def _join(items: list[str]) -> str:
+    return "、".join(items)
+
+
+def _chapter(e: Any) -> str:
+    """章节 as shown: blank when none, ``3`` or ``3–5`` (never 0/None/NaN for a missing chapter)."""
+    if e.chapter is None:
+        return ""
+    return f"{e.chapter}–{e.chapter_end}" if e.chapter_end not in (None, e.chapter) else str(e.chapter)
+
+
+def _thread(e: Any, lang: str) -> str:
+    return t(f"mem_thread_{e.thread}", lang) if e.thread else ""
+
+
+# (header key, cell of an entry) per kind; 序号 comes first, added by rows()
+_COLUMNS: dict[str, list[tuple[str, Any]]] = {
+    "character": [
+        ("mem_col_name", lambda e, lang: e.name),
+        ("mem_col_aliases", lambda e, lang: _join(e.aliases)),
+        ("mem_col_text", lambda e, lang: e.text),
+        ("mem_col_traits", lambda e, lang: _join(e.traits)),
+        ("mem_col_relations", lambda e, lang: "；".join(f"{k}：{v}" for k, v in e.relationships.items())),
+        ("mem_col_state", lambda e, lang: e.state),
+    ],
+    "setting": [
+        ("mem_col_name", lambda e, lang: e.name),
+        ("mem_col_aliases", lambda e, lang: _join(e.aliases)),
+        ("mem_col_text", lambda e, lang: e.text),
+    ],
+    "plot": [
+        ("mem_col_title", lambda e, lang: e.name),
+        ("mem_col_text", lambda e, lang: e.text),
+        ("mem_col_characters", lambda e, lang: _join(e.characters)),
+        ("mem_col_time", lambda e, lang: e.time_in_story),
+        ("mem_col_thread", _thread),
+    ],
+    "dialogue": [
+        ("mem_col_speakers", lambda e, lang: _join(e.characters)),
+        ("mem_col_text", lambda e, lang: e.text),
+        ("mem_col_why", lambda e, lang: e.why),
+    ],
+}
+_COMMON_COLUMNS: list[tuple[str, Any]] = [
+    ("mem_col_chapter", lambda e, lang: _chapter(e)),
+    ("mem_col_importance", lambda e, lang: e.importance),
+    ("mem_col_pinned", lambda e, lang: t("mem_yes", lang) if e.pinned else ""),
+    ("mem_col_source", lambda e, lang: t(f"mem_source_{e.source}", lang)),
+]
+
+
+def headers(kind: str, lang: str = "zh") -> list[str]:
+    return [t("mem_col_no", lang)] + [t(key, lang) for key, _ in _COLUMNS[kind] + _COMMON_COLUMNS]
+
+
+# ----------------------------------------------------------------------------- reading
+def heading(services: Services, novel: str | None, lang: str = "zh") -> str:
+    """Which novel the page is about: 《书名》 and slug (the slug alone for a memory-only novel)."""
+    from xiaoshuo.writing import Novels
+
+    slug = _novel(novel)
+    title = None
+    # memory without a book (e.g. "default"): the slug alone; no stories_dir: reading never migrates
+    with contextlib.suppress(XiaoshuoError):
+        title = Novels(services.settings.paths.data_dir / "novels").get(slug).card().title
+    try:
+        count = services.store().count(slug)
+    except XiaoshuoError:
+        count = "?"
+    if title:
+        return t("mem_novel_heading", lang, title=title, slug=slug, count=count)
+    return t("mem_novel_heading_plain", lang, slug=slug, count=count)
+
+
+def rows(services: Services, novel: str | None, kind: str, lang: str = "zh") -> tuple[dict, list[str]]:
+    """The table of ``kind``'s entries (Chinese headers, no ids) and the entries' ids in row order.
+
+    The first column, 序号, is the row's 1-based position in the ids list (the page's ``gr.State``)."""
+    entries = services.store().list(_novel(novel), kind=kind)
+    cols = _COLUMNS[kind] + _COMMON_COLUMNS
+    data = [[i, *(cell(e, lang) for _, cell in cols)] for i, e in enumerate(entries, 1)]
+    return {"headers": headers(kind, lang), "data": data}, [e.id for e in entries]
+
+
+def entry_form(entry: Any) -> dict[str, Any]:
+    """The form's values for ``entry`` (lists joined by 、, relationships as 人物=关系；…)."""
+    return {
+        "name": entry.name,
+        "aliases": _join(entry.aliases),
+        "characters": _join(entry.characters),
+        "text": entry.text,
+        "chapter": entry.chapter,
+        "importance": entry.importance,
+        "pinned": entry.pinned,
+        "traits": _join(entry.traits),
+        "relations": "；".join(f"{k}={v}" for k, v in entry.relationships.items()),
+        "state": entry.state,
+        "when": entry.time_in_story,
+        "why": entry.why,
+    }
+
+
+def empty_form() -> dict[str, Any]:
+    form = dict.fromkeys(FORM_FIELDS, "")
+    form.update(chapter=None, importance=3, pinned=False)
+    return form
+
+
+def select_entry(
+    services: Services, novel: str | None, ids: list[str] | None, row_value: list | None, lang: str = "zh"
+) -> tuple[str, dict[str, Any]]:
+    """The entry of a clicked row (its 序号 cell indexes ``ids``): its id and its form values."""
+    try:
+        position = int(row_value[0]) - 1
+        entry_id = (ids or [])[position]
+        if position < 0:
+            raise IndexError
+    except (TypeError, ValueError, IndexError):
+        raise _not_selected(lang) from None
+    entry = services.store().get(entry_id, _novel(novel))
+    return entry_id, entry_form(entry)
+
+
+# ----------------------------------------------------------------------------- writing
+def _split(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").replace("，", ",").replace("、", ",").split(",") if x.strip()]
+
+
+def _relations(text: str | None, lang: str) -> dict[str, str]:
+    from xiaoshuo.memory import StoryMemoryError
+
+    pairs = {}
+    for item in (text or "").replace("；", ";").split(";"):
+        who, sep, what = item.partition("=")
+        if item.strip() and not sep:
+            raise StoryMemoryError(
+                t("mem_err_relations", lang), expected="人物=关系；人物=关系", received=item.strip()
+            )
+        if who.strip():
+            pairs[who.strip()] = what.strip()
+    return pairs
+
+
+def _fields(form: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The form's raw values (missing keys: empty) → ``MemoryEntry`` fields."""
+    f = {**empty_form(), **form}
+    chapter = f["chapter"]
+    return {
+        "name": f["name"] or "",
+        "aliases": _split(f["aliases"]),
+        "characters": _split(f["characters"]),
+        "text": f["text"] or "",
+        "chapter": None if chapter in (None, "") else int(chapter),
+        "importance": int(f["importance"] or 3),
+        "pinned": bool(f["pinned"]),
+        "traits": _split(f["traits"]),
+        "relationships": _relations(f["relations"], lang),
+        "state": f["state"] or "",
+        "time_in_story": f["when"] or "",
+        "why": f["why"] or "",
+    }
+
+
+def _not_selected(lang: str) -> XiaoshuoError:
+    from xiaoshuo.memory import StoryMemoryError
+
+    return StoryMemoryError(t("mem_pick_first", lang), fix=t("mem_pick_fix", lang))
+
+
+def add_entry(
+    services: Services, novel: str | None, kind: str, form: dict[str, Any], lang: str = "zh"
+) -> tuple[str, str]:
+    """添加: a new entry of ``kind`` from the form; returns its id and 「已添加：名称」."""
+    from xiaoshuo.memory import make_entry
+
+    entry = make_entry(novel=_novel(novel), kind=kind, **_fields(form, lang))
+    services.store().add(entry)
+    return entry.id, t("mem_added", lang, label=entry.label)
+
+
+def edit_entry(
+    services: Services, novel: str | None, entry_id: str | None, form: dict[str, Any], lang: str = "zh"
+) -> str:
+    """保存修改: the selected entry becomes what the form says (a field emptied is cleared)."""
+    import time
+
+    from xiaoshuo.memory import make_entry
+
+    if not entry_id:
+        raise _not_selected(lang)
+    store = services.store()
+    current = store.get(entry_id, _novel(novel))
+    data = {**current.model_dump(), **_fields(form, lang), "updated": time.time()}
+    if data["chapter"] is None:
+        data["chapter_end"] = None
+    entry = make_entry(**data)
+    # add() upserts by id (the count of entries does not change); update() cannot clear a chapter
+    store.add(entry)
+    return t("mem_edited", lang, label=entry.label)
+
+
+def delete_entry(services: Services, novel: str | None, entry_id: str | None, lang: str = "zh") -> str:
+    """删除所选: removes the selected entry; 「已删除：名称」."""
+    if not entry_id:
+        raise _not_selected(lang)
+    store = services.store()
+    entry = store.get(entry_id, _novel(novel))
+    store.delete(entry_id, _novel(novel))
+    return t("mem_deleted", lang, label=entry.label)
+
+
+# ----------------------------------------------------------------------------- search, files, maintenance
+def search_rows(services: Services, novel: str | None, query: str | None, lang: str = "zh") -> dict:
+    """搜索: hits as 名称 / 类型 / 章节 / 得分 / 命中方式 / 内容 (an excerpt)."""
+    from xiaoshuo.memory import search
+
+    hits = search(services.store(), _novel(novel), query or "")
+    data = []
+    for h in hits:
+        e = h.entry
+        text = e.text if len(e.text) <= EXCERPT else e.text[: EXCERPT - 1] + "…"
+        found = "、".join(dict.fromkeys(t(f"mem_found_{f}", lang) for f in h.found_by))
+        data.append([e.label, t(f"mem_kind_{e.kind}", lang), _chapter(e), round(h.score, 3), found, text])
+    keys = [
+        "mem_col_name",
+        "mem_col_kind",
+        "mem_col_chapter",
+        "mem_col_score",
+        "mem_col_found_by",
+        "mem_col_text",
+    ]
+    return {"headers": [t(k, lang) for k in keys], "data": data}
+
+
+def import_file(services: Services, novel: str | None, path: str | None, lang: str = "zh") -> str:
+    """导入: a JSON file from 导出 / ``memory export``; a bad file changes nothing."""
+    from xiaoshuo.memory import StoryMemoryError
+
+    if path is None:
+        return ""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoryMemoryError(
+            t("mem_err_json", lang), received=str(exc), fix=t("mem_err_json_fix", lang)
+        ) from None
+    ids = services.store().import_novel(data, novel=_novel(novel))
+    return t("mem_imported", lang, count=len(ids))
+
+
+def export_file(services: Services, novel: str | None) -> str:
+    """导出: the novel's memory as a JSON file in a fresh temp folder; returns its path."""
+    data = services.store().export_novel(_novel(novel))
+    path = Path(tempfile.mkdtemp(prefix="xiaoshuo-export-")) / f"memory-{_novel(novel)}.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
+    return str(path)
+
+
+def stats_markdown(services: Services, novel: str | None, lang: str = "zh") -> str:
+    """记忆统计 in words: entries per kind, the embedding model, where the store is, novels with memory."""
+    s = services.memory_stats(_novel(novel))
+    if "error" in s:
+        counts = t("mem_stats_error", lang, error=s["error"])
+        total = "?"
+    else:
+        counts = " · ".join(f"{t(f'mem_kind_{k}', lang)} {n}" for k, n in s["by_kind"].items())
+        total = s["entries"]
+    lines = [
+        t("mem_stats_line", lang, novel=s["novel"], count=total, by_kind=counts),
+        t("mem_stats_model", lang, model=s["embedding_model"]),
+        t("mem_stats_store", lang, store=s["store"]),
+        t("mem_stats_novels", lang, novels="、".join(s["novels"]) or t("none", lang)),
+    ]
+    return "\n\n".join(lines)
+
+
+def reindex_markdown(services: Services, novel: str | None, everything: bool, lang: str = "zh") -> str:
+    """重建索引 (``memory reindex``) for this novel or all; says how many entries each novel had."""
+    done = services.store().reindex(None if everything else _novel(novel))
+    items = "、".join(t("mem_reindexed_item", lang, novel=n, count=c) for n, c in done.items())
+    model = services.settings.memory.embedding_model
+    return t("mem_reindexed", lang, model=model, done=items or t("mem_reindexed_none", lang))
+
+
+# ----------------------------------------------------------------------------- the page
+def _guard(fn):
+    """Typed errors (and file errors) become ``gr.Error`` on the page."""
+
+    @functools.wraps(fn)  # keeps the signature: Gradio injects gr.SelectData by annotation
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (XiaoshuoError, OSError) as exc:
+            raise _error(exc) from None
+
+    return wrapped
+
 
 def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.Tab | None = None) -> None:
-    from xiaoshuo.memory import KIND_LABELS, KINDS
+    from xiaoshuo.memory import KINDS
 
-    kinds = [(f"{KIND_LABELS[k]} {k}", k) for k in KINDS]
-    with gr.Row():
-        kind = gr.Radio(kinds, value="character", label=t("kind", lang), elem_id="memory-kind")
+    def L(key: str, **values: Any) -> str:
+        return t(key, lang, **values)
+
+    selected = gr.State(None)  # the id of the entry the form edits (per browser session)
+    ids = gr.State([])  # the ids of the table's rows, in order (序号 - 1)
+    title = gr.Markdown(elem_id="memory-novel")
+    kinds = [(f"{L(f'mem_kind_{k}')} {k}", k) for k in KINDS]
+    kind = gr.Radio(kinds, value="character", label=L("mem_kind"), elem_id="memory-kind")
     table = gr.Dataframe(
-        headers=["id", "kind", "name", "aliases", "text", "chapter", "importance", "pinned"],
+        headers=headers("character", lang),
         interactive=False,
         elem_id="memory-table",
         wrap=True,
+        label=L("mem_table"),
     )
+    chosen = gr.Markdown(L("mem_none_selected"), elem_id="memory-selected")
     with gr.Row():
-        name = gr.Textbox(label=t("name", lang), elem_id="memory-name")
-        aliases = gr.Textbox(label=t("aliases", lang), elem_id="memory-aliases")
-        characters = gr.Textbox(label=t("characters", lang), elem_id="memory-characters")
-    text = gr.Textbox(label=t("text", lang), lines=3, elem_id="memory-text")
+        name = gr.Textbox(label=L("mem_name"), elem_id="memory-name")
+        aliases = gr.Textbox(label=L("mem_aliases"), elem_id="memory-aliases")
+        characters = gr.Textbox(label=L("mem_characters"), elem_id="memory-characters", visible=False)
+    text = gr.Textbox(label=L("mem_text"), lines=3, elem_id="memory-text")
     with gr.Row():
-        traits = gr.Textbox(label=t("traits", lang), elem_id="memory-traits")
-        relations = gr.Textbox(label=t("relations", lang), elem_id="memory-relations")
-        state = gr.Textbox(label=t("state", lang), elem_id="memory-state")
-        when = gr.Textbox(label=t("time_in_story", lang), elem_id="memory-time")
-        why = gr.Textbox(label=t("why", lang), elem_id="memory-why")
+        traits = gr.Textbox(label=L("mem_traits"), elem_id="memory-traits")
+        relations = gr.Textbox(label=L("mem_relations"), elem_id="memory-relations")
+        state = gr.Textbox(label=L("mem_state"), elem_id="memory-state")
+        when = gr.Textbox(label=L("mem_time"), elem_id="memory-time", visible=False)
+        why = gr.Textbox(label=L("mem_why"), elem_id="memory-why", visible=False)
     with gr.Row():
-        chapter = gr.Number(None, label=t("chapter", lang), precision=0, elem_id="memory-chapter")
-        importance = gr.Slider(
-            1, 5, value=3, step=1, label=t("importance", lang), elem_id="memory-importance"
-        )
-        pinned = gr.Checkbox(False, label=t("pinned", lang), elem_id="memory-pinned")
-        entry_id = gr.Textbox(label=t("entry_id", lang), elem_id="memory-id")
+        chapter = gr.Number(None, label=L("mem_chapter"), precision=0, minimum=0, elem_id="memory-chapter")
+        importance = gr.Slider(1, 5, value=3, step=1, label=L("mem_importance"), elem_id="memory-importance")
+        pinned = gr.Checkbox(False, label=L("mem_pinned"), elem_id="memory-pinned")
     with gr.Row():
-        add = gr.Button(t("add", lang), variant="primary", elem_id="memory-add")
-        edit = gr.Button(t("edit", lang), elem_id="memory-edit")
-        delete = gr.Button(t("delete", lang), variant="stop", elem_id="memory-delete")
+        add = gr.Button(L("mem_add"), variant="primary", elem_id="memory-add")
+        edit = gr.Button(L("mem_edit"), elem_id="memory-edit")
+        delete = gr.Button(L("mem_delete"), variant="stop", elem_id="memory-delete")
+        clear = gr.Button(L("mem_clear"), elem_id="memory-clear")
     message = gr.Markdown(elem_id="memory-message")
     with gr.Row():
-        query = gr.Textbox(label=t("search", lang), elem_id="memory-query", scale=3)
-        search_btn = gr.Button(t("search", lang), elem_id="memory-search", scale=1)
-    results = gr.JSON(elem_id="memory-results")
+        query = gr.Textbox(label=L("mem_search"), elem_id="memory-query", scale=3)
+        search_btn = gr.Button(L("mem_search_go"), elem_id="memory-search", scale=1)
+    results = gr.Dataframe(
+        interactive=False, wrap=True, elem_id="memory-results", label=L("mem_search_results")
+    )
     with gr.Row():
-        upload = gr.File(label=t("import", lang), file_types=[".json"], elem_id="memory-import")
-        export_btn = gr.Button(t("export", lang), elem_id="memory-export")
-        export_file = gr.File(label=t("export", lang), interactive=False, elem_id="memory-export-file")
+        upload = gr.File(label=L("mem_import"), file_types=[".json"], elem_id="memory-import")
+        export_btn = gr.Button(L("mem_export"), elem_id="memory-export")
+        exported = gr.File(label=L("mem_export_file"), interactive=False, elem_id="memory-export-file")
     with gr.Row():  # the CLI's maintenance (memory reindex, counts): usable while the page holds the store
-        stats_btn = gr.Button(t("mem_stats", lang), elem_id="memory-stats")
-        reindex_all = gr.Checkbox(False, label=t("mem_reindex_all", lang), elem_id="memory-reindex-all")
-        reindex_btn = gr.Button(t("mem_reindex", lang), elem_id="memory-reindex")
-    maintenance = gr.JSON(elem_id="memory-maintenance")
-
-    def rows(novel, kind):
-        try:
-            entries = services.store().list(novel or "default", kind=kind)
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return [
-            [e.id, e.kind, e.name, "、".join(e.aliases), e.text, e.chapter, e.importance, e.pinned]
-            for e in entries
-        ]
-
-    def split(text):
-        return [x.strip() for x in (text or "").replace("，", ",").replace("、", ",").split(",") if x.strip()]
-
-    def relations_of(text):
-        pairs = {}
-        for item in (text or "").replace("；", ";").split(";"):
-            who, sep, what = item.partition("=")
-            if item.strip() and not sep:
-                raise gr.Error(f"关系要写成 人物=关系，多个用分号分开 (relations: name=relation; …): {item}")
-            if who.strip():
-                pairs[who.strip()] = what.strip()
-        return pairs
-
-    def fields(
-        kind,
-        name,
-        aliases,
-        characters,
-        text,
-        chapter,
-        importance,
-        pinned,
-        traits,
-        relations,
-        state,
-        when,
-        why,
-    ):
-        return {
-            "kind": kind,
-            "name": name or "",
-            "aliases": split(aliases),
-            "characters": split(characters),
-            "text": text or "",
-            "chapter": None if chapter in (None, "") else int(chapter),
-            "importance": int(importance),
-            "pinned": bool(pinned),
-            "traits": split(traits),
-            "relationships": relations_of(relations),
-            "state": state or "",
-            "time_in_story": when or "",
-            "why": why or "",
-        }
-
-    def do_add(novel, kind, *values):
-        from xiaoshuo.memory import make_entry
-
-        try:
-            entry = make_entry(novel=novel or "default", **fields(kind, *values))
-            services.store().add(entry)
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return rows(novel, kind), f"✓ {entry.id}"
-
-    def do_edit(novel, kind, entry, *values):
-        changes = {
-            k: v for k, v in fields(kind, *values).items() if v not in ("", [], {}, None) and k != "kind"
-        }
-        try:
-            services.store().update((entry or "").strip(), novel or "default", **changes)
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return rows(novel, kind), f"✓ {entry}"
-
-    def do_delete(novel, kind, entry):
-        try:
-            store = services.store()
-            store.get((entry or "").strip(), novel or "default")
-            store.delete(entry.strip(), novel or "default")
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return rows(novel, kind), f"✓ {entry}"
-
-    def do_search(novel, query):
-        from xiaoshuo.memory import search
-
-        try:
-            return [h.as_dict() for h in search(services.store(), novel or "default", query or "")]
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-
-    def do_import(novel, kind, file):
-        if file is None:
-            return rows(novel, kind), ""
-        try:
-            data = json.loads(Path(file).read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise gr.Error(f"导入文件不是合法的 JSON (not valid JSON): {exc}") from None
-        try:
-            ids = services.store().import_novel(data, novel=novel or "default")
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return rows(novel, kind), f"✓ {len(ids)}"
-
-    def do_export(novel):
-        data = services.store().export_novel(novel or "default")
-        path = Path(tempfile.mkdtemp(prefix="xiaoshuo-export-")) / "memory.json"
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
-        return str(path)
+        stats_btn = gr.Button(L("mem_stats_go"), elem_id="memory-stats")
+        reindex_all = gr.Checkbox(False, label=L("mem_reindex_all_novels"), elem_id="memory-reindex-all")
+        reindex_btn = gr.Button(L("mem_reindex_go"), elem_id="memory-reindex")
+    maintenance = gr.Markdown(elem_id="memory-maintenance")
 
     form = [name, aliases, characters, text, chapter, importance, pinned, traits, relations, state, when, why]
-    add.click(do_add, [novel, kind, *form], [table, message], api_visibility="private")
-    edit.click(do_edit, [novel, kind, entry_id, *form], [table, message], api_visibility="private")
-    delete.click(do_delete, [novel, kind, entry_id], [table, message], api_visibility="private")
-    search_btn.click(do_search, [novel, query], results, api_visibility="private")
-    upload.upload(do_import, [novel, kind, upload], [table, message], api_visibility="private")
-    export_btn.click(do_export, novel, export_file, api_visibility="private")
+    boxes = dict(zip(FORM_FIELDS, form, strict=True))
 
-    def do_stats(novel):
-        try:
-            return services.memory_stats(novel or "default")
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
+    def form_values(values: dict[str, Any]) -> list[Any]:
+        return [values[f] for f in FORM_FIELDS]
 
-    def do_reindex(novel, everything, kind):
-        try:
-            done = services.store().reindex(None if everything else (novel or "default"))
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        model = services.settings.memory.embedding_model
-        return {"reindexed": done, "embedding_model": model}, rows(novel, kind)
+    # ---- handlers wired to the page (each a thin call of the plain functions above)
+    @_guard
+    def refresh(nv, kd):
+        tbl, row_ids = rows(services, nv, kd, lang)
+        return heading(services, nv, lang), tbl, row_ids, None, L("mem_none_selected")
 
-    stats_btn.click(do_stats, novel, maintenance, api_visibility="private")
-    reindex_btn.click(
-        do_reindex, [novel, reindex_all, kind], [maintenance, table], api_visibility="private"
+    def on_kind(nv, kd):
+        shown = KIND_FIELDS[kd]
+        visible = [gr.update(visible=f in shown) for f in FORM_FIELDS]
+        return *refresh(nv, kd), *visible
+
+    @_guard
+    def on_select(nv, row_ids, evt: gr.SelectData):
+        entry_id, values = select_entry(services, nv, row_ids, evt.row_value, lang)
+        label = values["name"] or values["text"][:20]
+        return entry_id, L("mem_selected", label=label), *form_values(values)
+
+    @_guard
+    def on_add(nv, kd, *values):
+        _, msg = add_entry(services, nv, kd, dict(zip(FORM_FIELDS, values, strict=True)), lang)
+        return *refresh(nv, kd), msg
+
+    @_guard
+    def on_edit(nv, kd, entry_id, *values):
+        msg = edit_entry(services, nv, entry_id, dict(zip(FORM_FIELDS, values, strict=True)), lang)
+        return *refresh(nv, kd), msg
+
+    @_guard
+    def on_delete(nv, kd, entry_id):
+        msg = delete_entry(services, nv, entry_id, lang)
+        return *refresh(nv, kd), msg, *form_values(empty_form())
+
+    @_guard
+    def on_import(nv, kd, path):
+        msg = import_file(services, nv, path, lang)
+        return *refresh(nv, kd), msg
+
+    refreshed = [title, table, ids, selected, chosen]
+    private = {"api_visibility": "private"}
+    table.select(on_select, [novel, ids], [selected, chosen, *form], **private)
+    add.click(on_add, [novel, kind, *form], [*refreshed, message], **private)
+    edit.click(on_edit, [novel, kind, selected, *form], [*refreshed, message], **private)
+    delete.click(on_delete, [novel, kind, selected], [*refreshed, message, *form], **private)
+    clear.click(
+        lambda: (None, L("mem_none_selected"), *form_values(empty_form())),
+        None,
+        [selected, chosen, *form],
+        **private,
     )
-    kind.change(rows, [novel, kind], table, api_visibility="private")
+    search_btn.click(
+        _guard(lambda nv, q: search_rows(services, nv, q, lang)), [novel, query], results, **private
+    )
+    upload.upload(on_import, [novel, kind, upload], [*refreshed, message], **private)
+    export_btn.click(_guard(lambda nv: export_file(services, nv)), novel, exported, **private)
+    stats_btn.click(_guard(lambda nv: stats_markdown(services, nv, lang)), novel, maintenance, **private)
+
+    @_guard
+    def on_reindex(nv, everything, kd):
+        return reindex_markdown(services, nv, everything, lang), *refresh(nv, kd)
+
+    reindex_btn.click(on_reindex, [novel, reindex_all, kind], [maintenance, *refreshed], **private)
+    kind.change(on_kind, [novel, kind], [*refreshed, *(boxes[f] for f in FORM_FIELDS)], **private)
     if tab is not None:  # entries approved on the 创作 page show when the tab opens
-        tab.select(rows, [novel, kind], table, api_visibility="private")
-    novel.change(rows, [novel, kind], table, api_visibility="private")
+        tab.select(refresh, [novel, kind], refreshed, **private)
+    novel.change(refresh, [novel, kind], refreshed, **private)
