@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 from typing import Any
 
 import gradio as gr
@@ -93,7 +94,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             outline = gr.Dataframe(
-                headers=h.OUTLINE_HEADERS,
+                headers=h.headers("outline", lang),
                 interactive=False,
                 elem_id="book-outline",
                 label=L("book_outline"),
@@ -174,7 +175,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                         )
             with gr.Accordion(L("book_versions"), open=False, elem_id="book-versions-acc"):
                 versions = gr.Dataframe(
-                    headers=h.VERSION_HEADERS, interactive=False, elem_id="book-versions", wrap=True
+                    headers=h.headers("versions", lang), interactive=False, elem_id="book-versions", wrap=True
                 )
                 with gr.Row():
                     diff_a = gr.Number(None, label=L("book_diff_a"), precision=0, elem_id="book-diff-a")
@@ -191,7 +192,10 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                 inspect_btn = gr.Button(L("book_inspect"), size="sm", elem_id="book-inspect")
                 inspect_summary = gr.Markdown(elem_id="book-inspect-summary")
                 inspector = gr.Dataframe(
-                    headers=h.INSPECTOR_HEADERS, interactive=False, wrap=True, elem_id="book-inspector"
+                    headers=h.headers("inspector", lang),
+                    interactive=False,
+                    wrap=True,
+                    elem_id="book-inspector",
                 )
                 prompt = gr.Textbox(
                     label=L("book_prompt"), lines=6, max_lines=20, interactive=False, elem_id="book-prompt"
@@ -202,7 +206,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                     approve_all_btn = gr.Button(L("book_approve_all"), size="sm", elem_id="book-approve-all")
                     reject_all_btn = gr.Button(L("book_reject_all"), size="sm", elem_id="book-reject-all")
                 review = gr.Dataframe(
-                    headers=h.REVIEW_HEADERS, interactive=False, wrap=True, elem_id="book-review"
+                    headers=h.headers("review", lang), interactive=False, wrap=True, elem_id="book-review"
                 )
                 review_id = gr.Textbox(label=L("book_review_id"), elem_id="book-review-id")
                 review_edits = gr.Textbox(label=L("book_review_edits"), lines=4, elem_id="book-review-edits")
@@ -216,12 +220,12 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             with gr.Accordion(L("book_check"), open=False, elem_id="book-check-acc"):
                 check_btn = gr.Button(L("book_check_go"), size="sm", elem_id="book-check")
                 findings = gr.Dataframe(
-                    headers=h.FINDING_HEADERS, interactive=False, wrap=True, elem_id="book-findings"
+                    headers=h.headers("findings", lang), interactive=False, wrap=True, elem_id="book-findings"
                 )
             with gr.Accordion(L("book_threads"), open=False, elem_id="book-threads-acc"):
                 threads_btn = gr.Button(L("book_threads_refresh"), size="sm", elem_id="book-threads-refresh")
                 threads = gr.Dataframe(
-                    headers=h.THREAD_HEADERS, interactive=False, wrap=True, elem_id="book-threads"
+                    headers=h.headers("threads", lang), interactive=False, wrap=True, elem_id="book-threads"
                 )
             if books:
                 with gr.Accordion(L("book_export"), open=False, elem_id="book-export-acc"):
@@ -233,7 +237,11 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                             elem_id="book-export-format",
                         )
                         exp_conv = gr.Radio(
-                            [(L("book_export_asis"), ""), ("简→繁 s2t", "s2t"), ("繁→简 t2s", "t2s")],
+                            [
+                                (L("book_export_asis"), ""),
+                                (L("book_conv_s2t"), "s2t"),
+                                (L("book_conv_t2s"), "t2s"),
+                            ],
                             value="",
                             label=L("book_export_convert"),
                             elem_id="book-export-convert",
@@ -246,16 +254,16 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     # ------------------------------------------------------------------ views
     def review_label(slug):
         count = h.pending_count(services, slug) if slug else 0
-        return gr.Accordion(label=f"{L('book_review')}（{count}）" if count else L("book_review"))
+        return gr.Accordion(label=t("book_review_count", lang, count=count) if count else L("book_review"))
 
     def chapter_outputs(slug, number):
-        view = h.chapter_view(services, slug, number)
+        view = h.chapter_view(services, slug, number, lang=lang)
         title, synopsis, plan_target = h.plan_fields(services, slug, number)
         tgt = plan_target or (open_card(slug).chapter_chars if slug else None)
         return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt]
 
     def open_card(slug):
-        return h.open_novel(services, slug).card()
+        return h.open_novel(services, slug, lang=lang).card()
 
     chapter_view_outputs = [header, text, chars, summary, versions, plan_title, plan_synopsis, target]
 
@@ -264,8 +272,8 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         if not slug:
             blank = [gr.skip()] * 8
             return ["", [], None, *blank, [], review_label(None), [], gr.skip(), saved]
-        novel_obj = h.open_novel(services, slug)
-        rows = h.outline_rows(services, slug)
+        novel_obj = h.open_novel(services, slug, lang=lang)
+        rows = h.outline_rows(services, slug, lang=lang)
         numbers = [r[0] for r in rows]
         wanted = (saved or {}).get("chapter") if (saved or {}).get("novel") == slug else None
         number = wanted if wanted in numbers else (numbers[0] if numbers else None)
@@ -273,13 +281,13 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         default = novel_obj.card().adapter or none
         saved = {"novel": slug, "chapter": number}
         return [
-            h.card_markdown(services, slug),
+            h.card_markdown(services, slug, lang=lang),
             rows,
             number,
             *view,
-            h.review_rows(services, slug),
+            h.review_rows(services, slug, lang=lang),
             review_label(slug),
-            h.thread_rows(services, slug) if _store_ok() else [],
+            h.thread_rows(services, slug, lang=lang) if _store_ok() else [],
             gr.update(value=default),
             saved,
         ]
@@ -338,6 +346,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             style=style,
             chapter_chars=chapter_chars,
             adapter=default_adapter,
+            lang=lang,
         )
         return gr.update(choices=h.novel_choices(services), value=made), gr.Accordion(open=False)
 
@@ -355,27 +364,33 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
     # ------------------------------------------------------------------ outline edits
     def outline_after(slug, number, message):
-        return [h.outline_rows(services, slug), number, message]
+        return [h.outline_rows(services, slug, lang=lang), number, message]
 
     def do_add(slug, title, synopsis):
-        num = h.add_chapter(services, slug, title, synopsis)
-        return outline_after(slug, num, f"✓ 第{num}章")
+        num = h.add_chapter(services, slug, title, synopsis, lang=lang)
+        return outline_after(slug, num, t("book_ok_chapter", lang, number=num))
 
     def do_rename(slug, number, title, synopsis):
-        h.edit_chapter(services, slug, number, title, synopsis)
-        return [h.outline_rows(services, slug), f"✓ 第{int(number)}章", *chapter_outputs(slug, int(number))]
+        h.edit_chapter(services, slug, number, title, synopsis, lang=lang)
+        return [
+            h.outline_rows(services, slug, lang=lang),
+            t("book_ok_chapter", lang, number=int(number)),
+            *chapter_outputs(slug, int(number)),
+        ]
 
     def do_move(delta):
         def move(slug, number):
-            new = h.move_chapter(services, slug, number, delta)
-            return outline_after(slug, new, f"✓ 第{new}章")
+            new = h.move_chapter(services, slug, number, delta, lang=lang)
+            return outline_after(slug, new, t("book_ok_chapter", lang, number=new))
 
         return move
 
     def do_delete(slug, number):
-        h.delete_chapter(services, slug, number)
-        rows = h.outline_rows(services, slug)
-        return outline_after(slug, rows[0][0] if rows else None, f"✓ {L('book_deleted')} {int(number)}")
+        h.delete_chapter(services, slug, number, lang=lang)
+        rows = h.outline_rows(services, slug, lang=lang)
+        return outline_after(
+            slug, rows[0][0] if rows else None, t("book_ok_deleted", lang, number=int(number))
+        )
 
     add_btn.click(
         _guard(do_add),
@@ -401,13 +416,13 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
     # ------------------------------------------------------------------ editor
     def do_save(slug, number, value):
-        vid = h.save_text(services, slug, number, value)
+        vid = h.save_text(services, slug, number, value, lang=lang)
         if vid is None:
             return gr.skip(), gr.skip(), gr.skip()
         return (
             f"✓ {L('book_saved_version')} {vid}",
-            h.version_rows(services, slug, number),
-            h.outline_rows(services, slug),
+            h.version_rows(services, slug, number, lang=lang),
+            h.outline_rows(services, slug, lang=lang),
         )
 
     text.blur(
@@ -424,7 +439,9 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         None,
         text,
         chars,
-        js="(v) => '字数 ' + [...(v || '').replace(/\\s/g, '')].length",
+        # the live count, in the words of h.chars_label
+        js=f"(v) => {json.dumps(t('book_chars_label', lang))}"
+        ".replace('{n}', [...(v || '').replace(/\\s/g, '')].length)",
         api_visibility="private",
     )
 
@@ -434,7 +451,9 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             return {}, L("book_no_selection")
         picked = (value or "")[sel["start"] : sel["end"]]
         shown = picked if len(picked) <= 30 else picked[:14] + "…" + picked[-14:]
-        return sel, f"{L('book_selected')} {sel['start']}–{sel['end']}（{len(picked)} 字）：{shown}"
+        return sel, t(
+            "book_selection_info", lang, start=sel["start"], end=sel["end"], count=len(picked), shown=shown
+        )
 
     text.select(on_select, text, [sel_state, sel_msg], api_visibility="private", show_progress="hidden")
 
@@ -443,7 +462,8 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         async def run(slug, number, value, n_cands, tgt, cont, seed_v, instr, sel, mem, adapter_v):
             try:
                 if action != "chapter" and value is not None:
-                    h.save_text(services, slug, number, value)  # what the writer sees is what the page shows
+                    # what the writer sees is what the page shows
+                    h.save_text(services, slug, number, value, lang=lang)
                 seed_i = None if seed_v is None or int(seed_v) < 0 else int(seed_v)
                 warned = False
                 async for u in h.write_stream(
@@ -459,6 +479,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                     instruction=instr or "",
                     memory_on=bool(mem),
                     adapter=adapter_v,
+                    lang=lang,
                 ):
                     if u.warnings and not warned:
                         warned = True
@@ -490,7 +511,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     def refresh(slug, number):
         if not slug or not number:
             return [gr.skip()] * len(refresh_outputs)
-        return [*chapter_outputs(slug, int(number)), h.outline_rows(services, slug)]
+        return [*chapter_outputs(slug, int(number)), h.outline_rows(services, slug, lang=lang)]
 
     for btn, action in (
         (write_btn, "chapter"),
@@ -516,11 +537,11 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     for i, btn in enumerate(accepts):
 
         def do_accept(slug, session, shown, i=i):
-            vid = h.accept_candidate(services, slug, session, i, shown)
+            vid = h.accept_candidate(services, slug, session, i, shown, lang=lang)
             number = int(session["chapter"])
             return [
                 *chapter_outputs(slug, number),
-                h.outline_rows(services, slug),
+                h.outline_rows(services, slug, lang=lang),
                 f"✓ {L('book_accepted')} {vid}",
             ]
 
@@ -533,12 +554,12 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
     # ------------------------------------------------------------------ versions, summary
     def do_diff(slug, number, a, b):
-        return h.diff_html(services, slug, number, a, b)
+        return h.diff_html(services, slug, number, a, b, lang=lang)
 
     def do_revert(slug, number, a):
         if not a:
             raise gr.Error(L("book_pick_version"))
-        vid = h.revert(services, slug, number, a)
+        vid = h.revert(services, slug, number, a, lang=lang)
         return [*chapter_outputs(slug, int(number)), f"✓ {L('book_reverted')} {int(a)} → {vid}"]
 
     def version_pick(rows, evt: gr.SelectData):
@@ -557,7 +578,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     )
 
     def do_summary(slug, number, value):
-        h.save_summary(services, slug, number, value)
+        h.save_summary(services, slug, number, value, lang=lang)
         return f"✓ {L('book_summary_saved')}"
 
     summary_btn.click(_guard(do_summary), [novel, chapter, summary], save_msg, api_visibility="private")
@@ -566,7 +587,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     def do_inspect(slug, number, mem):
         if not slug or not number:
             raise gr.Error(L("book_pick_chapter"))
-        report = h.inspect(services, slug, number, memory_on=bool(mem))
+        report = h.inspect(services, slug, number, memory_on=bool(mem), lang=lang)
         head = report["summary"] + "".join(f"\n\n⚠ {w}" for w in report["warnings"])
         return head, report["rows"], report["prompt"]
 
@@ -579,13 +600,18 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
     # ------------------------------------------------------------------ review queue
     def review_after(slug, message):
-        return [h.review_rows(services, slug), review_label(slug), message, h.thread_rows(services, slug)]
+        return [
+            h.review_rows(services, slug, lang=lang),
+            review_label(slug),
+            message,
+            h.thread_rows(services, slug, lang=lang),
+        ]
 
     review_outputs = [review, review_acc, review_msg, threads]
 
     def pick_proposal(slug, rows, evt: gr.SelectData):
         pid = str(evt.row_value[0])
-        fields, marked = h.proposal_detail(services, slug, pid)
+        fields, marked = h.proposal_detail(services, slug, pid, lang=lang)
         return pid, fields, marked
 
     review.select(
@@ -593,16 +619,20 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     )
 
     def do_approve(slug, pid, edits):
-        ids = h.approve(services, slug, pid, edits)
+        ids = h.approve(services, slug, pid, edits, lang=lang)
         return [*review_after(slug, f"✓ {L('book_approved')} {pid} → {len(ids)}"), "", "", ""]
 
     def do_reject(slug, pid):
-        h.reject(services, slug, pid)
+        h.reject(services, slug, pid, lang=lang)
         return [*review_after(slug, f"✓ {L('book_rejected')} {pid}"), "", "", ""]
 
     def do_all(approve_them):
         def run(slug):
-            count = h.approve_all(services, slug) if approve_them else h.reject_all(services, slug)
+            count = (
+                h.approve_all(services, slug, lang=lang)
+                if approve_them
+                else h.reject_all(services, slug, lang=lang)
+            )
             return review_after(slug, f"✓ {count}")
 
         return run
@@ -611,7 +641,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         try:
             if not slug or not number:
                 raise h.WritingError(L("book_pick_chapter"))
-            r = await h.extract(services, slug, int(number))
+            r = await h.extract(services, slug, int(number), lang=lang)
         except (XiaoshuoError, OSError) as exc:
             raise _error(exc) from None
         msg = f"✓ {r['proposals']} {L('book_proposals')}" + (f" ✗ {r['error']}" if r["error"] else "")
@@ -636,14 +666,17 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     def do_check(slug, number):
         if not slug or not number:
             raise gr.Error(L("book_pick_chapter"))
-        rows = h.check_rows(services, slug, number)
+        rows = h.check_rows(services, slug, number, lang=lang)
         if not rows:
             gr.Info(L("book_check_clean"))
         return rows
 
     check_btn.click(_guard(do_check), [novel, chapter], findings, api_visibility="private")
     threads_btn.click(
-        _guard(lambda slug: h.thread_rows(services, slug)), novel, threads, api_visibility="private"
+        _guard(lambda slug: h.thread_rows(services, slug, lang=lang)),
+        novel,
+        threads,
+        api_visibility="private",
     )
 
     # ------------------------------------------------------------------ books in/out, outline generation
@@ -660,7 +693,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         )
 
         def do_export(slug, fmt, conv):
-            return h.export_file(services, slug, fmt, conv or None)
+            return h.export_file(services, slug, fmt, conv or None, lang=lang)
 
         exp_btn.click(_guard(do_export), [novel, exp_fmt, exp_conv], exp_file, api_visibility="private")
     if planning:
@@ -673,10 +706,11 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                     int(count or 0),
                     int(start) if start else None,
                     progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
+                    lang=lang,
                 )
             except (XiaoshuoError, OSError) as exc:
                 raise _error(exc) from None
-            rows = h.outline_rows(services, slug)
+            rows = h.outline_rows(services, slug, lang=lang)
             return (
                 rows,
                 f"✓ {len(result['generated'])} {L('book_chapters_planned')}",
@@ -693,7 +727,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
         async def do_summarize(slug, number):
             try:
-                value = await h.summarize(services, slug, int(number))
+                value = await h.summarize(services, slug, int(number), lang=lang)
             except (XiaoshuoError, OSError) as exc:
                 raise _error(exc) from None
             return value, f"✓ {L('book_summary_saved')}"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.locale import STRINGS, t
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
@@ -33,21 +34,28 @@ MAX_CANDIDATES = 3
 STREAM_INTERVAL = 0.1  # seconds between page updates while streaming
 LOAD_TIMEOUT_S = 1800.0
 ACTIONS = ("chapter", "continue", "rewrite", "expand", "shorten")
-STATUS_LABELS = {"planned": "计划", "drafted": "草稿", "final": "定稿"}
-KIND_LABELS = {
-    "chapter": "生成",
-    "continue": "续写",
-    "rewrite": "改写",
-    "expand": "扩写",
-    "shorten": "缩写",
-    "set": "手改",
-    "outside-edit": "外部修改",
-    "revert": "恢复",
-    "migrated": "迁移",
-    "imported": "导入",
-}
-OUTLINE_HEADERS = ["章", "卷", "标题", "状态", "字数", "目标"]
-VERSION_HEADERS = ["版本", "当前", "来源", "方式", "字数", "时间", "开头"]
+# Novel content, not page text: a new chapter's default title and first volume, and the request
+# the inspector shows for the next segment (the same words as ``Writer``'s); Chinese in every UI language.
+CONTENT_CHAPTER_TITLE = "第{number}章"
+CONTENT_FIRST_VOLUME = "第一卷"
+CONTENT_REQUEST_START = "请开始写第{number}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
+CONTENT_REQUEST_NEXT = "请紧接【前文】继续写第{number}章《{title}》，不要重复前文。这一段写约{want}字。"
+
+
+def headers(table: str, lang: str = "zh") -> list[str]:
+    """Column headers of ``table``: outline, versions, inspector, review, findings or threads."""
+    return t(f"book_cols_{table}", lang).split("|")
+
+
+def label(prefix: str, value: Any, lang: str = "zh") -> str:
+    """A stored value in words (prefix status, kind, rkind or thread); the value itself when unknown."""
+    key = f"book_{prefix}_{value}"
+    return t(key, lang) if key in STRINGS else str(value)
+
+
+def _err(key: str, lang: str, *, fix: str | None = None, **kwargs: Any) -> WritingError:
+    """A ``WritingError`` with the message ``key`` (and the fix ``book_fix_…`` when ``fix`` names it)."""
+    return WritingError(t(key, lang), fix=t(fix, lang) if fix else None, **kwargs)
 
 
 # ----------------------------------------------------------------------------- novels
@@ -57,11 +65,9 @@ def library(services: Any):
     return Novels.from_settings(services.settings)
 
 
-def open_novel(services: Any, slug: str | None):
+def open_novel(services: Any, slug: str | None, lang: str = "zh"):
     if not (slug or "").strip():
-        raise WritingError(
-            "请先选择或新建一本小说 (no novel chosen)", fix="在「小说」里选一本，或点「新建小说」"
-        )
+        raise _err("book_err_no_novel", lang, fix="book_fix_no_novel")
     return library(services).get(slug.strip())
 
 
@@ -82,12 +88,13 @@ def create_novel(
     style: str = "",
     chapter_chars: int | float | None = None,
     adapter: str | None = None,
+    lang: str = "zh",
 ) -> str:
     """新建小说: a card and an empty outline; returns the slug (the title when no slug is given)."""
     title = (title or "").strip()
     slug = (slug or "").strip() or title
     if not title:
-        raise WritingError("请填写书名 (a title is required)", fix="在「书名」里写下这本书的名字")
+        raise _err("book_err_no_title", lang, fix="book_fix_no_title")
     lora = adapter if adapter and adapter not in _none_labels() else ""
     library(services).create(
         slug,
@@ -107,23 +114,31 @@ def _none_labels() -> set[str]:
     return set(STRINGS["none"].values()) | {"", "none", "base"}
 
 
-def card_markdown(services: Any, slug: str | None) -> str:
+def card_markdown(services: Any, slug: str | None, lang: str = "zh") -> str:
     if not slug:
         return ""
-    ov = open_novel(services, slug).overview()
+    ov = open_novel(services, slug, lang).overview()
     c = ov["card"]
     bits = [f"**《{c['title']}》**", f"`{c['slug']}`"]
     bits += [v for v in (c.get("genre"), c.get("style")) if v]
-    bits.append(f"{len(ov['chapters'])} 章 · {ov['total_chars']} 字 · 每章目标 {c['chapter_chars']} 字")
+    bits.append(
+        t(
+            "book_card_counts",
+            lang,
+            chapters=len(ov["chapters"]),
+            chars=ov["total_chars"],
+            target=c["chapter_chars"],
+        )
+    )
     return " · ".join(bits)
 
 
 # ----------------------------------------------------------------------------- outline
-def outline_rows(services: Any, slug: str | None) -> list[list[Any]]:
+def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
     """卷 → 章 as table rows: number, volume, title, status, 字数, target."""
     if not slug:
         return []
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     card = novel.card()
     rows = []
     for vol in novel.outline().volumes:
@@ -133,7 +148,7 @@ def outline_rows(services: Any, slug: str | None) -> list[list[Any]]:
                     c.number,
                     vol.title,
                     c.title,
-                    STATUS_LABELS.get(c.status, c.status),
+                    label("status", c.status, lang),
                     count_chars(novel.text(c.number)),
                     c.target_chars or card.chapter_chars,
                 ]
@@ -145,19 +160,21 @@ def _written(novel: Any, number: int) -> bool:
     return novel.chapter_file(number).is_file() or bool(novel.versions(number))
 
 
-def add_chapter(services: Any, slug: str, title: str, synopsis: str = "", *, volume: str = "") -> int:
+def add_chapter(
+    services: Any, slug: str, title: str, synopsis: str = "", *, volume: str = "", lang: str = "zh"
+) -> int:
     """A planned chapter at the end of the last volume (or of a new volume ``volume``)."""
     from xiaoshuo.writing.schema import Volume
 
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     with novel.writer(what="webui outline add"):
         outline = novel.outline()
         number = len(outline.chapters()) + 1
-        title = (title or "").strip() or f"第{number}章"
+        title = (title or "").strip() or CONTENT_CHAPTER_TITLE.format(number=number)
         if volume.strip() and (not outline.volumes or outline.volumes[-1].title != volume.strip()):
             outline.volumes.append(Volume(title=volume.strip()))
         if not outline.volumes:
-            outline.volumes.append(Volume(title="第一卷"))
+            outline.volumes.append(Volume(title=CONTENT_FIRST_VOLUME))
         outline.volumes[-1].chapters.append(
             ChapterPlan(number=number, title=title[:200], synopsis=(synopsis or "").strip())
         )
@@ -165,37 +182,41 @@ def add_chapter(services: Any, slug: str, title: str, synopsis: str = "", *, vol
     return number
 
 
-def edit_chapter(services: Any, slug: str, number: int, title: str, synopsis: str | None = None) -> None:
+def edit_chapter(
+    services: Any, slug: str, number: int, title: str, synopsis: str | None = None, lang: str = "zh"
+) -> None:
     """Rename a chapter (and replace its synopsis when given)."""
     fields: dict[str, Any] = {"title": (title or "").strip()}
     if not fields["title"]:
-        raise WritingError("章节标题不能为空 (empty chapter title)", fix="写一个标题")
+        raise _err("book_err_empty_chapter_title", lang, fix="book_fix_empty_chapter_title")
     if synopsis is not None:
         fields["synopsis"] = synopsis.strip()
-    open_novel(services, slug).update_plan(int(number), **fields)
+    open_novel(services, slug, lang).update_plan(int(number), **fields)
 
 
-def _planned_only(novel: Any, numbers: list[int], what: str) -> None:
+def _planned_only(novel: Any, numbers: list[int], what: str, lang: str) -> None:
+    """``what``: ``move`` or ``delete``."""
     written = [n for n in numbers if _written(novel, n)]
     if written:
-        raise WritingError(
-            f"只能{what}还没写的计划章节 (only planned, unwritten chapters can be {what}d)",
+        raise _err(
+            f"book_err_{what}_written",
+            lang,
+            fix="book_fix_written",
             expected="chapters without text or versions",
-            received=f"已写的章节 written: {written}",
-            fix="章节正文按编号保存；已写的章节不能移动或删除（可以改名）",
+            received=t("book_written_list", lang, chapters=written),
         )
 
 
-def move_chapter(services: Any, slug: str, number: int, delta: int) -> int:
+def move_chapter(services: Any, slug: str, number: int, delta: int, lang: str = "zh") -> int:
     """Swap a planned chapter with its neighbour (both unwritten); returns its new number."""
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     number, other = int(number), int(number) + (1 if delta > 0 else -1)
     with novel.writer(what="webui outline move"):
         outline = novel.outline()
         plans = outline.chapters()
         if not (1 <= other <= len(plans)) or outline.chapter(number) is None:
             return number
-        _planned_only(novel, [number, other], "移动 move")
+        _planned_only(novel, [number, other], "move", lang)
         a, b = outline.chapter(number), outline.chapter(other)
         keep = ("number",)
         da, db = a.model_dump(exclude=set(keep)), b.model_dump(exclude=set(keep))
@@ -207,15 +228,15 @@ def move_chapter(services: Any, slug: str, number: int, delta: int) -> int:
     return other
 
 
-def delete_chapter(services: Any, slug: str, number: int) -> None:
+def delete_chapter(services: Any, slug: str, number: int, lang: str = "zh") -> None:
     """Delete a planned chapter; every chapter after it must be unwritten too (they are renumbered)."""
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     number = int(number)
     with novel.writer(what="webui outline delete"):
         outline = novel.outline()
         if outline.chapter(number) is None:
             novel.plan(number)  # raises with the range
-        _planned_only(novel, [c.number for c in outline.chapters() if c.number >= number], "删除 delete")
+        _planned_only(novel, [c.number for c in outline.chapters() if c.number >= number], "delete", lang)
         for vol in outline.volumes:
             vol.chapters = [c for c in vol.chapters if c.number != number]
         outline.volumes = [v for v in outline.volumes if v.chapters] or outline.volumes[:1]
@@ -241,40 +262,41 @@ class ChapterView:
     versions: list[list[Any]]
 
 
-def chars_label(text: str, target: int | None = None) -> str:
+def chars_label(text: str, target: int | None = None, lang: str = "zh") -> str:
     n = count_chars(text or "")
-    return f"字数 {n}" + (f" / 目标 {target}" if target else "")
+    return t("book_chars_label", lang, n=n) + (t("book_chars_target", lang, target=target) if target else "")
 
 
-def chapter_view(services: Any, slug: str | None, number: int | None) -> ChapterView:
+def chapter_view(services: Any, slug: str | None, number: int | None, lang: str = "zh") -> ChapterView:
     if not slug or not number:
-        return ChapterView("", "", chars_label(""), "", [])
-    novel = open_novel(services, slug)
+        return ChapterView("", "", chars_label("", lang=lang), "", [])
+    novel = open_novel(services, slug, lang)
     number = int(number)
     novel.sync(number) if novel.chapter_file(number).is_file() else None  # an edit made elsewhere
     plan = novel.outline().chapter(number)
     target = (plan.target_chars if plan else None) or novel.card().chapter_chars
     text = novel.text(number)
     if plan is None:
-        header = f"### 第{number}章（新章）"
+        header = t("book_header_new", lang, number=number)
     else:
-        header = f"### 第{number}章 {plan.title} · {STATUS_LABELS.get(plan.status, plan.status)}"
+        status = label("status", plan.status, lang)
+        header = t("book_header", lang, number=number, title=plan.title, status=status)
         if plan.synopsis:
-            header += f"\n\n要点：{plan.synopsis}"
+            header += t("book_header_synopsis", lang, synopsis=plan.synopsis)
     return ChapterView(
         header,
         text,
-        chars_label(text, target),
+        chars_label(text, target, lang),
         plan.summary if plan else "",
-        version_rows(services, slug, number),
+        version_rows(services, slug, number, lang),
     )
 
 
-def save_text(services: Any, slug: str | None, number: int | None, text: str) -> int | None:
+def save_text(services: Any, slug: str | None, number: int | None, text: str, lang: str = "zh") -> int | None:
     """Autosave: text that differs from the chapter's becomes a new current version; returns its id."""
     if not slug or not number:
         return None
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     text = text or ""
     # blur and the 保存 click arrive together: compare and write under one lock, waiting for the other
     with novel.writer(timeout=30, what="webui save"):
@@ -285,15 +307,15 @@ def save_text(services: Any, slug: str | None, number: int | None, text: str) ->
         return novel.set_text(int(number), text, note="webui").id
 
 
-def save_summary(services: Any, slug: str, number: int, summary: str) -> None:
-    open_novel(services, slug).set_summary(int(number), summary or "")
+def save_summary(services: Any, slug: str, number: int, summary: str, lang: str = "zh") -> None:
+    open_novel(services, slug, lang).set_summary(int(number), summary or "")
 
 
 # ----------------------------------------------------------------------------- versions
-def version_rows(services: Any, slug: str | None, number: int | None) -> list[list[Any]]:
+def version_rows(services: Any, slug: str | None, number: int | None, lang: str = "zh") -> list[list[Any]]:
     if not slug or not number:
         return []
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     current = novel.current_version(int(number))
     rows = []
     for v in reversed(novel.versions(int(number))):
@@ -302,7 +324,7 @@ def version_rows(services: Any, slug: str | None, number: int | None) -> list[li
                 v.id,
                 "●" if v.id == current else "",
                 v.source,
-                KIND_LABELS.get(v.kind, v.kind),
+                label("kind", v.kind, lang),
                 v.chars,
                 time.strftime("%m-%d %H:%M:%S", time.localtime(v.time)),
                 v.text[:24].replace("\n", " "),
@@ -311,17 +333,18 @@ def version_rows(services: Any, slug: str | None, number: int | None) -> list[li
     return rows
 
 
-def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | None) -> str:
+def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | None, lang: str = "zh") -> str:
     """Character-level diff of versions ``a`` → ``b`` as HTML: deletions struck out red, insertions green."""
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     number = int(number)
     ids = [v.id for v in novel.versions(number)]
     if len(ids) < 1:
-        return "<p>（还没有版本 no versions yet）</p>"
+        return f"<p>{html.escape(t('book_no_versions', lang))}</p>"
     b = int(b) if b else (novel.current_version(number) or ids[-1])
     a = int(a) if a else next((i for i in reversed(ids) if i < b), b)
     ops = novel.diff(number, a, b)
-    parts = [f'<div class="xs-diff"><p><b>版本 {a} → {b}</b></p><div style="white-space: pre-wrap">']
+    title = html.escape(t("book_diff_title", lang, a=a, b=b))
+    parts = [f'<div class="xs-diff"><p><b>{title}</b></p><div style="white-space: pre-wrap">']
     for op in ops:
         if op["op"] == "equal":
             parts.append(html.escape(op["a"]))
@@ -336,28 +359,30 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
     return "".join(parts)
 
 
-def revert(services: Any, slug: str, number: int, version_id: int) -> int:
-    return open_novel(services, slug).revert(int(number), int(version_id)).id
+def revert(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:
+    return open_novel(services, slug, lang).revert(int(number), int(version_id)).id
 
 
-def accept(services: Any, slug: str, number: int, version_id: int) -> int:
-    return open_novel(services, slug).accept(int(number), int(version_id)).id
+def accept(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:
+    return open_novel(services, slug, lang).accept(int(number), int(version_id)).id
 
 
-def accept_candidate(services: Any, slug: str, session: dict[str, Any], index: int, shown: str) -> int:
+def accept_candidate(
+    services: Any, slug: str, session: dict[str, Any], index: int, shown: str, lang: str = "zh"
+) -> int:
     """采用候选 ``index`` of the last generation: its saved version, or — for a stopped run whose
     candidate was never saved — the text shown on the page, stored as a new version first."""
     run = session or {}
     if not run.get("chapter") or run.get("novel") != slug:
-        raise WritingError("没有可采用的候选 (no candidates to accept)", fix="先点「生成本章」或「续写」")
+        raise _err("book_err_no_candidates", lang, fix="book_fix_no_candidates")
     number = int(run["chapter"])
     versions = run.get("versions") or []
     if index < len(versions) and versions[index]:
-        return accept(services, slug, number, versions[index])
+        return accept(services, slug, number, versions[index], lang)
     if not (shown or "").strip():
-        raise WritingError(f"候选 {index + 1} 是空的 (candidate {index + 1} is empty)")
+        raise WritingError(t("book_err_candidate_empty", lang, i=index + 1))
     full = run.get("before", "") + shown + run.get("after", "")
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     return novel.add_version(
         number, full, source="generated", kind=run.get("kind", "chapter"), accept=True, note="stopped"
     ).id
@@ -476,56 +501,69 @@ class _Run:
             return list(self.texts), list(self.versions), dict(self.segments), self.changed
 
 
-def progress_text(segments: dict[int, dict[str, Any]], n: int, *, done: bool = False, saved=()) -> str:
+def progress_text(
+    segments: dict[int, dict[str, Any]], n: int, *, done: bool = False, saved=(), lang: str = "zh"
+) -> str:
     parts = []
     for i in range(n):
         ev = segments.get(i)
         if ev is None:
-            parts.append(f"候选{i + 1}：第1段…")
+            parts.append(t("book_prog_wait", lang, i=i + 1))
         else:
-            parts.append(f"候选{i + 1}：第{ev['segment'] + 1}段 · {ev['chars']}/{ev['target']} 字")
+            parts.append(
+                t(
+                    "book_prog_segment",
+                    lang,
+                    i=i + 1,
+                    segment=ev["segment"] + 1,
+                    chars=ev["chars"],
+                    target=ev["target"],
+                )
+            )
         if i < len(saved) and saved[i]:
-            parts[-1] += f" ✓ 版本 {saved[i]}"
-    return ("完成 done · " if done else "生成中 writing · ") + " ｜ ".join(parts)
+            parts[-1] += t("book_prog_saved", lang, version=saved[i])
+    return t("book_prog_done" if done else "book_prog_running", lang) + " ｜ ".join(parts)
 
 
-def _store_or_warning(services: Any, memory_on: bool) -> tuple[Any, list[str]]:
+def _store_or_warning(services: Any, memory_on: bool, lang: str = "zh") -> tuple[Any, list[str]]:
     if not memory_on:
         return None, []
     try:
         return services.store(), []
     except XiaoshuoError as exc:
-        return None, [f"记忆库打不开，本次不用记忆 (memory store unavailable): {exc.message}"]
+        return None, [t("book_warn_no_store", lang, message=exc.message)]
 
 
-async def _engine(services: Any, load_timeout: float) -> AsyncIterator[Any]:
+async def _engine(services: Any, load_timeout: float, lang: str = "zh") -> AsyncIterator[Any]:
     """Wait for a loading engine (yielding None meanwhile), then yield it once."""
     deadline = time.monotonic() + load_timeout
     while services.engine.loading():
         if time.monotonic() > deadline:
             raise XiaoshuoError(
-                "模型加载超时 (the model is still loading)",
+                t("book_err_load_timeout", lang),
                 expected=f"the model loaded within {load_timeout:.0f} s",
                 received=services.engine.status()[1],
-                fix="查看页面顶部的模型状态；稍后再试",
+                fix=t("book_fix_load_timeout", lang),
             )
         yield None
         await asyncio.sleep(0.5)
     yield services.engine.get()
 
 
-async def _ready_engine(services: Any) -> Any:
+async def _ready_engine(services: Any, lang: str = "zh") -> Any:
     engine = None
-    async for engine in _engine(services, LOAD_TIMEOUT_S):  # noqa: B007 - the last one is the engine
+    async for engine in _engine(services, LOAD_TIMEOUT_S, lang):  # noqa: B007 - the last one is the engine
         pass
     return engine
 
 
-def make_writer(services: Any, novel: Any, engine: Any, *, memory_on: bool, adapter: str | None):
+def make_writer(
+    services: Any, novel: Any, engine: Any, *, memory_on: bool, adapter: str | None, lang: str = "zh"
+):
     """A ``Writer`` for the page: ``adapter`` None = the novel's default, （无） = the base model."""
     from xiaoshuo.writing import Writer
 
-    store, warnings = _store_or_warning(services, memory_on)
+    store, warnings = _store_or_warning(services, memory_on, lang)
     if not adapter:
         lora = None
     elif adapter in _none_labels():
@@ -552,6 +590,7 @@ async def write_stream(
     adapter: str | None = None,
     interval: float = STREAM_INTERVAL,
     load_timeout: float = LOAD_TIMEOUT_S,
+    lang: str = "zh",
 ) -> AsyncIterator[BookUpdate]:
     """生成本章 / 续写 / 改写 / 扩写 / 缩写 chapter ``number``, streaming ``candidates`` side by side.
 
@@ -559,26 +598,21 @@ async def write_stream(
     unless the chapter was empty and one candidate was asked for (the writing core's rule).
     Closing the generator cancels the run (the engine aborts its requests)."""
     if action not in ACTIONS:
-        raise WritingError("未知操作 (unknown action)", expected=", ".join(ACTIONS), received=action)
+        raise _err("book_err_action", lang, expected=", ".join(ACTIONS), received=action)
     n = max(1, min(int(candidates or 1), MAX_CANDIDATES))
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     number = int(number or 0)
     if number < 1:
-        raise WritingError("请先在大纲里选一章 (no chapter chosen)", fix="点大纲表里的一行，或「添加章节」")
+        raise _err("book_err_no_chapter", lang, fix="book_fix_no_chapter")
     text = novel.text(number)
     sel = sel or {}
     if action in ("rewrite", "expand", "shorten") and not sel:
-        raise WritingError(
-            "请先在正文里选中要改的文字 (select the passage first)",
-            fix="在正文框里用鼠标选中一段，再点「改写选中」「扩写」或「缩写」",
-        )
+        raise _err("book_err_no_selection", lang, fix="book_fix_no_selection")
     engine = None
-    async for engine in _engine(services, load_timeout):
+    async for engine in _engine(services, load_timeout, lang):
         if engine is None:
-            yield BookUpdate(
-                ["模型加载中… (loading the model)"] * n + [""] * (MAX_CANDIDATES - n), loading=True
-            )
-    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter)
+            yield BookUpdate([t("book_loading", lang)] * n + [""] * (MAX_CANDIDATES - n), loading=True)
+    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter, lang=lang)
     session: dict[str, Any] = {"novel": slug, "chapter": number, "kind": action, "before": "", "after": ""}
     if action == "chapter":
         coro = lambda: writer.write_chapter(  # noqa: E731
@@ -610,7 +644,9 @@ async def write_stream(
     pad = [""] * (MAX_CANDIDATES - n)
     seen = -1
     try:
-        yield BookUpdate([""] * MAX_CANDIDATES, progress_text({}, n), warnings=warnings, session=session)
+        yield BookUpdate(
+            [""] * MAX_CANDIDATES, progress_text({}, n, lang=lang), warnings=warnings, session=session
+        )
         while not run.done.is_set():
             await asyncio.sleep(interval)
             texts, versions, segments, changed = run.snapshot()
@@ -618,7 +654,7 @@ async def write_stream(
                 seen = changed
                 yield BookUpdate(
                     texts + pad,
-                    progress_text(segments, n, saved=versions),
+                    progress_text(segments, n, saved=versions, lang=lang),
                     versions + pad[: MAX_CANDIDATES - n],
                     warnings=warnings,
                     session=session | {"versions": versions},
@@ -637,7 +673,7 @@ async def write_stream(
     session = session | {"versions": versions, "accepted": getattr(result, "accepted", None)}
     yield BookUpdate(
         texts + pad,
-        progress_text(segments, n, done=True, saved=versions),
+        progress_text(segments, n, done=True, saved=versions, lang=lang),
         versions + [None] * (MAX_CANDIDATES - n),
         done=True,
         warnings=warnings,
@@ -647,21 +683,21 @@ async def write_stream(
 
 
 # ----------------------------------------------------------------------------- inspector
-def inspect(services: Any, slug: str, number: int, *, memory_on: bool = True) -> dict[str, Any]:
+def inspect(
+    services: Any, slug: str, number: int, *, memory_on: bool = True, lang: str = "zh"
+) -> dict[str, Any]:
     """What the next 生成本章 / 续写 would send: ``compose()``'s account for chapter ``number``."""
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     number = int(number)
     engine = services.engine.get()
-    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=None)
+    writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=None, lang=lang)
     plan = novel.outline().chapter(number)
     text = novel.text(number)
     target = (plan.target_chars if plan else None) or novel.card().chapter_chars
     want = min(services.settings.writing.segment_chars, target)
-    title = plan.title if plan else f"第{number}章"
-    if text.strip():
-        request = f"请紧接【前文】继续写第{number}章《{title}》，不要重复前文。这一段写约{want}字。"
-    else:
-        request = f"请开始写第{number}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
+    title = plan.title if plan else CONTENT_CHAPTER_TITLE.format(number=number)
+    template = CONTENT_REQUEST_NEXT if text.strip() else CONTENT_REQUEST_START
+    request = template.format(number=number, title=title, target=target, want=want)
     comp = writer.compose(
         number if plan else None, text, request, max_tokens=writer.max_tokens_for(want, 1.0)
     )
@@ -670,7 +706,7 @@ def inspect(services: Any, slug: str, number: int, *, memory_on: bool = True) ->
         [
             r["section"],
             r["name"] or r["source"],
-            chapters.get(r["id"], "") if r["section"] == "相关记忆" else "",
+            chapters.get(r["id"], "") if str(r["source"]).startswith("memory:") else "",
             r["tokens"],
             "✓" if r["included"] else "✗",
             r["reason"],
@@ -680,10 +716,14 @@ def inspect(services: Any, slug: str, number: int, *, memory_on: bool = True) ->
     return {
         "rows": rows,
         "summary": (
-            f"提示词 {comp.tokens} / 预算 {comp.budget} tokens"
-            + ("" if comp.token_count_exact else "（估算 estimate）")
-            + f" · 放入 {sum(1 for r in comp.account if r['included'])} 项，"
-            f"截断或丢弃 {sum(1 for r in comp.account if not r['included'] or 'cut' in r['reason'])} 项"
+            t("book_insp_tokens", lang, tokens=comp.tokens, budget=comp.budget)
+            + ("" if comp.token_count_exact else t("book_insp_estimate", lang))
+            + t(
+                "book_insp_counts",
+                lang,
+                kept=sum(1 for r in comp.account if r["included"]),
+                cut=sum(1 for r in comp.account if not r["included"] or "cut" in r["reason"]),
+            )
         ),
         "memory": [
             {"name": m.get("name"), "kind": m.get("kind"), "chapter": m.get("chapter")} for m in comp.memory
@@ -693,25 +733,11 @@ def inspect(services: Any, slug: str, number: int, *, memory_on: bool = True) ->
     }
 
 
-INSPECTOR_HEADERS = ["部分 section", "条目 item", "章 chapter", "tokens", "放入", "原因 why"]
-
-
 # ----------------------------------------------------------------------------- review queue
-def _queue(services: Any, slug: str):
+def _queue(services: Any, slug: str, lang: str = "zh"):
     from xiaoshuo.writing.review import ReviewQueue
 
-    return ReviewQueue.of(open_novel(services, slug))
-
-
-REVIEW_HEADERS = ["编号 id", "章", "类型", "内容", "证据"]
-REVIEW_KINDS = {
-    "character": "新人物",
-    "character_update": "人物变化",
-    "plot": "情节",
-    "thread_close": "伏笔回收",
-    "setting": "设定",
-    "dialogue": "对话",
-}
+    return ReviewQueue.of(open_novel(services, slug, lang))
 
 
 def pending_count(services: Any, slug: str | None) -> int:
@@ -720,27 +746,27 @@ def pending_count(services: Any, slug: str | None) -> int:
     return len(_queue(services, slug).list("pending"))
 
 
-def review_rows(services: Any, slug: str | None) -> list[list[Any]]:
+def review_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
     if not slug:
         return []
     return [
         [
             p.id,
             p.chapter,
-            REVIEW_KINDS.get(p.kind, p.kind),
+            label("rkind", p.kind, lang),
             p.summary(),
             p.evidence.quote if p.evidence else "",
         ]
-        for p in _queue(services, slug).list("pending")
+        for p in _queue(services, slug, lang).list("pending")
     ]
 
 
-def proposal_detail(services: Any, slug: str, pid: str) -> tuple[str, str]:
+def proposal_detail(services: Any, slug: str, pid: str, lang: str = "zh") -> tuple[str, str]:
     """The proposal's editable fields as ``field=value`` lines, and its chapter with the evidence marked."""
     from xiaoshuo.writing.review import EDITABLE, verify
 
-    novel = open_novel(services, slug)
-    p = _queue(services, slug).get(pid)
+    novel = open_novel(services, slug, lang)
+    p = _queue(services, slug, lang).get(pid)
     lines = []
     for key in EDITABLE[p.kind]:
         value = p.fields.get(key)
@@ -753,7 +779,7 @@ def proposal_detail(services: Any, slug: str, pid: str) -> tuple[str, str]:
     ev = p.evidence
     if ev is None or not verify(text, ev):
         body = html.escape(text[:600]) + ("…" if len(text) > 600 else "")
-        note = "<p>（证据已不在本章正文中 the evidence is no longer in the chapter）</p>" if ev else ""
+        note = f"<p>{html.escape(t('book_evidence_gone', lang))}</p>" if ev else ""
         return "\n".join(lines), f"{note}<div style='white-space: pre-wrap'>{body}</div>"
     lo, hi = max(0, ev.start - 150), min(len(text), ev.end + 150)
     marked = (
@@ -763,16 +789,15 @@ def proposal_detail(services: Any, slug: str, pid: str) -> tuple[str, str]:
         + html.escape(text[ev.end : hi])
         + ("…" if hi < len(text) else "")
     )
-    return "\n".join(
-        lines
-    ), f"<p><b>第{p.chapter}章 证据</b></p><div style='white-space: pre-wrap'>{marked}</div>"
+    title = html.escape(t("book_evidence_title", lang, chapter=p.chapter))
+    return "\n".join(lines), f"<p><b>{title}</b></p><div style='white-space: pre-wrap'>{marked}</div>"
 
 
-def approve(services: Any, slug: str, pid: str, edits_text: str = "") -> list[str]:
+def approve(services: Any, slug: str, pid: str, edits_text: str = "", lang: str = "zh") -> list[str]:
     """Approve one proposal (with ``field=value`` lines as edits when they change anything)."""
     from xiaoshuo.writing.review import parse_edits
 
-    queue = _queue(services, slug)
+    queue = _queue(services, slug, lang)
     p = queue.get(pid)
     edits = {}
     if (edits_text or "").strip():
@@ -783,28 +808,28 @@ def approve(services: Any, slug: str, pid: str, edits_text: str = "") -> list[st
     return [e.id for e in written]
 
 
-def reject(services: Any, slug: str, pid: str) -> None:
-    _queue(services, slug).reject(pid)
+def reject(services: Any, slug: str, pid: str, lang: str = "zh") -> None:
+    _queue(services, slug, lang).reject(pid)
 
 
-def approve_all(services: Any, slug: str) -> int:
-    return len(_queue(services, slug).approve_all(services.store()))
+def approve_all(services: Any, slug: str, lang: str = "zh") -> int:
+    return len(_queue(services, slug, lang).approve_all(services.store()))
 
 
-def reject_all(services: Any, slug: str) -> int:
-    queue = _queue(services, slug)
+def reject_all(services: Any, slug: str, lang: str = "zh") -> int:
+    queue = _queue(services, slug, lang)
     pending = queue.list("pending")
     for p in pending:
         queue.reject(p.id)
     return len(pending)
 
 
-async def extract(services: Any, slug: str, number: int) -> dict[str, Any]:
+async def extract(services: Any, slug: str, number: int, lang: str = "zh") -> dict[str, Any]:
     """提取记忆 from one chapter into the review queue (the model fills a form; evidence is verified)."""
     from xiaoshuo.writing.extraction import Extractor
 
-    novel = open_novel(services, slug)
-    engine = await _ready_engine(services)
+    novel = open_novel(services, slug, lang)
+    engine = await _ready_engine(services, lang)
     ex = Extractor(services.settings, engine, novel, services.store())
     results = await asyncio.to_thread(_run_async, ex.extract([int(number)]))
     r = results[0]
@@ -812,23 +837,18 @@ async def extract(services: Any, slug: str, number: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- consistency, threads
-FINDING_HEADERS = ["级别", "规则", "说明", "原文", "位置", "记忆条目"]
-THREAD_HEADERS = ["伏笔", "内容", "埋下于", "计划回收", "状态", "已开章数"]
-THREAD_STATUS = {"open": "未回收", "due": "将到期", "overdue": "已逾期", "closed": "已回收"}
-
-
-def check_rows(services: Any, slug: str, number: int) -> list[list[Any]]:
+def check_rows(services: Any, slug: str, number: int, lang: str = "zh") -> list[list[Any]]:
     """Rule-based consistency findings of the chapter (warnings with the quote, its span and the entry)."""
     from xiaoshuo.writing.consistency import run_check
 
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     report = run_check(services.settings, novel, int(number), services.store())
     rows = []
     for f in report["findings"]:
         e = f.get("entry") or {}
         where = f"{f['start']}–{f['end']}"
         entry = (
-            f"{e.get('name', '')}（第{e.get('chapter')}章）"
+            t("book_entry_chapter", lang, name=e.get("name", ""), chapter=e.get("chapter"))
             if e.get("chapter") is not None
             else e.get("name", "")
         )
@@ -838,12 +858,12 @@ def check_rows(services: Any, slug: str, number: int) -> list[list[Any]]:
     return rows
 
 
-def thread_rows(services: Any, slug: str | None) -> list[list[Any]]:
+def thread_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
     from xiaoshuo.writing.threads import thread_report
 
     if not slug:
         return []
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     written = [n for n in novel.written_chapters() if novel.text(n).strip()]
     rows = thread_report(
         services.store().list(slug), last_written=max(written, default=0), include_closed=True
@@ -854,7 +874,7 @@ def thread_rows(services: Any, slug: str | None) -> list[list[Any]]:
             r["text"],
             r["chapter"],
             r["payoff_chapter"] if r["payoff_chapter"] is not None else "",
-            THREAD_STATUS.get(r["status"], r["status"]),
+            label("thread", r["status"], lang),
             r["open_for"],
         ]
         for r in rows
@@ -878,14 +898,14 @@ def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple
     return report, slug
 
 
-def export_file(services: Any, slug: str, fmt: str, convert: str | None = None) -> str:
+def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, lang: str = "zh") -> str:
     """导出: the whole book as TXT / Markdown / EPUB / DOCX (简繁 converted when asked); returns the file."""
     import tempfile
     from pathlib import Path
 
     from xiaoshuo.writing.books import export_book
 
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     folder = Path(tempfile.mkdtemp(prefix="xiaoshuo-book-"))
     name = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "_", novel.card().title).strip() or slug
     target = folder / f"{name}.{fmt}"
@@ -893,26 +913,30 @@ def export_file(services: Any, slug: str, fmt: str, convert: str | None = None) 
         export_book(novel, fmt, target, convert=convert or None)
     except ValueError as exc:  # e.g. a character the format cannot hold
         raise WritingError(
-            f"导出 {fmt} 失败 (export failed)",
-            received=str(exc),
-            fix="检查正文里的控制字符或特殊符号，或换一种格式导出",
+            t("book_err_export", lang, fmt=fmt), received=str(exc), fix=t("book_fix_export", lang)
         ) from None
     return str(target)
 
 
 # ----------------------------------------------------------------------------- planning (writing.planning)
 async def generate_outline(
-    services: Any, slug: str, chapters: int, start: int | None = None, *, progress: Any = None
+    services: Any,
+    slug: str,
+    chapters: int,
+    start: int | None = None,
+    *,
+    progress: Any = None,
+    lang: str = "zh",
 ) -> dict[str, Any]:
     """生成大纲 up to chapter ``chapters`` (from ``start`` when given), batch by batch with progress."""
     from xiaoshuo.writing.planning import PlanLimits
     from xiaoshuo.writing.planning import generate_outline as plan
 
-    novel = open_novel(services, slug)
+    novel = open_novel(services, slug, lang)
     if chapters < 1:
-        raise WritingError("章数无效 (invalid chapter count)", expected="≥ 1", received=chapters)
-    engine = await _ready_engine(services)
-    store, _ = _store_or_warning(services, True)
+        raise _err("book_err_chapter_count", lang, expected="≥ 1", received=chapters)
+    engine = await _ready_engine(services, lang)
+    store, _ = _store_or_warning(services, True, lang)
     begin = start or len(novel.outline().chapters()) + 1
     total = max(1, chapters - begin + 1)
 
@@ -936,12 +960,12 @@ async def generate_outline(
     return result.as_dict()
 
 
-async def summarize(services: Any, slug: str, number: int) -> str:
+async def summarize(services: Any, slug: str, number: int, lang: str = "zh") -> str:
     """本章摘要 by the model (前情提要), stored on the chapter's plan; returns it."""
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
 
-    novel = open_novel(services, slug)
-    engine = await _ready_engine(services)
+    novel = open_novel(services, slug, lang)
+    engine = await _ready_engine(services, lang)
     answer = await asyncio.to_thread(
         _run_async,
         summarize_chapter(engine, novel, int(number), limits=PlanLimits.from_settings(services.settings)),
