@@ -1,18 +1,37 @@
-"""Bench: does the WebUI deliver the engine's speed?  Tokens/s and time to first token through the app.
+"""Bench: does the WebUI add little on top of the work itself?  Three measurements, one JSON line.
 
-The ~50M-parameter test model on vLLM behind the running app.  For 1 and 4 concurrent clients (the Gradio
-client, over HTTP/SSE like a browser), the same seeded requests are run straight through ``Engine.stream``
-and through the app's generate endpoint; the outputs are identical, so the rate ratio is the ratio of wall
-times.  One JSON line; also bench/results/webui.json.  Goals: UI rate >= 0.95x engine; UI TTFT <= engine
-TTFT + 150 ms.
+(a) **The book journey**, browser vs CLI, on the same small test model on vLLM (the same seeds, lengths and
+    settings on both sides, so the work is the same): create a novel → generate an outline of 6 chapters →
+    chapter 1 with 2 candidates → accept candidate 2 → extract proposals into the review queue → approve one,
+    edit-and-approve one, reject one → edit chapter 1 by hand → export EPUB and DOCX.  The browser side is
+    Debian's Chromium driven by Playwright against the running app, by ``elem_id`` (never by visible label);
+    each step is timed from its first action to the page showing its result.  The CLI side is the same steps
+    as ``xiaoshuo …`` subprocesses (each model command starts its own engine, as a writer's shell would);
+    nothing is subtracted from either wall.  Goal: browser / CLI <= 1.2.
+    The random model's extraction proposals are unpredictable, so the three proposals that are reviewed are
+    put into the queue (identically, untimed) before the extraction step on both sides; extraction itself
+    runs for real on both.
+(b) **Streaming of 生成本章**: chars/s on the page (sampled in the browser every 5 ms, from the first to
+    the last streamed growth of the candidate box) ÷ chars/s of ``xiaoshuo.writing.Writer`` on the same
+    engine (from the first to the last ``on_text`` piece), same chapter, length and seed; the core runs once
+    untimed first so both timed runs see the same prefix cache.  Goal >= 0.95.
+(c) **Scratchpad tokens**: the 随手写 page's ``/generate`` endpoint (gradio_client, in its own process, 1 and
+    4 clients) vs ``Engine.stream`` with the request ``xiaoshuo.webui.generation`` composes; the outputs are
+    the same length, so the rate ratio is the ratio of walls.  Goal >= 0.95; TTFT <= engine + 150 ms.
+
+``--shots DIR`` copies the journey's screenshots (fixed 1280×900 viewport) there (the README uses docs/).
+One JSON line; also bench/results/webui.json.  Run under the heavy lock on a shared machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,7 +41,34 @@ from pathlib import Path
 from _common import report
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 MAX_TOKENS = 256
+CHAPTER_CHARS = 300  # 字 per chapter in the journey
+STREAM_CHARS = 600  # 字 for the streaming-rate chapters
+SLUG, TITLE = "yuye", "雨夜剑"
+HAND_EDIT = "林远笑了笑，收剑入鞘。"
+PROPOSALS = (("p0bench0001", "赵铁山"), ("p1bench0002", "苏晚晴"), ("p2bench0003", "黑衣人"))
+EDITED_TEXT = "江南来的剑客"
+OVERRIDES = {  # the same on both sides (the CLI reads them from config.toml)
+    "memory.embedding_model": "none",
+    "model.vllm_max_model_len": 2048,
+    "writing.segment_chars": 120,
+    "writing.outline_synopsis_chars": 16,
+    "writing.summary_chars": 20,
+}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+SHOT_LIMIT = 150_000  # bytes per README screenshot
 
 
 def _free_port() -> int:
@@ -31,9 +77,346 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _clean(text: str) -> str:
+    """The hand edit: the random model's control characters dropped, a sentence of the writer's added."""
+    return "".join(ch for ch in text if ch.isprintable() or ch == "\n") + HAND_EDIT
+
+
+def _seed_proposals(settings) -> None:
+    """The three proposals the journey reviews, quoting chapter 1 as it is now (untimed, both sides)."""
+    from xiaoshuo.writing import Novels
+    from xiaoshuo.writing.review import Evidence, Proposal, ReviewQueue
+
+    novel = Novels.from_settings(settings).get(SLUG)
+    text = novel.text(1)
+    quotes = [text[:4], text[4:8], text[8:12]]
+    ReviewQueue.of(novel).add(
+        [
+            Proposal(
+                id=pid,
+                novel=SLUG,
+                chapter=1,
+                kind="character",
+                fields={"name": name, "text": f"{name}的描述"},
+                evidence=Evidence(quote=q, start=text.index(q), end=text.index(q) + len(q)),
+            )
+            for (pid, name), q in zip(PROPOSALS, quotes, strict=True)
+        ]
+    )
+
+
+def _memory_names(settings, store=None) -> dict[str, str]:
+    from xiaoshuo.memory import MemoryStore
+
+    if store is not None:
+        return {e.name: e.text for e in store.list(SLUG)}
+    with MemoryStore(settings) as opened:
+        return {e.name: e.text for e in opened.list(SLUG)}
+
+
+# ----------------------------------------------------------------------------- the page, by elem_id
+class Page:
+    def __init__(self, page, shots: Path) -> None:
+        self.p, self.shots = page, shots
+
+    def box(self, eid: str):
+        return self.p.locator(f"#{eid} textarea, #{eid} input").first
+
+    def fill(self, eid: str, value: str) -> None:
+        box = self.box(eid)
+        box.fill(value)
+        box.dispatch_event("input")
+        box.blur()
+
+    def value(self, eid: str) -> str:
+        return self.box(eid).input_value()
+
+    def wait(self, js: str, arg=None, timeout: float = 240_000) -> None:
+        self.p.wait_for_function(js, arg=arg, timeout=timeout)
+
+    def wait_value(self, eid: str, predicate: str, arg=None, timeout: float = 240_000) -> None:
+        self.wait(
+            f"""([id, a]) => {{ const e = document.querySelector('#' + id + ' textarea, #' + id + ' input');
+                if (!e) return false; const v = e.value; return ({predicate}); }}""",
+            [eid, arg],
+            timeout,
+        )
+
+    def wait_text(self, eid: str, predicate: str, arg=None, timeout: float = 240_000) -> None:
+        self.wait(
+            f"""([id, a]) => {{ const e = document.getElementById(id); if (!e) return false;
+                const v = e.innerText; return ({predicate}); }}""",
+            [eid, arg],
+            timeout,
+        )
+
+    def rows(self, eid: str) -> str:
+        return f"document.querySelectorAll('#{eid} .virtual-body [role=row]')"
+
+    def open(self, eid: str) -> None:
+        self.p.locator(f"#{eid}").locator("button").first.click()
+
+    def pick_row(self, table: str, needle: str, column: int | None = 0) -> None:
+        """Click the first row whose cell ``column`` is ``needle`` (column None: whose text contains it)."""
+        rows = self.p.locator(f"#{table} .virtual-body [role=row]")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for i in range(rows.count()):
+                cells = rows.nth(i).locator("[role=gridcell]")
+                if column is None and needle in rows.nth(i).inner_text():
+                    cells.first.click()
+                    return
+                if column is not None and cells.count() > column and cells.nth(column).inner_text() == needle:
+                    cells.nth(column).click()
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"no row {needle!r} in #{table}")
+
+    def shot(self, name: str, anchor: str) -> None:
+        """A viewport screenshot (fixed size) with ``anchor`` scrolled to the top."""
+        self.p.evaluate("(id) => document.getElementById(id).scrollIntoView({block: 'start'})", anchor)
+        self.p.evaluate("() => window.scrollBy(0, -8)")
+        time.sleep(0.3)
+        self.p.screenshot(path=str(self.shots / f"webui-{name}.png"))
+
+
+def browser_journey(app: dict, browser) -> tuple[dict, dict]:
+    """The journey on the page; returns per-step seconds and what it produced."""
+    from xiaoshuo.writing import Novels
+
+    services = app["services"]
+    novels = Novels.from_settings(services.settings)
+    steps: dict[str, float] = {}
+    context = browser.new_context(viewport=VIEWPORT)
+    pg = Page(context.new_page(), app["shots"])
+    row_has = (
+        "([...document.querySelectorAll('#book-review .virtual-body [role=row]')]"
+        ".some(r => r.innerText.includes(a)))"
+    )
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        fn()
+        steps[name] = round(time.perf_counter() - start, 3)
+
+    def open_page():
+        pg.p.goto(app["url"])
+        pg.p.wait_for_selector("#book-write", timeout=60_000)
+
+    def create():
+        pg.open("book-new-acc")
+        pg.fill("book-new-title", TITLE)
+        pg.fill("book-new-slug", SLUG)
+        pg.fill("book-new-chars", str(CHAPTER_CHARS))
+        pg.p.click("#book-create")
+        pg.wait_value("book-novel", "v.includes(a)", SLUG)
+
+    def outline():
+        pg.open("book-outline-gen-acc")
+        pg.fill("book-outline-count", "6")
+        pg.p.click("#book-outline-go")
+        pg.wait(f"{pg.rows('book-outline')}.length === 6")
+        pg.wait_value("book-chapter", "v === '1'")
+
+    def write():
+        pg.fill("book-n", "2")
+        pg.fill("book-seed", "1")
+        pg.fill("book-target", str(CHAPTER_CHARS))
+        pg.p.click("#book-write")
+        # done: both candidates saved on disk, and the page shows exactly what was saved
+        deadline = time.monotonic() + 300
+        while len(novels.get(SLUG).versions(1)) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("生成本章 saved no 2 candidates in 300 s")
+            time.sleep(0.02)
+        saved = [v.text for v in novels.get(SLUG).versions(1)[:2]]  # in the order they finished
+        pg.wait(
+            """(a) => { const x = document.querySelector('#book-cand-1 textarea');
+                const y = document.querySelector('#book-cand-2 textarea');
+                return !!x && !!y && x.value !== y.value && a.includes(x.value) && a.includes(y.value); }""",
+            saved,
+        )
+
+    def accept():
+        pg.p.click("#book-accept-2")
+        pg.wait_value("book-text", "v === a", out["cand2"])
+
+    def extract():
+        pg.open("book-review-acc")
+        pg.p.click("#book-extract")
+        pg.wait(f"{pg.rows('book-review')}.length >= 3")
+        pg.wait_text("book-review-msg", "v.trim().length > 0")
+
+    def approve():
+        pg.pick_row("book-review", PROPOSALS[0][1], None)
+        pg.wait("document.querySelector('#book-evidence mark') !== null")
+        pg.p.click("#book-approve")
+        pg.wait(f"!{row_has}", PROPOSALS[0][1])
+
+    def edit_approve():
+        pg.pick_row("book-review", PROPOSALS[1][1], None)
+        pg.wait_value("book-review-edits", "v.includes('name=' + a)", PROPOSALS[1][1])
+        pg.fill(
+            "book-review-edits",
+            pg.value("book-review-edits").replace(f"{PROPOSALS[1][1]}的描述", EDITED_TEXT),
+        )
+        pg.p.click("#book-approve")
+        pg.wait(f"!{row_has}", PROPOSALS[1][1])
+
+    def reject():
+        pg.pick_row("book-review", PROPOSALS[2][1], None)
+        pg.wait_value("book-review-id", "v === a", PROPOSALS[2][0])
+        pg.p.click("#book-reject")
+        pg.wait(f"!{row_has}", PROPOSALS[2][1])
+
+    def hand_edit():
+        before = pg.p.locator("#book-save-msg").inner_text()
+        pg.box("book-text").fill(out["edited"])
+        pg.p.click("#book-save")
+        pg.wait_text("book-save-msg", "v.includes('✓') && v !== a", before)
+
+    def export():
+        pg.open("book-export-acc")
+        for fmt in ("epub", "docx"):
+            pg.p.locator("#book-export-format").get_by_text(fmt, exact=True).click()
+            pg.p.click("#book-export-go")
+            link = pg.p.locator(f"#book-export-file a[href*='.{fmt}']").first
+            link.wait_for(timeout=120_000)
+            out[fmt] = pg.p.request.get(link.get_attribute("href")).body()
+
+    out: dict = {}
+    try:
+        timed("open_page", open_page)
+        timed("create_novel", create)
+        timed("outline_6", outline)
+        pg.shot("book-outline", "book-outline")
+        timed("chapter_2_candidates", write)
+        out["cand2"] = pg.value("book-cand-2")
+        out["cands"] = [pg.value("book-cand-1"), out["cand2"]]
+        pg.shot("book-candidates", "book-cand-1")
+        timed("accept_2", accept)
+        _seed_proposals(services.settings)  # untimed, as on the CLI side
+        timed("extract", extract)
+        pg.shot("book-review", "book-review-acc")
+        timed("approve", approve)
+        timed("edit_approve", edit_approve)
+        timed("reject", reject)
+        out["edited"] = _clean(out["cand2"])
+        timed("hand_edit", hand_edit)
+        pg.open("book-versions-acc")  # untimed: the diff is for the screenshot
+        pg.p.click("#book-diff-btn")
+        pg.wait("document.querySelector('#book-diff ins') !== null", timeout=60_000)
+        pg.shot("book-diff", "book-versions-acc")
+        timed("export_epub_docx", export)
+        pg.shot("book-export", "book-export-acc")
+    except BaseException:
+        pg.p.screenshot(path=str(app["shots"] / "FAILED.png"), full_page=True)
+        raise
+    novel = novels.get(SLUG)
+    out["outline"] = [c.title for c in novel.outline().chapters()]
+    out["text"] = novel.text(1)
+    out["memory"] = _memory_names(services.settings, services.store())
+    out["page"] = pg.p
+    out["context"] = context
+    return steps, out
+
+
+# ----------------------------------------------------------------------------- streaming: page vs core
+RECORDER = """(id) => {
+  const r = {first: null, last: null, base: 0, grown: 0, prev: 0};
+  window.__xsRec = r;
+  window.__xsTimer = setInterval(() => {
+    const e = document.querySelector('#' + id + ' textarea'); if (!e) return;
+    const n = e.value.length, now = performance.now();
+    if (n > r.prev) {
+      if (r.first === null) { r.first = now; r.base = n; } else { r.grown += n - r.prev; r.last = now; }
+    }
+    r.prev = n;
+  }, 5);
+}"""
+
+
+def core_rate(services, chapter: int, seed: int) -> dict:
+    """``Writer.write_chapter`` on the app's engine, not accepted; chars/s from first to last piece."""
+    from xiaoshuo.writing import Novels, Writer
+
+    novel = Novels.from_settings(services.settings).get(SLUG)
+    rec = {"first": None, "last": None, "base": 0, "grown": 0}
+
+    def on_text(index: int, piece: str) -> None:
+        if index != 0 or not piece:
+            return
+        now = time.perf_counter()
+        if rec["first"] is None:
+            rec["first"], rec["base"] = now, len(piece)
+        else:
+            rec["grown"] += len(piece)
+            rec["last"] = now
+
+    writer = Writer(services.settings, services.engine.get(), novel, store=services.store(), on_text=on_text)
+    asyncio.run(
+        writer.write_chapter(chapter, target_chars=STREAM_CHARS, candidates=1, seed=seed, accept=False)
+    )
+    span = rec["last"] - rec["first"]
+    return {"chars": rec["base"] + rec["grown"], "span_s": round(span, 3), "rate": rec["grown"] / span}
+
+
+def page_rate(services, page, chapter: int, seed: int) -> dict:
+    from xiaoshuo.writing import Novels
+
+    pg = Page(page, Path("."))
+    title = Novels.from_settings(services.settings).get(SLUG).outline().chapter(chapter).title
+    before = page.locator("#book-header").inner_text()
+    pg.pick_row("book-outline", str(chapter), 0)
+    pg.wait_value("book-chapter", "v === a", str(chapter))
+    pg.wait_text("book-header", "v !== a[0] && v.includes(a[1])", [before, title], timeout=60_000)
+    wanted = {"book-n": "1", "book-seed": str(seed), "book-target": str(STREAM_CHARS)}
+    deadline = time.monotonic() + 30
+    while True:  # the chapter's own values arrive with the pick: fill until they stay
+        for eid, value in wanted.items():
+            pg.fill(eid, value)
+        time.sleep(0.5)
+        if all(pg.value(eid) == value for eid, value in wanted.items()):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the 生成本章 fields keep being reset")
+    page.evaluate(RECORDER, "book-cand-1")
+    page.click("#book-write")
+    pg.wait_value("book-text", "v.length > 0")  # one candidate on an empty chapter: accepted at the end
+    time.sleep(0.2)
+    rec = page.evaluate("() => { clearInterval(window.__xsTimer); return window.__xsRec; }")
+    span = (rec["last"] - rec["first"]) / 1000
+    return {"chars": rec["base"] + rec["grown"], "span_s": round(span, 3), "rate": rec["grown"] / span}
+
+
+def streaming(app: dict, page) -> dict:
+    runs = []
+    for chapter, seed in ((2, 11), (3, 12)):
+        core_rate(app["services"], chapter, seed)  # warm: the prefix cache holds this chapter's prompts
+        core = core_rate(app["services"], chapter, seed)
+        ui = page_rate(app["services"], page, chapter, seed)
+        runs.append({"chapter": chapter, "core": core, "page": ui, "ratio": ui["rate"] / core["rate"]})
+    return {
+        "chapter_chars": STREAM_CHARS,
+        "core_chars_per_s": round(statistics.median(r["core"]["rate"] for r in runs), 1),
+        "page_chars_per_s": round(statistics.median(r["page"]["rate"] for r in runs), 1),
+        "page_over_core": round(statistics.median(r["ratio"] for r in runs), 3),
+        "runs": [
+            {
+                "chapter": r["chapter"],
+                "core": {**r["core"], "rate": round(r["core"]["rate"], 1)},
+                "page": {**r["page"], "rate": round(r["page"]["rate"], 1)},
+                "ratio": round(r["ratio"], 3),
+            }
+            for r in runs
+        ],
+    }
+
+
+# ----------------------------------------------------------------------------- scratchpad tokens
 def engine_round(services, n_clients: int) -> tuple[float, float, int]:
     from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.webui.app import _compose
+    from xiaoshuo.webui.generation import _compose
 
     engine = services.engine.get()
 
@@ -61,9 +444,6 @@ def engine_round(services, n_clients: int) -> tuple[float, float, int]:
 
 def ui_round(url: str, n_clients: int) -> tuple[float, float, int]:
     """The clients run in their own process, as a browser would, not competing for the app's GIL."""
-    import json
-    import subprocess
-
     out = subprocess.run(
         [sys.executable, __file__, "--client", url, str(n_clients)],
         capture_output=True,
@@ -80,23 +460,11 @@ def _clients(url: str, n_clients: int) -> tuple[float, float, int]:
     clients = [Client(url, verbose=False) for _ in range(n_clients)]  # connected before the clock starts
 
     def one(i: int) -> None:
-        client = clients[i]
         start, first, last = time.perf_counter(), None, ""
-        job = client.submit(
-            "default",
-            f"第{i}段：续写雨夜",
-            "",
-            0.8,
-            0.9,
-            50,
-            MAX_TOKENS,
-            1.05,
-            i,
-            1,
-            False,
-            "（无）",
+        job = clients[i].submit(
+            "default", f"第{i}段：续写雨夜", "", 0.8, 0.9, 50, MAX_TOKENS, 1.05, i, 1, False, "（无）",
             api_name="/generate",
-        )
+        )  # fmt: skip
         for out in job:
             if out[0] and first is None:
                 first = time.perf_counter() - start
@@ -112,46 +480,209 @@ def _clients(url: str, n_clients: int) -> tuple[float, float, int]:
     return time.perf_counter() - start, statistics.median(r[0] for r in results), sum(r[1] for r in results)
 
 
+def scratch_tokens(services, url: str) -> dict:
+    ui_round(url, 1)  # warm-up
+    result = {"max_tokens": MAX_TOKENS}
+    for n in (1, 4):
+        e_wall, e_ttft, e_chars = engine_round(services, n)
+        u_wall, u_ttft, u_chars = ui_round(url, n)
+        result[f"c{n}"] = {
+            "engine_s": round(e_wall, 3),
+            "ui_s": round(u_wall, 3),
+            "ui_rate_over_engine": round(e_wall / u_wall, 3),
+            "engine_ttft_ms": round(e_ttft * 1000, 1),
+            "ui_ttft_ms": round(u_ttft * 1000, 1),
+            "same_output_length": e_chars == u_chars,
+        }
+    return result
+
+
+# ----------------------------------------------------------------------------- the CLI side
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def write_config(path: Path, values: dict) -> None:
+    sections: dict[str, dict] = {}
+    for key, value in values.items():
+        section, name = key.split(".", 1)
+        sections.setdefault(section, {})[name] = value
+    lines = []
+    for section, items in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in items.items()]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def cli_journey(work: Path, values: dict, settings) -> tuple[dict, dict]:
+    from xiaoshuo.writing import Novels
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOSHUO_")}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    write_config(work / "config.toml", values)
+    steps: dict[str, float] = {}
+    out: dict = {}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "xiaoshuo", *args], cwd=work, env=env, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"xiaoshuo {' '.join(args)} failed: {proc.stderr[-2000:]}")
+        return proc.stdout
+
+    def timed(name: str, *commands: tuple[str, ...]) -> list[str]:
+        start = time.perf_counter()
+        outs = [run(*c) for c in commands]
+        steps[name] = round(time.perf_counter() - start, 3)
+        return outs
+
+    nv = ("--novel", SLUG)
+    timed("create_novel", ("novel", "new", SLUG, "--title", TITLE, "--chapter-chars", str(CHAPTER_CHARS)))
+    timed("outline_6", ("outline", "generate", *nv, "--chapters", "6"))
+    (written,) = timed(
+        "chapter_2_candidates",
+        ("write", "chapter", "1", *nv, "--target-chars", str(CHAPTER_CHARS), "--candidates", "2",
+         "--seed", "1", "--json"),
+    )  # fmt: skip
+    versions = {c["candidate"]: c["version"] for c in json.loads(written)["candidates"]}
+    timed("accept_2", ("chapter", "accept", *nv, "1", "--version", str(versions[1])))
+    _seed_proposals(settings)  # untimed, as on the page
+    timed(
+        "extract", ("memory", "extract", *nv, "--chapter", "1", "--json"), ("memory", "review", *nv, "--json")
+    )
+    (p0, _), (p1, _), (p2, _) = PROPOSALS
+    timed("approve", ("memory", "review", "approve", p0, *nv))
+    timed("edit_approve", ("memory", "review", "approve", p1, *nv, "--set", f"text={EDITED_TEXT}"))
+    timed("reject", ("memory", "review", "reject", p2, *nv))
+    novel = Novels.from_settings(settings).get(SLUG)
+    texts = {v.id: v.text for v in novel.versions(1)}
+    out["cands"] = [texts[versions[0]], texts[versions[1]]]
+    out["edited"] = _clean(novel.text(1))
+    (work / "hand.txt").write_text(out["edited"], "utf-8")
+    timed("hand_edit", ("chapter", "set", *nv, "1", "--file", str(work / "hand.txt")))
+    timed(
+        "export_epub_docx",
+        ("novel", "export", SLUG, "--format", "epub", "--output", str(work / "book.epub")),
+        ("novel", "export", SLUG, "--format", "docx", "--output", str(work / "book.docx")),
+    )
+    novel = Novels.from_settings(settings).get(SLUG)
+    out["outline"] = [c.title for c in novel.outline().chapters()]
+    out["text"] = novel.text(1)
+    out["memory"] = _memory_names(settings)
+    out["epub"], out["docx"] = (work / "book.epub").read_bytes(), (work / "book.docx").read_bytes()
+    return steps, out
+
+
+# ----------------------------------------------------------------------------- main
+def _small_png(path: Path) -> int:
+    """Palette-quantise a screenshot when it is over the README's size limit; returns its size."""
+    if path.stat().st_size > SHOT_LIMIT:
+        from PIL import Image
+
+        Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
+    return path.stat().st_size
+
+
+def _check_journey(name: str, out: dict) -> dict:
+    import zipfile
+    from io import BytesIO
+
+    assert len(out["outline"]) == 6, (name, out["outline"])
+    assert out["text"] == out["edited"], f"{name}: chapter 1 is not the hand edit"
+    assert out["memory"] == {PROPOSALS[0][1]: f"{PROPOSALS[0][1]}的描述", PROPOSALS[1][1]: EDITED_TEXT}, (
+        name,
+        out["memory"],
+    )
+    for fmt in ("epub", "docx"):
+        assert zipfile.is_zipfile(BytesIO(out[fmt])), f"{name}: {fmt} is not a zip"
+    return {"outline": out["outline"], "cands": out["cands"]}
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        import json
-
         print(json.dumps(_clients(sys.argv[2], int(sys.argv[3]))))
         return
+    shots_to = Path(sys.argv[sys.argv.index("--shots") + 1]) if "--shots" in sys.argv else None
+    from playwright.sync_api import sync_playwright
+
     from xiaoshuo.testing import build_tiny_model, tiny_engine_settings
     from xiaoshuo.webui.launch import launch
 
-    result: dict = {"bench": "webui", "max_tokens": MAX_TOKENS}
+    result: dict = {
+        "bench": "webui",
+        "model": "tiny test model size=small on vLLM (fp32)",
+        "chapter_chars": CHAPTER_CHARS,
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_tiny_model(Path(tmp) / "bench", size="bench")
+        tmp = Path(tmp)
+        model = build_tiny_model(tmp / "small", size="small")
+        shots = tmp / "shots"
+        shots.mkdir()
+        # --- the page
+        ui_dir = tmp / "ui"
         port = _free_port()
-        settings = tiny_engine_settings(
-            model,
-            tmp,
-            **{
-                "webui.port": port,
-                "memory.embedding_model": "none",
-                "model.dtype": "bfloat16",
-                "model.vllm_max_model_len": 2048,
-            },
-        )
+        settings = tiny_engine_settings(model, ui_dir, **OVERRIDES, **{"webui.port": port})
+        start = time.perf_counter()
         demo, services = launch(settings, backend="vllm", block=False)
-        services.engine.wait()
-        url = f"http://127.0.0.1:{port}/"
-        ui_round(url, 1)  # warm-up
-        for n in (1, 4):
-            e_wall, e_ttft, e_chars = engine_round(services, n)
-            u_wall, u_ttft, u_chars = ui_round(url, n)
-            result[f"c{n}"] = {
-                "engine_s": round(e_wall, 3),
-                "ui_s": round(u_wall, 3),
-                "ui_rate_over_engine": round(e_wall / u_wall, 3),
-                "engine_ttft_ms": round(e_ttft * 1000, 1),
-                "ui_ttft_ms": round(u_ttft * 1000, 1),
-                "same_output_length": e_chars == u_chars,
-            }
-        services.close()
-        demo.close()
+        services.engine.wait(timeout=600)
+        engine_start = time.perf_counter() - start
+        assert services.engine.status()[0] == "ready", services.engine.status()
+        app = {"url": f"http://127.0.0.1:{port}/", "services": services, "shots": shots}
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    ui_steps, ui_out = browser_journey(app, browser)
+                    stream = streaming(app, ui_out["page"])
+                finally:
+                    browser.close()
+            scratch = scratch_tokens(services, app["url"])
+        finally:
+            services.close()
+            demo.close()
+        # --- the CLI, after the app is gone (nothing else on the two cores)
+        cli_dir = tmp / "cli"
+        cli_dir.mkdir()
+        cli_settings = tiny_engine_settings(model, cli_dir, **OVERRIDES)
+        values = {
+            "model.base_model": str(model),
+            "model.dtype": "float32",
+            "engine.backend": "vllm",
+            "engine.cpu_kv_cache_gib": 1,
+            "paths.data_dir": str(cli_dir / "data"),
+            "paths.models_dir": str(cli_dir / "models"),
+            **OVERRIDES,
+        }
+        cli_steps, cli_out = cli_journey(cli_dir, values, cli_settings)
+        ui_same = _check_journey("browser", ui_out)
+        cli_same = _check_journey("cli", cli_out)
+        journey_ui = sum(v for k, v in ui_steps.items() if k != "open_page")
+        journey_cli = sum(cli_steps.values())
+        result["journey"] = {
+            "browser_s": round(journey_ui, 2),
+            "browser_with_page_load_s": round(journey_ui + ui_steps["open_page"], 2),
+            "cli_s": round(journey_cli, 2),
+            "browser_over_cli": round(journey_ui / journey_cli, 3),
+            "app_engine_start_s": round(engine_start, 1),
+            "note": "the CLI's outline_6, chapter_2_candidates and extract each include an engine start",
+            "same_outline": ui_same["outline"] == cli_same["outline"],
+            "same_candidates": ui_same["cands"] == cli_same["cands"],
+            "steps": {k: {"browser_s": ui_steps[k], "cli_s": cli_steps.get(k)} for k in ui_steps},
+        }
+        result["streaming"] = stream
+        result["scratch_tokens"] = scratch
+        if shots_to is not None:
+            shots_to.mkdir(parents=True, exist_ok=True)
+            sizes = {}
+            for png in sorted(shots.glob("webui-*.png")):
+                sizes[png.name] = _small_png(png)
+                shutil.copy(png, shots_to / png.name)
+            result["screenshots"] = sizes
     report("webui", result)
 
 
