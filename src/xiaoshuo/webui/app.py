@@ -39,7 +39,7 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
             with gr.Tab(t("tab_train", lang), id="train"):
                 build_train_tab(services, lang, create["adapter"])
             with gr.Tab(t("tab_settings", lang), id="settings"):
-                build_settings_tab(services, lang, create["adapter"])
+                settings_page = build_settings_tab(services, lang, create["adapter"])
 
         def status():
             state, message = services.engine.status()
@@ -57,6 +57,12 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
         timer.tick(status, outputs=status_outputs, api_visibility="private", show_progress="hidden")
         demo.load(status, outputs=status_outputs, api_visibility="private")
         demo.load(book["on_load"], book["load_inputs"], book["load_outputs"], api_visibility="private")
+        demo.load(
+            settings_page["on_load"],
+            settings_page["load_inputs"],
+            settings_page["load_outputs"],
+            api_visibility="private",
+        )
         # 随手写 and 记忆 follow the book's novel (a novel's slug is its memory key)
         book["novel"].change(
             lambda slug: slug or gr.skip(), book["novel"], create["novel"], api_visibility="private"

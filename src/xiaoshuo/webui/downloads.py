@@ -117,22 +117,29 @@ class ModelDownload:
         self.cancel()
 
 
-def progress_text(st: dict[str, Any]) -> str:
+def progress_text(st: dict[str, Any], lang: str = "zh") -> str:
     """One Markdown line for the panel."""
+    from xiaoshuo.webui.locale import t
+
     state = st.get("state", "idle")
     if state == "idle":
         return ""
     done, total = int(st.get("done") or 0), int(st.get("total") or 0)
     pct = f"{100 * done / total:.1f}%" if total else "…"
     size = f"{done / 1024**3:.2f} / {total / 1024**3:.2f} GiB" if total else ""
-    label = {
-        "starting": "正在连接下载源 connecting …",
-        "downloading": f"下载中 downloading {st.get('model')}: {pct} {size}",
-        "done": f"完成 done: {st.get('path', '')}",
-        "cancelled": f"已取消 cancelled（再次下载会断点续传 resumes）: {pct}",
-        "error": f"失败 failed: {st.get('message', '')}",
-    }.get(state, state)
-    why = f"\n\n来源 source: {st['why']}" if st.get("why") else ""
+    if state == "starting":
+        label = t("set_dl_starting", lang)
+    elif state == "downloading":
+        label = t("set_dl_downloading", lang, model=st.get("model"), pct=pct, size=size)
+    elif state == "done":
+        label = t("set_dl_done", lang, path=st.get("path", ""))
+    elif state == "cancelled":
+        label = t("set_dl_cancelled", lang, pct=pct)
+    elif state == "error":
+        label = t("set_dl_error", lang, message=st.get("message", ""))
+    else:
+        label = state
+    why = "\n\n" + t("set_dl_why", lang, why=st["why"]) if st.get("why") else ""
     return f"**{label}**{why}"
 
 
@@ -152,39 +159,40 @@ def download_panel(services: Any, lang: str) -> None:
     import gradio as gr
 
     from xiaoshuo.models import CATALOGUE, pull_command
+    from xiaoshuo.webui.errors import as_gradio_error
+    from xiaoshuo.webui.locale import t
 
     job: ModelDownload = services.downloads
     wanted = missing_model(services) or services.settings.model.base_model
-    size = f"（约 {CATALOGUE[wanted].size_gib:g} GB）" if wanted in CATALOGUE else ""
-    with gr.Accordion("下载模型 Download a model", open=missing_model(services) is not None):
+    size = t("set_dl_size", lang, gib=CATALOGUE[wanted].size_gib) if wanted in CATALOGUE else ""
+    with gr.Accordion(t("set_dl_title", lang), open=missing_model(services) is not None):
         gr.Markdown(
-            f"模型不在本地时在这里下载{size}；命令行同样可以：`{pull_command(wanted)}`。"
-            "国内网络选 modelscope（魔搭）或在配置里设置 `model.hf_endpoint` 镜像。",
+            t("set_dl_help", lang, size=size, command=pull_command(wanted)),
             elem_id="download-help",
         )
         with gr.Row():
-            model_id = gr.Textbox(wanted, label="model id", elem_id="download-model")
+            model_id = gr.Textbox(wanted, label=t("set_dl_model", lang), elem_id="download-model")
             source = gr.Dropdown(
                 ["auto", "hf", "modelscope"],
                 value=services.settings.model.source,
-                label="source",
+                label=t("set_dl_source", lang),
                 elem_id="download-source",
             )
-            start = gr.Button("下载 download", variant="primary", elem_id="download-start")
-            cancel = gr.Button("取消 cancel", elem_id="download-cancel")
-        progress = gr.Markdown(progress_text(job.status()), elem_id="download-progress")
+            start = gr.Button(t("set_dl_start", lang), variant="primary", elem_id="download-start")
+            cancel = gr.Button(t("set_dl_cancel", lang), elem_id="download-cancel")
+        progress = gr.Markdown(progress_text(job.status(), lang), elem_id="download-progress")
     timer = gr.Timer(1.0, active=job.running())
 
     def do_start(mid, src):
         try:
             job.start(mid, src)
         except XiaoshuoError as exc:
-            raise gr.Error(str(exc)) from None
-        return progress_text(job.status()), gr.Timer(active=True)
+            raise as_gradio_error(exc) from None
+        return progress_text(job.status(), lang), gr.Timer(active=True)
 
     def do_cancel():
         job.cancel()
-        return progress_text(job.status()), gr.Timer(active=False)
+        return progress_text(job.status(), lang), gr.Timer(active=False)
 
     def poll():
         path = job.take_finished()
@@ -192,7 +200,7 @@ def download_panel(services: Any, lang: str) -> None:
             engine = services.engine
             engine.restart(model=path, backend=engine.backend, lora=engine.lora)
         st = job.status()
-        return progress_text(st), gr.Timer(active=job.running() or st.get("state") == "starting")
+        return progress_text(st, lang), gr.Timer(active=job.running() or st.get("state") == "starting")
 
     start.click(do_start, [model_id, source], [progress, timer], api_visibility="private")
     cancel.click(do_cancel, None, [progress, timer], api_visibility="private")

