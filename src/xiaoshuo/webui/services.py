@@ -3,7 +3,8 @@ uploads and training jobs.  One ``Services`` object per app, passed explicitly �
 
 Training never runs in the UI process: ``TrainingJobs`` starts ``xiaoshuo train`` as a subprocess and
 tails its JSONL event log.  Stories are autosaved atomically per novel under ``data/stories/``.
-This module holds state and calls the Python API; the Gradio layout is in ``app.py``.
+This module holds state and calls the Python API; the Gradio layout is in the page modules.  Its
+user-visible strings are in the locale table (``svc_*`` keys, language ``webui.language``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,7 +28,7 @@ from typing import Any
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import atomic_write, atomic_write_json
-from xiaoshuo.webui.locale import STRINGS
+from xiaoshuo.webui.locale import STRINGS, t
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,14 @@ class EngineHolder:
         self._thread: threading.Thread | None = None
         self.start(model=model, backend=backend, lora=lora)
 
+    @property
+    def _lang(self) -> str:
+        return self.settings.webui.language
+
     def start(self, *, model: str | None, backend: str | None, lora: dict[str, str]) -> None:
         self.model, self.backend, self.lora = model or self.settings.model.base_model, backend, dict(lora)
         with self._lock:
-            self._state, self._message = "loading", f"正在加载 loading {self.model} …"
+            self._state, self._message = "loading", t("svc_loading", self._lang, model=self.model)
             self._failure = None
         self._thread = threading.Thread(target=self._load, name="xiaoshuo-engine-loader", daemon=True)
         self._thread.start()
@@ -71,7 +77,7 @@ class EngineHolder:
             return
         with self._lock:
             self._engine, self._state = engine, "ready"
-            self._message = f"就绪 ready: {engine.backend} · {self.model}" + (
+            self._message = t("svc_ready", self._lang, backend=engine.backend, model=self.model) + (
                 f" · LoRA: {', '.join(engine.adapters)}" if engine.adapters else ""
             )
 
@@ -86,10 +92,10 @@ class EngineHolder:
         if find_local(self.model, self.settings.paths.models_dir) or cached(self.model, "config.json"):
             return
         raise ModelError(
-            f"模型还没有下载 (the model is not on disk): {self.model}",
+            t("svc_not_downloaded", self._lang, model=self.model),
             expected=f"{self.model} under {self.settings.paths.models_dir} or in the Hugging Face cache",
             received="not found locally",
-            fix=f"在「设置」页「下载模型」一键下载，或运行 `{pull_command(self.model)}`",
+            fix=t("svc_not_downloaded_fix", self._lang, command=pull_command(self.model)),
         )
 
     def wait(self, timeout: float | None = None) -> None:
@@ -105,19 +111,18 @@ class EngineHolder:
             if self._engine is not None:
                 return self._engine
             state, message, failure = self._state, self._message, self._failure
+        lang = self._lang
         if state == "error" and failure is not None:  # the loader's own what/expected/received/fix
             raise XiaoshuoError(
-                f"模型加载失败 (the model failed to load): {failure.message}",
+                f"{t('svc_load_failed', lang)}: {failure.message}",
                 expected=failure.expected,
                 received=failure.received,
-                fix=failure.fix or "在「设置」页检查模型路径后重新加载",
+                fix=failure.fix or t("svc_reload_fix", lang),
             )
         raise XiaoshuoError(
-            "模型还不能用 (the model is not ready)"
-            if state == "loading"
-            else "模型加载失败 (the model failed to load)",
+            t("svc_not_ready", lang) if state == "loading" else t("svc_load_failed", lang),
             received=message,
-            fix="稍等片刻；或在「设置」页检查模型路径后重新加载",
+            fix=t("svc_wait_fix", lang),
         )
 
     def loading(self) -> bool:
@@ -146,7 +151,7 @@ def _download_hint(model: str, settings: Settings) -> str:
 
     if not is_hub_id(model) or find_local(model, settings.paths.models_dir) is not None:
         return ""
-    return f" → 在「设置」页「下载模型」一键下载，或运行 `{pull_command(model)}`"
+    return t("svc_download_hint", settings.webui.language, command=pull_command(model))
 
 
 class Stories:
@@ -161,8 +166,9 @@ class Stories:
 
     KEEP_VERSIONS = 20
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, lang: str = "zh") -> None:
         self.root = root
+        self.lang = lang
         self._lock = threading.RLock()
 
     def path(self, novel: str) -> Path:
@@ -212,18 +218,17 @@ class Stories:
         folder = self.versions_dir(novel)
         return sorted(folder.glob("*.txt")) if folder.is_dir() else []
 
-    @staticmethod
-    def _read_json(path: Path) -> dict[str, Any]:
+    def _read_json(self, path: Path) -> dict[str, Any]:
         try:
             data = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
             return {}
         except ValueError as exc:
             raise XiaoshuoError(
-                f"故事索引文件损坏 (corrupt story index): {path.name}",
+                t("svc_story_index_corrupt", self.lang, name=path.name),
                 expected="a JSON object",
                 received=str(exc),
-                fix=f"修复或删除 {path}（正文文件不受影响）",
+                fix=t("svc_story_index_fix", self.lang, path=path),
             ) from None
         return data if isinstance(data, dict) else {}
 
@@ -252,7 +257,7 @@ def safe_upload_name(name: str) -> str:
     return base or "upload.txt"
 
 
-def save_uploads(paths: list[str], raw_dir: Path) -> list[str]:
+def save_uploads(paths: list[str], raw_dir: Path, *, lang: str = "zh") -> list[str]:
     """Copy uploaded files into ``raw_dir``: extension and size checked, names sanitised."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     messages = []
@@ -262,19 +267,19 @@ def save_uploads(paths: list[str], raw_dir: Path) -> list[str]:
         ext = Path(name).suffix.lower()
         size = os.path.getsize(src)
         if ext not in UPLOAD_EXTENSIONS:
-            messages.append(
-                f"✗ {original}: 不支持的格式 {ext or '(无扩展名)'}（支持 .txt .json .jsonl .epub）"
-            )
+            shown = ext or t("svc_upload_no_ext", lang)
+            messages.append(t("svc_upload_bad_ext", lang, name=original, ext=shown))
             continue
         if size > MAX_UPLOAD_BYTES:
-            messages.append(f"✗ {original}: 文件太大 ({size / 1e6:.0f} MB > {MAX_UPLOAD_BYTES / 1e6:.0f} MB)")
+            mb, limit = f"{size / 1e6:.0f}", f"{MAX_UPLOAD_BYTES / 1e6:.0f}"
+            messages.append(t("svc_upload_too_big", lang, name=original, size=mb, limit=limit))
             continue
         target = (raw_dir / name).resolve()
         if raw_dir.resolve() not in target.parents:
-            messages.append(f"✗ {original}: 非法文件名")
+            messages.append(t("svc_upload_bad_name", lang, name=original))
             continue
         shutil.copyfile(src, target)
-        messages.append(f"✓ {original} → {target.name} ({size / 1e3:.1f} kB)")
+        messages.append(t("svc_upload_ok", lang, name=original, target=target.name, size=f"{size / 1e3:.1f}"))
     return messages
 
 
@@ -286,6 +291,7 @@ class TrainingJobs:
         self.config_file = config_file
         self.proc: subprocess.Popen | None = None
         self.run: str | None = None
+        self._log_offset = 0  # where this job's lines start in its (appended-to) event log
 
     def command(self, form: dict[str, Any], *, resume: str | None = None) -> list[str]:
         p = self.settings.paths
@@ -337,14 +343,22 @@ class TrainingJobs:
 
     def start(self, form: dict[str, Any], *, resume: str | None = None) -> str:
         if self.running():
-            raise XiaoshuoError("已有训练在进行 (a training run is already running)", fix="先停止当前训练")
+            lang = self.settings.webui.language
+            raise XiaoshuoError(t("svc_train_running", lang), fix=t("svc_train_running_fix", lang))
         cmd = self.command(form, resume=resume)
         self.run = Path(resume).name if resume else form["run"]
         log_dir = self.settings.paths.logs_dir
         log_dir.mkdir(parents=True, exist_ok=True)
+        try:  # a resumed run (or a reused name) appends: show only this job's events
+            self._log_offset = self._log_path().stat().st_size
+        except FileNotFoundError:
+            self._log_offset = 0
         out = (log_dir / f"train-{self.run}.stderr.log").open("ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        return " ".join(cmd)
+        return shlex.join(cmd)
+
+    def _log_path(self) -> Path:
+        return self.settings.paths.logs_dir / f"train-{self.run}.jsonl"
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -356,9 +370,10 @@ class TrainingJobs:
     def events(self) -> list[dict[str, Any]]:
         if not self.run:
             return []
-        path = self.settings.paths.logs_dir / f"train-{self.run}.jsonl"
         try:
-            lines = path.read_text("utf-8").splitlines()
+            with self._log_path().open("rb") as fh:
+                fh.seek(self._log_offset)
+                lines = fh.read().decode("utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             return []
         events = []
@@ -398,7 +413,7 @@ class Services:
         self.demo = demo  # `xiaoshuo webui --demo`: a random tiny model, a banner says so
         # ``engine``: share an already loading/loaded holder (tests, several apps over one engine)
         self.engine = engine or EngineHolder(settings, model=model, backend=backend, lora=lora or {})
-        self.stories = Stories(settings.paths.data_dir / "stories")
+        self.stories = Stories(settings.paths.data_dir / "stories", lang=settings.webui.language)
         self.jobs = TrainingJobs(settings, config_file)
         self.downloads = ModelDownload(settings, config_file)
         self._store = None

@@ -1,0 +1,231 @@
+"""The 训练 page's handlers without a browser: ``webui.train_tab`` over ``Services``.
+
+The engine "runs" the tiny model (a holder that reports it, as ``EngineHolder`` does while loading)
+while the config still names a 7B hub id: the form must follow the engine.  ``prepare`` is the real
+pipeline with the tiny model's real tokenizer, offline, with every outside connection refused.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from xiaoshuo.config import load
+from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.testing import TINY_CORPUS
+from xiaoshuo.webui import train_tab as h
+from xiaoshuo.webui.services import Services, save_uploads
+
+CONFIG_MODEL = "Qwen/Qwen2.5-7B-Instruct"
+
+
+class Holder:
+    """An ``EngineHolder`` that has started loading ``model`` (what the page can know on open)."""
+
+    backend, lora = "vllm", {}
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def get(self):
+        raise XiaoshuoError("模型还不能用 (the model is not ready)")
+
+    def status(self):
+        return "loading", f"loading {self.model}"
+
+    def loading(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def services(tmp_path: Path, tiny_model: Path):
+    settings = load(
+        None,
+        overrides={
+            "model.base_model": CONFIG_MODEL,
+            "model.load_in_4bit": True,
+            "paths.data_dir": str(tmp_path / "data"),
+            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
+            "paths.logs_dir": str(tmp_path / "logs"),
+            "paths.models_dir": str(tmp_path / "models"),
+            "memory.embedding_model": "none",
+            "data.chunk_size": 128,
+        },
+        env={},
+    )
+    s = Services(settings, engine=Holder(str(tiny_model)))
+    yield s
+    s.close()
+
+
+def _args(values: dict) -> list:
+    return [values[k] for k in h.FIELDS]
+
+
+# ----------------------------------------------------------------------------- the form
+def test_form_is_prefilled_from_the_loaded_model_with_the_command(services, tiny_model: Path) -> None:
+    page = h.on_load(services, "zh", cuda=False)
+    values = page["values"]
+    assert values["base_model"] == str(tiny_model) != CONFIG_MODEL
+    assert values["tokenizer"] == str(tiny_model)  # a folder: no hub involved
+    tr = services.settings.training
+    assert (values["epochs"], values["lr"]) == (tr.num_train_epochs, tr.learning_rate)
+    command = page["command"]  # filled on open, not only after a field changes
+    assert f"model.base_model={tiny_model}" in command and CONFIG_MODEL not in command
+    assert f"--run {values['run']}" in command and "--no-qlora" in command
+    assert command == h.command_preview(services, "zh", *_args(values))
+
+
+def test_remote_engine_falls_back_to_the_config(services) -> None:
+    services.engine.backend = "openai"  # a served name is not a model training can load
+    assert h.loaded_model(services) == CONFIG_MODEL
+    assert h.tokenizer_for(services, CONFIG_MODEL) == CONFIG_MODEL
+    pulled = services.settings.paths.models_dir / CONFIG_MODEL  # `xiaoshuo model pull` puts it here
+    pulled.mkdir(parents=True)
+    (pulled / "config.json").write_text("{}", "utf-8")
+    assert h.tokenizer_for(services, CONFIG_MODEL) == str(pulled)
+
+
+def test_qlora_is_off_without_cuda_and_says_why(services, monkeypatch) -> None:
+    assert services.settings.model.load_in_4bit  # the config asks for it …
+    checked, why = h.qlora_default(services, "zh", cuda=False)
+    assert checked is False and "CUDA" in why and "默认关闭" in why  # … but there is no GPU
+    assert h.on_load(services, "zh", cuda=False)["values"]["qlora"] is False
+    assert h.qlora_default(services, "zh", cuda=True)[0] is True
+    assert "CUDA" in h.qlora_default(services, "en", cuda=False)[1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert h.cuda_visible() is False  # hidden GPUs count as none
+
+
+def test_incomplete_form_is_refused_in_words(services) -> None:
+    values = h.form_defaults(services, "zh", cuda=False)
+    values["lr"] = 0
+    with pytest.raises(XiaoshuoError, match="训练参数不完整") as info:
+        h.form_values("zh", *_args(values))
+    assert "lr=0" in (info.value.received or "")
+    values["lr"], values["run"] = 1e-4, "  "
+    preview = h.command_preview(services, "zh", *_args(values))
+    assert preview.startswith("（参数不完整") and "run" in preview
+    with pytest.raises(XiaoshuoError, match="选择要继续"):
+        h.start_training(services, "zh", *_args(h.form_defaults(services, cuda=False)), resume="")
+
+
+def test_the_page_builds_and_its_load_fills_every_output(services, tiny_model: Path) -> None:
+    with gr.Blocks():
+        page = h.build_train_tab(services, "zh", gr.Dropdown())
+    values = page["on_load"]()
+    assert len(values) == len(page["load_outputs"])
+    assert values[0] == str(tiny_model) and values[1] == str(tiny_model)
+    command = values[len(h.FIELDS)]
+    assert isinstance(command, str) and "train" in command and str(tiny_model) in command
+    qlora = values[len(h.FIELDS) - 1]
+    assert qlora["value"] is (h.cuda_visible() and services.settings.model.load_in_4bit)
+
+
+# ----------------------------------------------------------------------------- prepare
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every outside connection fails at once (and is counted): offline must not mean waiting."""
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1"):
+            attempts.append(address)
+            raise OSError(f"network disabled in this test: {address}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return attempts
+
+
+def test_prepare_uses_the_loaded_models_tokenizer_offline(services, tiny_model: Path, no_network) -> None:
+    raw = services.settings.paths.raw_dir
+    raw.mkdir(parents=True)
+    (raw / "novel.txt").write_text(TINY_CORPUS * 3, "utf-8")
+    (raw / "picture.txt").write_bytes(bytes(range(256)) * 50)
+    assert services.settings.data.tokenizer in ("", None)  # the config alone would mean the 7B hub id
+    tokenizer = h.on_load(services, "zh", cuda=False)["values"]["tokenizer"]
+    seen = []
+    started = time.perf_counter()
+    summary, table = h.prepare_data(services, "zh", tokenizer, progress=lambda f, d: seen.append((f, d)))
+    seconds = time.perf_counter() - started
+    assert seconds < 30, f"prepare took {seconds:.1f} s"
+    assert no_network == []
+    manifest = json.loads((services.settings.paths.data_dir / "prepared" / "manifest.json").read_text())
+    assert manifest["tokenizer"] == str(tiny_model)
+    assert summary.startswith("**数据已准备好**") and "1/2 个文件可用" in summary and "{" not in summary
+    assert list(table.columns) == ["文件", "状态", "编码", "章节", "样本", "错误"]
+    rows = {row["文件"]: row for row in table.to_dict("records")}
+    assert rows["novel.txt"]["状态"] == "✓ 可用" and rows["novel.txt"]["章节"] == 9
+    assert rows["novel.txt"]["样本"] == manifest["totals"]["samples"] > 0
+    assert rows["picture.txt"]["状态"] == "✗ 失败" and "二进制" in rows["picture.txt"]["错误"]
+    assert seen and seen[-1][0] == 1.0
+    # what the trainer checks before it starts: the data's tokenizer is the base model's
+    from xiaoshuo.training.data import check_tokenizer_matches, find_data
+
+    check_tokenizer_matches(find_data(services.settings.paths.data_dir), str(tiny_model))
+
+
+def test_prepare_with_no_usable_file_shows_each_error(services, tiny_model: Path, no_network) -> None:
+    raw = services.settings.paths.raw_dir
+    raw.mkdir(parents=True)
+    (raw / "picture.txt").write_bytes(bytes(range(256)) * 50)
+    summary, table = h.prepare_data(services, "zh", str(tiny_model))
+    assert summary.startswith("**没有准备出数据**") and "怎么办" in summary
+    assert table.to_dict("records")[0]["状态"] == "✗ 失败"
+    assert not (services.settings.paths.data_dir / "prepared" / "manifest.json").exists()
+
+
+# ----------------------------------------------------------------------------- progress, runs, adapters
+def test_progress_reads_in_chinese(services) -> None:
+    log = {"event": "log", "step": 3, "max_steps": 12, "loss": 2.5, "tokens_per_s": 812.4, "eta_s": 65.2}
+    assert (
+        h.progress_text([log], "zh")
+        == "训练中：第 3/12 步 · 损失 2.5000 · 每秒 812 token · 剩余时间 1 分 05 秒"
+    )
+    assert "ETA 1 min 05 s" in h.progress_text([log], "en")
+    assert "估算中" in h.progress_text([{**log, "eta_s": None}], "zh")
+    end = {"event": "end", "global_step": 12, "train_loss": 1.25, "eval_loss": None, "seconds": 3725}
+    text = h.progress_text([log, end], "zh", run="ui-run")
+    assert text.startswith("训练完成：共 12 步") and "训练损失 1.2500" in text and "1 小时 2 分" in text
+    assert "「ui-run」" in text
+    assert h.progress_text([], "zh", running=True).startswith("训练进程已启动")
+    assert h.progress_text([], "zh") == ""
+    stopped = h.progress_text([{"event": "stopped", "step": 4, "checkpoint": "/x/checkpoint-4"}], "zh")
+    assert "第 4 步" in stopped and "继续训练" in stopped
+    assert list(h.loss_frame([log, end]).itertuples(index=False)) == [(3, 2.5)]
+
+
+def test_resume_choices_and_adapters_have_readable_labels(services, tiny_model: Path) -> None:
+    ckpts = services.settings.paths.checkpoints_dir
+    run = ckpts / "wuxia"
+    for step in (4, 12):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"run": "wuxia", "created": "2026-11-29T14:03:11+0000"}))
+    assert h.resume_choices(services, "zh") == [("wuxia · 第 12 步 · 2026-11-29 14:03", str(run))]
+    final = ckpts / "style" / "final_model"
+    final.mkdir(parents=True)
+    manifest = {"base_model": str(tiny_model), "created": "2026-11-30T09:15:00+0000", "global_step": 60}
+    (final / "xiaoshuo_manifest.json").write_text(json.dumps({**manifest, "eval_loss": 0.51234}))
+    table = h.adapter_table(services, "zh")
+    assert list(table.columns) == ["名称", "基础模型", "训练时间", "步数", "验证损失"]
+    assert table.values.tolist() == [["style", tiny_model.name, "2026-11-30 09:15", 60, "0.5123"]]
+
+
+def test_upload_messages_follow_the_language(tmp_path: Path) -> None:
+    bad = tmp_path / "evil.exe"
+    bad.write_bytes(b"MZ")
+    assert save_uploads([str(bad)], tmp_path / "raw", lang="en")[0] == (
+        "✗ evil.exe: unsupported format .exe (use .txt .json .jsonl .epub)"
+    )
+    assert "不支持的格式" in save_uploads([str(bad)], tmp_path / "raw")[0]
