@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.locale import t
 
 MAX_CANDIDATES = 3
 STREAM_INTERVAL = 0.05  # seconds between page updates while streaming (not one re-render per token)
-LOADING_TEXT = "模型加载中… (loading the model)"
+LOADING_TEXT = t("scratch_loading")  # the Chinese page's text (tests compare with it)
 LOAD_TIMEOUT_S = 1800.0
 DENSE_TIMEOUT_S = 3.0  # wait this long for an embedding model still loading, then go on without it
 
@@ -51,21 +52,25 @@ async def generate_stream(
     *,
     interval: float = STREAM_INTERVAL,
     load_timeout: float = LOAD_TIMEOUT_S,
+    lang: str = "zh",
 ) -> AsyncIterator[Update]:
-    """Stream one generation for the page; raises :class:`XiaoshuoError` for anything user-fixable."""
+    """Stream one generation for the page; raises :class:`XiaoshuoError` for anything user-fixable.
+
+    ``lang``: the page's language, for this function's own messages (the library's errors and
+    warnings pass through as they are)."""
     if not (request or "").strip():
-        raise XiaoshuoError("请先填写写作要求 (empty writing request)", fix="在「写作要求」里写下要写什么")
+        raise XiaoshuoError(t("scratch_err_empty_request", lang), fix=t("scratch_fix_empty_request", lang))
     n = min(sampling.n, MAX_CANDIDATES)
     deadline = time.monotonic() + load_timeout
     while services.engine.loading():  # wait for the engine instead of failing the click
         if time.monotonic() > deadline:
             raise XiaoshuoError(
-                "模型加载超时 (the model is still loading)",
+                t("scratch_err_load_timeout", lang),
                 expected=f"the model loaded within {load_timeout:.0f} s",
                 received=services.engine.status()[1],
-                fix="查看页面顶部的模型状态；大模型首次加载可能很慢，稍后再试",
+                fix=t("scratch_fix_load_timeout", lang),
             )
-        yield Update([LOADING_TEXT] * n + [""] * (MAX_CANDIDATES - n), loading=True)
+        yield Update([t("scratch_loading", lang)] * n + [""] * (MAX_CANDIDATES - n), loading=True)
         await asyncio.sleep(0.5)
     engine = services.engine.get()  # a failed load raises its clear error here
     req, report = await asyncio.to_thread(
@@ -129,7 +134,8 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
     lora = services.lora_for(engine, adapter)
     req = GenerationRequest(messages=comp.messages, sampling=sampling, lora=lora)
     prompt = engine.render(req) or "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in req.messages)
-    memory_rows = [r for r in comp.account if r["section"] == "相关记忆"]
+    memory_rows = [r for r in comp.account if str(r["source"]).startswith("memory:")]
+    story_section = next((r["section"] for r in comp.account if r["source"] == "text"), None)
     report = {
         "prompt": prompt,
         "prompt_tokens": comp.tokens,
@@ -141,7 +147,7 @@ def _compose(services, engine, novel, request, story, sampling, memory_on, adapt
         "memory_dropped": [r for r in memory_rows if not r["included"]],
         "memory_warnings": comp.warnings,
         "memory_dense_used": comp.dense_used,
-        "story_chars_sent": len(comp.section("前文")),
+        "story_chars_sent": len(comp.section(story_section)) if story_section else 0,
         "adapter": adapter,
         "lora_sent": lora,
     }

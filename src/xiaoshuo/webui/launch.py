@@ -14,6 +14,7 @@ from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.locale import t
 
 
 def _loopback(host: str) -> bool:
@@ -25,33 +26,39 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def read_auth(auth: str | None, auth_file: str | os.PathLike[str] | None) -> list[tuple[str, str]]:
+def read_auth(
+    auth: str | None, auth_file: str | os.PathLike[str] | None, lang: str = "zh"
+) -> list[tuple[str, str]]:
     pairs = []
     lines = [auth] if auth else []
     if auth_file:
         try:
             lines += [x.strip() for x in Path(auth_file).read_text("utf-8").splitlines() if x.strip()]
         except OSError as exc:
-            raise XiaoshuoError("无法读取认证文件 (cannot read --auth-file)", received=str(exc)) from None
+            raise XiaoshuoError(t("launch_err_auth_file", lang), received=str(exc)) from None
     for line in lines:
         user, sep, password = line.partition(":")
         if not sep or not user or not password:
             raise XiaoshuoError(
-                "认证格式不对 (bad auth)", expected="USER:PASS", received=line, fix="写成 用户名:密码"
+                t("launch_err_bad_auth", lang),
+                expected="USER:PASS",
+                received=line,
+                fix=t("launch_fix_bad_auth", lang),
             )
         pairs.append((user, password))
     return pairs
 
 
-def check_exposure(host: str, share: bool, auth: list[tuple[str, str]], insecure_no_auth: bool) -> None:
+def check_exposure(
+    host: str, share: bool, auth: list[tuple[str, str]], insecure_no_auth: bool, lang: str = "zh"
+) -> None:
     if (share or not _loopback(host)) and not auth and not insecure_no_auth:
         where = "a public share link" if share else f"host {host} (reachable from other machines)"
         raise XiaoshuoError(
-            "拒绝在没有认证的情况下对外开放 WebUI (refusing to expose the WebUI without authentication)",
+            t("launch_err_exposed", lang),
             expected="--auth USER:PASS or --auth-file FILE when using --share or a non-loopback --host",
             received=where,
-            fix="加 --auth 用户名:密码；若确实要无认证开放（任何能访问的人都能读写你的小说和记忆），"
-            "加 --insecure-no-auth",
+            fix=t("launch_fix_exposed", lang),
         )
 
 

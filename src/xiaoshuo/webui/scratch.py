@@ -3,10 +3,16 @@
 The story is autosaved per novel by ``Services.stories``; the prompt is built by
 ``xiaoshuo.writing.compose`` (through ``webui.generation``).  Not responsible for chapters or outlines
 (that is the book page, ``book.py``).
+
+The handlers are plain module-level functions over ``Services`` (and the page's ``lang``);
+``build_scratch_tab`` only lays the page out and wires them (``functools.partial``).  The page keeps
+no state between events: the story is the novel's file on disk (shared by every page on that novel, by
+design), everything else is the components' own values.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -17,7 +23,101 @@ from xiaoshuo.webui.generation import MAX_CANDIDATES, generate_stream
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
+DEFAULT_NOVEL = "default"  # the story file of a page with no novel chosen
 
+
+# ----------------------------------------------------------------------------- handlers
+def sampling(temperature, top_p, top_k, max_tokens, rep, seed, n):
+    """The form's numbers as ``SamplingSettings`` (a bad value is a visible ``gr.Error``)."""
+    from xiaoshuo.engine import SamplingSettings
+
+    try:
+        return SamplingSettings(
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=int(top_k),
+            max_tokens=int(max_tokens),
+            repetition_penalty=float(rep),
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            n=int(n),
+        )
+    except (XiaoshuoError, TypeError, ValueError) as exc:
+        raise _error(exc) from None
+
+
+async def generate(
+    services: Services,
+    lang: str,
+    novel,
+    request,
+    story,
+    temperature,
+    top_p,
+    top_k,
+    max_tokens,
+    rep,
+    seed,
+    n,
+    memory_on,
+    adapter,
+):
+    """生成: stream the candidates; yields ``[*texts, inspector report, notice]``."""
+    if not (request or "").strip():
+        raise gr.Error(t("err_empty_request", lang))
+    settings = sampling(temperature, top_p, top_k, max_tokens, rep, seed, n)
+    warned = False
+    try:
+        async for update in generate_stream(
+            services, novel, request, story or "", settings, memory_on, adapter, lang=lang
+        ):
+            if update.warnings and not warned:
+                warned = True
+                for warning in update.warnings:
+                    gr.Warning(warning)
+            notice = "\n\n".join(f"⚠ {w}" for w in update.warnings)
+            # (gr.skip() for an unchanged inspector stalls the browser: Gradio 6.31)
+            yield [*update.texts, update.report, notice]
+    except (XiaoshuoError, OSError) as exc:
+        raise _error(exc) from None
+
+
+def use_candidate(services: Services, novel, story, chosen) -> str:
+    """采用候选: append the candidate to the story and save it; returns the new story."""
+    text = (story or "") + (chosen or "")
+    autosave(services, novel, text)
+    return text
+
+
+def autosave(services: Services, novel, text) -> None:
+    try:
+        services.stories.save(novel or DEFAULT_NOVEL, text or "")
+    except (XiaoshuoError, OSError) as exc:
+        raise _error(exc) from None
+
+
+def switch_novel(services: Services, novel):
+    """Another novel picked: its story, and its adapter when it has one."""
+    default = services.stories.adapter(novel or DEFAULT_NOVEL)
+    return services.stories.load(novel or DEFAULT_NOVEL), default if default else gr.skip()
+
+
+def set_adapter(services: Services, novel, adapter) -> None:
+    services.stories.set_adapter(novel or DEFAULT_NOVEL, adapter)
+
+
+def on_load(services: Services, lang: str, novel):
+    """Every page load reads the story from disk (never the value the server started with)."""
+    novel = novel or DEFAULT_NOVEL
+    default = services.stories.adapter(novel)
+    choices = [t("none", lang), *services.adapters()]
+    return (
+        gr.update(choices=services.novels()),
+        services.stories.load(novel),
+        gr.update(choices=choices, value=default) if default else gr.update(choices=choices),
+    )
+
+
+# ----------------------------------------------------------------------------- layout and wiring
 def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -> dict[str, Any]:
     novels = services.novels()
     with gr.Row():
@@ -55,7 +155,7 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
             seed = gr.Number(-1, label=t("seed", lang), precision=0, elem_id="seed")
             n = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label=t("n", lang), elem_id="n")
     with gr.Row():
-        generate = gr.Button(t("generate", lang), variant="primary", elem_id="generate")
+        generate_btn = gr.Button(t("generate", lang), variant="primary", elem_id="generate")
         stop = gr.Button(t("stop", lang), variant="stop", elem_id="stop")
     outputs, uses = [], []
     with gr.Row():
@@ -75,45 +175,8 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
     with gr.Accordion(t("inspector", lang), open=False, elem_id="inspector-acc"):
         inspector = gr.JSON(elem_id="context-inspector")
 
-    def sampling(temperature, top_p, top_k, max_tokens, rep, seed, n):
-        from xiaoshuo.engine import SamplingSettings
-
-        try:
-            return SamplingSettings(
-                temperature=float(temperature),
-                top_p=float(top_p),
-                top_k=int(top_k),
-                max_tokens=int(max_tokens),
-                repetition_penalty=float(rep),
-                seed=None if seed is None or int(seed) < 0 else int(seed),
-                n=int(n),
-            )
-        except (XiaoshuoError, TypeError, ValueError) as exc:
-            raise _error(exc) from None
-
-    async def run(
-        novel, request, story, temperature, top_p, top_k, max_tokens, rep, seed, n, memory_on, adapter
-    ):
-        if not (request or "").strip():
-            raise gr.Error(t("err_empty_request", lang))
-        settings = sampling(temperature, top_p, top_k, max_tokens, rep, seed, n)
-        warned = False
-        try:
-            async for update in generate_stream(
-                services, novel, request, story or "", settings, memory_on, adapter
-            ):
-                if update.warnings and not warned:
-                    warned = True
-                    for warning in update.warnings:
-                        gr.Warning(warning)
-                notice = "\n\n".join(f"⚠ {w}" for w in update.warnings)
-                # (gr.skip() for an unchanged inspector stalls the browser: Gradio 6.31)
-                yield [*update.texts, update.report, notice]
-        except (XiaoshuoError, OSError) as exc:
-            raise _error(exc) from None
-
-    gen_event = generate.click(
-        run,
+    gen_event = generate_btn.click(
+        partial(generate, services, lang),
         [novel, request, story, temperature, top_p, top_k, max_tokens, rep, seed, n, memory_on, adapter],
         [*outputs, inspector, notice],
         api_name="generate",
@@ -121,48 +184,19 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
         concurrency_id="generate",
     )
     stop.click(None, cancels=[gen_event], api_visibility="private")
-
     for i, use in enumerate(uses):
-
-        def append(novel, story, chosen):
-            text = (story or "") + (chosen or "")
-            try:
-                services.stories.save(novel or "default", text)
-            except (XiaoshuoError, OSError) as exc:
-                raise _error(exc) from None
-            return text
-
-        use.click(append, [novel, story, outputs[i]], story, api_visibility="private")
-
-    def autosave(nv, text):
-        try:
-            services.stories.save(nv or "default", text or "")
-        except (XiaoshuoError, OSError) as exc:
-            raise _error(exc) from None
-
-    story.change(autosave, [novel, story], None, api_visibility="private", show_progress="hidden")
-
-    def switch_novel(nv):
-        default = services.stories.adapter(nv or "default")
-        return services.stories.load(nv or "default"), default if default else gr.skip()
-
-    def on_load(nv):
-        """Every page load reads the story from disk (never the value the server started with)."""
-        nv = nv or "default"
-        default = services.stories.adapter(nv)
-        choices = [t("none", lang), *services.adapters()]
-        return (
-            gr.update(choices=services.novels()),
-            services.stories.load(nv),
-            gr.update(choices=choices, value=default) if default else gr.update(choices=choices),
+        use.click(
+            partial(use_candidate, services), [novel, story, outputs[i]], story, api_visibility="private"
         )
-
-    novel.change(switch_novel, novel, [story, adapter], api_visibility="private")
+    story.change(
+        partial(autosave, services), [novel, story], None, api_visibility="private", show_progress="hidden"
+    )
+    novel.change(partial(switch_novel, services), novel, [story, adapter], api_visibility="private")
     adapter.change(
-        lambda nv, a: services.stories.set_adapter(nv or "default", a),
+        partial(set_adapter, services),
         [novel, adapter],
         None,
         api_visibility="private",
         show_progress="hidden",
     )
-    return {"novel": novel, "adapter": adapter, "story": story, "on_load": on_load}
+    return {"novel": novel, "adapter": adapter, "story": story, "on_load": partial(on_load, services, lang)}

@@ -1,5 +1,44 @@
-"""Strings of the 随手写 page (free request → story): key → {"zh": …, "en": …}."""
+"""Strings of the 随手写 page (free request → story) and of ``webui/launch.py``: key → {"zh": …, "en": …}.
+
+The Chinese texts of errors keep their English gist in brackets (as the library's errors do).  The
+page's labels shared with other pages (写作要求, 候选, 生成 …) are in ``common.py``.
+"""
 
 from __future__ import annotations
 
-STRINGS: dict[str, dict[str, str]] = {}
+STRINGS: dict[str, dict[str, str]] = {
+    "scratch_loading": {"zh": "模型加载中… (loading the model)", "en": "Loading the model…"},
+    "scratch_err_empty_request": {
+        "zh": "请先填写写作要求 (empty writing request)",
+        "en": "The writing request is empty",
+    },
+    "scratch_fix_empty_request": {
+        "zh": "在「写作要求」里写下要写什么",
+        "en": "Write what to write under Writing request",
+    },
+    "scratch_err_load_timeout": {
+        "zh": "模型加载超时 (the model is still loading)",
+        "en": "The model is still loading (timed out waiting)",
+    },
+    "scratch_fix_load_timeout": {
+        "zh": "查看页面顶部的模型状态；大模型首次加载可能很慢，稍后再试",
+        "en": "See the model status at the top of the page; a large model can load slowly the first time",
+    },
+    # ---- webui/launch.py (shown in the terminal, before any page exists)
+    "launch_err_auth_file": {
+        "zh": "无法读取认证文件 (cannot read --auth-file)",
+        "en": "Cannot read --auth-file",
+    },
+    "launch_err_bad_auth": {"zh": "认证格式不对 (bad auth)", "en": "Bad --auth value"},
+    "launch_fix_bad_auth": {"zh": "写成 用户名:密码", "en": "Write it as USER:PASS"},
+    "launch_err_exposed": {
+        "zh": "拒绝在没有认证的情况下对外开放 WebUI (refusing to expose the WebUI without authentication)",
+        "en": "Refusing to expose the WebUI without authentication",
+    },
+    "launch_fix_exposed": {
+        "zh": "加 --auth 用户名:密码；若确实要无认证开放（任何能访问的人都能读写你的小说和记忆），"
+        "加 --insecure-no-auth",
+        "en": "Add --auth USER:PASS; to open it without authentication anyway (anyone who can reach it can "
+        "read and write your novels and memory), add --insecure-no-auth",
+    },
+}
