@@ -297,6 +297,18 @@ def test_bad_input_gives_visible_messages(browser, app) -> None:
 def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     page = _page(browser, app)
     page.get_by_role("tab", name="训练").click()
+    # on open: the form follows the loaded model, labels are Chinese with the config key, the command is
+    # already there, QLoRA is off on this CPU-only machine
+    model = str(app["services"].engine.model)
+    page.wait_for_function(
+        "document.querySelector('#train-command textarea').value.includes('train')", timeout=30_000
+    )
+    assert page.locator("#train-base-model textarea, #train-base-model input").first.input_value() == model
+    assert page.locator("#train-tokenizer textarea, #train-tokenizer input").first.input_value() == model
+    command = page.locator("#train-command textarea").input_value()
+    assert f"model.base_model={model}" in command and "--no-qlora" in command
+    assert not page.locator("#train-qlora input").is_checked()
+    assert "学习率 (training.learning_rate)" in page.inner_text("#train-lr")
     novel = app["work"] / "upload-novel.txt"
     novel.write_text(TINY_CORPUS * 3, "utf-8")
     binary = app["work"] / "picture.txt"
@@ -307,20 +319,30 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     )
     page.click("#train-prepare")
     page.wait_for_function(
-        "document.querySelector('#train-prepare-summary').innerText.includes('binary')", timeout=60_000
+        "document.querySelector('#train-prepare-table').innerText.includes('二进制')", timeout=60_000
     )
+    summary = page.inner_text("#train-prepare-summary")
+    assert "数据已准备好" in summary and "{" not in summary  # words, not JSON
+    assert "upload-novel.txt" in page.inner_text("#train-prepare-table")
     _fill(page, "train-max-steps", "12")
     _fill(page, "train-batch", "1")
     _fill(page, "train-accum", "1")
     _fill(page, "train-lr", "0.005")
     _fill(page, "train-lora-r", "8")
     _fill(page, "train-run", "ui-run")
+    page.wait_for_function(
+        "document.querySelector('#train-command textarea').value.includes('--run ui-run')", timeout=20_000
+    )
     page.click("#train-start")
     page.wait_for_function(
-        "document.querySelector('#train-progress').innerText.startsWith('end')", timeout=240_000
+        "document.querySelector('#train-progress').innerText.startsWith('训练完成')", timeout=240_000
     )
     events = app["services"].jobs.events()
     assert any(e["event"] == "log" for e in events) and events[-1]["event"] == "end"
+    assert "共 12 步" in page.inner_text("#train-progress")
+    page.wait_for_function(
+        "document.querySelector('#train-adapters').innerText.includes('ui-run')", timeout=20_000
+    )
     _shot(page, "train")
     page.get_by_role("tab", name="随手写").click()
     page.locator("#adapter input").click()
