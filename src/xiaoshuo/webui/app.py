@@ -37,7 +37,7 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
             with gr.Tab(t("tab_memory", lang), id="memory") as memory_tab:
                 build_memory_tab(services, lang, create["novel"], memory_tab)
             with gr.Tab(t("tab_train", lang), id="train"):
-                build_train_tab(services, lang, create["adapter"])
+                train = build_train_tab(services, lang, create["adapter"])
             with gr.Tab(t("tab_settings", lang), id="settings"):
                 settings_page = build_settings_tab(services, lang, create["adapter"])
 
@@ -57,6 +57,8 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
         timer.tick(status, outputs=status_outputs, api_visibility="private", show_progress="hidden")
         demo.load(status, outputs=status_outputs, api_visibility="private")
         demo.load(book["on_load"], book["load_inputs"], book["load_outputs"], api_visibility="private")
+        # the 训练 form follows the model loaded now (设置 may have switched it since the app was built)
+        demo.load(train["on_load"], train["load_inputs"], train["load_outputs"], api_visibility="private")
         demo.load(
             settings_page["on_load"],
             settings_page["load_inputs"],
