@@ -8,9 +8,9 @@
     each step is timed from its first action to the page showing its result.  The CLI side is the same steps
     as ``xiaoshuo …`` subprocesses (each model command starts its own engine, as a writer's shell would);
     nothing is subtracted from either wall.  Goal: browser / CLI <= 1.2.
-    The random model's extraction proposals are unpredictable, so the three proposals that are reviewed are
-    put into the queue (identically, untimed) before the extraction step on both sides; extraction itself
-    runs for real on both.
+    Extraction runs for real on both sides, but the random model's proposals are unpredictable, so the three
+    proposals that are reviewed are put into the queue (identically, untimed) right after it (extracting a
+    chapter replaces its pending proposals); the page is reloaded to show them (untimed).
 (b) **Streaming of 生成本章**: chars/s on the page (sampled in the browser every 5 ms, from the first to
     the last streamed growth of the candidate box) ÷ chars/s of ``xiaoshuo.writing.Writer`` on the same
     engine (from the first to the last ``on_text`` piece), same chapter, length and seed; the core runs once
@@ -170,7 +170,9 @@ class Page:
                     cells.nth(column).click()
                     return
             time.sleep(0.05)
-        raise RuntimeError(f"no row {needle!r} in #{table}")
+        raise RuntimeError(
+            f"no row {needle!r} in #{table}: {self.p.locator(f'#{table}').inner_text()[:600]!r}"
+        )
 
     def shot(self, name: str, anchor: str) -> None:
         """A viewport screenshot (fixed size) with ``anchor`` scrolled to the top."""
@@ -189,10 +191,9 @@ def browser_journey(app: dict, browser) -> tuple[dict, dict]:
     steps: dict[str, float] = {}
     context = browser.new_context(viewport=VIEWPORT)
     pg = Page(context.new_page(), app["shots"])
-    row_has = (
-        "([...document.querySelectorAll('#book-review .virtual-body [role=row]')]"
-        ".some(r => r.innerText.includes(a)))"
-    )
+    rows_of = "[...document.querySelectorAll('#book-review .virtual-body [role=row]')]"
+    row_has = f"(a) => {rows_of}.some(r => r.innerText.includes(a))"
+    row_gone = f"(a) => !{rows_of}.some(r => r.innerText.includes(a))"
 
     def timed(name, fn):
         start = time.perf_counter()
@@ -244,14 +245,13 @@ def browser_journey(app: dict, browser) -> tuple[dict, dict]:
     def extract():
         pg.open("book-review-acc")
         pg.p.click("#book-extract")
-        pg.wait(f"{pg.rows('book-review')}.length >= 3")
-        pg.wait_text("book-review-msg", "v.trim().length > 0")
+        pg.wait_text("book-review-msg", "v.trim().length > 0")  # the count of proposals, or the error
 
     def approve():
         pg.pick_row("book-review", PROPOSALS[0][1], None)
         pg.wait("document.querySelector('#book-evidence mark') !== null")
         pg.p.click("#book-approve")
-        pg.wait(f"!{row_has}", PROPOSALS[0][1])
+        pg.wait(row_gone, PROPOSALS[0][1])
 
     def edit_approve():
         pg.pick_row("book-review", PROPOSALS[1][1], None)
@@ -261,13 +261,13 @@ def browser_journey(app: dict, browser) -> tuple[dict, dict]:
             pg.value("book-review-edits").replace(f"{PROPOSALS[1][1]}的描述", EDITED_TEXT),
         )
         pg.p.click("#book-approve")
-        pg.wait(f"!{row_has}", PROPOSALS[1][1])
+        pg.wait(row_gone, PROPOSALS[1][1])
 
     def reject():
         pg.pick_row("book-review", PROPOSALS[2][1], None)
         pg.wait_value("book-review-id", "v === a", PROPOSALS[2][0])
         pg.p.click("#book-reject")
-        pg.wait(f"!{row_has}", PROPOSALS[2][1])
+        pg.wait(row_gone, PROPOSALS[2][1])
 
     def hand_edit():
         before = pg.p.locator("#book-save-msg").inner_text()
@@ -295,8 +295,13 @@ def browser_journey(app: dict, browser) -> tuple[dict, dict]:
         out["cands"] = [pg.value("book-cand-1"), out["cand2"]]
         pg.shot("book-candidates", "book-cand-1")
         timed("accept_2", accept)
-        _seed_proposals(services.settings)  # untimed, as on the CLI side
         timed("extract", extract)
+        _seed_proposals(services.settings)  # untimed, as on the CLI side; the page reloads to show them
+        pg.p.reload()
+        pg.p.wait_for_selector("#book-write", timeout=60_000)
+        pg.wait_value("book-novel", "v.includes(a)", SLUG)
+        pg.open("book-review-acc")
+        pg.wait(row_has, PROPOSALS[2][1], timeout=60_000)
         pg.shot("book-review", "book-review-acc")
         timed("approve", approve)
         timed("edit_approve", edit_approve)
@@ -551,10 +556,10 @@ def cli_journey(work: Path, values: dict, settings) -> tuple[dict, dict]:
     )  # fmt: skip
     versions = {c["candidate"]: c["version"] for c in json.loads(written)["candidates"]}
     timed("accept_2", ("chapter", "accept", *nv, "1", "--version", str(versions[1])))
-    _seed_proposals(settings)  # untimed, as on the page
     timed(
         "extract", ("memory", "extract", *nv, "--chapter", "1", "--json"), ("memory", "review", *nv, "--json")
     )
+    _seed_proposals(settings)  # untimed, as on the page
     (p0, _), (p1, _), (p2, _) = PROPOSALS
     timed("approve", ("memory", "review", "approve", p0, *nv))
     timed("edit_approve", ("memory", "review", "approve", p1, *nv, "--set", f"text={EDITED_TEXT}"))
@@ -621,8 +626,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = build_tiny_model(tmp / "small", size="small")
-        shots = tmp / "shots"
-        shots.mkdir()
+        shots = Path(tempfile.mkdtemp(prefix="xiaoshuo-bench-shots-"))  # outlives tmp: kept on failure
+        print(f"screenshots: {shots}", file=sys.stderr)
         # --- the page
         ui_dir = tmp / "ui"
         port = _free_port()
