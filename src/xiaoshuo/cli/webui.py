@@ -50,8 +50,9 @@ def webui_cmd(
 
     state = _state(ctx)
     settings = state.settings(**{"webui.host": host, "webui.port": port, "webui.share": share})
-    pairs = read_auth(auth, auth_file)
-    check_exposure(settings.webui.host, settings.webui.share, pairs, insecure_no_auth)
+    lang = settings.webui.language
+    pairs = read_auth(auth, auth_file, lang)
+    check_exposure(settings.webui.host, settings.webui.share, pairs, insecure_no_auth, lang)
     adapters = parse_lora_specs(lora)
     typer.echo(f"xiaoshuo WebUI: http://{settings.webui.host}:{settings.webui.port}", err=True)
     with contextlib.ExitStack() as stack:
