@@ -47,7 +47,7 @@ CHAPTER_CHARS = 300  # 字 per chapter in the journey
 STREAM_CHARS = 600  # 字 for the streaming-rate chapters
 SLUG, TITLE = "yuye", "雨夜剑"
 HAND_EDIT = "林远笑了笑，收剑入鞘。"
-PROPOSALS = (("p0bench0001", "赵铁山"), ("p1bench0002", "苏晚晴"), ("p2bench0003", "黑衣人"))
+PROPOSALS = (("p0bench1", "赵铁山"), ("p1bench2", "苏晚晴"), ("p2bench3", "黑衣人"))
 EDITED_TEXT = "江南来的剑客"
 OVERRIDES = {  # the same on both sides (the CLI reads them from config.toml)
     "memory.embedding_model": "none",
