@@ -264,6 +264,27 @@ def test_memory_character_reaches_the_context_inspector(browser, app) -> None:
     page.wait_for_function(
         "document.querySelector('#memory-table').innerText.includes('顾长歌')", timeout=20_000
     )
+    page.wait_for_selector("#memory-message:has-text('已添加：顾长歌')", timeout=20_000)
+    novel = page.locator("#novel input").first.input_value()
+    assert novel in page.inner_text("#memory-novel")  # the page says which novel it is about
+    table = page.inner_text("#memory-table")
+    assert "别名" in table and "现状" in table and "aliases" not in table
+    entry = app["services"].store().list(novel)[0]
+    assert entry.id not in table  # no 32-character ids on screen
+    assert entry.chapter is None  # 章节 left empty stays empty (not 0)
+    # edit by clicking the row (no id to type): the form fills in, 保存修改 changes that entry
+    page.locator("#memory-table .virtual-body [role=gridcell]", has_text="顾长歌").first.click()
+    page.wait_for_selector("#memory-selected:has-text('正在修改：顾长歌')", timeout=20_000)
+    assert page.locator("#memory-name textarea, #memory-name input").first.input_value() == "顾长歌"
+    _fill(page, "memory-state", "初入山门")
+    page.click("#memory-edit")
+    page.wait_for_selector("#memory-message:has-text('已修改：顾长歌')", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#memory-table').innerText.includes('初入山门')", timeout=20_000
+    )
+    edited = app["services"].store().get(entry.id, novel)
+    assert (edited.state, edited.chapter, edited.aliases) == ("初入山门", None, ["长歌", "顾少侠"])
+    page.wait_for_selector("#memory-selected:has-text('正在修改：顾长歌')", timeout=20_000)  # still selected
     _shot(page, "memory")
     page.get_by_role("tab", name="随手写").click()
     _fill(page, "request", "顾少侠登上了山顶")

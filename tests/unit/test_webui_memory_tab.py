@@ -119,10 +119,10 @@ def test_select_row_edit_survives_reopening_the_store(services) -> None:
     row = table["data"][1]  # what Gradio's SelectData.row_value carries for a click on 林远's row
     entry_id, form = m.select_entry(services, NOVEL, ids, row)
     assert entry_id == lin_id
-    assert form["name"] == "林远" and form["aliases"] == "阿远、小林" and form["chapter"] == 2
+    assert form["name"] == "林远" and form["aliases"] == "阿远、小林" and form["chapter"] == "2"
     assert form["relations"] == "苏晚晴=师妹；萧寒=宿敌" and form["pinned"] is True
 
-    form.update(state="伤愈，已是内门弟子", traits="沉稳、重情、果断", chapter=None, aliases="阿远")
+    form.update(state="伤愈，已是内门弟子", traits="沉稳、重情、果断", chapter="", aliases="阿远")
     assert m.edit_entry(services, NOVEL, entry_id, form) == "已修改：林远"
     services.close_store()  # the change is on disk, not only in this process's objects
     again = services.store().get(lin_id, NOVEL)
@@ -154,6 +154,12 @@ def test_delete_by_selected_row_and_errors_without_a_selection(services) -> None
         m.delete_entry(services, NOVEL, gone)  # deleted already (e.g. in another tab)
     with pytest.raises(XiaoshuoError, match="人物=关系"):
         m.add_entry(services, NOVEL, "character", {"name": "甲", "text": "乙", "relations": "师妹"})
+    for bad in ("三", "-1", "3.5"):
+        with pytest.raises(XiaoshuoError, match="章节要填一个整数"):
+            m.add_entry(services, NOVEL, "plot", {"text": "乙", "chapter": bad})
+    m.add_entry(services, NOVEL, "plot", {"text": "入门", "chapter": " 第0章 "})
+    m.add_entry(services, NOVEL, "plot", {"text": "下山", "chapter": "  "})
+    assert [row[-4] for row in m.rows(services, NOVEL, "plot")[0]["data"]] == ["0", ""]
 
 
 def test_heading_names_the_novel_by_title_and_slug(services) -> None:

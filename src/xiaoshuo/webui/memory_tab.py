@@ -146,7 +146,7 @@ def entry_form(entry: Any) -> dict[str, Any]:
         "aliases": _join(entry.aliases),
         "characters": _join(entry.characters),
         "text": entry.text,
-        "chapter": entry.chapter,
+        "chapter": "" if entry.chapter is None else str(entry.chapter),
         "importance": entry.importance,
         "pinned": entry.pinned,
         "traits": _join(entry.traits),
@@ -159,7 +159,7 @@ def entry_form(entry: Any) -> dict[str, Any]:
 
 def empty_form() -> dict[str, Any]:
     form = dict.fromkeys(FORM_FIELDS, "")
-    form.update(chapter=None, importance=3, pinned=False)
+    form.update(importance=3, pinned=False)
     return form
 
 
@@ -198,16 +198,33 @@ def _relations(text: str | None, lang: str) -> dict[str, str]:
     return pairs
 
 
+def _chapter_number(value: Any, lang: str) -> int | None:
+    """章节 typed by the writer: empty → none; a whole number ≥ 0 (第 and 章 are allowed around it)."""
+    from xiaoshuo.memory import StoryMemoryError
+
+    text = str(value if value is not None else "").strip().removeprefix("第").removesuffix("章").strip()
+    if not text:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise StoryMemoryError(
+            t("mem_err_chapter", lang), expected=t("mem_chapter", lang), received=str(value).strip()
+        )
+    return number
+
+
 def _fields(form: dict[str, Any], lang: str) -> dict[str, Any]:
     """The form's raw values (missing keys: empty) → ``MemoryEntry`` fields."""
     f = {**empty_form(), **form}
-    chapter = f["chapter"]
     return {
         "name": f["name"] or "",
         "aliases": _split(f["aliases"]),
         "characters": _split(f["characters"]),
         "text": f["text"] or "",
-        "chapter": None if chapter in (None, "") else int(chapter),
+        "chapter": _chapter_number(f["chapter"], lang),
         "importance": int(f["importance"] or 3),
         "pinned": bool(f["pinned"]),
         "traits": _split(f["traits"]),
@@ -278,15 +295,12 @@ def search_rows(services: Services, novel: str | None, query: str | None, lang: 
         text = e.text if len(e.text) <= EXCERPT else e.text[: EXCERPT - 1] + "…"
         found = "、".join(dict.fromkeys(t(f"mem_found_{f}", lang) for f in h.found_by))
         data.append([e.label, t(f"mem_kind_{e.kind}", lang), _chapter(e), round(h.score, 3), found, text])
-    keys = [
-        "mem_col_name",
-        "mem_col_kind",
-        "mem_col_chapter",
-        "mem_col_score",
-        "mem_col_found_by",
-        "mem_col_text",
-    ]
-    return {"headers": [t(k, lang) for k in keys], "data": data}
+    return {"headers": search_headers(lang), "data": data}
+
+
+def search_headers(lang: str = "zh") -> list[str]:
+    keys = ("name", "kind", "chapter", "score", "found_by", "text")
+    return [t(f"mem_col_{k}", lang) for k in keys]
 
 
 def import_file(services: Services, novel: str | None, path: str | None, lang: str = "zh") -> str:
@@ -384,7 +398,8 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
         when = gr.Textbox(label=L("mem_time"), elem_id="memory-time", visible=False)
         why = gr.Textbox(label=L("mem_why"), elem_id="memory-why", visible=False)
     with gr.Row():
-        chapter = gr.Number(None, label=L("mem_chapter"), precision=0, minimum=0, elem_id="memory-chapter")
+        # a textbox, not gr.Number: an empty 章节 must stay empty (a Number sends 0)
+        chapter = gr.Textbox(label=L("mem_chapter"), elem_id="memory-chapter")
         importance = gr.Slider(1, 5, value=3, step=1, label=L("mem_importance"), elem_id="memory-importance")
         pinned = gr.Checkbox(False, label=L("mem_pinned"), elem_id="memory-pinned")
     with gr.Row():
@@ -397,7 +412,11 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
         query = gr.Textbox(label=L("mem_search"), elem_id="memory-query", scale=3)
         search_btn = gr.Button(L("mem_search_go"), elem_id="memory-search", scale=1)
     results = gr.Dataframe(
-        interactive=False, wrap=True, elem_id="memory-results", label=L("mem_search_results")
+        headers=search_headers(lang),
+        interactive=False,
+        wrap=True,
+        elem_id="memory-results",
+        label=L("mem_search_results"),
     )
     with gr.Row():
         upload = gr.File(label=L("mem_import"), file_types=[".json"], elem_id="memory-import")
@@ -417,14 +436,16 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
 
     # ---- handlers wired to the page (each a thin call of the plain functions above)
     @_guard
-    def refresh(nv, kd):
+    def refresh(nv, kd):  # the heading, the table and its ids; the selection stays
         tbl, row_ids = rows(services, nv, kd, lang)
-        return heading(services, nv, lang), tbl, row_ids, None, L("mem_none_selected")
+        return heading(services, nv, lang), tbl, row_ids
+
+    def unselect(nv, kd):  # ... and nothing selected (another novel or kind, an entry added or deleted)
+        return *refresh(nv, kd), None, L("mem_none_selected")
 
     def on_kind(nv, kd):
         shown = KIND_FIELDS[kd]
-        visible = [gr.update(visible=f in shown) for f in FORM_FIELDS]
-        return *refresh(nv, kd), *visible
+        return *unselect(nv, kd), *(gr.update(visible=f in shown) for f in FORM_FIELDS)
 
     @_guard
     def on_select(nv, row_ids, evt: gr.SelectData):
@@ -435,7 +456,7 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
     @_guard
     def on_add(nv, kd, *values):
         _, msg = add_entry(services, nv, kd, dict(zip(FORM_FIELDS, values, strict=True)), lang)
-        return *refresh(nv, kd), msg
+        return *unselect(nv, kd), msg
 
     @_guard
     def on_edit(nv, kd, entry_id, *values):
@@ -445,19 +466,23 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
     @_guard
     def on_delete(nv, kd, entry_id):
         msg = delete_entry(services, nv, entry_id, lang)
-        return *refresh(nv, kd), msg, *form_values(empty_form())
+        return *unselect(nv, kd), msg, *form_values(empty_form())
 
     @_guard
     def on_import(nv, kd, path):
-        msg = import_file(services, nv, path, lang)
-        return *refresh(nv, kd), msg
+        return *refresh(nv, kd), import_file(services, nv, path, lang)
 
-    refreshed = [title, table, ids, selected, chosen]
+    @_guard
+    def on_reindex(nv, everything, kd):
+        return reindex_markdown(services, nv, everything, lang), *refresh(nv, kd)
+
+    shown = [title, table, ids]
+    cleared = [*shown, selected, chosen]
     private = {"api_visibility": "private"}
     table.select(on_select, [novel, ids], [selected, chosen, *form], **private)
-    add.click(on_add, [novel, kind, *form], [*refreshed, message], **private)
-    edit.click(on_edit, [novel, kind, selected, *form], [*refreshed, message], **private)
-    delete.click(on_delete, [novel, kind, selected], [*refreshed, message, *form], **private)
+    add.click(on_add, [novel, kind, *form], [*cleared, message], **private)
+    edit.click(on_edit, [novel, kind, selected, *form], [*shown, message], **private)
+    delete.click(on_delete, [novel, kind, selected], [*cleared, message, *form], **private)
     clear.click(
         lambda: (None, L("mem_none_selected"), *form_values(empty_form())),
         None,
@@ -467,16 +492,11 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
     search_btn.click(
         _guard(lambda nv, q: search_rows(services, nv, q, lang)), [novel, query], results, **private
     )
-    upload.upload(on_import, [novel, kind, upload], [*refreshed, message], **private)
+    upload.upload(on_import, [novel, kind, upload], [*shown, message], **private)
     export_btn.click(_guard(lambda nv: export_file(services, nv)), novel, exported, **private)
     stats_btn.click(_guard(lambda nv: stats_markdown(services, nv, lang)), novel, maintenance, **private)
-
-    @_guard
-    def on_reindex(nv, everything, kd):
-        return reindex_markdown(services, nv, everything, lang), *refresh(nv, kd)
-
-    reindex_btn.click(on_reindex, [novel, reindex_all, kind], [maintenance, *refreshed], **private)
-    kind.change(on_kind, [novel, kind], [*refreshed, *(boxes[f] for f in FORM_FIELDS)], **private)
+    reindex_btn.click(on_reindex, [novel, reindex_all, kind], [maintenance, *shown], **private)
+    kind.change(on_kind, [novel, kind], [*cleared, *(boxes[f] for f in FORM_FIELDS)], **private)
     if tab is not None:  # entries approved on the 创作 page show when the tab opens
-        tab.select(refresh, [novel, kind], refreshed, **private)
-    novel.change(refresh, [novel, kind], refreshed, **private)
+        tab.select(refresh, [novel, kind], shown, **private)
+    novel.change(unselect, [novel, kind], cleared, **private)

@@ -96,6 +96,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "关系要写成 人物=关系，多个用分号分开 (relationships: name=relation; …)",
         "en": "Write relationships as name=relation; … (relationships)",
     },
+    "mem_err_chapter": {
+        "zh": "章节要填一个整数，例如 3 或 第3章；不限章节就留空 (chapter)",
+        "en": "Chapter must be a whole number such as 3, or empty (chapter)",
+    },
     "mem_err_json": {
         "zh": "导入文件不是合法的 JSON (not valid JSON)",
         "en": "The import file is not valid JSON",
