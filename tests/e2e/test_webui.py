@@ -372,11 +372,47 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
 
 
 def test_settings_shows_status(browser, app) -> None:
+    import json
+
+    from xiaoshuo.testing import build_tiny_lora
+
+    # an adapter in the trained layout (checkpoints/<run>/final_model + manifest) before the page opens
+    run_dir = app["settings"].paths.checkpoints_dir / "set-style"
+    final = build_tiny_lora(app["work"] / "small", run_dir / "final_model")
+    manifest = {"base_model": str(app["work"] / "small"), "created": "2026-11-03T09:00:00", "global_step": 7}
+    (final / "xiaoshuo_manifest.json").write_text(json.dumps({**manifest, "eval_loss": 1.5}), "utf-8")
     page = _page(browser, app)
     page.get_by_role("tab", name="设置").click()
-    page.click("#settings-refresh")
+    # filled on open, no button pressed: the status table in words, the checks and adapters as tables
     page.wait_for_function(
-        "document.querySelector('#settings-doctor').innerText.includes('python')", timeout=60_000
+        "document.querySelector('#settings-status').innerText.includes('已加载模型')", timeout=60_000
     )
+    status = page.inner_text("#settings-status")
+    assert str(app["work"] / "small") in status and "vllm" in status and "● 就绪" in status
+    assert "内存占用（RSS）" in status and "GiB" in status and "{" not in status
+    page.wait_for_function(
+        "document.querySelector('#settings-doctor').innerText.includes('检查项')"
+        " && document.querySelector('#settings-doctor').innerText.includes('Python')",
+        timeout=60_000,
+    )
+    assert "✓ 正常" in page.inner_text("#settings-doctor")
+    adapters = page.inner_text("#settings-adapters")
+    assert "基础模型" in adapters and "set-style" in adapters and "1.5000" in adapters
+    assert "模型 (engine.model)" in page.inner_text("#settings-model")
     _shot(page, "settings")
+    # delete with the confirm step: pick it, 删除 asks, 确认删除 deletes
+    page.locator("#settings-adapter-pick input").click()
+    page.locator("[role=option]", has_text="set-style").click()
+    page.wait_for_function(
+        "document.querySelector('#settings-adapter-pick input').value === 'set-style'", timeout=20_000
+    )
+    page.click("#settings-adapter-delete")
+    page.wait_for_selector("#settings-adapter-question:has-text('确定删除适配器 set-style')", timeout=20_000)
+    assert final.is_dir()  # asking deletes nothing
+    page.click("#settings-adapter-confirm")
+    page.wait_for_selector("#settings-message:has-text('已删除 set-style')", timeout=20_000)
+    assert not final.exists()
+    page.wait_for_function(
+        "!document.querySelector('#settings-adapters').innerText.includes('set-style')", timeout=20_000
+    )
     page.close()

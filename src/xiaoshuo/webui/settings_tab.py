@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
+
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
@@ -385,8 +387,6 @@ def reload_engine(services: Services, model: str | None, backend: str | None, la
 def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str, Any]:
     """Lay the page out and wire the handlers; returns the page-load event for ``app.py``:
     ``demo.load(page["on_load"], page["load_inputs"], page["load_outputs"])``."""
-    import gradio as gr
-
     from xiaoshuo.webui.downloads import download_panel
     from xiaoshuo.webui.errors import as_gradio_error
 
@@ -454,19 +454,21 @@ def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str,
 
     def on_load() -> Iterator[tuple]:
         # the fast part first (the status and adapters), then the system checks (imports torch)
-        yield (status_rows(services, lang), gr.skip(), *adapter_view())
-        yield (gr.skip(), doctor_rows(services, lang), gr.skip(), gr.skip(), gr.skip())
+        # (a later yield repeats the earlier values: gr.skip() there emptied the tables in Gradio 6.31)
+        first = (status_rows(services, lang), *adapter_view())
+        yield (first[0], gr.skip(), *first[1:])
+        yield (first[0], doctor_rows(services, lang), *first[1:])
 
     load_outputs = [status, doctor, adapters, no_adapters, pick]
     refresh.click(on_load, None, load_outputs, api_visibility="private")
 
-    def picked_row(evt: gr.SelectData):
+    def picked_row(rows, evt: gr.SelectData):
         try:
             return evt.row_value[0]
         except (TypeError, IndexError, AttributeError):
             return gr.skip()
 
-    adapters.select(picked_row, None, pick, api_visibility="private")
+    adapters.select(picked_row, adapters, pick, api_visibility="private")
 
     def do_use(name):
         return use_adapter(services, name, lang), status_rows(services, lang)
