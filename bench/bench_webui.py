@@ -360,9 +360,10 @@ def core_rate(services, chapter: int, seed: int) -> dict:
             rec["last"] = now
 
     writer = Writer(services.settings, services.engine.get(), novel, store=services.store(), on_text=on_text)
-    asyncio.run(
-        writer.write_chapter(chapter, target_chars=STREAM_CHARS, candidates=1, seed=seed, accept=False)
-    )
+    work = writer.write_chapter(chapter, target_chars=STREAM_CHARS, candidates=1, seed=seed, accept=False)
+    runner = threading.Thread(target=asyncio.run, args=(work,))  # Playwright's loop holds this thread
+    runner.start()
+    runner.join()
     span = rec["last"] - rec["first"]
     return {"chars": rec["base"] + rec["grown"], "span_s": round(span, 3), "rate": rec["grown"] / span}
 
