@@ -20,6 +20,7 @@ from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.locale import t
 
 
 class ModelDownload:
@@ -27,6 +28,7 @@ class ModelDownload:
 
     def __init__(self, settings: Settings, config_file: Path | None = None) -> None:
         self.settings = settings
+        self.lang = settings.webui.language
         self.config_file = config_file
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -44,10 +46,12 @@ class ModelDownload:
     def start(self, model_id: str, source: str = "auto") -> None:
         model_id = (model_id or "").strip()
         if not model_id:
-            raise XiaoshuoError("请填写要下载的模型 (no model id)", expected="owner/name")
+            raise XiaoshuoError(t("set_dl_err_no_model", self.lang), expected="owner/name")
         with self._lock:
             if self._proc is not None and self._proc.poll() is None:
-                raise XiaoshuoError("已有下载在进行 (a download is running)", fix="先取消当前下载")
+                raise XiaoshuoError(
+                    t("set_dl_err_running", self.lang), fix=t("set_dl_fix_running", self.lang)
+                )
             self._state = {"state": "starting", "model": model_id, "source": source, "done": 0, "total": 0}
             self._proc = subprocess.Popen(
                 self.command(model_id, source),
@@ -119,7 +123,6 @@ class ModelDownload:
 
 def progress_text(st: dict[str, Any], lang: str = "zh") -> str:
     """One Markdown line for the panel."""
-    from xiaoshuo.webui.locale import t
 
     state = st.get("state", "idle")
     if state == "idle":
@@ -160,7 +163,6 @@ def download_panel(services: Any, lang: str) -> None:
 
     from xiaoshuo.models import CATALOGUE, pull_command
     from xiaoshuo.webui.errors import as_gradio_error
-    from xiaoshuo.webui.locale import t
 
     job: ModelDownload = services.downloads
     wanted = missing_model(services) or services.settings.model.base_model

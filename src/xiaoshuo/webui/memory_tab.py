@@ -25,6 +25,10 @@ from xiaoshuo.webui.errors import as_gradio_error as _error
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
+# how a writer may type a chapter number: 第3章 (novel text, not page text)
+CONTENT_CHAPTER_PREFIX = "第"
+CONTENT_CHAPTER_SUFFIX = "章"
+
 #: the form's fields, in the order the page's inputs are wired
 FORM_FIELDS = (
     "name",
@@ -191,7 +195,7 @@ def _relations(text: str | None, lang: str) -> dict[str, str]:
         who, sep, what = item.partition("=")
         if item.strip() and not sep:
             raise StoryMemoryError(
-                t("mem_err_relations", lang), expected="人物=关系；人物=关系", received=item.strip()
+                t("mem_err_relations", lang), expected=t("mem_relations_format", lang), received=item.strip()
             )
         if who.strip():
             pairs[who.strip()] = what.strip()
@@ -202,7 +206,8 @@ def _chapter_number(value: Any, lang: str) -> int | None:
     """章节 typed by the writer: empty → none; a whole number ≥ 0 (第 and 章 are allowed around it)."""
     from xiaoshuo.memory import StoryMemoryError
 
-    text = str(value if value is not None else "").strip().removeprefix("第").removesuffix("章").strip()
+    text = str(value if value is not None else "").strip()
+    text = text.removeprefix(CONTENT_CHAPTER_PREFIX).removesuffix(CONTENT_CHAPTER_SUFFIX).strip()
     if not text:
         return None
     try:

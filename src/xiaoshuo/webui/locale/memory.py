@@ -140,4 +140,5 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "mem_reindexed_item": {"zh": "《{novel}》{count} 条", "en": "{novel}: {count}"},
     "mem_reindexed_none": {"zh": "（没有需要重建的小说）", "en": "(nothing to reindex)"},
+    "mem_relations_format": {"zh": "人物=关系；人物=关系", "en": "name=relation; name=relation"},
 }

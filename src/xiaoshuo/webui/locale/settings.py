@@ -164,4 +164,10 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "set_dl_error": {"zh": "失败 failed: {message}", "en": "Failed: {message}"},
     "set_dl_why": {"zh": "来源 source: {why}", "en": "Source: {why}"},
+    "set_dl_err_no_model": {"zh": "请填写要下载的模型 (no model id)", "en": "Enter the model to download"},
+    "set_dl_err_running": {
+        "zh": "已有下载在进行 (a download is running)",
+        "en": "A download is already running",
+    },
+    "set_dl_fix_running": {"zh": "先取消当前下载", "en": "cancel the current download first"},
 }
