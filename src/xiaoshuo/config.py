@@ -274,7 +274,7 @@ class WebUISettings(_Section):
     )
     port: int = Field(7860, ge=1, le=65535, description="Port to listen on.")
     share: bool = Field(False, description="Create a public Gradio share link (needs auth).")
-    language: Literal["zh", "en"] = Field("zh", description="Interface language.")
+    language: Literal["zh", "en"] = Field("zh", description="Interface language: \"zh\" or \"en\".")
 
 
 class PathSettings(_Section):
