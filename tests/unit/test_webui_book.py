@@ -8,12 +8,15 @@ The same handlers run on real vLLM in ``tests/e2e/test_webui_book.py``.
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from xiaoshuo import testing
 from xiaoshuo.config import load
 from xiaoshuo.engine import Engine
 from xiaoshuo.engine.base import END
@@ -386,3 +389,73 @@ def test_blur_and_save_click_at_once_make_one_version(services) -> None:
     assert not errors and sorted(results, key=str) == [2, None, None, None]
     novel = Novels.from_settings(services.settings).get(slug)
     assert [v.id for v in novel.versions(1)] == [1, 2] and novel.text(1) == "初稿。作者加了一句。"
+
+
+# ----------------------------------------------------------------------------- 生成大纲 with a seed
+class SeededForms(testing.ScriptedEngine):
+    """Fills the outline form with titles drawn from ``random.Random(request seed)``: a seed that reaches
+    the request repeats the outline, any other seed (or none) gives another."""
+
+    backend = "scripted-seeded-forms"
+
+    def __init__(self) -> None:
+        super().__init__(chunk=1 << 20)
+
+    def respond(self, request) -> str:
+        rng = random.Random(request.sampling.seed)
+        count = request.json_schema["properties"]["chapters"]["minItems"]
+        chapters = [
+            {
+                "title": "".join(rng.choice("甲乙丙丁戊己庚辛壬癸") for _ in range(6)),
+                "synopsis": "要点",
+                "characters": [],
+                "places": [],
+            }
+            for _ in range(count)
+        ]
+        return json.dumps({"volume": "第一卷", "chapters": chapters}, ensure_ascii=False)
+
+
+def test_generate_outline_with_a_seed_gives_the_same_outline(tmp_path: Path) -> None:
+    from xiaoshuo.writing.structured import DEFAULT_SAMPLING
+
+    settings = load(
+        None,
+        overrides={
+            "paths.data_dir": str(tmp_path / "data"),
+            "memory.embedding_model": "none",
+            "writing.outline_batch": 3,  # two batches for 5 chapters: each one seeded
+        },
+        env={},
+    )
+    engine = SeededForms()
+    services = Services(settings, engine=Holder(engine))
+    try:
+        titles = {}
+        for slug, seed in (("a", 7), ("b", 7), ("c", 8), ("d", -1), ("e", None)):
+            h.create_novel(services, slug, slug)
+            sent = len(engine.requests)
+            result = asyncio.run(h.generate_outline(services, slug, 5, seed=seed))
+            assert result["generated"] == [1, 2, 3, 4, 5]
+            titles[slug] = [r[2] for r in h.outline_rows(services, slug)]
+            asked = engine.requests[sent:]
+            assert len(asked) == 2
+            # the planning defaults, only the seed set
+            assert {r.sampling.temperature for r in asked} == {DEFAULT_SAMPLING.temperature}
+            assert {r.sampling.repetition_penalty for r in asked} == {DEFAULT_SAMPLING.repetition_penalty}
+            if seed is not None and seed >= 0:
+                assert {r.sampling.seed for r in asked} == {seed}
+        assert titles["a"] == titles["b"] and len(titles["a"]) == 5
+        assert titles["c"] != titles["a"]
+        assert titles["d"] != titles["e"] and titles["a"] not in (titles["d"], titles["e"])  # -1: random
+    finally:
+        services.close_store()
+
+
+def test_the_outline_seed_field_is_on_the_page(services) -> None:
+    from xiaoshuo.webui.app import build_app
+
+    demo = build_app(services)
+    seeds = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline-seed"]
+    assert len(seeds) == 1 and seeds[0].value == -1 and seeds[0].precision == 0
+    assert "种子" in seeds[0].label

@@ -92,6 +92,17 @@ def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool
         yield settings, engine, use or None, store
 
 
+def outline_sampling(seed: int | None):
+    """The planning defaults (``structured.DEFAULT_SAMPLING``) with ``seed``; None (or < 0): unseeded."""
+    import dataclasses
+
+    from xiaoshuo.writing.structured import DEFAULT_SAMPLING
+
+    if seed is None or seed < 0:
+        return None
+    return dataclasses.replace(DEFAULT_SAMPLING, seed=int(seed))
+
+
 @app.command("generate")
 def outline_generate_cmd(
     ctx: typer.Context,
@@ -109,6 +120,10 @@ def outline_generate_cmd(
         int | None, typer.Option("--from", help="Regenerate planned chapters from this number on.")
     ] = None,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Show memory's characters.")] = True,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Sampling seed: the same seed, model and novel give the same outline."),
+    ] = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
     adapter: AdapterOpt = None,
@@ -141,6 +156,7 @@ def outline_generate_cmd(
                 resume=resume,
                 start=start,
                 limits=PlanLimits.from_settings(settings),
+                sampling=outline_sampling(seed),
                 lora=use,
                 store=store,
                 on_batch=on_batch,

@@ -122,6 +122,9 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                     gen_from = gr.Number(
                         None, label=L("book_outline_from"), precision=0, elem_id="book-outline-from"
                     )
+                    gen_seed = gr.Number(
+                        -1, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed"
+                    )
                     gen_btn = gr.Button(L("book_outline_go"), elem_id="book-outline-go")
             outline_msg = gr.Markdown(elem_id="book-outline-msg")
         with gr.Column(scale=5):
@@ -698,13 +701,14 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         exp_btn.click(_guard(do_export), [novel, exp_fmt, exp_conv], exp_file, api_visibility="private")
     if planning:
 
-        async def do_generate_outline(slug, count, start, progress=gr.Progress()):  # noqa: B008
+        async def do_generate_outline(slug, count, start, seed_v, progress=gr.Progress()):  # noqa: B008
             try:
                 result = await h.generate_outline(
                     services,
                     slug,
                     int(count or 0),
                     int(start) if start else None,
+                    seed=None if seed_v is None or int(seed_v) < 0 else int(seed_v),
                     progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
                     lang=lang,
                 )
@@ -719,7 +723,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
         gen_btn.click(
             do_generate_outline,
-            [novel, gen_count, gen_from],
+            [novel, gen_count, gen_from, gen_seed],
             [outline, outline_msg, chapter],
             api_visibility="private",
             concurrency_id="generate",

@@ -925,12 +925,19 @@ async def generate_outline(
     chapters: int,
     start: int | None = None,
     *,
+    seed: int | None = None,
     progress: Any = None,
     lang: str = "zh",
 ) -> dict[str, Any]:
-    """生成大纲 up to chapter ``chapters`` (from ``start`` when given), batch by batch with progress."""
+    """生成大纲 up to chapter ``chapters`` (from ``start`` when given), batch by batch with progress.
+
+    ``seed``: the planning sampling (``structured.DEFAULT_SAMPLING``) with this seed, so the same seed
+    gives the same outline (as ``outline generate --seed``); None or < 0: a random one."""
+    import dataclasses
+
     from xiaoshuo.writing.planning import PlanLimits
     from xiaoshuo.writing.planning import generate_outline as plan
+    from xiaoshuo.writing.structured import DEFAULT_SAMPLING
 
     novel = open_novel(services, slug, lang)
     if chapters < 1:
@@ -939,6 +946,8 @@ async def generate_outline(
     store, _ = _store_or_warning(services, True, lang)
     begin = start or len(novel.outline().chapters()) + 1
     total = max(1, chapters - begin + 1)
+    seeded = seed is not None and int(seed) >= 0
+    sampling = dataclasses.replace(DEFAULT_SAMPLING, seed=int(seed)) if seeded else None
 
     def on_batch(event: dict[str, Any]) -> None:
         if progress is not None:
@@ -953,6 +962,7 @@ async def generate_outline(
             batch=services.settings.writing.outline_batch,
             start=start,
             limits=PlanLimits.from_settings(services.settings),
+            sampling=sampling,
             store=store,
             on_batch=on_batch,
         ),

@@ -173,4 +173,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Look for control characters or unusual symbols in the text, or export to another format",
     },
     "book_err_chapter_count": {"zh": "章数无效 (invalid chapter count)", "en": "Invalid chapter count"},
+    "book_outline_seed": {
+        "zh": "种子 (seed，-1 随机；同一种子得同一大纲)",
+        "en": "Seed (-1 random; the same seed gives the same outline)",
+    },
 }
