@@ -359,6 +359,11 @@ RECORDER = """(id) => {
 }"""
 
 
+def _nl(text: str) -> str:
+    """Line ends as a textarea's value has them (a browser turns \\r\\n and \\r into \\n)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def core_rate(services, chapter: int, seed: int) -> dict:
     """``Writer.write_chapter`` on the app's engine and memory, not accepted; chars/s first to last piece."""
     from xiaoshuo.writing import Novels, Writer
@@ -388,7 +393,7 @@ def core_rate(services, chapter: int, seed: int) -> dict:
         "chars": rec["base"] + rec["grown"],
         "span_s": round(span, 3),
         "rate": rec["grown"] / span,
-        "text": done["result"].candidates[0].new_text,
+        "text": _nl(done["result"].candidates[0].new_text),
     }
 
 
@@ -425,8 +430,8 @@ def page_rate(services, page, chapter: int, seed: int) -> dict:
         if time.monotonic() > deadline:
             raise RuntimeError("生成本章 saved no version in 300 s")
         time.sleep(0.02)
-    saved = max(novel.versions(chapter), key=lambda v: v.id).text
-    pg.wait_value("book-cand-1", "v === a", saved)
+    saved = _nl(max(novel.versions(chapter), key=lambda v: v.id).text)
+    pg.wait_value("book-cand-1", "v.replace(/\\r\\n?/g, '\\n') === a", saved)
     time.sleep(0.3)  # the run's refresh (.then) lands before the next run starts
     rec = page.evaluate("() => { clearInterval(window.__xsTimer); return window.__xsRec; }")
     span = (rec["last"] - rec["first"]) / 1000
@@ -434,7 +439,7 @@ def page_rate(services, page, chapter: int, seed: int) -> dict:
         "chars": rec["base"] + rec["grown"],
         "span_s": round(span, 3),
         "rate": rec["grown"] / span,
-        "text": pg.value("book-cand-1"),
+        "text": _nl(pg.value("book-cand-1")),
     }
 
 
@@ -745,7 +750,7 @@ def _check_journey(name: str, out: dict) -> dict:
     )
     for fmt in ("epub", "docx"):
         assert zipfile.is_zipfile(BytesIO(out[fmt])), f"{name}: {fmt} is not a zip"
-    return {"outline": out["outline"], "cands": out["cands"]}
+    return {"outline": out["outline"], "cands": [_nl(c) for c in out["cands"]]}
 
 
 def main() -> None:
