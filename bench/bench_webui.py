@@ -242,7 +242,7 @@ def browser_journey(app: dict, browser) -> tuple[dict, dict]:
         while len(novels.get(SLUG).versions(1)) < 2:
             if time.monotonic() > deadline:
                 raise RuntimeError("生成本章 saved no 2 candidates in 300 s")
-            time.sleep(0.02)
+            time.sleep(0.25)  # reading versions from disk in the app's process slows the app: poll gently
         saved = [v.text for v in novels.get(SLUG).versions(1)[:2]]  # in the order they finished
         pg.wait(
             """(a) => { const x = document.querySelector('#book-cand-1 textarea');
@@ -429,7 +429,7 @@ def page_rate(services, page, chapter: int, seed: int) -> dict:
     while len(novel.versions(chapter)) <= versions:
         if time.monotonic() > deadline:
             raise RuntimeError("生成本章 saved no version in 300 s")
-        time.sleep(0.02)
+        time.sleep(0.25)
     saved = _nl(max(novel.versions(chapter), key=lambda v: v.id).text)
     pg.wait_value("book-cand-1", "v.replace(/\\r\\n?/g, '\\n') === a", saved)
     time.sleep(0.3)  # the run's refresh (.then) lands before the next run starts
