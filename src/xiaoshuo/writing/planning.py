@@ -188,7 +188,9 @@ async def generate_outline(
                 form,
                 task="outline",
                 chapter=numbers[0],
-                sampling=_sampling(engine, sampling, wanted, with_schema_hint(messages, schema_of(form))),
+                sampling=_sampling(
+                    engine, sampling, wanted, with_schema_hint(messages, schema_of(form)), first=numbers[0]
+                ),
                 lora=lora,
                 retries=retries,
             )
@@ -385,9 +387,17 @@ def _context(engine: Any) -> int:
 
 
 def _sampling(
-    engine: Any, sampling: SamplingSettings | None, wanted: int, messages: list[dict[str, str]]
+    engine: Any,
+    sampling: SamplingSettings | None,
+    wanted: int,
+    messages: list[dict[str, str]],
+    *,
+    first: int | None = None,
 ) -> SamplingSettings:
-    """The caller's sampling with max_tokens = the form's bound, capped by what the context leaves."""
+    """The caller's sampling with max_tokens = the form's bound, capped by what the context leaves.
+
+    ``first``: an outline batch's first chapter; a seeded run derives the batch's seed from it, so
+    batches differ from each other and a resumed run repeats what an uninterrupted one would do."""
     base = sampling or DEFAULT_SAMPLING
     prompt = _prompt_tokens(engine, messages)
     room = _context(engine) - prompt
@@ -400,6 +410,8 @@ def _sampling(
         )
     fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
     fields["max_tokens"] = max(16, min(wanted, room))
+    if first is not None and fields.get("seed") is not None:
+        fields["seed"] = (fields["seed"] + (first - 1) * 7919) % 2**31
     return SamplingSettings(**fields)
 
 
