@@ -9,7 +9,6 @@ Panels whose backend is not installed (books in/out, outline generation) are lef
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 from typing import Any
@@ -19,20 +18,8 @@ import gradio as gr
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui import book_handlers as h
 from xiaoshuo.webui.errors import as_gradio_error as _error
+from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
-
-
-def _guard(fn):
-    """Run a handler; its ``XiaoshuoError`` / ``OSError`` becomes a visible ``gr.Error``."""
-
-    @functools.wraps(fn)  # keeps the signature: Gradio injects gr.SelectData by annotation
-    def wrapped(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (XiaoshuoError, OSError) as exc:
-            raise _error(exc) from None
-
-    return wrapped
 
 
 def has_module(name: str) -> bool:

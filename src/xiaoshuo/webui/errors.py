@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
@@ -10,3 +12,16 @@ from xiaoshuo.errors import XiaoshuoError
 def as_gradio_error(exc: Exception) -> gr.Error:
     """A typed error's own (bilingual) message; anything else with its type name."""
     return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
+
+
+def guard(fn):
+    """Wrap a synchronous handler: its ``XiaoshuoError`` / ``OSError`` becomes a visible ``gr.Error``."""
+
+    @functools.wraps(fn)  # keeps the signature: Gradio counts inputs and injects gr.SelectData from it
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (XiaoshuoError, OSError) as exc:
+            raise as_gradio_error(exc) from None
+
+    return wrapped

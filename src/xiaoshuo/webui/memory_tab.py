@@ -12,7 +12,6 @@ extraction (the book page's review queue).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.errors import as_gradio_error as _error
+from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
@@ -359,19 +358,6 @@ def reindex_markdown(services: Services, novel: str | None, everything: bool, la
 
 
 # ----------------------------------------------------------------------------- the page
-def _guard(fn):
-    """Typed errors (and file errors) become ``gr.Error`` on the page."""
-
-    @functools.wraps(fn)  # keeps the signature: Gradio injects gr.SelectData by annotation
-    def wrapped(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (XiaoshuoError, OSError) as exc:
-            raise _error(exc) from None
-
-    return wrapped
-
-
 def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.Tab | None = None) -> None:
     from xiaoshuo.memory import KINDS
 

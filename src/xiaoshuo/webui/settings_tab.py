@@ -11,7 +11,6 @@ them.  Adapters go through :mod:`xiaoshuo.training`'s registry; the system check
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Iterator
@@ -388,7 +387,7 @@ def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str,
     """Lay the page out and wire the handlers; returns the page-load event for ``app.py``:
     ``demo.load(page["on_load"], page["load_inputs"], page["load_outputs"])``."""
     from xiaoshuo.webui.downloads import download_panel
-    from xiaoshuo.webui.errors import as_gradio_error
+    from xiaoshuo.webui.errors import guard
 
     def L(key: str, **values: Any) -> str:
         return t(key, lang, **values)
@@ -436,16 +435,6 @@ def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str,
             wrap=True,
             elem_id="settings-config",
         )
-
-    def guard(fn):
-        @functools.wraps(fn)  # keeps the signature (Gradio counts the inputs from it)
-        def wrapped(*args):
-            try:
-                return fn(*args)
-            except (XiaoshuoError, OSError) as exc:
-                raise as_gradio_error(exc) from None
-
-        return wrapped
 
     def adapter_view(chosen: str | None = None):
         names = adapter_names(services)
