@@ -10,9 +10,8 @@ import json
 import pydantic
 import pytest
 
-from xiaoshuo.engine import Engine, GenerationRequest, SamplingError
-from xiaoshuo.engine.base import END
-from xiaoshuo.engine.types import Delta
+from xiaoshuo.engine import GenerationRequest, SamplingError
+from xiaoshuo.testing import ScriptedEngine
 from xiaoshuo.writing import StructuredOutputError, generate_json, generate_json_many, run_sync
 
 
@@ -21,38 +20,19 @@ class Person(pydantic.BaseModel):
     age: int = pydantic.Field(ge=0, le=200)
 
 
-class Script(Engine):
+class Script(ScriptedEngine):
     """Answers each request with the next scripted text (with ``by_prompt``: by the prompt's first word)."""
 
     backend = "scripted-json"
 
     def __init__(self, script: list[str], by_prompt: dict[str, list[str]] | None = None) -> None:
-        super().__init__(tokenizer=None, max_model_len=1 << 20, system_prompt="")
-        self.script = list(script)
+        super().__init__(script, default="{}", chunk=1 << 20, max_model_len=1 << 20)
         self.by_prompt = by_prompt or {}
-        self.requests: list[GenerationRequest] = []
 
-    def render(self, request) -> str:
-        return ""
-
-    def _submit(self, prepared, sink) -> None:
-        req = prepared.request
-        self.requests.append(req)
-        key = req.messages[-1]["content"].split()[0] if req.messages else ""
+    def respond(self, request) -> str:
+        key = request.messages[-1]["content"].split()[0] if request.messages else ""
         queue = self.by_prompt.get(key, self.script)
-        text = queue.pop(0) if queue else "{}"
-        sink(Delta(req.request_id, 0, text[: len(text) // 2], None, 0, 1))
-        sink(Delta(req.request_id, 0, text[len(text) // 2 :], "stop", 0, 2))
-        sink(END)
-
-    def _abort(self, request_id: str) -> None:
-        pass
-
-    def unfinished_requests(self) -> int:
-        return 0
-
-    def _shutdown(self) -> None:
-        pass
+        return queue.pop(0) if queue else self.default
 
 
 MSG = [{"role": "user", "content": "人物 写一个人物"}]
