@@ -476,3 +476,19 @@ def test_large_novels_use_the_numba_bm25_with_the_same_ranking() -> None:
     assert [round(s, 4) for _, s in fast] == [round(s, 4) for _, s in slow]  # ties may pick other ids
     best = max(s for _, s in slow)
     assert {i for i, s in fast if s == best} == {i for i, s in slow if s == best}
+
+
+def test_update_clears_named_fields_and_keeps_the_rest_after_reopening(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    with MemoryStore(settings) as store:
+        entry = make_entry(kind="plot", name="客栈重逢", text="林远与苏晚晴重逢", chapter=3)
+        store.add(entry)
+        store.update(entry.id, importance=5)  # None / absent fields stay as they were
+        assert store.get(entry.id).chapter == 3
+        store.update(entry.id, clear=["chapter"], text="改写后的梗概")
+        with pytest.raises(StoryMemoryError, match="unknown field"):
+            store.update(entry.id, clear=["no_such_field"])
+    with MemoryStore(settings) as store:  # reopened: the change was written
+        again = store.get(entry.id)
+        assert again.chapter is None and again.text == "改写后的梗概" and again.importance == 5
+        assert store.count() == 1

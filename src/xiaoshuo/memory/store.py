@@ -209,10 +209,19 @@ class MemoryStore:
             self._upsert(novel, group, vectors)
         return [e.id for e in entries]
 
-    def update(self, entry_id: str, novel: str = DEFAULT_NOVEL, **fields: Any) -> MemoryEntry:
+    def update(
+        self, entry_id: str, novel: str = DEFAULT_NOVEL, *, clear: Iterable[str] = (), **fields: Any
+    ) -> MemoryEntry:
+        """Change the given fields (``None`` = leave as is); the fields named in ``clear`` become None."""
         current = self.get(entry_id, novel)
         data = current.model_dump()
         data.update({k: v for k, v in fields.items() if v is not None})
+        for name in clear:
+            if name not in data:
+                raise StoryMemoryError(
+                    "无法清空未知字段 (unknown field to clear)", expected=sorted(data), received=name
+                )
+            data[name] = None
         data["updated"] = time.time()
         entry = make_entry(**data)
         self._upsert(novel, [entry])

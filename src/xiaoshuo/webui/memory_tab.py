@@ -260,20 +260,13 @@ def edit_entry(
     services: Services, novel: str | None, entry_id: str | None, form: dict[str, Any], lang: str = "zh"
 ) -> str:
     """保存修改: the selected entry becomes what the form says (a field emptied is cleared)."""
-    import time
-
-    from xiaoshuo.memory import make_entry
-
     if not entry_id:
         raise _not_selected(lang)
-    store = services.store()
-    current = store.get(entry_id, _novel(novel))
-    data = {**current.model_dump(), **_fields(form, lang), "updated": time.time()}
-    if data["chapter"] is None:
-        data["chapter_end"] = None
-    entry = make_entry(**data)
-    # add() upserts by id (the count of entries does not change); update() cannot clear a chapter
-    store.add(entry)
+    fields = _fields(form, lang)
+    clear = [k for k, v in fields.items() if v is None]
+    if fields.get("chapter") is None:
+        clear.append("chapter_end")
+    entry = services.store().update(entry_id, _novel(novel), clear=clear, **fields)
     return t("mem_edited", lang, label=entry.label)
 
 
