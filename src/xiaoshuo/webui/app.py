@@ -11,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from xiaoshuo.webui.book import build_book_tab
+from xiaoshuo.webui.files import GRADIO_DELETE_CACHE
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.memory_tab import build_memory_tab
 from xiaoshuo.webui.scratch import build_scratch_tab
@@ -24,7 +25,8 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
     s = services.settings
     lang = s.webui.language
     g = s.generation
-    with gr.Blocks(title=t("title", lang)) as demo:
+    # Gradio's copies of downloads and uploads go after a day (webui.files), not never.
+    with gr.Blocks(title=t("title", lang), delete_cache=GRADIO_DELETE_CACHE) as demo:
         gr.Markdown(f"## {t('title', lang)}")
         if services.demo:
             gr.Markdown(t("demo_banner", lang), elem_id="demo-banner")

@@ -899,16 +899,15 @@ def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple
 
 
 def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, lang: str = "zh") -> str:
-    """导出: the whole book as TXT / Markdown / EPUB / DOCX (简繁 converted when asked); returns the file."""
-    import tempfile
-    from pathlib import Path
+    """导出: the whole book as TXT / Markdown / EPUB / DOCX (简繁 converted when asked); returns the file.
 
+    The file is named after the title (shortened to a safe length) in a fresh download folder
+    (``webui.files``: old ones are removed, Gradio serves its own copy)."""
+    from xiaoshuo.webui.files import download_path
     from xiaoshuo.writing.books import export_book
 
     novel = open_novel(services, slug, lang)
-    folder = Path(tempfile.mkdtemp(prefix="xiaoshuo-book-"))
-    name = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "_", novel.card().title).strip() or slug
-    target = folder / f"{name}.{fmt}"
+    target = download_path(novel.card().title, fmt, kind="book", fallback=slug)
     try:
         export_book(novel, fmt, target, convert=convert or None)
     except ValueError as exc:  # e.g. a character the format cannot hold

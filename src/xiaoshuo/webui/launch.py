@@ -2,7 +2,9 @@
 
 ``check_exposure`` refuses a non-loopback host or a share link without authentication (unless the
 user says ``--insecure-no-auth``) with a message explaining the risk.  ``launch`` builds the app over a
-fresh ``Services`` object and serves it with a concurrency limit so several users stream at once.
+fresh ``Services`` object and serves it with a concurrency limit so several users stream at once; with
+auth, ``webui.security`` keeps every route behind the login and rate limits failed logins.  Old download
+folders (``webui.files``) are removed when the app starts.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ def launch(
     (nothing touches the user's data), dense memory off, and a banner on the page saying so.
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from xiaoshuo.webui import files, security
     from xiaoshuo.webui.app import build_app
     from xiaoshuo.webui.services import Services
+
+    files.clean_downloads()  # what earlier runs handed out
 
     if demo_dir is not None:
         settings, model = demo_settings(settings, demo_dir), None
@@ -105,6 +110,7 @@ def launch(
         server_port=settings.webui.port,
         share=settings.webui.share,
         auth=auth or None,
+        app_kwargs=security.app_kwargs(bool(auth)),
         prevent_thread_lock=not block,
         ssr_mode=False,
         show_error=True,

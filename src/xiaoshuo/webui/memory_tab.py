@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -317,9 +316,11 @@ def import_file(services: Services, novel: str | None, path: str | None, lang: s
 
 
 def export_file(services: Services, novel: str | None) -> str:
-    """导出: the novel's memory as a JSON file in a fresh temp folder; returns its path."""
+    """导出: the novel's memory as a JSON file in a fresh download folder (``webui.files``); returns it."""
+    from xiaoshuo.webui.files import download_path
+
     data = services.store().export_novel(_novel(novel))
-    path = Path(tempfile.mkdtemp(prefix="xiaoshuo-export-")) / f"memory-{_novel(novel)}.json"
+    path = download_path(f"memory-{_novel(novel)}", "json", kind="export")
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
     return str(path)
 

@@ -251,10 +251,13 @@ class Stories:
 
 
 def safe_upload_name(name: str) -> str:
-    """A file name with no directories, no traversal, no control characters."""
+    """A file name with no directories, no traversal, no control characters, at most
+    ``files.MAX_NAME_BYTES`` of UTF-8 (shortened by whole characters, extension kept)."""
+    from xiaoshuo.webui.files import fit_name
+
     base = os.path.basename(name.replace("\\", "/"))
     base = re.sub(r"[\x00-\x1f<>:\"|?*]", "_", base).strip().lstrip(".")
-    return base or "upload.txt"
+    return fit_name(base, fallback="upload") if base else "upload.txt"
 
 
 def save_uploads(paths: list[str], raw_dir: Path, *, lang: str = "zh") -> list[str]:
