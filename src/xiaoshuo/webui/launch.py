@@ -110,6 +110,7 @@ def launch(
         server_port=settings.webui.port,
         share=settings.webui.share,
         auth=auth or None,
+        auth_message=t("launch_auth_message", settings.webui.language) if auth else None,
         app_kwargs=security.app_kwargs(bool(auth)),
         prevent_thread_lock=not block,
         ssr_mode=False,

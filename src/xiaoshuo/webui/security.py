@@ -55,6 +55,7 @@ PUBLIC_PATHS = frozenset(
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon/")
 LOGIN_PATHS = ("/login", "/login/")
 _API_INFO = re.compile(rb"(<script>window\.gradio_api_info = ).*?(;</script>)", re.S)
+_NO_API = rb'{"named_endpoints":{},"unnamed_endpoints":{}}'  # what the page then shows: no endpoints
 
 
 def app_kwargs(auth: bool) -> dict[str, Any]:
@@ -220,7 +221,7 @@ async def _no_receive() -> dict[str, Any]:
 
 
 def _strip_api_info(send: Any) -> Any:
-    """A ``send`` that buffers the login page and replaces its embedded API description with null."""
+    """A ``send`` that buffers the login page and replaces its embedded API description by an empty one."""
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
 
@@ -234,7 +235,7 @@ def _strip_api_info(send: Any) -> Any:
         chunks.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        body = _API_INFO.sub(rb"\1null\2", b"".join(chunks), count=1)
+        body = _API_INFO.sub(rb"\1" + _NO_API + rb"\2", b"".join(chunks), count=1)
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})

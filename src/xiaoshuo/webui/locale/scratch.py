@@ -41,4 +41,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Add --auth USER:PASS; to open it without authentication anyway (anyone who can reach it can "
         "read and write your novels and memory), add --insecure-no-auth",
     },
+    "launch_auth_message": {  # on the login page (its form says only "Incorrect Credentials" for any refusal)
+        "zh": "连续输错 5 次密码后需等待 30 秒再试，之后每错一次等待时间加倍（最长 15 分钟）。",
+        "en": "After 5 wrong passwords, wait 30 s before trying again; each further failure doubles the wait "
+        "(up to 15 minutes).",
+    },
 }
