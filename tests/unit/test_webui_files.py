@@ -72,25 +72,27 @@ def test_old_downloads_are_removed_at_the_next_export_and_at_app_start(tmp_path,
     services = _services(tmp_path)
     novel = Novels.from_settings(services.settings).create("yuye", title="雨夜")
     novel.set_text(1, "夜雨敲窗。")
-    old = temp_dir / "xiaoshuo-book-old"
+    old = temp_dir / "xiaoshuo-book-old_1234"
     (old / "sub").mkdir(parents=True)
     (old / "sub" / "雨夜.txt").write_text("x", "utf-8")
-    old_memory = temp_dir / "xiaoshuo-export-old"
+    old_memory = temp_dir / "xiaoshuo-export-0ld12345"
     old_memory.mkdir()
-    fresh = temp_dir / "xiaoshuo-book-fresh"  # a download someone may still be fetching
+    fresh = temp_dir / "xiaoshuo-book-fresh123"  # a download someone may still be fetching
     fresh.mkdir()
     not_ours = temp_dir / "other-app-old"
     not_ours.mkdir()
-    link = temp_dir / "xiaoshuo-book-link"
+    shots = temp_dir / "xiaoshuo-book-shots-abcd1234"  # the browser tests' screenshots, kept on purpose
+    shots.mkdir()
+    link = temp_dir / "xiaoshuo-book-link1234"
     link.symlink_to(not_ours)
     hours_ago = time.time() - DOWNLOAD_MAX_AGE - 7200
-    for p in (old, old_memory, not_ours):
+    for p in (old, old_memory, not_ours, shots):
         os.utime(p, (hours_ago, hours_ago))
     os.utime(link, (hours_ago, hours_ago), follow_symlinks=False)
 
     current = Path(h.export_file(services, "yuye", "txt"))
     assert not old.exists() and not old_memory.exists()
-    assert fresh.is_dir() and not_ours.is_dir() and link.is_symlink() and current.is_file()
+    assert fresh.is_dir() and not_ours.is_dir() and shots.is_dir() and link.is_symlink() and current.is_file()
     # at app start (launch calls it) and later: the current download goes once it is old
     assert clean_downloads() == 0 and current.is_file()
     assert clean_downloads(now=time.time() + DOWNLOAD_MAX_AGE + 60) == 2  # current's folder and fresh

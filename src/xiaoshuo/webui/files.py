@@ -24,6 +24,8 @@ import unicodedata
 from pathlib import Path
 
 DOWNLOAD_PREFIXES = ("xiaoshuo-book-", "xiaoshuo-export-")  # 创作 导出, 记忆 导出
+# exactly what ``tempfile.mkdtemp(prefix=...)`` names them: not e.g. the browser tests' xiaoshuo-book-shots-*
+_DOWNLOAD_FOLDER = re.compile("(?:" + "|".join(map(re.escape, DOWNLOAD_PREFIXES)) + ")[a-z0-9_]{8}")
 DOWNLOAD_MAX_AGE = 3600.0  # seconds; Gradio has copied a download into its cache long before
 GRADIO_DELETE_CACHE = (3600, 86400)  # every hour, Gradio's copies (and uploads) older than a day
 MAX_NAME_BYTES = 150
@@ -54,8 +56,11 @@ def fit_name(name: str, max_bytes: int = MAX_NAME_BYTES, *, fallback: str = "fil
 
 def download_path(title: str, ext: str, *, kind: str = "book", fallback: str = "download") -> Path:
     """A fresh download folder's file for ``title`` + ``.ext`` (older download folders removed first)."""
+    prefix = f"xiaoshuo-{kind}-"
+    if prefix not in DOWNLOAD_PREFIXES:  # else clean_downloads would never remove it
+        raise ValueError(f"unknown download kind {kind!r}")
     clean_downloads()
-    folder = Path(tempfile.mkdtemp(prefix=f"xiaoshuo-{kind}-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     name = _UNSAFE.sub("_", title).strip().lstrip(".") or fallback
     return folder / fit_name(f"{name}.{ext}" if ext else name, fallback=fallback)
 
@@ -63,8 +68,9 @@ def download_path(title: str, ext: str, *, kind: str = "book", fallback: str = "
 def clean_downloads(max_age: float = DOWNLOAD_MAX_AGE, now: float | None = None) -> int:
     """Remove this user's download folders older than ``max_age`` seconds; returns how many went.
 
-    Only real folders (not links) named ``DOWNLOAD_PREFIXES`` directly in the temp directory and owned by
-    this user are touched; one that cannot be removed is left for the next run."""
+    Only real folders (not links) directly in the temp directory, named as ``download_path`` names them
+    (``DOWNLOAD_PREFIXES`` + 8 random characters) and owned by this user are touched; one that cannot be
+    removed is left for the next run."""
     now = time.time() if now is None else now
     uid = os.getuid() if hasattr(os, "getuid") else None
     removed = 0
@@ -73,7 +79,7 @@ def clean_downloads(max_age: float = DOWNLOAD_MAX_AGE, now: float | None = None)
     except OSError:
         return 0
     for entry in entries:
-        if not entry.name.startswith(DOWNLOAD_PREFIXES):
+        if not _DOWNLOAD_FOLDER.fullmatch(entry.name):
             continue
         try:
             st = entry.stat(follow_symlinks=False)
