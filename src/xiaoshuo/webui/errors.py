@@ -6,11 +6,13 @@ import functools
 
 import gradio as gr
 
-from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.errors import XiaoshuoError, from_os_error
 
 
 def as_gradio_error(exc: Exception) -> gr.Error:
-    """A typed error's own (bilingual) message; anything else with its type name."""
+    """A typed error's own (bilingual) message; an ``OSError`` as the CLI words it; else its type name."""
+    if isinstance(exc, OSError):
+        exc = from_os_error(exc)
     return gr.Error(str(exc) if isinstance(exc, XiaoshuoError) else f"{type(exc).__name__}: {exc}")
 
 
