@@ -2,7 +2,8 @@
 
 Core code raises these; the edges (CLI, WebUI) turn them into one clear line.
 :func:`from_os_error` is the one translation of an operating-system failure (disk full, read-only
-folder, name too long …) into such a line; the edges apply it to any ``OSError`` that reaches them.
+folder, name too long …) into such a line; :func:`translate` applies it, and the same words to the
+memory database's "disk is full" and to arguments that are not UTF-8, for the edges.
 This module formats messages only; it does not print, log or exit.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sqlite3
 
 
 class XiaoshuoError(Exception):
@@ -244,6 +246,60 @@ def from_os_error(exc: OSError) -> XiaoshuoError:
     if paths:
         message = f"{message}: {_printable(paths[0])}"
     return OSFailure(message, errno_=exc.errno, expected=expected, received=received, fix=fix)
+
+
+#: What SQLite (the memory store's ChromaDB) says for an operating-system failure, as an errno.
+_DATABASE_FAILURES = (
+    ("database or disk is full", errno.ENOSPC),
+    ("disk is full", errno.ENOSPC),
+    ("readonly database", errno.EROFS),
+    ("read-only", errno.EROFS),
+    ("disk i/o error", errno.EIO),
+    ("unable to open database file", errno.EACCES),
+)
+
+
+def translate(exc: BaseException) -> XiaoshuoError | None:
+    """The one line for an error that reached an edge (CLI, WebUI); ``None`` for a bug (keep its traceback).
+
+    Typed errors stay as they are; ``OSError`` goes through :func:`from_os_error`; a database error of
+    the memory store (SQLite / ChromaDB) that is really a full or read-only disk gets the same words; text
+    that cannot be encoded as UTF-8 (an argument or file name in another encoding) says so.
+    """
+    if isinstance(exc, XiaoshuoError):
+        return exc
+    if isinstance(exc, OSError):
+        return from_os_error(exc)
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in (exc.reason or ""):
+        bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+        return XiaoshuoError(
+            "参数或文件名不是合法的 UTF-8 (text that is not valid UTF-8)",
+            expected="UTF-8 text in arguments, names and files",
+            received=f"{bad.encode('utf-8', 'surrogateescape')!r} at {exc.start}",
+            fix="把终端与文件名改用 UTF-8（locale 设为 zh_CN.UTF-8 或 C.UTF-8），或改用只含合法字符的名字",
+        )
+    if isinstance(exc, sqlite3.Error) or type(exc).__module__.split(".")[0] == "chromadb":
+        text = str(exc)
+        for pattern, code in _DATABASE_FAILURES:
+            if pattern in text.lower():
+                message, expected, fix = _OS_MESSAGES[code]
+                return OSFailure(
+                    f"{message}（记忆库数据库 / memory database）",
+                    errno_=code,
+                    expected=expected,
+                    received=f"{type(exc).__name__}: {text}",
+                    fix=fix,
+                )
+        # ChromaDB's storage engine often reports a full disk only as a failed write ("Error in
+        # compaction …"): say what to check rather than print its traceback.
+        return XiaoshuoError(
+            "记忆库（ChromaDB）写入或读取失败 (the memory store failed)",
+            expected="a memory store on a disk with free space that this user may write",
+            received=f"{type(exc).__name__}: {text}",
+            fix="检查磁盘空间（df -h）与 paths.data_dir 的权限后重试；仍然失败时加 --debug 查看详情 "
+            "(check free space and permissions; --debug shows the details)",
+        )
+    return None
 
 
 def _printable(text: str, limit: int = 120) -> str:

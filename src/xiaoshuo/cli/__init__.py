@@ -12,9 +12,9 @@ Every command loads settings through :func:`xiaoshuo.config.load` and calls one
 API function; it formats results and errors, nothing else.  Heavy libraries
 (torch, vllm, chromadb) are imported inside commands, never at module level, so
 ``xiaoshuo --help`` stays fast.  Core errors (:class:`XiaoshuoError`) and every operating-system
-error (``OSError``: disk full, read-only folder, name too long …, translated by
-:func:`xiaoshuo.errors.from_os_error`) become one clear line on stderr and exit 2; ``--debug`` shows
-the traceback.
+error (``OSError``: disk full, read-only folder, name too long …, worded by
+:func:`xiaoshuo.errors.translate`) become one clear line on stderr and exit 2; ``--debug`` shows
+the traceback.  Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import typer
 from xiaoshuo import __version__
 from xiaoshuo.cli.state import CliState
 from xiaoshuo.config import parse_assignment
-from xiaoshuo.errors import XiaoshuoError, from_os_error
+from xiaoshuo.errors import translate
 
 EXIT_ERROR = 2
 
@@ -113,11 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="xiaoshuo", standalone_mode=False)
-    except (XiaoshuoError, OSError, UnicodeEncodeError) as exc:
-        if debug:
-            raise
-        typer.secho(f"错误 error: {_one_line(exc)}", err=True, fg=typer.colors.RED)
-        return EXIT_ERROR
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("已中止 aborted", err=True)
         return 130
@@ -130,22 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             typer.echo(f"错误 error: {exc.format_message()}", err=True)
         return exc.exit_code
+    except Exception as exc:  # typed errors, OS errors (disk full …): one line; anything else is a bug
+        error = translate(exc)
+        if error is None or debug:
+            raise
+        typer.secho(f"错误 error: {error}", err=True, fg=typer.colors.RED)
+        return EXIT_ERROR
     return result if isinstance(result, int) else 0
-
-
-def _one_line(exc: Exception) -> XiaoshuoError:
-    """The error as the user sees it: typed errors as they are, OS errors translated."""
-    if isinstance(exc, OSError):
-        return from_os_error(exc)
-    if isinstance(exc, UnicodeEncodeError):  # an argument with bytes that are not UTF-8 (surrogate escapes)
-        bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
-        return XiaoshuoError(
-            "参数或文件名不是合法的 UTF-8 (text that is not valid UTF-8)",
-            expected="UTF-8 text in arguments, names and files",
-            received=f"{bad.encode('utf-8', 'surrogateescape')!r} at {exc.start} ({exc.reason})",
-            fix="把终端与文件名改用 UTF-8（locale 设为 zh_CN.UTF-8 / C.UTF-8），或改用只含合法字符的名字",
-        )
-    return exc  # type: ignore[return-value]
 
 
 if __name__ == "__main__":  # pragma: no cover
