@@ -189,6 +189,24 @@ def test_disk_full_is_one_line_and_the_book_is_unchanged(tmp_path: Path, clean_e
         assert "第一版正文" in capsys.readouterr().out
 
 
+def test_read_only_folder_is_one_line(tmp_path: Path, clean_env, capsys) -> None:
+    with _tmpfs(tmp_path / "disk", "1m") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (needs root); the errno wording is tested above")
+        disk = tmp_path / "disk"
+        _book(disk, clean_env, capsys)
+        before = _state(disk)
+        assert _mount("-o", "remount,ro", str(disk))
+        for args in (
+            ["chapter", "set", "1", "--novel", "yuye", "--file", str(disk / "outline.json")],
+            ["novel", "export", "yuye"],
+            ["novel", "new", "other", "--title", "另一本"],
+        ):
+            assert main(args) == 2, args  # was OSError 30
+            assert "只读" in _one_line(capsys.readouterr().err), args
+        assert _state(disk) == before
+
+
 def _disk_full_by_file_size_limit(root: Path, big: Path, book: Path) -> None:
     """Fallback without mount: the CLI in a subprocess whose files may not exceed a few KB."""
     import xiaoshuo
