@@ -247,3 +247,22 @@ def _state_or_files(root: Path) -> list[str]:
     novels = root / "data" / "novels"
     files = [p for p in novels.rglob("*") if p.is_file() and ".lock" not in p.name]
     return sorted(f"{p.relative_to(novels)}:{p.stat().st_size}" for p in files)
+
+
+def test_webui_guard_words_os_errors_like_the_cli() -> None:
+    import gradio as gr
+
+    from xiaoshuo.webui.errors import guard
+
+    def full_disk(path: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    def bug() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(gr.Error) as err:
+        guard(full_disk)("/data/novels/yuye/chapters/0001.txt")
+    assert "磁盘已满" in err.value.message and "0001.txt" in err.value.message
+    assert "解决 fix" in err.value.message
+    with pytest.raises(ValueError):  # a bug is not dressed up as an expected error
+        guard(bug)()
