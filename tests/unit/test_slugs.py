@@ -34,6 +34,13 @@ def test_invisible_and_bidi_characters_are_refused(char: str, tmp_path: Path) ->
     assert not (tmp_path / "novels").exists()
 
 
+def test_lookalike_forms_are_refused() -> None:
+    for lookalike, same in (("cafe\u0301", "café"), ("\uf900", "\u8c48")):  # e + ◌́; 豈 compatibility form
+        with pytest.raises(WritingError, match="NFC"):
+            check_slug(lookalike)
+        assert check_slug(same) == same
+
+
 def test_slug_bytes_leave_room_for_every_derived_name(tmp_path: Path, clean_env, capsys) -> None:
     for ok in ("yuye-jian", "雨夜剑", "雨" * 64, "😀" * 50, "a" * 64):
         assert check_slug(ok) == ok

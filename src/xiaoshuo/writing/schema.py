@@ -42,7 +42,7 @@ def check_slug(slug: str) -> str:
 
     Checked before anything is created: 1–64 characters and at most 200 bytes of UTF-8, valid UTF-8
     (a name read from a non-UTF-8 terminal arrives with surrogate escapes), no path separators, no
-    control, invisible or bidirectional characters, not starting with ".".
+    control, invisible or bidirectional characters, in Unicode NFC form, not starting with ".".
     """
     s = (slug or "").strip()
     problem = _slug_problem(s)
@@ -50,7 +50,7 @@ def check_slug(slug: str) -> str:
         raise WritingError(
             f"小说标识无效 (invalid novel slug): {problem}",
             expected=f"1–{SLUG_MAX_CHARS} characters and at most {SLUG_MAX_BYTES} bytes of UTF-8, "
-            'no / \\ : * ? " < > |, no control, invisible (zero-width) or bidirectional characters, '
+            'no / \\ : * ? " < > |, no control, invisible (zero-width) or bidirectional characters, NFC, '
             'not starting with "." (e.g. yuye-jian or 雨夜剑)',
             received=(slug or "").encode("utf-8", "backslashreplace").decode("utf-8"),
             fix="换一个标识，例如书名拼音或书名本身",
@@ -78,6 +78,9 @@ def _slug_problem(s: str) -> str:
         if unicodedata.category(c) in _SLUG_BAD_CATEGORIES:
             name = f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip()
             return f"含有不可见或改变显示方向的字符 (invisible or bidirectional character) {name}"
+    nfc = unicodedata.normalize("NFC", s)
+    if nfc != s:  # é as e + ◌́, or a CJK compatibility ideograph: looks like another slug
+        return f"不是 Unicode 规范形式 NFC，看起来与 {nfc!r} 相同 (not NFC: looks the same as {nfc!r})"
     return ""
 
 
