@@ -273,3 +273,12 @@ def test_credentials_inside_urls_are_secrets(tmp_path: Path, capsys, clean_env) 
         _load(tmp_path, overrides={"memory.chroma_url": "http://bob:hunter2@chroma.local:port"})
     assert "hunter2" not in str(err.value) and "chroma.local" in str(err.value)
     assert config.mask_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+def test_model_download_keeps_the_mirror_url_out_of_argv(tmp_path: Path) -> None:
+    from xiaoshuo.webui.downloads import ModelDownload
+
+    url = "https://user:hunter2@mirror.example.com"
+    job = ModelDownload(_load(tmp_path, overrides={"model.hf_endpoint": url}))
+    assert "hunter2" not in " ".join(job.command("org/tiny", "hf"))  # argv is visible to every user (ps)
+    assert job.env()["XIAOSHUO_MODEL__HF_ENDPOINT"] == url
