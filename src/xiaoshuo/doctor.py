@@ -136,10 +136,10 @@ def hub_status(settings: Settings) -> list[dict[str, Any]]:
         endpoint = hf_endpoint(settings) if name == "hf" else modelscope_endpoint()
         if offline:
             detail = "HF_HUB_OFFLINE=1"
-            rows.append({"source": name, "endpoint": endpoint, "reachable": None, "detail": detail})
+            rows.append({"source": name, "endpoint": mask_url(endpoint), "reachable": None, "detail": detail})
             continue
         ok, detail = hub_reachable(endpoint)
-        rows.append({"source": name, "endpoint": endpoint, "reachable": ok, "detail": detail})
+        rows.append({"source": name, "endpoint": mask_url(endpoint), "reachable": ok, "detail": detail})
     return rows
 
 
