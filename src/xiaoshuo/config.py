@@ -16,20 +16,76 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from xiaoshuo.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 ENV_PREFIX = "XIAOSHUO_"
 ENV_CONFIG_FILE = "XIAOSHUO_CONFIG"
+#: ``XIAOSHUO_*`` variables that are read but are not ``XIAOSHUO_<SECTION>__<KEY>`` settings.
+ENV_NOT_KEYS = frozenset({ENV_CONFIG_FILE})
 DEFAULT_CONFIG_FILE = "config.toml"
+#: Keys holding a URL: validated as http(s) URLs; a user name, password or token inside one is a secret
+#: (masked by :meth:`Settings.to_plain`, the 设置 page and ``xiaoshuo config``).
+URL_KEYS = ("model.hf_endpoint", "engine.openai_base_url", "memory.chroma_url")
+#: Query parameters whose values are masked in a shown URL (``?api_key=…``, ``?token=…`` …).
+_SECRET_QUERY = re.compile(r"(?i)(^|[&;])([^=&;]*(?:key|token|secret|pass|auth|sig|cred)[^=&;]*)=([^&;]*)")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials as ``***``: the user-info part and secret-looking query values."""
+    if not url or ("@" not in url and "?" not in url):
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}=***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _check_url(value: str, *, allow_empty: bool) -> str:
+    """An ``http(s)://host[:port][/path]`` URL (stripped), or empty where that is allowed."""
+    value = value.strip()
+    if not value and allow_empty:
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises on a port that is not a number in 0–65535
+    except ValueError as exc:
+        raise ValueError(f"not a URL ({exc}); write it as http://host:port/path") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL with a host; write it as http://host:port/path")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("a URL may not contain spaces or control characters")
+    if port == 0:
+        raise ValueError("port 0 is not a port one can connect to")
+    return value
 
 DEFAULT_SYSTEM_PROMPT = (
     "你是一位经验丰富的中文小说作家。请根据提供的设定、人物与前文，"
@@ -80,6 +136,11 @@ class ModelSettings(_Section):
         0.85, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take (0–1]."
     )
 
+    @field_validator("hf_endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value, allow_empty=True)
+
 
 class EngineSettings(_Section):
     """Which generation backend to use and how to reach or size it."""
@@ -121,6 +182,11 @@ class EngineSettings(_Section):
         "", description="Served model name on the OpenAI-compatible server; empty = its first model."
     )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for chat-style generation.")
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value, allow_empty=False)
 
 
 class GenerationSettings(_Section):
@@ -204,6 +270,11 @@ class MemorySettings(_Section):
     top_k: int = Field(8, ge=1, description="Memory entries retrieved per request.")
     context_token_budget: int = Field(2048, ge=0, description="Tokens of memory allowed into one prompt.")
 
+    @field_validator("chroma_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value, allow_empty=True)
+
 
 class WritingSettings(_Section):
     """Writing a book: chapter length, segments, prompt budget, repetition guard (``xiaoshuo.writing``)."""
@@ -285,6 +356,13 @@ class PathSettings(_Section):
     logs_dir: Path = Field(Path("logs"), description="Event logs (train-<run>.jsonl …).")
     models_dir: Path = Field(Path("models"), description="Local model weights.")
 
+    @field_validator("data_dir", "checkpoints_dir", "logs_dir", "models_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError('an empty path would silently mean the current folder; write "." for that')
+        return value
+
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
@@ -351,6 +429,10 @@ class Settings(BaseModel):
         data = self.model_dump(mode="json")
         if reveal_secrets:
             data["engine"]["openai_api_key"] = self.engine.openai_api_key.get_secret_value()
+        else:
+            for key in URL_KEYS:
+                section, name = key.split(".")
+                data[section][name] = mask_url(data[section][name])
         return data
 
 
@@ -406,6 +488,7 @@ def load(
             settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise _to_config_error(exc, merged, sources) from None
+    _check_dirs(settings, sources, Path(cwd) if cwd else None)
     settings._sources = sources
     settings._config_file = path
     settings._notes = notes
@@ -499,13 +582,65 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, Any, str]]:
     found = []
     for var in sorted(env):
-        if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG_FILE or "__" not in var:
+        if not var.startswith(ENV_PREFIX) or var in ENV_NOT_KEYS:
+            continue
+        if "__" not in var:  # XIAOSHUO_WEBUI_PORT: a typo that would otherwise do nothing, silently
+            _warn_unknown_env(var)
             continue
         section, _, name = var[len(ENV_PREFIX) :].partition("__")
         key = f"{section.lower()}.{name.lower()}"
         _check_key(key, where=f"environment variable {var}")
         found.append((key, _parse_scalar(env[var]), var))
     return found
+
+
+def _warn_unknown_env(var: str) -> None:
+    """Log that ``var`` sets nothing and what it probably meant (never its value: it may be a secret)."""
+    known = [
+        f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+        for section, fields in all_keys().items()
+        for name in fields
+    ]
+    close = difflib.get_close_matches(var.upper(), known, n=1, cutoff=0.8)
+    hint = (
+        f"是否想写 (did you mean) {close[0]}？"
+        if close
+        else f"设置项写作 {ENV_PREFIX}<SECTION>__<KEY>（两个下划线 / two underscores）"
+    )
+    log.warning(
+        "环境变量 %s 不对应任何配置项，已忽略 (environment variable %s matches no config key, ignored)；%s",
+        var,
+        var,
+        hint,
+    )
+
+
+def _check_dirs(settings: Settings, sources: dict[str, str], cwd: Path | None) -> None:
+    """A ``paths.*`` folder that exists, or has an existing ancestor, must be (under) a folder, not a file.
+
+    Otherwise every command would fail later with "not a directory", or (``novel list``) find nothing.
+    """
+    for name in PathSettings.model_fields:
+        path = getattr(settings.paths, name).expanduser()
+        if cwd is not None and not path.is_absolute():
+            path = cwd / path
+        for part in (path, *path.parents):
+            try:
+                if not part.exists():
+                    continue
+            except OSError:  # no permission to look: the command that uses it will say so
+                break
+            if not part.is_dir():
+                key = f"paths.{name}"
+                source = sources.get(key, "default")
+                where = "" if part == path else f"（其中的 {part} 是文件 / {part} is a file）"
+                raise ConfigError(
+                    f"配置项 {key} 指向的不是文件夹 (not a folder, from {source}){where}",
+                    expected="a folder (or a path that can be created as one)",
+                    received=str(getattr(settings.paths, name)),
+                    fix=f"修改 {source} 中的 {key}，或移走该文件 (point {key} at a folder)",
+                )
+            break
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -556,6 +691,12 @@ def _to_config_error(
     field = Settings.model_fields[section].annotation.model_fields.get(name)  # type: ignore[union-attr]
     expected = _describe_field(field) if field else "see `xiaoshuo config`"
     source = sources.get(key, "default")
+    if key in URL_KEYS:
+        expected = "an http(s) URL such as http://127.0.0.1:8000/v1" + (
+            "" if key == "engine.openai_base_url" else ", or empty"
+        )
+        if isinstance(value, str):
+            value = mask_url(value)
     more = (
         f"（另有 {len(exc.errors()) - 1} 处错误 / {len(exc.errors()) - 1} more）"
         if len(exc.errors()) > 1

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xiaoshuo.config import Settings
+from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.engine.selection import BackendStatus, backend_statuses, choose_backend
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.hardware import GIB, cpu_status, gpu_processes, torch_status, vllm_status
@@ -136,10 +136,10 @@ def hub_status(settings: Settings) -> list[dict[str, Any]]:
         endpoint = hf_endpoint(settings) if name == "hf" else modelscope_endpoint()
         if offline:
             detail = "HF_HUB_OFFLINE=1"
-            rows.append({"source": name, "endpoint": endpoint, "reachable": None, "detail": detail})
+            rows.append({"source": name, "endpoint": mask_url(endpoint), "reachable": None, "detail": detail})
             continue
         ok, detail = hub_reachable(endpoint)
-        rows.append({"source": name, "endpoint": endpoint, "reachable": ok, "detail": detail})
+        rows.append({"source": name, "endpoint": mask_url(endpoint), "reachable": ok, "detail": detail})
     return rows
 
 
@@ -270,7 +270,7 @@ def _smoke_one(settings: Settings, backend: str, model_dir: Path) -> tuple[str, 
     )
     with load_engine(tiny, backend=backend, model=str(model_dir)) as engine:
         if backend == "openai":  # the engine lists the server's models when it opens
-            return "", [], f"{settings.engine.openai_base_url} answered"
+            return "", [], f"{mask_url(settings.engine.openai_base_url)} answered"
         sampling = SamplingSettings(temperature=0.0, max_tokens=8, repetition_penalty=1.0)
         result = engine.generate(GenerationRequest(messages=_PROMPT, sampling=sampling))
         cand = result.candidates[0]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xiaoshuo.config import mask_url
 from xiaoshuo.errors import HardwareError, XiaoshuoError
 
 if TYPE_CHECKING:
@@ -341,7 +342,7 @@ def plan_pull(
         if len(order) > 1:  # auto: a quick reachability probe first, no retry storm
             ok, detail = hub_reachable(endpoint)
             if not ok:
-                tried.append(f"{name} {endpoint}: {detail}")
+                tried.append(f"{name} {mask_url(endpoint)}: {detail}")
                 continue
         repo_id = MODELSCOPE_IDS.get(model_id, model_id) if name == "modelscope" else model_id
         try:
@@ -349,12 +350,13 @@ def plan_pull(
             all_files, shas, commit = listing(repo_id, revision, endpoint)
             files = choose_files(all_files)
         except Exception as exc:
-            tried.append(f"{name} {endpoint}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+            said = " ".join(str(exc).split())[:200]
+            tried.append(f"{name} {mask_url(endpoint)}: {type(exc).__name__}: {said}")
             continue
         if not files:
-            tried.append(f"{name} {endpoint}: 仓库里没有文件 (no files)")
+            tried.append(f"{name} {mask_url(endpoint)}: 仓库里没有文件 (no files)")
             continue
-        why = f"{name} ({endpoint}) 已响应 answered"
+        why = f"{name} ({mask_url(endpoint)}) 已响应 answered"
         if tried:
             why += f"；未响应 did not answer: {'; '.join(tried)}"
         target = local_dir(model_id, settings.paths.models_dir)

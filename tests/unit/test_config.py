@@ -168,3 +168,117 @@ def test_every_key_is_documented() -> None:
     for section, fields in config.all_keys().items():
         for name, description in fields.items():
             assert description.strip(), f"{section}.{name} has no description"
+
+
+@pytest.mark.parametrize("where", ["toml", "env", "cli"])
+@pytest.mark.parametrize("key", ["paths.data_dir", "paths.models_dir"])
+def test_empty_path_is_refused_not_the_current_folder(tmp_path: Path, where: str, key: str) -> None:
+    section, name = key.split(".")
+    kw: dict = {}
+    if where == "toml":
+        (tmp_path / "config.toml").write_text(f'[{section}]\n{name} = ""\n', "utf-8")
+    elif where == "env":
+        kw["env"] = {f"XIAOSHUO_{section.upper()}__{name.upper()}": " "}
+    else:
+        kw["overrides"] = dict([config.parse_assignment(f"{key}=")])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+        _load(tmp_path, **kw)
+    assert "current folder" in str(err.value)
+    assert _load(tmp_path, overrides={key: "."}).get(key) == Path(".")  # said explicitly: allowed
+
+
+def test_a_paths_folder_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x", "utf-8")
+    for value in ("afile", "afile/data", str(tmp_path / "afile" / "deeper" / "data")):
+        with pytest.raises(ConfigError, match=r"paths\.data_dir.*not a folder") as err:
+            _load(tmp_path, overrides={"paths.data_dir": value})
+        assert value in str(err.value)
+    later = _load(tmp_path, overrides={"paths.data_dir": "not/yet/there"})  # created when first written
+    assert later.paths.data_dir == Path("not/yet/there")
+
+
+def test_xiaoshuo_variables_that_match_no_key_are_warned(tmp_path: Path, caplog) -> None:
+    with caplog.at_level("WARNING", logger="xiaoshuo.config"):
+        settings = _load(
+            tmp_path,
+            env={"XIAOSHUO_WEBUI_PORT": "abc", "XIAOSHUO_CONFIG": "", "XIAOSHUO_NONSENSE": "sk-secret-value"},
+        )
+    assert settings.webui.port == 7860
+    text = caplog.text
+    assert "XIAOSHUO_WEBUI_PORT" in text and "XIAOSHUO_WEBUI__PORT" in text  # names the one it meant
+    assert "XIAOSHUO_NONSENSE" in text and "sk-secret-value" not in text  # never the value
+    assert "XIAOSHUO_CONFIG " not in text and len(caplog.records) == 2
+    with pytest.raises(ConfigError, match="unknown config key"):  # a double-underscore typo stays an error
+        _load(tmp_path, env={"XIAOSHUO_WEBUI__PROT": "1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("engine.openai_base_url", "localhost:8000/v1"),
+        ("engine.openai_base_url", "ftp://host/v1"),
+        ("engine.openai_base_url", "http://host:99999/v1"),
+        ("engine.openai_base_url", ""),
+        ("engine.openai_base_url", "http:///v1"),
+        ("memory.chroma_url", "http://host:abc"),
+        ("memory.chroma_url", "http://ho st:8000"),
+        ("model.hf_endpoint", "hf-mirror.com"),
+    ],
+)
+def test_url_keys_must_be_http_urls(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+        _load(tmp_path, overrides={key: value})
+    assert "http" in err.value.expected
+
+
+def test_valid_urls_pass_and_empty_means_default_where_allowed(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        overrides={
+            "engine.openai_base_url": " https://api.example.com:8443/v1 ",
+            "memory.chroma_url": "",
+            "model.hf_endpoint": "https://hf-mirror.com",
+        },
+    )
+    assert settings.engine.openai_base_url == "https://api.example.com:8443/v1"
+    assert settings.memory.chroma_url == ""
+
+
+def test_credentials_inside_urls_are_secrets(tmp_path: Path, capsys, clean_env) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from xiaoshuo.cli import main
+    from xiaoshuo.webui import settings_tab
+
+    secret_urls = {
+        "engine.openai_base_url": "https://alice:pa55word@api.example.com/v1?api_key=sk-zzz&x=1",
+        "memory.chroma_url": "http://bob:hunter2@chroma.local:8000",
+        "model.hf_endpoint": "https://mirror.example.com/?token=hf_secret",
+    }
+    settings = _load(tmp_path, overrides=secret_urls)
+    assert settings.engine.openai_base_url == secret_urls["engine.openai_base_url"]  # the code gets it all
+    shown = json.dumps(settings.to_plain())
+    rows = json.dumps(settings_tab.config_rows(SimpleNamespace(settings=settings)), ensure_ascii=False)
+    clean_env.chdir(tmp_path)
+    sets = [arg for key, value in secret_urls.items() for arg in ("--set", f"{key}={value}")]
+    assert main([*sets, "config", "--json"]) == 0
+    assert main([*sets, "config"]) == 0
+    cli = capsys.readouterr().out
+    for text in (shown, rows, cli):
+        for secret in ("pa55word", "alice", "sk-zzz", "hunter2", "hf_secret"):
+            assert secret not in text
+    assert "api.example.com" in shown and "chroma.local" in rows and "***@" in cli
+    with pytest.raises(ConfigError) as err:  # an error quoting the URL masks it too
+        _load(tmp_path, overrides={"memory.chroma_url": "http://bob:hunter2@chroma.local:port"})
+    assert "hunter2" not in str(err.value) and "chroma.local" in str(err.value)
+    assert config.mask_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+
+
+def test_model_download_keeps_the_mirror_url_out_of_argv(tmp_path: Path) -> None:
+    from xiaoshuo.webui.downloads import ModelDownload
+
+    url = "https://user:hunter2@mirror.example.com"
+    job = ModelDownload(_load(tmp_path, overrides={"model.hf_endpoint": url}))
+    assert "hunter2" not in " ".join(job.command("org/tiny", "hf"))  # argv is visible to every user (ps)
+    assert job.env()["XIAOSHUO_MODEL__HF_ENDPOINT"] == url

@@ -11,8 +11,10 @@ commands in that order).  ``state.py`` holds what the global options set,
 Every command loads settings through :func:`xiaoshuo.config.load` and calls one
 API function; it formats results and errors, nothing else.  Heavy libraries
 (torch, vllm, chromadb) are imported inside commands, never at module level, so
-``xiaoshuo --help`` stays fast.  Core errors (:class:`XiaoshuoError`) become one
-clear line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+``xiaoshuo --help`` stays fast.  Core errors (:class:`XiaoshuoError`) and every operating-system
+error (``OSError``: disk full, read-only folder, name too long …, worded by
+:func:`xiaoshuo.errors.translate`) become one clear line on stderr and exit 2; ``--debug`` shows
+the traceback.  Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import typer
 from xiaoshuo import __version__
 from xiaoshuo.cli.state import CliState
 from xiaoshuo.config import parse_assignment
-from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.errors import translate
 
 EXIT_ERROR = 2
 
@@ -111,11 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="xiaoshuo", standalone_mode=False)
-    except XiaoshuoError as exc:
-        if debug:
-            raise
-        typer.secho(f"错误 error: {exc}", err=True, fg=typer.colors.RED)
-        return EXIT_ERROR
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("已中止 aborted", err=True)
         return 130
@@ -128,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             typer.echo(f"错误 error: {exc.format_message()}", err=True)
         return exc.exit_code
+    except Exception as exc:  # typed errors, OS errors (disk full …): one line; anything else is a bug
+        error = translate(exc)
+        if error is None or debug:
+            raise
+        typer.secho(f"错误 error: {error}", err=True, fg=typer.colors.RED)
+        return EXIT_ERROR
     return result if isinstance(result, int) else 0
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.state import _state
+from xiaoshuo.config import mask_url
 
 app = typer.Typer(
     name="model",
@@ -109,7 +110,7 @@ def _emit_plan(plan) -> None:
             "event": "plan",
             "model": plan.model_id,
             "source": plan.source,
-            "endpoint": plan.endpoint,
+            "endpoint": mask_url(plan.endpoint),  # a mirror URL may hold a password
             "files": len(plan.files),
             "total": plan.total_bytes,
             "target": str(plan.target),

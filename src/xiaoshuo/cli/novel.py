@@ -304,6 +304,15 @@ def export_cmd(
     """导出整本书 / Export the whole book as TXT, Markdown, EPUB 3 or DOCX (the project is not changed)."""
     from xiaoshuo.writing.books import export_book
 
+    if output is not None and not output.name:  # "", "." or "/": typer turns --output "" into "."
+        from xiaoshuo.errors import XiaoshuoError
+
+        raise XiaoshuoError(
+            "--output 需要一个文件路径 (--output needs a file path)",
+            expected=f"a file such as 书名.{fmt}",
+            received=str(output),
+            fix=f"写出文件名，例如 --output 书名.{fmt}；或去掉 --output 使用默认位置",
+        )
     settings = _state(ctx).settings()
     novel = novels(ctx).get(slug)
     suffix = f"-{convert}" if convert else ""

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from xiaoshuo.config import Settings
+from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.engine.base import END, ESTIMATE_SOURCE, Engine, EngineError, Prepared, Sink
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
@@ -153,7 +153,7 @@ class OpenAIEngine(Engine):
                     return self._cards
                 raise EngineError(
                     "无法连接 OpenAI 兼容服务器 (server unreachable)",
-                    expected=f"a running server at {self._base_url}",
+                    expected=f"a running server at {mask_url(self._base_url)}",
                     received=f"{type(exc).__name__}: {exc}",
                     fix="先运行 xiaoshuo serve（或 vllm serve / llama-server / ollama serve），"
                     "或修改 engine.openai_base_url",

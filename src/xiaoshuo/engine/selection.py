@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from xiaoshuo.config import Settings
+from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.errors import DependencyError
 from xiaoshuo.hardware import torch_status, vllm_status
 
@@ -52,7 +52,7 @@ def backend_statuses(
             BackendStatus("transformers", False, "transformers/torch not installed: make install")
         )
 
-    url = settings.engine.openai_base_url
+    url = mask_url(settings.engine.openai_base_url)
     statuses.append(
         BackendStatus(
             "openai",

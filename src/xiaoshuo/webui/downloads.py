@@ -39,9 +39,15 @@ class ModelDownload:
         if self.config_file:
             cmd += ["--config", str(self.config_file)]
         cmd += ["--set", f"paths.models_dir={self.settings.paths.models_dir}"]
-        if self.settings.model.hf_endpoint:
-            cmd += ["--set", f"model.hf_endpoint={self.settings.model.hf_endpoint}"]
         return [*cmd, "model", "pull", model_id, "--source", source, "--json-progress"]
+
+    def env(self) -> dict[str, str]:
+        """The pull's environment: the mirror travels here, not in argv (``ps`` shows argv to every user,
+        and a mirror URL may hold a password)."""
+        env = dict(os.environ)
+        if self.settings.model.hf_endpoint:
+            env["XIAOSHUO_MODEL__HF_ENDPOINT"] = self.settings.model.hf_endpoint
+        return env
 
     def start(self, model_id: str, source: str = "auto") -> None:
         model_id = (model_id or "").strip()
@@ -55,6 +61,7 @@ class ModelDownload:
             self._state = {"state": "starting", "model": model_id, "source": source, "done": 0, "total": 0}
             self._proc = subprocess.Popen(
                 self.command(model_id, source),
+                env=self.env(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

