@@ -1,4 +1,4 @@
-"""Books in and out (xiaoshuo.writing.books): import through prepare's readers, export as TXT/MD/EPUB/DOCX.
+"""Books in and out (writing.importing / exporting): import via prepare's readers, export TXT/MD/EPUB/DOCX.
 
 Independent readers (epubcheck, pandoc) and the 20 MB import are in tests/integration/test_books_readers.py.
 """
@@ -16,9 +16,9 @@ import pytest
 from xiaoshuo.data import write_sample_corpus
 from xiaoshuo.data.sample import XIANXIA_SIMPLIFIED
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.writing import Novels
-from xiaoshuo.writing import books as books_mod
-from xiaoshuo.writing.books import BookError, export_book, import_book, parse_chapter_range
+from xiaoshuo.writing import Novels, exporting, importing
+from xiaoshuo.writing.exporting import export_book, parse_chapter_range
+from xiaoshuo.writing.importing import BookError, import_book
 
 HEADINGS = """《雨夜剑》
 作者：林某
@@ -148,7 +148,7 @@ def test_append_that_fails_leaves_the_novel_as_it_was(lib: Novels, tmp_path: Pat
     src.write_text(HEADINGS, "utf-8")
     import_book(lib, src, "yuye")
     before = tree_digest(lib.root / "yuye")
-    novel_cls = books_mod.Novel
+    novel_cls = importing.Novel
     calls = []
 
     def failing(self, number, *a, **k):
@@ -346,7 +346,7 @@ def test_export_never_changes_the_project_and_a_failed_export_leaves_no_file(
         path.write_bytes(b"PK\x03\x04 half a file")
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(books_mod, "_write_docx", broken)
+    monkeypatch.setattr(exporting, "_write_docx", broken)
     with pytest.raises(OSError, match="injected"):
         export_book(novel, "docx", out / "b.docx")
     with pytest.raises(OSError, match="injected"):

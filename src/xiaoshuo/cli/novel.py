@@ -171,7 +171,7 @@ def import_cmd(
     """导入小说 / Import an existing novel: volumes and chapters in order, every chapter final."""
     from rich.console import Console
 
-    from xiaoshuo.writing.books import BookError, import_book
+    from xiaoshuo.writing.importing import BookError, import_book
 
     if append and replace:
         raise BookError("--append 和 --replace 只能选一个 (choose one)", expected="--append or --replace")
@@ -302,7 +302,7 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """导出整本书 / Export the whole book as TXT, Markdown, EPUB 3 or DOCX (the project is not changed)."""
-    from xiaoshuo.writing.books import export_book
+    from xiaoshuo.writing.exporting import export_book
 
     settings = _state(ctx).settings()
     novel = novels(ctx).get(slug)
