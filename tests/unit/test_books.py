@@ -157,8 +157,8 @@ def test_append_that_fails_leaves_the_novel_as_it_was(lib: Novels, tmp_path: Pat
             raise OSError("disk full (injected)")
         return original(self, number, *a, **k)
 
-    original = novel_cls.add_version
-    monkeypatch.setattr(novel_cls, "add_version", failing)
+    original = novel_cls._write_imported
+    monkeypatch.setattr(novel_cls, "_write_imported", failing)
     more = tmp_path / "b.txt"
     more.write_text("第八章 续篇\n林远又出发了。\n第九章 再续\n雨停了。\n", "utf-8")
     with pytest.raises(OSError, match="injected"):

@@ -18,14 +18,12 @@ chapters (the review queue does) and does not generate.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,13 +38,9 @@ from xiaoshuo.data.structure import (
 )
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import fsync_dir
-from xiaoshuo.writing.project import Novel, Novels, sha256
+from xiaoshuo.writing.project import Novel, Novels
 from xiaoshuo.writing.schema import (
-    ChapterPlan,
     NovelCard,
-    Outline,
-    Version,
-    Volume,
     WritingError,
     check_slug,
 )
@@ -284,6 +278,7 @@ def import_book(
         )
     slug = check_slug(slug)
     started = time.perf_counter()
+    clean_stale_staging(novels.root)
     size = Path(path).stat().st_size if Path(path).is_file() else 0
     target = novels.root / slug
     exists = (target / "novel.json").is_file()
@@ -333,15 +328,28 @@ def _typical_length(book: ParsedBook) -> int:
     return min(200_000, max(50, round(median, -2) or 3000))
 
 
-def _outline_of(book: ParsedBook, first: int) -> list[Volume]:
-    volumes, n = [], first
-    for title, chapters in book.volumes:
-        plans = []
-        for ch in chapters:
-            plans.append(ChapterPlan(number=n, title=ch.title, status="final"))
-            n += 1
-        volumes.append(Volume(title=title, chapters=plans))
-    return volumes
+def _volumes_of(book: ParsedBook) -> list[tuple[str, list[tuple[str, str, int]]]]:
+    """The book as :meth:`Novel.bulk_import` takes it: volumes of (title, text, 字)."""
+    chars = iter(book.chars())
+    return [(vol, [(ch.title, ch.text, next(chars)) for ch in chapters]) for vol, chapters in book.volumes]
+
+
+def _store(novel: Novel, book: ParsedBook, progress: ProgressFn | None, *, durable: bool) -> list[int]:
+    """All chapters of ``book`` after the novel's last one (all or nothing), with progress in characters."""
+    done = [0]
+    for _, ch in book.chapters():
+        done.append(done[-1] + len(ch.text))
+    total = done[-1]
+
+    def on_chapters(n: int) -> None:
+        if progress:
+            progress("写入 write", done[min(n, len(done) - 1)], total)
+
+    if progress:
+        progress("写入 write", 0, total)
+    return novel.bulk_import(
+        _volumes_of(book), note=f"imported from {book.file}", durable=durable, progress=on_chapters
+    )
 
 
 def _import_whole(
@@ -354,12 +362,12 @@ def _import_whole(
     progress: ProgressFn | None,
 ) -> tuple[list[int], Path | None]:
     """Build the novel in a staging folder, make it durable with one sync, then rename it into place."""
-    staging = novels.root / ".importing" / f"{slug}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = novels.root / STAGING / f"{slug}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         novel = Novel(staging, slug)
-        novel.save_card(card)
-        numbers = _write_chapters(novel, book, 1, progress, bulk=True)
-        novel.save_outline(Outline(volumes=_outline_of(book, 1)))
+        with novel.writer(what="novel import (staging)"):
+            novel.save_card(card)
+            numbers = _store(novel, book, progress, durable=False)
         os.sync()  # one flush for every file above (they are invisible until the rename below)
         target = novels.root / slug
         if not replace:
@@ -388,103 +396,48 @@ def _import_whole(
 
 
 def _append(novel: Novel, book: ParsedBook, progress: ProgressFn | None) -> list[int]:
+    """Chapters after the last one; :meth:`Novel.bulk_import` makes it all or nothing, even on kill -9."""
     with novel.writer(what="novel import --append"):
-        outline = novel.outline()
-        first = len(outline.chapters()) + 1
-        beyond = [n for n in novel.written_chapters() if n >= first]
-        if beyond:
-            raise BookError(
-                f"第 {beyond[0]} 章有正文但不在大纲里 (chapter files beyond the outline)",
-                expected=f"chapters 1..{first - 1} only",
-                received=", ".join(map(str, beyond[:10])),
-                fix="先把这些章节加入大纲（xiaoshuo outline import）或移走它们，再 --append",
-            )
-        numbers: list[int] = []
-        try:
-            numbers = _write_chapters(novel, book, first, progress, bulk=False, written=numbers)
-            for vol in _outline_of(book, first):
-                if outline.volumes and outline.volumes[-1].title == vol.title:
-                    outline.volumes[-1].chapters.extend(vol.chapters)
-                else:
-                    outline.volumes.append(vol)
-            novel.save_outline(outline)
-        except BaseException:
-            for n in numbers:  # new numbers only: nothing else points at them
-                novel.chapter_file(n).unlink(missing_ok=True)
-                novel._state_file(n).unlink(missing_ok=True)
-                shutil.rmtree(novel._versions_dir(n), ignore_errors=True)
-            raise
-        return numbers
+        return _store(novel, book, progress, durable=True)
 
 
-def _write_chapters(
-    novel: Novel,
-    book: ParsedBook,
-    first: int,
-    progress: ProgressFn | None,
-    *,
-    bulk: bool,
-    written: list[int] | None = None,
-) -> list[int]:
-    numbers = written if written is not None else []
-    total = sum(len(c.text) for _, c in book.chapters())
-    done = 0
-    note = f"imported from {book.file}"
-    chars = book.chars()
-    if bulk:  # a staging folder: chapters are independent files, created by a few threads (I/O bound)
-        (novel.root / "chapters").mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(4) as pool:
-            jobs = [
-                pool.submit(_write_imported, novel, first + i, ch.text, note, chars[i])
-                for i, (_, ch) in enumerate(book.chapters())
-            ]
-            for i, (job, (_, ch)) in enumerate(zip(jobs, book.chapters(), strict=True)):
-                job.result()
-                numbers.append(first + i)
-                done += len(ch.text)
-                if progress and i % 20 == 0:
-                    progress("写入 write", done, total)
-    else:
-        for i, (_, ch) in enumerate(book.chapters()):
-            novel.add_version(first + i, ch.text, source="imported", kind="import", accept=True, note=note)
-            numbers.append(first + i)
-            done += len(ch.text)
-            if progress and i % 20 == 0:
-                progress("写入 write", done, total)
-    if progress:
-        progress("写入 write", total, total)
-    return numbers
+# ---------------------------------------------------------------------- leftovers of killed imports
+STAGING = ".importing"  # data/novels/.importing/<slug>-<pid>-<8 hex>: a new or replacing import
+_STAGING_NAME = re.compile(r"^.+-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 
-def _write_imported(novel: Novel, number: int, text: str, note: str, chars: int) -> None:
-    """Chapter ``number`` with one current ``imported`` version, laid out as :class:`Novel` stores it.
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    Only used in a staging folder nobody else sees: files are written without a sync each; the
-    caller syncs once before renaming the folder into place.
-    """
-    digest = sha256(text)
-    version = Version(
-        id=1,
-        chapter=number,
-        time=time.time(),
-        source="imported",
-        kind="import",
-        text=text,
-        chars=chars,
-        sha256=digest,
-        note=note,
-    )
-    folder = novel._versions_dir(number)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{version.id:06d}.json").write_text(
-        json.dumps(version.model_dump(), ensure_ascii=False, indent=2, default=str), "utf-8"
-    )
-    path = novel.chapter_file(number)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    novel._state_file(number).write_text(
-        json.dumps({"current": version.id, "sha256": digest}, ensure_ascii=False, indent=2), "utf-8"
-    )
+
+def stale_staging(novels_root: Path) -> list[Path]:
+    """Staging folders of imports whose process is gone (killed before the rename)."""
+    folder = Path(novels_root) / STAGING
+    out = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        m = _STAGING_NAME.match(path.name)
+        if m and path.is_dir() and not path.is_symlink() and not pid_alive(int(m.group("pid"))):
+            out.append(path)
+    return out
+
+
+def clean_stale_staging(novels_root: Path) -> list[Path]:
+    """Remove :func:`stale_staging` folders (and ``.importing`` itself when empty); returns them."""
+    removed = stale_staging(novels_root)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (Path(novels_root) / STAGING).rmdir()
+    return removed
 
 
 def _report(novel: Novel, book: ParsedBook, numbers: list[int], mode: str, seconds: float) -> dict[str, Any]:
@@ -512,4 +465,3 @@ def _report(novel: Novel, book: ParsedBook, numbers: list[int], mode: str, secon
         "seconds": round(seconds, 3),
         "path": str(novel.root),
     }
-
