@@ -227,7 +227,7 @@ def test_big5_traditional_exported_with_t2s(lib: Novels, tmp_path: Path):
     assert lib.get("wendao").outline().chapters()[2].title == "第二回 試煉"
     for fmt in ("txt", "md"):
         out = tmp_path / f"wendao.{fmt}"
-        export_book(lib.get("wendao"), fmt, out, convert="t2s")
+        export_book(lib.get("wendao"), fmt, out, convert="t2s", overwrite=True)
         text = out.read_text("utf-8")
         t2s = opencc.OpenCC("t2s").convert
         for line in lines(trad):
@@ -236,9 +236,11 @@ def test_big5_traditional_exported_with_t2s(lib: Novels, tmp_path: Path):
         assert len(same) >= len(lines(XIANXIA_SIMPLIFIED)) - 1
         assert "試煉" not in text and "第二回 试炼" in text and "顾长歌" in text
     out = tmp_path / "wendao.epub"
-    assert export_book(lib.get("wendao"), "epub", out, convert="t2s")["language"] == "zh-CN"
-    assert export_book(lib.get("wendao"), "epub", out, convert="s2hk")["language"] == "zh-HK"
-    assert export_book(lib.get("wendao"), "epub", out)["language"] == "zh-TW"  # a 繁 novel unconverted
+    assert export_book(lib.get("wendao"), "epub", out, overwrite=True, convert="t2s")["language"] == "zh-CN"
+    assert export_book(lib.get("wendao"), "epub", out, overwrite=True, convert="s2hk")["language"] == "zh-HK"
+    assert (
+        export_book(lib.get("wendao"), "epub", out, overwrite=True)["language"] == "zh-TW"
+    )  # a 繁 novel unconverted
 
 
 def test_docx_headings_east_asian_fonts_and_page_breaks(lib: Novels, tmp_path: Path):
@@ -307,7 +309,7 @@ def test_selection_only_final_and_ranges(lib: Novels, tmp_path: Path):
     text = out.read_text("utf-8")
     skipped = {(s["number"], s["why"]) for s in rep["skipped"]}
     assert skipped == {(4, "status drafted"), (8, "status planned")}
-    assert {(s["number"], s["why"]) for s in export_book(novel, "txt", out)["skipped"]} == {
+    assert {(s["number"], s["why"]) for s in export_book(novel, "txt", out, overwrite=True)["skipped"]} == {
         (8, "not written yet")
     }
     assert "第一章 夜雨" in text and "第１２章" not in text and "第二十章" not in text
@@ -316,11 +318,11 @@ def test_selection_only_final_and_ranges(lib: Novels, tmp_path: Path):
         with pytest.raises(BookError, match="range"):
             parse_chapter_range(bad)
     with pytest.raises(BookError, match="nothing to export"):
-        export_book(novel, "txt", out, chapters="100-200")
+        export_book(novel, "txt", out, chapters="100-200", overwrite=True)
     with pytest.raises(BookError, match="--format"):
         export_book(novel, "pdf", out)
     with pytest.raises(BookError, match="--convert"):
-        export_book(novel, "txt", out, convert="s2j")
+        export_book(novel, "txt", out, convert="s2j", overwrite=True)
 
 
 def test_export_never_changes_the_project_and_a_failed_export_leaves_no_file(
@@ -348,7 +350,7 @@ def test_export_never_changes_the_project_and_a_failed_export_leaves_no_file(
 
     monkeypatch.setattr(exporting, "_write_docx", broken)
     with pytest.raises(OSError, match="injected"):
-        export_book(novel, "docx", out / "b.docx")
+        export_book(novel, "docx", out / "b.docx", overwrite=True)
     with pytest.raises(OSError, match="injected"):
         export_book(novel, "docx", out / "new.docx")
     assert (out / "b.docx").read_bytes() == old

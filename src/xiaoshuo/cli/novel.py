@@ -285,8 +285,17 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="txt | md | epub | docx.")] = "txt",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Target file (default data/exports/<slug>.<format>)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Target file (default data/exports/<slug>.<format>, replaced on each export). An existing "
+            "file is refused unless --overwrite; links, folders, devices and the data/models/checkpoints "
+            "folders never.",
+        ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --output file.")
+    ] = False,
     chapters: Annotated[
         str | None, typer.Option("--chapters", help="Chapter numbers: 1-50, 7, 1-5,8,10- (default all).")
     ] = None,
@@ -308,6 +317,8 @@ def export_cmd(
     novel = novels(ctx).get(slug)
     suffix = f"-{convert}" if convert else ""
     target = output or settings.paths.data_dir / "exports" / f"{novel.slug}{suffix}.{fmt}"
+    # the default target is export's own folder: the previous export there is replaced
+    overwrite = overwrite or output is None
     report = export_book(
         novel,
         fmt,
@@ -317,6 +328,8 @@ def export_cmd(
         convert=convert,
         encoding=encoding,
         crlf=crlf,
+        overwrite=overwrite,
+        settings=settings,
     )
     if as_json:
         echo_json(report)

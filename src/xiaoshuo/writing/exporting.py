@@ -15,6 +15,7 @@ import contextlib
 import html
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.files import fsync_dir
-from xiaoshuo.writing.importing import DEFAULT_VOLUME, BookError, opencc_converter
+from xiaoshuo.writing.importing import DEFAULT_VOLUME, BookError, opencc_converter, pid_alive
 from xiaoshuo.writing.project import Novel
 from xiaoshuo.writing.textstats import count_chars
 
@@ -139,16 +140,165 @@ def _paragraphs(text: str) -> list[str]:
     return [s for line in text.split("\n") if (s := line.strip(" \t\u3000\u00a0"))]
 
 
+# ---------------------------------------------------------------------- the target file
+# A temp file beside the target: ``.<name>.tmp-<pid>-<6 hex>`` (the name shortened to fit 255 bytes).
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{6}$", re.DOTALL)
+_NAME_MAX = 255
+_KINDS = (
+    (stat.S_ISDIR, "a directory 目录"),
+    (stat.S_ISCHR, "a character device 设备"),
+    (stat.S_ISBLK, "a block device 设备"),
+    (stat.S_ISFIFO, "a FIFO 管道"),
+    (stat.S_ISSOCK, "a socket 套接字"),
+)
+
+
+def protected_folders(settings: Any) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """(folders an export never writes into, with their setting; folders inside them that are allowed).
+
+    The data, models and checkpoints folders hold the project; ``data/exports`` is export's own folder.
+    """
+    paths = getattr(settings, "paths", None)
+    if paths is None:
+        return [], []
+    protected = [
+        (Path(paths.data_dir), "paths.data_dir"),
+        (Path(paths.models_dir), "paths.models_dir"),
+        (Path(paths.checkpoints_dir), "paths.checkpoints_dir"),
+    ]
+    return protected, [Path(paths.data_dir) / "exports"]
+
+
+def check_target(
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    protected: list[tuple[Path, str]] | None = None,
+    allowed: list[Path] | None = None,
+) -> Path:
+    """The export target, checked: refused when it is not a plain file name, exists and ``overwrite`` is
+    False, is a symbolic link, a directory, device, FIFO or socket (even with ``overwrite``), or lies
+    inside a ``protected`` folder (compared after resolving symbolic links in the folders on the way)
+    that is not inside an ``allowed`` one.  Returns the path as given."""
+    target = Path(output)
+    if str(output).strip() == "" or target.name in ("", ".", ".."):
+        raise BookError(
+            f"导出目标不是文件名 (the export target is not a file name): {str(output)!r}",
+            expected="a file path such as 归途.epub",
+            received=str(output) or "(empty)",
+            fix="--output 给出一个文件路径，例如 --output 归途.epub",
+        )
+    try:
+        st = target.lstat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise BookError(
+            f"无法检查导出目标 (cannot check the export target): {target}", received=str(exc)
+        ) from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise BookError(
+                f"导出目标是符号链接，不会写入 (the export target is a symbolic link): {target}",
+                expected="a regular file or a new file name",
+                received=f"a link to {os.readlink(target)}",
+                fix="--output 用链接指向的真实路径（确认可以覆盖时再加 --overwrite），或换一个文件名",
+            )
+        kind = next((what for test, what in _KINDS if test(st.st_mode)), None)
+        if kind is not None or not stat.S_ISREG(st.st_mode):
+            raise BookError(
+                f"导出目标不是普通文件，不会写入 (the export target is not a regular file): {target}",
+                expected="a regular file or a new file name",
+                received=kind or f"mode {stat.filemode(st.st_mode)}",
+                fix="--output 给出一个文件路径（例如 归途.epub），不能是目录、设备或管道",
+            )
+        if not overwrite:
+            raise BookError(
+                f"导出目标已存在 (the export target exists): {target}",
+                expected="a new file, or --overwrite to replace it",
+                received=f"an existing file of {st.st_size} bytes",
+                fix="确认可以替换时加 --overwrite，或用 --output 换一个文件名",
+            )
+    where = _resolved(target)
+    exempt = [Path(a).resolve() for a in allowed or []]
+    for folder, setting in protected or []:
+        inside = Path(folder).resolve()
+        if where.is_relative_to(inside) and not any(where.is_relative_to(a) for a in exempt):
+            allowed_hint = f"（{allowed[0]} 除外 except）" if allowed else ""
+            elsewhere = f"~/{target.name}" + (f" 或 {allowed[0] / target.name}" if allowed else "")
+            raise BookError(
+                f"不能导出到数据、模型或检查点目录里 (an export never writes inside {setting}): {target}",
+                expected=f"a path outside {inside}{allowed_hint}",
+                received=str(where),
+                fix=f"--output 指向别处，例如 {elsewhere}",
+            )
+    return target
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with the symbolic links and ``..`` of its folders resolved (the last part kept as named)."""
+    path = Path(path)
+    return path.parent.resolve() / path.name
+
+
+def _tmp_name(name: str) -> str:
+    suffix = f".tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    room = _NAME_MAX - len(suffix.encode()) - 1
+    raw = name.encode("utf-8")
+    if len(raw) > room:
+        name = raw[:room].decode("utf-8", errors="ignore")
+    return f".{name}{suffix}"
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove temp files of exports killed in ``folder`` (our own name pattern, a dead pid, a plain file)."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_NAME.match(entry.name)
+        if not m or not entry.is_file(follow_symlinks=False) or pid_alive(int(m.group("pid"))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
-def _atomic_target(target: Path) -> Iterator[Path]:
-    """A temp path beside ``target``; renamed onto it (after fsync) only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+def _atomic_target(target: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temp path beside ``target``, moved onto it (after fsync) only if the block succeeds.
+
+    Without ``overwrite`` the move is a hard link, which fails if something appeared at ``target``
+    meanwhile (a filesystem without hard links falls back to a checked rename)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BookError(
+            f"无法创建导出目录 (cannot create the export folder): {target.parent}",
+            received=str(exc),
+            fix="检查路径：上级必须是目录，且可写",
+        ) from None
+    clean_stale_temps(target.parent)
+    tmp = target.with_name(_tmp_name(target.name))
     try:
         yield tmp
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if overwrite:
+            check_target(target, overwrite=True)  # still a regular file (or nothing) right before the rename
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                check_target(target)  # raises: something appeared at the target meanwhile
+                raise
+            except OSError:
+                check_target(target)
+                os.replace(tmp, target)
         fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
@@ -164,10 +314,19 @@ def export_book(
     convert: str | None = None,
     encoding: str = "utf-8",
     crlf: bool = False,
+    overwrite: bool = False,
+    settings: Any = None,
 ) -> dict[str, Any]:
-    """Write the book to ``output`` as ``fmt`` (txt|md|epub|docx); returns what was written."""
+    """Write the book to ``output`` as ``fmt`` (txt|md|epub|docx); returns what was written.
+
+    The target is checked first (:func:`check_target`): an existing file is replaced only with
+    ``overwrite``; links, directories, devices and FIFOs never; nothing is written inside the novels
+    folder, nor inside the data, models or checkpoints folders of ``settings`` (but ``data/exports``).
+    Temp files of exports killed earlier in the target's folder are removed.
+    """
     _check_choice(fmt, FORMATS, "--format")
     _check_choice(encoding, ENCODINGS, "--encoding")
+    _check_choice(convert, CONVERSIONS, "--convert")
     if encoding != "utf-8" and fmt != "txt":
         raise BookError(
             "只有 TXT 可以选编码 (only TXT takes --encoding)",
@@ -175,10 +334,12 @@ def export_book(
             received=f"{fmt} + {encoding}",
             fix="EPUB / DOCX / Markdown 总是 UTF-8；去掉 --encoding",
         )
+    protected, allowed = protected_folders(settings)
+    protected.append((novel.root.parent, "the novels folder 小说目录"))
+    target = check_target(output, overwrite=overwrite, protected=protected, allowed=allowed)
     started = time.perf_counter()
     book = book_contents(novel, chapters=chapters, only_final=only_final, convert=convert)
-    target = Path(output)
-    with _atomic_target(target) as tmp:
+    with _atomic_target(target, overwrite=overwrite) as tmp:
         if fmt == "txt":
             _write_txt(book, tmp, encoding=encoding, crlf=crlf)
         else:
