@@ -14,6 +14,7 @@ import pytest
 
 from xiaoshuo.writing import Novels
 from xiaoshuo.writing.importing import STAGING, import_book
+from xiaoshuo.writing.project import Novel
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -23,6 +24,7 @@ APPEND_AND_HANG = """
 import sys, time
 from pathlib import Path
 from xiaoshuo.writing import Novels
+from xiaoshuo.writing.project import Novel
 from xiaoshuo.writing.importing import import_book
 
 def progress(stage, done, total):
@@ -250,3 +252,55 @@ def test_a_killed_exports_temp_file_is_removed_by_the_next_export(project, tmp_p
     other.write_text("x", "utf-8")
     export_book(novel, "txt", out / "book.txt", settings=settings)
     assert sorted(p.name for p in out.iterdir()) == sorted(["book.txt", running.name, other.name])
+
+
+# ---------------------------------------------------------------------- doctor --fix (item 4)
+def test_doctor_finds_and_fix_cleans_the_leftovers_of_killed_runs(tmp_path: Path, monkeypatch):
+    from types import SimpleNamespace
+
+    from xiaoshuo.doctor import find_leftovers, fix_leftovers
+
+    data = tmp_path / "data"
+    lib = Novels(data / "novels")
+    src = tmp_path / "a.txt"
+    src.write_text(book(2), "utf-8")
+    import_book(lib, src, "yuye")
+    import_book(lib, src, "other")
+    novel = lib.get("yuye")
+    gone = dead_pid()
+
+    # a killed append: chapters 3-4 on disk, the outline not saved, its journal naming a dead process
+    def killed(self, outline):
+        raise SystemExit("killed before the commit")
+
+    monkeypatch.setattr(Novel, "recover_bulk_import", lambda self: [])
+    monkeypatch.setattr(Novel, "save_outline", killed)
+    with pytest.raises(SystemExit):
+        novel.bulk_import([("正文", [("三", "第三章。", 4), ("四", "第四章。", 4)])], note="t")
+    monkeypatch.undo()
+    journal = novel.root / novel.BULK_JOURNAL
+    journal.write_text(json.dumps(json.loads(journal.read_text("utf-8")) | {"pid": gone}), "utf-8")
+    owner = lib.root / "other" / ".lock.owner.json"
+    owner.write_text(json.dumps({"pid": gone, "what": "chapter write"}), "utf-8")
+    staging = lib.root / STAGING / f"big-{gone}-0123abcd"
+    staging.mkdir(parents=True)
+    write_tmp = novel.root / "chapters" / f".0001.txt.tmp-{gone}-140001234"
+    write_tmp.write_text("半", "utf-8")
+    export_tmp = data / "exports" / f".yuye.epub.tmp-{gone}-abc123"
+    export_tmp.parent.mkdir(parents=True)
+    export_tmp.write_bytes(b"PK")
+    settings = SimpleNamespace(paths=SimpleNamespace(data_dir=data))
+
+    found = find_leftovers(settings)
+    assert sorted(r["what"] for r in found) == sorted(
+        ["unfinished append", "stale lock owner", "import staging folder", "temp file", "export temp file"]
+    )
+    assert (novel.root / "chapters" / "0003.txt").is_file()  # finding changes nothing
+    fixed = fix_leftovers(settings)
+    assert {r["what"]: r["done"] for r in fixed}["unfinished append"] == "rolled back"
+    assert all(r["done"] in ("removed", "rolled back") for r in fixed)
+    assert novel.written_chapters() == [1, 2] and not journal.exists()
+    for path in (owner, staging, write_tmp, export_tmp, lib.root / STAGING):
+        assert not path.exists(), path
+    assert find_leftovers(settings) == []
+    assert [c.slug for c in lib.list()] == ["other", "yuye"]

@@ -250,20 +250,26 @@ def _tmp_name(name: str) -> str:
     return f".{name}{suffix}"
 
 
-def clean_stale_temps(folder: Path) -> list[Path]:
-    """Remove temp files of exports killed in ``folder`` (our own name pattern, a dead pid, a plain file)."""
-    removed = []
+def stale_temps(folder: Path) -> list[Path]:
+    """Temp files of exports killed in ``folder``: our own name pattern, a plain file, a dead pid."""
+    out = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return removed
+        return out
     for entry in entries:
         m = _TMP_NAME.match(entry.name)
-        if not m or not entry.is_file(follow_symlinks=False) or pid_alive(int(m.group("pid"))):
-            continue
+        if m and entry.is_file(follow_symlinks=False) and not pid_alive(int(m.group("pid"))):
+            out.append(Path(entry.path))
+    return out
+
+
+def clean_stale_temps(folder: Path) -> list[Path]:
+    """Remove :func:`stale_temps` (a file gone meanwhile is fine); returns them."""
+    removed = stale_temps(folder)
+    for path in removed:
         with contextlib.suppress(OSError):
-            os.unlink(entry.path)
-            removed.append(Path(entry.path))
+            path.unlink()
     return removed
 
 
