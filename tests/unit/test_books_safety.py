@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -304,3 +305,32 @@ def test_doctor_finds_and_fix_cleans_the_leftovers_of_killed_runs(tmp_path: Path
         assert not path.exists(), path
     assert find_leftovers(settings) == []
     assert [c.slug for c in lib.list()] == ["other", "yuye"]
+
+
+def test_webui_export_still_writes_its_own_download_file(tmp_path: Path):
+    from xiaoshuo.config import load
+    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.services import Services
+
+    class NoEngine:  # import and export never touch the engine
+        def close(self) -> None:
+            pass
+
+    settings = load(
+        None,
+        overrides={"paths.data_dir": str(tmp_path / "data"), "memory.embedding_model": "none"},
+        env={},
+    )
+    services = Services(settings, engine=NoEngine())
+    src = tmp_path / "a.txt"
+    src.write_text(book(2), "utf-8")
+    _, slug = h.import_file(services, str(src), "yuye")
+    made = []
+    try:
+        for _ in range(2):  # the same book twice: two downloads
+            made.append(Path(h.export_file(services, slug, "epub")))
+        assert all(p.is_file() for p in made) and made[0] != made[1]
+        assert not made[0].is_relative_to(tmp_path / "data")
+    finally:
+        for path in made:  # the WebUI's download folders are its own to clean; the test leaves none
+            shutil.rmtree(path.parent, ignore_errors=True)
