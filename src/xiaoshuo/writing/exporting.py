@@ -4,7 +4,11 @@
 chapter) or DOCX (python-docx; heading styles, East Asian font on every run, a page break per
 chapter), optionally converted with OpenCC (s2t/s2tw/s2hk/t2s) in titles, headings and text alike.
 Export only reads the project and writes the target through a temp file renamed at the end, so a
-failed export leaves no partial file.
+failed export leaves no partial file.  The target is checked first (:func:`check_target`): an existing
+file is replaced only when asked (``--overwrite``); a symbolic link, directory, device, FIFO or socket
+never (links are refused, not followed); nothing is written inside the novels folder or the data,
+models and checkpoints folders (``data/exports`` excepted), compared after resolving linked folders.
+A killed export's temp file (``.NAME.tmp-PID-xxxxxx``, dead PID) is removed by the next export there.
 
 This module never writes the project and does not import books (:mod:`xiaoshuo.writing.importing`).
 """

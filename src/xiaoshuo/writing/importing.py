@@ -8,8 +8,10 @@ chapter ``final`` with one version marked ``imported``.  A title block at the to
 ``作者：…``) fills the card; other text before the first heading becomes a ``序言`` chapter.  A new
 or replacing import is built in ``data/novels/.importing/`` and renamed into place once complete
 (nothing half-imported is ever visible; ``--replace`` keeps the old folder under
-``data/novels/.replaced/``).  ``--append`` adds chapters after the last one, holding the novel's lock,
-and removes what it wrote if it fails.
+``data/novels/.replaced/``; staging folders of killed imports are removed by the next import).
+``--append`` adds chapters after the last one, holding the novel's lock, through
+:meth:`~xiaoshuo.writing.project.Novel.bulk_import`: all or nothing, even when killed (the next writer
+rolls an unfinished append back).  Chapters are stored only through ``Novel``'s public methods.
 
 This module does not export books (:mod:`xiaoshuo.writing.exporting`), does not extract memory from
 chapters (the review queue does) and does not generate.
