@@ -29,10 +29,6 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return path
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    return atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make a rename or a new entry in ``path`` durable (best effort: some filesystems refuse)."""
     try:
@@ -45,3 +41,7 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    return atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2, default=str))

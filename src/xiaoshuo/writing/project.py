@@ -33,7 +33,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +403,7 @@ class Novel:
         *,
         note: str,
         durable: bool = True,
-        progress: Callable[[int], None] | None = None,
+        progress: Any = None,
     ) -> list[int]:
         """Add whole chapters after the outline's last one, all or nothing; returns their numbers.
 
@@ -414,7 +414,7 @@ class Novel:
         (:meth:`recover_bulk_import`) removes an unfinished import's files — so a crash, ``kill -9``
         or an error never leaves chapters outside the outline.  ``durable=False`` skips the one
         ``os.sync()`` before the commit (a staging folder the caller syncs before making it visible).
-        ``progress(chapters written)`` is called every 20 chapters.
+        ``progress(chapters written: int)``, when given, is called every 20 chapters.
         """
         with self._need_writer():
             self.recover_bulk_import()
