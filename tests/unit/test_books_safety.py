@@ -334,3 +334,12 @@ def test_webui_export_still_writes_its_own_download_file(tmp_path: Path):
     finally:
         for path in made:  # the WebUI's download folders are its own to clean; the test leaves none
             shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def test_export_to_a_long_file_name_uses_a_temp_name_that_fits(project, tmp_path: Path):
+    from xiaoshuo.writing.exporting import export_book
+
+    novel, settings = project
+    target = tmp_path / ("书" * 80 + ".txt")  # 244 bytes: the temp name beside it must still fit in 255
+    export_book(novel, "txt", target, settings=settings)
+    assert target.is_file() and [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
