@@ -1,4 +1,4 @@
-"""Bench: books in and out (xiaoshuo.writing.books).
+"""Bench: books in and out (xiaoshuo.writing.importing, xiaoshuo.writing.exporting).
 
 1. Import MB/s of a generated 20 MB / 1,000-chapter TXT vs ``prepare``'s read + decode + clean +
    structure stage on the same file (read_source, clean_text, split_chapters).  Goal ≥ 0.8×.
@@ -53,7 +53,7 @@ def prepare_stage(path: Path) -> float:
 
 def import_seconds(path: Path, root: Path, slug: str) -> float:
     from xiaoshuo.writing import Novels
-    from xiaoshuo.writing.books import import_book
+    from xiaoshuo.writing.importing import import_book
 
     t = time.perf_counter()
     import_book(Novels(root), path, slug)
@@ -64,7 +64,7 @@ EXPORT_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from xiaoshuo.writing import Novels
-from xiaoshuo.writing.books import export_book
+from xiaoshuo.writing.exporting import export_book
 novel = Novels(Path(sys.argv[1])).get(sys.argv[2])
 t = time.perf_counter()
 rep = export_book(novel, sys.argv[3], sys.argv[4])
@@ -99,7 +99,7 @@ def main() -> None:
             )
             exports[fmt] = json.loads(out.stdout.strip().splitlines()[-1])
         base = subprocess.run(
-            [sys.executable, "-c", "import resource, xiaoshuo.writing.books, docx, ebooklib.epub, opencc;"
+            [sys.executable, "-c", "import resource, xiaoshuo.writing.importing, xiaoshuo.writing.exporting, docx, ebooklib.epub, opencc;"
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip

@@ -662,7 +662,7 @@ def api_journey(work: Path, model: Path) -> tuple[dict, dict, float]:
     from xiaoshuo.memory import MemoryStore
     from xiaoshuo.testing import tiny_engine_settings
     from xiaoshuo.writing import Novels, Writer, run_sync
-    from xiaoshuo.writing.books import export_book
+    from xiaoshuo.writing.exporting import export_book
     from xiaoshuo.writing.extraction import Extractor
     from xiaoshuo.writing.planning import PlanLimits, generate_outline
     from xiaoshuo.writing.review import ReviewQueue, parse_edits

@@ -2,10 +2,13 @@
 
 ``diagnose(settings)`` gathers what the CLI's ``doctor`` and the WebUI's 设置 tab show (hardware
 facts from :mod:`xiaoshuo.hardware`, the backend choice from :mod:`xiaoshuo.engine.selection`, where
-each configured model is and what ``auto`` resolved to); ``run_smoke(settings)`` proves the install
-works offline by generating a few tokens from a tiny random model.
+each configured model is and what ``auto`` resolved to, leftovers of killed runs in the novels
+folder); ``run_smoke(settings)`` proves the install works offline by generating a few tokens from a
+tiny random model; ``fix_leftovers(settings)`` (``doctor --fix``) removes those leftovers
+(:mod:`xiaoshuo.writing.leftovers`).
 
-This module reports; it does not install, download or fix anything (``xiaoshuo model pull`` does).
+This module reports; apart from ``--fix``'s leftovers it does not install, download or fix anything
+(``xiaoshuo model pull`` does).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Report:
     hubs: list[dict[str, Any]] = field(default_factory=list)
     smoke: list[dict[str, Any]] = field(default_factory=list)
     adapter_mode: dict[str, Any] = field(default_factory=dict)  # how the engine serves an adapter, and why
+    leftovers: list[dict[str, Any]] = field(default_factory=list)  # of killed runs; "done" after --fix
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +85,27 @@ def diagnose(settings: Settings) -> Report:
         gpu_processes=gpu_processes() if torch_info.get("cuda_available") else [],
         hubs=hub_status(settings),
         adapter_mode=adapter_mode(settings, selected.name, on_cpu=not torch_info.get("cuda_available")),
+        leftovers=find_leftovers(settings),
     )
+
+
+def find_leftovers(settings: Settings) -> list[dict[str, Any]]:
+    """Leftovers of killed imports, appends, writes and exports under the data folder (nothing changed)."""
+    from xiaoshuo.writing.leftovers import find_leftovers as find
+
+    data = settings.paths.data_dir
+    try:
+        return find(data / "novels", data / "exports")
+    except OSError:
+        return []
+
+
+def fix_leftovers(settings: Settings) -> list[dict[str, Any]]:
+    """``doctor --fix``: remove :func:`find_leftovers`'s rows (each gets ``done``)."""
+    from xiaoshuo.writing.leftovers import clean_leftovers
+
+    data = settings.paths.data_dir
+    return clean_leftovers(data / "novels", data / "exports")
 
 
 def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str, Any]:

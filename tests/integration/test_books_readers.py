@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo.writing import Novels
-from xiaoshuo.writing.books import export_book, import_book
+from xiaoshuo.writing.exporting import export_book
+from xiaoshuo.writing.importing import import_book
 
 EPUBCHECK_JAR = Path("/usr/share/java/epubcheck.jar")
 _VOCAB = "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏云腾致雨露结为霜金生丽水玉出昆冈剑号巨阙珠称夜光"
@@ -93,7 +94,7 @@ IMPORT_IN_CHILD = textwrap.dedent(
     import json, resource, sys, time
     from pathlib import Path
     from xiaoshuo.writing import Novels
-    from xiaoshuo.writing.books import import_book
+    from xiaoshuo.writing.importing import import_book
     lib = Novels(Path(sys.argv[2]))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stages = []

@@ -1,4 +1,4 @@
-"""Books in and out (xiaoshuo.writing.books): import through prepare's readers, export as TXT/MD/EPUB/DOCX.
+"""Books in and out (writing.importing / exporting): import via prepare's readers, export TXT/MD/EPUB/DOCX.
 
 Independent readers (epubcheck, pandoc) and the 20 MB import are in tests/integration/test_books_readers.py.
 """
@@ -16,9 +16,9 @@ import pytest
 from xiaoshuo.data import write_sample_corpus
 from xiaoshuo.data.sample import XIANXIA_SIMPLIFIED
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.writing import Novels
-from xiaoshuo.writing import books as books_mod
-from xiaoshuo.writing.books import BookError, export_book, import_book, parse_chapter_range
+from xiaoshuo.writing import Novels, exporting, importing
+from xiaoshuo.writing.exporting import export_book, parse_chapter_range
+from xiaoshuo.writing.importing import BookError, import_book
 
 HEADINGS = """《雨夜剑》
 作者：林某
@@ -148,7 +148,7 @@ def test_append_that_fails_leaves_the_novel_as_it_was(lib: Novels, tmp_path: Pat
     src.write_text(HEADINGS, "utf-8")
     import_book(lib, src, "yuye")
     before = tree_digest(lib.root / "yuye")
-    novel_cls = books_mod.Novel
+    novel_cls = importing.Novel
     calls = []
 
     def failing(self, number, *a, **k):
@@ -157,8 +157,8 @@ def test_append_that_fails_leaves_the_novel_as_it_was(lib: Novels, tmp_path: Pat
             raise OSError("disk full (injected)")
         return original(self, number, *a, **k)
 
-    original = novel_cls.add_version
-    monkeypatch.setattr(novel_cls, "add_version", failing)
+    original = novel_cls._write_imported
+    monkeypatch.setattr(novel_cls, "_write_imported", failing)
     more = tmp_path / "b.txt"
     more.write_text("第八章 续篇\n林远又出发了。\n第九章 再续\n雨停了。\n", "utf-8")
     with pytest.raises(OSError, match="injected"):
@@ -227,7 +227,7 @@ def test_big5_traditional_exported_with_t2s(lib: Novels, tmp_path: Path):
     assert lib.get("wendao").outline().chapters()[2].title == "第二回 試煉"
     for fmt in ("txt", "md"):
         out = tmp_path / f"wendao.{fmt}"
-        export_book(lib.get("wendao"), fmt, out, convert="t2s")
+        export_book(lib.get("wendao"), fmt, out, convert="t2s", overwrite=True)
         text = out.read_text("utf-8")
         t2s = opencc.OpenCC("t2s").convert
         for line in lines(trad):
@@ -236,9 +236,11 @@ def test_big5_traditional_exported_with_t2s(lib: Novels, tmp_path: Path):
         assert len(same) >= len(lines(XIANXIA_SIMPLIFIED)) - 1
         assert "試煉" not in text and "第二回 试炼" in text and "顾长歌" in text
     out = tmp_path / "wendao.epub"
-    assert export_book(lib.get("wendao"), "epub", out, convert="t2s")["language"] == "zh-CN"
-    assert export_book(lib.get("wendao"), "epub", out, convert="s2hk")["language"] == "zh-HK"
-    assert export_book(lib.get("wendao"), "epub", out)["language"] == "zh-TW"  # a 繁 novel unconverted
+    assert export_book(lib.get("wendao"), "epub", out, overwrite=True, convert="t2s")["language"] == "zh-CN"
+    assert export_book(lib.get("wendao"), "epub", out, overwrite=True, convert="s2hk")["language"] == "zh-HK"
+    assert (
+        export_book(lib.get("wendao"), "epub", out, overwrite=True)["language"] == "zh-TW"
+    )  # a 繁 novel unconverted
 
 
 def test_docx_headings_east_asian_fonts_and_page_breaks(lib: Novels, tmp_path: Path):
@@ -307,7 +309,7 @@ def test_selection_only_final_and_ranges(lib: Novels, tmp_path: Path):
     text = out.read_text("utf-8")
     skipped = {(s["number"], s["why"]) for s in rep["skipped"]}
     assert skipped == {(4, "status drafted"), (8, "status planned")}
-    assert {(s["number"], s["why"]) for s in export_book(novel, "txt", out)["skipped"]} == {
+    assert {(s["number"], s["why"]) for s in export_book(novel, "txt", out, overwrite=True)["skipped"]} == {
         (8, "not written yet")
     }
     assert "第一章 夜雨" in text and "第１２章" not in text and "第二十章" not in text
@@ -316,11 +318,11 @@ def test_selection_only_final_and_ranges(lib: Novels, tmp_path: Path):
         with pytest.raises(BookError, match="range"):
             parse_chapter_range(bad)
     with pytest.raises(BookError, match="nothing to export"):
-        export_book(novel, "txt", out, chapters="100-200")
+        export_book(novel, "txt", out, chapters="100-200", overwrite=True)
     with pytest.raises(BookError, match="--format"):
         export_book(novel, "pdf", out)
     with pytest.raises(BookError, match="--convert"):
-        export_book(novel, "txt", out, convert="s2j")
+        export_book(novel, "txt", out, convert="s2j", overwrite=True)
 
 
 def test_export_never_changes_the_project_and_a_failed_export_leaves_no_file(
@@ -346,9 +348,9 @@ def test_export_never_changes_the_project_and_a_failed_export_leaves_no_file(
         path.write_bytes(b"PK\x03\x04 half a file")
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(books_mod, "_write_docx", broken)
+    monkeypatch.setattr(exporting, "_write_docx", broken)
     with pytest.raises(OSError, match="injected"):
-        export_book(novel, "docx", out / "b.docx")
+        export_book(novel, "docx", out / "b.docx", overwrite=True)
     with pytest.raises(OSError, match="injected"):
         export_book(novel, "docx", out / "new.docx")
     assert (out / "b.docx").read_bytes() == old

@@ -44,12 +44,22 @@ def doctor_cmd(
         bool,
         typer.Option("--smoke", help="Build a tiny random model and generate a few tokens (offline)."),
     ] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Remove leftovers of killed runs: import staging folders, unfinished appends (rolled "
+            "back), lock records and temp files of dead processes.",
+        ),
+    ] = False,
 ) -> None:
-    """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models and disk."""
-    from xiaoshuo.doctor import diagnose, run_smoke
+    """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models, disk and leftovers of killed runs."""
+    from xiaoshuo.doctor import diagnose, fix_leftovers, run_smoke
 
     settings = _state(ctx).settings()
     report = diagnose(settings)
+    if fix:
+        report.leftovers = fix_leftovers(settings)
     if smoke:
         report.smoke = [vars(r) for r in run_smoke(settings)]
     if as_json:

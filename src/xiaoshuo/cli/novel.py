@@ -171,7 +171,7 @@ def import_cmd(
     """导入小说 / Import an existing novel: volumes and chapters in order, every chapter final."""
     from rich.console import Console
 
-    from xiaoshuo.writing.books import BookError, import_book
+    from xiaoshuo.writing.importing import BookError, import_book
 
     if append and replace:
         raise BookError("--append 和 --replace 只能选一个 (choose one)", expected="--append or --replace")
@@ -285,8 +285,17 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="txt | md | epub | docx.")] = "txt",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Target file (default data/exports/<slug>.<format>)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Target file (default data/exports/<slug>.<format>, replaced on each export). An existing "
+            "file is refused unless --overwrite; links, folders, devices and the data/models/checkpoints "
+            "folders never.",
+        ),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --output file.")
+    ] = False,
     chapters: Annotated[
         str | None, typer.Option("--chapters", help="Chapter numbers: 1-50, 7, 1-5,8,10- (default all).")
     ] = None,
@@ -302,7 +311,7 @@ def export_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """导出整本书 / Export the whole book as TXT, Markdown, EPUB 3 or DOCX (the project is not changed)."""
-    from xiaoshuo.writing.books import export_book
+    from xiaoshuo.writing.exporting import export_book
 
     if output is not None and not output.name:  # "", "." or "/": typer turns --output "" into "."
         from xiaoshuo.errors import XiaoshuoError
@@ -317,6 +326,8 @@ def export_cmd(
     novel = novels(ctx).get(slug)
     suffix = f"-{convert}" if convert else ""
     target = output or settings.paths.data_dir / "exports" / f"{novel.slug}{suffix}.{fmt}"
+    # the default target is export's own folder: the previous export there is replaced
+    overwrite = overwrite or output is None
     report = export_book(
         novel,
         fmt,
@@ -326,6 +337,8 @@ def export_cmd(
         convert=convert,
         encoding=encoding,
         crlf=crlf,
+        overwrite=overwrite,
+        settings=settings,
     )
     if as_json:
         echo_json(report)

@@ -125,6 +125,16 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
         )
     console.print(dt)
 
+    if report.leftovers:
+        fixed = any("done" in row for row in report.leftovers)
+        hint = "" if fixed else " (xiaoshuo doctor --fix)"
+        lt = Table(title=f"中断留下的文件 Leftovers of killed runs{hint}")
+        for col in ("what", "path", "detail", *(["done"] if fixed else [])):
+            lt.add_column(col, overflow="fold")
+        for row in report.leftovers:
+            lt.add_row(row["what"], row["path"], row["detail"], *([row.get("done", "")] if fixed else []))
+        console.print(lt)
+
     if report.gpu_processes:
         gp = Table(title="占用显存的进程 Processes holding GPU memory")
         for col in ("pid", "name", "MiB"):

@@ -57,7 +57,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
                 [none], value=none, label=L("book_default_adapter"), elem_id="book-new-adapter"
             )
             create_btn = gr.Button(L("book_create"), variant="primary", elem_id="book-create")
-    books = has_module("xiaoshuo.writing.books")
+    books = has_module("xiaoshuo.writing.importing")
     if books:
         with gr.Accordion(L("book_import"), open=False, elem_id="book-import-acc"):
             with gr.Row():

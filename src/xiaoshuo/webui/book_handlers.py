@@ -885,12 +885,12 @@ def strip_tags(text: str) -> str:
     return re.sub(r"<[^>]+>", "", text or "")
 
 
-# ----------------------------------------------------------------------------- books in/out (writing.books)
+# ------------------------------------------------------------------------ books in/out (importing, exporting)
 def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple[dict[str, Any], str]:
     """导入小说: any file ``novel import`` accepts; returns the import report and the novel's slug."""
     from pathlib import Path
 
-    from xiaoshuo.writing.books import import_book
+    from xiaoshuo.writing.importing import import_book
 
     original = Path(getattr(path, "orig_name", None) or str(path))
     slug = (slug or "").strip() or original.stem.strip() or "imported"
@@ -904,7 +904,7 @@ def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, 
     The file is named after the title (shortened to a safe length) in a fresh download folder
     (``webui.files``: old ones are removed, Gradio serves its own copy)."""
     from xiaoshuo.webui.files import download_path
-    from xiaoshuo.writing.books import export_book
+    from xiaoshuo.writing.exporting import export_book
 
     novel = open_novel(services, slug, lang)
     target = download_path(novel.card().title, fmt, kind="book", fallback=slug)
