@@ -99,7 +99,8 @@ def main() -> None:
             )
             exports[fmt] = json.loads(out.stdout.strip().splitlines()[-1])
         base = subprocess.run(
-            [sys.executable, "-c", "import resource, xiaoshuo.writing.importing, xiaoshuo.writing.exporting, docx, ebooklib.epub, opencc;"
+            [sys.executable, "-c", "import resource, xiaoshuo.writing.importing, xiaoshuo.writing.exporting;"
+             "import docx, ebooklib.epub, opencc;"
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip

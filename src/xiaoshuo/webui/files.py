@@ -9,8 +9,8 @@ crashed or killed server's leftovers go too.  ``fit_name`` shortens a file name 
 UTF-8 keeping its extension and whole characters (a book title of 100 汉字 is 300 bytes; a file name may
 have 255, and temp names derived from it add ~40).
 
-Not responsible for: what goes into the files (``writing.exporting``, ``memory``), upload size/extension checks
-(``services.save_uploads``), or Gradio's own upload folder.
+Not responsible for: what goes into the files (``writing.exporting``, ``memory``), upload size/extension
+checks (``services.save_uploads``), or Gradio's own upload folder.
 """
 
 from __future__ import annotations
