@@ -298,7 +298,6 @@ def import_book(
             fix=f"加 --append 接在第 {_chapter_count(novels, slug)} 章之后，或 --replace 整本替换"
             f"（旧的保留在 {novels.root / '.replaced'}），或换一个 --slug",
         )
-    novels.migrate_stories()
     if progress:
         progress("读取 read", 0, size)
     book = read_book(path, settings=settings)
