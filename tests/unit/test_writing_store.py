@@ -293,6 +293,8 @@ def test_set_replaces_an_undecodable_chapter_and_keeps_its_bytes(
     assert "chapter set" in str(err.value)
     assert novel.read(1).problem
 
+    code, out, err = cli(tmp_path, capsys, "chapter", "show", "--novel", "yuye", "1")
+    assert code == 0 and "无法解码" in err and "chapter set" in err and out  # the best-effort text
     fixed = tmp_path / "fixed.txt"
     fixed.write_text("修好的正文。", "utf-8")
     code, _, err = cli(tmp_path, capsys, "chapter", "set", "--novel", "yuye", "1", "--file", str(fixed))
@@ -334,8 +336,10 @@ def test_one_damaged_novel_never_hides_the_others(lib: Novels, tmp_path: Path, c
 
     services = _services(tmp_path)
     try:
-        choices = dict((slug, label) for label, slug in h.novel_choices(services))
+        listed = h.novel_choices(services)
+        choices = {slug: label for label, slug in listed}
         assert sorted(choices) == ["broken", "card", "garbled", "gbk", "good"]
+        assert [slug for _, slug in listed][-2:] == ["broken", "card"]  # a page load opens a healthy one
         assert "⚠" in choices["broken"] and "⚠" in choices["card"] and "⚠" not in choices["good"]
         view = h.chapter_view(services, "garbled", 1)  # opens, says why, offers the fix
         assert "⚠" in view.header and view.text

@@ -73,9 +73,10 @@ def open_novel(services: Any, slug: str | None, lang: str = "zh"):
 
 def novel_choices(services: Any, lang: str = "zh") -> list[tuple[str, str]]:
     """``(label, slug)`` for the picker: 《书名》 · slug; a novel whose card or outline is damaged is
-    listed too, marked ⚠ (opening it says what is wrong).  Chapter files are not read here."""
+    listed too, marked ⚠, after the others (a page load opens the first; opening a damaged one says
+    what is wrong).  Chapter files are not read here."""
     out = []
-    for c in library(services).summaries(chapters=False):
+    for c in sorted(library(services).summaries(chapters=False), key=lambda c: bool(c.problems)):
         name = f"《{c.title}》 {c.slug}" if c.title != c.slug else c.slug
         out.append((t("book_novel_damaged", lang, name=name) if c.problems else name, c.slug))
     return out

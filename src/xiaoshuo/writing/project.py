@@ -200,7 +200,7 @@ class Novel:
                 f"没有这本小说 (no such novel): {self.slug}",
                 fix=f"xiaoshuo novel new {self.slug} --title 书名；或 xiaoshuo novel list 查看已有小说",
             ) from None
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, RecursionError) as exc:
             raise WritingError(f"novel.json 已损坏 (unreadable): {exc}", received=str(self.root)) from None
 
     def save_card(self, card: NovelCard) -> None:
@@ -213,7 +213,7 @@ class Novel:
             return Outline()
         try:
             return Outline.model_validate(_read_json(path))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, RecursionError) as exc:
             raise WritingError(f"outline.json 已损坏 (unreadable): {exc}", received=str(path)) from None
 
     def save_outline(self, outline: Outline) -> None:
