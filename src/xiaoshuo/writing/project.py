@@ -348,15 +348,15 @@ class Novel:
             return got
         digest = sha256(got.text)
         state = self.state(number)
-        version = state.get("current") if state.get("sha256") == digest else None
-        if version is None:  # a crash between the text and the state rename, or an outside edit
-            version = next((v.id for v in reversed(self.versions(number)) if v.sha256 == digest), None)
+        vid = state.get("current") if state.get("sha256") == digest else None
+        if vid is None:  # a crash between the text and the state rename, or an outside edit
+            vid = next((v.id for v in reversed(self.versions(number)) if v.sha256 == digest), None)
         return ChapterText(
             number,
             got.text,
             True,
-            version=version,
-            outside_edit=version is None,
+            version=vid,
+            outside_edit=vid is None,
             encoding=got.encoding,
             problem=got.problem,
         )
