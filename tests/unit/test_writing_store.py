@@ -24,6 +24,11 @@ from xiaoshuo.writing import NovelLockedError, Novels, WritingError
 from xiaoshuo.writing.scratch import MIGRATION_RECORD, Scratch, migrate_stories
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, clean_env) -> None:
+    clean_env.chdir(tmp_path)  # the in-process CLI runs where nothing of the checkout can be touched
+
+
 def settings_for(tmp_path: Path):
     return load(None, overrides={"paths.data_dir": str(tmp_path / "data")}, env={})
 
@@ -117,7 +122,7 @@ def test_the_webui_moves_old_stories_when_it_starts_and_the_page_saves_apart(tmp
 
 
 # ----------------------------------------------------------------------------- item 5: empty texts
-def test_an_empty_text_is_refused_unless_allowed(lib: Novels, tmp_path: Path, capsys, clean_env) -> None:
+def test_an_empty_text_is_refused_unless_allowed(lib: Novels, tmp_path: Path, capsys) -> None:
     novel = lib.create("yuye", title="雨夜剑")
     novel.set_text(1, "原来的正文。")
     for empty in ("", "  \n\u3000\t\n"):
@@ -281,9 +286,7 @@ def test_an_outside_edit_in_another_encoding_becomes_a_utf8_version(lib: Novels,
     assert novel.read(1).version == version.id and not novel.read(1).outside_edit
 
 
-def test_set_replaces_an_undecodable_chapter_and_keeps_its_bytes(
-    lib: Novels, tmp_path: Path, capsys, clean_env
-) -> None:
+def test_set_replaces_an_undecodable_chapter_and_keeps_its_bytes(lib: Novels, tmp_path: Path, capsys) -> None:
     novel = lib.create("yuye", title="雨夜剑")
     novel.set_text(1, "原稿。")
     garbage = bytes(range(0x80, 0x100)) * 40 + b"\x81\x00\xff"
@@ -306,7 +309,7 @@ def test_set_replaces_an_undecodable_chapter_and_keeps_its_bytes(
     assert raw.read_bytes() == garbage  # nothing the outside editor saved is lost
 
 
-def test_one_damaged_novel_never_hides_the_others(lib: Novels, tmp_path: Path, capsys, clean_env) -> None:
+def test_one_damaged_novel_never_hides_the_others(lib: Novels, tmp_path: Path, capsys) -> None:
     good = lib.create("good", title="好书")
     good.set_text(1, "好好的一章。")
     gbk = lib.create("gbk", title="外部编辑")
@@ -354,7 +357,7 @@ def test_one_damaged_novel_never_hides_the_others(lib: Novels, tmp_path: Path, c
 
 
 # ----------------------------------------------------------------------------- item 10 and 14
-def test_chapters_numbered_10000_and_above_are_found(lib: Novels, tmp_path: Path, capsys, clean_env) -> None:
+def test_chapters_numbered_10000_and_above_are_found(lib: Novels, tmp_path: Path, capsys) -> None:
     novel = lib.create("long", title="长篇")
     novel.import_outline({"volumes": [{"title": "正文", "chapters": [{"title": "章"}] * 10002}]})
     for number in (1, 9999):  # written elsewhere (an outside edit), 0001.txt and 9999.txt
@@ -373,7 +376,7 @@ def test_chapters_numbered_10000_and_above_are_found(lib: Novels, tmp_path: Path
     assert code == 0 and out.strip() == "第10002章的正文。", err
 
 
-def test_versions_of_a_missing_chapter_is_an_error(lib: Novels, tmp_path: Path, capsys, clean_env) -> None:
+def test_versions_of_a_missing_chapter_is_an_error(lib: Novels, tmp_path: Path, capsys) -> None:
     lib.create("yuye", title="雨夜剑").set_text(1, "第一章。")
     code, out, err = cli(tmp_path, capsys, "chapter", "versions", "--novel", "yuye", "7")
     assert code == 2 and "第 7 章" in err and not out
