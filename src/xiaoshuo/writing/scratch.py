@@ -158,25 +158,31 @@ def migrate_stories(data_dir: Path) -> list[str]:
     if not isinstance(names, dict) or not isinstance(adapters, dict):
         log.warning("data/stories not moved to data/scratch: its index.json or adapters.json is no object")
         return []
-    moved = []
-    for file, name in sorted(names.items()):
-        if not isinstance(name, str):
-            continue
-        try:
-            text = (old / file).read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        for kept in sorted((old / Path(file).stem).with_suffix(".versions").glob("*.txt")):
-            target = scratch.versions_dir(name) / kept.name
-            if not target.exists():
-                atomic_write(target, kept.read_bytes())
-        now = scratch.load(name)
-        if not now:
-            scratch.save(name, text)
-        elif now != text:
-            scratch.keep_version(name, text)
-        if scratch.adapter(name) is None and isinstance(adapters.get(name), str):
-            scratch.set_adapter(name, adapters[name])
-        moved.append(name)
-    atomic_write_json(record, {"time": time.time(), "from": str(old), "names": moved})
+    moved: list[str] = []
+    try:
+        for file, name in sorted(names.items()):
+            if isinstance(name, str) and _move_one(old, scratch, file, name, adapters):
+                moved.append(name)
+        atomic_write_json(record, {"time": time.time(), "from": str(old), "names": moved})
+    except OSError as exc:  # e.g. a full disk: not recorded, so the next start finishes it (idempotent)
+        log.warning("moving data/stories to data/scratch stopped (retried at the next start): %s", exc)
     return moved
+
+
+def _move_one(old: Path, scratch: Scratch, file: str, name: str, adapters: dict[str, Any]) -> bool:
+    try:
+        text = (old / file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    for kept in sorted((old / Path(file).stem).with_suffix(".versions").glob("*.txt")):
+        target = scratch.versions_dir(name) / kept.name
+        if not target.exists():
+            atomic_write(target, kept.read_bytes())
+    now = scratch.load(name)
+    if not now:
+        scratch.save(name, text)
+    elif now != text:
+        scratch.keep_version(name, text)
+    if scratch.adapter(name) is None and isinstance(adapters.get(name), str):
+        scratch.set_adapter(name, adapters[name])
+    return True
