@@ -251,8 +251,9 @@ def test_the_page_opens_chapters_while_a_chapter_of_the_book_generates(tmp_path:
         thread = threading.Thread(target=generate, daemon=True)
         thread.start()
         assert reached.wait(60), "the generation never reached the engine"
-        with pytest.raises(NovelLockedError):  # the generation holds the writer lock
+        with pytest.raises(NovelLockedError) as err:  # the generation holds the writer lock
             h.open_novel(services, "yuye").set_text(1, "抢着写。")
+        assert "正在写入：write chapter 3" in str(err.value)  # says what this process is doing
         h.open_novel(services, "yuye").chapter_file(2).write_text("第二章在别处改过。", "utf-8")
         view = h.chapter_view(services, "yuye", 2)
         assert view.text == "第二章在别处改过。" and view.versions and not any(r[1] for r in view.versions)

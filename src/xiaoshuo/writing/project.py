@@ -175,8 +175,15 @@ class Novel:
             since = time.strftime("%H:%M:%S", time.localtime(owner.get("since", 0)))
             what = owner.get("what") or " ".join(owner.get("argv", []))
             who = f"pid {owner.get('pid')} ({what}) since {since}"
-        except (OSError, ValueError):
-            who = "another process"
+        except (OSError, ValueError, AttributeError):
+            owner, what, who = {}, "", "another process"
+        if owner.get("pid") == os.getpid():  # e.g. the WebUI: a chapter of this book is generating
+            return NovelLockedError(
+                f"《{self.slug}》正在写入：{what} (this process is writing this novel: {what})",
+                received=who,
+                expected="one writer per novel at a time",
+                fix="等它完成（或点「停止」）后再保存；打开和阅读章节不受影响",
+            )
         return NovelLockedError(
             f"《{self.slug}》正被另一个进程写入 (another process is writing this novel)",
             received=who,
