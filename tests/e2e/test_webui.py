@@ -246,7 +246,7 @@ def test_reload_never_loses_the_accepted_story(browser, app) -> None:
     page.wait_for_function("document.querySelector('#output textarea').value.length > 0", timeout=60_000)
     accepted = _settle(lambda: _output(page), quiet=1.5, timeout=90, what="the candidate")
     page.click("#use-1")
-    stories = app["services"].stories
+    stories = app["services"].scratch
     deadline = time.monotonic() + 20
     while stories.load(novel) != accepted:
         if time.monotonic() > deadline:

@@ -1,5 +1,5 @@
-"""WebUI building blocks without a browser: stories, exposure rules, auth parsing, training commands,
-uploads."""
+"""WebUI building blocks without a browser: 随手写's scratch store, exposure rules, auth parsing,
+training commands, uploads."""
 
 from __future__ import annotations
 
@@ -14,24 +14,25 @@ from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.testing import run_cli
 from xiaoshuo.webui.launch import check_exposure, read_auth
 from xiaoshuo.webui.locale import STRINGS, t
-from xiaoshuo.webui.services import Stories, TrainingJobs, safe_upload_name, save_uploads
+from xiaoshuo.webui.services import TrainingJobs, safe_upload_name, save_uploads
+from xiaoshuo.writing.scratch import Scratch
 
 
 def test_stories_autosave_per_novel_and_default_adapter(tmp_path: Path) -> None:
-    stories = Stories(tmp_path / "stories")
+    stories = Scratch(tmp_path / "stories")
     stories.save("雨夜剑", "第一章 雨夜\n夜色如墨。")
     stories.save("归途", "末班车")
-    reopened = Stories(tmp_path / "stories")
+    reopened = Scratch(tmp_path / "stories")
     assert reopened.load("雨夜剑") == "第一章 雨夜\n夜色如墨。" and reopened.load("归途") == "末班车"
     assert reopened.load("没有写过") == ""
-    assert reopened.novels() == sorted(["雨夜剑", "归途"])
+    assert reopened.names() == sorted(["雨夜剑", "归途"])
     reopened.set_adapter("雨夜剑", "wuxia-v1")
-    assert Stories(tmp_path / "stories").adapter("雨夜剑") == "wuxia-v1"
+    assert Scratch(tmp_path / "stories").adapter("雨夜剑") == "wuxia-v1"
     assert not list((tmp_path / "stories").glob(".*tmp*"))  # atomic writes leave no temp files
 
 
 def test_a_much_shorter_save_keeps_the_previous_text_as_a_version(tmp_path: Path) -> None:
-    stories = Stories(tmp_path / "stories")
+    stories = Scratch(tmp_path / "stories")
     accepted = "第一章 雨夜\n" + "夜色如墨，林远撑伞走过长街。" * 80  # ~1,100 chars (the bug report)
     stories.save("雨夜剑", accepted)
     stories.save("雨夜剑", accepted + "他")  # typing: no version
@@ -50,7 +51,7 @@ def test_a_much_shorter_save_keeps_the_previous_text_as_a_version(tmp_path: Path
 
 
 def test_concurrent_saves_lose_no_novel_and_no_adapter(tmp_path: Path) -> None:
-    stories = Stories(tmp_path / "stories")
+    stories = Scratch(tmp_path / "stories")
     names = [f"小说{i}" for i in range(24)]
     errors: list[BaseException] = []
 
@@ -68,17 +69,17 @@ def test_concurrent_saves_lose_no_novel_and_no_adapter(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert not errors and not any(thread.is_alive() for thread in threads)
-    reopened = Stories(tmp_path / "stories")
-    assert reopened.novels() == sorted(names)
+    reopened = Scratch(tmp_path / "stories")
+    assert reopened.names() == sorted(names)
     assert all(reopened.adapter(name) == f"adapter-{name}" for name in names)
     assert all(reopened.load(name) == f"{name} 第4段" for name in names)
 
 
 def test_a_corrupt_story_index_is_a_clear_error(tmp_path: Path) -> None:
-    stories = Stories(tmp_path / "stories")
+    stories = Scratch(tmp_path / "stories")
     stories.save("a", "text")
     (tmp_path / "stories" / "index.json").write_text("{broken", "utf-8")
-    with pytest.raises(XiaoshuoError, match="corrupt story index"):
+    with pytest.raises(XiaoshuoError, match="corrupt scratch index"):
         stories.save("b", "more")
     assert stories.load("a") == "text"
 

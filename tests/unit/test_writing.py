@@ -172,24 +172,6 @@ def test_chapters_beyond_the_outline(lib: Novels):
         novel.set_text(5, "跳章。")
 
 
-def test_stories_from_the_old_webui_are_migrated_once(tmp_path: Path):
-    from xiaoshuo.files import atomic_write, atomic_write_json
-
-    stories = tmp_path / "data" / "stories"
-    atomic_write(stories / "abc.txt", "旧页面写的故事。" * 10)
-    atomic_write(stories / "def.txt", "默认故事。")
-    atomic_write_json(stories / "index.json", {"abc.txt": "雨夜剑", "def.txt": "default"})
-    lib = Novels.from_settings(settings_for(tmp_path))
-    assert sorted(c.slug for c in lib.list()) == ["default", "雨夜剑"]
-    assert lib.get("雨夜剑").text(1) == "旧页面写的故事。" * 10
-    assert (stories / "abc.txt").is_file()  # originals kept
-    atomic_write(stories / "abc.txt", "旧页面写的故事。又写了一句。")
-    lib = Novels.from_settings(settings_for(tmp_path))
-    novel = lib.get("雨夜剑")
-    assert novel.text(1).endswith("又写了一句。") and len(novel.versions(1)) == 2
-    assert len(Novels.from_settings(settings_for(tmp_path)).get("雨夜剑").versions(1)) == 2  # idempotent
-
-
 # ----------------------------------------------------------------------------- locks
 def test_second_writer_in_process_is_refused(lib: Novels):
     novel = lib.create("yuye", title="雨夜剑")

@@ -22,15 +22,37 @@ def _novel(ctx: typer.Context, slug: str):
     return novels(ctx).get(slug)
 
 
+def _read(n, number: int):
+    """The chapter as a reader sees it (no writer lock: runs while another process writes);
+    a chapter neither in the outline nor on disk is the same error everywhere."""
+    got = n.read(number)
+    if not got.exists and n.outline().chapter(number) is None and not n.versions(number):
+        n.plan(number)  # raises: 大纲里没有第 N 章
+    if got.problem:
+        typer.echo(
+            f"! 第{number}章的文件无法解码 ({got.problem})，以下为尽力解码的文本；"
+            f"修复 (fix): xiaoshuo chapter set --novel {n.slug} {number} --file 修好的正文.txt",
+            err=True,
+        )
+    return got
+
+
+def _version_label(got) -> str:
+    if got.outside_edit:
+        return "外部修改，下次写入时保存为版本 (outside edit, kept as a version by the next write)"
+    return f"版本 {got.version}"
+
+
 @app.command("show")
 def show_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
-    """显示正文 / Print a chapter's current text (an outside edit is kept as a version first)."""
+    """显示正文 / Print a chapter's current text (never waits for a writer; an outside edit is shown as
+    such and kept as a version by the next write)."""
     from xiaoshuo.writing import count_chars
 
     n = _novel(ctx, novel)
-    n.sync(number)
+    got = _read(n, number)
     plan = n.plan(number)
-    text = n.text(number)
+    text = got.text
     if as_json:
         echo_json(
             {
@@ -40,26 +62,27 @@ def show_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: Js
                 "summary": plan.summary,
                 "chars": count_chars(text),
                 "length": len(text),
-                "version": n.current_version(number),
+                "version": got.version,
+                "outside_edit": got.outside_edit,
+                "encoding": got.encoding,
+                "problem": got.problem,
                 "text": text,
             }
         )
     else:
-        typer.echo(
-            f"第{number}章 {plan.title} · {count_chars(text)} 字 · 版本 {n.current_version(number)}", err=True
-        )
+        typer.echo(f"第{number}章 {plan.title} · {count_chars(text)} 字 · {_version_label(got)}", err=True)
         typer.echo(text)
 
 
 @app.command("versions")
 def versions_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
-    """版本列表 / List a chapter's versions (candidates, edits, imports)."""
+    """版本列表 / List a chapter's versions (candidates, edits, imports); never waits for a writer."""
     import time
 
     n = _novel(ctx, novel)
-    n.sync(number)
+    got = _read(n, number)
     versions = n.versions(number)
-    current = n.current_version(number)
+    current = got.version
     if as_json:
         echo_json([v.brief() | {"current": v.id == current} for v in versions])
         return
@@ -70,6 +93,10 @@ def versions_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json
         typer.echo(
             f"{mark} v{v.id:<4} {when} {v.source:<9} {v.kind:<12} {v.chars:>6} 字{extra}  {v.text[:24]!r}"
         )
+    if got.outside_edit:
+        typer.echo(f"* 当前文件 (the file): {_version_label(got)}", err=True)
+    elif not versions:
+        typer.echo(f"第{number}章还没有版本 (no versions yet)", err=True)
 
 
 @app.command("diff")
@@ -226,9 +253,13 @@ def set_cmd(
     novel: NovelOpt,
     number: NumberArg,
     file: Annotated[Path, typer.Option("--file", "-f", help="UTF-8 text file ('-' = stdin).")],
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Accept an empty or whitespace-only text (empties it).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """手写正文 / Store text written by hand as a new, current version."""
+    """手写正文 / Store text written by hand as a new, current version (replaces even a damaged file;
+    an empty text is refused without --allow-empty)."""
     from xiaoshuo.writing import WritingError
 
     try:
@@ -240,7 +271,7 @@ def set_cmd(
             received=f"{file}: {exc}",
             fix="用 UTF-8 保存后重试",
         ) from None
-    v = _novel(ctx, novel).set_text(number, text, note=str(file))
+    v = _novel(ctx, novel).set_text(number, text, note=str(file), allow_empty=allow_empty)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 新版本 {v.id} ({v.chars} 字)")
 
 

@@ -68,21 +68,8 @@ def new_cmd(
 
 @app.command("list")
 def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """列出小说 / List novels."""
-    lib = novels(ctx)
-    rows = []
-    for card in lib.list():
-        over = lib.get(card.slug).overview()
-        rows.append(
-            {
-                "slug": card.slug,
-                "title": card.title,
-                "genre": card.genre,
-                "chapters": len(over["chapters"]),
-                "written": sum(1 for c in over["chapters"] if c["chars"]),
-                "total_chars": over["total_chars"],
-            }
-        )
+    """列出小说 / List novels (a damaged one is listed with its problems, never hides the others)."""
+    rows = [s.as_dict() for s in novels(ctx).summaries()]
     if as_json:
         echo_json(rows)
         return
@@ -90,16 +77,27 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         typer.echo("还没有小说 (no novels yet): xiaoshuo novel new SLUG --title 书名")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"小说 Novels ({len(rows)})")
-    for col in ("slug", "书名", "类型", "章", "已写", "字数"):
+    for col in ("slug", "书名", "类型", "章", "已写", "字数", "问题"):
         table.add_column(col, overflow="fold")
     for r in rows:
+        more = len(r["problems"]) - 1
+        problem = f"⚠ {r['problems'][0]}" + (f" (+{more})" if more > 0 else "") if r["problems"] else ""
         table.add_row(
-            r["slug"], r["title"], r["genre"], str(r["chapters"]), str(r["written"]), str(r["total_chars"])
+            *(escape(str(r[k])) for k in ("slug", "title", "genre", "chapters", "written", "total_chars")),
+            escape(problem),
         )
     Console().print(table)
+    damaged = [r["slug"] for r in rows if r["problems"]]
+    if damaged:
+        typer.echo(
+            f"! 有问题的小说 (damaged): {', '.join(damaged)} — xiaoshuo novel list --json 列出全部问题；"
+            "损坏的章节可用 xiaoshuo chapter set 替换",
+            err=True,
+        )
 
 
 @app.command("show")

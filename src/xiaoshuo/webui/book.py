@@ -303,7 +303,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
 
     def on_load(saved):
         """Every page load: the novels on disk, and the novel (and chapter) this browser had open."""
-        choices = h.novel_choices(services)
+        choices = h.novel_choices(services, lang)
         slugs = [c[1] for c in choices]
         slug = (saved or {}).get("novel")
         slug = slug if slug in slugs else (slugs[0] if slugs else None)
@@ -338,7 +338,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             adapter=default_adapter,
             lang=lang,
         )
-        return gr.update(choices=h.novel_choices(services), value=made), gr.Accordion(open=False)
+        return gr.update(choices=h.novel_choices(services, lang), value=made), gr.Accordion(open=False)
 
     create_btn.click(
         _guard(do_create),
@@ -676,7 +676,7 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             if not file:
                 raise gr.Error(L("book_import_nofile"))
             report, made = h.import_file(services, file, slug, mode)
-            return report, gr.update(choices=h.novel_choices(services), value=made)
+            return report, gr.update(choices=h.novel_choices(services, lang), value=made)
 
         imp_btn.click(
             _guard(do_import), [imp_file, imp_slug, imp_mode], [imp_report, novel], api_visibility="private"

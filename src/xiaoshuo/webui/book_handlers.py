@@ -71,11 +71,15 @@ def open_novel(services: Any, slug: str | None, lang: str = "zh"):
     return library(services).get(slug.strip())
 
 
-def novel_choices(services: Any) -> list[tuple[str, str]]:
-    """``(label, slug)`` for the picker: 《书名》 · slug."""
-    return [
-        (f"《{c.title}》 {c.slug}" if c.title != c.slug else c.slug, c.slug) for c in library(services).list()
-    ]
+def novel_choices(services: Any, lang: str = "zh") -> list[tuple[str, str]]:
+    """``(label, slug)`` for the picker: 《书名》 · slug; a novel whose card or outline is damaged is
+    listed too, marked ⚠, after the others (a page load opens the first; opening a damaged one says
+    what is wrong).  Chapter files are not read here."""
+    out = []
+    for c in sorted(library(services).summaries(chapters=False), key=lambda c: bool(c.problems)):
+        name = f"《{c.title}》 {c.slug}" if c.title != c.slug else c.slug
+        out.append((t("book_novel_damaged", lang, name=name) if c.problems else name, c.slug))
+    return out
 
 
 def create_novel(
@@ -149,7 +153,7 @@ def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list
                     vol.title,
                     c.title,
                     label("status", c.status, lang),
-                    count_chars(novel.text(c.number)),
+                    count_chars(novel.read(c.number, version=False).text),
                     c.target_chars or card.chapter_chars,
                 ]
             )
@@ -268,14 +272,17 @@ def chars_label(text: str, target: int | None = None, lang: str = "zh") -> str:
 
 
 def chapter_view(services: Any, slug: str | None, number: int | None, lang: str = "zh") -> ChapterView:
+    """A chapter opened on the page.  Never takes the writer lock, so it opens while a chapter of the
+    same book generates: an edit made elsewhere is shown (and said so) and kept as a version by the
+    next write; an undecodable file shows its best-effort text and how to replace it."""
     if not slug or not number:
         return ChapterView("", "", chars_label("", lang=lang), "", [])
     novel = open_novel(services, slug, lang)
     number = int(number)
-    novel.sync(number) if novel.chapter_file(number).is_file() else None  # an edit made elsewhere
+    got = novel.read(number)
     plan = novel.outline().chapter(number)
     target = (plan.target_chars if plan else None) or novel.card().chapter_chars
-    text = novel.text(number)
+    text = got.text
     if plan is None:
         header = t("book_header_new", lang, number=number)
     else:
@@ -283,28 +290,39 @@ def chapter_view(services: Any, slug: str | None, number: int | None, lang: str 
         header = t("book_header", lang, number=number, title=plan.title, status=status)
         if plan.synopsis:
             header += t("book_header_synopsis", lang, synopsis=plan.synopsis)
+    if got.problem:
+        header += t("book_header_damaged", lang, problem=got.problem)
+    elif got.outside_edit:
+        header += t("book_header_outside_edit", lang)
     return ChapterView(
         header,
         text,
         chars_label(text, target, lang),
         plan.summary if plan else "",
-        version_rows(services, slug, number, lang),
+        version_rows(services, slug, number, lang, current=got.version),
     )
 
 
 def save_text(services: Any, slug: str | None, number: int | None, text: str, lang: str = "zh") -> int | None:
-    """Autosave: text that differs from the chapter's becomes a new current version; returns its id."""
+    """Autosave and 保存: text that differs from the chapter's becomes a new current version; returns
+    its id.  An unchanged text returns at once without the writer lock (a blur while another chapter
+    generates never waits); an emptied editor is refused, never saved as an empty chapter."""
     if not slug or not number:
         return None
     novel = open_novel(services, slug, lang)
+    number = int(number)
     text = text or ""
+    if text == novel.read(number, version=False).text:
+        return None
+    if not text.strip():
+        if not novel.chapter_file(number).is_file():
+            return None  # an untouched empty chapter stays unwritten
+        raise _err("book_err_empty_text", lang, fix="book_fix_empty_text")
     # blur and the 保存 click arrive together: compare and write under one lock, waiting for the other
     with novel.writer(timeout=30, what="webui save"):
-        if text == novel.text(int(number)):
+        if text == novel.read(number, version=False).text:
             return None
-        if not text.strip() and not novel.chapter_file(int(number)).is_file():
-            return None  # an untouched empty chapter stays unwritten
-        return novel.set_text(int(number), text, note="webui").id
+        return novel.set_text(number, text, note="webui").id
 
 
 def save_summary(services: Any, slug: str, number: int, summary: str, lang: str = "zh") -> None:
@@ -312,11 +330,16 @@ def save_summary(services: Any, slug: str, number: int, summary: str, lang: str 
 
 
 # ----------------------------------------------------------------------------- versions
-def version_rows(services: Any, slug: str | None, number: int | None, lang: str = "zh") -> list[list[Any]]:
+def version_rows(
+    services: Any, slug: str | None, number: int | None, lang: str = "zh", *, current: int | None = -1
+) -> list[list[Any]]:
+    """The versions, newest first; ● marks the one the chapter file is (``current``, when the caller
+    has read it; none while an outside edit is not recorded yet)."""
     if not slug or not number:
         return []
     novel = open_novel(services, slug, lang)
-    current = novel.current_version(int(number))
+    if current == -1:
+        current = novel.read(int(number)).version
     rows = []
     for v in reversed(novel.versions(int(number))):
         rows.append(
@@ -864,7 +887,7 @@ def thread_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[
     if not slug:
         return []
     novel = open_novel(services, slug, lang)
-    written = [n for n in novel.written_chapters() if novel.text(n).strip()]
+    written = [n for n in novel.written_chapters() if novel.read(n, version=False).text.strip()]
     rows = thread_report(
         services.store().list(slug), last_written=max(written, default=0), include_closed=True
     )

@@ -119,7 +119,7 @@ def heading(services: Services, novel: str | None, lang: str = "zh") -> str:
 
     slug = _novel(novel)
     title = None
-    # memory without a book (e.g. "default"): the slug alone; no stories_dir: reading never migrates
+    # memory without a book (e.g. "default"): the slug alone
     with contextlib.suppress(XiaoshuoError):
         title = Novels(services.settings.paths.data_dir / "novels").get(slug).card().title
     try:

@@ -1,13 +1,14 @@
 """随手写: the free page — a request, the story so far, candidates streamed side by side.
 
-The story is autosaved per novel by ``Services.stories``; the prompt is built by
-``xiaoshuo.writing.compose`` (through ``webui.generation``).  Not responsible for chapters or outlines
-(that is the book page, ``book.py``).
+The story is autosaved per novel name by ``Services.scratch`` (:mod:`xiaoshuo.writing.scratch`,
+``data/scratch/``): a scratch text, never a book's chapter, even under a book's slug (the name picks
+the memory); the prompt is built by ``xiaoshuo.writing.compose`` (through ``webui.generation``).  Not
+responsible for chapters or outlines (that is the book page, ``book.py``).
 
 The handlers are plain module-level functions over ``Services`` (and the page's ``lang``);
 ``build_scratch_tab`` only lays the page out and wires them (``functools.partial``).  The page keeps
-no state between events: the story is the novel's file on disk (shared by every page on that novel, by
-design), everything else is the components' own values.
+no state between events: the story is the name's scratch file on disk (shared by every page on that
+name, by design), everything else is the components' own values.
 """
 
 from __future__ import annotations
@@ -90,29 +91,29 @@ def use_candidate(services: Services, novel, story, chosen) -> str:
 
 def autosave(services: Services, novel, text) -> None:
     try:
-        services.stories.save(novel or DEFAULT_NOVEL, text or "")
+        services.scratch.save(novel or DEFAULT_NOVEL, text or "")
     except (XiaoshuoError, OSError) as exc:
         raise _error(exc) from None
 
 
 def switch_novel(services: Services, novel):
     """Another novel picked: its story, and its adapter when it has one."""
-    default = services.stories.adapter(novel or DEFAULT_NOVEL)
-    return services.stories.load(novel or DEFAULT_NOVEL), default if default else gr.skip()
+    default = services.scratch.adapter(novel or DEFAULT_NOVEL)
+    return services.scratch.load(novel or DEFAULT_NOVEL), default if default else gr.skip()
 
 
 def set_adapter(services: Services, novel, adapter) -> None:
-    services.stories.set_adapter(novel or DEFAULT_NOVEL, adapter)
+    services.scratch.set_adapter(novel or DEFAULT_NOVEL, adapter)
 
 
 def on_load(services: Services, lang: str, novel):
     """Every page load reads the story from disk (never the value the server started with)."""
     novel = novel or DEFAULT_NOVEL
-    default = services.stories.adapter(novel)
+    default = services.scratch.adapter(novel)
     choices = [t("none", lang), *services.adapters()]
     return (
         gr.update(choices=services.novels()),
-        services.stories.load(novel),
+        services.scratch.load(novel),
         gr.update(choices=choices, value=default) if default else gr.update(choices=choices),
     )
 

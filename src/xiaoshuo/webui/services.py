@@ -1,8 +1,9 @@
-"""What the WebUI talks to: the engine (loaded in the background), the memory store, stories on disk,
-uploads and training jobs.  One ``Services`` object per app, passed explicitly — no module globals.
+"""What the WebUI talks to: the engine (loaded in the background), the memory store, 随手写's scratch
+texts, uploads and training jobs.  One ``Services`` object per app, passed explicitly — no module globals.
 
 Training never runs in the UI process: ``TrainingJobs`` starts ``xiaoshuo train`` as a subprocess and
-tails its JSONL event log.  Stories are autosaved atomically per novel under ``data/stories/``.
+tails its JSONL event log.  随手写's texts are stored by :mod:`xiaoshuo.writing.scratch` (``data/scratch/``,
+never a book's chapter); the old ``data/stories/`` moves there once, when ``Services`` starts.
 This module holds state and calls the Python API; the Gradio layout is in the page modules.  Its
 user-visible strings are in the locale table (``svc_*`` keys, language ``webui.language``).
 """
@@ -10,7 +11,6 @@ user-visible strings are in the locale table (``svc_*`` keys, language ``webui.l
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,13 +21,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.files import atomic_write, atomic_write_json
 from xiaoshuo.webui.locale import STRINGS, t
 
 log = logging.getLogger(__name__)
@@ -152,102 +150,6 @@ def _download_hint(model: str, settings: Settings) -> str:
     if not is_hub_id(model) or find_local(model, settings.paths.models_dir) is not None:
         return ""
     return t("svc_download_hint", settings.webui.language, command=pull_command(model))
-
-
-class Stories:
-    """One story file per novel, saved atomically on every change.
-
-    Safe under concurrent Gradio handlers: one lock serialises every read-modify-write of a story,
-    ``index.json`` and ``adapters.json``.  A save that would replace a saved text with a much shorter
-    one (a reloaded, empty page; an accidental select-all + type) first keeps the saved text as a
-    version under ``<hash>.versions/<timestamp>.txt`` (the last ``KEEP_VERSIONS``), so nothing
-    accepted is ever lost.  The writing-core's chapter versions replace this later.
-    """
-
-    KEEP_VERSIONS = 20
-
-    def __init__(self, root: Path, *, lang: str = "zh") -> None:
-        self.root = root
-        self.lang = lang
-        self._lock = threading.RLock()
-
-    def path(self, novel: str) -> Path:
-        return self.root / f"{hashlib.sha1(novel.encode()).hexdigest()[:16]}.txt"
-
-    def versions_dir(self, novel: str) -> Path:
-        return self.path(novel).with_suffix(".versions")
-
-    def load(self, novel: str) -> str:
-        try:
-            return self.path(novel).read_text("utf-8")
-        except FileNotFoundError:
-            return ""
-
-    @staticmethod
-    def shrinks(old: str, new: str) -> bool:
-        """Whether ``new`` loses enough of ``old`` to keep ``old`` as a version first."""
-        lost = len(old) - len(new)
-        return lost > 0 and lost >= max(20, len(old) // 10)
-
-    def save(self, novel: str, text: str) -> None:
-        with self._lock:
-            path = self.path(novel)
-            old = self.load(novel)
-            if old == text and path.is_file():
-                return
-            if old and self.shrinks(old, text):
-                self._keep_version(novel, old)
-            index = self.root / "index.json"
-            names = self._read_json(index)
-            if names.get(path.name) != novel:
-                names[path.name] = novel
-                atomic_write_json(index, names)
-            atomic_write(path, text)
-
-    def _keep_version(self, novel: str, text: str) -> Path:
-        folder = self.versions_dir(novel)
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
-        target = atomic_write(folder / f"{stamp}.txt", text)
-        for extra in self.versions(novel)[: -self.KEEP_VERSIONS]:
-            extra.unlink(missing_ok=True)
-        return target
-
-    def versions(self, novel: str) -> list[Path]:
-        """Kept versions of a novel's story, oldest first."""
-        folder = self.versions_dir(novel)
-        return sorted(folder.glob("*.txt")) if folder.is_dir() else []
-
-    def _read_json(self, path: Path) -> dict[str, Any]:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except FileNotFoundError:
-            return {}
-        except ValueError as exc:
-            raise XiaoshuoError(
-                t("svc_story_index_corrupt", self.lang, name=path.name),
-                expected="a JSON object",
-                received=str(exc),
-                fix=t("svc_story_index_fix", self.lang, path=path),
-            ) from None
-        return data if isinstance(data, dict) else {}
-
-    def adapter(self, novel: str) -> str | None:
-        """The novel's default adapter (the last one chosen while writing it)."""
-        with self._lock:
-            return self._read_json(self.root / "adapters.json").get(novel)
-
-    def set_adapter(self, novel: str, adapter: str) -> None:
-        with self._lock:
-            path = self.root / "adapters.json"
-            data = self._read_json(path)
-            if data.get(novel) != adapter:
-                data[novel] = adapter
-                atomic_write_json(path, data)
-
-    def novels(self) -> list[str]:
-        with self._lock:
-            return sorted(self._read_json(self.root / "index.json").values())
 
 
 def safe_upload_name(name: str) -> str:
@@ -416,7 +318,10 @@ class Services:
         self.demo = demo  # `xiaoshuo webui --demo`: a random tiny model, a banner says so
         # ``engine``: share an already loading/loaded holder (tests, several apps over one engine)
         self.engine = engine or EngineHolder(settings, model=model, backend=backend, lora=lora or {})
-        self.stories = Stories(settings.paths.data_dir / "stories", lang=settings.webui.language)
+        from xiaoshuo.writing.scratch import Scratch, migrate_stories
+
+        migrate_stories(settings.paths.data_dir)  # once per data folder, recorded; never touches a novel
+        self.scratch = Scratch.from_settings(settings)
         self.jobs = TrainingJobs(settings, config_file)
         self.downloads = ModelDownload(settings, config_file)
         self._store = None
@@ -432,7 +337,7 @@ class Services:
             return self._store
 
     def novels(self) -> list[str]:
-        names = set(self.stories.novels()) | {"default"}
+        names = set(self.scratch.names()) | {"default"}
         with contextlib.suppress(XiaoshuoError):  # a locked store still lets the page open
             names |= set(self.store().novels())
         return sorted(names)

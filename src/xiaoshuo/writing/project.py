@@ -7,6 +7,9 @@ Layout of ``data/novels/<slug>/`` (the slug is also the memory's ``novel``)::
     chapters/0001.txt             the chapter's current text: plain UTF-8, edit it anywhere
     chapters/0001.state.json      which version the text is, and its sha256
     versions/0001/000001.json     every candidate, edit and import, never rewritten
+    versions/0001/000007.raw      the bytes of an outside edit that could not be decoded (kept as is)
+
+Chapter numbers have at least four digits in file names (``10000.txt`` follows ``9999.txt``).
 
 Durability: every file is written to a temp name, fsynced and renamed (``xiaoshuo.files``), and
 a version file is written before anything points at it, so a crash at any point leaves the
@@ -14,12 +17,19 @@ previous state readable and every acknowledged version intact.  The text file is
 its hash differs from the recorded one, :meth:`Novel.sync` keeps it as a new ``edited`` version
 (an edit made in another editor) or, if it equals a known version (a crash between two renames),
 points the state at that version.  Nothing is ever overwritten without a version to go back to.
+An outside edit saved as GBK/GB18030/Big5/UTF-16 is decoded as ``prepare`` decodes
+(:func:`xiaoshuo.data.decoding.decode_bytes`) and kept as a UTF-8 version; a file that decodes in
+no encoding is kept byte for byte (``.raw``) beside a best-effort version, so ``chapter set`` can
+always replace it.
 
 Concurrency: one writer per novel across processes — an exclusive ``flock`` on ``.lock`` held for
 the whole write operation (a chapter generation holds it for minutes); a second writer gets an
-error naming the process that holds it.  Readers never take the lock.
+error naming the process that holds it.  Readers never take the lock: :meth:`Novel.read` tells
+a reader which version the file is, or that it is an outside edit not recorded yet — the next
+writer records it (every write calls :meth:`Novel.sync` first).
 
-This module stores and reads; it does not generate text or build prompts.
+This module stores and reads novels; it does not generate text or build prompts, and it does not
+hold 随手写's scratch texts (:mod:`xiaoshuo.writing.scratch`).
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +71,40 @@ def sha256(text: str) -> str:
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
+
+
+_CHAPTER_FILE = re.compile(r"(\d{4,})\.txt")  # 0001.txt … 9999.txt, 10000.txt …
+_VERSION_FILE = re.compile(r"(\d{6,})\.json")  # 000001.json …, 1000000.json
+
+
+@dataclass(frozen=True)
+class ChapterText:
+    """A chapter file as a reader sees it, read without the writer lock (:meth:`Novel.read`)."""
+
+    number: int
+    text: str = ""  # '' when not written; a best-effort decode when ``problem``
+    exists: bool = False  # the chapter file is on disk
+    version: int | None = None  # the recorded version this text is (None: not written, or ``outside_edit``)
+    outside_edit: bool = False  # differs from every version: the next write keeps it as one
+    encoding: str = "utf-8"  # how the file was decoded (an outside editor may save GBK, UTF-16, …)
+    problem: str = ""  # why the file cannot be decoded ('' when it can)
+
+
+def decode_chapter(data: bytes, name: str) -> tuple[str, str, str]:
+    """``(text, encoding, problem)`` of a chapter file's bytes: UTF-8, else what ``prepare`` detects,
+    else a best-effort UTF-8 decode with ``problem`` saying why (never raises)."""
+    try:
+        return data.decode("utf-8"), "utf-8", ""
+    except UnicodeDecodeError:
+        pass
+    from xiaoshuo.data.decoding import decode_bytes
+    from xiaoshuo.errors import XiaoshuoError
+
+    try:
+        got = decode_bytes(data, name)
+    except XiaoshuoError as exc:
+        return data.decode("utf-8", errors="replace"), "undecodable", exc.message
+    return got.text, got.encoding, ""
 
 
 class NovelLockedError(WritingError):
@@ -131,8 +177,15 @@ class Novel:
             since = time.strftime("%H:%M:%S", time.localtime(owner.get("since", 0)))
             what = owner.get("what") or " ".join(owner.get("argv", []))
             who = f"pid {owner.get('pid')} ({what}) since {since}"
-        except (OSError, ValueError):
-            who = "another process"
+        except (OSError, ValueError, AttributeError):
+            owner, what, who = {}, "", "another process"
+        if owner.get("pid") == os.getpid():  # e.g. the WebUI: a chapter of this book is generating
+            return NovelLockedError(
+                f"《{self.slug}》正在写入：{what} (this process is writing this novel: {what})",
+                received=who,
+                expected="one writer per novel at a time",
+                fix="等它完成（或点「停止」）后再保存；打开和阅读章节不受影响",
+            )
         return NovelLockedError(
             f"《{self.slug}》正被另一个进程写入 (another process is writing this novel)",
             received=who,
@@ -156,7 +209,7 @@ class Novel:
                 f"没有这本小说 (no such novel): {self.slug}",
                 fix=f"xiaoshuo novel new {self.slug} --title 书名；或 xiaoshuo novel list 查看已有小说",
             ) from None
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, RecursionError) as exc:
             raise WritingError(f"novel.json 已损坏 (unreadable): {exc}", received=str(self.root)) from None
 
     def save_card(self, card: NovelCard) -> None:
@@ -169,7 +222,7 @@ class Novel:
             return Outline()
         try:
             return Outline.model_validate(_read_json(path))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, RecursionError) as exc:
             raise WritingError(f"outline.json 已损坏 (unreadable): {exc}", received=str(path)) from None
 
     def save_outline(self, outline: Outline) -> None:
@@ -197,7 +250,15 @@ class Novel:
             raise validation_error("大纲 (outline)", exc) from None
         outline.renumber()
         with self._need_writer():
-            old = self.outline()
+            try:
+                old = self.outline()
+            except WritingError:  # a damaged outline is replaced (repaired), its file kept beside it
+                damaged = self.root / "outline.json"
+                atomic_write(
+                    damaged.with_name(f"outline.damaged-{time.strftime('%Y%m%dT%H%M%S')}.json"),
+                    damaged.read_bytes(),
+                )
+                old = Outline()
             for c in outline.chapters():
                 before = old.chapter(c.number)
                 if before is not None and self.chapter_file(c.number).is_file():
@@ -256,25 +317,70 @@ class Novel:
     def _versions_dir(self, number: int) -> Path:
         return self.root / "versions" / f"{number:04d}"
 
-    def text(self, number: int) -> str:
-        """The chapter's current text as on disk ('' when not written yet)."""
+    def _load(self, number: int) -> tuple[bytes, ChapterText] | None:
+        """The chapter file's bytes and decoded text (no version matching); None when not written."""
+        path = self.chapter_file(number)
         try:
-            with self.chapter_file(number).open(encoding="utf-8", newline="") as fh:  # keep \r as written
-                return fh.read()
+            data = path.read_bytes()
         except FileNotFoundError:
+            return None
+        text, encoding, problem = decode_chapter(data, str(path))
+        return data, ChapterText(number, text, True, encoding=encoding, problem=problem)
+
+    def text(self, number: int) -> str:
+        """The chapter's current text as on disk ('' when not written yet), decoded like ``prepare``
+        decodes when an outside editor saved it as GBK, UTF-16, …  (``\r`` stays as written)."""
+        loaded = self._load(number)
+        if loaded is None:
             return ""
-        except UnicodeDecodeError as exc:
+        got = loaded[1]
+        if got.problem:
             raise WritingError(
-                f"第 {number} 章的文件不是 UTF-8 (chapter file is not UTF-8)",
-                received=str(exc),
-                fix=f"用 UTF-8 重新保存 {self.chapter_file(number)}",
-            ) from None
+                f"第 {number} 章的文件无法解码 (chapter file cannot be decoded)",
+                expected="a text file (UTF-8, GB18030/GBK, Big5 or UTF-16)",
+                received=f"{self.chapter_file(number)}: {got.problem}",
+                fix=f"xiaoshuo chapter set --novel {self.slug} {number} --file 修好的正文.txt"
+                "（原文件会作为一个版本保留 / the file is kept as a version）",
+            )
+        return got.text
+
+    def read(self, number: int, *, version: bool = True) -> ChapterText:
+        """The chapter as a reader sees it, without the writer lock (a long write never blocks it):
+        its text, which recorded version it is, or that it is an outside edit the next write records
+        (``version=False``: the text only).  An undecodable file is a best-effort text with
+        ``problem`` set; this never raises for it."""
+        loaded = self._load(number)
+        if loaded is None:
+            return ChapterText(number)
+        got = loaded[1]
+        if not version:
+            return got
+        digest = sha256(got.text)
+        state = self.state(number)
+        vid = state.get("current") if state.get("sha256") == digest else None
+        if vid is None:  # a crash between the text and the state rename, or an outside edit
+            vid = next((v.id for v in reversed(self.versions(number)) if v.sha256 == digest), None)
+        return ChapterText(
+            number,
+            got.text,
+            True,
+            version=vid,
+            outside_edit=vid is None,
+            encoding=got.encoding,
+            problem=got.problem,
+        )
 
     def written_chapters(self) -> list[int]:
+        """Numbers of the chapters with a text file (any number of digits: 10000.txt too)."""
         folder = self.root / "chapters"
         if not folder.is_dir():
             return []
-        return sorted(int(p.stem) for p in folder.glob("[0-9][0-9][0-9][0-9].txt"))
+        numbers = []
+        for path in folder.iterdir():
+            match = _CHAPTER_FILE.fullmatch(path.name)
+            if match and path.name == self.chapter_file(int(match[1])).name and path.is_file():
+                numbers.append(int(match[1]))
+        return sorted(numbers)
 
     def state(self, number: int) -> dict[str, Any]:
         try:
@@ -282,20 +388,26 @@ class Novel:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def versions(self, number: int) -> list[Version]:
+    def _version_ids(self, number: int) -> list[int]:
         folder = self._versions_dir(number)
+        names = (p.name for p in folder.iterdir()) if folder.is_dir() else ()
+        return sorted(int(m[1]) for m in map(_VERSION_FILE.fullmatch, names) if m)
+
+    def versions(self, number: int) -> list[Version]:
         out = []
-        for path in sorted(folder.glob("[0-9]*.json")) if folder.is_dir() else []:
+        for vid in self._version_ids(number):
             try:
-                out.append(Version.model_validate(_read_json(path)))
+                out.append(Version.model_validate(_read_json(self._version_file(number, vid))))
             except (ValueError, ValidationError):
                 continue  # a torn file cannot exist (atomic writes), but never fail a listing on one
         return out
 
+    def _version_file(self, number: int, version_id: int) -> Path:
+        return self._versions_dir(number) / f"{version_id:06d}.json"
+
     def version(self, number: int, version_id: int) -> Version:
-        path = self._versions_dir(number) / f"{version_id:06d}.json"
         try:
-            return Version.model_validate(_read_json(path))
+            return Version.model_validate(_read_json(self._version_file(number, version_id)))
         except FileNotFoundError:
             ids = [v.id for v in self.versions(number)]
             raise WritingError(
@@ -309,13 +421,20 @@ class Novel:
         return self.state(number).get("current")
 
     def sync(self, number: int) -> Version | None:
-        """Notice an edit made outside xiaoshuo and keep it as a version; returns it if made."""
+        """Notice an edit made outside xiaoshuo and keep it as a version; returns it if made.
+
+        Writers call this (it takes the writer lock); readers use :meth:`read`, which never waits.
+        A file in another encoding is kept as a UTF-8 version; an undecodable one as a best-effort
+        version plus its bytes (``versions/NNNN/<id>.raw``), so nothing an outside editor saved is lost."""
         path = self.chapter_file(number)
         if not path.is_file():
             return None
         with self._need_writer():
-            text = self.text(number)
-            digest = sha256(text)
+            loaded = self._load(number)
+            if loaded is None:
+                return None
+            data, got = loaded
+            digest = sha256(got.text)
             state = self.state(number)
             if state.get("sha256") == digest:
                 return None
@@ -323,8 +442,19 @@ class Novel:
                 if v.sha256 == digest:  # a crash between the text and the state rename
                     self._write_state(number, v.id, digest)
                     return None
+            note, raw = "", None
+            if got.problem:
+                note, raw = f"无法解码，原始字节另存 (undecodable: {got.problem}; raw bytes kept)", data
+            elif got.encoding != "utf-8":
+                note = f"外部编辑器保存为 {got.encoding}，已转为 UTF-8 (decoded from {got.encoding})"
             version = self._new_version(
-                number, text, source="edited", kind="outside-edit", parent=state.get("current")
+                number,
+                got.text,
+                raw=raw,
+                source="edited",
+                kind="outside-edit",
+                parent=state.get("current"),
+                note=note,
             )
             self._write_state(number, version.id, digest)
             return version
@@ -341,11 +471,9 @@ class Novel:
                 self.accept(number, version.id)
             return version
 
-    def _new_version(self, number: int, text: str, **meta: Any) -> Version:
-        folder = self._versions_dir(number)
-        ids = [int(p.stem) for p in folder.glob("[0-9]*.json")] if folder.is_dir() else []
+    def _new_version(self, number: int, text: str, *, raw: bytes | None = None, **meta: Any) -> Version:
         version = Version(
-            id=max(ids, default=0) + 1,
+            id=max(self._version_ids(number), default=0) + 1,
             chapter=number,
             time=time.time(),
             text=text,
@@ -353,7 +481,10 @@ class Novel:
             sha256=sha256(text),
             **meta,
         )
-        atomic_write_json(folder / f"{version.id:06d}.json", version.model_dump())
+        path = self._version_file(number, version.id)
+        if raw is not None:  # on disk before the version that names it
+            atomic_write(path.with_suffix(".raw"), raw)
+        atomic_write_json(path, version.model_dump())
         return version
 
     def accept(self, number: int, version_id: int) -> Version:
@@ -377,8 +508,18 @@ class Novel:
             number, old.text, source="edited", kind="revert", accept=True, note=f"revert to {version_id}"
         )
 
-    def set_text(self, number: int, text: str, *, note: str = "") -> Version:
-        """Text written by hand becomes a new, current version."""
+    def set_text(self, number: int, text: str, *, note: str = "", allow_empty: bool = False) -> Version:
+        """Text written by hand becomes a new, current version (it replaces even a damaged file).
+
+        An empty or whitespace-only text is refused unless ``allow_empty`` (an empty file or editor is
+        far more often a mistake than a wish to empty the chapter)."""
+        if not text.strip() and not allow_empty:
+            raise WritingError(
+                f"第 {number} 章的新正文是空的，未保存 (the new text is empty; nothing saved)",
+                expected="some text",
+                received=f"{len(text)} characters, all whitespace" if text else "an empty text",
+                fix="检查文件或编辑框；确实要清空本章时加 --allow-empty（旧正文仍保留为版本）",
+            )
         self.ensure_chapter(number)
         return self.add_version(number, text, source="edited", kind="set", accept=True, note=note)
 
@@ -542,16 +683,18 @@ class Novel:
         card = self.card()
         chapters = []
         for plan in self.outline().chapters():
-            text = self.text(plan.number)
+            loaded = self._load(plan.number)
+            got = loaded[1] if loaded else ChapterText(plan.number)
             chapters.append(
                 {
                     "number": plan.number,
                     "title": plan.title,
                     "status": plan.status,
-                    "chars": count_chars(text),
+                    "chars": count_chars(got.text),
                     "target_chars": plan.target_chars or card.chapter_chars,
-                    "versions": len(self.versions(plan.number)),
+                    "versions": len(self._version_ids(plan.number)),
                     "summary": plan.summary,
+                    "problem": got.problem,
                 }
             )
         return {
@@ -560,28 +703,75 @@ class Novel:
             "total_chars": sum(c["chars"] for c in chapters),
         }
 
+    def summary(self, *, chapters: bool = True) -> NovelSummary:
+        """One row of the novel list; damage (an unreadable card, outline or chapter file) is reported
+        in ``problems``, never raised, so one damaged novel never hides the others.  ``chapters=False``
+        reads the card and outline only (no counts of written text, no chapter file checked)."""
+        out = NovelSummary(slug=self.slug, title=self.slug)
+        try:
+            card = self.card()
+            out.title, out.genre = card.title, card.genre
+        except WritingError as exc:
+            out.problems.append(exc.message)
+        try:
+            plans = [c.number for c in self.outline().chapters()]
+        except WritingError as exc:
+            out.problems.append(exc.message)
+            plans = []
+        out.chapters = len(plans)
+        for number in sorted(set(plans) | set(self.written_chapters())) if chapters else ():
+            loaded = self._load(number)
+            if loaded is None:
+                continue
+            got = loaded[1]
+            if got.problem:
+                out.problems.append(f"第 {number} 章的文件无法解码 (chapter {number} cannot be decoded)")
+            chars = count_chars(got.text)
+            out.written += bool(chars)
+            out.total_chars += chars
+        return out
+
+
+@dataclass
+class NovelSummary:
+    """A row of ``novel list`` (CLI and WebUI): counts, and what is damaged (``problems``)."""
+
+    slug: str
+    title: str
+    genre: str = ""
+    chapters: int = 0  # in the outline
+    written: int = 0  # chapters with text
+    total_chars: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "genre": self.genre,
+            "chapters": self.chapters,
+            "written": self.written,
+            "total_chars": self.total_chars,
+            "problems": list(self.problems),
+        }
+
 
 class Novels:
-    """The novels under ``data/novels``; migrates the WebUI's old ``data/stories`` on first use."""
+    """The novels under ``data/novels`` (随手写's texts are not novels: :mod:`xiaoshuo.writing.scratch`)."""
 
-    def __init__(self, root: Path, *, stories_dir: Path | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.stories_dir = stories_dir
-        self._migrated = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> Novels:
-        data = settings.paths.data_dir
-        return cls(data / "novels", stories_dir=data / "stories")
+        return cls(settings.paths.data_dir / "novels")
 
     def get(self, slug: str) -> Novel:
-        self.migrate_stories()
         novel = Novel(self.root / check_slug(slug), slug)
         novel.card()  # raises a clear error when missing
         return novel
 
     def create(self, slug: str, *, title: str, **card: Any) -> Novel:
-        self.migrate_stories()
         novel = Novel(self.root / check_slug(slug), slug)
         try:
             new = NovelCard(slug=novel.slug, title=title, **{k: v for k, v in card.items() if v is not None})
@@ -597,56 +787,26 @@ class Novels:
             novel.save_outline(Outline())
         return novel
 
+    def _folders(self) -> list[Path]:
+        return sorted(p.parent for p in self.root.glob("*/novel.json")) if self.root.is_dir() else []
+
     def list(self) -> list[NovelCard]:
-        self.migrate_stories()
+        """The cards of the novels whose card is readable (:meth:`summaries` lists damaged ones too)."""
         cards = []
-        for path in sorted(self.root.glob("*/novel.json")) if self.root.is_dir() else []:
+        for folder in self._folders():
             with contextlib.suppress(WritingError):
-                cards.append(Novel(path.parent, path.parent.name).card())
+                cards.append(Novel(folder, folder.name).card())
         return cards
 
-    def migrate_stories(self) -> list[str]:
-        """Bring stories saved by the old 创作 page into novels (chapter 1), keeping the originals."""
-        if self._migrated or self.stories_dir is None:
-            return []
-        self._migrated = True
-        index = self.stories_dir / "index.json"
-        if not index.is_file():
-            return []
-        try:
-            names: dict[str, str] = _read_json(index)
-        except ValueError:
-            return []
-        record_path = self.root / ".migrated-stories.json"
-        try:
-            record: dict[str, str] = _read_json(record_path)
-        except (FileNotFoundError, ValueError):
-            record = {}
-        done = []
-        for file, name in sorted(names.items()):
+    def summaries(self, *, chapters: bool = True) -> list[NovelSummary]:
+        """Every novel folder as a list row, the damaged ones with their ``problems``
+        (``chapters=False``: card and outline only, for a quick picker)."""
+        out = []
+        for folder in self._folders():
             try:
-                text = (self.stories_dir / file).read_text("utf-8")
-            except (OSError, UnicodeDecodeError):
+                novel = Novel(folder, folder.name)
+            except WritingError as exc:  # a folder name that is no slug (made by hand)
+                out.append(NovelSummary(slug=folder.name, title=folder.name, problems=[exc.message]))
                 continue
-            digest = sha256(text)
-            if record.get(file) == digest or not text.strip():
-                continue
-            try:
-                slug = check_slug(name)
-            except WritingError:
-                slug = "story-" + Path(file).stem
-            novel = Novel(self.root / slug, slug)
-            with novel.writer(what="migrate stories"):
-                if not novel.exists:
-                    novel.save_card(NovelCard(slug=slug, title=name[:200] or slug))
-                    novel.save_outline(Outline(volumes=[Volume(title="正文")]))
-                novel.ensure_chapter(1, title="正文")
-                if sha256(novel.text(1)) != digest:
-                    novel.add_version(
-                        1, text, source="imported", kind="migrated", accept=True, note=f"data/stories/{file}"
-                    )
-            record[file] = digest
-            done.append(slug)
-        if done:
-            atomic_write_json(record_path, record)
-        return done
+            out.append(novel.summary(chapters=chapters))
+        return out

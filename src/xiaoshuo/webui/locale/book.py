@@ -65,6 +65,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "### Chapter {number} {title} · {status}",
     },
     "book_header_synopsis": {"zh": "\n\n要点：{synopsis}", "en": "\n\nSynopsis: {synopsis}"},
+    "book_header_outside_edit": {
+        "zh": "\n\n（本章文件在别处改过，下次保存或生成时记为一个版本）",
+        "en": "\n\n(The chapter file was edited elsewhere; the next save or generation keeps it "
+        "as a version)",
+    },
+    "book_header_damaged": {
+        "zh": "\n\n⚠ 本章文件无法解码（{problem}），下面是尽力解码的文本；"
+        "改好后保存即可替换（原文件保留为版本）",
+        "en": "\n\n⚠ The chapter file cannot be decoded ({problem}); below is a best-effort text. "
+        "Fix it and save to replace the file (the file is kept as a version)",
+    },
+    "book_novel_damaged": {"zh": "⚠ {name}（已损坏 damaged）", "en": "⚠ {name} (damaged)"},
     "book_no_versions": {"zh": "（还没有版本 no versions yet）", "en": "(no versions yet)"},
     "book_diff_title": {"zh": "版本 {a} → {b}", "en": "Version {a} → {b}"},
     "book_evidence_gone": {
@@ -113,6 +125,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Pick one under Novel, or click New novel",
     },
     "book_err_no_title": {"zh": "请填写书名 (a title is required)", "en": "A title is required"},
+    "book_err_empty_text": {
+        "zh": "正文是空的，没有保存 (an empty text is not saved)",
+        "en": "The text is empty; nothing was saved",
+    },
+    "book_fix_empty_text": {
+        "zh": "本章原文没有改动，重新打开本章即可找回；确实要清空请用 xiaoshuo chapter set --allow-empty",
+        "en": "The chapter's text is unchanged: open the chapter again to get it back; to empty it "
+        "on purpose use xiaoshuo chapter set --allow-empty",
+    },
     "book_fix_no_title": {"zh": "在「书名」里写下这本书的名字", "en": "Write the book's name under Title"},
     "book_err_empty_chapter_title": {
         "zh": "章节标题不能为空 (empty chapter title)",

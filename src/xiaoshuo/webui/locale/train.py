@@ -171,14 +171,6 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "稍等片刻；或在「设置」页检查模型路径后重新加载",
         "en": "Wait a moment; or check the model path on 设置 and reload",
     },
-    "svc_story_index_corrupt": {
-        "zh": "故事索引文件损坏 (corrupt story index): {name}",
-        "en": "Corrupt story index: {name}",
-    },
-    "svc_story_index_fix": {
-        "zh": "修复或删除 {path}（正文文件不受影响）",
-        "en": "Repair or delete {path} (the story files are not affected)",
-    },
     "svc_upload_bad_ext": {
         "zh": "✗ {name}: 不支持的格式 {ext}（支持 .txt .json .jsonl .epub）",
         "en": "✗ {name}: unsupported format {ext} (use .txt .json .jsonl .epub)",
