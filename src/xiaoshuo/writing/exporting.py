@@ -196,10 +196,7 @@ def check_target(
         st = target.lstat()
     except FileNotFoundError:
         st = None
-    except OSError as exc:
-        raise BookError(
-            f"无法检查导出目标 (cannot check the export target): {target}", received=str(exc)
-        ) from None
+    # any other OSError (name too long, permission …) reaches errors.translate(): one errno-worded line
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
             raise BookError(
@@ -283,14 +280,7 @@ def _atomic_target(target: Path, *, overwrite: bool) -> Iterator[Path]:
 
     Without ``overwrite`` the move is a hard link, which fails if something appeared at ``target``
     meanwhile (a filesystem without hard links falls back to a checked rename)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BookError(
-            f"无法创建导出目录 (cannot create the export folder): {target.parent}",
-            received=str(exc),
-            fix="检查路径：上级必须是目录，且可写",
-        ) from None
+    target.parent.mkdir(parents=True, exist_ok=True)  # an OSError is worded by errors.translate()
     clean_stale_temps(target.parent)
     tmp = target.with_name(_tmp_name(target.name))
     try:
