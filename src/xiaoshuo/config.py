@@ -26,6 +26,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from xiaoshuo.errors import ConfigError
+from xiaoshuo.model_names import MODEL_KEYS, resolve
 
 ENV_PREFIX = "XIAOSHUO_"
 ENV_CONFIG_FILE = "XIAOSHUO_CONFIG"
@@ -412,18 +413,14 @@ def load(
     return settings
 
 
-_MODEL_KEYS = ("model.base_model", "memory.embedding_model")
-
-
 def _resolve_models(settings: Settings, merged: dict[str, dict[str, Any]]) -> dict[str, str]:
     """``auto`` → the hardware's model; a hub id pulled under ``paths.models_dir`` → that folder.
 
     The only hardware fact used is ``nvidia-smi``'s GPU memory (no torch), asked once per process.
+    The resolver is :func:`xiaoshuo.model_names.resolve`, the same one every ``--model`` flag uses.
     """
-    from xiaoshuo.models import resolve  # lazy: models imports this module
-
     notes = {}
-    for key in _MODEL_KEYS:
+    for key in MODEL_KEYS:
         value, note = resolve(key, settings.get(key), settings.paths.models_dir)
         if note:
             section, name = key.split(".")

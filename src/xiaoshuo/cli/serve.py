@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import ModelOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -14,7 +15,7 @@ app = typer.Typer()
 @app.command("serve")
 def serve_cmd(
     ctx: typer.Context,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    model: ModelOpt = None,
     lora: Annotated[list[str] | None, typer.Option("--lora", help="Adapter name=path (repeatable).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
