@@ -1,4 +1,4 @@
-"""``xiaoshuo novel …``: novel projects (:mod:`xiaoshuo.writing`); shared options live in ``cli/options.py``."""
+"""``xiaoshuo novel …``: novel projects (:mod:`xiaoshuo.writing`); shared options: ``cli/options.py``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, echo_json, novels
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, SlugOpt, echo_json, novels
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
@@ -128,7 +128,7 @@ def import_cmd(
     file: Annotated[
         Path, typer.Argument(help="A novel file prepare reads: .txt (any encoding), .epub, .json, .jsonl.")
     ],
-    slug: Annotated[str, typer.Option("--slug", help="The new novel's slug (folder and memory key).")],
+    slug: SlugOpt,
     title: Annotated[
         str | None, typer.Option("--title", help="书名 (default: the file's 《书名》 line or name).")
     ] = None,

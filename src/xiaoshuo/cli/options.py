@@ -1,6 +1,7 @@
 """The options several commands share, declared once, and the helpers that turn their values into objects.
 
-* ``NovelOpt`` / ``OptionalNovelOpt`` — ``--novel/-n``, the novel's slug, in every command group.
+* ``NovelOpt`` / ``OptionalNovelOpt`` — ``--novel/-n``, the novel's slug, in every command group
+  (``SlugOpt``: ``novel import``'s ``--slug``, also spelled ``--novel/-n``).
 * ``BackendOpt``, ``ModelOpt``, ``LoraOpt``, ``JsonOpt`` — the engine flags and ``--json``.
   ``--model`` is resolved while the command line is parsed, by the same resolver as ``model.base_model``
   (:func:`xiaoshuo.model_names.resolve_model`): a hub id pulled with ``xiaoshuo model pull`` reaches the
@@ -35,6 +36,9 @@ def _resolve_model_flag(ctx: typer.Context, value: str | None) -> str | None:
 NovelOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
 OptionalNovelOpt = Annotated[
     str | None, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")
+]
+SlugOpt = Annotated[
+    str, typer.Option("--slug", "--novel", "-n", help="The novel's slug (folder and memory key).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.options import ModelOpt
+from xiaoshuo.cli.options import LoraOpt, ModelOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -16,7 +16,7 @@ app = typer.Typer()
 def serve_cmd(
     ctx: typer.Context,
     model: ModelOpt = None,
-    lora: Annotated[list[str] | None, typer.Option("--lora", help="Adapter name=path (repeatable).")] = None,
+    lora: LoraOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False,
