@@ -25,8 +25,10 @@ BIG_GPU_GIB = 16
 #: A GPU with at least this much gets the 3B model; below it (and on CPU) the 1.5B one.
 MID_GPU_GIB = 8
 
-#: The settings whose value is a model name (what ``auto`` means depends on the kind).
-MODEL_KEYS = ("model.base_model", "memory.embedding_model")
+#: The settings whose value is a model name, resolved by :func:`xiaoshuo.config.load`.
+MODEL_KEYS = ("model.base_model", "memory.embedding_model", "data.tokenizer")
+#: Where ``auto`` means the hardware's choice (an empty ``data.tokenizer`` means the base model's).
+AUTO_KEYS = ("model.base_model", "memory.embedding_model")
 
 
 def auto_model(kind: str, gpus: tuple[dict[str, Any], ...] | None = None) -> tuple[str, str]:
@@ -84,11 +86,11 @@ def resolve(key: str, value: str, models_dir: Path | str) -> tuple[str, str | No
     """``(value to use, note)`` for a model name given for setting ``key`` (or a ``--model`` flag).
 
     ``auto`` becomes the hardware's choice (an embedding model for ``memory.embedding_model``, else a
-    language model); a hub id whose files were pulled under ``models_dir`` becomes that folder.
-    Explicit paths and ids are otherwise kept as written.
+    language model; not for ``data.tokenizer``); a hub id whose files were pulled under ``models_dir``
+    becomes that folder.  Explicit paths and ids are otherwise kept as written.
     """
     note = None
-    if value.strip().lower() == "auto":
+    if key in AUTO_KEYS and value.strip().lower() == "auto":
         value, note = auto_model("embed" if key == "memory.embedding_model" else "llm")
     if is_hub_id(value) and not Path(value).exists():
         found = find_local(value, models_dir)

@@ -209,3 +209,16 @@ def test_resolve_model_is_the_resolver_of_base_model_for_flags(tmp_path: Path) -
         overrides={"paths.models_dir": str(tmp_path / "models"), "model.base_model": "org/m"},
     )
     assert with_id.model.base_model == models.resolve_model("org/m", s.paths.models_dir)
+
+
+def test_a_pulled_tokenizer_id_resolves_too(tmp_path: Path) -> None:
+    """``data.tokenizer`` / ``prepare --tokenizer`` / ``memory context --tokenizer`` name a model as well."""
+    folder = tmp_path / "models" / "org" / "m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    base = {"paths.models_dir": str(tmp_path / "models")}
+    s = config.load(env={}, cwd=tmp_path, overrides={**base, "data.tokenizer": "org/m"})
+    assert s.data.tokenizer == str(folder) and "org/m" in s.note_of("data.tokenizer")
+    for kept in ("", "builtin-tiny", "auto", "org/other"):
+        s = config.load(env={}, cwd=tmp_path, overrides={**base, "data.tokenizer": kept})
+        assert s.data.tokenizer == kept and s.note_of("data.tokenizer") is None
