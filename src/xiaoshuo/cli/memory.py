@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, OptionalNovelOpt
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, OptionalNovelOpt, novels
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
@@ -383,9 +383,7 @@ def memory_reindex(ctx: typer.Context, novel: OptionalNovelOpt = None) -> None:
 
 
 def _novel(ctx: typer.Context, slug: str):
-    from xiaoshuo.writing import Novels
-
-    return Novels.from_settings(_state(ctx).settings()).get(slug)
+    return novels(ctx).get(slug)
 
 
 @app.command("extract")
