@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from xiaoshuo.errors import ConfigError
+from xiaoshuo.model_names import MODEL_KEYS, resolve
 
 log = logging.getLogger(__name__)
 
@@ -495,18 +496,14 @@ def load(
     return settings
 
 
-_MODEL_KEYS = ("model.base_model", "memory.embedding_model")
-
-
 def _resolve_models(settings: Settings, merged: dict[str, dict[str, Any]]) -> dict[str, str]:
     """``auto`` → the hardware's model; a hub id pulled under ``paths.models_dir`` → that folder.
 
     The only hardware fact used is ``nvidia-smi``'s GPU memory (no torch), asked once per process.
+    The resolver is :func:`xiaoshuo.model_names.resolve`, the same one every ``--model`` flag uses.
     """
-    from xiaoshuo.models import resolve  # lazy: models imports this module
-
     notes = {}
-    for key in _MODEL_KEYS:
+    for key in MODEL_KEYS:
         value, note = resolve(key, settings.get(key), settings.paths.models_dir)
         if note:
             section, name = key.split(".")

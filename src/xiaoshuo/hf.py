@@ -6,7 +6,9 @@ caches the answer for the process.  Unreachable → ``HF_HUB_OFFLINE`` is switch
 process (every library then reads the cache instead of retrying for ~50 s) and the error says
 "离线：…" with the local path or the ``xiaoshuo model pull`` command.
 
-Only loading lives here; what a caller does with the tokenizer is its own business.
+Only loading lives here; what a caller does with the tokenizer is its own business, and what a model
+name means (``auto``, a pulled hub id) is :mod:`xiaoshuo.model_names`, the only xiaoshuo module this
+one imports besides the errors.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.model_names import local_dir, pull_command
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -106,8 +109,6 @@ def require_model(
         detail = "HF_HUB_OFFLINE=1"
     if in_cache or not offline:
         return
-    from xiaoshuo.models import local_dir, pull_command
-
     raise ModelLoadError(
         f"离线：{name} 不在本地，也连不上模型下载源 (offline: {name} is not on disk, no hub answered)",
         expected=f"{setting}: a local folder, a cached hub id, or a reachable hub",

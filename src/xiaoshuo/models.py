@@ -1,22 +1,21 @@
-"""Models on disk and from the hubs: what ``auto`` means here, listing, pulling, removing.
+"""Models on disk and from the hubs: listing, pulling, removing (``xiaoshuo model …``).
 
-* :func:`auto_model` — which model ``model.base_model = "auto"`` / ``memory.embedding_model = "auto"``
-  means on this machine, and why (GPU memory from ``nvidia-smi``; no torch import).
-* :func:`resolve` — what :func:`xiaoshuo.config.load` calls: ``auto`` → a hub id, and a hub id that
-  was pulled into ``paths.models_dir`` → that local folder (so every loader finds the files).
-* :func:`list_models`, :func:`plan_pull`, :func:`pull`, :func:`remove` — ``xiaoshuo model …``.
+* :func:`list_models`, :func:`plan_pull`, :func:`pull`, :func:`remove`, :func:`configured`.
+* What a model *name* means — ``auto``, a hub id, a pulled folder — is :mod:`xiaoshuo.model_names`
+  (the one resolver that config and every ``--model`` flag use); :func:`auto_model`, :func:`resolve`,
+  :func:`find_local` … are re-exported here.
 
 Downloads go to ``<models_dir>/<owner>/<name>`` from Hugging Face (``huggingface_hub``, any
 ``HF_ENDPOINT`` mirror) or ModelScope (the ``modelscope`` client); both resume an interrupted download.
 The free disk is checked against the hub's file list before anything is fetched.  Nothing here runs
-at import time; the hub clients are imported inside the functions that use them.
+at import time; the hub clients are imported inside the functions that use them.  Imports go one way:
+this module → :mod:`xiaoshuo.hf` → :mod:`xiaoshuo.model_names` (config is only a type here).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import shutil
 import threading
 from collections.abc import Callable
@@ -26,6 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 from xiaoshuo.config import mask_url
 from xiaoshuo.errors import HardwareError, XiaoshuoError
+from xiaoshuo.hf import hub_reachable
+
+# The resolver (auto, hub ids, pulled folders) lives below config, hf and this module; its names are
+# re-exported here because `xiaoshuo.models` is where callers have always found them.
+from xiaoshuo.model_names import BIG_GPU_GIB as BIG_GPU_GIB
+from xiaoshuo.model_names import MID_GPU_GIB as MID_GPU_GIB
+from xiaoshuo.model_names import auto_model as auto_model
+from xiaoshuo.model_names import find_local, is_hub_id, local_dir, pull_command
+from xiaoshuo.model_names import resolve as resolve
+from xiaoshuo.model_names import resolve_model as resolve_model
 
 if TYPE_CHECKING:
     from xiaoshuo.config import Settings
@@ -33,10 +42,6 @@ if TYPE_CHECKING:
 GIB = 1024**3
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 MODELSCOPE_DEFAULT_ENDPOINT = "https://www.modelscope.cn"
-#: A GPU with at least this much memory (GiB, total) gets the seed's 7B model.
-BIG_GPU_GIB = 16
-#: A GPU with at least this much gets the 3B model; below it (and on CPU) the 1.5B one.
-MID_GPU_GIB = 8
 
 
 @dataclass(frozen=True)
@@ -85,77 +90,6 @@ class OfflineError(ModelError):
 
 class DiskSpaceError(HardwareError):
     """Not enough free disk for a download."""
-
-
-# ----------------------------------------------------------------------------- auto
-
-
-def auto_model(kind: str, gpus: tuple[dict[str, Any], ...] | None = None) -> tuple[str, str]:
-    """``(hub id, why)`` for ``kind`` ``llm`` or ``embed`` on this machine (``gpus``: from nvidia-smi).
-
-    Decided on the largest GPU's *total* memory, not its free memory, so the same machine always
-    resolves to the same model (free memory drops while vLLM or training runs).
-    """
-    if gpus is None:
-        from xiaoshuo.hardware import gpu_memory
-
-        gpus = gpu_memory()
-    best = max((g["total_gib"] for g in gpus), default=0.0)
-    where = f"GPU {best:g} GiB" if gpus else "无 GPU (CPU)"
-    if kind == "embed":
-        if best >= MID_GPU_GIB:
-            return "BAAI/bge-m3", f"auto: {where} → BAAI/bge-m3"
-        return "BAAI/bge-small-zh-v1.5", f"auto: {where} → BAAI/bge-small-zh-v1.5（CPU 上够快的中文模型）"
-    if best >= BIG_GPU_GIB:
-        return "Qwen/Qwen2.5-7B-Instruct", f"auto: {where} ≥ {BIG_GPU_GIB} GiB → Qwen/Qwen2.5-7B-Instruct"
-    if best >= MID_GPU_GIB:
-        return "Qwen/Qwen2.5-3B-Instruct", f"auto: {where} < {BIG_GPU_GIB} GiB → Qwen/Qwen2.5-3B-Instruct"
-    return (
-        "Qwen/Qwen2.5-1.5B-Instruct",
-        f"auto: {where} → Qwen/Qwen2.5-1.5B-Instruct（7B 在 CPU 上要 ~16 GB 内存、每秒只有几个字）",
-    )
-
-
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
-def is_hub_id(name: str) -> bool:
-    """``owner/name`` as both hubs spell it (no ``..``, no absolute or home paths)."""
-    return bool(_HUB_ID.fullmatch(name)) and ".." not in name.split("/")
-
-
-def local_dir(name: str, models_dir: Path) -> Path:
-    """Where ``xiaoshuo model pull NAME`` puts a hub model: ``<models_dir>/<owner>/<name>``."""
-    return Path(models_dir) / name
-
-
-def find_local(name: str, models_dir: Path) -> Path | None:
-    """The folder holding ``name`` (a path, or a hub id pulled under ``models_dir``), if complete."""
-    for candidate in (Path(name).expanduser(), Path(models_dir) / name):
-        if candidate.is_dir() and any((candidate / m).is_file() for m in ("config.json", "modules.json")):
-            return candidate
-    return None
-
-
-def resolve(key: str, value: str, models_dir: Path) -> tuple[str, str | None]:
-    """``(value to use, note)`` for ``model.base_model`` / ``memory.embedding_model``.
-
-    ``auto`` becomes the hardware's choice; a hub id whose files were pulled under ``models_dir``
-    becomes that folder.  Explicit paths and ids are otherwise kept as written.
-    """
-    note = None
-    if value.strip().lower() == "auto":
-        value, note = auto_model("embed" if key == "memory.embedding_model" else "llm")
-    if is_hub_id(value) and not Path(value).exists():
-        found = find_local(value, models_dir)
-        if found is not None:
-            note = (note + "; " if note else "") + f"{value} 已下载到 (pulled to) {found}"
-            value = str(found)
-    return value, note
-
-
-def pull_command(name: str) -> str:
-    return f"xiaoshuo model pull {name}"
 
 
 # ----------------------------------------------------------------------------- list / rm
@@ -324,8 +258,6 @@ def plan_pull(
     model_id: str, settings: Settings, *, source: str | None = None, revision: str | None = None
 ) -> PullPlan:
     """Ask the hub(s) for the file list; ``auto`` takes the first source that answers and says why."""
-    from xiaoshuo.hf import hub_reachable
-
     if not is_hub_id(model_id):
         raise ModelError(
             "只能下载 hub 上的模型 (only hub models can be pulled)",

@@ -124,6 +124,33 @@ def test_pull_shows_progress_and_lands_where_base_model_finds_it(
     ]
 
 
+def test_a_pulled_hub_id_works_under_that_id_with_model_flags(tmp_path: Path, tiny_model: Path) -> None:
+    """After ``model pull org/tiny``, ``--model org/tiny`` is ``models/org/tiny`` (issue 19.15): online the
+    hub is not asked again (no second copy in the Hugging Face cache), offline a real generation runs.
+    Every other command's ``--model`` is checked without an engine in tests/unit/test_cli.py."""
+    folder = tmp_path / "models" / REPO_ID
+    with Hub({REPO_ID: tiny_model}) as hub:
+        out = _run(_pull_cmd(), tmp_path, _hub_env(tmp_path, hub, "hf"))
+        assert out.returncode == 0, out.stderr[-3000:]
+        hub.requests.clear()
+        serve = _run(
+            [sys.executable, "-m", "xiaoshuo", "serve", "--dry-run", "--model", REPO_ID],
+            tmp_path,
+            _hub_env(tmp_path, hub, "hf"),
+        )
+        asked = list(hub.requests)
+    assert serve.returncode == 0, serve.stderr[-3000:]
+    cmd = serve.stdout.split()
+    assert cmd[cmd.index("--model") + 1] == str(folder) and asked == []
+    generate = ["inference", "--model", REPO_ID, "--backend", "transformers", "-p", "你好", "--json"]
+    offline = _env(tmp_path, HF_HUB_OFFLINE="1")
+    gen = _run([sys.executable, "-m", "xiaoshuo", *generate, "--max-tokens", "4"], tmp_path, offline)
+    assert gen.returncode == 0, gen.stderr[-3000:]  # was: 离线：org/tiny 不在本地
+    answers = _events(gen.stdout)
+    assert len(answers) == 1 and answers[0]["tokens"] >= 1, gen.stdout
+    assert not list((tmp_path / "hf-home").rglob("models--org--tiny"))
+
+
 @pytest.mark.parametrize("source", SOURCES)
 def test_a_killed_download_resumes_where_it_stopped(tmp_path: Path, tiny_model: Path, source: str) -> None:
     weights = "model.safetensors"

@@ -177,3 +177,160 @@ def test_webui_options_reach_launch(tmp_path: Path, monkeypatch, clean_env, caps
     assert seen["settings"].webui.port == 7999
     assert main(["webui", "--concurrency", "0"]) == 2
     assert "--concurrency" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- shared options (cli/options.py)
+MODEL_BACKEND = "recording-model-test"
+
+
+class _Recorded(Exception):
+    pass
+
+
+@pytest.fixture
+def pulled(tmp_path: Path, clean_env):
+    """A data folder with a hub id "org/m" pulled under models/, a novel "a" with chapter 1 written, and a
+    backend that records the model it is asked to load, then stops the command (no model is loaded)."""
+    from xiaoshuo.engine import register_backend
+    from xiaoshuo.errors import XiaoshuoError
+
+    seen: list[str] = []
+
+    def record(cfg, model, adapters):
+        seen.append(model)
+        raise XiaoshuoError("recorded the model (test)", received=model)
+
+    register_backend(MODEL_BACKEND, record)
+    folder = tmp_path / "models" / "org" / "m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"max_position_embeddings": 4096}', "utf-8")
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("XIAOSHUO_PATHS__MODELS_DIR", str(tmp_path / "models"))
+    clean_env.setenv("XIAOSHUO_MEMORY__EMBEDDING_MODEL", "none")
+    clean_env.setenv("HF_HUB_OFFLINE", "1")
+    outline = tmp_path / "outline.json"
+    chapters = [{"title": "雨夜"}, {"title": "渡口"}]
+    outline.write_text(json.dumps({"volumes": [{"title": "卷一", "chapters": chapters}]}), "utf-8")
+    (tmp_path / "ch1.txt").write_text("夜色如墨，林远撑着一把旧油纸伞走过长街。", "utf-8")
+    (tmp_path / "book.txt").write_text("第一章 雨夜\n\n夜色如墨。\n\n第二章 渡口\n\n天亮了。\n", "utf-8")
+    for args in (
+        ["novel", "new", "a", "--title", "甲"],
+        ["outline", "import", str(outline), "--novel", "a"],
+        ["chapter", "set", "--novel", "a", "1", "--file", str(tmp_path / "ch1.txt")],
+    ):
+        assert main(args) == 0, args
+    return folder, seen
+
+
+ENGINE = ["--backend", MODEL_BACKEND, "--model", "org/m"]
+MODEL_COMMANDS = {
+    "inference": ["inference", "-p", "你好", *ENGINE],
+    "outline generate": ["outline", "generate", "-n", "a", "--chapters", "2", "--no-memory", *ENGINE],
+    "write chapter": ["write", "chapter", "2", "-n", "a", "--no-memory", *ENGINE],
+    "write continue": ["write", "continue", "-n", "a", "--no-memory", *ENGINE],
+    "write rewrite": ["write", "rewrite", "-n", "a", "--chapter", "1", "--start", "0", "--end", "4", *ENGINE],
+    "chapter summarize": ["chapter", "summarize", "-n", "a", "1", *ENGINE],
+    "memory extract": ["memory", "extract", "-n", "a", "--chapter", "1", *ENGINE],
+    "check chapter": ["check", "chapter", "1", "-n", "a", "--judge", *ENGINE],
+    "novel import --extract": ["novel", "import", "book.txt", "-n", "b", "--extract", *ENGINE],
+}
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_model_flag_finds_a_pulled_hub_id(pulled, command: str, capsys) -> None:
+    """``--model owner/name`` of a pulled model reaches the engine as ``models/owner/name`` (issue 19.15):
+    the resolver of ``model.base_model``, offline, in every command that takes ``--model``."""
+    folder, seen = pulled
+    capsys.readouterr()
+    assert main(MODEL_COMMANDS[command]) == 2
+    assert "recorded the model" in capsys.readouterr().err
+    assert [Path(m).resolve() for m in seen] == [folder.resolve()]
+
+
+def test_serve_and_webui_model_flags_find_a_pulled_hub_id(pulled, monkeypatch, capsys) -> None:
+    import xiaoshuo.webui.launch as launch_module
+
+    folder, _ = pulled
+    capsys.readouterr()
+    assert main(["serve", "--dry-run", "--model", "org/m"]) == 0
+    cmd = capsys.readouterr().out.split()
+    assert cmd[cmd.index("--model") + 1] == str(folder)
+    got: dict = {}
+    monkeypatch.setattr(launch_module, "launch", lambda settings, **kw: got.update(kw))
+    assert main(["webui", "-m", "org/m"]) == 0
+    assert got["model"] == str(folder)
+    assert main(["webui", "--model", "./not/pulled"]) == 0 and got["model"] == "./not/pulled"  # as written
+    assert main(["webui"]) == 0 and got["model"] is None  # not given: model.base_model
+
+
+def test_the_webui_model_box_finds_a_pulled_hub_id(pulled) -> None:
+    """设置 → 换模型 (EngineHolder.restart) resolves a typed hub id like ``--model`` does."""
+    from xiaoshuo.config import load
+    from xiaoshuo.webui.services import EngineHolder
+
+    folder, seen = pulled
+    holder = EngineHolder(load(), model="org/m", backend=MODEL_BACKEND, lora={})
+    holder._thread.join(timeout=30)
+    assert not holder._thread.is_alive()
+    assert holder.model == str(folder) and [Path(m) for m in seen] == [folder]
+
+
+def _cli_sources() -> dict[str, str]:
+    import xiaoshuo.cli
+
+    return {p.stem: p.read_text("utf-8") for p in Path(xiaoshuo.cli.__file__).parent.glob("*.py")}
+
+
+def test_command_modules_share_options_and_never_import_each_other() -> None:
+    """Issue 20.7: the shared options are declared once (cli/options.py); no command module imports
+    another command module (their helpers live in cli/options.py)."""
+    import ast
+
+    from xiaoshuo.cli import COMMAND_MODULES
+
+    for name, source in _cli_sources().items():
+        tree = ast.parse(source)
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xiaoshuo.cli.")
+        }
+        if name in COMMAND_MODULES:
+            others = {f"xiaoshuo.cli.{m}" for m in COMMAND_MODULES} - {f"xiaoshuo.cli.{name}"}
+            assert not imported & others, (name, imported & others)
+        if name == "options":
+            continue
+        declared = {
+            arg.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Option"
+            for arg in node.args
+            if isinstance(arg, ast.Constant)
+        }
+        assert not declared & {"--novel", "--slug", "-n", "--backend", "--model", "-m", "--lora"}, name
+        # --json is JsonOpt unless the command says what it prints (prepare's manifest, inference's lines)
+        assert "--json" not in declared or name in ("prepare", "train", "inference"), name
+
+
+def test_novel_is_n_everywhere_and_n_is_only_novel(clean_env) -> None:
+    """``--novel`` always has ``-n`` (memory's did not) and ``-n`` never means anything else
+    (``outline generate -n`` was both ``--novel`` and ``--chapters``)."""
+    import click
+    import typer
+
+    from xiaoshuo.cli import app
+
+    def commands(cmd: click.Command, path: str):
+        yield path, cmd
+        for name, sub in getattr(cmd, "commands", {}).items():
+            yield from commands(sub, f"{path} {name}")
+
+    checked = 0
+    for path, cmd in commands(typer.main.get_command(app), "xiaoshuo"):
+        for param in cmd.params:
+            if "--novel" in param.opts:
+                assert "-n" in param.opts, path
+                checked += 1
+            elif "-n" in param.opts:
+                raise AssertionError(f"{path}: -n is {param.opts}")
+    assert checked >= 20

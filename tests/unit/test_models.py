@@ -157,3 +157,68 @@ def test_remove_a_pulled_model(tmp_path: Path, monkeypatch) -> None:
     assert not folder.exists() and models.list_models(s) == []
     with pytest.raises(models.ModelError, match="model list"):
         models.remove("org/m", s)
+
+
+def _imports_of(path: Path) -> set[str]:
+    """Every ``xiaoshuo…`` module a file imports: top level, inside functions and under TYPE_CHECKING."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("xiaoshuo"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("xiaoshuo"))
+    return found
+
+
+def test_top_level_modules_import_without_cycles() -> None:
+    """Issue 20.6: config → model_names ← hf ← models (config only a type there); the old lazy cycle
+    config ↔ models ↔ hf is gone, and no other top-level module closes one."""
+    import graphlib
+
+    import xiaoshuo
+
+    root = Path(xiaoshuo.__file__).parent
+    modules = {p.stem for p in root.glob("*.py") if not p.stem.startswith("__")}
+    graph = {
+        name: {m.split(".")[1] for m in _imports_of(root / f"{name}.py") if m.count(".") >= 1}
+        & modules - {name}
+        for name in modules
+    }
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a cycle
+    assert "models" not in graph["config"] | graph["hf"] and "hf" not in graph["config"]
+    assert graph["model_names"] <= {"hardware"}
+
+
+def test_resolve_model_is_the_resolver_of_base_model_for_flags(tmp_path: Path) -> None:
+    """``--model`` and the WebUI's model box use the resolver config uses for ``model.base_model``."""
+    folder = tmp_path / "models" / "org" / "m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    s = config.load(env={}, cwd=tmp_path, overrides={"paths.models_dir": str(tmp_path / "models")})
+    assert models.resolve_model("org/m", s.paths.models_dir) == str(folder)
+    assert models.resolve_model("org/other", s.paths.models_dir) == "org/other"  # not pulled: as written
+    assert models.resolve_model(str(tmp_path), s.paths.models_dir) == str(tmp_path)  # a path: as written
+    assert models.resolve_model(None, s.paths.models_dir) is None
+    assert models.resolve_model("auto", s.paths.models_dir) == models.auto_model("llm")[0]
+    with_id = config.load(
+        env={},
+        cwd=tmp_path,
+        overrides={"paths.models_dir": str(tmp_path / "models"), "model.base_model": "org/m"},
+    )
+    assert with_id.model.base_model == models.resolve_model("org/m", s.paths.models_dir)
+
+
+def test_a_pulled_tokenizer_id_resolves_too(tmp_path: Path) -> None:
+    """``data.tokenizer`` / ``prepare --tokenizer`` / ``memory context --tokenizer`` name a model as well."""
+    folder = tmp_path / "models" / "org" / "m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    base = {"paths.models_dir": str(tmp_path / "models")}
+    s = config.load(env={}, cwd=tmp_path, overrides={**base, "data.tokenizer": "org/m"})
+    assert s.data.tokenizer == str(folder) and "org/m" in s.note_of("data.tokenizer")
+    for kept in ("", "builtin-tiny", "auto", "org/other"):
+        s = config.load(env={}, cwd=tmp_path, overrides={**base, "data.tokenizer": kept})
+        assert s.data.tokenizer == kept and s.note_of("data.tokenizer") is None

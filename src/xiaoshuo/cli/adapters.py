@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import JsonOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
@@ -18,7 +19,7 @@ app = typer.Typer(
 
 
 @app.command("list")
-def adapters_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def adapters_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List adapters: name, base model, date, val loss."""
     from xiaoshuo.training import list_adapters
 
@@ -89,7 +90,7 @@ app.add_typer(cache_app)
 
 
 @cache_app.command("list")
-def cache_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def cache_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List merged models: key, adapter, base, last used, size, ok or stale (and why)."""
     from xiaoshuo.engine.merged import list_merged
 

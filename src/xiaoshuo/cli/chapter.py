@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.novel import JsonOpt, NovelOpt, echo_json, novels
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, echo_json, novels, planning_engine
 
 app = typer.Typer(
     name="chapter", help="章节 / A chapter's text, versions, diff, accept, revert.", no_args_is_help=True
@@ -166,7 +166,6 @@ def _after_accept(
     ctx: typer.Context, novel: str, number: int, v, *, summarize, extract, as_json: bool
 ) -> None:
     """writing.accepted.on_accepted with the planning engine (base model); failures are warnings."""
-    from xiaoshuo.cli.outline import planning_engine
     from xiaoshuo.writing import run_sync
     from xiaoshuo.writing.accepted import on_accepted
 
@@ -200,7 +199,6 @@ def _after_accept(
 def _summarize(
     ctx: typer.Context, novel: str, number: int, *, backend, model, adapter, as_json: bool
 ) -> None:
-    from xiaoshuo.cli.outline import planning_engine
     from xiaoshuo.writing import run_sync
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
 
@@ -223,10 +221,8 @@ def summarize_cmd(
     ctx: typer.Context,
     novel: NovelOpt,
     number: NumberArg,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
     adapter: Annotated[str | None, typer.Option("--adapter", help="LoRA adapter (default: none).")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()  # no name: `check` (a group) and `threads` join the top level
@@ -19,9 +20,6 @@ check_app = typer.Typer(
     name="check", help="检查 / Consistency checks against story memory.", no_args_is_help=True
 )
 app.add_typer(check_app)
-
-NovelOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
 @check_app.command("chapter")
@@ -33,10 +31,8 @@ def check_chapter_cmd(
         bool,
         typer.Option("--judge/--no-judge", help="Also ask the model (structured output; loads the engine)."),
     ] = False,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check a chapter against memory: dead characters acting, two places at once, long-unseen returns."""

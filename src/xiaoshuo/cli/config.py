@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import JsonOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -15,7 +16,7 @@ app = typer.Typer()
 @app.command("config")
 def config_cmd(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOpt = False,
     describe: Annotated[
         bool, typer.Option("--describe", "-d", help="Also show what each key means.")
     ] = False,
@@ -39,7 +40,7 @@ def config_cmd(
 @app.command("doctor")
 def doctor_cmd(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOpt = False,
     smoke: Annotated[
         bool,
         typer.Option("--smoke", help="Build a tiny random model and generate a few tokens (offline)."),

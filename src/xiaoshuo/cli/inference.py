@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, LoraOpt, ModelOpt, choose_adapter
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -21,13 +22,9 @@ def inference_cmd(
         bool,
         typer.Option("--raw", help="Send the prompt as plain text to continue (default: a chat message)."),
     ] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
-    ] = None,
-    lora: Annotated[
-        list[str] | None, typer.Option("--lora", help="Adapter as name=path or path (repeatable).")
-    ] = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = None,
+    lora: LoraOpt = None,
     adapter: Annotated[
         str | None,
         typer.Option(
@@ -67,57 +64,11 @@ def inference_cmd(
         seed=seed,
     )
     adapters = parse_lora_specs(lora)
-    use = _choose_adapter(settings, adapters, adapter, backend or settings.engine.backend)
+    use = choose_adapter(settings, adapters, adapter, backend or settings.engine.backend)
     if prompt is not None:
         GenerationRequest(prompt=prompt, sampling=sampling)  # validates the prompt
     with load_engine(settings, backend=backend, model=model, lora=adapters) as engine:
         run_inference(engine, prompt, sampling=sampling, raw=raw, lora=use, as_json=as_json)
-
-
-def _choose_adapter(settings, adapters: dict[str, str], wanted: str | None, backend: str) -> str | None:
-    """The adapter a request uses; a trained name or a folder not given with ``--lora`` joins ``adapters``.
-
-    Order: ``none``/``base`` → the base model; a ``--lora`` name; on the ``openai`` backend any other name is
-    the server's served adapter name (the server checks it); a peft folder (``adapter_config.json``, or a run
-    folder with ``final_model/``); a trained adapter's registry name (``checkpoints/<name>/final_model``).
-    """
-    from pathlib import Path
-
-    from xiaoshuo.engine import EngineError
-
-    if wanted is None:
-        return next(iter(adapters), None)
-    if wanted.strip().lower() in ("none", "base", ""):
-        return None
-    if wanted in adapters or backend == "openai":
-        return wanted
-    folder = Path(wanted).expanduser()
-    from xiaoshuo.training.registry import FINAL, adapter_dir
-
-    registered = adapter_dir(settings.paths.checkpoints_dir, wanted)
-    for candidate in (folder, folder / FINAL, registered):
-        if (candidate / "adapter_config.json").is_file():
-            name = wanted if candidate == registered else folder.resolve().name
-            if name in adapters and Path(adapters[name]).resolve() != candidate.resolve():
-                name = str(candidate)
-            adapters[name] = str(candidate)
-            return name
-    from xiaoshuo.training import list_adapters
-
-    trained = [a.name for a in list_adapters(settings.paths.checkpoints_dir)]
-    expected = []
-    if adapters:
-        expected.append("a --lora name (" + ", ".join(adapters) + ")")
-    expected.append(
-        "a trained adapter (" + ", ".join(trained) + ")" if trained else "a trained adapter (none yet)"
-    )
-    expected.append("a peft adapter folder (with adapter_config.json), or none")
-    raise EngineError(
-        "未知的 --adapter (unknown adapter)",
-        expected="; ".join(expected),
-        received=wanted,
-        fix="xiaoshuo adapters list 查看已训练的适配器 (see trained adapters)",
-    )
 
 
 def run_inference(

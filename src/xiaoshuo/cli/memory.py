@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, OptionalNovelOpt, novels
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
@@ -15,8 +16,6 @@ app = typer.Typer(
     help="记忆 / Story memory: 人物, 情节, 环境设定, 重要对话 (characters, plot, settings, dialogues).",
     no_args_is_help=True,
 )
-NovelOpt = Annotated[str, typer.Option("--novel", help="Novel (memory scope).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Name (character/setting) or title.")]
 AliasOpt = Annotated[
     list[str] | None, typer.Option("--alias", help="Alias (repeatable; edit replaces them).")
@@ -355,9 +354,7 @@ def memory_export(ctx: typer.Context, file: Path, novel: NovelOpt = "default") -
 
 
 @app.command("import")
-def memory_import(
-    ctx: typer.Context, file: Path, novel: Annotated[str | None, typer.Option("--novel")] = None
-) -> None:
+def memory_import(ctx: typer.Context, file: Path, novel: OptionalNovelOpt = None) -> None:
     """Import a memory JSON export (validated first: a bad file changes nothing)."""
     from xiaoshuo.memory import StoryMemoryError
 
@@ -375,7 +372,7 @@ def memory_import(
 
 
 @app.command("reindex")
-def memory_reindex(ctx: typer.Context, novel: Annotated[str | None, typer.Option("--novel")] = None) -> None:
+def memory_reindex(ctx: typer.Context, novel: OptionalNovelOpt = None) -> None:
     """Re-embed entries with the configured memory.embedding_model."""
     with _store(ctx) as store:
         done = store.reindex(novel)
@@ -383,29 +380,24 @@ def memory_reindex(ctx: typer.Context, novel: Annotated[str | None, typer.Option
 
 
 # ----------------------------------------------------------------------------- extraction + review queue
-SlugOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
 
 
 def _novel(ctx: typer.Context, slug: str):
-    from xiaoshuo.writing import Novels
-
-    return Novels.from_settings(_state(ctx).settings()).get(slug)
+    return novels(ctx).get(slug)
 
 
 @app.command("extract")
 def memory_extract(
     ctx: typer.Context,
-    novel: SlugOpt,
+    novel: NovelOpt,
     chapter: Annotated[list[int] | None, typer.Option("--chapter", help="Chapter (repeatable).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every written chapter (resumable).")] = False,
     again: Annotated[
         bool, typer.Option("--again", help="With --all: also chapters already extracted from the same text.")
     ] = False,
     batch: Annotated[int, typer.Option("--batch", help="Chapters per engine batch.")] = 16,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """提取记忆 / Propose memory changes from chapters (they wait in `memory review`)."""
@@ -488,7 +480,7 @@ def _queue_and_entries(ctx: typer.Context, slug: str, store):
 @review_app.callback()
 def review_list(
     ctx: typer.Context,
-    novel: Annotated[str | None, typer.Option("--novel", "-n", help="The novel's slug.")] = None,
+    novel: OptionalNovelOpt = None,
     status: Annotated[str, typer.Option("--status", help="pending | approved | rejected | all.")] = "pending",
     chapter: Annotated[int | None, typer.Option("--chapter")] = None,
     as_json: JsonOpt = False,
@@ -529,7 +521,7 @@ def review_list(
 @review_app.command("approve")
 def review_approve(
     ctx: typer.Context,
-    novel: SlugOpt,
+    novel: NovelOpt,
     proposal_id: Annotated[str | None, typer.Argument(help="Proposal id (or a unique prefix).")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="FIELD=VALUE edit before approving (repeatable).")
@@ -566,7 +558,7 @@ def review_approve(
 def review_reject(
     ctx: typer.Context,
     proposal_id: Annotated[str, typer.Argument(help="Proposal id (or a unique prefix).")],
-    novel: SlugOpt,
+    novel: NovelOpt,
 ) -> None:
     """Reject a proposal: memory is not touched."""
     from xiaoshuo.writing.review import ReviewQueue

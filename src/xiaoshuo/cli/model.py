@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import JsonOpt
 from xiaoshuo.cli.state import _state
 from xiaoshuo.config import mask_url
 
@@ -27,7 +28,7 @@ def _gib(n: int) -> str:
 
 
 @app.command("list")
-def model_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def model_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """本地模型 / Local models (paths.models_dir and the Hugging Face cache) and what each setting uses."""
     from xiaoshuo.models import configured, list_models
 

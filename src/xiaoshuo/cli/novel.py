@@ -1,31 +1,19 @@
-"""``xiaoshuo novel …``: novel projects (:mod:`xiaoshuo.writing`); shared helpers of the writing commands."""
+"""``xiaoshuo novel …``: novel projects (:mod:`xiaoshuo.writing`); shared options: ``cli/options.py``."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, SlugOpt, echo_json, novels
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
     name="novel", help="小说项目 / Novel projects: card, chapters, status.", no_args_is_help=True
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-NovelOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
-
-
-def novels(ctx: typer.Context):
-    from xiaoshuo.writing import Novels
-
-    return Novels.from_settings(_state(ctx).settings())
-
-
-def echo_json(data) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 @app.command("new")
@@ -138,7 +126,7 @@ def import_cmd(
     file: Annotated[
         Path, typer.Argument(help="A novel file prepare reads: .txt (any encoding), .epub, .json, .jsonl.")
     ],
-    slug: Annotated[str, typer.Option("--slug", help="The new novel's slug (folder and memory key).")],
+    slug: SlugOpt,
     title: Annotated[
         str | None, typer.Option("--title", help="书名 (default: the file's 《书名》 line or name).")
     ] = None,
@@ -162,8 +150,8 @@ def import_cmd(
             "resumable: xiaoshuo memory extract --all --novel SLUG continues it).",
         ),
     ] = False,
-    backend: Annotated[str | None, typer.Option("--backend", help="With --extract: the engine.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="With --extract: model path.")] = None,
+    backend: BackendOpt = None,  # with --extract: the engine
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """导入小说 / Import an existing novel: volumes and chapters in order, every chapter final."""

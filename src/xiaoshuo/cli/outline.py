@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.novel import JsonOpt, NovelOpt, echo_json, novels
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, echo_json, novels, planning_engine
 
 app = typer.Typer(name="outline", help="大纲 / Outline: 卷 → 章 with synopses.", no_args_is_help=True)
 
@@ -65,31 +63,10 @@ def outline_show_cmd(ctx: typer.Context, novel: NovelOpt, as_json: JsonOpt = Fal
         typer.echo(f"（还没有大纲 no outline yet: xiaoshuo outline import FILE --novel {novel}）")
 
 
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")]
 AdapterOpt = Annotated[
     str | None,
     typer.Option("--adapter", help="LoRA adapter for planning (default: none, the base model fills forms)."),
 ]
-
-
-@contextlib.contextmanager
-def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool = False):
-    """(settings, engine, adapter name or None, memory store or None) for planning commands."""
-    from xiaoshuo.cli.inference import _choose_adapter
-    from xiaoshuo.engine import load_engine
-
-    settings = _state(ctx).settings()
-    adapters: dict[str, str] = {}
-    use = _choose_adapter(settings, adapters, adapter or "none", backend or settings.engine.backend)
-    with contextlib.ExitStack() as stack:
-        store = None
-        if memory:
-            from xiaoshuo.memory import MemoryStore
-
-            store = stack.enter_context(MemoryStore(settings))
-        engine = stack.enter_context(load_engine(settings, backend=backend, model=model, lora=adapters))
-        yield settings, engine, use or None, store
 
 
 def outline_sampling(seed: int | None):
@@ -109,7 +86,7 @@ def outline_generate_cmd(
     novel: NovelOpt,
     chapters: Annotated[
         int | None,
-        typer.Option("--chapters", "-n", help="Plan up to this chapter (not needed with --resume)."),
+        typer.Option("--chapters", help="Plan up to this chapter (not needed with --resume)."),
     ] = None,
     batch: Annotated[
         int | None,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import LoraOpt, ModelOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -14,8 +15,8 @@ app = typer.Typer()
 @app.command("serve")
 def serve_cmd(
     ctx: typer.Context,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
-    lora: Annotated[list[str] | None, typer.Option("--lora", help="Adapter name=path (repeatable).")] = None,
+    model: ModelOpt = None,
+    lora: LoraOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False,

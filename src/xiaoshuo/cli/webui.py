@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, LoraOpt, ModelOpt
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer()
@@ -17,13 +18,9 @@ app = typer.Typer()
 @app.command("webui")
 def webui_cmd(
     ctx: typer.Context,
-    lora: Annotated[
-        list[str] | None, typer.Option("--lora", help="Adapter name=path or path (repeatable).")
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")] = None,
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")
-    ] = None,
+    lora: LoraOpt = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to bind (127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (7860).")] = None,
     share: Annotated[

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from xiaoshuo.cli.novel import JsonOpt, NovelOpt, echo_json, novels
+from xiaoshuo.cli.options import (
+    BackendOpt,
+    JsonOpt,
+    ModelOpt,
+    NovelOpt,
+    choose_adapter,
+    echo_json,
+    novels,
+)
 from xiaoshuo.cli.state import _state
 
 app = typer.Typer(
@@ -25,8 +33,6 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for repeatable
 AdapterOpt = Annotated[
     str | None, typer.Option("--adapter", help="LoRA adapter (default: the novel's); 'none' for the base.")
 ]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model path or hub id.")]
 MemoryOpt = Annotated[bool, typer.Option("--memory/--no-memory", help="Retrieve story memory into prompts.")]
 AcceptOpt = Annotated[
     bool | None,
@@ -51,7 +57,6 @@ def writer_for(
     k: int,
 ):
     """A ready :class:`Writer`: settings, novel, engine (with the chosen adapter) and memory."""
-    from xiaoshuo.cli.inference import _choose_adapter
     from xiaoshuo.engine import SamplingSettings, load_engine
     from xiaoshuo.writing import Writer
 
@@ -59,7 +64,7 @@ def writer_for(
     novel = novels(ctx).get(slug)
     wanted = adapter if adapter is not None else (novel.card().adapter or "none")
     adapters: dict[str, str] = {}
-    use = _choose_adapter(settings, adapters, wanted, backend or settings.engine.backend)
+    use = choose_adapter(settings, adapters, wanted, backend or settings.engine.backend)
     sampling = SamplingSettings.from_config(settings.generation, temperature=temperature)
     with contextlib.ExitStack() as stack:
         store = None

@@ -52,6 +52,9 @@ class EngineHolder:
         return self.settings.webui.language
 
     def start(self, *, model: str | None, backend: str | None, lora: dict[str, str]) -> None:
+        from xiaoshuo.model_names import resolve_model  # the resolver of model.base_model and --model
+
+        model = resolve_model(model, self.settings.paths.models_dir)
         self.model, self.backend, self.lora = model or self.settings.model.base_model, backend, dict(lora)
         with self._lock:
             self._state, self._message = "loading", t("svc_loading", self._lang, model=self.model)
