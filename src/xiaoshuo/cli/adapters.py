@@ -1,4 +1,4 @@
-"""``xiaoshuo adapters …``: the registry of trained LoRA adapters under checkpoints/."""
+"""``xiaoshuo adapters …``: trained LoRA adapters and the merged cache, over :mod:`xiaoshuo.adapters`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ app = typer.Typer(
 @app.command("list")
 def adapters_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List adapters: name, base model, date, val loss."""
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     rows = [a.row() for a in list_adapters(_state(ctx).settings().paths.checkpoints_dir)]
     if as_json:
@@ -41,7 +41,7 @@ def adapters_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--j
 @app.command("show")
 def adapters_show(ctx: typer.Context, name: str) -> None:
     """Show an adapter's manifest."""
-    from xiaoshuo.training import get_adapter
+    from xiaoshuo.adapters import get_adapter
 
     adapter = get_adapter(_state(ctx).settings().paths.checkpoints_dir, name)
     typer.echo(json.dumps({"path": str(adapter.path), **adapter.manifest}, ensure_ascii=False, indent=2))
@@ -54,7 +54,7 @@ def adapters_merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
 ) -> None:
     """Merge an adapter into its base model (a standalone model for deployment)."""
-    from xiaoshuo.training import merge_adapter
+    from xiaoshuo.adapters import merge_adapter
 
     out = merge_adapter(_state(ctx).settings().paths.checkpoints_dir, name, output)
     typer.echo(f"已合并 merged → {out}")
@@ -65,7 +65,7 @@ def adapters_rm(
     ctx: typer.Context, name: str, yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False
 ) -> None:
     """Delete a run and its adapter."""
-    from xiaoshuo.training import get_adapter, remove_adapter
+    from xiaoshuo.adapters import get_adapter, remove_adapter
 
     checkpoints = _state(ctx).settings().paths.checkpoints_dir
     adapter = get_adapter(checkpoints, name)
@@ -91,7 +91,7 @@ app.add_typer(cache_app)
 @cache_app.command("list")
 def cache_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List merged models: key, adapter, base, last used, size, ok or stale (and why)."""
-    from xiaoshuo.engine.merged import list_merged
+    from xiaoshuo.adapters import list_merged
 
     rows = list_merged(_state(ctx).settings().paths.models_dir)
     if as_json:
@@ -117,7 +117,7 @@ def cache_prune(
     ] = False,
 ) -> None:
     """Remove stale merged models (adapter or base changed or gone); --all removes every one."""
-    from xiaoshuo.engine.merged import prune_merged
+    from xiaoshuo.adapters import prune_merged
 
     removed = prune_merged(_state(ctx).settings().paths.models_dir, everything=everything)
     for path in removed:

@@ -75,49 +75,13 @@ def inference_cmd(
 
 
 def _choose_adapter(settings, adapters: dict[str, str], wanted: str | None, backend: str) -> str | None:
-    """The adapter a request uses; a trained name or a folder not given with ``--lora`` joins ``adapters``.
+    """The adapter a request uses (:func:`xiaoshuo.adapters.choose_adapter`); on the ``openai`` backend any
+    name is the server's served adapter name.  A trained name or a folder not given with ``--lora`` joins
+    ``adapters``."""
+    from xiaoshuo.adapters import choose_adapter
 
-    Order: ``none``/``base`` → the base model; a ``--lora`` name; on the ``openai`` backend any other name is
-    the server's served adapter name (the server checks it); a peft folder (``adapter_config.json``, or a run
-    folder with ``final_model/``); a trained adapter's registry name (``checkpoints/<name>/final_model``).
-    """
-    from pathlib import Path
-
-    from xiaoshuo.engine import EngineError
-
-    if wanted is None:
-        return next(iter(adapters), None)
-    if wanted.strip().lower() in ("none", "base", ""):
-        return None
-    if wanted in adapters or backend == "openai":
-        return wanted
-    folder = Path(wanted).expanduser()
-    from xiaoshuo.training.registry import FINAL, adapter_dir
-
-    registered = adapter_dir(settings.paths.checkpoints_dir, wanted)
-    for candidate in (folder, folder / FINAL, registered):
-        if (candidate / "adapter_config.json").is_file():
-            name = wanted if candidate == registered else folder.resolve().name
-            if name in adapters and Path(adapters[name]).resolve() != candidate.resolve():
-                name = str(candidate)
-            adapters[name] = str(candidate)
-            return name
-    from xiaoshuo.training import list_adapters
-
-    trained = [a.name for a in list_adapters(settings.paths.checkpoints_dir)]
-    expected = []
-    if adapters:
-        expected.append("a --lora name (" + ", ".join(adapters) + ")")
-    expected.append(
-        "a trained adapter (" + ", ".join(trained) + ")" if trained else "a trained adapter (none yet)"
-    )
-    expected.append("a peft adapter folder (with adapter_config.json), or none")
-    raise EngineError(
-        "未知的 --adapter (unknown adapter)",
-        expected="; ".join(expected),
-        received=wanted,
-        fix="xiaoshuo adapters list 查看已训练的适配器 (see trained adapters)",
-    )
+    checkpoints = settings.paths.checkpoints_dir
+    return choose_adapter(checkpoints, adapters, wanted, served_by_name=backend == "openai")
 
 
 def run_inference(

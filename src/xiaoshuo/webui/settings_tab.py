@@ -4,7 +4,8 @@ download panel — in words and tables, filled when the page opens.
 
 The handlers are plain functions over ``Services`` (tested without a browser in
 ``tests/unit/test_webui_settings_tab.py``); :func:`build_settings_tab` only lays the page out and wires
-them.  Adapters go through :mod:`xiaoshuo.training`'s registry; the system checks come from
+them.  Adapters go through the registry (:mod:`xiaoshuo.adapters`), machine facts through
+:mod:`xiaoshuo.hardware`; the system checks come from
 :func:`xiaoshuo.doctor.diagnose`.  Not responsible for the model download itself (``downloads.py`` runs
 ``xiaoshuo model pull``).
 """
@@ -258,7 +259,7 @@ _STATE_KEYS = {f"set_model_{s}" for s in ("local", "cached", "download", "missin
 # ------------------------------------------------------------------------------------------- adapters
 def adapter_rows(services: Services) -> list[list[Any]]:
     """名称 / 基础模型 / 日期 / 损失 loss / 步数 / 路径, oldest first (the registry's order)."""
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     rows = []
     for a in list_adapters(services.settings.paths.checkpoints_dir):
@@ -279,13 +280,13 @@ def adapter_rows(services: Services) -> list[list[Any]]:
 
 
 def adapter_names(services: Services) -> list[str]:
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     return [a.name for a in list_adapters(services.settings.paths.checkpoints_dir)]
 
 
 def _adapter(services: Services, name: str | None, lang: str):
-    from xiaoshuo.training import get_adapter
+    from xiaoshuo.adapters import get_adapter
 
     if not name:
         raise XiaoshuoError(t("set_adapter_pick_first", lang), fix=t("set_adapter_pick", lang))
@@ -302,7 +303,7 @@ def use_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
 
 def merge_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
     """Merge the adapter into its base model: a standalone model under ``paths.models_dir``."""
-    from xiaoshuo.training import merge_adapter as merge
+    from xiaoshuo.adapters import merge_adapter as merge
 
     adapter = _adapter(services, name, lang)
     output = Path(services.settings.paths.models_dir) / f"{adapter.name}-merged"
@@ -320,7 +321,7 @@ def delete_question(services: Services, name: str | None, lang: str = "zh") -> s
 
 def delete_adapter(services: Services, name: str | None, *, confirmed: bool, lang: str = "zh") -> str:
     """Delete the adapter's run folder — only ``confirmed``, and not while the engine uses it."""
-    from xiaoshuo.training import remove_adapter
+    from xiaoshuo.adapters import remove_adapter
 
     adapter = _adapter(services, name, lang)
     if not confirmed:
