@@ -232,7 +232,7 @@ def run_smoke(settings: Settings, *, backends: list[str] | None = None) -> list[
     if backends is None:
         chosen = choose_backend(settings).name
         backends = [chosen] + (["transformers"] if chosen != "transformers" else [])
-    from xiaoshuo.testing import build_tiny_model
+    from xiaoshuo.tiny import build_tiny_model
 
     results = []
     # Libraries (vLLM's logger, progress bars) print to stdout; keep stdout for our report.
