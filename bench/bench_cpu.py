@@ -121,7 +121,7 @@ def _segments(engine) -> dict:
 
 def main() -> None:
     from xiaoshuo.engine import load_engine
-    from xiaoshuo.engine.merged import ensure_merged
+    from xiaoshuo.adapters import ensure_merged
     from xiaoshuo.testing import (
         SIZES,
         build_tiny_lora,
