@@ -120,8 +120,8 @@ def _segments(engine) -> dict:
 
 
 def main() -> None:
+    from xiaoshuo.adapters import ensure_merged
     from xiaoshuo.engine import load_engine
-    from xiaoshuo.engine.merged import ensure_merged
     from xiaoshuo.testing import (
         SIZES,
         build_tiny_lora,

@@ -114,7 +114,7 @@ def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str,
     vLLM: merged into the base or LoRA mode (``engine.merge_adapter``, :mod:`xiaoshuo.engine.merged`);
     whether the merged copy is already cached (else the first load merges once).
     """
-    from xiaoshuo.training.registry import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     trained = list_adapters(settings.paths.checkpoints_dir)
     adapter = trained[-1] if trained else None
@@ -133,7 +133,7 @@ def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str,
     )
     row |= {"mode": decision.mode, "reason": decision.reason}
     if decision.mode == "merged" and adapter is not None:
-        from xiaoshuo.engine.merged import list_merged
+        from xiaoshuo.adapters import list_merged
 
         ready = any(
             r["state"] == "ok" and r["adapter"] == str(adapter.path.resolve())
@@ -256,7 +256,7 @@ def run_smoke(settings: Settings, *, backends: list[str] | None = None) -> list[
     if backends is None:
         chosen = choose_backend(settings).name
         backends = [chosen] + (["transformers"] if chosen != "transformers" else [])
-    from xiaoshuo.testing import build_tiny_model
+    from xiaoshuo.tiny import build_tiny_model
 
     results = []
     # Libraries (vLLM's logger, progress bars) print to stdout; keep stdout for our report.

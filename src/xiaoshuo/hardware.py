@@ -1,9 +1,12 @@
 """What this machine is: CPU, RAM, torch and its GPUs, the vLLM build, GPU memory and processes.
 
-Facts only.  Which backend ``auto`` means lives in :mod:`xiaoshuo.engine.selection`, the
-``xiaoshuo doctor`` checks in :mod:`xiaoshuo.doctor`, which model ``auto`` means in
-:mod:`xiaoshuo.models`.  torch is imported lazily (inside :func:`torch_status`);
-:func:`gpu_memory` asks ``nvidia-smi`` instead, so settings can use it without loading torch.
+Facts only, and their one owner: ``nvidia-smi`` is run and parsed here only (:func:`_nvidia_smi`);
+the WebUI's 设置 page, ``doctor``, the model choice and training ask these functions.  Which
+backend ``auto`` means lives in :mod:`xiaoshuo.engine.selection`, the ``xiaoshuo doctor`` checks
+in :mod:`xiaoshuo.doctor`, which model ``auto`` means in :mod:`xiaoshuo.models`, how the facts are
+worded on the page in ``webui/settings_tab.py``.  torch is imported lazily (inside
+:func:`torch_status`); :func:`gpu_memory` asks ``nvidia-smi`` instead, so settings can use it
+without loading torch.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import platform
 import shutil
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
@@ -67,67 +71,107 @@ def vllm_status() -> dict[str, Any]:
     return {"installed": False, "flavour": None, "version": None}
 
 
-@lru_cache(maxsize=1)
-def gpu_memory() -> tuple[dict[str, Any], ...]:
-    """``({"index", "name", "total_gib", "free_gib"}, …)`` per NVIDIA GPU, from ``nvidia-smi``.
-
-    Cheap (no torch import; nothing to run on a machine without ``nvidia-smi``) and cached for the
-    process.  Empty when there is no NVIDIA GPU or the driver does not answer within 10 s.
-    """
+def _nvidia_smi(query: str, fields: int) -> list[list[str]]:
+    """The rows ``nvidia-smi --query-<query> --format=csv,noheader,nounits`` prints, split and stripped;
+    rows without ``fields`` fields are dropped.  Empty without ``nvidia-smi`` or when it fails or takes
+    over 10 s.  The one place that runs and parses ``nvidia-smi``."""
     if shutil.which("nvidia-smi") is None:
-        return ()
+        return []
     try:
         out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=index,name,memory.total,memory.free",
-                "--format=csv,noheader,nounits",
-            ],
+            ["nvidia-smi", f"--query-{query}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return ()
+        return []
+    rows = [[p.strip() for p in line.split(",")] for line in out.strip().splitlines()]
+    return [r for r in rows if len(r) == fields]
+
+
+def gpu_memory_now() -> tuple[dict[str, Any], ...]:
+    """``({"index", "name", "total_gib", "free_gib"}, …)`` per NVIDIA GPU, from ``nvidia-smi``, asked now
+    (free memory changes: the settings page shows it).  Empty without an NVIDIA GPU."""
     gpus = []
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
+    for index, name, total, free in _nvidia_smi("gpu=index,name,memory.total,memory.free", 4):
         try:
             gpus.append(
                 {
-                    "index": int(parts[0]),
-                    "name": parts[1],
-                    "total_gib": round(float(parts[2]) / 1024, 1),
-                    "free_gib": round(float(parts[3]) / 1024, 1),
+                    "index": int(index),
+                    "name": name,
+                    "total_gib": round(float(total) / 1024, 1),
+                    "free_gib": round(float(free) / 1024, 1),
                 }
             )
-        except (IndexError, ValueError):
+        except ValueError:
             continue
     return tuple(gpus)
 
 
+@lru_cache(maxsize=1)
+def gpu_memory() -> tuple[dict[str, Any], ...]:
+    """:func:`gpu_memory_now`, asked once and cached for the process: for decisions (which model ``auto``
+    means, whether training sees a GPU).  Cheap: no torch import, nothing to run without ``nvidia-smi``."""
+    return gpu_memory_now()
+
+
 def gpu_processes() -> list[dict[str, Any]]:
-    """Processes holding GPU memory (the seed's 'Free memory on device' error)."""
-    if shutil.which("nvidia-smi") is None:
-        return []
+    """Processes holding GPU memory (the seed's 'Free memory on device' error): ``{"pid", "name",
+    "used_mib"}`` as ``nvidia-smi`` prints them (strings; ``used_mib`` may be ``[N/A]``)."""
+    rows = _nvidia_smi("compute-apps=pid,process_name,used_memory", 3)
+    return [{"pid": pid, "name": name, "used_mib": used} for pid, name, used in rows]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
     try:
-        out = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-compute-apps=pid,process_name,used_memory",
-                "--format=csv,noheader,nounits",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    procs = []
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 3:
-            procs.append({"pid": parts[0], "name": parts[1], "used_mib": parts[2]})
-    return procs
+        for line in Path("/proc/cpuinfo").read_text("utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _process_tree() -> list[Any]:
+    import psutil
+
+    me = psutil.Process()
+    try:
+        return [me, *me.children(recursive=True)]  # vLLM's engine core runs in a child process
+    except psutil.Error:
+        return [me]
+
+
+def process_memory() -> dict[str, int]:
+    """RAM of this process and its children (vLLM's engine core is one), and what the machine has
+    available, in bytes: ``{"own", "children", "available"}``."""
+    import psutil
+
+    procs = _process_tree()
+    children = 0
+    for proc in procs[1:]:
+        try:
+            children += proc.memory_info().rss
+        except psutil.Error:  # ended meanwhile
+            continue
+    return {
+        "own": procs[0].memory_info().rss,
+        "children": children,
+        "available": psutil.virtual_memory().available,
+    }
+
+
+def process_gpu_mib() -> float:
+    """GPU memory (MiB) held by this process and its children, on all GPUs (``nvidia-smi``; 0 without)."""
+    pids = {str(p.pid) for p in _process_tree()}
+    used = 0.0
+    for proc in gpu_processes():
+        if proc["pid"] in pids:
+            try:
+                used += float(proc["used_mib"])
+            except ValueError:  # [N/A]
+                continue
+    return used

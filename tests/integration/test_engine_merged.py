@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from xiaoshuo.adapters.merged import MARKER, ensure_merged, list_merged, prune_merged
 from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
-from xiaoshuo.engine.merged import MARKER, ensure_merged, list_merged, prune_merged
 from xiaoshuo.testing import build_tiny_lora, tiny_engine_settings
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16, repetition_penalty=1.0)
@@ -56,7 +56,7 @@ def test_merged_cache_is_reused_and_invalidated_when_the_adapter_changes(
     assert (first.path / "model.safetensors").is_file() and (first.path / "tokenizer.json").is_file()
     weights_mtime = (first.path / "model.safetensors").stat().st_mtime_ns
 
-    with caplog.at_level(logging.INFO, logger="xiaoshuo.engine.merged"):
+    with caplog.at_level(logging.INFO, logger="xiaoshuo.adapters.merged"):
         again = ensure_merged(models, str(tiny_model), adapter)
     assert not again.created and again.path == first.path  # the second load does no merge
     assert (first.path / "model.safetensors").stat().st_mtime_ns == weights_mtime

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo import config
+from xiaoshuo.adapters import list_adapters, merge_adapter
 from xiaoshuo.data import prepare, write_sample_corpus
 from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
 from xiaoshuo.testing import build_tiny_model, tiny_engine_settings
-from xiaoshuo.training import TrainDataError, TrainError, list_adapters, merge_adapter, plan, train
+from xiaoshuo.training import TrainDataError, TrainError, plan, train
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16, repetition_penalty=1.0)
 

@@ -1,4 +1,4 @@
-"""``xiaoshuo adapters …``: the registry of trained LoRA adapters under checkpoints/."""
+"""``xiaoshuo adapters …``: trained LoRA adapters and the merged cache, over :mod:`xiaoshuo.adapters`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import JsonOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
     name="adapters",
@@ -21,9 +21,9 @@ app = typer.Typer(
 @app.command("list")
 def adapters_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List adapters: name, base model, date, val loss."""
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
-    rows = [a.row() for a in list_adapters(_state(ctx).settings().paths.checkpoints_dir)]
+    rows = [a.row() for a in list_adapters(cli_state(ctx).settings().paths.checkpoints_dir)]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -42,9 +42,9 @@ def adapters_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("show")
 def adapters_show(ctx: typer.Context, name: str) -> None:
     """Show an adapter's manifest."""
-    from xiaoshuo.training import get_adapter
+    from xiaoshuo.adapters import get_adapter
 
-    adapter = get_adapter(_state(ctx).settings().paths.checkpoints_dir, name)
+    adapter = get_adapter(cli_state(ctx).settings().paths.checkpoints_dir, name)
     typer.echo(json.dumps({"path": str(adapter.path), **adapter.manifest}, ensure_ascii=False, indent=2))
 
 
@@ -55,9 +55,9 @@ def adapters_merge(
     output: Annotated[Path, typer.Option("--output", "-o", help="New model folder.")],
 ) -> None:
     """Merge an adapter into its base model (a standalone model for deployment)."""
-    from xiaoshuo.training import merge_adapter
+    from xiaoshuo.adapters import merge_adapter
 
-    out = merge_adapter(_state(ctx).settings().paths.checkpoints_dir, name, output)
+    out = merge_adapter(cli_state(ctx).settings().paths.checkpoints_dir, name, output)
     typer.echo(f"已合并 merged → {out}")
 
 
@@ -66,9 +66,9 @@ def adapters_rm(
     ctx: typer.Context, name: str, yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False
 ) -> None:
     """Delete a run and its adapter."""
-    from xiaoshuo.training import get_adapter, remove_adapter
+    from xiaoshuo.adapters import get_adapter, remove_adapter
 
-    checkpoints = _state(ctx).settings().paths.checkpoints_dir
+    checkpoints = cli_state(ctx).settings().paths.checkpoints_dir
     adapter = get_adapter(checkpoints, name)
     if not yes:
         from xiaoshuo.errors import XiaoshuoError
@@ -92,9 +92,9 @@ app.add_typer(cache_app)
 @cache_app.command("list")
 def cache_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List merged models: key, adapter, base, last used, size, ok or stale (and why)."""
-    from xiaoshuo.engine.merged import list_merged
+    from xiaoshuo.adapters import list_merged
 
-    rows = list_merged(_state(ctx).settings().paths.models_dir)
+    rows = list_merged(cli_state(ctx).settings().paths.models_dir)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -118,9 +118,9 @@ def cache_prune(
     ] = False,
 ) -> None:
     """Remove stale merged models (adapter or base changed or gone); --all removes every one."""
-    from xiaoshuo.engine.merged import prune_merged
+    from xiaoshuo.adapters import prune_merged
 
-    removed = prune_merged(_state(ctx).settings().paths.models_dir, everything=everything)
+    removed = prune_merged(cli_state(ctx).settings().paths.models_dir, everything=everything)
     for path in removed:
         typer.echo(f"已删除 removed {path}")
     typer.echo(f"{len(removed)} removed")

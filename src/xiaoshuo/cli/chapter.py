@@ -149,11 +149,11 @@ def accept_cmd(
     ] = None,
 ) -> None:
     """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
-    from xiaoshuo.cli.state import _state
+    from xiaoshuo.cli.state import cli_state
     from xiaoshuo.writing.accepted import wanted
 
     v = _novel(ctx, novel).accept(number, version)
-    after = any(wanted(_state(ctx).settings(), summarize=summarize, extract=extract))
+    after = any(wanted(cli_state(ctx).settings(), summarize=summarize, extract=extract))
     if not as_json:
         typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
     elif not after:

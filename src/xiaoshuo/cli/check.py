@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()  # no name: `check` (a group) and `threads` join the top level
 check_app = typer.Typer(
@@ -42,7 +42,7 @@ def check_chapter_cmd(
     from xiaoshuo.writing import Novels
     from xiaoshuo.writing.consistency import run_check
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     book = Novels.from_settings(settings).get(novel)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(MemoryStore(settings))
@@ -84,7 +84,7 @@ def threads_cmd(
     from xiaoshuo.writing import Novels
     from xiaoshuo.writing.threads import thread_report
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     book = Novels.from_settings(settings).get(novel)
     with MemoryStore(settings) as store:
         entries = store.list(novel)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import JsonOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -22,7 +22,7 @@ def config_cmd(
     ] = False,
 ) -> None:
     """显示生效的配置及每项的来源 / Show the effective config and where each value came from."""
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     if as_json:
         payload = {
             "config_file": str(settings.config_file) if settings.config_file else None,
@@ -57,7 +57,7 @@ def doctor_cmd(
     """检查系统状态 / Check Python, torch, GPU, vLLM, backends, models, disk and leftovers of killed runs."""
     from xiaoshuo.doctor import diagnose, fix_leftovers, run_smoke
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     report = diagnose(settings)
     if fix:
         report.leftovers = fix_leftovers(settings)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, LoraOpt, ModelOpt, choose_adapter
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -49,7 +49,7 @@ def inference_cmd(
     """推理测试 / Generate text: stream one answer, or chat interactively."""
     from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine, parse_lora_specs
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     # Everything that can be wrong is checked before the (slow) engine starts.
     sampling = SamplingSettings.from_config(
         settings.generation,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, OptionalNovelOpt, novels
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
     name="memory",
@@ -43,7 +43,7 @@ PayoffOpt = Annotated[
 def _store(ctx: typer.Context):
     from xiaoshuo.memory import MemoryStore
 
-    return MemoryStore(_state(ctx).settings())
+    return MemoryStore(cli_state(ctx).settings())
 
 
 def _print_entries(entries, as_json: bool) -> None:
@@ -321,7 +321,7 @@ def memory_context(
     from xiaoshuo.data.chunking import TokenCounter, load_tokenizer
     from xiaoshuo.memory import build_context
 
-    settings = _state(ctx).settings(**{"data.tokenizer": tokenizer})
+    settings = cli_state(ctx).settings(**{"data.tokenizer": tokenizer})
     counter = TokenCounter(
         load_tokenizer(
             settings.data.tokenizer or settings.model.base_model, models_dir=settings.paths.models_dir
@@ -416,7 +416,7 @@ def memory_extract(
             expected="--chapter N (repeatable) or --all",
             received="neither",
         )
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     book = _novel(ctx, novel)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(MemoryStore(settings))
@@ -494,7 +494,7 @@ def review_list(
 
     if not novel:
         raise XiaoshuoError("缺少 --novel (which novel?)", expected="--novel SLUG", fix="xiaoshuo novel list")
-    with MemoryStore(_state(ctx).settings()) as store:
+    with MemoryStore(cli_state(ctx).settings()) as store:
         book, queue, entries = _queue_and_entries(ctx, novel, store)
         proposals = queue.list(None if status == "all" else status, chapter=chapter)
         texts: dict[int, str] = {}
@@ -538,7 +538,7 @@ def review_approve(
         raise XiaoshuoError(
             "要批准哪一条？(which proposal?)", expected="ID [--set FIELD=VALUE …] or --all (without --set)"
         )
-    with MemoryStore(_state(ctx).settings()) as store:
+    with MemoryStore(cli_state(ctx).settings()) as store:
         _, queue, entries = _queue_and_entries(ctx, novel, store)
         if all_:
             written = queue.approve_all(store)

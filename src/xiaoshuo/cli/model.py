@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import JsonOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 from xiaoshuo.config import mask_url
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ def model_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """本地模型 / Local models (paths.models_dir and the Hugging Face cache) and what each setting uses."""
     from xiaoshuo.models import configured, list_models
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     rows = [m.row() for m in list_models(settings)]
     wanted = [
         {
@@ -81,7 +81,7 @@ def model_pull(
     from xiaoshuo.errors import XiaoshuoError
     from xiaoshuo.models import configured, pull
 
-    settings = _state(ctx).settings(**{"model.source": source})
+    settings = cli_state(ctx).settings(**{"model.source": source})
     if model_id:
         ids = [model_id]
     else:
@@ -170,7 +170,7 @@ def model_rm(
     """删除本地模型 / Remove a model from paths.models_dir and the Hugging Face cache."""
     from xiaoshuo.models import remove
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     if not yes:
         typer.confirm(f"删除 {name}？(remove {name})", abort=True)
     for path in remove(name, settings):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, SlugOpt, echo_json, novels
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
     name="novel", help="小说项目 / Novel projects: card, chapters, status.", no_args_is_help=True
@@ -34,7 +34,7 @@ def new_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """新建小说 / Create a novel project under data/novels/<slug>/."""
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     lib = novels(ctx)
     novel = lib.create(
         slug,
@@ -170,13 +170,13 @@ def import_cmd(
             title=title,
             author=author,
             mode="append" if append else "replace" if replace else "new",
-            settings=_state(ctx).settings(),
+            settings=cli_state(ctx).settings(),
             progress=on_progress,
         )
     if not as_json:
         _render_import(report)
     if extract:
-        settings = _state(ctx).settings()
+        settings = cli_state(ctx).settings()
         report["extract"] = _extract_all(settings, novels(ctx).get(report["slug"]), backend, model, err)
         if not as_json:
             ext = report["extract"]
@@ -308,7 +308,7 @@ def export_cmd(
             received=str(output),
             fix=f"写出文件名，例如 --output 书名.{fmt}；或去掉 --output 使用默认位置",
         )
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     novel = novels(ctx).get(slug)
     suffix = f"-{convert}" if convert else ""
     target = output or settings.paths.data_dir / "exports" / f"{novel.slug}{suffix}.{fmt}"

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 
 def _resolve_model_flag(ctx: typer.Context, value: str | None) -> str | None:
@@ -30,7 +30,7 @@ def _resolve_model_flag(ctx: typer.Context, value: str | None) -> str | None:
         return None
     from xiaoshuo.model_names import resolve_model
 
-    return resolve_model(value, _state(ctx).settings().paths.models_dir)
+    return resolve_model(value, cli_state(ctx).settings().paths.models_dir)
 
 
 NovelOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
@@ -60,7 +60,7 @@ def novels(ctx: typer.Context):
     """The novels of the configured data folder (``--novel`` names one of them)."""
     from xiaoshuo.writing import Novels
 
-    return Novels.from_settings(_state(ctx).settings())
+    return Novels.from_settings(cli_state(ctx).settings())
 
 
 def echo_json(data) -> None:
@@ -69,49 +69,11 @@ def echo_json(data) -> None:
 
 
 def choose_adapter(settings, adapters: dict[str, str], wanted: str | None, backend: str) -> str | None:
-    """The adapter a request uses; a trained name or a folder not given with ``--lora`` joins ``adapters``.
+    """The adapter a request uses (``--adapter``): :func:`xiaoshuo.adapters.choose_adapter` with this
+    command's checkpoints folder; on the ``openai`` backend any other name is the server's served name."""
+    from xiaoshuo.adapters import choose_adapter as choose
 
-    Order: ``none``/``base`` → the base model; a ``--lora`` name; on the ``openai`` backend any other name is
-    the server's served adapter name (the server checks it); a peft folder (``adapter_config.json``, or a run
-    folder with ``final_model/``); a trained adapter's registry name (``checkpoints/<name>/final_model``).
-    """
-    from pathlib import Path
-
-    from xiaoshuo.engine import EngineError
-
-    if wanted is None:
-        return next(iter(adapters), None)
-    if wanted.strip().lower() in ("none", "base", ""):
-        return None
-    if wanted in adapters or backend == "openai":
-        return wanted
-    folder = Path(wanted).expanduser()
-    from xiaoshuo.training.registry import FINAL, adapter_dir
-
-    registered = adapter_dir(settings.paths.checkpoints_dir, wanted)
-    for candidate in (folder, folder / FINAL, registered):
-        if (candidate / "adapter_config.json").is_file():
-            name = wanted if candidate == registered else folder.resolve().name
-            if name in adapters and Path(adapters[name]).resolve() != candidate.resolve():
-                name = str(candidate)
-            adapters[name] = str(candidate)
-            return name
-    from xiaoshuo.training import list_adapters
-
-    trained = [a.name for a in list_adapters(settings.paths.checkpoints_dir)]
-    expected = []
-    if adapters:
-        expected.append("a --lora name (" + ", ".join(adapters) + ")")
-    expected.append(
-        "a trained adapter (" + ", ".join(trained) + ")" if trained else "a trained adapter (none yet)"
-    )
-    expected.append("a peft adapter folder (with adapter_config.json), or none")
-    raise EngineError(
-        "未知的 --adapter (unknown adapter)",
-        expected="; ".join(expected),
-        received=wanted,
-        fix="xiaoshuo adapters list 查看已训练的适配器 (see trained adapters)",
-    )
+    return choose(settings.paths.checkpoints_dir, adapters, wanted, served_by_name=backend == "openai")
 
 
 @contextlib.contextmanager
@@ -120,7 +82,7 @@ def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool
     (``outline generate``, ``chapter summarize``, the work after ``chapter accept``)."""
     from xiaoshuo.engine import load_engine
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     adapters: dict[str, str] = {}
     use = choose_adapter(settings, adapters, adapter or "none", backend or settings.engine.backend)
     with contextlib.ExitStack() as stack:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -56,7 +56,7 @@ def prepare_cmd(
     from xiaoshuo.cli.render import prepare_progress, render_prepare
     from xiaoshuo.data import PrepareError, prepare, write_sample_corpus
 
-    settings = _state(ctx).settings(
+    settings = cli_state(ctx).settings(
         **{
             "data.chunk_size": chunk_size,
             "data.chunk_overlap": overlap,

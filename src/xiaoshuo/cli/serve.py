@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import LoraOpt, ModelOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -29,7 +29,7 @@ def serve_cmd(
     from xiaoshuo.engine.openai_backend import serve_command
     from xiaoshuo.hardware import torch_status
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     cmd = serve_command(settings, model=model, adapters=parse_lora_specs(lora), host=host, port=port)
     env = dict(os.environ)
     if not dry_run and not torch_status().get("cuda_available"):

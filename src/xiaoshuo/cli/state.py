@@ -26,5 +26,5 @@ class CliState:
         return load(self.config_file, overrides=overrides, override_source="cli (flag or --set)")
 
 
-def _state(ctx: typer.Context) -> CliState:
+def cli_state(ctx: typer.Context) -> CliState:
     return ctx.obj if isinstance(ctx.obj, CliState) else CliState()

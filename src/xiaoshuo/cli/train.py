@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -57,7 +57,7 @@ def train_cmd(
     """LoRA/QLoRA 微调 / Fine-tune an adapter on prepared data (resumable, with an event log)."""
     from xiaoshuo.training import plan, resume_changes, train
 
-    settings = _state(ctx).settings(
+    settings = cli_state(ctx).settings(
         **{
             "model.base_model": base_model,
             "training.num_train_epochs": epochs,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, LoraOpt, ModelOpt
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
 
@@ -45,7 +45,7 @@ def webui_cmd(
     from xiaoshuo.engine import parse_lora_specs
     from xiaoshuo.webui.launch import check_exposure, launch, read_auth
 
-    state = _state(ctx)
+    state = cli_state(ctx)
     settings = state.settings(**{"webui.host": host, "webui.port": port, "webui.share": share})
     lang = settings.webui.language
     pairs = read_auth(auth, auth_file, lang)

@@ -22,7 +22,7 @@ from xiaoshuo.cli.options import (
     echo_json,
     novels,
 )
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
     name="write", help="写作 / Write chapters to a length, continue, rewrite.", no_args_is_help=True
@@ -60,7 +60,7 @@ def writer_for(
     from xiaoshuo.engine import SamplingSettings, load_engine
     from xiaoshuo.writing import Writer
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     novel = novels(ctx).get(slug)
     wanted = adapter if adapter is not None else (novel.card().adapter or "none")
     adapters: dict[str, str] = {}

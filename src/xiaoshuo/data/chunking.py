@@ -34,7 +34,7 @@ def load_tokenizer(name_or_path: str, *, models_dir: Path | None = None):
     from xiaoshuo.hf import load_tokenizer as _load
 
     if name_or_path == BUILTIN_TINY:
-        from xiaoshuo.testing import build_tiny_model
+        from xiaoshuo.tiny import build_tiny_model
 
         name_or_path = str(build_tiny_model(Path(models_dir or "models") / "xiaoshuo-builtin-tiny"))
     return _load(name_or_path, setting="--tokenizer / data.tokenizer")

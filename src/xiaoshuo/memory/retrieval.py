@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xiaoshuo.memory.schema import MemoryEntry
+from xiaoshuo.memory.schema import DenseUnavailableError, MemoryEntry
 
 _log = logging.getLogger("xiaoshuo.memory")
 RRF_K = 60
@@ -309,8 +309,6 @@ def retrieve(
     embedding model still loading (None waits; the WebUI passes a small number and degrades meanwhile).
     Raises only when the store cannot be read.
     """
-    from xiaoshuo.memory.store import DenseUnavailableError
-
     k = k or store.settings.memory.top_k
     extra_terms = [t for t in extra_terms if t and t.strip()]
     retriever = store.retriever(novel)

@@ -28,6 +28,10 @@ class StoryMemoryError(XiaoshuoError):
     """A memory entry or memory operation is invalid."""
 
 
+class DenseUnavailableError(StoryMemoryError):
+    """The dense part of retrieval cannot run now (model off by index, missing, loading); the rest can."""
+
+
 class MemoryEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings
-from xiaoshuo.memory.schema import DEFAULT_NOVEL, KINDS, MemoryEntry, StoryMemoryError, make_entry
+from xiaoshuo.memory.schema import (
+    DEFAULT_NOVEL,
+    KINDS,
+    DenseUnavailableError,
+    MemoryEntry,
+    StoryMemoryError,
+    make_entry,
+)
 
 EXPORT_VERSION = 1
 SHARED_INDEX_TTL_S = 30.0
@@ -44,10 +51,6 @@ class StoreLockedError(StoryMemoryError):
 
 class EmbeddingModelChangedError(StoryMemoryError):
     """A write to a novel indexed with another embedding model."""
-
-
-class DenseUnavailableError(StoryMemoryError):
-    """The dense part of retrieval cannot run now (model off by index, missing, loading); the rest can."""
 
 
 def _reindex_fix(novel: str, stored: str, model: str) -> str:

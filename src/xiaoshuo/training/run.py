@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xiaoshuo.adapters import FINAL, MANIFEST  # the registry owns the adapter layout
 from xiaoshuo.config import Settings
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import atomic_write_json
@@ -42,7 +43,6 @@ from xiaoshuo.training.data import (
     read_samples,
     tokenize,
 )
-from xiaoshuo.training.registry import FINAL, MANIFEST  # the registry owns the adapter layout
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def _load_tokenizer(base: str):
 
 def _save_final(trainer: Any, tokenizer: Any, plan_: TrainPlan, manifest: dict[str, Any]) -> Path:
     final = plan_.run_dir / FINAL
-    tmp = plan_.run_dir / ".final_model.tmp"
+    tmp = plan_.run_dir / f".{FINAL}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
@@ -323,11 +323,11 @@ def _save_final(trainer: Any, tokenizer: Any, plan_: TrainPlan, manifest: dict[s
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    alias = plan_.run_dir.parent / "final_model"
+    alias = plan_.run_dir.parent / FINAL  # checkpoints/final_model → the newest run's
     if alias.is_symlink() or not alias.exists():
-        link_tmp = plan_.run_dir.parent / f".final_model.link-{os.getpid()}"
+        link_tmp = plan_.run_dir.parent / f".{FINAL}.link-{os.getpid()}"
         link_tmp.unlink(missing_ok=True)
-        link_tmp.symlink_to(Path(plan_.run) / "final_model")
+        link_tmp.symlink_to(Path(plan_.run) / FINAL)
         os.replace(link_tmp, alias)
     return final
 

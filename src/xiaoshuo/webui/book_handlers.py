@@ -99,7 +99,9 @@ def create_novel(
     slug = (slug or "").strip() or title
     if not title:
         raise _err("book_err_no_title", lang, fix="book_fix_no_title")
-    lora = adapter if adapter and adapter not in _none_labels() else ""
+    from xiaoshuo.adapters import is_none
+
+    lora = "" if is_none(adapter) else adapter
     library(services).create(
         slug,
         title=title,
@@ -110,12 +112,6 @@ def create_novel(
         adapter=lora,
     )
     return slug
-
-
-def _none_labels() -> set[str]:
-    from xiaoshuo.webui.locale import STRINGS
-
-    return set(STRINGS["none"].values()) | {"", "none", "base"}
 
 
 def card_markdown(services: Any, slug: str | None, lang: str = "zh") -> str:
@@ -584,12 +580,13 @@ def make_writer(
     services: Any, novel: Any, engine: Any, *, memory_on: bool, adapter: str | None, lang: str = "zh"
 ):
     """A ``Writer`` for the page: ``adapter`` None = the novel's default, （无） = the base model."""
+    from xiaoshuo.adapters import is_none
     from xiaoshuo.writing import Writer
 
     store, warnings = _store_or_warning(services, memory_on, lang)
     if not adapter:
         lora = None
-    elif adapter in _none_labels():
+    elif is_none(adapter):
         lora = ""
     else:
         lora = services.lora_for(engine, adapter)

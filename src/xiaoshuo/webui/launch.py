@@ -126,7 +126,7 @@ def demo_settings(settings: Settings, workdir: Path) -> Settings:
     """``xiaoshuo webui --demo``: the user's web settings, a random ~19M-parameter model built under
     ``workdir`` in seconds (offline), and every runtime folder there; dense memory off."""
     from xiaoshuo.config import load
-    from xiaoshuo.testing import build_tiny_model
+    from xiaoshuo.tiny import build_tiny_model
 
     workdir = Path(workdir)
     model = build_tiny_model(workdir / "demo-model", size="small")

