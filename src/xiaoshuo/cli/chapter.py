@@ -176,13 +176,13 @@ def _summarize(
     from xiaoshuo.cli.outline import planning_engine
     from xiaoshuo.writing import run_sync
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+    from xiaoshuo.writing.prompts import Prompts
 
     n = _novel(ctx, novel)
     n.plan(number)  # a missing chapter fails before the model loads
     with planning_engine(ctx, backend=backend, model=model, adapter=adapter) as (settings, engine, use, _):
-        answer = run_sync(
-            summarize_chapter(engine, n, number, limits=PlanLimits.from_settings(settings), lora=use)
-        )
+        limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
+        answer = run_sync(summarize_chapter(engine, n, number, limits=limits, lora=use, prompts=prompts))
     if as_json:
         echo_json({"number": number, **answer.model_dump()})
     else:

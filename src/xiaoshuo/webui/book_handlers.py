@@ -937,6 +937,7 @@ async def generate_outline(
 
     from xiaoshuo.writing.planning import PlanLimits
     from xiaoshuo.writing.planning import generate_outline as plan
+    from xiaoshuo.writing.prompts import Prompts
     from xiaoshuo.writing.structured import DEFAULT_SAMPLING
 
     novel = open_novel(services, slug, lang)
@@ -965,6 +966,7 @@ async def generate_outline(
             sampling=sampling,
             store=store,
             on_batch=on_batch,
+            prompts=Prompts.from_settings(services.settings),
         ),
     )
     return result.as_dict()
@@ -973,12 +975,19 @@ async def generate_outline(
 async def summarize(services: Any, slug: str, number: int, lang: str = "zh") -> str:
     """本章摘要 by the model (前情提要), stored on the chapter's plan; returns it."""
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+    from xiaoshuo.writing.prompts import Prompts
 
     novel = open_novel(services, slug, lang)
     engine = await _ready_engine(services, lang)
     answer = await asyncio.to_thread(
         _run_async,
-        summarize_chapter(engine, novel, int(number), limits=PlanLimits.from_settings(services.settings)),
+        summarize_chapter(
+            engine,
+            novel,
+            int(number),
+            limits=PlanLimits.from_settings(services.settings),
+            prompts=Prompts.from_settings(services.settings),
+        ),
     )
     return answer.summary.strip()
 

@@ -84,8 +84,10 @@ async def on_accepted(
 
         result.ran.append("summary")
         try:
-            limits = PlanLimits.from_settings(settings)
-            answer = await summarize_chapter(engine, novel, number, limits=limits, lora=lora)
+            from xiaoshuo.writing.prompts import Prompts
+
+            limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
+            answer = await summarize_chapter(engine, novel, number, limits=limits, lora=lora, prompts=prompts)
             result.summary = answer.model_dump()
             report(event="summary_saved")
         except StructuredOutputError as exc:

@@ -1,8 +1,9 @@
-"""``compose()`` — the only place a prompt is built.  CLI, WebUI and scripts all call it.
+"""``compose()`` — assembles and budgets the prompt of one writing generation (chapter, 续写, 改写, 随手写).
 
-A prompt is a system message plus one user message made of sections with Chinese headings,
-ordered from the most stable to the least, so consecutive segments of a chapter share the longest
-possible prefix (vLLM reuses it)::
+The request texts come from :mod:`xiaoshuo.writing.prompts` (the caller passes ``request``); planning,
+summary, extraction and consistency prompts are built there too, not here.  A prompt is a system
+message plus one user message made of sections with Chinese headings, ordered from the most stable
+to the least, so consecutive segments of a chapter share the longest possible prefix (vLLM reuses it)::
 
     system prompt · 【作品信息】 · 【本章大纲】 · 【后续章节】 · 【前情提要】 · 【伏笔】 · 【相关记忆】 ·
     【上一章结尾】 · 【前文】 · 【写作要求】
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoshuo.writing.project import Novel
+from xiaoshuo.writing.prompts import Prompts, free_request
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
@@ -173,7 +175,7 @@ def compose(
     if system:
         b.take(sys_item, "always")
         account.append(sys_item)
-    req_text = request.strip() or "请接着前文继续写。"
+    req_text = request.strip() or free_request(Prompts.from_settings(settings))
     req = _Item("写作要求", "request", req_text)
     if not b.take(req, "always"):
         raise WritingError(

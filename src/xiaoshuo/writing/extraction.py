@@ -153,12 +153,6 @@ class ChapterFacts(_Form):
     dialogues: list[DialogueFact] = Field(default_factory=list, max_length=2)
 
 
-SYSTEM = (
-    "你是小说编辑的助手：从给出的章节正文中提取人物、情节事件、环境设定和重要对话，按要求的 JSON 格式输出。"
-    "只写正文里确实发生的事；evidence 与 quote 必须从正文原样摘录（一句话以内）。"
-)
-
-
 @dataclass
 class ChapterResult:
     """What extraction did for one chapter."""
@@ -183,24 +177,22 @@ class ChapterResult:
         }
 
 
-ASK = (
-    "【要求】提取本章新出现的人物和已知人物的变化（状态、位置、关系），主要事件（埋下的伏笔 thread=open，"
-    "回收的伏笔 thread=closed），新的地点或设定，最多两句关键对话。evidence 必须是正文原句。"
-)
-
-
-def messages_for(card: Any, number: int, title: str, text: str, known: list[str]) -> list[dict[str, str]]:
-    """The extraction prompt.  What every chapter shares comes first (system: the task and the form's
-    shape; then memory's names), the chapter last: vLLM's prefix cache computes the shared part once."""
+def messages_for(
+    card: Any, number: int, title: str, text: str, known: list[str], prompts: Any = None
+) -> list[dict[str, str]]:
+    """The extraction prompt (:func:`xiaoshuo.writing.prompts.extraction_messages`)."""
+    from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, extraction_messages
     from xiaoshuo.writing.structured import schema_hint, schema_of
 
-    system = "\n".join([SYSTEM, ASK, schema_hint(schema_of(ChapterFacts))])
-    lines = []
-    if known:
-        lines.append("已知人物与地点（已在记忆里的不要当作新人物）：" + "、".join(known[:MAX_KNOWN_NAMES]))
-    head = f"《{card.title}》第{number}章 {title}" if card is not None else f"第{number}章 {title}"
-    lines += [head, "【正文】", text]
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+    return extraction_messages(
+        prompts or DEFAULT_PROMPTS,
+        book=card.title if card is not None else None,
+        number=number,
+        title=title,
+        text=text,
+        known=known[:MAX_KNOWN_NAMES],
+        hint=schema_hint(schema_of(ChapterFacts)),
+    )
 
 
 def split_text(text: str, max_tokens: int, count: Callable[[str], int]) -> list[str]:
@@ -240,7 +232,10 @@ class Extractor:
         max_tokens: int = 640,
         seed: int | None = 0,
     ) -> None:
+        from xiaoshuo.writing.prompts import Prompts
+
         self.settings, self.engine, self.novel, self.store = settings, engine, novel, store
+        self.prompts = Prompts.from_settings(settings)
         self.batch = max(1, batch)
         self.max_tokens = max_tokens
         self.seed = seed
@@ -312,7 +307,7 @@ class Extractor:
             for piece in pieces:
                 items.append(
                     (
-                        messages_for(card, n, title, piece, known),
+                        messages_for(card, n, title, piece, known, self.prompts),
                         ChapterFacts,
                         "extract",
                         n,
@@ -404,7 +399,9 @@ class Extractor:
         """Tokens a chapter piece may take: the context less the prompt's fixed part and the answer."""
         from xiaoshuo.writing.structured import schema_of, with_schema_hint
 
-        frame = with_schema_hint(messages_for(card, number, title, "", known), schema_of(ChapterFacts))
+        frame = with_schema_hint(
+            messages_for(card, number, title, "", known, self.prompts), schema_of(ChapterFacts)
+        )
         limit = context_of(self.engine) - self.max_tokens - prompt_tokens(self.engine, frame) - PROMPT_MARGIN
         if limit < 64:
             answer_room(self.engine, frame, least=self.max_tokens + 64, most=ANSWER_CAP, task="extract")

@@ -31,6 +31,15 @@ from pydantic import Field, StringConstraints
 
 from xiaoshuo.engine.types import SamplingSettings
 from xiaoshuo.files import atomic_write_json
+from xiaoshuo.writing.prompts import (
+    DEFAULT_PROMPTS,
+    Prompts,
+    outline_ask,
+    outline_messages,
+    outline_omitted,
+    summary_ask,
+    summary_messages,
+)
 from xiaoshuo.writing.schema import ChapterPlan, Outline, Volume, WritingError
 from xiaoshuo.writing.structured import DEFAULT_SAMPLING, generate_json, schema_of, with_schema_hint
 
@@ -161,13 +170,16 @@ async def generate_outline(
     store: Any = None,
     retries: int = 2,
     on_batch: Callable[[dict[str, Any]], None] | None = None,
+    prompts: Prompts | None = None,
 ) -> OutlineResult:
     """Plan chapters up to ``chapters`` in batches (see the module docstring).
 
     ``start``: regenerate planned chapters from this number on (``--from``); default: append after
     the last chapter.  ``resume``: continue an interrupted run (its target, batch and range).
+    ``prompts``: the texts (:class:`~xiaoshuo.writing.prompts.Prompts`; default: the built-in ones).
     """
     limits = limits or PlanLimits()
+    prompts = prompts or DEFAULT_PROMPTS
     began = time.monotonic()
     with novel.writer(what="outline generate"):
         progress = _begin(novel, chapters=chapters, batch=batch, resume=resume, start=start)
@@ -180,7 +192,7 @@ async def generate_outline(
             if not numbers:
                 break
             form = batch_form(len(numbers), limits)
-            messages = _outline_messages(engine, novel, outline, numbers, memory, form, limits)
+            messages = _outline_messages(engine, novel, outline, numbers, memory, form, limits, prompts)
             wanted = _answer_tokens(engine, len(numbers), limits)
             answer = await generate_json(
                 engine,
@@ -314,34 +326,18 @@ def _outline_messages(
     memory: list[str],
     form: type[pydantic.BaseModel],
     limits: PlanLimits,
+    prompts: Prompts,
 ) -> list[dict[str, str]]:
     first, last = numbers[0], numbers[-1]
-    head = [novel.card().render()]
-    if memory:
-        head.append("已知人物与设定：\n" + "\n".join(memory))
-    ask = (
-        f"请为这部小说续写大纲：第{first}章到第{last}章，共{len(numbers)}章，按顺序给出每章的标题、"
-        f"要点（不超过{limits.synopsis_chars}字）、出场人物和地点，并给出这些章所在的卷名。"
-        "承接前面的章节，不要重复已有情节。"
-    )
-    after = [c for c in outline.chapters() if c.number > last][:3]
-    tail = ""
-    if after:
-        tail = "之后已定的章节（要能衔接）：\n" + "\n".join(_line(c, full=True) for c in after)
+    card = novel.card().render()
+    ask = outline_ask(prompts, first=first, last=last, synopsis_chars=limits.synopsis_chars)
+    after = [_line(c, full=True) for c in outline.chapters() if c.number > last][:3]
     answer_tokens = _answer_tokens(engine, len(numbers), limits)
-    fixed = _prompt_tokens(
-        engine,
-        with_schema_hint([{"role": "user", "content": "\n\n".join([*head, ask, tail])}], schema_of(form)),
-    )
+    frame = outline_messages(prompts, card=card, ask=ask, memory=memory, after=after)
+    fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
     budget = _context(engine) - answer_tokens - fixed - _SCHEMA_MARGIN
-    history = _history(engine, [c for c in outline.chapters() if c.number < first], budget)
-    parts = [*head]
-    if history:
-        parts.append("前面的章节：\n" + history)
-    if tail:
-        parts.append(tail)
-    parts.append(ask)
-    return [{"role": "user", "content": "\n\n".join(parts)}]
+    history = _history(engine, [c for c in outline.chapters() if c.number < first], budget, prompts)
+    return outline_messages(prompts, card=card, ask=ask, memory=memory, history=history, after=after)
 
 
 def _answer_tokens(engine: Any, count: int, limits: PlanLimits) -> int:
@@ -353,7 +349,7 @@ def _line(c: ChapterPlan, *, full: bool) -> str:
     return f"第{c.number}章 {c.title}" + (f"：{c.synopsis}" if full and c.synopsis else "")
 
 
-def _history(engine: Any, before: list[ChapterPlan], budget: int) -> str:
+def _history(engine: Any, before: list[ChapterPlan], budget: int, prompts: Prompts) -> str:
     """Previous chapters, newest first into the budget: the newest with synopses, then titles."""
     lines: list[str] = []
     used = 0
@@ -367,7 +363,7 @@ def _history(engine: Any, before: list[ChapterPlan], budget: int) -> str:
         lines.append(line)
         used += cost
     if omitted:
-        lines.append(f"（更早的 {omitted} 章从略）")
+        lines.append(outline_omitted(prompts, omitted))
     return "\n".join(reversed(lines))
 
 
@@ -426,6 +422,7 @@ async def summarize_chapter(
     lora: str | None = None,
     retries: int = 2,
     save: bool = True,
+    prompts: Prompts | None = None,
 ) -> Any:
     """Summarise an accepted chapter (前情提要 + who/where/when) and store it on its plan.
 
@@ -434,6 +431,7 @@ async def summarize_chapter(
     nothing is stored then.
     """
     limits = limits or PlanLimits()
+    prompts = prompts or DEFAULT_PROMPTS
     plan = novel.plan(number)
     text = novel.text(number)
     if not text.strip():
@@ -443,15 +441,13 @@ async def summarize_chapter(
         )
     form = summary_form(limits)
     answer_tokens = limits.summary_chars * 3 + 2 * limits.names * (limits.name_chars + 3) * 3 + 80
-    ask = (
-        f"为第{number}章《{plan.title}》写前情提要：用几句话（不超过{limits.summary_chars}字）概括本章发生的事，"
-        "并列出出场人物（who）、地点（where）和时间（when）。"
-    )
-    frame = novel.card().render() + "\n\n" + ask
-    fixed = _prompt_tokens(engine, with_schema_hint([{"role": "user", "content": frame}], schema_of(form)))
+    ask = summary_ask(prompts, number=number, title=plan.title, summary_chars=limits.summary_chars)
+    card = novel.card().render()
+    frame = summary_messages(prompts, card=card, ask=ask, text=None)
+    fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
     budget = _context(engine) - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
     body = _fit(engine, text, budget)
-    messages = [{"role": "user", "content": f"{novel.card().render()}\n\n正文：\n{body}\n\n{ask}"}]
+    messages = summary_messages(prompts, card=card, ask=ask, text=body)
     answer = await generate_json(
         engine,
         messages,
