@@ -120,37 +120,46 @@ def accept_cmd(
             help="Then propose memory changes from it (default: writing.auto_extract; review queue).",
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="Backend for --summarize/--extract (default: engine.backend)."),
+    ] = None,
 ) -> None:
     """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
-    from xiaoshuo.cli.state import _state
-    from xiaoshuo.writing.accepted import wanted
+    import contextlib
 
-    v = _novel(ctx, novel).accept(number, version)
-    after = any(wanted(_state(ctx).settings(), summarize=summarize, extract=extract))
-    if not as_json:
-        typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
-    elif not after:
-        echo_json(v.brief())
-    if after:
-        _after_accept(ctx, novel, number, v, summarize=summarize, extract=extract, as_json=as_json)
-
-
-def _after_accept(
-    ctx: typer.Context, novel: str, number: int, v, *, summarize, extract, as_json: bool
-) -> None:
-    """writing.accepted.on_accepted with the planning engine (base model); failures are warnings."""
     from xiaoshuo.cli.outline import planning_engine
-    from xiaoshuo.writing import run_sync
-    from xiaoshuo.writing.accepted import on_accepted
+    from xiaoshuo.cli.state import _state
+    from xiaoshuo.writing import actions, run_sync
 
-    n = _novel(ctx, novel)
-    with planning_engine(ctx, backend=None, model=None, adapter=None) as (settings, engine, use, _):
+    settings = _state(ctx).settings()
+    with contextlib.ExitStack() as stack:
+
+        def open_engine():  # the base model, loaded only when something runs after the accept
+            if not as_json:
+                typer.echo(f"✓ 第{number}章 = 版本 {version}；加载模型 (loading the model)…", err=True)
+            _, engine, use, _ = stack.enter_context(
+                planning_engine(ctx, backend=backend, model=None, adapter=None)
+            )
+            return engine, use
+
         done = run_sync(
-            on_accepted(settings, engine, n, number, summarize=summarize, extract=extract, lora=use)
-        )
+            actions.accept(
+                settings, _novel(ctx, novel), number, version, open_engine=open_engine,
+                summarize=summarize, extract=extract,
+            )
+        )  # fmt: skip
+    v = done.version
     if as_json:
-        echo_json(v.brief() | {"after_accept": done.as_dict()})
+        echo_json(done.as_dict())
         return
+    typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
+    if done.after is not None:
+        _report_after(novel, number, done.after)
+
+
+def _report_after(novel: str, number: int, done) -> None:
+    """What on_accepted did, in words; a form the model failed to fill is a warning (the accept stands)."""
     if done.summary is not None:
         s = done.summary
         typer.echo(f"✓ 第{number}章 前情提要：{s['summary']}")
