@@ -51,6 +51,7 @@ HEADINGS = (
     "前文",
     "写作要求",
 )
+TEMPLATE_TOKENS = 8  # chat-template tokens around the messages, kept free by prompt_budget
 MIN_TAIL_CHARS = 200  # the text tail is cut from its start, never below this while anything else fits
 
 
@@ -135,6 +136,13 @@ class _Budget:
         item.included = False
         item.reason = f"over budget: needs {item.tokens} tokens, {max(limit, 0)} left"
         return False
+
+
+def prompt_budget(engine: Any, max_tokens: int, fixed: int = 0) -> int:
+    """The most tokens a composed prompt may take: ``Engine.context_len`` less the answer's
+    ``max_tokens`` and :data:`TEMPLATE_TOKENS`, at most ``fixed`` (``writing.prompt_budget``) when set."""
+    room = engine.context_len - max_tokens - TEMPLATE_TOKENS
+    return max(64, min(fixed, room) if fixed else room)
 
 
 def compose(

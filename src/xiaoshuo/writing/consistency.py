@@ -289,7 +289,7 @@ async def judge_chapter(
     import asyncio
 
     from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.writing.extraction import answer_room, context_of, prompt_tokens, split_text
+    from xiaoshuo.writing.extraction import answer_room, split_text
     from xiaoshuo.writing.review import locate
     from xiaoshuo.writing.structured import generate_json, schema_of, with_schema_hint
 
@@ -297,7 +297,7 @@ async def judge_chapter(
     facts = judge_facts(text, chapter, entries)
     while True:  # fewer facts until a piece of at least 128 tokens fits beside them
         frame = with_schema_hint(judge_messages("", chapter, entries, facts=facts, prompts=prompts), schema)
-        budget = min(context_of(engine) - max_tokens - prompt_tokens(engine, frame) - 16, 6000)
+        budget = min(engine.context_len - max_tokens - engine.prompt_tokens(frame) - 16, 6000)
         if budget >= 128 or not facts:
             break
         facts = facts[: len(facts) // 2]

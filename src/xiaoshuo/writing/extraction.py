@@ -53,42 +53,20 @@ ANSWER_CAP = 2048  # the most tokens one form's answer may take (a rich chapter'
 PROMPT_MARGIN = 16  # tokens kept free: a piece's tokens can differ by a few inside the whole prompt
 
 
-def prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
-    """Tokens of ``messages`` as the engine will send them (chat template, system prompt included).
-
-    Engines without a local chat template (an OpenAI-compatible server renders remotely) get the
-    contents plus a per-message allowance; their ``count_tokens`` already over-estimates.
-    """
-    from xiaoshuo.engine import GenerationRequest
-
-    try:
-        rendered = engine.render(GenerationRequest(messages=messages))
-    except Exception:  # no local tokenizer / chat template: estimate below
-        rendered = ""
-    if rendered.strip():
-        return engine.count_tokens(rendered)
-    system = "" if any(m["role"] == "system" for m in messages) else getattr(engine, "system_prompt", "")
-    contents = sum(engine.count_tokens(m["content"]) + 8 for m in messages)
-    return contents + engine.count_tokens(system or "") + 8
-
-
-def context_of(engine: Any) -> int:
-    return engine.max_model_len or 32768
-
-
 def answer_room(engine: Any, messages: list[dict[str, str]], *, least: int, most: int, task: str) -> int:
-    """``max_tokens`` for a prompt: what the context leaves after it, within [least, most].
+    """``max_tokens`` for a prompt: what the context leaves after it (``Engine.context_len`` less
+    ``Engine.prompt_tokens``), within [least, most].
 
     Raises a WritingError when not even ``least`` tokens are left (the prompt's fixed part is too long).
     """
     from xiaoshuo.writing.schema import WritingError
 
-    used = prompt_tokens(engine, messages)
-    room = context_of(engine) - used - PROMPT_MARGIN
+    used = engine.prompt_tokens(messages)
+    room = engine.context_len - used - PROMPT_MARGIN
     if room < least:
         raise WritingError(
             f"提示词太长，放不下回答：任务 {task} (the {task} prompt leaves no room for the answer)",
-            expected=f"prompt + at least {least} answer tokens <= {context_of(engine)} (the model's context)",
+            expected=f"prompt + at least {least} answer tokens <= {engine.context_len} (the model's context)",
             received=f"{used} prompt tokens",
             fix="换用上下文更长的模型 (model.vllm_max_model_len)，或减少记忆条目 / use a longer context",
         )
@@ -402,7 +380,7 @@ class Extractor:
         frame = with_schema_hint(
             messages_for(card, number, title, "", known, self.prompts), schema_of(ChapterFacts)
         )
-        limit = context_of(self.engine) - self.max_tokens - prompt_tokens(self.engine, frame) - PROMPT_MARGIN
+        limit = self.engine.context_len - self.max_tokens - self.engine.prompt_tokens(frame) - PROMPT_MARGIN
         if limit < 64:
             answer_room(self.engine, frame, least=self.max_tokens + 64, most=ANSWER_CAP, task="extract")
         return min(limit, 6000)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xiaoshuo.writing.compose import Composition, compose
+from xiaoshuo.writing.compose import Composition, compose, prompt_budget
 from xiaoshuo.writing.project import Novel
 from xiaoshuo.writing.prompts import chapter_request, continue_request, rewrite_request
 from xiaoshuo.writing.schema import WritingError
@@ -169,14 +169,10 @@ class Writer:
         )
 
     def prompt_budget(self, max_tokens: int) -> int:
-        ctx = self.engine.max_model_len or 32768
-        fixed = self.settings.writing.prompt_budget
-        room = ctx - max_tokens - 8  # chat-template tokens around the messages
-        return max(64, min(fixed, room) if fixed else room)
+        return prompt_budget(self.engine, max_tokens, self.settings.writing.prompt_budget)
 
     def max_tokens_for(self, chars: int, chars_per_token: float) -> int:
-        ctx = self.engine.max_model_len or 32768
-        return max(16, min(math.ceil(chars / chars_per_token * 1.15) + 8, ctx // 2))
+        return max(16, min(math.ceil(chars / chars_per_token * 1.15) + 8, self.engine.context_len // 2))
 
     def sampling_for(self, *, max_tokens: int, seed: int | None, boost: int = 0) -> Any:
         from xiaoshuo.engine import SamplingSettings

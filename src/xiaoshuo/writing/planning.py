@@ -335,14 +335,14 @@ def _outline_messages(
     answer_tokens = _answer_tokens(engine, len(numbers), limits)
     frame = outline_messages(prompts, card=card, ask=ask, memory=memory, after=after)
     fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
-    budget = _context(engine) - answer_tokens - fixed - _SCHEMA_MARGIN
+    budget = engine.context_len - answer_tokens - fixed - _SCHEMA_MARGIN
     history = _history(engine, [c for c in outline.chapters() if c.number < first], budget, prompts)
     return outline_messages(prompts, card=card, ask=ask, memory=memory, history=history, after=after)
 
 
 def _answer_tokens(engine: Any, count: int, limits: PlanLimits) -> int:
     """Tokens kept for a batch's answer: the form's bound, at most half the context (the rest: history)."""
-    return min(count * limits.chapter_tokens() + 40, _context(engine) // 2)
+    return min(count * limits.chapter_tokens() + 40, engine.context_len // 2)
 
 
 def _line(c: ChapterPlan, *, full: bool) -> str:
@@ -368,18 +368,8 @@ def _history(engine: Any, before: list[ChapterPlan], budget: int, prompts: Promp
 
 
 def _prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
-    """Tokens of the prompt as the engine will send it (chat template and system prompt included)."""
-    from xiaoshuo.engine import GenerationRequest
-
-    try:
-        return engine.count_tokens(engine.render(GenerationRequest(messages=messages))) + 8
-    except Exception:  # no local chat template (a remote server): contents + system prompt + a margin
-        system = engine.count_tokens(getattr(engine, "system_prompt", "") or "")
-        return sum(engine.count_tokens(m["content"]) + 8 for m in messages) + system + _SCHEMA_MARGIN
-
-
-def _context(engine: Any) -> int:
-    return engine.max_model_len or 32768
+    """Tokens of the prompt as the engine will send it (``Engine.prompt_tokens``), plus a small margin."""
+    return engine.prompt_tokens(messages) + 8
 
 
 def _sampling(
@@ -396,12 +386,12 @@ def _sampling(
     batches differ from each other and a resumed run repeats what an uninterrupted one would do."""
     base = sampling or DEFAULT_SAMPLING
     prompt = _prompt_tokens(engine, messages)
-    room = _context(engine) - prompt
+    room = engine.context_len - prompt
     if room < 16:
         raise WritingError(
             "提示词已占满上下文 (the prompt fills the context)",
             expected=f"a context longer than {prompt} tokens",
-            received=_context(engine),
+            received=engine.context_len,
             fix="减小 --batch 或 writing.outline_synopsis_chars，或换用上下文更长的模型",
         )
     fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
@@ -445,7 +435,7 @@ async def summarize_chapter(
     card = novel.card().render()
     frame = summary_messages(prompts, card=card, ask=ask, text=None)
     fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
-    budget = _context(engine) - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
+    budget = engine.context_len - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
     body = _fit(engine, text, budget)
     messages = summary_messages(prompts, card=card, ask=ask, text=body)
     answer = await generate_json(
@@ -474,7 +464,7 @@ def _fit(engine: Any, text: str, budget: int) -> str:
     if budget <= 0:
         raise WritingError(
             "上下文太短，放不下本章 (the context is too short for a summary prompt)",
-            received=_context(engine),
+            received=engine.context_len,
             fix="换用上下文更长的模型，或减小 writing.summary_chars",
         )
     if engine.count_tokens(text) <= budget:
