@@ -225,7 +225,9 @@ def revert_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """回退 / Bring back an older version's text as a new version."""
-    v = _novel(ctx, novel).revert(number, version)
+    from xiaoshuo.writing import actions
+
+    v = actions.revert(_novel(ctx, novel), number, version)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 回到版本 {version}（新版本 {v.id}）")
 
 

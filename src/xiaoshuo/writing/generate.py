@@ -14,6 +14,10 @@ previous ``writing.repetition_chapters`` chapters is measured; above ``writing.r
 the segment is generated again with a new seed and stronger penalties, at most
 ``writing.repetition_retries`` times, and every retry is recorded.
 
+Each operation (写一章, 续写, 改写) is an :class:`Operation` whose ``request_for`` gives a segment's
+写作要求 (:mod:`xiaoshuo.writing.prompts`); ``Writer._segment`` composes a segment from it, for the loop
+and for :meth:`Writer.preview` (the dry run, the WebUI's inspector) alike.
+
 ``k`` candidates run as concurrent segment loops (vLLM batches them); each finished candidate is
 saved as a version at once (acknowledged only once on disk).  The novel's write lock is held for
 the whole operation.  This module drives an :class:`~xiaoshuo.engine.Engine`; it knows no UI.
