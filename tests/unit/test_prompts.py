@@ -135,3 +135,25 @@ def test_an_edited_prompts_file_is_read_again(tmp_path: Path) -> None:
 
 def test_every_default_validates_as_its_own_override() -> None:
     assert P.validate(dict(P.DEFAULTS)) == P.DEFAULTS
+
+
+def test_the_cli_checks_the_prompts_file_before_loading_a_model(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from xiaoshuo.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in __import__("os").environ if k.startswith("XIAOSHUO_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("XIAOSHUO_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XIAOSHUO_WRITING__PROMPTS_FILE", str(_write(tmp_path, 'continue = "续写。"\n')))
+    _novel(load(None))
+    # an unknown backend would be the error if the model were loaded first
+    for args in (
+        ["write", "chapter", "1", "--novel", "yuye", "--dry-run", "--backend", "no-such-backend"],
+        ["outline", "generate", "--novel", "yuye", "-n", "3", "--backend", "no-such-backend"],
+    ):
+        res = CliRunner().invoke(app, args)
+        shown = f"{res.output}{res.exception}"
+        assert res.exit_code != 0 and isinstance(res.exception, XiaoshuoError)
+        assert "continue" in shown and "{want}" in shown and "no-such-backend" not in shown

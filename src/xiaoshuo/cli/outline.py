@@ -78,8 +78,10 @@ def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool
     """(settings, engine, adapter name or None, memory store or None) for planning commands."""
     from xiaoshuo.cli.inference import _choose_adapter
     from xiaoshuo.engine import load_engine
+    from xiaoshuo.writing.prompts import Prompts
 
     settings = _state(ctx).settings()
+    Prompts.from_settings(settings)  # a bad writing.prompts_file fails before the model loads
     adapters: dict[str, str] = {}
     use = _choose_adapter(settings, adapters, adapter or "none", backend or settings.engine.backend)
     with contextlib.ExitStack() as stack:

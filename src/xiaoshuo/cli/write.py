@@ -56,8 +56,10 @@ def writer_for(
     from xiaoshuo.cli.inference import _choose_adapter
     from xiaoshuo.engine import SamplingSettings, load_engine
     from xiaoshuo.writing import Writer
+    from xiaoshuo.writing.prompts import Prompts
 
     settings = _state(ctx).settings()
+    Prompts.from_settings(settings)  # a bad writing.prompts_file fails before the model loads
     novel = novels(ctx).get(slug)
     wanted = adapter if adapter is not None else (novel.card().adapter or "none")
     adapters: dict[str, str] = {}
