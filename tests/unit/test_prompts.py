@@ -157,3 +157,22 @@ def test_the_cli_checks_the_prompts_file_before_loading_a_model(tmp_path: Path, 
         shown = f"{res.output}{res.exception}"
         assert res.exit_code != 0 and isinstance(res.exception, XiaoshuoError)
         assert "continue" in shown and "{want}" in shown and "no-such-backend" not in shown
+
+
+def test_compose_context_lines_come_from_the_prompts(tmp_path: Path) -> None:
+    plan = P.plan_block(
+        P.DEFAULT_PROMPTS, number=2, title="得剑", volume="第一卷", synopsis="林远得剑",
+        characters=["林远", "苏晚晴"], places=["青云山"], target=300,
+    )  # fmt: skip
+    assert (
+        plan
+        == "第2章 得剑（第一卷）\n要点：林远得剑\n出场人物：林远、苏晚晴\n地点：青云山\n本章目标字数：约300字"
+    )
+    line = P.summary_line(
+        P.DEFAULT_PROMPTS, number=1, title="夜雨", summary="林远遇剑客。", who=["林远"], when="夜"
+    )
+    assert line == "第1章 夜雨：林远遇剑客。（人物：林远；时间：夜）"
+
+    settings = _settings(tmp_path, _write(tmp_path, 'plan_target = "全章写到{target}字上下。"\n'))
+    data = Writer(settings, ScriptedEngine(), _novel(settings), store=None, memory_on=False).dry_run(1)
+    assert "全章写到300字上下。" in data["prompt"] and "本章目标字数" not in data["prompt"]

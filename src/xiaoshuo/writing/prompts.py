@@ -4,9 +4,10 @@ The texts are Chinese templates with ``{name}`` placeholders (:data:`DEFAULTS`).
 fill them: :func:`chapter_request` / :func:`continue_request` / :func:`rewrite_request` (the 【写作要求】
 of one segment, which :func:`~xiaoshuo.writing.compose.compose` places after the context it budgets),
 :func:`outline_messages` (planning), :func:`summary_messages` (前情提要), :func:`extraction_messages`
-(memory extraction) and :func:`check_messages` (the consistency judge).  Every caller — the segment
-loop, the dry run, the WebUI's context inspector — builds its request with the same function, so a
-preview is the prompt that is sent.
+(memory extraction) and :func:`check_messages` (the consistency judge); :func:`plan_block`,
+:func:`summary_line` and :func:`next_line` write the outline's lines that ``compose`` places in the
+context.  Every caller — the segment loop, the dry run, the WebUI's context inspector — builds its
+request with the same function, so a preview is the prompt that is sent.
 
 A writer can replace any template from a TOML file named by ``writing.prompts_file``::
 
@@ -17,11 +18,11 @@ A writer can replace any template from a TOML file named by ``writing.prompts_fi
 key, a placeholder the template does not know, or a missing required placeholder is a
 :class:`~xiaoshuo.errors.XiaoshuoError` naming the key.  Literal braces are written ``{{`` ``}}``.
 
-Not here: the section headings (【前文】 …) and the layout of the composed context (``compose``), the
-rendering of the novel card and a memory entry (they are data, not instructions), and the JSON-format
-line of structured output (:data:`JSON_HINT`, tied to ``structured.schema_sketch``'s notation; it is
-kept here but cannot be overridden).  This module reads one file and builds strings; it generates
-nothing.
+Not here: the section headings (【前文】 …) and the layout of the composed context (``compose``); the
+rendering of the novel card, a memory entry and a due thread (data: ``NovelCard.render``,
+``MemoryEntry.render``, ``threads.render_due``); the JSON-format line of structured output
+(:data:`JSON_HINT`, tied to ``structured.schema_sketch``'s notation: kept here, not overridable).
+This module reads one file and builds strings; it generates nothing.
 """
 
 from __future__ import annotations
@@ -71,6 +72,19 @@ _spec("rewrite_more", "已经写了{have}字（见【前文】末尾），请接
 _spec("rewrite_format", "只输出改写后的正文。")
 _spec("rewrite_instruction", "语言更生动，保持情节不变")
 _spec("free_request", "请接着前文继续写。")
+# ---------------------------------------------------------------------------------- context lines (compose)
+_spec("plan_heading", "第{number}章 {title}{volume}", optional=("number", "title", "volume"))
+_spec("plan_volume", "（{volume}）")
+_spec("plan_synopsis", "要点：{synopsis}")
+_spec("plan_characters", "出场人物：{names}")
+_spec("plan_places", "地点：{names}")
+_spec("plan_target", "本章目标字数：约{target}字")
+_spec("summary_line", "第{number}章 {title}：{summary}", optional=("number", "title"))
+_spec("summary_who", "人物：{names}")
+_spec("summary_where", "地点：{names}")
+_spec("summary_when", "时间：{when}")
+_spec("summary_facts", "（{facts}）")
+_spec("next_line", "第{number}章 {title}：{synopsis}", optional=("number", "title"))
 # ---------------------------------------------------------------------------------- planning
 _spec(
     "outline_ask",
@@ -266,6 +280,66 @@ def rewrite_request(
     if have:
         text += p.text("rewrite_more", have=have, want=want)
     return text + p.text("rewrite_format")
+
+
+def plan_block(
+    p: Prompts,
+    *,
+    number: int,
+    title: str,
+    volume: str = "",
+    synopsis: str = "",
+    characters: list[str] = (),  # type: ignore[assignment]
+    places: list[str] = (),  # type: ignore[assignment]
+    target: int | None = None,
+) -> str:
+    """The 【本章大纲】 of the chapter being written."""
+    lines = [
+        p.text(
+            "plan_heading",
+            number=number,
+            title=title,
+            volume=p.text("plan_volume", volume=volume) if volume else "",
+        )
+    ]
+    if synopsis:
+        lines.append(p.text("plan_synopsis", synopsis=synopsis))
+    if characters:
+        lines.append(p.text("plan_characters", names="、".join(characters)))
+    if places:
+        lines.append(p.text("plan_places", names="、".join(places)))
+    if target:
+        lines.append(p.text("plan_target", target=target))
+    return "\n".join(lines)
+
+
+def summary_line(
+    p: Prompts,
+    *,
+    number: int,
+    title: str,
+    summary: str,
+    who: list[str] = (),
+    where: list[str] = (),
+    when: str = "",  # type: ignore[assignment]
+) -> str:
+    """One earlier chapter under 【前情提要】, with a generated summary's who/where/when when present."""
+    facts = [
+        p.text(key, **{arg: value})
+        for key, arg, value in (
+            ("summary_who", "names", "、".join(who)),
+            ("summary_where", "names", "、".join(where)),
+            ("summary_when", "when", when.strip()),
+        )
+        if value
+    ]
+    line = p.text("summary_line", number=number, title=title, summary=summary)
+    return line + (p.text("summary_facts", facts="；".join(facts)) if facts else "")
+
+
+def next_line(p: Prompts, *, number: int, title: str, synopsis: str) -> str:
+    """One following chapter under 【后续章节】."""
+    return p.text("next_line", number=number, title=title, synopsis=synopsis)
 
 
 def free_request(p: Prompts) -> str:
