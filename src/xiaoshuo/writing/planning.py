@@ -35,6 +35,8 @@ from xiaoshuo.writing.prompts import (
     DEFAULT_PROMPTS,
     Prompts,
     outline_ask,
+    outline_line,
+    outline_memory_line,
     outline_messages,
     outline_omitted,
     summary_ask,
@@ -184,7 +186,7 @@ async def generate_outline(
     with novel.writer(what="outline generate"):
         progress = _begin(novel, chapters=chapters, batch=batch, resume=resume, start=start)
         result = OutlineResult(novel.slug, progress.target, progress.start, [], [], 0, 0.0, resume)
-        memory = _memory_lines(store, novel.slug)
+        memory = _memory_lines(store, novel.slug, prompts)
         while True:
             outline = novel.outline()
             numbers, skipped = _next_numbers(outline, progress.next, progress.target, progress.batch)
@@ -308,13 +310,13 @@ def _apply(outline: Outline, numbers: list[int], answer: Any) -> None:
         outline.volumes[-1].chapters.append(ChapterPlan(number=n, **fields))
 
 
-def _memory_lines(store: Any, slug: str) -> list[str]:
+def _memory_lines(store: Any, slug: str, prompts: Prompts) -> list[str]:
     if store is None:
         return []
     lines = []
-    for kind, label in (("character", "人物"), ("setting", "设定")):
+    for kind in ("character", "setting"):
         for entry in store.list(slug, kind=kind)[:40]:
-            lines.append(f"{label}·{entry.name}：{entry.text[:60]}")
+            lines.append(outline_memory_line(prompts, kind=kind, name=entry.name, text=entry.text[:60]))
     return lines
 
 
@@ -331,7 +333,7 @@ def _outline_messages(
     first, last = numbers[0], numbers[-1]
     card = novel.card().render()
     ask = outline_ask(prompts, first=first, last=last, synopsis_chars=limits.synopsis_chars)
-    after = [_line(c, full=True) for c in outline.chapters() if c.number > last][:3]
+    after = [_line(c, prompts, full=True) for c in outline.chapters() if c.number > last][:3]
     answer_tokens = _answer_tokens(engine, len(numbers), limits)
     frame = outline_messages(prompts, card=card, ask=ask, memory=memory, after=after)
     fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
@@ -345,8 +347,8 @@ def _answer_tokens(engine: Any, count: int, limits: PlanLimits) -> int:
     return min(count * limits.chapter_tokens() + 40, engine.context_len // 2)
 
 
-def _line(c: ChapterPlan, *, full: bool) -> str:
-    return f"第{c.number}章 {c.title}" + (f"：{c.synopsis}" if full and c.synopsis else "")
+def _line(c: ChapterPlan, prompts: Prompts, *, full: bool) -> str:
+    return outline_line(prompts, number=c.number, title=c.title, synopsis=c.synopsis if full else "")
 
 
 def _history(engine: Any, before: list[ChapterPlan], budget: int, prompts: Prompts) -> str:
@@ -355,7 +357,7 @@ def _history(engine: Any, before: list[ChapterPlan], budget: int, prompts: Promp
     used = 0
     omitted = 0
     for i, c in enumerate(reversed(before)):
-        line = _line(c, full=used < budget * 2 // 3)
+        line = _line(c, prompts, full=used < budget * 2 // 3)
         cost = engine.count_tokens(line) + 1
         if used + cost > budget:
             omitted = len(before) - i

@@ -97,6 +97,10 @@ _spec("outline_memory", "已知人物与设定：\n{lines}")
 _spec("outline_history", "前面的章节：\n{lines}")
 _spec("outline_after", "之后已定的章节（要能衔接）：\n{lines}")
 _spec("outline_omitted", "（更早的 {count} 章从略）", optional=("count",))
+_spec("outline_title", "第{number}章 {title}", optional=("number",))
+_spec("outline_synopsis", "：{synopsis}")
+_spec("outline_character", "人物·{name}：{text}", optional=("text",))
+_spec("outline_setting", "设定·{name}：{text}", optional=("text",))
 _spec(
     "summary_ask",
     "为第{number}章《{title}》写前情提要：用几句话（不超过{summary_chars}字）概括本章发生的事，"
@@ -372,6 +376,17 @@ def outline_messages(
         parts.append(p.text("outline_after", lines="\n".join(after)))
     parts.append(ask)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def outline_line(p: Prompts, *, number: int, title: str, synopsis: str = "") -> str:
+    """A planned chapter in an outline prompt (``synopsis`` '': the title only)."""
+    line = p.text("outline_title", number=number, title=title)
+    return line + (p.text("outline_synopsis", synopsis=synopsis) if synopsis else "")
+
+
+def outline_memory_line(p: Prompts, *, kind: str, name: str, text: str) -> str:
+    """A memory entry (``character`` or ``setting``) in an outline prompt."""
+    return p.text(f"outline_{kind}", name=name, text=text)
 
 
 def outline_omitted(p: Prompts, count: int) -> str:
