@@ -404,7 +404,7 @@ class Writer:
         def request_for(seg: int, have: int, want: int) -> str:
             return chapter_request(
                 prompts, number=chapter, title=title, target=target, want=want, have=have,
-                last=target - have <= want * 1.2,
+                last=target - have <= want * 1.2, first=seg == 0 and have == 0,
             )  # fmt: skip
 
         return Operation("chapter", chapter, "", "", target, request_for)

@@ -260,10 +260,19 @@ def validate(data: dict[str, Any], path: Path | str = "<prompts>") -> dict[str, 
 
 # ---------------------------------------------------------------------------------- the requests
 def chapter_request(
-    p: Prompts, *, number: int, title: str, target: int, want: int, have: int = 0, last: bool = False
+    p: Prompts,
+    *,
+    number: int,
+    title: str,
+    target: int,
+    want: int,
+    have: int = 0,
+    last: bool = False,
+    first: bool | None = None,
 ) -> str:
-    """One segment's 写作要求 while writing chapter ``number`` (``have``: 字 written so far)."""
-    key = "chapter_first" if have == 0 else "chapter_next"
+    """One segment's 写作要求 while writing chapter ``number`` (``have``: 字 written so far; ``first``:
+    the chapter's first segment, by default when nothing is written yet)."""
+    key = "chapter_first" if (have == 0 if first is None else first) else "chapter_next"
     text = p.text(key, number=number, title=title, target=target, want=want, have=have)
     if last:
         text += p.text("chapter_last")
