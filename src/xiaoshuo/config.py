@@ -334,6 +334,11 @@ class WritingSettings(_Section):
     reappear_gap: int = Field(
         20, ge=1, description="Consistency check: flag a character unseen for this many chapters."
     )
+    prompts_file: str = Field(
+        "",
+        description="TOML file overriding prompt texts (keys of xiaoshuo.writing.prompts, e.g. "
+        "chapter_format); empty = the built-in texts.",
+    )
 
 
 class WebUISettings(_Section):

@@ -147,36 +147,42 @@ def accept_cmd(
             help="Then propose memory changes from it (default: writing.auto_extract; review queue).",
         ),
     ] = None,
+    backend: BackendOpt = None,
 ) -> None:
     """采用版本 / Make a version (e.g. a candidate) the chapter's text."""
+    import contextlib
+
     from xiaoshuo.cli.state import cli_state
-    from xiaoshuo.writing.accepted import wanted
+    from xiaoshuo.writing import actions, run_sync
 
-    v = _novel(ctx, novel).accept(number, version)
-    after = any(wanted(cli_state(ctx).settings(), summarize=summarize, extract=extract))
-    if not as_json:
-        typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
-    elif not after:
-        echo_json(v.brief())
-    if after:
-        _after_accept(ctx, novel, number, v, summarize=summarize, extract=extract, as_json=as_json)
+    settings = cli_state(ctx).settings()
+    with contextlib.ExitStack() as stack:
 
+        def open_engine():  # the base model, loaded only when something runs after the accept
+            if not as_json:
+                typer.echo(f"✓ 第{number}章 = 版本 {version}；加载模型 (loading the model)…", err=True)
+            _, engine, use, _ = stack.enter_context(
+                planning_engine(ctx, backend=backend, model=None, adapter=None)
+            )
+            return engine, use
 
-def _after_accept(
-    ctx: typer.Context, novel: str, number: int, v, *, summarize, extract, as_json: bool
-) -> None:
-    """writing.accepted.on_accepted with the planning engine (base model); failures are warnings."""
-    from xiaoshuo.writing import run_sync
-    from xiaoshuo.writing.accepted import on_accepted
-
-    n = _novel(ctx, novel)
-    with planning_engine(ctx, backend=None, model=None, adapter=None) as (settings, engine, use, _):
         done = run_sync(
-            on_accepted(settings, engine, n, number, summarize=summarize, extract=extract, lora=use)
-        )
+            actions.accept(
+                settings, _novel(ctx, novel), number, version, open_engine=open_engine,
+                summarize=summarize, extract=extract,
+            )
+        )  # fmt: skip
+    v = done.version
     if as_json:
-        echo_json(v.brief() | {"after_accept": done.as_dict()})
+        echo_json(done.as_dict())
         return
+    typer.echo(f"✓ 第{number}章 = 版本 {v.id} ({v.chars} 字)")
+    if done.after is not None:
+        _report_after(novel, number, done.after)
+
+
+def _report_after(novel: str, number: int, done) -> None:
+    """What on_accepted did, in words; a form the model failed to fill is a warning (the accept stands)."""
     if done.summary is not None:
         s = done.summary
         typer.echo(f"✓ 第{number}章 前情提要：{s['summary']}")
@@ -201,13 +207,13 @@ def _summarize(
 ) -> None:
     from xiaoshuo.writing import run_sync
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+    from xiaoshuo.writing.prompts import Prompts
 
     n = _novel(ctx, novel)
     n.plan(number)  # a missing chapter fails before the model loads
     with planning_engine(ctx, backend=backend, model=model, adapter=adapter) as (settings, engine, use, _):
-        answer = run_sync(
-            summarize_chapter(engine, n, number, limits=PlanLimits.from_settings(settings), lora=use)
-        )
+        limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
+        answer = run_sync(summarize_chapter(engine, n, number, limits=limits, lora=use, prompts=prompts))
     if as_json:
         echo_json({"number": number, **answer.model_dump()})
     else:
@@ -239,7 +245,9 @@ def revert_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """回退 / Bring back an older version's text as a new version."""
-    v = _novel(ctx, novel).revert(number, version)
+    from xiaoshuo.writing import actions
+
+    v = actions.revert(_novel(ctx, novel), number, version)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 回到版本 {version}（新版本 {v.id}）")
 
 

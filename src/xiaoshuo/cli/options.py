@@ -81,8 +81,10 @@ def planning_engine(ctx: typer.Context, *, backend, model, adapter, memory: bool
     """(settings, engine, adapter name or None, memory store or None) for planning commands
     (``outline generate``, ``chapter summarize``, the work after ``chapter accept``)."""
     from xiaoshuo.engine import load_engine
+    from xiaoshuo.writing.prompts import Prompts
 
     settings = cli_state(ctx).settings()
+    Prompts.from_settings(settings)  # a bad writing.prompts_file fails before the model loads
     adapters: dict[str, str] = {}
     use = choose_adapter(settings, adapters, adapter or "none", backend or settings.engine.backend)
     with contextlib.ExitStack() as stack:

@@ -118,6 +118,8 @@ def outline_generate_cmd(
             nums = event["chapters"]
             typer.echo(f"  第{nums[0]}–{nums[-1]}章 ✓ ({nums[-1]}/{event['target']})", err=True)
 
+    from xiaoshuo.writing.prompts import Prompts
+
     with planning_engine(ctx, backend=backend, model=model, adapter=adapter, memory=memory) as (
         settings,
         engine,
@@ -137,6 +139,7 @@ def outline_generate_cmd(
                 lora=use,
                 store=store,
                 on_batch=on_batch,
+                prompts=Prompts.from_settings(settings),
             )
         )
     if as_json:

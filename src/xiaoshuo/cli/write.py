@@ -1,8 +1,10 @@
-"""``xiaoshuo write chapter|continue|rewrite``: generation through :class:`xiaoshuo.writing.Writer`.
+"""``xiaoshuo write chapter|continue|rewrite``: :func:`xiaoshuo.writing.actions.write` from the CLI.
 
-The engine and the memory store are opened here and passed in; everything else (prompts, the
-segment loop, versions) happens in :mod:`xiaoshuo.writing`.  Text streams to stdout (candidate 1),
-progress to stderr; ``--json`` prints one JSON document at the end instead.
+The engine and the memory store are opened here and passed in; the commands are
+:func:`xiaoshuo.writing.actions.write` (the WebUI's book page calls it too) and ``--dry-run`` is the
+writer's :meth:`~xiaoshuo.writing.Writer.preview`; prompts, the segment loop and versions live in
+:mod:`xiaoshuo.writing`.  Text streams to stdout (candidate 1), progress to stderr; ``--json`` prints
+one JSON document at the end instead.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ def writer_for(
     """A ready :class:`Writer`: settings, novel, engine (with the chosen adapter) and memory."""
     from xiaoshuo.engine import SamplingSettings, load_engine
     from xiaoshuo.writing import Writer
+    from xiaoshuo.writing.prompts import Prompts
 
     settings = cli_state(ctx).settings()
+    Prompts.from_settings(settings)  # a bad writing.prompts_file fails before the model loads
     novel = novels(ctx).get(slug)
     wanted = adapter if adapter is not None else (novel.card().adapter or "none")
     adapters: dict[str, str] = {}
@@ -162,7 +166,7 @@ def chapter_cmd(
 
     Candidates are saved as versions; with one candidate an empty chapter takes it as its text.
     """
-    from xiaoshuo.writing import run_sync
+    from xiaoshuo.writing import actions, run_sync
 
     numbers = chapter_range(number)
     with writer_for(
@@ -193,10 +197,11 @@ def chapter_cmd(
         results = []
         for n in numbers:
             result = run_sync(
-                writer.write_chapter(
-                    n, target_chars=target_chars, candidates=candidates, seed=seed, accept=accept
+                actions.write(
+                    writer, "chapter", n, target_chars=target_chars, candidates=candidates, seed=seed,
+                    accept=accept,
                 )
-            )
+            )  # fmt: skip
             results.append(result)
             if not as_json:
                 _report(result, as_json)
@@ -242,7 +247,7 @@ def continue_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """续写 / Continue a chapter by about N 字 (one candidate is accepted unless --no-accept)."""
-    from xiaoshuo.writing import WritingError, run_sync
+    from xiaoshuo.writing import WritingError, actions, run_sync
 
     with writer_for(
         ctx,
@@ -264,7 +269,9 @@ def continue_cmd(
                 )
             chapter = written[-1]
         result = run_sync(
-            writer.continue_chapter(chapter, chars=chars, candidates=candidates, seed=seed, accept=accept)
+            actions.write(
+                writer, "continue", chapter, chars=chars, candidates=candidates, seed=seed, accept=accept
+            )
         )
     _report(result, as_json)
 
@@ -292,7 +299,7 @@ def rewrite_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """改写 / 扩写 / 缩写 a passage of a chapter with an instruction."""
-    from xiaoshuo.writing import run_sync
+    from xiaoshuo.writing import WritingError, actions, run_sync
 
     with writer_for(
         ctx,
@@ -305,13 +312,18 @@ def rewrite_cmd(
         as_json=as_json,
         k=candidates,
     ) as writer:
+        if mode not in ("rewrite", "expand", "shorten"):
+            raise WritingError(
+                "改写方式无效 (invalid mode)", expected="rewrite, expand or shorten", received=mode
+            )
         result = run_sync(
-            writer.rewrite(
+            actions.write(
+                writer,
+                mode,
                 chapter,
                 start=start,
                 end=end,
                 instruction=instruction,
-                mode=mode,
                 chars=chars,
                 candidates=candidates,
                 seed=seed,

@@ -36,6 +36,8 @@ from xiaoshuo.errors import XiaoshuoError
 
 log = logging.getLogger(__name__)
 
+#: The context assumed when a backend does not know its model's (``max_model_len`` None): a remote server.
+DEFAULT_CONTEXT = 32768
 ESTIMATE_SOURCE = "estimate: no local tokenizer (≈1 token per 汉字, over-counts) / 估算：无本地分词器"
 
 END = object()  # the backend's last item for a request
@@ -163,6 +165,30 @@ class Engine(ABC):
         if self.tokenizer is None:
             return estimate_tokens(text)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ token budgets
+    @property
+    def context_len(self) -> int:
+        """The model's context in tokens (prompt + answer): ``max_model_len``, or :data:`DEFAULT_CONTEXT`
+        when the backend does not know it.  Every token budget starts from this."""
+        return self.max_model_len or DEFAULT_CONTEXT
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> int:
+        """Tokens of ``messages`` as this engine will send them (chat template and system prompt included).
+
+        Exact when the engine renders locally (a tokenizer with a chat template).  Otherwise — an
+        OpenAI-compatible server renders remotely — a documented over-estimate: every message's content
+        (:meth:`count_tokens`, itself an over-estimate without a tokenizer) plus 8 tokens of template per
+        message, plus the system prompt this engine would add and 8 more for the generation prompt.
+        """
+        try:
+            rendered = self.render(GenerationRequest(messages=list(messages)))
+        except Exception:  # no local tokenizer / chat template: estimate below
+            rendered = ""
+        if rendered.strip():
+            return self.count_tokens(rendered)
+        system = "" if any(m["role"] == "system" for m in messages) else (self.system_prompt or "")
+        return sum(self.count_tokens(m["content"]) + 8 for m in messages) + self.count_tokens(system) + 8
 
     @property
     def token_count_exact(self) -> bool:

@@ -574,16 +574,18 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
     summary_btn.click(_guard(do_summary), [novel, chapter, summary], save_msg, api_visibility="private")
 
     # ------------------------------------------------------------------ inspector
-    def do_inspect(slug, number, mem):
+    def do_inspect(slug, number, mem, tgt, cont):
         if not slug or not number:
             raise gr.Error(L("book_pick_chapter"))
-        report = h.inspect(services, slug, number, memory_on=bool(mem), lang=lang)
+        # the page's own 目标字数 / 续写字数: the preview is the request the next click sends
+        sizes = {"target_chars": int(tgt) if tgt else None, "chars": int(cont) if cont else None}
+        report = h.inspect(services, slug, number, memory_on=bool(mem), lang=lang, **sizes)
         head = report["summary"] + "".join(f"\n\n⚠ {w}" for w in report["warnings"])
         return head, report["rows"], report["prompt"]
 
     inspect_btn.click(
         _guard(do_inspect),
-        [novel, chapter, memory_on],
+        [novel, chapter, memory_on, target, cont_chars],
         [inspect_summary, inspector, prompt],
         api_visibility="private",
     )

@@ -9,8 +9,10 @@ passed in and returned as plain dicts; the page keeps it in ``gr.State``.
 Generation (:func:`write_stream`) runs the writing core's ``Writer`` on a thread with its own event
 loop (its file writes and memory retrieval never block the page's loop) and yields coalesced
 :class:`BookUpdate` s; closing the generator (the stop button) cancels the run and the engine aborts
-its requests.  Chapters, versions and summaries are stored by :class:`xiaoshuo.writing.Novel`; this
-module builds no prompt (``Writer`` / ``compose`` do) and keeps no state of its own.
+its requests.  Writing, the inspector's preview, accept (with ``writing.auto_*``), saving an edit and
+reverting are :mod:`xiaoshuo.writing.actions`, the functions the CLI calls too; chapters, versions and
+summaries are stored by :class:`xiaoshuo.writing.Novel`.  This module builds no prompt and keeps no
+state of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -27,19 +28,17 @@ from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import STRINGS, t
+from xiaoshuo.writing import actions
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
 MAX_CANDIDATES = 3
 STREAM_INTERVAL = 0.1  # seconds between page updates while streaming
 LOAD_TIMEOUT_S = 1800.0
-ACTIONS = ("chapter", "continue", "rewrite", "expand", "shorten")
-# Novel content, not page text: a new chapter's default title and first volume, and the request
-# the inspector shows for the next segment (the same words as ``Writer``'s); Chinese in every UI language.
+ACTIONS = actions.ACTIONS
+# Novel content, not page text: a new chapter's default title and first volume; Chinese in every UI language.
 CONTENT_CHAPTER_TITLE = "第{number}章"
 CONTENT_FIRST_VOLUME = "第一卷"
-CONTENT_REQUEST_START = "请开始写第{number}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
-CONTENT_REQUEST_NEXT = "请紧接【前文】继续写第{number}章《{title}》，不要重复前文。这一段写约{want}字。"
 
 
 def headers(table: str, lang: str = "zh") -> list[str]:
@@ -306,19 +305,11 @@ def save_text(services: Any, slug: str | None, number: int | None, text: str, la
     if not slug or not number:
         return None
     novel = open_novel(services, slug, lang)
-    number = int(number)
-    text = text or ""
-    if text == novel.read(number, version=False).text:
-        return None
-    if not text.strip():
-        if not novel.chapter_file(number).is_file():
-            return None  # an untouched empty chapter stays unwritten
-        raise _err("book_err_empty_text", lang, fix="book_fix_empty_text")
-    # blur and the 保存 click arrive together: compare and write under one lock, waiting for the other
-    with novel.writer(timeout=30, what="webui save"):
-        if text == novel.read(number, version=False).text:
-            return None
-        return novel.set_text(number, text, note="webui").id
+    if not (text or "").strip() and novel.chapter_file(int(number)).is_file():
+        raise _err("book_err_empty_text", lang, fix="book_fix_empty_text")  # in the page's words
+    # blur and the 保存 click arrive together: save_edit compares and writes under the novel's lock
+    version = actions.save_edit(novel, int(number), text, note="webui", keep_empty=False)
+    return version.id if version is not None else None
 
 
 def save_summary(services: Any, slug: str, number: int, summary: str, lang: str = "zh") -> None:
@@ -379,11 +370,33 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
 
 
 def revert(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:
-    return open_novel(services, slug, lang).revert(int(number), int(version_id)).id
+    return actions.revert(open_novel(services, slug, lang), int(number), int(version_id)).id
+
+
+def _after_accept_options(services: Any, lang: str) -> dict[str, Any]:
+    """How an accept on the page runs ``writing.auto_*``: the page's engine (waited for while it loads,
+    the base model: no adapter, as ``chapter accept``) and the page's memory store."""
+    from xiaoshuo.writing.accepted import wanted
+
+    def open_engine() -> tuple[Any, None]:
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while services.engine.loading() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return services.engine.get(), None  # a failed or timed-out load raises its clear error
+
+    extract = wanted(services.settings)[1]
+    return {"open_engine": open_engine, "store": services.store() if extract else None}
 
 
 def accept(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:
-    return open_novel(services, slug, lang).accept(int(number), int(version_id)).id
+    """采用 a version: :func:`xiaoshuo.writing.actions.accept` (then auto summary / extraction)."""
+    novel = open_novel(services, slug, lang)
+    done = _run_async(
+        actions.accept(
+            services.settings, novel, int(number), int(version_id), **_after_accept_options(services, lang)
+        )
+    )
+    return done.version.id
 
 
 def accept_candidate(
@@ -402,9 +415,13 @@ def accept_candidate(
         raise WritingError(t("book_err_candidate_empty", lang, i=index + 1))
     full = run.get("before", "") + shown + run.get("after", "")
     novel = open_novel(services, slug, lang)
-    return novel.add_version(
-        number, full, source="generated", kind=run.get("kind", "chapter"), accept=True, note="stopped"
-    ).id
+    done = _run_async(
+        actions.accept_text(
+            services.settings, novel, number, full, kind=run.get("kind", "chapter"), note="stopped",
+            **_after_accept_options(services, lang),
+        )
+    )  # fmt: skip
+    return done.version.id
 
 
 # ----------------------------------------------------------------------------- selection
@@ -634,13 +651,12 @@ async def write_stream(
             yield BookUpdate([t("book_loading", lang)] * n + [""] * (MAX_CANDIDATES - n), loading=True)
     writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter, lang=lang)
     session: dict[str, Any] = {"novel": slug, "chapter": number, "kind": action, "before": "", "after": ""}
+    options: dict[str, Any] = {}
     if action == "chapter":
-        coro = lambda: writer.write_chapter(  # noqa: E731
-            number, target_chars=target_chars or None, candidates=n, seed=seed, accept=None
-        )
+        options = {"target_chars": target_chars or None}
     elif action == "continue":
         session["before"] = text
-        coro = lambda: writer.continue_chapter(number, chars=chars or 500, candidates=n, seed=seed)  # noqa: E731
+        options = {"chars": chars or 500}
     else:
         from xiaoshuo.writing.generate import MODE_FACTORS
 
@@ -648,16 +664,11 @@ async def write_stream(
         session["before"], session["after"] = text[:start], text[end:]
         # a short passage still asks for the writing core's shortest target (50 字)
         want = chars or max(50, round(count_chars(text[start:end]) * MODE_FACTORS[action]))
-        coro = lambda: writer.rewrite(  # noqa: E731
-            number,
-            start=start,
-            end=end,
-            instruction=instruction or "",
-            mode=action,
-            chars=want,
-            candidates=n,
-            seed=seed,
-        )
+        options = {"start": start, "end": end, "instruction": instruction or "", "chars": want}
+
+    def coro():
+        return actions.write(writer, action, number, candidates=n, seed=seed, **options)
+
     run = _Run(coro, n)
     writer.on_text, writer.on_progress = run.on_text, run.on_progress
     run.start()
@@ -704,23 +715,26 @@ async def write_stream(
 
 # ----------------------------------------------------------------------------- inspector
 def inspect(
-    services: Any, slug: str, number: int, *, memory_on: bool = True, lang: str = "zh"
+    services: Any,
+    slug: str,
+    number: int,
+    *,
+    memory_on: bool = True,
+    action: str | None = None,
+    lang: str = "zh",
+    **options: Any,
 ) -> dict[str, Any]:
-    """What the next 生成本章 / 续写 would send: ``compose()``'s account for chapter ``number``."""
+    """What the next generation would send (:func:`xiaoshuo.writing.actions.preview`, the function the
+    writer sends with): ``action`` None = 续写 when the chapter has text, else 生成本章; ``options`` as
+    :func:`~xiaoshuo.writing.actions.write` takes them (target_chars, chars, start, end, instruction)."""
     novel = open_novel(services, slug, lang)
     number = int(number)
     engine = services.engine.get()
     writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=None, lang=lang)
-    plan = novel.outline().chapter(number)
-    text = novel.text(number)
-    target = (plan.target_chars if plan else None) or novel.card().chapter_chars
-    want = min(services.settings.writing.segment_chars, target)
-    title = plan.title if plan else CONTENT_CHAPTER_TITLE.format(number=number)
-    template = CONTENT_REQUEST_NEXT if text.strip() else CONTENT_REQUEST_START
-    request = template.format(number=number, title=title, target=target, want=want)
-    comp = writer.compose(
-        number if plan else None, text, request, max_tokens=writer.max_tokens_for(want, 1.0)
-    )
+    if action is None:
+        action = "continue" if novel.text(number).strip() else "chapter"
+    preview = actions.preview(writer, action, number, **options)
+    comp = preview.composition
     chapters = {m.get("id"): m.get("chapter") for m in comp.memory}
     rows = [
         [
@@ -749,7 +763,9 @@ def inspect(
             {"name": m.get("name"), "kind": m.get("kind"), "chapter": m.get("chapter")} for m in comp.memory
         ],
         "warnings": warnings + comp.warnings,
-        "prompt": "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in comp.messages),
+        "prompt": "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in preview.messages),
+        "messages": preview.messages,
+        "action": action,
     }
 
 
@@ -901,10 +917,6 @@ def thread_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[
     ]
 
 
-def strip_tags(text: str) -> str:
-    return re.sub(r"<[^>]+>", "", text or "")
-
-
 # ------------------------------------------------------------------------ books in/out (importing, exporting)
 def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple[dict[str, Any], str]:
     """导入小说: any file ``novel import`` accepts; returns the import report and the novel's slug."""
@@ -956,6 +968,7 @@ async def generate_outline(
 
     from xiaoshuo.writing.planning import PlanLimits
     from xiaoshuo.writing.planning import generate_outline as plan
+    from xiaoshuo.writing.prompts import Prompts
     from xiaoshuo.writing.structured import DEFAULT_SAMPLING
 
     novel = open_novel(services, slug, lang)
@@ -984,6 +997,7 @@ async def generate_outline(
             sampling=sampling,
             store=store,
             on_batch=on_batch,
+            prompts=Prompts.from_settings(services.settings),
         ),
     )
     return result.as_dict()
@@ -992,12 +1006,19 @@ async def generate_outline(
 async def summarize(services: Any, slug: str, number: int, lang: str = "zh") -> str:
     """本章摘要 by the model (前情提要), stored on the chapter's plan; returns it."""
     from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+    from xiaoshuo.writing.prompts import Prompts
 
     novel = open_novel(services, slug, lang)
     engine = await _ready_engine(services, lang)
     answer = await asyncio.to_thread(
         _run_async,
-        summarize_chapter(engine, novel, int(number), limits=PlanLimits.from_settings(services.settings)),
+        summarize_chapter(
+            engine,
+            novel,
+            int(number),
+            limits=PlanLimits.from_settings(services.settings),
+            prompts=Prompts.from_settings(services.settings),
+        ),
     )
     return answer.summary.strip()
 

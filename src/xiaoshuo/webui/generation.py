@@ -1,15 +1,17 @@
-"""The 创作 page's generation, as a plain async function the page (and tests) call.
+"""The 随手写 (scratch) page's generation, as a plain async function the page (and tests) call.
 
 ``generate_stream(services, novel, request, story, sampling, memory_on, adapter)`` waits for the
-engine if it is still loading (yielding a 模型加载中… placeholder meanwhile), recalls story memory
-(degrading to triggers + BM25 with a warning when the dense part cannot run; only a store that cannot
-be opened stops it), composes the request, and yields coalesced :class:`Update` s while the engine
-streams.  ``app.py`` only turns updates into component values and errors into ``gr.Error``.
+engine if it is still loading (yielding a 模型加载中… placeholder meanwhile), composes a free request
+over the story with :func:`xiaoshuo.writing.compose` (memory retrieved by the novel's name, degrading to
+triggers + BM25 with a warning when the dense part cannot run; only a store that cannot be opened stops
+it), and yields coalesced :class:`Update` s while the engine streams.  ``scratch.py`` only turns
+updates into component values and errors into ``gr.Error``.
 
 It works on every backend: without a local tokenizer (``openai`` with no local base model) token
 counts are the engine's estimates and the inspector says so; adapters are sent as served names on
-``openai``, as folders locally.
-It does not build the page, and it builds no prompt itself: ``xiaoshuo.writing.compose`` does.
+``openai``, as folders locally.  It does not build the page, and builds no prompt text itself
+(``compose`` assembles it, :mod:`xiaoshuo.writing.prompts` holds the texts); the 创作 (book) page's
+generation is ``book_handlers.write_stream``.
 """
 
 from __future__ import annotations
@@ -96,27 +98,18 @@ async def generate_stream(
     yield Update(list(texts), report, warnings, finish_reasons=list(reasons))
 
 
-# --------------------------------------------------------------------------- memory
-def recall(services: Any, novel: str, query: str, recent_text: str) -> tuple[list[Any], list[str], bool]:
-    """Memory hits, warnings, and whether dense retrieval ran.  Only a store that cannot be read raises:
-    a missing, changed or still-loading embedding model degrades to triggers + BM25 with a warning."""
-    from xiaoshuo.memory import retrieve
-
-    found = retrieve(services.store(), novel, query, recent_text=recent_text, dense_timeout=DENSE_TIMEOUT_S)
-    return list(found.hits), list(found.warnings), bool(found.dense_used)
-
-
 # --------------------------------------------------------------------------- compose
 def _compose(services, engine, novel, request, story, sampling, memory_on, adapter):
     """The request sent to the engine, and the inspector's account of it — built by ``writing.compose``.
 
-    The page is a free request over a story (no chapter yet: the book page arrives with the WebUI
-    book issue), so the novel's memory is retrieved by name and the story is the preceding text.
+    The page is a free request over a story (no chapter: chapters are the book page's), so the novel's
+    memory is retrieved by name and the story is the preceding text.
     """
     from xiaoshuo.engine import GenerationRequest
     from xiaoshuo.writing import compose
+    from xiaoshuo.writing.compose import prompt_budget
 
-    budget = max(64, (engine.max_model_len or 32768) - sampling.max_tokens - 8)
+    budget = prompt_budget(engine, sampling.max_tokens)
     comp = compose(
         None,
         settings=services.settings,

@@ -1,5 +1,6 @@
-"""The book: novel projects, outline, chapters and versions, ``compose()`` (the only prompt builder)
-and chapter generation to a target length with a repetition guard.
+"""The book: novel projects, outline, chapters and versions, prompt texts (``writing.prompts``) and
+``compose()`` (assembles and budgets them), chapter generation to a target length with a repetition
+guard, and the use cases both frontends call (``writing.actions``).
 
     novels = Novels.from_settings(settings)
     novel = novels.create("yuye", title="雨夜剑", chapter_chars=3000)

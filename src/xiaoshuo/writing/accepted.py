@@ -1,7 +1,8 @@
 """What runs after a chapter is accepted — one place for every accept path.
 
-``chapter accept`` (CLI), the :class:`~xiaoshuo.writing.generate.Writer` (``write`` accepting its
-candidate) and the WebUI call :func:`on_accepted` after ``Novel.accept``.  It runs, as configured:
+:func:`xiaoshuo.writing.actions.accept` / ``accept_text`` (``chapter accept`` on the CLI, 采用 on the WebUI's
+book page) and the :class:`~xiaoshuo.writing.generate.Writer` (``write`` accepting its candidate) call
+:func:`on_accepted` after ``Novel.accept``.  It runs, as configured:
 
 * ``writing.auto_summarize``: the chapter's 前情提要 + who/where/when (:func:`planning.summarize_chapter`);
 * ``writing.auto_extract``: memory proposals from the chapter (:class:`extraction.Extractor`), into the
@@ -84,8 +85,10 @@ async def on_accepted(
 
         result.ran.append("summary")
         try:
-            limits = PlanLimits.from_settings(settings)
-            answer = await summarize_chapter(engine, novel, number, limits=limits, lora=lora)
+            from xiaoshuo.writing.prompts import Prompts
+
+            limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
+            answer = await summarize_chapter(engine, novel, number, limits=limits, lora=lora, prompts=prompts)
             result.summary = answer.model_dump()
             report(event="summary_saved")
         except StructuredOutputError as exc:

@@ -1,8 +1,9 @@
-"""``compose()`` — the only place a prompt is built.  CLI, WebUI and scripts all call it.
+"""``compose()`` — assembles and budgets the prompt of one writing generation (chapter, 续写, 改写, 随手写).
 
-A prompt is a system message plus one user message made of sections with Chinese headings,
-ordered from the most stable to the least, so consecutive segments of a chapter share the longest
-possible prefix (vLLM reuses it)::
+The request texts come from :mod:`xiaoshuo.writing.prompts` (the caller passes ``request``); planning,
+summary, extraction and consistency prompts are built there too, not here.  A prompt is a system
+message plus one user message made of sections with Chinese headings, ordered from the most stable
+to the least, so consecutive segments of a chapter share the longest possible prefix (vLLM reuses it)::
 
     system prompt · 【作品信息】 · 【本章大纲】 · 【后续章节】 · 【前情提要】 · 【伏笔】 · 【相关记忆】 ·
     【上一章结尾】 · 【前文】 · 【写作要求】
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoshuo.writing.project import Novel
+from xiaoshuo.writing.prompts import Prompts, free_request, next_line, plan_block, summary_line
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
@@ -49,6 +51,7 @@ HEADINGS = (
     "前文",
     "写作要求",
 )
+TEMPLATE_TOKENS = 8  # chat-template tokens around the messages, kept free by prompt_budget
 MIN_TAIL_CHARS = 200  # the text tail is cut from its start, never below this while anything else fits
 
 
@@ -135,6 +138,13 @@ class _Budget:
         return False
 
 
+def prompt_budget(engine: Any, max_tokens: int, fixed: int = 0) -> int:
+    """The most tokens a composed prompt may take: ``Engine.context_len`` less the answer's
+    ``max_tokens`` and :data:`TEMPLATE_TOKENS`, at most ``fixed`` (``writing.prompt_budget``) when set."""
+    room = engine.context_len - max_tokens - TEMPLATE_TOKENS
+    return max(64, min(fixed, room) if fixed else room)
+
+
 def compose(
     novel: Novel | None,
     *,
@@ -173,7 +183,8 @@ def compose(
     if system:
         b.take(sys_item, "always")
         account.append(sys_item)
-    req_text = request.strip() or "请接着前文继续写。"
+    prompts = Prompts.from_settings(settings)
+    req_text = request.strip() or free_request(prompts)
     req = _Item("写作要求", "request", req_text)
     if not b.take(req, "always"):
         raise WritingError(
@@ -190,7 +201,7 @@ def compose(
 
     plan_item = None
     if plan is not None:
-        plan_item = _Item("本章大纲", f"outline:{plan.number}", _render_plan(plan, card, outline))
+        plan_item = _Item("本章大纲", f"outline:{plan.number}", _render_plan(plan, card, outline, prompts))
         if not b.take(plan_item, "the chapter being written"):
             plan_item.text = _cut_end(plan_item.text, b, count_tokens)
             plan_item.tokens = count_tokens(plan_item.text + SEP)
@@ -240,12 +251,12 @@ def compose(
     )
     account.extend(memory_rows)
 
-    summaries, used_summaries = _summaries(outline, chapter, w.recent_summaries, b)
+    summaries, used_summaries = _summaries(outline, chapter, w.recent_summaries, b, prompts)
     account.extend(summaries)
     slug = memory_novel or (novel.slug if novel is not None else None)
     due = _due_threads(store if memory_on else None, slug, chapter, w, b)
     account.extend(due)
-    nexts = _next_synopses(outline, chapter, w.next_synopses, b)
+    nexts = _next_synopses(outline, chapter, w.next_synopses, b, prompts)
     account.extend(nexts)
 
     if tail_src and count_chars(tail.text) < count_chars(tail_src):  # second pass: the rest to the tail
@@ -285,19 +296,18 @@ def compose(
     )
 
 
-def _render_plan(plan: ChapterPlan, card: Any, outline: Any) -> str:
+def _render_plan(plan: ChapterPlan, card: Any, outline: Any, prompts: Prompts) -> str:
     vol = outline.volume_of(plan.number) if outline is not None else None
-    lines = [f"第{plan.number}章 {plan.title}" + (f"（{vol.title}）" if vol and vol.title else "")]
-    if plan.synopsis:
-        lines.append(f"要点：{plan.synopsis}")
-    if plan.characters:
-        lines.append(f"出场人物：{'、'.join(plan.characters)}")
-    if plan.places:
-        lines.append(f"地点：{'、'.join(plan.places)}")
-    target = plan.target_chars or (card.chapter_chars if card is not None else None)
-    if target:
-        lines.append(f"本章目标字数：约{target}字")
-    return "\n".join(lines)
+    return plan_block(
+        prompts,
+        number=plan.number,
+        title=plan.title,
+        volume=vol.title if vol and vol.title else "",
+        synopsis=plan.synopsis,
+        characters=plan.characters,
+        places=plan.places,
+        target=plan.target_chars or (card.chapter_chars if card is not None else None),
+    )
 
 
 def _cut_end(text: str, b: _Budget, count: Callable[[str], int]) -> str:
@@ -400,7 +410,7 @@ def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout) -> Any:
     )
 
 
-def _summaries(outline, chapter, keep, b: _Budget) -> tuple[list[_Item], list[int]]:
+def _summaries(outline, chapter, keep, b: _Budget, prompts: Prompts) -> tuple[list[_Item], list[int]]:
     if outline is None or not chapter or keep <= 0:
         return [], []
     earlier = [c for c in outline.chapters() if c.number < chapter and c.summary.strip()][-keep:]
@@ -408,32 +418,21 @@ def _summaries(outline, chapter, keep, b: _Budget) -> tuple[list[_Item], list[in
         _Item(
             "前情提要",
             f"summary:{c.number}",
-            f"第{c.number}章 {c.title}：{c.summary.strip()}" + _facts(c),
+            summary_line(
+                prompts, number=c.number, title=c.title, summary=c.summary.strip(),
+                who=c.summary_who, where=c.summary_where, when=c.summary_when,
+            ),  # a generated summary's who/where/when (``chapter summarize``), when present
             id=str(c.number),
             name=c.title,
         )
         for c in earlier
-    ]
+    ]  # fmt: skip
     for item in reversed(items):  # the most recent first; the oldest is dropped first
         b.take(item, "recent chapter summary")
     return items, [int(i.id) for i in items if i.included]
 
 
-def _facts(c) -> str:
-    """A generated summary's who/where/when (``chapter summarize``), when present."""
-    parts = [
-        f"{label}：{value}"
-        for label, value in (
-            ("人物", "、".join(c.summary_who)),
-            ("地点", "、".join(c.summary_where)),
-            ("时间", c.summary_when.strip()),
-        )
-        if value
-    ]
-    return f"（{'；'.join(parts)}）" if parts else ""
-
-
-def _next_synopses(outline, chapter, keep, b: _Budget) -> list[_Item]:
+def _next_synopses(outline, chapter, keep, b: _Budget, prompts: Prompts) -> list[_Item]:
     if outline is None or not chapter or keep <= 0:
         return []
     later = [c for c in outline.chapters() if c.number > chapter and c.synopsis.strip()][:keep]
@@ -441,7 +440,7 @@ def _next_synopses(outline, chapter, keep, b: _Budget) -> list[_Item]:
         _Item(
             "后续章节",
             f"outline:{c.number}",
-            f"第{c.number}章 {c.title}：{c.synopsis.strip()}",
+            next_line(prompts, number=c.number, title=c.title, synopsis=c.synopsis.strip()),
             id=str(c.number),
             name=c.title,
         )

@@ -251,26 +251,35 @@ def judge_facts(text: str, chapter: int, entries: list[MemoryEntry]) -> list[str
 
 
 def judge_messages(
-    text: str, chapter: int, entries: list[MemoryEntry], *, facts: list[str] | None = None
+    text: str,
+    chapter: int,
+    entries: list[MemoryEntry],
+    *,
+    facts: list[str] | None = None,
+    prompts: Any = None,
 ) -> list[dict[str, str]]:
-    """The judge's prompt: the shared task and form first (a cached prefix on vLLM), memory, the text."""
+    """The judge's prompt (:func:`xiaoshuo.writing.prompts.check_messages`)."""
+    from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, check_messages
     from xiaoshuo.writing.structured import schema_hint, schema_of
 
     facts = judge_facts(text, chapter, entries) if facts is None else facts
-    system = "\n".join(
-        [
-            "你是小说校对，只依据给出的记忆检查正文的前后矛盾，按 JSON 格式输出。",
-            "【要求】列出正文与记忆矛盾之处（最多三条）：quote 为正文原句，problem 说明矛盾，"
-            "entry 为相关人物名。没有矛盾就输出空列表。",
-            schema_hint(schema_of(Judgement)),
-        ]
+    return check_messages(
+        prompts or DEFAULT_PROMPTS,
+        number=chapter,
+        facts=facts,
+        text=text,
+        hint=schema_hint(schema_of(Judgement)),
     )
-    user = "\n".join(["【记忆】", *(facts or ["（无）"]), f"【第{chapter}章正文】", text])
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 async def judge_chapter(
-    engine: Any, text: str, chapter: int, entries: list[MemoryEntry], *, max_tokens: int = 512
+    engine: Any,
+    text: str,
+    chapter: int,
+    entries: list[MemoryEntry],
+    *,
+    max_tokens: int = 512,
+    prompts: Any = None,
 ) -> tuple[list[Finding], list[dict[str, Any]]]:
     """Model findings with verified quotes, and the ones dropped (quote not in the chapter).
 
@@ -280,22 +289,24 @@ async def judge_chapter(
     import asyncio
 
     from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.writing.extraction import answer_room, context_of, prompt_tokens, split_text
+    from xiaoshuo.writing.extraction import answer_room, split_text
     from xiaoshuo.writing.review import locate
     from xiaoshuo.writing.structured import generate_json, schema_of, with_schema_hint
 
     schema = schema_of(Judgement)
     facts = judge_facts(text, chapter, entries)
     while True:  # fewer facts until a piece of at least 128 tokens fits beside them
-        frame = with_schema_hint(judge_messages("", chapter, entries, facts=facts), schema)
-        budget = min(context_of(engine) - max_tokens - prompt_tokens(engine, frame) - 16, 6000)
+        frame = with_schema_hint(judge_messages("", chapter, entries, facts=facts, prompts=prompts), schema)
+        budget = min(engine.context_len - max_tokens - engine.prompt_tokens(frame) - 16, 6000)
         if budget >= 128 or not facts:
             break
         facts = facts[: len(facts) // 2]
     pieces = split_text(text, max(budget, 64), engine.count_tokens)
 
     def sampling(piece: str) -> SamplingSettings:
-        prompt = with_schema_hint(judge_messages(piece, chapter, entries, facts=facts), schema)
+        prompt = with_schema_hint(
+            judge_messages(piece, chapter, entries, facts=facts, prompts=prompts), schema
+        )
         room = answer_room(engine, prompt, least=max_tokens, most=max_tokens, task="check")
         return SamplingSettings(temperature=0.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, max_tokens=room)
 
@@ -303,7 +314,7 @@ async def judge_chapter(
         *(
             generate_json(
                 engine,
-                judge_messages(piece, chapter, entries, facts=facts),
+                judge_messages(piece, chapter, entries, facts=facts, prompts=prompts),
                 Judgement,
                 task="check",
                 chapter=chapter,
@@ -366,7 +377,10 @@ def run_check(settings: Any, novel: Any, number: int, store: Any, *, engine: Any
         from xiaoshuo.writing.structured import StructuredOutputError
 
         try:
-            judged, dropped = asyncio.run(judge_chapter(engine, text, number, entries))
+            from xiaoshuo.writing.prompts import Prompts
+
+            prompts = Prompts.from_settings(settings)
+            judged, dropped = asyncio.run(judge_chapter(engine, text, number, entries, prompts=prompts))
             findings += judged
         except StructuredOutputError as exc:
             warnings.append(f"模型检查失败，只有规则检查的结果 (the model pass failed): {exc}")

@@ -53,42 +53,20 @@ ANSWER_CAP = 2048  # the most tokens one form's answer may take (a rich chapter'
 PROMPT_MARGIN = 16  # tokens kept free: a piece's tokens can differ by a few inside the whole prompt
 
 
-def prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
-    """Tokens of ``messages`` as the engine will send them (chat template, system prompt included).
-
-    Engines without a local chat template (an OpenAI-compatible server renders remotely) get the
-    contents plus a per-message allowance; their ``count_tokens`` already over-estimates.
-    """
-    from xiaoshuo.engine import GenerationRequest
-
-    try:
-        rendered = engine.render(GenerationRequest(messages=messages))
-    except Exception:  # no local tokenizer / chat template: estimate below
-        rendered = ""
-    if rendered.strip():
-        return engine.count_tokens(rendered)
-    system = "" if any(m["role"] == "system" for m in messages) else getattr(engine, "system_prompt", "")
-    contents = sum(engine.count_tokens(m["content"]) + 8 for m in messages)
-    return contents + engine.count_tokens(system or "") + 8
-
-
-def context_of(engine: Any) -> int:
-    return engine.max_model_len or 32768
-
-
 def answer_room(engine: Any, messages: list[dict[str, str]], *, least: int, most: int, task: str) -> int:
-    """``max_tokens`` for a prompt: what the context leaves after it, within [least, most].
+    """``max_tokens`` for a prompt: what the context leaves after it (``Engine.context_len`` less
+    ``Engine.prompt_tokens``), within [least, most].
 
     Raises a WritingError when not even ``least`` tokens are left (the prompt's fixed part is too long).
     """
     from xiaoshuo.writing.schema import WritingError
 
-    used = prompt_tokens(engine, messages)
-    room = context_of(engine) - used - PROMPT_MARGIN
+    used = engine.prompt_tokens(messages)
+    room = engine.context_len - used - PROMPT_MARGIN
     if room < least:
         raise WritingError(
             f"提示词太长，放不下回答：任务 {task} (the {task} prompt leaves no room for the answer)",
-            expected=f"prompt + at least {least} answer tokens <= {context_of(engine)} (the model's context)",
+            expected=f"prompt + at least {least} answer tokens <= {engine.context_len} (the model's context)",
             received=f"{used} prompt tokens",
             fix="换用上下文更长的模型 (model.vllm_max_model_len)，或减少记忆条目 / use a longer context",
         )
@@ -153,12 +131,6 @@ class ChapterFacts(_Form):
     dialogues: list[DialogueFact] = Field(default_factory=list, max_length=2)
 
 
-SYSTEM = (
-    "你是小说编辑的助手：从给出的章节正文中提取人物、情节事件、环境设定和重要对话，按要求的 JSON 格式输出。"
-    "只写正文里确实发生的事；evidence 与 quote 必须从正文原样摘录（一句话以内）。"
-)
-
-
 @dataclass
 class ChapterResult:
     """What extraction did for one chapter."""
@@ -183,24 +155,22 @@ class ChapterResult:
         }
 
 
-ASK = (
-    "【要求】提取本章新出现的人物和已知人物的变化（状态、位置、关系），主要事件（埋下的伏笔 thread=open，"
-    "回收的伏笔 thread=closed），新的地点或设定，最多两句关键对话。evidence 必须是正文原句。"
-)
-
-
-def messages_for(card: Any, number: int, title: str, text: str, known: list[str]) -> list[dict[str, str]]:
-    """The extraction prompt.  What every chapter shares comes first (system: the task and the form's
-    shape; then memory's names), the chapter last: vLLM's prefix cache computes the shared part once."""
+def messages_for(
+    card: Any, number: int, title: str, text: str, known: list[str], prompts: Any = None
+) -> list[dict[str, str]]:
+    """The extraction prompt (:func:`xiaoshuo.writing.prompts.extraction_messages`)."""
+    from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, extraction_messages
     from xiaoshuo.writing.structured import schema_hint, schema_of
 
-    system = "\n".join([SYSTEM, ASK, schema_hint(schema_of(ChapterFacts))])
-    lines = []
-    if known:
-        lines.append("已知人物与地点（已在记忆里的不要当作新人物）：" + "、".join(known[:MAX_KNOWN_NAMES]))
-    head = f"《{card.title}》第{number}章 {title}" if card is not None else f"第{number}章 {title}"
-    lines += [head, "【正文】", text]
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+    return extraction_messages(
+        prompts or DEFAULT_PROMPTS,
+        book=card.title if card is not None else None,
+        number=number,
+        title=title,
+        text=text,
+        known=known[:MAX_KNOWN_NAMES],
+        hint=schema_hint(schema_of(ChapterFacts)),
+    )
 
 
 def split_text(text: str, max_tokens: int, count: Callable[[str], int]) -> list[str]:
@@ -240,7 +210,10 @@ class Extractor:
         max_tokens: int = 640,
         seed: int | None = 0,
     ) -> None:
+        from xiaoshuo.writing.prompts import Prompts
+
         self.settings, self.engine, self.novel, self.store = settings, engine, novel, store
+        self.prompts = Prompts.from_settings(settings)
         self.batch = max(1, batch)
         self.max_tokens = max_tokens
         self.seed = seed
@@ -312,7 +285,7 @@ class Extractor:
             for piece in pieces:
                 items.append(
                     (
-                        messages_for(card, n, title, piece, known),
+                        messages_for(card, n, title, piece, known, self.prompts),
                         ChapterFacts,
                         "extract",
                         n,
@@ -404,8 +377,10 @@ class Extractor:
         """Tokens a chapter piece may take: the context less the prompt's fixed part and the answer."""
         from xiaoshuo.writing.structured import schema_of, with_schema_hint
 
-        frame = with_schema_hint(messages_for(card, number, title, "", known), schema_of(ChapterFacts))
-        limit = context_of(self.engine) - self.max_tokens - prompt_tokens(self.engine, frame) - PROMPT_MARGIN
+        frame = with_schema_hint(
+            messages_for(card, number, title, "", known, self.prompts), schema_of(ChapterFacts)
+        )
+        limit = self.engine.context_len - self.max_tokens - self.engine.prompt_tokens(frame) - PROMPT_MARGIN
         if limit < 64:
             answer_room(self.engine, frame, least=self.max_tokens + 64, most=ANSWER_CAP, task="extract")
         return min(limit, 6000)

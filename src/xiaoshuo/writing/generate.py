@@ -14,6 +14,10 @@ previous ``writing.repetition_chapters`` chapters is measured; above ``writing.r
 the segment is generated again with a new seed and stronger penalties, at most
 ``writing.repetition_retries`` times, and every retry is recorded.
 
+Each operation (写一章, 续写, 改写) is an :class:`Operation` whose ``request_for`` gives a segment's
+写作要求 (:mod:`xiaoshuo.writing.prompts`); ``Writer._segment`` composes a segment from it, for the loop
+and for :meth:`Writer.preview` (the dry run, the WebUI's inspector) alike.
+
 ``k`` candidates run as concurrent segment loops (vLLM batches them); each finished candidate is
 saved as a version at once (acknowledged only once on disk).  The novel's write lock is held for
 the whole operation.  This module drives an :class:`~xiaoshuo.engine.Engine`; it knows no UI.
@@ -29,8 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xiaoshuo.writing.compose import Composition, compose
+from xiaoshuo.writing.compose import Composition, compose, prompt_budget
 from xiaoshuo.writing.project import Novel
+from xiaoshuo.writing.prompts import chapter_request, continue_request, rewrite_request
 from xiaoshuo.writing.schema import WritingError
 from xiaoshuo.writing.textstats import (
     count_chars,
@@ -108,6 +113,36 @@ class WriteResult:
 
 
 @dataclass
+class Operation:
+    """One write / 续写 / 改写 as the segment loop runs it — and as :meth:`Writer.preview` composes it.
+
+    ``request_for(segment, have, want)`` is the segment's 写作要求 (:mod:`xiaoshuo.writing.prompts`);
+    ``before`` / ``keep_after`` are the chapter text around what is generated."""
+
+    kind: str
+    chapter: int
+    before: str
+    keep_after: str
+    target: int
+    request_for: Callable[[int, int, int], str]
+    prefix: str = ""
+
+
+@dataclass
+class Preview:
+    """The first segment's request exactly as the engine would receive it, and its account."""
+
+    composition: Composition
+    request: Any  # GenerationRequest
+    max_tokens: int
+    operation: Operation
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return self.request.messages
+
+
+@dataclass
 class Writer:
     """What every writing call needs: settings, an engine, the novel, memory and sampling."""
 
@@ -138,14 +173,10 @@ class Writer:
         )
 
     def prompt_budget(self, max_tokens: int) -> int:
-        ctx = self.engine.max_model_len or 32768
-        fixed = self.settings.writing.prompt_budget
-        room = ctx - max_tokens - 8  # chat-template tokens around the messages
-        return max(64, min(fixed, room) if fixed else room)
+        return prompt_budget(self.engine, max_tokens, self.settings.writing.prompt_budget)
 
     def max_tokens_for(self, chars: int, chars_per_token: float) -> int:
-        ctx = self.engine.max_model_len or 32768
-        return max(16, min(math.ceil(chars / chars_per_token * 1.15) + 8, ctx // 2))
+        return max(16, min(math.ceil(chars / chars_per_token * 1.15) + 8, self.engine.context_len // 2))
 
     def sampling_for(self, *, max_tokens: int, seed: int | None, boost: int = 0) -> Any:
         from xiaoshuo.engine import SamplingSettings
@@ -156,6 +187,13 @@ class Writer:
             changes["repetition_penalty"] = round(max(base.repetition_penalty, 1.0) + 0.1 * boost, 3)
             changes["presence_penalty"] = min(2.0, base.presence_penalty + 0.4 * boost)
         return dataclasses.replace(base, **changes)
+
+    @property
+    def prompts(self) -> Any:
+        """The prompt texts in use (``writing.prompts_file`` over the built-in ones)."""
+        from xiaoshuo.writing.prompts import Prompts
+
+        return Prompts.from_settings(self.settings)
 
     def lora(self) -> str | None:
         if self.adapter is not None:
@@ -182,9 +220,7 @@ class Writer:
 
     # ------------------------------------------------------------------ one generation
     async def _generate(self, comp: Composition, sampling: Any, index: int) -> tuple[str, int, str | None]:
-        from xiaoshuo.engine import GenerationRequest
-
-        req = GenerationRequest(messages=comp.messages, sampling=sampling, lora=self.lora())
+        req = self._request(comp, sampling)
         text, tokens, finish = [], 0, None
         async for delta in self.engine.stream(req):
             if delta.text:
@@ -196,18 +232,26 @@ class Writer:
         return "".join(text), tokens, finish
 
     # ------------------------------------------------------------------ the segment loop
+    def _segment(self, op: Operation, seg: int, new: str, cpt: float) -> tuple[Composition, int]:
+        """Segment ``seg``'s composition and ``max_tokens``, ``new`` generated so far at ``cpt`` 字/token.
+
+        The one place a segment's prompt is made: the loop and :meth:`preview` both call it."""
+        have = count_chars(new)
+        want = max(MIN_SEGMENT_CHARS, min(self.settings.writing.segment_chars, op.target - have))
+        max_tokens = self.max_tokens_for(want, cpt)
+        request = op.request_for(seg, have, want)
+        return self.compose(op.chapter, op.before + new, request, max_tokens=max_tokens), max_tokens
+
+    def _request(self, comp: Composition, sampling: Any) -> Any:
+        from xiaoshuo.engine import GenerationRequest
+
+        return GenerationRequest(messages=comp.messages, sampling=sampling, lora=self.lora())
+
     async def _segment_loop(
-        self,
-        index: int,
-        *,
-        chapter: int,
-        before: str,
-        target: int,
-        request_for: Callable[[int, int, int], str],
-        history: set[str],
-        seed: int | None,
+        self, index: int, op: Operation, *, history: set[str], seed: int | None
     ) -> CandidateResult:
         w = self.settings.writing
+        before, target = op.before, op.target
         low = max(1, math.floor(target * (1 - w.length_tolerance)))
         high = max(low, math.floor(target * (1 + w.length_tolerance)))
         new = ""
@@ -219,9 +263,7 @@ class Writer:
             if have >= low:
                 stopped = "length"
                 break
-            want = max(MIN_SEGMENT_CHARS, min(w.segment_chars, target - have))
-            max_tokens = self.max_tokens_for(want, cpt)
-            comp = self.compose(chapter, before + new, request_for(seg, have, want), max_tokens=max_tokens)
+            comp, max_tokens = self._segment(op, seg, new, cpt)
             seg_seed = None if seed is None else seed + 7919 * index + 101 * seg
             piece, tokens, finish = await self._generate(
                 comp, self.sampling_for(max_tokens=max_tokens, seed=seg_seed), index
@@ -303,39 +345,18 @@ class Writer:
         return grams
 
     async def _run(
-        self,
-        *,
-        kind: str,
-        chapter: int,
-        before: str,
-        keep_after: str,
-        target: int,
-        candidates: int,
-        seed: int | None,
-        request_for: Callable[[int, int, int], str],
-        accept: bool | None,
-        prefix: str = "",
+        self, op: Operation, *, candidates: int, seed: int | None, accept: bool | None
     ) -> WriteResult:
         if not 1 <= candidates <= 16:
             raise WritingError("候选数无效 (invalid candidates)", expected="1..16", received=candidates)
         started = time.monotonic()
+        chapter, kind = op.chapter, op.kind
         history = self._history(chapter)
-        loops = [
-            self._segment_loop(
-                i,
-                chapter=chapter,
-                before=before,
-                target=target,
-                request_for=request_for,
-                history=history,
-                seed=seed,
-            )
-            for i in range(candidates)
-        ]
+        loops = [self._segment_loop(i, op, history=history, seed=seed) for i in range(candidates)]
         result = WriteResult(self.novel.slug, chapter, kind, [])
         tasks = [asyncio.ensure_future(c) for c in loops]
         try:
-            await self._save_as_completed(tasks, result, chapter, kind, prefix, keep_after)
+            await self._save_as_completed(tasks, result, chapter, kind, op.prefix, op.keep_after)
         finally:  # a cancelled write (the stop button) stops every candidate, not only the awaited one
             for task in tasks:
                 task.cancel()
@@ -368,30 +389,96 @@ class Writer:
             result.candidates.append(cand)
             self._progress(event="candidate_saved", candidate=cand.index, version=version.id)
 
+    # ------------------------------------------------------------------ operations
+    def chapter_operation(self, chapter: int, *, target_chars: int | None = None) -> Operation:
+        """写一章: chapter ``chapter`` from its outline entry to its target (its current text is not sent).
+
+        Reads only; ``write_chapter`` first adds the next chapter to the outline when it is missing
+        (titled 第N章), which this mirrors for the title and target."""
+        plan = self.novel.outline().chapter(chapter)
+        target = target_chars or (plan.target_chars if plan else None) or self.novel.card().chapter_chars
+        _check_target(target)
+        title = plan.title if plan else f"第{chapter}章"
+        prompts = self.prompts
+
+        def request_for(seg: int, have: int, want: int) -> str:
+            return chapter_request(
+                prompts, number=chapter, title=title, target=target, want=want, have=have,
+                last=target - have <= want * 1.2, first=seg == 0 and have == 0,
+            )  # fmt: skip
+
+        return Operation("chapter", chapter, "", "", target, request_for)
+
+    def continue_operation(self, chapter: int, *, chars: int = 500) -> Operation:
+        """续写: about ``chars`` 字 after the chapter's current text."""
+        _check_target(chars, low=10)
+        prompts = self.prompts
+
+        def request_for(seg: int, have: int, want: int) -> str:
+            return continue_request(prompts, want=want, have=have)
+
+        return Operation("continue", chapter, self.novel.text(chapter), "", chars, request_for)
+
+    def rewrite_operation(
+        self,
+        chapter: int,
+        *,
+        start: int,
+        end: int,
+        instruction: str,
+        mode: str = "rewrite",
+        chars: int | None = None,
+    ) -> Operation:
+        """改写 / 扩写 / 缩写 the passage ``text[start:end]`` of the chapter with an instruction."""
+        if mode not in MODE_FACTORS:
+            raise WritingError(
+                "改写方式无效 (invalid mode)", expected="rewrite, expand or shorten", received=mode
+            )
+        text = self.novel.text(chapter)
+        if not (0 <= start < end <= len(text)):
+            raise WritingError(
+                "选中范围无效 (invalid selection)",
+                expected=f"0 <= start < end <= {len(text)} (character offsets in the chapter text)",
+                received=f"start={start}, end={end}",
+                fix=f"用 xiaoshuo chapter show --novel {self.novel.slug} {chapter} 查看正文与长度",
+            )
+        passage = text[start:end]
+        target = chars or max(10, round(count_chars(passage) * MODE_FACTORS[mode]))
+        _check_target(target, low=10)
+        label, prompts = MODE_LABELS[mode], self.prompts
+
+        def request_for(seg: int, have: int, want: int) -> str:
+            return rewrite_request(
+                prompts,
+                label=label,
+                instruction=instruction,
+                passage=passage,
+                target=target,
+                have=have,
+                want=want,
+            )
+
+        return Operation(mode, chapter, text[:start], text[end:], target, request_for)
+
+    def preview(self, op: Operation) -> Preview:
+        """The first segment of ``op`` exactly as it would be sent (memory retrieved, nothing generated)."""
+        comp, max_tokens = self._segment(op, 0, "", self._chars_per_token(op.before))
+        request = self._request(comp, self.sampling_for(max_tokens=max_tokens, seed=None))
+        return Preview(comp, request, max_tokens, op)
+
     # ------------------------------------------------------------------ public operations
     def dry_run(self, chapter: int, *, target_chars: int | None = None) -> dict[str, Any]:
         """The first segment's prompt and account, generating nothing (``write chapter --dry-run``)."""
-        from xiaoshuo.engine import GenerationRequest
-
-        plan = self.novel.plan(chapter) if self.novel.outline().chapter(chapter) else None
-        target = target_chars or (plan.target_chars if plan else None) or self.novel.card().chapter_chars
-        want = min(self.settings.writing.segment_chars, target)
-        max_tokens = self.max_tokens_for(want, 1.0)
-        title = plan.title if plan else f"第{chapter}章"
-        request = f"请开始写第{chapter}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
-        comp = self.compose(
-            chapter if plan else None, self.novel.text(chapter), request, max_tokens=max_tokens
-        )
-        req = GenerationRequest(
-            messages=comp.messages, sampling=self.sampling_for(max_tokens=max_tokens, seed=None)
-        )
-        prompt = self.engine.render(req) or "\n\n".join(m["content"] for m in comp.messages)
+        p = self.preview(self.chapter_operation(chapter, target_chars=target_chars))
+        comp = p.composition
+        prompt = self.engine.render(p.request) or "\n\n".join(m["content"] for m in comp.messages)
         return {
             "prompt": prompt,
+            "messages": p.messages,
             "account": comp.account,
             "tokens": comp.tokens,
             "budget": comp.budget,
-            "max_tokens": max_tokens,
+            "max_tokens": p.max_tokens,
             "warnings": comp.warnings,
             "token_count_exact": comp.token_count_exact,
             "tokenizer_source": comp.tokenizer_source,
@@ -412,34 +499,9 @@ class Writer:
         otherwise candidates are only saved as versions (``chapter accept`` picks one).
         """
         with self.novel.writer(what=f"write chapter {chapter}"):
-            plan = self.novel.ensure_chapter(chapter)
-            target = target_chars or plan.target_chars or self.novel.card().chapter_chars
-            _check_target(target)
-            title = plan.title
-
-            def request_for(seg: int, have: int, want: int) -> str:
-                left = target - have
-                if seg == 0 and have == 0:
-                    text = (
-                        f"请开始写第{chapter}章《{title}》的正文。本章共约{target}字，这一段先写约{want}字。"
-                    )
-                else:
-                    text = f"请紧接【前文】继续写第{chapter}章《{title}》，不要重复前文。这一段写约{want}字。"
-                if left <= want * 1.2:
-                    text += "这是本章最后一段，请按大纲收束本章。"
-                return text + "直接输出小说正文，不要标题和说明。"
-
-            return await self._run(
-                kind="chapter",
-                chapter=chapter,
-                before="",
-                keep_after="",
-                target=target,
-                candidates=candidates,
-                seed=seed,
-                request_for=request_for,
-                accept=accept,
-            )
+            self.novel.ensure_chapter(chapter)
+            op = self.chapter_operation(chapter, target_chars=target_chars)
+            return await self._run(op, candidates=candidates, seed=seed, accept=accept)
 
     async def continue_chapter(
         self,
@@ -455,22 +517,8 @@ class Writer:
         with self.novel.writer(what=f"continue chapter {chapter}"):
             self.novel.ensure_chapter(chapter)
             self.novel.sync(chapter)
-            before = self.novel.text(chapter)
-
-            def request_for(seg: int, have: int, want: int) -> str:
-                return f"请紧接【前文】往下续写约{want}字，不要重复前文。直接输出小说正文。"
-
-            return await self._run(
-                kind="continue",
-                chapter=chapter,
-                before=before,
-                keep_after="",
-                target=chars,
-                candidates=candidates,
-                seed=seed,
-                request_for=request_for,
-                accept=accept,
-            )
+            op = self.continue_operation(chapter, chars=chars)
+            return await self._run(op, candidates=candidates, seed=seed, accept=accept)
 
     async def rewrite(
         self,
@@ -493,40 +541,10 @@ class Writer:
         with self.novel.writer(what=f"rewrite chapter {chapter}"):
             self.novel.plan(chapter)
             self.novel.sync(chapter)
-            text = self.novel.text(chapter)
-            if not (0 <= start < end <= len(text)):
-                raise WritingError(
-                    "选中范围无效 (invalid selection)",
-                    expected=f"0 <= start < end <= {len(text)} (character offsets in the chapter text)",
-                    received=f"start={start}, end={end}",
-                    fix=f"用 xiaoshuo chapter show --novel {self.novel.slug} {chapter} 查看正文与长度",
-                )
-            passage = text[start:end]
-            target = chars or max(10, round(count_chars(passage) * MODE_FACTORS[mode]))
-            _check_target(target, low=10)
-            label = MODE_LABELS[mode]
-            how = (instruction or "").strip() or "语言更生动，保持情节不变"
-
-            def request_for(seg: int, have: int, want: int) -> str:
-                head = (
-                    f"请{label}下面这段原文（写在【前文】之后），要求：{how}。\n【原文】\n{passage}\n"
-                    f"{label}后约{target}字，"
-                )
-                if have:
-                    head += f"已经写了{have}字（见【前文】末尾），请接着写约{want}字，"
-                return head + "只输出改写后的正文。"
-
-            return await self._run(
-                kind=mode,
-                chapter=chapter,
-                before=text[:start],
-                keep_after=text[end:],
-                target=target,
-                candidates=candidates,
-                seed=seed,
-                request_for=request_for,
-                accept=accept,
+            op = self.rewrite_operation(
+                chapter, start=start, end=end, instruction=instruction, mode=mode, chars=chars
             )
+            return await self._run(op, candidates=candidates, seed=seed, accept=accept)
 
 
 def _check_target(target: int, low: int = 50) -> None:

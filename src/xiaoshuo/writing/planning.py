@@ -31,6 +31,17 @@ from pydantic import Field, StringConstraints
 
 from xiaoshuo.engine.types import SamplingSettings
 from xiaoshuo.files import atomic_write_json
+from xiaoshuo.writing.prompts import (
+    DEFAULT_PROMPTS,
+    Prompts,
+    outline_ask,
+    outline_line,
+    outline_memory_line,
+    outline_messages,
+    outline_omitted,
+    summary_ask,
+    summary_messages,
+)
 from xiaoshuo.writing.schema import ChapterPlan, Outline, Volume, WritingError
 from xiaoshuo.writing.structured import DEFAULT_SAMPLING, generate_json, schema_of, with_schema_hint
 
@@ -161,18 +172,21 @@ async def generate_outline(
     store: Any = None,
     retries: int = 2,
     on_batch: Callable[[dict[str, Any]], None] | None = None,
+    prompts: Prompts | None = None,
 ) -> OutlineResult:
     """Plan chapters up to ``chapters`` in batches (see the module docstring).
 
     ``start``: regenerate planned chapters from this number on (``--from``); default: append after
     the last chapter.  ``resume``: continue an interrupted run (its target, batch and range).
+    ``prompts``: the texts (:class:`~xiaoshuo.writing.prompts.Prompts`; default: the built-in ones).
     """
     limits = limits or PlanLimits()
+    prompts = prompts or DEFAULT_PROMPTS
     began = time.monotonic()
     with novel.writer(what="outline generate"):
         progress = _begin(novel, chapters=chapters, batch=batch, resume=resume, start=start)
         result = OutlineResult(novel.slug, progress.target, progress.start, [], [], 0, 0.0, resume)
-        memory = _memory_lines(store, novel.slug)
+        memory = _memory_lines(store, novel.slug, prompts)
         while True:
             outline = novel.outline()
             numbers, skipped = _next_numbers(outline, progress.next, progress.target, progress.batch)
@@ -180,7 +194,7 @@ async def generate_outline(
             if not numbers:
                 break
             form = batch_form(len(numbers), limits)
-            messages = _outline_messages(engine, novel, outline, numbers, memory, form, limits)
+            messages = _outline_messages(engine, novel, outline, numbers, memory, form, limits, prompts)
             wanted = _answer_tokens(engine, len(numbers), limits)
             answer = await generate_json(
                 engine,
@@ -296,13 +310,13 @@ def _apply(outline: Outline, numbers: list[int], answer: Any) -> None:
         outline.volumes[-1].chapters.append(ChapterPlan(number=n, **fields))
 
 
-def _memory_lines(store: Any, slug: str) -> list[str]:
+def _memory_lines(store: Any, slug: str, prompts: Prompts) -> list[str]:
     if store is None:
         return []
     lines = []
-    for kind, label in (("character", "人物"), ("setting", "设定")):
+    for kind in ("character", "setting"):
         for entry in store.list(slug, kind=kind)[:40]:
-            lines.append(f"{label}·{entry.name}：{entry.text[:60]}")
+            lines.append(outline_memory_line(prompts, kind=kind, name=entry.name, text=entry.text[:60]))
     return lines
 
 
@@ -314,52 +328,36 @@ def _outline_messages(
     memory: list[str],
     form: type[pydantic.BaseModel],
     limits: PlanLimits,
+    prompts: Prompts,
 ) -> list[dict[str, str]]:
     first, last = numbers[0], numbers[-1]
-    head = [novel.card().render()]
-    if memory:
-        head.append("已知人物与设定：\n" + "\n".join(memory))
-    ask = (
-        f"请为这部小说续写大纲：第{first}章到第{last}章，共{len(numbers)}章，按顺序给出每章的标题、"
-        f"要点（不超过{limits.synopsis_chars}字）、出场人物和地点，并给出这些章所在的卷名。"
-        "承接前面的章节，不要重复已有情节。"
-    )
-    after = [c for c in outline.chapters() if c.number > last][:3]
-    tail = ""
-    if after:
-        tail = "之后已定的章节（要能衔接）：\n" + "\n".join(_line(c, full=True) for c in after)
+    card = novel.card().render()
+    ask = outline_ask(prompts, first=first, last=last, synopsis_chars=limits.synopsis_chars)
+    after = [_line(c, prompts, full=True) for c in outline.chapters() if c.number > last][:3]
     answer_tokens = _answer_tokens(engine, len(numbers), limits)
-    fixed = _prompt_tokens(
-        engine,
-        with_schema_hint([{"role": "user", "content": "\n\n".join([*head, ask, tail])}], schema_of(form)),
-    )
-    budget = _context(engine) - answer_tokens - fixed - _SCHEMA_MARGIN
-    history = _history(engine, [c for c in outline.chapters() if c.number < first], budget)
-    parts = [*head]
-    if history:
-        parts.append("前面的章节：\n" + history)
-    if tail:
-        parts.append(tail)
-    parts.append(ask)
-    return [{"role": "user", "content": "\n\n".join(parts)}]
+    frame = outline_messages(prompts, card=card, ask=ask, memory=memory, after=after)
+    fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
+    budget = engine.context_len - answer_tokens - fixed - _SCHEMA_MARGIN
+    history = _history(engine, [c for c in outline.chapters() if c.number < first], budget, prompts)
+    return outline_messages(prompts, card=card, ask=ask, memory=memory, history=history, after=after)
 
 
 def _answer_tokens(engine: Any, count: int, limits: PlanLimits) -> int:
     """Tokens kept for a batch's answer: the form's bound, at most half the context (the rest: history)."""
-    return min(count * limits.chapter_tokens() + 40, _context(engine) // 2)
+    return min(count * limits.chapter_tokens() + 40, engine.context_len // 2)
 
 
-def _line(c: ChapterPlan, *, full: bool) -> str:
-    return f"第{c.number}章 {c.title}" + (f"：{c.synopsis}" if full and c.synopsis else "")
+def _line(c: ChapterPlan, prompts: Prompts, *, full: bool) -> str:
+    return outline_line(prompts, number=c.number, title=c.title, synopsis=c.synopsis if full else "")
 
 
-def _history(engine: Any, before: list[ChapterPlan], budget: int) -> str:
+def _history(engine: Any, before: list[ChapterPlan], budget: int, prompts: Prompts) -> str:
     """Previous chapters, newest first into the budget: the newest with synopses, then titles."""
     lines: list[str] = []
     used = 0
     omitted = 0
     for i, c in enumerate(reversed(before)):
-        line = _line(c, full=used < budget * 2 // 3)
+        line = _line(c, prompts, full=used < budget * 2 // 3)
         cost = engine.count_tokens(line) + 1
         if used + cost > budget:
             omitted = len(before) - i
@@ -367,23 +365,13 @@ def _history(engine: Any, before: list[ChapterPlan], budget: int) -> str:
         lines.append(line)
         used += cost
     if omitted:
-        lines.append(f"（更早的 {omitted} 章从略）")
+        lines.append(outline_omitted(prompts, omitted))
     return "\n".join(reversed(lines))
 
 
 def _prompt_tokens(engine: Any, messages: list[dict[str, str]]) -> int:
-    """Tokens of the prompt as the engine will send it (chat template and system prompt included)."""
-    from xiaoshuo.engine import GenerationRequest
-
-    try:
-        return engine.count_tokens(engine.render(GenerationRequest(messages=messages))) + 8
-    except Exception:  # no local chat template (a remote server): contents + system prompt + a margin
-        system = engine.count_tokens(getattr(engine, "system_prompt", "") or "")
-        return sum(engine.count_tokens(m["content"]) + 8 for m in messages) + system + _SCHEMA_MARGIN
-
-
-def _context(engine: Any) -> int:
-    return engine.max_model_len or 32768
+    """Tokens of the prompt as the engine will send it (``Engine.prompt_tokens``), plus a small margin."""
+    return engine.prompt_tokens(messages) + 8
 
 
 def _sampling(
@@ -400,12 +388,12 @@ def _sampling(
     batches differ from each other and a resumed run repeats what an uninterrupted one would do."""
     base = sampling or DEFAULT_SAMPLING
     prompt = _prompt_tokens(engine, messages)
-    room = _context(engine) - prompt
+    room = engine.context_len - prompt
     if room < 16:
         raise WritingError(
             "提示词已占满上下文 (the prompt fills the context)",
             expected=f"a context longer than {prompt} tokens",
-            received=_context(engine),
+            received=engine.context_len,
             fix="减小 --batch 或 writing.outline_synopsis_chars，或换用上下文更长的模型",
         )
     fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
@@ -426,6 +414,7 @@ async def summarize_chapter(
     lora: str | None = None,
     retries: int = 2,
     save: bool = True,
+    prompts: Prompts | None = None,
 ) -> Any:
     """Summarise an accepted chapter (前情提要 + who/where/when) and store it on its plan.
 
@@ -434,6 +423,7 @@ async def summarize_chapter(
     nothing is stored then.
     """
     limits = limits or PlanLimits()
+    prompts = prompts or DEFAULT_PROMPTS
     plan = novel.plan(number)
     text = novel.text(number)
     if not text.strip():
@@ -443,15 +433,13 @@ async def summarize_chapter(
         )
     form = summary_form(limits)
     answer_tokens = limits.summary_chars * 3 + 2 * limits.names * (limits.name_chars + 3) * 3 + 80
-    ask = (
-        f"为第{number}章《{plan.title}》写前情提要：用几句话（不超过{limits.summary_chars}字）概括本章发生的事，"
-        "并列出出场人物（who）、地点（where）和时间（when）。"
-    )
-    frame = novel.card().render() + "\n\n" + ask
-    fixed = _prompt_tokens(engine, with_schema_hint([{"role": "user", "content": frame}], schema_of(form)))
-    budget = _context(engine) - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
+    ask = summary_ask(prompts, number=number, title=plan.title, summary_chars=limits.summary_chars)
+    card = novel.card().render()
+    frame = summary_messages(prompts, card=card, ask=ask, text=None)
+    fixed = _prompt_tokens(engine, with_schema_hint(frame, schema_of(form)))
+    budget = engine.context_len - answer_tokens - fixed - 2 * _SCHEMA_MARGIN
     body = _fit(engine, text, budget)
-    messages = [{"role": "user", "content": f"{novel.card().render()}\n\n正文：\n{body}\n\n{ask}"}]
+    messages = summary_messages(prompts, card=card, ask=ask, text=body)
     answer = await generate_json(
         engine,
         messages,
@@ -478,7 +466,7 @@ def _fit(engine: Any, text: str, budget: int) -> str:
     if budget <= 0:
         raise WritingError(
             "上下文太短，放不下本章 (the context is too short for a summary prompt)",
-            received=_context(engine),
+            received=engine.context_len,
             fix="换用上下文更长的模型，或减小 writing.summary_chars",
         )
     if engine.count_tokens(text) <= budget:

@@ -113,10 +113,9 @@ def schema_sketch(schema: dict[str, Any]) -> str:
 
 def schema_hint(schema: dict[str, Any]) -> str:
     """The line asking for JSON of this shape (:func:`schema_sketch`'s shorthand, not the JSON Schema)."""
-    return (
-        "只输出一个 JSON 对象，不要任何其他文字；格式（JSON Schema 简写：?=可省略的键，"
-        "str≤N=至多N字，[≤N×…]=至多N项）：\n" + schema_sketch(schema)
-    )
+    from xiaoshuo.writing.prompts import JSON_HINT
+
+    return JSON_HINT + schema_sketch(schema)
 
 
 def with_schema_hint(messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> list[dict[str, str]]:
