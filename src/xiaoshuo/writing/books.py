@@ -124,7 +124,7 @@ def read_book(path: str | os.PathLike[str], *, settings: Any = None) -> ParsedBo
     )
     chapter_re = compile_chapter_regex(getattr(data, "chapter_regex", "") or "")
     try:
-        result = read_source(path, path.name)
+        result = read_source(path, path.name, getattr(settings, "limits", None))
     except OSError as exc:
         raise BookError(f"{path.name}: 无法读取文件 (cannot read)", received=str(exc)) from None
     stats = CleanStats()
