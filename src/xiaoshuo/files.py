@@ -277,7 +277,9 @@ def _open_regular(
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise error(f"找不到{what} (file not found)", received=str(path), fix="检查路径") from None
+        raise error(
+            f"无法读取{what}：文件不存在 (cannot read: file not found)", received=str(path), fix="检查路径"
+        ) from None
     except IsADirectoryError:
         raise _not_regular(path, "a folder", what, error) from None
     except OSError as exc:

@@ -91,7 +91,7 @@ def read_source(path: Path, rel: str, limits: LimitSettings | None = None) -> Re
 
 def _read_bytes(path: Path, rel: str, limits: LimitSettings) -> bytes:
     limit = limits.max_file_mb * MB
-    return read_user_file(path, limit=limit, key="limits.max_file_mb", what=f"{rel}: 文件", error=ReadError)
+    return read_user_file(path, limit=limit, key="limits.max_file_mb", what=f"文件 {rel}", error=ReadError)
 
 
 @reader(".txt")
@@ -127,7 +127,7 @@ def read_json(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
     decoded = decode_bytes(_read_bytes(path, rel, limits), name=rel)
     data = parse_user_json(
         decoded.text,
-        what=f"{rel}: 文件",
+        what=f"文件 {rel} ",
         error=ReadError,
         expected='a list: [{"title": ..., "content": ..., "author": ..., "genre": ..., "tags": [...]}]',
     )
@@ -188,7 +188,7 @@ def read_epub(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
     import ebooklib
     from ebooklib import epub
 
-    check_zip(path, limits, what=f"{rel}: EPUB", error=ReadError)  # ebooklib reads every entry into memory
+    check_zip(path, limits, what=f"EPUB {rel}", error=ReadError)  # ebooklib reads every entry into memory
     try:
         book = epub.read_epub(str(path), options={"ignore_ncx": True})
     except Exception as exc:
