@@ -107,14 +107,14 @@ def parse_user_json(
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8/16/32
         detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else str(exc)
         raise error(
-            f"{what}不是合法的 JSON，可能被截断 (not valid JSON, or truncated)",
+            f"{what} 不是合法的 JSON，可能被截断 (not valid JSON, or truncated)",
             expected=expected,
             received=where + detail,
             fix=fix or "修复该处语法，或重新导出文件",
         ) from None
     if data is _TOO_DEEP or _nested_deeper(data, max_depth):
         raise error(
-            f"{what}的 JSON 嵌套太深 (JSON nested too deeply)",
+            f"{what} 的 JSON 嵌套太深 (JSON nested too deeply)",
             expected=f"at most {max_depth} levels" + (f": {expected}" if expected else ""),
             received=f"{where}more than {max_depth} levels of [ ] / {{ }}",
             fix="文件可能已损坏或被篡改；改用正常导出的文件",
@@ -163,9 +163,16 @@ def check_zip(
                     raise _refused(path, what, error, "too_many", limits, f"{len(infos)} entries")
                 _check_declared(path, infos, limits, what, error)
                 _check_actual(path, zf, infos, limits, what, error)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            NotImplementedError,
+            RuntimeError,
+            EOFError,
+            ValueError,
+        ) as exc:
             raise error(
-                f"{what}不是完好的压缩包 (damaged zip archive)",
+                f"{what} 不是完好的压缩包 (damaged zip archive)",
                 expected="a valid zip (EPUB / DOCX)",
                 received=f"{path}: {type(exc).__name__}: {exc}",
                 fix="用原来的软件重新导出该文件",
@@ -244,7 +251,7 @@ def _too_large(
     path: Any, size: int, limit: int, key: str, what: str, error: type[XiaoshuoError], *, more: bool = False
 ) -> XiaoshuoError:
     return error(
-        f"{what}太大 (file too large)",
+        f"{what} 太大 (file too large)",
         expected=f"at most {_mb(limit)} ({key})",
         received=f"{path}: {'more than ' if more else ''}{_mb(size)}",
         fix=f"拆分文件，或调大 {key} (raise {key})",
@@ -273,12 +280,12 @@ def _open_regular(
     flags = (
         os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     )
-    cannot = f"无法读取{what} (cannot read)"
+    cannot = f"无法读取 {what} (cannot read)"
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         raise error(
-            f"无法读取{what}：文件不存在 (cannot read: file not found)", received=str(path), fix="检查路径"
+            f"无法读取 {what}：文件不存在 (cannot read: file not found)", received=str(path), fix="检查路径"
         ) from None
     except IsADirectoryError:
         raise _not_regular(path, "a folder", what, error) from None
@@ -304,7 +311,7 @@ def _open_regular(
 
 def _not_regular(path: Any, kind: str, what: str, error: type[XiaoshuoError]) -> XiaoshuoError:
     return error(
-        f"{what}不是普通文件 (not a regular file: {kind})",
+        f"{what} 不是普通文件 (not a regular file: {kind})",
         expected="a regular file",
         received=str(path),
         fix="指定一个普通文件（不是文件夹、设备或管道）；管道的内容请先保存成文件",

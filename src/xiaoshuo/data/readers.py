@@ -127,7 +127,7 @@ def read_json(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
     decoded = decode_bytes(_read_bytes(path, rel, limits), name=rel)
     data = parse_user_json(
         decoded.text,
-        what=f"文件 {rel} ",
+        what=f"文件 {rel}",
         error=ReadError,
         expected='a list: [{"title": ..., "content": ..., "author": ..., "genre": ..., "tags": [...]}]',
     )

@@ -108,7 +108,7 @@ class ParsedBook:
 def read_book(path: str | os.PathLike[str], *, settings: Any = None) -> ParsedBook:
     """Read, clean (like ``prepare``) and split one file; raises :class:`XiaoshuoError` when unusable."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a folder, device or FIFO: read_source says so
         raise BookError(
             f"找不到要导入的文件 (file not found): {path}",
             expected="a novel file: " + ", ".join(supported_extensions()),
