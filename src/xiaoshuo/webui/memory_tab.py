@@ -307,7 +307,7 @@ def import_file(services: Services, novel: str | None, path: str | None, lang: s
 
     if path is None:
         return ""
-    what, limit = "导入文件 (import file)", services.settings.limits.max_file_mb * MB
+    what, limit = t("mem_import_what", lang), services.settings.limits.max_file_mb * MB
     raw = read_user_file(path, limit=limit, key="limits.max_file_mb", what=what, error=StoryMemoryError)
     try:
         data = parse_user_json(raw, what=what, error=StoryMemoryError)
