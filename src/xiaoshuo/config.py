@@ -382,6 +382,33 @@ class PathSettings(_Section):
         return self.data_dir / "chroma_db"
 
 
+class LimitSettings(_Section):
+    """Bounds on what xiaoshuo reads from files a user names (imports, prepare inputs, ``--file``)."""
+
+    max_file_mb: int = Field(
+        128,
+        ge=1,
+        description="Largest text or JSON file read: a book for novel import / prepare, an outline or "
+        "memory import (MB).",
+    )
+    max_chapter_file_mb: int = Field(
+        16, ge=1, description="Largest text read by `chapter set --file` (a file or stdin, MB)."
+    )
+    max_zip_entry_mb: int = Field(
+        128, ge=1, description="EPUB/DOCX/zip: largest decompressed size of one entry (MB)."
+    )
+    max_zip_total_mb: int = Field(
+        512, ge=1, description="EPUB/DOCX/zip: largest decompressed size of all entries together (MB)."
+    )
+    max_zip_ratio: int = Field(
+        100,
+        ge=2,
+        description="EPUB/DOCX/zip: highest compression ratio (decompressed / compressed) of an entry "
+        "over 1 MB; a zip bomb is far above.",
+    )
+    max_zip_entries: int = Field(50_000, ge=1, description="EPUB/DOCX/zip: most entries in one archive.")
+
+
 class Settings(BaseModel):
     """All settings.  Immutable: derive a changed copy with :func:`load` overrides."""
 
@@ -396,6 +423,7 @@ class Settings(BaseModel):
     writing: WritingSettings = Field(default_factory=WritingSettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _config_file: Path | None = PrivateAttr(default=None)

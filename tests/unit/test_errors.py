@@ -163,6 +163,9 @@ def test_disk_full_is_one_line_and_the_book_is_unchanged(tmp_path: Path, clean_e
             return
         disk = tmp_path / "disk"
         _book(disk, clean_env, capsys)
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # a fresh Chroma, as in a new process (see below)
         mem = ["--set", "memory.embedding_model=none"]
         assert main([*mem, "memory", "add", "--novel", "yuye", "--kind", "character", "--name", "李逍遥",
                      "--text", "剑客"]) == 0  # fmt: skip
@@ -186,6 +189,11 @@ def test_disk_full_is_one_line_and_the_book_is_unchanged(tmp_path: Path, clean_e
             assert words in _one_line(capsys.readouterr().err), args
         assert _state(disk) == before  # nothing half-written, nothing pointing at a lost version
         (disk / "filler").unlink()
+        # what the next command (a new process) sees: Chroma caches one system per path in-process, and
+        # the one that hit the full disk stays broken (seen when another test opened Chroma first)
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
         assert main([*mem, "memory", "list", "--novel", "yuye", "--json"]) == 0
         assert "李逍遥" in capsys.readouterr().out
         assert main(["chapter", "show", "1", "--novel", "yuye"]) == 0

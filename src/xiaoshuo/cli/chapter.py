@@ -264,11 +264,19 @@ def set_cmd(
 ) -> None:
     """手写正文 / Store text written by hand as a new, current version (replaces even a damaged file;
     an empty text is refused without --allow-empty)."""
+    from xiaoshuo.cli.state import cli_state
+    from xiaoshuo.files import MB, read_user_file, read_user_stream
     from xiaoshuo.writing import WritingError
 
+    limit = cli_state(ctx).settings().limits.max_chapter_file_mb * MB  # never /dev/zero until memory runs out
+    what, key = "正文文件 (text file)", "limits.max_chapter_file_mb"
     try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        if str(file) == "-":
+            raw = read_user_stream(sys.stdin.buffer, limit=limit, key=key, what=what, error=WritingError)
+        else:
+            raw = read_user_file(file, limit=limit, key=key, what=what, error=WritingError)
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text did
+    except UnicodeDecodeError as exc:  # an OSError is worded by errors.translate() (errno, path, fix)
         raise WritingError(
             "无法读取正文文件 (cannot read the text file)",
             expected="a UTF-8 text file",

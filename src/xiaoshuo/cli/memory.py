@@ -356,16 +356,19 @@ def memory_export(ctx: typer.Context, file: Path, novel: NovelOpt = "default") -
 @app.command("import")
 def memory_import(ctx: typer.Context, file: Path, novel: OptionalNovelOpt = None) -> None:
     """Import a memory JSON export (validated first: a bad file changes nothing)."""
+    from xiaoshuo.files import MB, parse_user_json, read_user_file
     from xiaoshuo.memory import StoryMemoryError
 
-    try:
-        data = json.loads(file.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoryMemoryError(
-            "无法读取导入文件 (cannot read the import file)",
-            received=f"{file}: {exc}",
-            expected="a JSON file from xiaoshuo memory export",
-        ) from None
+    what = "记忆导入文件 (memory import file)"
+    limit = cli_state(ctx).settings().limits.max_file_mb * MB
+    raw = read_user_file(file, limit=limit, key="limits.max_file_mb", what=what, error=StoryMemoryError)
+    data = parse_user_json(
+        raw,
+        what=what,
+        error=StoryMemoryError,
+        source=file,
+        expected="a UTF-8 JSON file from xiaoshuo memory export",
+    )
     with _store(ctx) as store:
         ids = store.import_novel(data, novel=novel)
     typer.echo(f"已导入 imported {len(ids)} entries")

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from xiaoshuo.cli.options import BackendOpt, JsonOpt, ModelOpt, NovelOpt, echo_json, novels, planning_engine
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(name="outline", help="大纲 / Outline: 卷 → 章 with synopses.", no_args_is_help=True)
 
@@ -24,20 +24,20 @@ def outline_import_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """导入大纲 / Replace the outline from a JSON file (chapters already written keep their text)."""
+    from xiaoshuo.files import MB, parse_user_json, read_user_file
     from xiaoshuo.writing import WritingError
 
-    try:
-        data = json.loads(file.read_text("utf-8"))
-    except OSError as exc:
-        raise WritingError(
-            "无法读取大纲文件 (cannot read the outline file)", received=f"{file}: {exc}"
-        ) from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WritingError(
-            "大纲文件不是合法的 UTF-8 JSON (not valid JSON)",
-            received=f"{file}: {exc}",
-            expected='{"volumes": [{"title": …, "chapters": [{"title": …, "synopsis": …}]}]}',
-        ) from None
+    limit = cli_state(ctx).settings().limits.max_file_mb * MB
+    raw = read_user_file(
+        file, limit=limit, key="limits.max_file_mb", what="大纲文件 (outline file)", error=WritingError
+    )
+    data = parse_user_json(
+        raw,
+        what="大纲文件 (outline file)",
+        error=WritingError,
+        source=file,
+        expected='UTF-8 JSON: {"volumes": [{"title": …, "chapters": [{"title": …, "synopsis": …}]}]}',
+    )
     outline = novels(ctx).get(novel).import_outline(data)
     if as_json:
         echo_json(outline.model_dump())

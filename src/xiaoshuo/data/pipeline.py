@@ -181,8 +181,8 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
     record = SourceRecord(path=rel, format=path.suffix.lower().lstrip(".") or "(none)")
     try:
         record.bytes = _size(path)
-        record.sha256 = _sha256(path)
-        result = read_source(path, rel)
+        record.sha256 = _sha256(path) if path.is_file() else ""  # never read a FIFO or device
+        result = read_source(path, rel, run.settings.limits)
     except XiaoshuoError as exc:
         record.status, record.error = "error", str(exc)
         return record

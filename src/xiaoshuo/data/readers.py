@@ -5,19 +5,23 @@ entry of a JSON export) with metadata and the source path.  Readers decode
 bytes (via :mod:`xiaoshuo.data.decoding`) and parse formats; they do not clean,
 split into chapters or chunk.  A problem with the whole file raises
 :class:`ReadError`; a problem with part of it (a broken JSONL line, a JSON entry
-without content) becomes a warning and the rest is kept.
+without content) becomes a warning and the rest is kept.  Every read is bounded by
+the ``limits.*`` settings (:mod:`xiaoshuo.files`): only regular files, at most
+``limits.max_file_mb``; JSON nested absurdly deep is refused; an EPUB is checked
+for zip bombs before ebooklib opens it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xiaoshuo.config import LimitSettings
 from xiaoshuo.data.decoding import decode_bytes
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.files import MB, check_zip, parse_user_json, read_user_file
 
 
 class ReadError(XiaoshuoError):
@@ -54,7 +58,7 @@ class ReadResult:
     encoding_rule: str = ""  # which detection rule chose ``encoding`` (Decoded.rule_text)
 
 
-Reader = Callable[[Path, str], ReadResult]
+Reader = Callable[[Path, str, LimitSettings], ReadResult]
 READERS: dict[str, Reader] = {}
 
 
@@ -71,8 +75,9 @@ def supported_extensions() -> list[str]:
     return sorted(READERS)
 
 
-def read_source(path: Path, rel: str) -> ReadResult:
-    """Read one file with the reader registered for its extension."""
+def read_source(path: Path, rel: str, limits: LimitSettings | None = None) -> ReadResult:
+    """Read one file with the reader registered for its extension, within ``limits`` (default: the
+    defaults of ``limits.*``)."""
     fn = READERS.get(path.suffix.lower())
     if fn is None:
         raise ReadError(
@@ -81,19 +86,17 @@ def read_source(path: Path, rel: str) -> ReadResult:
             received=path.suffix or "(no extension)",
             fix="转换为 .txt / .json / .jsonl / .epub，或把它移出输入目录",
         )
-    return fn(path, rel)
+    return fn(path, rel, limits or LimitSettings())
 
 
-def _read_bytes(path: Path, rel: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ReadError(f"{rel}: 无法读取文件 (cannot read)", received=str(exc), fix="检查文件权限") from None
+def _read_bytes(path: Path, rel: str, limits: LimitSettings) -> bytes:
+    limit = limits.max_file_mb * MB
+    return read_user_file(path, limit=limit, key="limits.max_file_mb", what=f"文件 {rel}", error=ReadError)
 
 
 @reader(".txt")
-def read_txt(path: Path, rel: str) -> ReadResult:
-    decoded = decode_bytes(_read_bytes(path, rel), name=rel)
+def read_txt(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
+    decoded = decode_bytes(_read_bytes(path, rel, limits), name=rel)
     if not decoded.text.strip():
         raise ReadError(
             f"{rel}: 文件只有空白 (whitespace only)", expected="novel text", received="blank text"
@@ -120,17 +123,14 @@ def _entry_to_document(obj: Any, rel: str, index: int, where: str) -> Document:
 
 
 @reader(".json")
-def read_json(path: Path, rel: str) -> ReadResult:
-    decoded = decode_bytes(_read_bytes(path, rel), name=rel)
-    try:
-        data = json.loads(decoded.text)
-    except json.JSONDecodeError as exc:
-        raise ReadError(
-            f"{rel}: JSON 无法解析，文件可能被截断 (invalid or truncated JSON)",
-            expected='a list: [{"title": ..., "content": ..., "author": ..., "genre": ..., "tags": [...]}]',
-            received=f"{exc.msg} at line {exc.lineno} column {exc.colno}",
-            fix="修复该处语法，或重新导出文件",
-        ) from None
+def read_json(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
+    decoded = decode_bytes(_read_bytes(path, rel, limits), name=rel)
+    data = parse_user_json(
+        decoded.text,
+        what=f"文件 {rel}",
+        error=ReadError,
+        expected='a list: [{"title": ..., "content": ..., "author": ..., "genre": ..., "tags": [...]}]',
+    )
     if not isinstance(data, list):
         raise ReadError(
             f"{rel}: JSON 顶层必须是列表 (top level must be a list)",
@@ -152,18 +152,18 @@ def read_json(path: Path, rel: str) -> ReadResult:
 
 
 @reader(".jsonl")
-def read_jsonl(path: Path, rel: str) -> ReadResult:
-    decoded = decode_bytes(_read_bytes(path, rel), name=rel)
+def read_jsonl(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
+    decoded = decode_bytes(_read_bytes(path, rel, limits), name=rel)
     docs, warnings, bad_lines = [], [], []
     for lineno, line in enumerate(decoded.text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = parse_user_json(line, what=f"line {lineno}", error=ReadError)
             docs.append(_entry_to_document(obj, rel, lineno, f"line {lineno}"))
-        except json.JSONDecodeError as exc:
+        except ReadError as exc:
             bad_lines.append(lineno)
-            warnings.append(f"line {lineno}: invalid JSON ({exc.msg})")
+            warnings.append(f"line {lineno}: invalid JSON ({exc.received})")
         except ValueError as exc:
             bad_lines.append(lineno)
             warnings.append(str(exc))
@@ -184,10 +184,11 @@ _HEADINGS = ("h1", "h2", "h3")
 
 
 @reader(".epub")
-def read_epub(path: Path, rel: str) -> ReadResult:
+def read_epub(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
     import ebooklib
     from ebooklib import epub
 
+    check_zip(path, limits, what=f"EPUB {rel}", error=ReadError)  # ebooklib reads every entry into memory
     try:
         book = epub.read_epub(str(path), options={"ignore_ncx": True})
     except Exception as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -301,15 +300,18 @@ def search_headers(lang: str = "zh") -> list[str]:
 
 def import_file(services: Services, novel: str | None, path: str | None, lang: str = "zh") -> str:
     """导入: a JSON file from 导出 / ``memory export``; a bad file changes nothing."""
+    from xiaoshuo.files import MB, parse_user_json, read_user_file
     from xiaoshuo.memory import StoryMemoryError
 
     if path is None:
         return ""
+    what, limit = t("mem_import_what", lang), services.settings.limits.max_file_mb * MB
+    raw = read_user_file(path, limit=limit, key="limits.max_file_mb", what=what, error=StoryMemoryError)
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        data = parse_user_json(raw, what=what, error=StoryMemoryError)
+    except StoryMemoryError as exc:
         raise StoryMemoryError(
-            t("mem_err_json", lang), received=str(exc), fix=t("mem_err_json_fix", lang)
+            t("mem_err_json", lang), received=exc.received, fix=t("mem_err_json_fix", lang)
         ) from None
     ids = services.store().import_novel(data, novel=_novel(novel))
     return t("mem_imported", lang, count=len(ids))

@@ -101,7 +101,7 @@ class ParsedBook:
 def read_book(path: str | os.PathLike[str], *, settings: Any = None) -> ParsedBook:
     """Read, clean (like ``prepare``) and split one file; raises :class:`XiaoshuoError` when unusable."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a folder, device or FIFO: read_source says so
         raise BookError(
             f"找不到要导入的文件 (file not found): {path}",
             expected="a novel file: " + ", ".join(supported_extensions()),
@@ -117,7 +117,7 @@ def read_book(path: str | os.PathLike[str], *, settings: Any = None) -> ParsedBo
     )
     chapter_re = compile_chapter_regex(getattr(data, "chapter_regex", "") or "")
     try:
-        result = read_source(path, path.name)
+        result = read_source(path, path.name, getattr(settings, "limits", None))
     except OSError as exc:
         raise BookError(f"{path.name}: 无法读取文件 (cannot read)", received=str(exc)) from None
     stats = CleanStats()

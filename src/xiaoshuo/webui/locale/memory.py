@@ -108,6 +108,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "用「导出 JSON」或 xiaoshuo memory export 得到的文件",
         "en": "use a file from Export JSON or `xiaoshuo memory export`",
     },
+    "mem_import_what": {"zh": "导入文件", "en": "The import file"},
     # ---- search
     "mem_search": {"zh": "搜索记忆 (search)", "en": "Search memory"},
     "mem_search_go": {"zh": "搜索", "en": "Search"},
