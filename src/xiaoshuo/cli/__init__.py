@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "write",
     "chapter",
     "check",
+    "eval",
 )
 
 app = typer.Typer(

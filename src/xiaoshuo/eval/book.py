@@ -25,9 +25,9 @@ from typing import Any
 
 from xiaoshuo.eval.flavour import FlavourList
 from xiaoshuo.eval.metrics import DeltaReference, function_word_freqs, profile, style_distance
+from xiaoshuo.eval.report import SCHEMA_VERSION
 from xiaoshuo.writing.textstats import count_chars, length_score, ngram_list, repetition_rate
 
-SCHEMA_VERSION = 1
 METRICS = ("length_score", "repetition_rate", "ai_flavour", "findings_per_10k", "style_drift")
 
 

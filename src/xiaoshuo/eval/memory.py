@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from xiaoshuo.eval.report import SCHEMA_VERSION
 from xiaoshuo.writing.textstats import ngrams
 
-SCHEMA_VERSION = 1
 LEAK_NGRAM = 6
 LEAK_SHARE = 0.6
 DEFAULT_CHAPTERS = 12
