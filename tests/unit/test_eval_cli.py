@@ -51,6 +51,22 @@ def test_readme_eval_examples_run(workdir: Path, capsys: pytest.CaptureFixture[s
     assert "same" in out["compare"] and "worse" not in out["compare"]
 
 
+def test_compare_names_what_got_worse(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "probe", "p", "--chapters", "6", "--characters", "3", "--events", "4"]) == 0
+    assert main(["eval", "book", "p", "--output", "a.json"]) == 0
+    chapter = workdir / "data" / "novels" / "p" / "chapters" / "0006.txt"
+    chapter.write_text(chapter.read_text("utf-8") + "他嘴角勾起一抹冷笑，眼中闪过一丝寒意。\n" * 20, "utf-8")
+    assert main(["eval", "book", "p", "--output", "b.json"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "compare", "a.json", "b.json", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "compare-book"
+    assert result["figures"]["ai_flavour"]["verdict"] == "worse"
+    six = next(c for c in result["chapters"] if c["number"] == 6)
+    assert six["ai_flavour"]["verdict"] == "worse" and six["ai_flavour"]["change"] > 0
+    assert all(c["ai_flavour"]["verdict"] == "same" for c in result["chapters"] if c["number"] != 6)
+
+
 def test_eval_errors_are_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "book", "nosuch"]) == 2
     assert "没有这本小说" in capsys.readouterr().err

@@ -106,8 +106,9 @@ def book_health(
     started = time.perf_counter()
     card = novel.card()
     outline = novel.outline()
-    numbers = [n for n in novel.written_chapters() if count_chars(novel.text(n))]
-    texts = [novel.text(n) for n in numbers]
+    read = {n: novel.text(n) for n in novel.written_chapters()}
+    numbers = [n for n, t in read.items() if count_chars(t)]
+    texts = [read[n] for n in numbers]
     warnings: list[str] = []
     if entries is None:
         warnings.append("记忆不可用：没有一致性检查与伏笔 (memory unavailable: no findings, no threads)")
