@@ -140,8 +140,13 @@ def _counter(settings: Any, tokenizer: str | None) -> tuple[Any, str]:
     if name == CHARS_TOKENIZER:
         return len, "chars (one token per character, an estimate)"
     from xiaoshuo.data.chunking import TokenCounter, load_tokenizer
+    from xiaoshuo.errors import XiaoshuoError
 
-    return TokenCounter(load_tokenizer(name, models_dir=settings.paths.models_dir)).count, name
+    try:
+        return TokenCounter(load_tokenizer(name, models_dir=settings.paths.models_dir)).count, name
+    except XiaoshuoError as exc:
+        exc.fix = f"{exc.fix or ''}；或用 --tokenizer chars 按字估算 (or count one token per 字)".lstrip("；")
+        raise XiaoshuoError(exc.message, expected=exc.expected, received=exc.received, fix=exc.fix) from None
 
 
 def _chapters(value: str | None) -> list[int] | None:
