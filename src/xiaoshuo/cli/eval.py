@@ -236,6 +236,8 @@ def memory_cmd(
         "tokens per section (mean)", "  ".join(f"{k} {v:.0f}" for k, v in report["tokens_mean"].items())
     )
     console.print(summary)
+    for w in report["warnings"]:
+        typer.echo(f"! {w}", err=True)
     for c in report["chapters"]:
         for leak in c["future_leaks"]:
             console.print(

@@ -110,6 +110,10 @@ def book_health(
     numbers = [n for n, t in read.items() if count_chars(t)]
     texts = [read[n] for n in numbers]
     warnings: list[str] = []
+    if not numbers:
+        warnings.append(
+            f"还没有写好的章节 (no written chapters): xiaoshuo write chapter 1 --novel {novel.slug}"
+        )
     if entries is None:
         warnings.append("记忆不可用：没有一致性检查与伏笔 (memory unavailable: no findings, no threads)")
     base_n = baseline_chapters or max(1, min(5, len(numbers) // 4))

@@ -243,6 +243,11 @@ def memory_probe(
         rows.append(chapter_probe(comp, n, plan.characters, entries))
         if progress is not None:
             progress(i + 1, len(chosen))
+    warnings = (
+        []
+        if rows
+        else [f"大纲里还没有章节 (no chapters in the outline): xiaoshuo outline show --novel {novel.slug}"]
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "memory",
@@ -253,6 +258,7 @@ def memory_probe(
         "tokenizer": tokenizer,
         "chapters": rows,
         **pooled(rows),
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
