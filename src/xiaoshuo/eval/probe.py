@@ -122,9 +122,13 @@ def build_probe(
             importance=rng.randint(2, 4),
         )
         probe.events.append(e)
-    for k, name in enumerate(names):  # two dated states each, spread over the book
+    for k, name in enumerate(names):  # two dated states each (one on a very short probe), spread out
+        used: set[int] = set()
         for j in range(2):
             ch = max(1, min(chapters, (k * 5 + j * chapters // 2 + 3) % chapters + 1))
+            if ch in used:
+                continue
+            used.add(ch)
             probe.states.append(
                 make_entry(
                     novel=slug,
@@ -135,7 +139,7 @@ def build_probe(
                     chapter=ch,
                 )
             )
-    dead_name, dead_at = names[-1], max(2, chapters // 3)
+    dead_name, dead_at = names[-1], min(chapters, max(2, chapters // 3))
     probe.dead = (dead_name, dead_at)
     probe.states = [s for s in probe.states if not (s.name == dead_name and s.chapter >= dead_at)]
     probe.states.append(
