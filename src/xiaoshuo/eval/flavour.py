@@ -6,7 +6,8 @@ writer adds their own through ``eval.ai_flavour_file`` (same format; a category 
 extra phrases and the file's weight; ``replace = true`` at the top drops the shipped list).  A bad file is a
 :class:`~xiaoshuo.errors.ConfigError` naming the file and the category.
 
-:meth:`FlavourList.scan` finds the matches of a text (non-overlapping, leftmost-longest per category);
+:meth:`FlavourList.scan` finds the matches of a text (non-overlapping within a category, longer phrases tried
+first, then the patterns; categories are counted independently);
 :meth:`FlavourList.rate` is Σ weight × matches per 1,000 字.  This module reads the list files; it writes
 nothing and knows nothing of novels.
 """
