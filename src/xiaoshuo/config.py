@@ -341,6 +341,16 @@ class WritingSettings(_Section):
     )
 
 
+class EvalSettings(_Section):
+    """Measuring the writing: ``xiaoshuo eval`` (``xiaoshuo.eval``)."""
+
+    ai_flavour_file: str = Field(
+        "",
+        description="Your own AI味 phrase list (TOML, the format of the shipped "
+        "xiaoshuo/eval/data/ai_flavour.toml), added to the shipped one; empty: the shipped list only.",
+    )
+
+
 class WebUISettings(_Section):
     """The Gradio WebUI (seed: ``webui.*``; host defaults to loopback for safety)."""
 
@@ -421,6 +431,7 @@ class Settings(BaseModel):
     data: DataSettings = Field(default_factory=DataSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     writing: WritingSettings = Field(default_factory=WritingSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     webui: WebUISettings = Field(default_factory=WebUISettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -50,6 +50,7 @@ COMMAND_MODULES = (
     "write",
     "chapter",
     "check",
+    "eval",
 )
 
 app = typer.Typer(

@@ -88,14 +88,19 @@ def ngrams(text: str, n: int) -> set[str]:
     return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
+def ngram_list(text: str, n: int) -> list[str]:
+    """Every ``n``-字 n-gram of ``text`` in order (whitespace ignored, as :func:`repetition_rate` does)."""
+    s = _WS.sub("", text)
+    return [s[i : i + n] for i in range(len(s) - n + 1)]
+
+
 def repetition_rate(new: str, history: str | list[str] | set[str], n: int = 8) -> float:
     """Share of the ``n``-字 n-grams of ``new`` already seen in ``history`` or earlier in ``new``.
 
     ``history`` is earlier text (this chapter before the segment, previous chapters) or a
     precomputed n-gram set.  Whitespace is ignored.  0.0 for text shorter than ``n``.
     """
-    s = _WS.sub("", new)
-    grams = [s[i : i + n] for i in range(len(s) - n + 1)]
+    grams = ngram_list(new, n)
     if not grams:
         return 0.0
     if isinstance(history, set):
