@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from xiaoshuo.cli.state import _state
+from xiaoshuo.cli.options import JsonOpt
+from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
     name="eval",
@@ -21,7 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 SlugArg = Annotated[str, typer.Argument(help="The novel's slug (xiaoshuo novel list).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON report.")]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", metavar="FILE", help="Also write the JSON report to FILE.")
 ]
@@ -70,7 +70,7 @@ def book_cmd(
     from xiaoshuo.memory import MemoryStore, StoryMemoryError
     from xiaoshuo.writing import Novels
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     novel = Novels.from_settings(settings).get(slug)
     novel.card()  # a missing novel is an error here, before the memory is opened
     flavour = load_flavour(settings.eval.ai_flavour_file or None)
@@ -201,7 +201,7 @@ def memory_cmd(
     from xiaoshuo.memory import MemoryStore
     from xiaoshuo.writing import Novels
 
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     novel = Novels.from_settings(settings).get(slug)
     novel.card()
     count, name = _counter(settings, tokenizer)
@@ -306,7 +306,7 @@ def probe_cmd(
             expected=f"--characters 2..{len(NAMES)}, --chapters >= 1, --events >= 0",
             received={"characters": characters, "chapters": chapters, "events": events},
         )
-    settings = _state(ctx).settings()
+    settings = cli_state(ctx).settings()
     with MemoryStore(settings) as store:
         probe = build_probe(
             Novels.from_settings(settings),
