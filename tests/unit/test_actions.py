@@ -100,7 +100,7 @@ def test_the_preview_is_what_the_engine_receives(tmp_path: Path, action: str, ch
 
 
 def test_the_inspector_shows_what_the_page_sends(tmp_path: Path) -> None:
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     services, engine = _services(tmp_path, _settings(tmp_path), Recording())
     try:
@@ -150,7 +150,7 @@ def _collect(agen, timeout: float = 60):
 
 def test_accept_runs_auto_summary_from_the_page_and_the_cli(tmp_path: Path, monkeypatch) -> None:
     from xiaoshuo.cli import app
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     # the page: 采用 a saved version, and a stopped run's unsaved candidate
     page = _settings(tmp_path / "page", **{"writing.auto_summarize": True})

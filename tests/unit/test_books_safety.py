@@ -309,7 +309,7 @@ def test_doctor_finds_and_fix_cleans_the_leftovers_of_killed_runs(tmp_path: Path
 
 def test_webui_export_still_writes_its_own_download_file(tmp_path: Path):
     from xiaoshuo.config import load
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
     from xiaoshuo.webui.services import Services
 
     class NoEngine:  # import and export never touch the engine

@@ -79,7 +79,7 @@ def test_outline_generate_seed_repeats_the_outline(cli, tmp_path: Path) -> None:
 
 
 def test_the_page_and_the_cli_plan_the_same_outline_from_one_seed(cli, tmp_path: Path) -> None:
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
     from xiaoshuo.webui.services import Services
 
     from_cli = _outline(cli, "a", "--seed", "42")

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from xiaoshuo.config import load
-from xiaoshuo.webui import book_handlers as h
 from xiaoshuo.webui.files import DOWNLOAD_MAX_AGE, MAX_NAME_BYTES, clean_downloads, download_path, fit_name
+from xiaoshuo.webui.pages.book import handlers as h
 from xiaoshuo.webui.security import LoginLimiter, client_key
 from xiaoshuo.webui.services import save_uploads
 from xiaoshuo.writing import Novels

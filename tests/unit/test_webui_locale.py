@@ -23,8 +23,8 @@ CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Modules whose every page string is in the table (one line per module).
 CHECKED = [
     "app.py",
-    "book.py",
-    "book_handlers.py",
+    "pages/book/layout.py",
+    "pages/book/handlers.py",
     "scratch.py",
     "generation.py",
     "launch.py",
@@ -123,7 +123,7 @@ def test_every_key_used_is_in_the_table() -> None:
 
 def test_book_table_keys_are_complete() -> None:
     """The keys the book page builds at run time (``book_cols_*``, ``book_status_*`` …) resolve."""
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     for table in ("outline", "versions", "inspector", "review", "findings", "threads"):
         zh, en = h.headers(table, "zh"), h.headers(table, "en")
@@ -217,7 +217,7 @@ def test_the_app_in_english(tmp_path: Path) -> None:
 def test_handler_messages_follow_the_page_language(tmp_path: Path) -> None:
     """A message made by the page's handlers is English on an English page (and Chinese by default)."""
     from xiaoshuo.errors import XiaoshuoError
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     _demo, services = _build(tmp_path, "en")
     try:

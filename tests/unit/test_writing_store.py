@@ -143,7 +143,7 @@ def test_an_empty_text_is_refused_unless_allowed(lib: Novels, tmp_path: Path, ca
 
 def test_the_pages_save_refuses_an_emptied_editor(tmp_path: Path) -> None:
     from xiaoshuo.errors import XiaoshuoError
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     services = _services(tmp_path)
     try:
@@ -218,7 +218,7 @@ def test_the_page_opens_chapters_while_a_chapter_of_the_book_generates(tmp_path:
     of the same book in the page must not need it (it used to raise NovelLockedError naming the page's
     own pid)."""
     from xiaoshuo import testing
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     reached, release = threading.Event(), threading.Event()
 
@@ -336,7 +336,7 @@ def test_one_damaged_novel_never_hides_the_others(lib: Novels, tmp_path: Path, c
     code, out, err = cli(tmp_path, capsys, "novel", "list")
     assert code == 0 and "⚠" in out and "garbled" in err
 
-    from xiaoshuo.webui import book_handlers as h
+    from xiaoshuo.webui.pages.book import handlers as h
 
     services = _services(tmp_path)
     try:

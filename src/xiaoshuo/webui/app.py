@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from xiaoshuo.webui.book import build_book_tab
 from xiaoshuo.webui.files import GRADIO_DELETE_CACHE
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.memory_tab import build_memory_tab
+from xiaoshuo.webui.pages.book.layout import build_book_tab
 from xiaoshuo.webui.scratch import build_scratch_tab
 from xiaoshuo.webui.services import Services
 from xiaoshuo.webui.settings_tab import build_settings_tab

@@ -1,18 +1,24 @@
 """The 创作 (book) page's handlers: plain functions over ``Services`` calling :mod:`xiaoshuo.writing`.
 
-Every function here takes the ``Services`` object and plain values (a novel slug, a chapter number,
-text) and returns plain values (rows, text, HTML, dicts); ``book.py`` turns them into components and
-``XiaoshuoError`` into ``gr.Error``.  Nothing here imports Gradio, so every handler is testable
-without a browser.  Per-session state (the candidates of the last generation, the selection) is
-passed in and returned as plain dicts; the page keeps it in ``gr.State``.
+Two layers, both without a browser (``tests/unit/webui/test_book.py``):
+
+- the page's API: functions that take the ``Services`` object and plain values (a novel slug, a chapter
+  number, text) and return plain values (rows, text, HTML, dicts), raising ``XiaoshuoError``;
+- the page's events (``on_*``, at the end): what ``layout.py`` wires with ``functools.partial``; they
+  decide what the page shows next (which chapter a novel opens at, what a selection says, the review
+  panel's title …) and return the outputs' values, ``gr.skip()`` / ``gr.update`` included.
+
+Per-session state (the candidates of the last generation, the selection, the novel and chapter a
+reload reopens) is passed in and returned as plain dicts; the page keeps it in ``gr.State`` /
+``gr.BrowserState``.
 
 Generation (:func:`write_stream`) runs the writing core's ``Writer`` on a thread with its own event
 loop (its file writes and memory retrieval never block the page's loop) and yields coalesced
 :class:`BookUpdate` s; closing the generator (the stop button) cancels the run and the engine aborts
 its requests.  Writing, the inspector's preview, accept (with ``writing.auto_*``), saving an edit and
 reverting are :mod:`xiaoshuo.writing.actions`, the functions the CLI calls too; chapters, versions and
-summaries are stored by :class:`xiaoshuo.writing.Novel`.  This module builds no prompt and keeps no
-state of its own.
+summaries are stored by :class:`xiaoshuo.writing.Novel`.  This module builds no prompt, lays nothing
+out (``layout.py``) and keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gradio as gr
+
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.errors import as_gradio_error
 from xiaoshuo.webui.locale import STRINGS, t
 from xiaoshuo.writing import actions
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
@@ -1026,3 +1035,386 @@ async def summarize(services: Any, slug: str, number: int, lang: str = "zh") -> 
 def _run_async(coro: Any) -> Any:
     """Run a writing-core coroutine on this (worker) thread's own loop: its file I/O stays off the page's."""
     return asyncio.run(coro)
+
+
+# ----------------------------------------------------------------------------- page events
+# What ``layout.py`` wires, bound there with ``functools.partial(fn, services, lang, …)``: the components'
+# values come next, in the order of the event's inputs, and the outputs' values go back in the order of
+# its outputs (``gr.skip()`` for one left as it is, ``gr.update`` for a picker's choices).  Typed and OS
+# errors of the synchronous ones become ``gr.Error`` in ``webui.errors.guard`` (wrapped in the layout);
+# the async ones turn them into ``gr.Error`` themselves.
+
+CHAPTER_FIELDS = 8  # chapter_outputs: header, text, chars, summary, versions, plan title, synopsis, target
+
+
+def _seed(value: Any) -> int | None:
+    """The page's seed field: a negative or empty one is a random seed (``None``)."""
+    return None if value is None or int(value) < 0 else int(value)
+
+
+def review_label(services: Any, lang: str, slug: str | None) -> gr.Accordion:
+    """待审记忆 (N): the review panel's title with the count of proposals waiting."""
+    count = pending_count(services, slug) if slug else 0
+    return gr.Accordion(label=t("book_review_count", lang, count=count) if count else t("book_review", lang))
+
+
+def chapter_outputs(services: Any, lang: str, slug: str | None, number: int | None) -> list[Any]:
+    """A chapter on the page (``CHAPTER_FIELDS`` values); its target is the plan's, else the novel's."""
+    view = chapter_view(services, slug, number, lang=lang)
+    title, synopsis, plan_target = plan_fields(services, slug, number)
+    tgt = plan_target or (open_novel(services, slug, lang=lang).card().chapter_chars if slug else None)
+    return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt]
+
+
+def opened_chapter(slug: str, numbers: list[int], saved: dict[str, Any] | None) -> int | None:
+    """The chapter a novel opens at: the one this browser had open in it when the outline still has it,
+    else the first chapter (``None`` for an empty outline)."""
+    saved = saved or {}
+    wanted = saved.get("chapter") if saved.get("novel") == slug else None
+    return wanted if wanted in numbers else (numbers[0] if numbers else None)
+
+
+def _store_ok(services: Any) -> bool:
+    try:
+        services.store()
+        return True
+    except XiaoshuoError:
+        return False
+
+
+def on_show_novel(services: Any, lang: str, slug: str | None, saved: dict[str, Any] | None) -> list[Any]:
+    """A novel picked: card, outline, its chapter (the one last open), review, threads, its adapter and
+    the browser's saved place."""
+    if not slug:
+        blank = [gr.skip()] * CHAPTER_FIELDS
+        return ["", [], None, *blank, [], review_label(services, lang, None), [], gr.skip(), saved]
+    novel_obj = open_novel(services, slug, lang=lang)
+    rows = outline_rows(services, slug, lang=lang)
+    number = opened_chapter(slug, [r[0] for r in rows], saved)
+    view = chapter_outputs(services, lang, slug, number)
+    default = novel_obj.card().adapter or t("none", lang)
+    return [
+        card_markdown(services, slug, lang=lang),
+        rows,
+        number,
+        *view,
+        review_rows(services, slug, lang=lang),
+        review_label(services, lang, slug),
+        thread_rows(services, slug, lang=lang) if _store_ok(services) else [],
+        gr.update(value=default),
+        {"novel": slug, "chapter": number},
+    ]
+
+
+def on_load(services: Any, lang: str, saved: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+    """Every page load: the novels on disk (the one this browser had open, else the first) and the
+    adapters for the two adapter pickers."""
+    choices = novel_choices(services, lang)
+    slugs = [c[1] for c in choices]
+    slug = (saved or {}).get("novel")
+    slug = slug if slug in slugs else (slugs[0] if slugs else None)
+    adapters = [t("none", lang), *services.adapters()]
+    return (
+        gr.update(choices=choices, value=slug),
+        gr.update(choices=adapters),
+        gr.update(choices=adapters),
+    )
+
+
+def on_pick_chapter(services: Any, lang: str, slug: str | None, number: Any, saved: Any) -> list[Any]:
+    """Another chapter: its view, and the browser remembers it."""
+    if not slug or not number:
+        return [*chapter_outputs(services, lang, None, None), saved]
+    return [*chapter_outputs(services, lang, slug, int(number)), {"novel": slug, "chapter": int(number)}]
+
+
+def row_number(row_value: Any) -> Any:
+    """The number in a clicked table row's first cell (chapter, version); ``gr.skip()`` for anything else."""
+    try:
+        return int(row_value[0])
+    except (TypeError, ValueError, IndexError):
+        return gr.skip()
+
+
+def on_create(
+    services: Any, lang: str, title, slug, genre, style, premise, chapter_chars, default_adapter, saved
+) -> tuple[Any, Any]:
+    """新建小说: the picker shows (and opens) the new novel; the form folds."""
+    made = create_novel(
+        services,
+        slug,
+        title,
+        genre=genre,
+        premise=premise,
+        style=style,
+        chapter_chars=chapter_chars,
+        adapter=default_adapter,
+        lang=lang,
+    )
+    return gr.update(choices=novel_choices(services, lang), value=made), gr.Accordion(open=False)
+
+
+# ---- outline edits: [outline rows, chapter to show, message]
+def on_add_chapter(services: Any, lang: str, slug, title, synopsis) -> list[Any]:
+    num = add_chapter(services, slug, title, synopsis, lang=lang)
+    return [outline_rows(services, slug, lang=lang), num, t("book_ok_chapter", lang, number=num)]
+
+
+def on_rename(services: Any, lang: str, slug, number, title, synopsis) -> list[Any]:
+    """改标题/要点: [outline rows, message, *chapter view]."""
+    edit_chapter(services, slug, number, title, synopsis, lang=lang)
+    return [
+        outline_rows(services, slug, lang=lang),
+        t("book_ok_chapter", lang, number=int(number)),
+        *chapter_outputs(services, lang, slug, int(number)),
+    ]
+
+
+def on_move(services: Any, lang: str, delta: int, slug, number) -> list[Any]:
+    new = move_chapter(services, slug, number, delta, lang=lang)
+    return [outline_rows(services, slug, lang=lang), new, t("book_ok_chapter", lang, number=new)]
+
+
+def on_delete(services: Any, lang: str, slug, number) -> list[Any]:
+    """删除: the outline then shows its first chapter."""
+    delete_chapter(services, slug, number, lang=lang)
+    rows = outline_rows(services, slug, lang=lang)
+    return [rows, rows[0][0] if rows else None, t("book_ok_deleted", lang, number=int(number))]
+
+
+# ---- the editor
+def on_save(services: Any, lang: str, slug, number, value) -> tuple[Any, Any, Any]:
+    """保存 (and leaving the editor): [message, versions, outline]; nothing changes for an unchanged text."""
+    vid = save_text(services, slug, number, value, lang=lang)
+    if vid is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    return (
+        f"✓ {t('book_saved_version', lang)} {vid}",
+        version_rows(services, slug, number, lang=lang),
+        outline_rows(services, slug, lang=lang),
+    )
+
+
+def on_select_text(lang: str, value: str | None, index: Any) -> tuple[dict[str, int], str]:
+    """A selection in the editor: the selection state and the line that describes it."""
+    sel = selection(value or "", index)
+    if not sel:
+        return {}, t("book_no_selection", lang)
+    picked = (value or "")[sel["start"] : sel["end"]]
+    shown = picked if len(picked) <= 30 else picked[:14] + "…" + picked[-14:]
+    return sel, t(
+        "book_selection_info", lang, start=sel["start"], end=sel["end"], count=len(picked), shown=shown
+    )
+
+
+# ---- generation
+async def on_generate(
+    services: Any,
+    lang: str,
+    action: str,
+    slug,
+    number,
+    value,
+    n_cands,
+    tgt,
+    cont,
+    seed_v,
+    instr,
+    sel,
+    mem,
+    adapter_v,
+):
+    """生成/续写/改写…: streams ``[*candidate texts, progress, run state]``; warnings once, as toasts."""
+    try:
+        if action != "chapter" and value is not None:
+            # what the writer sees is what the page shows
+            save_text(services, slug, number, value, lang=lang)
+        warned = False
+        async for u in write_stream(
+            services,
+            slug,
+            number,
+            action,
+            candidates=int(n_cands or 1),
+            target_chars=int(tgt) if tgt else None,
+            chars=int(cont) if cont and action == "continue" else None,
+            seed=_seed(seed_v),
+            sel=sel,
+            instruction=instr or "",
+            memory_on=bool(mem),
+            adapter=adapter_v,
+            lang=lang,
+        ):
+            if u.warnings and not warned:
+                warned = True
+                for w in u.warnings:
+                    gr.Warning(w)
+            yield [*u.texts, u.progress, u.session or gr.skip()]
+    except (XiaoshuoError, OSError) as exc:
+        raise as_gradio_error(exc) from None
+
+
+def on_refresh(services: Any, lang: str, slug, number) -> list[Any]:
+    """After a generation (or 停止): the chapter view and the outline as they are on disk."""
+    if not slug or not number:
+        return [gr.skip()] * (CHAPTER_FIELDS + 1)
+    return [*chapter_outputs(services, lang, slug, int(number)), outline_rows(services, slug, lang=lang)]
+
+
+def on_accept(services: Any, lang: str, index: int, slug, session, shown) -> list[Any]:
+    """采用 candidate ``index``: [*chapter view, outline, message]."""
+    vid = accept_candidate(services, slug, session, index, shown, lang=lang)
+    number = int(session["chapter"])
+    return [
+        *chapter_outputs(services, lang, slug, number),
+        outline_rows(services, slug, lang=lang),
+        f"✓ {t('book_accepted', lang)} {vid}",
+    ]
+
+
+# ---- versions, summary, inspector
+def on_diff(services: Any, lang: str, slug, number, a, b) -> str:
+    return diff_html(services, slug, number, a, b, lang=lang)
+
+
+def on_revert(services: Any, lang: str, slug, number, a) -> list[Any]:
+    """恢复 version ``a``: [*chapter view, message]."""
+    if not a:
+        raise gr.Error(t("book_pick_version", lang))
+    vid = revert(services, slug, number, a, lang=lang)
+    return [
+        *chapter_outputs(services, lang, slug, int(number)),
+        f"✓ {t('book_reverted', lang)} {int(a)} → {vid}",
+    ]
+
+
+def on_save_summary(services: Any, lang: str, slug, number, value) -> str:
+    save_summary(services, slug, number, value, lang=lang)
+    return f"✓ {t('book_summary_saved', lang)}"
+
+
+def on_inspect(services: Any, lang: str, slug, number, mem, tgt, cont) -> tuple[str, list[list[Any]], str]:
+    """上下文检查: [summary with warnings, rows, the prompt] of the request the next click sends."""
+    if not slug or not number:
+        raise gr.Error(t("book_pick_chapter", lang))
+    # the page's own 目标字数 / 续写字数: the preview is the request the next click sends
+    sizes = {"target_chars": int(tgt) if tgt else None, "chars": int(cont) if cont else None}
+    report = inspect(services, slug, number, memory_on=bool(mem), lang=lang, **sizes)
+    head = report["summary"] + "".join(f"\n\n⚠ {w}" for w in report["warnings"])
+    return head, report["rows"], report["prompt"]
+
+
+# ---- review queue: [review rows, review panel title, message, threads] (+ the cleared detail fields)
+def _review_after(services: Any, lang: str, slug, message: str) -> list[Any]:
+    return [
+        review_rows(services, slug, lang=lang),
+        review_label(services, lang, slug),
+        message,
+        thread_rows(services, slug, lang=lang),
+    ]
+
+
+def on_pick_proposal(services: Any, lang: str, slug, row_value) -> tuple[str, str, str]:
+    """A clicked proposal: [its id, its fields to edit, the evidence marked]."""
+    pid = str(row_value[0])
+    fields, marked = proposal_detail(services, slug, pid, lang=lang)
+    return pid, fields, marked
+
+
+def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
+    ids = approve(services, slug, pid, edits, lang=lang)
+    return [
+        *_review_after(services, lang, slug, f"✓ {t('book_approved', lang)} {pid} → {len(ids)}"),
+        "",
+        "",
+        "",
+    ]
+
+
+def on_reject(services: Any, lang: str, slug, pid) -> list[Any]:
+    reject(services, slug, pid, lang=lang)
+    return [*_review_after(services, lang, slug, f"✓ {t('book_rejected', lang)} {pid}"), "", "", ""]
+
+
+def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[Any]:
+    """全部通过 / 全部拒绝."""
+    count = approve_all(services, slug, lang=lang) if approve_them else reject_all(services, slug, lang=lang)
+    return _review_after(services, lang, slug, f"✓ {count}")
+
+
+async def on_extract(services: Any, lang: str, slug, number) -> list[Any]:
+    """提取记忆 from the chapter into the review queue."""
+    try:
+        if not slug or not number:
+            raise WritingError(t("book_pick_chapter", lang))
+        r = await extract(services, slug, int(number), lang=lang)
+    except (XiaoshuoError, OSError) as exc:
+        raise as_gradio_error(exc) from None
+    msg = f"✓ {r['proposals']} {t('book_proposals', lang)}" + (f" ✗ {r['error']}" if r["error"] else "")
+    return _review_after(services, lang, slug, msg)
+
+
+def on_check(services: Any, lang: str, slug, number) -> list[list[Any]]:
+    """一致性检查: the findings (a toast when there are none)."""
+    if not slug or not number:
+        raise gr.Error(t("book_pick_chapter", lang))
+    rows = check_rows(services, slug, number, lang=lang)
+    if not rows:
+        gr.Info(t("book_check_clean", lang))
+    return rows
+
+
+def on_threads(services: Any, lang: str, slug) -> list[list[Any]]:
+    return thread_rows(services, slug, lang=lang)
+
+
+# ---- books in/out, outline generation, summaries
+def on_import(services: Any, lang: str, file, slug, mode) -> tuple[dict[str, Any], Any]:
+    """导入: [the report, the picker showing the novel made or filled]."""
+    if not file:
+        raise gr.Error(t("book_import_nofile", lang))
+    report, made = import_file(services, file, slug, mode)
+    return report, gr.update(choices=novel_choices(services, lang), value=made)
+
+
+def on_export(services: Any, lang: str, slug, fmt, conv) -> str:
+    return export_file(services, slug, fmt, conv or None, lang=lang)
+
+
+async def on_generate_outline(
+    services: Any,
+    lang: str,
+    slug,
+    count,
+    start,
+    seed_v,
+    progress=gr.Progress(),  # noqa: B008
+) -> tuple[list[list[Any]], str, int | None]:
+    """生成大纲: [outline rows, message, the first chapter]."""
+    try:
+        result = await generate_outline(
+            services,
+            slug,
+            int(count or 0),
+            int(start) if start else None,
+            seed=_seed(seed_v),
+            progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
+            lang=lang,
+        )
+    except (XiaoshuoError, OSError) as exc:
+        raise as_gradio_error(exc) from None
+    rows = outline_rows(services, slug, lang=lang)
+    return (
+        rows,
+        f"✓ {len(result['generated'])} {t('book_chapters_planned', lang)}",
+        rows[0][0] if rows else None,
+    )
+
+
+async def on_summarize(services: Any, lang: str, slug, number) -> tuple[str, str]:
+    """写摘要 by the model: [the summary, message]."""
+    try:
+        value = await summarize(services, slug, int(number), lang=lang)
+    except (XiaoshuoError, OSError) as exc:
+        raise as_gradio_error(exc) from None
+    return value, f"✓ {t('book_summary_saved', lang)}"

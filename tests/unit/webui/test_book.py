@@ -22,7 +22,7 @@ from xiaoshuo.engine import Engine
 from xiaoshuo.engine.base import END
 from xiaoshuo.engine.types import Delta
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui import book_handlers as h
+from xiaoshuo.webui.pages.book import handlers as h
 from xiaoshuo.webui.services import Services
 
 PROSE = "".join(chr(0x4E00 + (i * 37) % 5000) + ("。" if i % 9 == 8 else "") for i in range(4000))
