@@ -1,4 +1,5 @@
-"""The 创作 (book) page's handlers without a browser: ``webui.book_handlers`` over ``Services``.
+"""The 创作 (book) page's handlers without a browser: ``webui.pages.book.handlers`` over ``Services``
+(its API and its ``on_*`` page events, the ones ``layout.py`` wires).
 
 Real files (novels, versions, the review queue) and real Chroma (embedding model "none"); the model is
 a scripted ``Engine`` subclass so the streaming, the candidates, stop and the saved versions are exact.
@@ -22,6 +23,7 @@ from xiaoshuo.engine import Engine
 from xiaoshuo.engine.base import END
 from xiaoshuo.engine.types import Delta
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
 from xiaoshuo.webui.services import Services
 
@@ -382,10 +384,10 @@ def test_blur_and_save_click_at_once_make_one_version(services) -> None:
             errors.append(exc)
 
     threads = [threading.Thread(target=save) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
     assert not errors and sorted(results, key=str) == [2, None, None, None]
     novel = Novels.from_settings(services.settings).get(slug)
     assert [v.id for v in novel.versions(1)] == [1, 2] and novel.text(1) == "初稿。作者加了一句。"
@@ -460,3 +462,131 @@ def test_the_outline_seed_field_is_on_the_page(services) -> None:
     seeds = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline-seed"]
     assert len(seeds) == 1 and seeds[0].value == -1 and seeds[0].precision == 0
     assert "种子" in seeds[0].label
+
+
+# ----------------------------------------------------------------------------- page events (on_*)
+def test_a_novel_opens_at_the_chapter_this_browser_had_open(services) -> None:
+    import gradio as gr
+
+    slug = _book(services)
+    other = _book(services, "other")
+    out = h.on_show_novel(services, "zh", slug, {"novel": slug, "chapter": 2})
+    assert len(out) == 3 + h.CHAPTER_FIELDS + 5  # the layout's novel outputs
+    assert out[0].startswith("**《雨夜剑》**") and [r[0] for r in out[1]] == [1, 2, 3] and out[2] == 2
+    assert out[3].startswith("### 第2章 客栈 · 计划") and out[3 + 5] == "客栈"  # header, plan title
+    assert out[-1] == {"novel": slug, "chapter": 2} and out[-2]["value"] == t("none")  # no default adapter
+    assert out[-4].label == "待审记忆"
+    # a place saved in another novel, or a chapter no longer in the outline: the first chapter
+    assert h.on_show_novel(services, "zh", slug, {"novel": other, "chapter": 3})[2] == 1
+    assert h.opened_chapter(slug, [1, 2], {"novel": slug, "chapter": 3}) == 1
+    assert h.opened_chapter(slug, [], {"novel": slug, "chapter": 3}) is None
+    assert h.opened_chapter(slug, [1, 2], None) == 1
+    blank = h.on_show_novel(services, "zh", None, {"novel": "gone"})
+    assert blank[:3] == ["", [], None] and blank[-1] == {"novel": "gone"}
+    assert all(v is gr.skip() or v == gr.skip() for v in blank[3 : 3 + h.CHAPTER_FIELDS])
+
+
+def test_a_page_load_reopens_the_saved_novel_else_the_first(services) -> None:
+    _book(services, "a")
+    _book(services, "b")
+    novel, adapter, new_adapter = h.on_load(services, "en", {"novel": "b", "chapter": 2})
+    assert novel["value"] == "b" and [c[1] for c in novel["choices"]] == ["a", "b"]
+    assert adapter["choices"][0] == t("none", "en") == new_adapter["choices"][0]
+    assert h.on_load(services, "zh", {"novel": "deleted"})[0]["value"] == "a"
+    picked = h.on_pick_chapter(services, "zh", "a", 3.0, {"novel": "a", "chapter": 1})
+    assert picked[0].startswith("### 第3章 断崖 · 计划") and picked[-1] == {"novel": "a", "chapter": 3}
+    assert picked[-2] == 300  # the card's chapter length when the plan has no target
+    kept = h.on_pick_chapter(services, "zh", "a", None, {"novel": "a", "chapter": 1})
+    assert kept[-1] == {"novel": "a", "chapter": 1} and kept[0] == ""
+
+
+def test_outline_events_return_the_rows_and_the_chapter_to_show(services) -> None:
+    made, acc = h.on_create(services, "zh", "雨夜剑", "yuye", "武侠", "", "", 300, t("none"), {})
+    assert made["value"] == "yuye" and acc.open is False
+    rows, number, msg = h.on_add_chapter(services, "zh", "yuye", "夜雨", "要点")
+    assert [r[0] for r in rows] == [1] and number == 1 and "1" in msg
+    h.on_add_chapter(services, "zh", "yuye", "客栈", "")
+    rows, number, _ = h.on_move(services, "zh", -1, "yuye", 2)
+    assert number == 1 and [r[2] for r in rows] == ["客栈", "夜雨"]
+    renamed = h.on_rename(services, "zh", "yuye", 2, "夜雨二", "新要点")
+    assert len(renamed) == 2 + h.CHAPTER_FIELDS and renamed[0][1][2] == "夜雨二" and renamed[-3] == "夜雨二"
+    rows, number, _ = h.on_delete(services, "zh", "yuye", 2)
+    assert [r[0] for r in rows] == [1] and number == 1  # the first chapter is shown after a delete
+    rows, number, _ = h.on_delete(services, "zh", "yuye", 1)
+    assert rows == [] and number is None
+
+
+def test_editor_events_save_once_and_describe_the_selection(services) -> None:
+    import gradio as gr
+
+    slug = _book(services)
+    msg, versions, outline = h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。")
+    assert msg.endswith(" 1") and versions[0][0] == 1 and outline[0][3] == "草稿"
+    assert h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。") == (gr.skip(),) * 3  # unchanged
+    text = "𠀀林远拔剑" + "雨" * 40
+    sel, line = h.on_select_text("zh", text, [2, 4])
+    assert sel == {"start": 1, "end": 3} and "林远" in line
+    sel, line = h.on_select_text("en", text, [2, 2 + 40])
+    assert "…" in line and len(line) < 200  # a long selection is shown by its ends
+    assert h.on_select_text("en", text, [3, 3]) == ({}, "(select text in the editor to rewrite it)")
+    assert h.row_number([7, "x"]) == 7
+    assert h.row_number(None) == gr.skip() and h.row_number(["a"]) == gr.skip()
+
+
+def test_generate_event_streams_then_accept_and_refresh(services) -> None:
+    slug = _book(services)
+    stream = h.on_generate(services, "zh", "chapter", slug, 1, "", 2, 300, 500, 7, "", {}, True, t("none"))
+    updates = _collect(stream)
+    texts, progress, session = updates[-1][:3], updates[-1][3], updates[-1][4]
+    assert texts[0] and texts[1] and texts[2] == "" and "完成" in progress and session["chapter"] == 1
+    out = h.on_accept(services, "zh", 1, slug, session, texts[1])
+    assert len(out) == h.CHAPTER_FIELDS + 2 and out[1] == texts[1] and out[-1].startswith("✓")
+    assert out[h.CHAPTER_FIELDS][0][3] == "草稿"  # the outline row
+    assert h.on_refresh(services, "zh", slug, 1)[1] == texts[1]
+    assert len(h.on_refresh(services, "zh", slug, None)) == h.CHAPTER_FIELDS + 1
+    # continue saves the editor's text first: what the writer sees is what the model continues
+    stream = h.on_generate(
+        services, "zh", "continue", slug, 1, "改过的开头。", 1, 300, 40, 1, "", {}, True, t("none")
+    )
+    _collect(stream)
+    assert h.open_novel(services, slug).text(1).startswith("改过的开头。")
+
+
+def test_events_without_a_chapter_or_version_say_so(services) -> None:
+    import gradio as gr
+
+    slug = _book(services)
+    with pytest.raises(gr.Error, match="版本"):
+        h.on_revert(services, "zh", slug, 1, None)
+    with pytest.raises(gr.Error):
+        h.on_inspect(services, "zh", slug, None, True, None, None)
+    with pytest.raises(gr.Error):
+        h.on_check(services, "zh", None, 1)
+    with pytest.raises(gr.Error):
+        asyncio.run(h.on_extract(services, "zh", slug, None))
+    with pytest.raises(gr.Error):
+        h.on_import(services, "zh", None, "", "new")
+    with pytest.raises(gr.Error):  # a typed error (no selection to rewrite) becomes gr.Error
+        _collect(
+            h.on_generate(services, "en", "rewrite", slug, 1, "abc", 1, None, None, -1, "", {}, True, None)
+        )
+    head, rows, prompt = h.on_inspect(services, "zh", slug, 2, True, 400, None)
+    assert "提示词" in head and rows and "客栈" in prompt
+    rows, title, msg, _threads = h.on_review_all(services, "zh", True, slug)
+    assert (rows, title.label, msg) == ([], t("book_review"), "✓ 0")
+
+
+def test_no_function_of_the_book_page_is_over_150_lines() -> None:
+    """Issue 20: the page is sections of layout and plain handlers, not one 700-line function."""
+    import ast
+
+    from xiaoshuo.webui.pages.book import layout
+
+    lengths = {}
+    for module in (layout, h):
+        tree = ast.parse(Path(module.__file__).read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths[f"{Path(module.__file__).name}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert len(lengths) > 60 and "layout.py:build_book_tab" in lengths
+    assert max(lengths.values()) <= 150, sorted(lengths.items(), key=lambda kv: -kv[1])[:3]
