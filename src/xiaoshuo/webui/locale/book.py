@@ -1,6 +1,6 @@
 """Strings of the 创作 book page (novel, outline, chapter, review, export): key → {"zh": …, "en": …}.
 
-Used by ``webui/book.py`` and ``webui/book_handlers.py``.  (The page's first keys — its labels — are still
+Used by ``webui/pages/book/layout.py`` and ``handlers.py``.  (The page's first keys — its labels — are still
 in ``common.py``.)  Keys ``book_cols_*`` are table headers joined by ``|``; ``book_status_*``,
 ``book_kind_*``, ``book_rkind_*`` and ``book_thread_*`` name a stored value (``h.label(prefix, value)``).
 The Chinese texts of errors keep their English gist in brackets (as the library's errors do).

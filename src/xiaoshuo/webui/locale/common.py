@@ -61,7 +61,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "adapters": {"zh": "适配器", "en": "Adapters"},
     "err_empty_request": {"zh": "请先填写写作要求。", "en": "Please enter a writing request."},
     "none": {"zh": "（无）", "en": "(none)"},
-    # ---- the book (创作 tab): webui/book.py
+    # ---- the book (创作 tab): webui/pages/book/
     "tab_scratch": {"zh": "随手写", "en": "随手写 Scratchpad"},
     "book_novel": {"zh": "小说", "en": "Novel"},
     "book_new": {"zh": "新建小说", "en": "New novel"},
