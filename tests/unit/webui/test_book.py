@@ -3,7 +3,7 @@
 
 Real files (novels, versions, the review queue) and real Chroma (embedding model "none"); the model is
 a scripted ``Engine`` subclass so the streaming, the candidates, stop and the saved versions are exact.
-The same handlers run on real vLLM in ``tests/e2e/test_webui_book.py``.
+The page itself runs on real vLLM in a browser in ``tests/e2e/test_webui_book_browser.py``.
 """
 
 from __future__ import annotations
