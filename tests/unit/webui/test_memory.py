@@ -1,4 +1,4 @@
-"""The 记忆 page's handlers without a browser: ``webui.memory_tab`` over ``Services``.
+"""The 记忆 page's handlers without a browser: ``webui.pages.memory.handlers`` over ``Services``.
 
 A real Chroma store under tmp_path (embedding model "none": BM25 and name triggers), real novel folders;
 no model is needed (the engine holder is a stub that is never asked).  The page in a browser is
@@ -14,44 +14,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from xiaoshuo.config import load
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui import memory_tab as m
-from xiaoshuo.webui.services import Services
+from xiaoshuo.webui.pages.memory import handlers as m
+from xiaoshuo.webui.pages.memory.layout import build_memory_tab
 
 NOVEL = "yuye"
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-class NoEngine:
-    """An engine holder for pages that never generate."""
-
-    model, backend, lora = "none", "none", {}
-
-    def loading(self) -> bool:
-        return False
-
-    def status(self):
-        return "ready", "ready"
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def services(tmp_path: Path):
-    settings = load(
-        None,
-        overrides={
-            "paths.data_dir": str(tmp_path / "data"),
-            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
-            "memory.embedding_model": "none",
-        },
-        env={},
-    )
-    s = Services(settings, engine=NoEngine())
-    yield s
-    s.close_store()
 
 
 LIN = {
@@ -216,7 +184,7 @@ def test_import_export_stats_and_reindex_in_words(services, tmp_path: Path) -> N
 def test_page_builds_with_no_entry_id_box(services) -> None:
     with gr.Blocks() as demo:
         novel = gr.Dropdown([NOVEL], value=NOVEL)
-        m.build_memory_tab(services, "zh", novel)
+        build_memory_tab(services, "zh", novel)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {
         "memory-table",
