@@ -8,8 +8,10 @@ the same one line with its fix.  :func:`guard` is the one place a page handler's
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+from collections.abc import Iterator
 
 import gradio as gr
 
@@ -22,11 +24,17 @@ def as_gradio_error(exc: Exception) -> gr.Error:
     return gr.Error(str(error) if error is not None else f"{type(exc).__name__}: {exc}")
 
 
-def _shown(exc: Exception) -> gr.Error | None:
-    """The ``gr.Error`` for an expected failure; ``None`` for a bug (it propagates with its traceback)."""
-    if isinstance(exc, gr.Error) or translate(exc) is None:
-        return None
-    return as_gradio_error(exc)
+@contextlib.contextmanager
+def _shown_on_the_page() -> Iterator[None]:
+    """A typed or OS error inside becomes a ``gr.Error``; a ``gr.Error`` or a bug propagates as it is."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as exc:
+        if translate(exc) is None:
+            raise
+        raise as_gradio_error(exc) from None
 
 
 def guard(fn):
@@ -42,13 +50,9 @@ def guard(fn):
         async def wrapped_agen(*args, **kwargs):
             agen = fn(*args, **kwargs)
             try:
-                async for item in agen:
-                    yield item
-            except Exception as exc:
-                shown = _shown(exc)
-                if shown is None:
-                    raise
-                raise shown from None
+                with _shown_on_the_page():
+                    async for item in agen:
+                        yield item
             finally:
                 await agen.aclose()
 
@@ -57,13 +61,8 @@ def guard(fn):
 
         @functools.wraps(fn)
         async def wrapped_coro(*args, **kwargs):
-            try:
+            with _shown_on_the_page():
                 return await fn(*args, **kwargs)
-            except Exception as exc:
-                shown = _shown(exc)
-                if shown is None:
-                    raise
-                raise shown from None
 
         return wrapped_coro
     if inspect.isgeneratorfunction(fn):
@@ -72,12 +71,8 @@ def guard(fn):
         def wrapped_gen(*args, **kwargs):
             gen = fn(*args, **kwargs)
             try:
-                yield from gen
-            except Exception as exc:
-                shown = _shown(exc)
-                if shown is None:
-                    raise
-                raise shown from None
+                with _shown_on_the_page():
+                    yield from gen
             finally:
                 gen.close()
 
@@ -85,12 +80,7 @@ def guard(fn):
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        try:
+        with _shown_on_the_page():
             return fn(*args, **kwargs)
-        except Exception as exc:
-            shown = _shown(exc)
-            if shown is None:
-                raise
-            raise shown from None
 
     return wrapped
