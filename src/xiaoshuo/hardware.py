@@ -4,7 +4,7 @@ Facts only, and their one owner: ``nvidia-smi`` is run and parsed here only (:fu
 the WebUI's 设置 page, ``doctor``, the model choice and training ask these functions.  Which
 backend ``auto`` means lives in :mod:`xiaoshuo.engine.selection`, the ``xiaoshuo doctor`` checks
 in :mod:`xiaoshuo.doctor`, which model ``auto`` means in :mod:`xiaoshuo.models`, how the facts are
-worded on the page in ``webui/settings_tab.py``.  torch is imported lazily (inside
+worded on the page in ``webui/pages/settings/handlers.py``.  torch is imported lazily (inside
 :func:`torch_status`); :func:`gpu_memory` asks ``nvidia-smi`` instead, so settings can use it
 without loading torch.
 """

@@ -156,7 +156,7 @@ def test_generation_streams_into_the_page(browser, app) -> None:
 
 def test_stop_ends_the_generation(browser, app) -> None:
     from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.webui.generation import generate_stream
+    from xiaoshuo.webui.pages.scratch.handlers import generate_stream
 
     page = _page(browser, app)
     _fill(page, "request", "写一段很长的故事")

@@ -244,7 +244,8 @@ def test_offline_with_nothing_cached_says_what_to_do_in_seconds(tmp_path: Path) 
 def test_webui_download_job_reports_progress_and_cancels(tmp_path: Path, tiny_model: Path, monkeypatch):
     """The 设置 tab's download: the same pull as a subprocess, its progress, cancel, then a resumed finish."""
     from xiaoshuo import config
-    from xiaoshuo.webui.downloads import ModelDownload, progress_text
+    from xiaoshuo.webui.downloads import ModelDownload
+    from xiaoshuo.webui.pages.downloads.handlers import progress_text
 
     for key, value in _env(tmp_path).items():
         monkeypatch.setenv(key, value)

@@ -1,5 +1,6 @@
-"""The 创作 page's generation without a browser: ``webui.generation.generate_stream`` — the very function
-the page's generate event calls — on real vLLM (in-process and behind its OpenAI server) and real Chroma."""
+"""The 随手写 page's generation without a browser: ``webui.pages.scratch.handlers.generate_stream`` — the
+function the page's generate event calls — on real vLLM (in-process and behind its OpenAI server) and
+real Chroma."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from xiaoshuo.engine import SamplingSettings
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.testing import start_openai_server, tiny_engine_settings
-from xiaoshuo.webui.generation import LOADING_TEXT, generate_stream
+from xiaoshuo.webui.pages.scratch.handlers import generate_stream
+from xiaoshuo.webui.runtime import LOADING_TEXT
 from xiaoshuo.webui.services import EngineHolder, Services
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=24, repetition_penalty=1.0, seed=1)

@@ -249,7 +249,7 @@ def test_credentials_inside_urls_are_secrets(tmp_path: Path, capsys, clean_env) 
     from types import SimpleNamespace
 
     from xiaoshuo.cli import main
-    from xiaoshuo.webui import settings_tab
+    from xiaoshuo.webui.pages.settings import handlers as settings_page
 
     secret_urls = {
         "engine.openai_base_url": "https://alice:pa55word@api.example.com/v1?api_key=sk-zzz&x=1",
@@ -259,7 +259,7 @@ def test_credentials_inside_urls_are_secrets(tmp_path: Path, capsys, clean_env) 
     settings = _load(tmp_path, overrides=secret_urls)
     assert settings.engine.openai_base_url == secret_urls["engine.openai_base_url"]  # the code gets it all
     shown = json.dumps(settings.to_plain())
-    rows = json.dumps(settings_tab.config_rows(SimpleNamespace(settings=settings)), ensure_ascii=False)
+    rows = json.dumps(settings_page.config_rows(SimpleNamespace(settings=settings)), ensure_ascii=False)
     clean_env.chdir(tmp_path)
     sets = [arg for key, value in secret_urls.items() for arg in ("--set", f"{key}={value}")]
     assert main([*sets, "config", "--json"]) == 0

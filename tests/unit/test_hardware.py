@@ -138,26 +138,26 @@ def fake_nvidia_smi(tmp_path: Path, monkeypatch):
 
 def test_gpu_facts_come_from_one_nvidia_smi_reader(fake_nvidia_smi: Path) -> None:
     from xiaoshuo import hardware
-    from xiaoshuo.webui import settings_tab
+    from xiaoshuo.webui.pages.settings import handlers as settings_page
 
     h200 = {"index": 0, "name": "NVIDIA H200", "total_gib": 140.4, "free_gib": 136.7}
     assert hardware.gpu_memory() == (h200,)
     assert hardware.process_gpu_mib() == 2048.0  # ours only; [N/A] skipped
     assert [p["name"] for p in hardware.gpu_processes()] == ["python", "someone-else", "python"]
-    assert settings_tab._vram("en") == ["NVIDIA H200: this program 2.0 GiB, free 136.7 / 140.4 GiB"]
+    assert settings_page._vram("en") == ["NVIDIA H200: this program 2.0 GiB, free 136.7 / 140.4 GiB"]
 
     (fake_nvidia_smi / "gpus.csv").write_text("0, NVIDIA H200, 143771, 100000\n", "utf-8")
     assert hardware.gpu_memory()[0]["free_gib"] == 136.7  # decisions: asked once per process
     assert hardware.gpu_memory_now()[0]["free_gib"] == 97.7  # the page: asked now
-    assert "free 97.7 / 140.4 GiB" in settings_tab._vram("en")[0]
+    assert "free 97.7 / 140.4 GiB" in settings_page._vram("en")[0]
 
     (fake_nvidia_smi / "gpus.csv").write_text("garbage\n0, x, not-a-number, 1\n", "utf-8")
-    assert hardware.gpu_memory_now() == () and settings_tab._vram("en") == []
+    assert hardware.gpu_memory_now() == () and settings_page._vram("en") == []
 
 
 def test_machine_facts_have_one_owner() -> None:
     """Only hardware.py runs nvidia-smi (once, in one reader), reads /proc/cpuinfo and imports psutil; nobody
-    reaches around its cache with ``__wrapped__`` (settings_tab re-implemented all of this)."""
+    reaches around its cache with ``__wrapped__`` (the 设置 page once re-implemented all of this)."""
     import ast
 
     import xiaoshuo

@@ -240,7 +240,7 @@ def test_chapter_set_caps_the_text_from_a_file_and_from_stdin(tmp_path: Path, cl
 def test_deeply_nested_json_is_a_clear_error_in_outline_and_memory_import(tmp_path: Path, clean_env):
     from xiaoshuo.cli import app
     from xiaoshuo.memory import StoryMemoryError
-    from xiaoshuo.webui import memory_tab
+    from xiaoshuo.webui.pages.memory import handlers as memory_page
     from xiaoshuo.writing import WritingError
 
     clean_env.chdir(tmp_path)
@@ -263,7 +263,7 @@ def test_deeply_nested_json_is_a_clear_error_in_outline_and_memory_import(tmp_pa
     # the WebUI's 记忆 import: the page's own message, the detail kept
     services = SimpleNamespace(settings=config.load(env={}, cwd=tmp_path))
     with pytest.raises(StoryMemoryError, match="more than 64 levels"):
-        memory_tab.import_file(services, "yuye", str(deep))
+        memory_page.import_file(services, "yuye", str(deep))
 
 
 def test_prepare_readers_turn_deep_json_into_errors_and_warnings(tmp_path: Path):

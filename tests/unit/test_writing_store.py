@@ -103,7 +103,7 @@ def test_the_stories_migration_runs_once_and_loses_nothing(tmp_path: Path) -> No
 
 
 def test_the_webui_moves_old_stories_when_it_starts_and_the_page_saves_apart(tmp_path: Path) -> None:
-    from xiaoshuo.webui import scratch as page
+    from xiaoshuo.webui.pages.scratch import handlers as page
     from xiaoshuo.webui.services import Services
 
     settings = settings_for(tmp_path)

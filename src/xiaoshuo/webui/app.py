@@ -1,7 +1,9 @@
-"""The Gradio app: assembles the pages 创作 (book.py) / 随手写 (scratch.py) / 记忆 (memory_tab.py) /
-训练 (train_tab.py) / 设置 (settings_tab.py), the model status line, and the page-load wiring between them.
+"""The Gradio app: assembles the pages 创作 (book) / 随手写 (``pages/scratch``) / 记忆 (``pages/memory``) /
+训练 (``pages/train``) / 设置 (``pages/settings``), the model status line, and the page-load wiring
+between them.
 
-Each page lives in its own module; its handlers call :mod:`xiaoshuo.writing`, :mod:`xiaoshuo.memory`,
+Each page lives in its own folder (``layout.py``: components and wiring; ``handlers.py``: plain
+functions); its handlers call :mod:`xiaoshuo.writing`, :mod:`xiaoshuo.memory`,
 :mod:`xiaoshuo.data` or :mod:`xiaoshuo.training` through the ``Services`` object; errors become ``gr.Error``
 (``webui.errors``), never strings yielded as output.  This module holds no handler logic of its own.
 """
@@ -12,12 +14,12 @@ import gradio as gr
 
 from xiaoshuo.webui.files import GRADIO_DELETE_CACHE
 from xiaoshuo.webui.locale import t
-from xiaoshuo.webui.memory_tab import build_memory_tab
 from xiaoshuo.webui.pages.book.layout import build_book_tab
-from xiaoshuo.webui.scratch import build_scratch_tab
+from xiaoshuo.webui.pages.memory.layout import build_memory_tab
+from xiaoshuo.webui.pages.scratch.layout import build_scratch_tab
+from xiaoshuo.webui.pages.settings.layout import build_settings_tab
+from xiaoshuo.webui.pages.train.layout import build_train_tab
 from xiaoshuo.webui.services import Services
-from xiaoshuo.webui.settings_tab import build_settings_tab
-from xiaoshuo.webui.train_tab import build_train_tab
 
 
 def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
@@ -32,7 +34,7 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
             gr.Markdown(t("demo_banner", lang), elem_id="demo-banner")
         engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tabs():
-            with gr.Tab(t("tab_create", lang), id="create"):  # the book (webui/book.py)
+            with gr.Tab(t("tab_create", lang), id="create"):  # the book (webui/pages/book/)
                 book = build_book_tab(services, lang, concurrency)
             with gr.Tab(t("tab_scratch", lang), id="scratch"):  # the free request → story page
                 create = build_scratch_tab(services, lang, g, concurrency)

@@ -1,10 +1,11 @@
 """What the WebUI talks to: the engine (loaded in the background), the memory store, 随手写's scratch
 texts, uploads and training jobs.  One ``Services`` object per app, passed explicitly — no module globals.
 
-Training never runs in the UI process: ``TrainingJobs`` starts ``xiaoshuo train`` as a subprocess and
-tails its JSONL event log.  随手写's texts are stored by :mod:`xiaoshuo.writing.scratch` (``data/scratch/``,
-never a book's chapter); the old ``data/stories/`` moves there once, when ``Services`` starts.
-This module holds state and calls the Python API; the Gradio layout is in the page modules.  Its
+Training never runs in the UI process: ``TrainingJobs`` (a :class:`xiaoshuo.webui.runtime.SubprocessJob`)
+starts ``xiaoshuo train`` as a subprocess and tails its JSONL event log.  随手写's texts are stored by
+:mod:`xiaoshuo.writing.scratch` (``data/scratch/``, never a book's chapter); the old ``data/stories/``
+moves there once, when ``Services`` starts.  This module holds state and calls the Python API; the Gradio
+layout is in the page folders (``webui/pages``), the shared run-time helpers in ``webui/runtime.py``.  Its
 user-visible strings are in the locale table (``svc_*`` keys, language ``webui.language``).
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 from xiaoshuo.config import Settings, mask_url
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
+from xiaoshuo.webui.runtime import SubprocessJob
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +193,18 @@ def save_uploads(paths: list[str], raw_dir: Path, *, lang: str = "zh") -> list[s
     return messages
 
 
-class TrainingJobs:
-    """``xiaoshuo train`` subprocesses and their event logs."""
+class TrainingJobs(SubprocessJob):
+    """``xiaoshuo train`` subprocesses (one at a time) and their event logs."""
 
     def __init__(self, settings: Settings, config_file: Path | None) -> None:
         self.settings = settings
         self.config_file = config_file
-        self.proc: subprocess.Popen | None = None
         self.run: str | None = None
         self._log_offset = 0  # where this job's lines start in its (appended-to) event log
+        lang = settings.webui.language
+        super().__init__(
+            busy=lambda: XiaoshuoError(t("svc_train_running", lang), fix=t("svc_train_running_fix", lang))
+        )
 
     def command(self, form: dict[str, Any], *, resume: str | None = None) -> list[str]:
         p = self.settings.paths
@@ -250,30 +255,27 @@ class TrainingJobs:
         return cmd
 
     def start(self, form: dict[str, Any], *, resume: str | None = None) -> str:
-        if self.running():
-            lang = self.settings.webui.language
-            raise XiaoshuoError(t("svc_train_running", lang), fix=t("svc_train_running_fix", lang))
         cmd = self.command(form, resume=resume)
-        self.run = Path(resume).name if resume else form["run"]
-        log_dir = self.settings.paths.logs_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        try:  # a resumed run (or a reused name) appends: show only this job's events
-            self._log_offset = self._log_path().stat().st_size
-        except FileNotFoundError:
-            self._log_offset = 0
-        out = (log_dir / f"train-{self.run}.stderr.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        with self._lock:
+            if self.running():
+                raise self._busy()
+            self.run = Path(resume).name if resume else form["run"]
+            log_dir = self.settings.paths.logs_dir
+            log_dir.mkdir(parents=True, exist_ok=True)
+            try:  # a resumed run (or a reused name) appends: show only this job's events
+                self._log_offset = self._log_path().stat().st_size
+            except FileNotFoundError:
+                self._log_offset = 0
+            with (log_dir / f"train-{self.run}.stderr.log").open("ab") as out:  # the child keeps its copy
+                self.launch(cmd, stdout=out, stderr=subprocess.STDOUT)
         return shlex.join(cmd)
 
     def _log_path(self) -> Path:
         return self.settings.paths.logs_dir / f"train-{self.run}.jsonl"
 
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self) -> None:
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)  # the trainer saves a checkpoint, then exits
+        """Ask the trainer to stop: it saves a checkpoint, then exits (its process only, not its group)."""
+        self.signal(signal.SIGTERM, group=False)
 
     def events(self) -> list[dict[str, Any]]:
         if not self.run:

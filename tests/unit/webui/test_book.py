@@ -562,13 +562,15 @@ def test_events_without_a_chapter_or_version_say_so(services) -> None:
         h.on_inspect(services, "zh", slug, None, True, None, None)
     with pytest.raises(gr.Error):
         h.on_check(services, "zh", None, 1)
+    from xiaoshuo.webui.errors import guard  # the layout wires every event through guard()
+
     with pytest.raises(gr.Error):
-        asyncio.run(h.on_extract(services, "zh", slug, None))
+        asyncio.run(guard(h.on_extract)(services, "zh", slug, None))
     with pytest.raises(gr.Error):
         h.on_import(services, "zh", None, "", "new")
     with pytest.raises(gr.Error):  # a typed error (no selection to rewrite) becomes gr.Error
         _collect(
-            h.on_generate(services, "en", "rewrite", slug, 1, "abc", 1, None, None, -1, "", {}, True, None)
+            guard(h.on_generate)(services, "en", "rewrite", slug, 1, "abc", 1, None, None, -1, "", {}, True, None)
         )
     head, rows, prompt = h.on_inspect(services, "zh", slug, 2, True, 400, None)
     assert "提示词" in head and rows and "客栈" in prompt

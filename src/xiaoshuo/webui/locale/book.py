@@ -95,7 +95,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_conv_s2t": {"zh": "简→繁 s2t", "en": "Simplified → Traditional (s2t)"},
     "book_conv_t2s": {"zh": "繁→简 t2s", "en": "Traditional → Simplified (t2s)"},
     # ---- generation progress
-    "book_loading": {"zh": "模型加载中… (loading the model)", "en": "Loading the model…"},
     "book_prog_wait": {"zh": "候选{i}：第1段…", "en": "Candidate {i}: segment 1…"},
     "book_prog_segment": {
         "zh": "候选{i}：第{segment}段 · {chars}/{target} 字",
@@ -165,14 +164,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_err_candidate_empty": {
         "zh": "候选 {i} 是空的 (candidate {i} is empty)",
         "en": "Candidate {i} is empty",
-    },
-    "book_err_load_timeout": {
-        "zh": "模型加载超时 (the model is still loading)",
-        "en": "The model is still loading (timed out waiting)",
-    },
-    "book_fix_load_timeout": {
-        "zh": "查看页面顶部的模型状态；稍后再试",
-        "en": "See the model status at the top of the page; try again later",
     },
     "book_err_action": {"zh": "未知操作 (unknown action)", "en": "Unknown action"},
     "book_err_no_chapter": {"zh": "请先在大纲里选一章 (no chapter chosen)", "en": "No chapter chosen"},

@@ -61,6 +61,16 @@ STRINGS: dict[str, dict[str, str]] = {
     "adapters": {"zh": "适配器", "en": "Adapters"},
     "err_empty_request": {"zh": "请先填写写作要求。", "en": "Please enter a writing request."},
     "none": {"zh": "（无）", "en": "(none)"},
+    # ---- every page that waits for the model (webui/runtime.py)
+    "engine_loading": {"zh": "模型加载中… (loading the model)", "en": "Loading the model…"},
+    "engine_err_load_timeout": {
+        "zh": "模型加载超时 (the model is still loading)",
+        "en": "The model is still loading (timed out waiting)",
+    },
+    "engine_fix_load_timeout": {
+        "zh": "查看页面顶部的模型状态；大模型首次加载可能很慢，稍后再试",
+        "en": "See the model status at the top of the page; a large model can load slowly the first time",
+    },
     # ---- the book (创作 tab): webui/pages/book/
     "tab_scratch": {"zh": "随手写", "en": "随手写 Scratchpad"},
     "book_novel": {"zh": "小说", "en": "Novel"},

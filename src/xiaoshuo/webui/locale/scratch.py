@@ -7,7 +7,14 @@ page's labels shared with other pages (写作要求, 候选, 生成 …) are in 
 from __future__ import annotations
 
 STRINGS: dict[str, dict[str, str]] = {
-    "scratch_loading": {"zh": "模型加载中… (loading the model)", "en": "Loading the model…"},
+    "scratch_err_sampling": {
+        "zh": "采样参数不是合法的数字 (a sampling setting is not a number)",
+        "en": "A sampling setting is not a valid number",
+    },
+    "scratch_sampling_expected": {
+        "zh": "温度、Top-p、Top-k、最大长度、重复惩罚、随机种子、候选数都填数字",
+        "en": "numbers in temperature, top-p, top-k, max tokens, repetition penalty, seed and candidates",
+    },
     "scratch_err_empty_request": {
         "zh": "请先填写写作要求 (empty writing request)",
         "en": "The writing request is empty",
@@ -15,14 +22,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "scratch_fix_empty_request": {
         "zh": "在「写作要求」里写下要写什么",
         "en": "Write what to write under Writing request",
-    },
-    "scratch_err_load_timeout": {
-        "zh": "模型加载超时 (the model is still loading)",
-        "en": "The model is still loading (timed out waiting)",
-    },
-    "scratch_fix_load_timeout": {
-        "zh": "查看页面顶部的模型状态；大模型首次加载可能很慢，稍后再试",
-        "en": "See the model status at the top of the page; a large model can load slowly the first time",
     },
     # ---- webui/launch.py (shown in the terminal, before any page exists)
     "launch_err_auth_file": {

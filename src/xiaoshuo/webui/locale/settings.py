@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 STRINGS: dict[str, dict[str, str]] = {
-    # ---- the status table (settings_tab.status_rows)
+    # ---- the status table (pages/settings/handlers.status_rows)
     "set_status": {"zh": "运行状态", "en": "Status"},
     "set_refresh": {"zh": "刷新", "en": "Refresh"},
     "set_col_item": {"zh": "项目", "en": "Item"},
@@ -41,7 +41,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_store": {"zh": "记忆库", "en": "Memory store"},
     "set_store_ok": {"zh": "可用：{novels} 本小说 · {where}", "en": "open: {novels} novels · {where}"},
     "set_store_error": {"zh": "不可用：{error}", "en": "unavailable: {error}"},
-    # ---- the doctor table (settings_tab.doctor_rows)
+    # ---- the doctor table (pages/settings/handlers.doctor_rows)
     "set_checks": {"zh": "系统检查", "en": "System checks"},
     "set_col_check": {"zh": "检查项", "en": "Check"},
     "set_col_state": {"zh": "状态", "en": "State"},
@@ -82,7 +82,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_model_missing": {"zh": "找不到", "en": "missing"},
     "set_model_invalid": {"zh": "文件夹不完整", "en": "incomplete folder"},
     "set_model_disabled": {"zh": "已关闭", "en": "off"},
-    # ---- adapters (settings_tab.adapter_rows and the actions)
+    # ---- adapters (pages/settings/handlers.adapter_rows and the actions)
     "set_adapters": {"zh": "LoRA 适配器（训练出的文风）", "en": "LoRA adapters (trained styles)"},
     "set_col_name": {"zh": "名称", "en": "Name"},
     "set_col_base": {"zh": "基础模型", "en": "Base model"},
@@ -139,7 +139,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "引擎正在重新加载 {model}（{backend}）……",
         "en": "The engine is reloading {model} ({backend}) …",
     },
-    # ---- the model download panel (downloads.py)
+    # ---- the model download panel (pages/downloads, downloads.py)
     "set_dl_title": {"zh": "下载模型", "en": "Download a model"},
     "set_dl_help": {
         "zh": "模型不在本地时在这里下载{size}；命令行同样可以：`{command}`。"

@@ -35,15 +35,20 @@ from typing import Any
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.errors import as_gradio_error
 from xiaoshuo.webui.locale import STRINGS, t
+from xiaoshuo.webui.runtime import (  # one interval, one MAX_CANDIDATES, one load timeout for every page
+    LOAD_TIMEOUT_S,
+    MAX_CANDIDATES,
+    STREAM_INTERVAL,
+    engine_when_ready,
+    loading_texts,
+    ready_engine,
+    wait_for_engine,
+)
 from xiaoshuo.writing import actions
 from xiaoshuo.writing.schema import ChapterPlan, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
-MAX_CANDIDATES = 3
-STREAM_INTERVAL = 0.1  # seconds between page updates while streaming
-LOAD_TIMEOUT_S = 1800.0
 ACTIONS = actions.ACTIONS
 # Novel content, not page text: a new chapter's default title and first volume; Chinese in every UI language.
 CONTENT_CHAPTER_TITLE = "第{number}章"
@@ -388,10 +393,7 @@ def _after_accept_options(services: Any, lang: str) -> dict[str, Any]:
     from xiaoshuo.writing.accepted import wanted
 
     def open_engine() -> tuple[Any, None]:
-        deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while services.engine.loading() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        return services.engine.get(), None  # a failed or timed-out load raises its clear error
+        return engine_when_ready(services, lang=lang), None  # a failed or timed-out load: its clear error
 
     extract = wanted(services.settings)[1]
     return {"open_engine": open_engine, "store": services.store() if extract else None}
@@ -579,29 +581,6 @@ def _store_or_warning(services: Any, memory_on: bool, lang: str = "zh") -> tuple
         return None, [t("book_warn_no_store", lang, message=exc.message)]
 
 
-async def _engine(services: Any, load_timeout: float, lang: str = "zh") -> AsyncIterator[Any]:
-    """Wait for a loading engine (yielding None meanwhile), then yield it once."""
-    deadline = time.monotonic() + load_timeout
-    while services.engine.loading():
-        if time.monotonic() > deadline:
-            raise XiaoshuoError(
-                t("book_err_load_timeout", lang),
-                expected=f"the model loaded within {load_timeout:.0f} s",
-                received=services.engine.status()[1],
-                fix=t("book_fix_load_timeout", lang),
-            )
-        yield None
-        await asyncio.sleep(0.5)
-    yield services.engine.get()
-
-
-async def _ready_engine(services: Any, lang: str = "zh") -> Any:
-    engine = None
-    async for engine in _engine(services, LOAD_TIMEOUT_S, lang):  # noqa: B007 - the last one is the engine
-        pass
-    return engine
-
-
 def make_writer(
     services: Any, novel: Any, engine: Any, *, memory_on: bool, adapter: str | None, lang: str = "zh"
 ):
@@ -655,9 +634,9 @@ async def write_stream(
     if action in ("rewrite", "expand", "shorten") and not sel:
         raise _err("book_err_no_selection", lang, fix="book_fix_no_selection")
     engine = None
-    async for engine in _engine(services, load_timeout, lang):
+    async for engine in wait_for_engine(services, load_timeout=load_timeout, lang=lang):
         if engine is None:
-            yield BookUpdate([t("book_loading", lang)] * n + [""] * (MAX_CANDIDATES - n), loading=True)
+            yield BookUpdate(loading_texts(n, lang), loading=True)
     writer, warnings = make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter, lang=lang)
     session: dict[str, Any] = {"novel": slug, "chapter": number, "kind": action, "before": "", "after": ""}
     options: dict[str, Any] = {}
@@ -874,7 +853,7 @@ async def extract(services: Any, slug: str, number: int, lang: str = "zh") -> di
     from xiaoshuo.writing.extraction import Extractor
 
     novel = open_novel(services, slug, lang)
-    engine = await _ready_engine(services, lang)
+    engine = await ready_engine(services, lang=lang)
     ex = Extractor(services.settings, engine, novel, services.store())
     results = await asyncio.to_thread(_run_async, ex.extract([int(number)]))
     r = results[0]
@@ -983,7 +962,7 @@ async def generate_outline(
     novel = open_novel(services, slug, lang)
     if chapters < 1:
         raise _err("book_err_chapter_count", lang, expected="≥ 1", received=chapters)
-    engine = await _ready_engine(services, lang)
+    engine = await ready_engine(services, lang=lang)
     store, _ = _store_or_warning(services, True, lang)
     begin = start or len(novel.outline().chapters()) + 1
     total = max(1, chapters - begin + 1)
@@ -1018,7 +997,7 @@ async def summarize(services: Any, slug: str, number: int, lang: str = "zh") -> 
     from xiaoshuo.writing.prompts import Prompts
 
     novel = open_novel(services, slug, lang)
-    engine = await _ready_engine(services, lang)
+    engine = await ready_engine(services, lang=lang)
     answer = await asyncio.to_thread(
         _run_async,
         summarize_chapter(
@@ -1225,33 +1204,30 @@ async def on_generate(
     adapter_v,
 ):
     """生成/续写/改写…: streams ``[*candidate texts, progress, run state]``; warnings once, as toasts."""
-    try:
-        if action != "chapter" and value is not None:
-            # what the writer sees is what the page shows
-            save_text(services, slug, number, value, lang=lang)
-        warned = False
-        async for u in write_stream(
-            services,
-            slug,
-            number,
-            action,
-            candidates=int(n_cands or 1),
-            target_chars=int(tgt) if tgt else None,
-            chars=int(cont) if cont and action == "continue" else None,
-            seed=_seed(seed_v),
-            sel=sel,
-            instruction=instr or "",
-            memory_on=bool(mem),
-            adapter=adapter_v,
-            lang=lang,
-        ):
-            if u.warnings and not warned:
-                warned = True
-                for w in u.warnings:
-                    gr.Warning(w)
-            yield [*u.texts, u.progress, u.session or gr.skip()]
-    except (XiaoshuoError, OSError) as exc:
-        raise as_gradio_error(exc) from None
+    if action != "chapter" and value is not None:
+        # what the writer sees is what the page shows
+        save_text(services, slug, number, value, lang=lang)
+    warned = False
+    async for u in write_stream(
+        services,
+        slug,
+        number,
+        action,
+        candidates=int(n_cands or 1),
+        target_chars=int(tgt) if tgt else None,
+        chars=int(cont) if cont and action == "continue" else None,
+        seed=_seed(seed_v),
+        sel=sel,
+        instruction=instr or "",
+        memory_on=bool(mem),
+        adapter=adapter_v,
+        lang=lang,
+    ):
+        if u.warnings and not warned:
+            warned = True
+            for w in u.warnings:
+                gr.Warning(w)
+        yield [*u.texts, u.progress, u.session or gr.skip()]
 
 
 def on_refresh(services: Any, lang: str, slug, number) -> list[Any]:
@@ -1344,12 +1320,9 @@ def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[An
 
 async def on_extract(services: Any, lang: str, slug, number) -> list[Any]:
     """提取记忆 from the chapter into the review queue."""
-    try:
-        if not slug or not number:
-            raise WritingError(t("book_pick_chapter", lang))
-        r = await extract(services, slug, int(number), lang=lang)
-    except (XiaoshuoError, OSError) as exc:
-        raise as_gradio_error(exc) from None
+    if not slug or not number:
+        raise WritingError(t("book_pick_chapter", lang))
+    r = await extract(services, slug, int(number), lang=lang)
     msg = f"✓ {r['proposals']} {t('book_proposals', lang)}" + (f" ✗ {r['error']}" if r["error"] else "")
     return _review_after(services, lang, slug, msg)
 
@@ -1391,18 +1364,15 @@ async def on_generate_outline(
     progress=gr.Progress(),  # noqa: B008
 ) -> tuple[list[list[Any]], str, int | None]:
     """生成大纲: [outline rows, message, the first chapter]."""
-    try:
-        result = await generate_outline(
-            services,
-            slug,
-            int(count or 0),
-            int(start) if start else None,
-            seed=_seed(seed_v),
-            progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
-            lang=lang,
-        )
-    except (XiaoshuoError, OSError) as exc:
-        raise as_gradio_error(exc) from None
+    result = await generate_outline(
+        services,
+        slug,
+        int(count or 0),
+        int(start) if start else None,
+        seed=_seed(seed_v),
+        progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
+        lang=lang,
+    )
     rows = outline_rows(services, slug, lang=lang)
     return (
         rows,
@@ -1413,8 +1383,5 @@ async def on_generate_outline(
 
 async def on_summarize(services: Any, lang: str, slug, number) -> tuple[str, str]:
     """写摘要 by the model: [the summary, message]."""
-    try:
-        value = await summarize(services, slug, int(number), lang=lang)
-    except (XiaoshuoError, OSError) as exc:
-        raise as_gradio_error(exc) from None
+    value = await summarize(services, slug, int(number), lang=lang)
     return value, f"✓ {t('book_summary_saved', lang)}"

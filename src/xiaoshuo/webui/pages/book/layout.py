@@ -2,7 +2,7 @@
 
 Components and wiring only, one function per section of the page: every event is a function of
 :mod:`xiaoshuo.webui.pages.book.handlers` bound with ``functools.partial(fn, services, lang, …)``
-(synchronous ones wrapped in ``webui.errors.guard``, which turns ``XiaoshuoError`` into ``gr.Error``).
+(every one wrapped in ``webui.errors.guard``, which turns ``XiaoshuoError`` and OS errors into ``gr.Error``).
 The only functions defined here read a ``gr.SelectData`` (Gradio hands the event only to a parameter
 annotated with it, which a ``partial`` does not carry) and pass its plain values on.  Per-session state
 lives in ``gr.State`` (the last generation's candidates, the text selection) and the browser's own
@@ -375,7 +375,7 @@ def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
     c.down_btn.click(_guard(partial(h.on_move, services, lang, 1)), [c.novel, c.chapter], edited, **PRIVATE)
     c.del_btn.click(_guard(partial(h.on_delete, services, lang)), [c.novel, c.chapter], edited, **PRIVATE)
     c.gen_btn.click(
-        partial(h.on_generate_outline, services, lang),
+        _guard(partial(h.on_generate_outline, services, lang)),
         [c.novel, c.gen_count, c.gen_from, c.gen_seed],
         [c.outline, c.outline_msg, c.chapter],
         concurrency_id="generate",
@@ -431,7 +431,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         (c.shorten_btn, "shorten"),
     ):
         ev = btn.click(
-            partial(h.on_generate, services, lang, action),
+            _guard(partial(h.on_generate, services, lang, action)),
             gen_inputs,
             [*c.cands, c.progress, c.run_state],
             concurrency_limit=concurrency,
@@ -474,7 +474,7 @@ def _wire_versions(c: SimpleNamespace, services: Any, lang: str) -> None:
         **PRIVATE,
     )
     c.summarize_btn.click(
-        partial(h.on_summarize, services, lang),
+        _guard(partial(h.on_summarize, services, lang)),
         [c.novel, c.chapter],
         [c.summary, c.save_msg],
         concurrency_id="generate",
@@ -516,7 +516,7 @@ def _wire_review(c: SimpleNamespace, services: Any, lang: str) -> None:
             **PRIVATE,
         )
     c.extract_btn.click(
-        partial(h.on_extract, services, lang),
+        _guard(partial(h.on_extract, services, lang)),
         [c.novel, c.chapter],
         _review_outputs(c),
         concurrency_id="generate",

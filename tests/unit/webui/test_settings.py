@@ -1,4 +1,4 @@
-"""The 设置 page's handlers without a browser: ``webui.settings_tab`` over ``Services``.
+"""The 设置 page's handlers without a browser: ``webui.pages.settings.handlers`` over ``Services``.
 
 A real ``EngineHolder`` loads a scripted engine (``xiaoshuo.testing.ScriptedEngine``, registered as a
 backend) in its background thread; adapters are real peft adapters for the tiny model in the trained
@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.config import load
 from xiaoshuo.engine import register_backend
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.testing import ScriptedEngine, build_tiny_lora
-from xiaoshuo.webui import settings_tab as st
-from xiaoshuo.webui.downloads import progress_text
-from xiaoshuo.webui.services import EngineHolder, Services
+from xiaoshuo.webui.pages.downloads.handlers import progress_text
+from xiaoshuo.webui.pages.settings import handlers as st
+from xiaoshuo.webui.services import EngineHolder
 
 BACKEND = "settings-scripted"
 
@@ -46,26 +45,16 @@ def _trained_adapter(tiny_model: Path, checkpoints: Path, run: str, *, seed: int
 
 
 @pytest.fixture
-def services(tmp_path: Path, tiny_model: Path):
+def services(make_services, tiny_model: Path):
     register_backend(BACKEND, _scripted)
-    settings = load(
-        None,
-        overrides={
-            "model.base_model": str(tiny_model),
-            "paths.data_dir": str(tmp_path / "data"),
-            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
-            "paths.models_dir": str(tmp_path / "models"),
-            "paths.logs_dir": str(tmp_path / "logs"),
-            "memory.embedding_model": "none",
-            "engine.openai_api_key": "sk-very-secret",
-        },
-        env={},
-    )
-    holder = EngineHolder(settings, model=None, backend=BACKEND, lora={})
-    holder.wait(timeout=60)
-    s = Services(settings, engine=holder)
-    yield s
-    s.close()
+
+    def holder_for(settings):
+        holder = EngineHolder(settings, model=None, backend=BACKEND, lora={})
+        holder.wait(timeout=60)
+        return holder
+
+    overrides = {"model.base_model": str(tiny_model), "engine.openai_api_key": "sk-very-secret"}
+    return make_services(overrides=overrides, holder_for=holder_for)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The 训练 page's handlers without a browser: ``webui.train_tab`` over ``Services``.
+"""The 训练 page's handlers without a browser: ``webui.pages.train.handlers`` over ``Services``.
 
 The engine "runs" the tiny model (a holder that reports it, as ``EngineHolder`` does while loading)
 while the config still names a 7B hub id: the form must follow the engine.  ``prepare`` is the real
@@ -15,55 +15,22 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from xiaoshuo.config import load
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.testing import TINY_CORPUS
-from xiaoshuo.webui import train_tab as h
-from xiaoshuo.webui.services import Services, save_uploads
+from xiaoshuo.webui.pages.train import handlers as h
+from xiaoshuo.webui.pages.train.layout import build_train_tab
+from xiaoshuo.webui.services import save_uploads
+
+from .conftest import Holder
 
 CONFIG_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 
 
-class Holder:
-    """An ``EngineHolder`` that has started loading ``model`` (what the page can know on open)."""
-
-    backend, lora = "vllm", {}
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-
-    def get(self):
-        raise XiaoshuoError("模型还不能用 (the model is not ready)")
-
-    def status(self):
-        return "loading", f"loading {self.model}"
-
-    def loading(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def services(tmp_path: Path, tiny_model: Path):
-    settings = load(
-        None,
-        overrides={
-            "model.base_model": CONFIG_MODEL,
-            "model.load_in_4bit": True,
-            "paths.data_dir": str(tmp_path / "data"),
-            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
-            "paths.logs_dir": str(tmp_path / "logs"),
-            "paths.models_dir": str(tmp_path / "models"),
-            "memory.embedding_model": "none",
-            "data.chunk_size": 128,
-        },
-        env={},
-    )
-    s = Services(settings, engine=Holder(str(tiny_model)))
-    yield s
-    s.close()
+def services(make_services, tiny_model: Path):
+    """The engine has started loading the tiny model; the config names a 7B hub id."""
+    overrides = {"model.base_model": CONFIG_MODEL, "model.load_in_4bit": True, "data.chunk_size": 128}
+    return make_services(Holder(state="loading", model=str(tiny_model), backend="vllm"), overrides)
 
 
 def _args(values: dict) -> list:
@@ -120,7 +87,7 @@ def test_incomplete_form_is_refused_in_words(services) -> None:
 
 def test_the_page_builds_and_its_load_fills_every_output(services, tiny_model: Path) -> None:
     with gr.Blocks():
-        page = h.build_train_tab(services, "zh", gr.Dropdown())
+        page = build_train_tab(services, "zh", gr.Dropdown())
     values = page["on_load"]()
     assert len(values) == len(page["load_outputs"])
     assert values[0] == str(tiny_model) and values[1] == str(tiny_model)

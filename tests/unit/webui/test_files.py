@@ -7,11 +7,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from xiaoshuo.config import load
 from xiaoshuo.webui.files import DOWNLOAD_MAX_AGE, MAX_NAME_BYTES, clean_downloads, download_path, fit_name
 from xiaoshuo.webui.pages.book import handlers as h
 from xiaoshuo.webui.security import LoginLimiter, client_key
@@ -26,13 +24,6 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     return root
-
-
-def _services(tmp_path: Path) -> SimpleNamespace:
-    settings = load(
-        None, overrides={"paths.data_dir": str(tmp_path / "data"), "memory.embedding_model": "none"}, env={}
-    )
-    return SimpleNamespace(settings=settings)
 
 
 @pytest.mark.parametrize(
@@ -57,8 +48,7 @@ def test_fit_name_counts_utf8_bytes_keeps_the_extension_and_whole_characters(nam
         assert got.endswith("👧.md")
 
 
-def test_export_of_a_book_titled_with_100_hanzi_gets_a_short_download_name(tmp_path, temp_dir) -> None:
-    services = _services(tmp_path)
+def test_export_of_a_book_titled_with_100_hanzi_gets_a_short_download_name(services, temp_dir) -> None:
     novel = Novels.from_settings(services.settings).create("longtitle", title="雨" * 100)
     novel.set_text(1, "夜雨敲窗。")
     path = Path(h.export_file(services, "longtitle", "docx"))  # OSError 36 (name too long) before
@@ -68,8 +58,7 @@ def test_export_of_a_book_titled_with_100_hanzi_gets_a_short_download_name(tmp_p
     assert "夜雨敲窗" in txt.read_text("utf-8") and txt.parent != path.parent  # a fresh folder each time
 
 
-def test_old_downloads_are_removed_at_the_next_export_and_at_app_start(tmp_path, temp_dir) -> None:
-    services = _services(tmp_path)
+def test_old_downloads_are_removed_at_the_next_export_and_at_app_start(services, temp_dir) -> None:
     novel = Novels.from_settings(services.settings).create("yuye", title="雨夜")
     novel.set_text(1, "夜雨敲窗。")
     old = temp_dir / "xiaoshuo-book-old_1234"

@@ -1,12 +1,13 @@
-"""记忆: the story memory of the current novel — which novel it is, the entries of one kind as a table
-(click a row to edit or delete it), add, search, import/export, statistics and reindex.
+"""记忆 (memory)'s handlers: plain functions over ``Services`` calling :mod:`xiaoshuo.memory`.
 
-The handlers are plain functions over ``Services`` (``heading``, ``rows``, ``select_entry``, ``add_entry``,
-``edit_entry``, ``delete_entry``, ``search_rows``, ``import_file``, ``export_file``, ``stats_markdown``,
-``reindex_markdown``) calling :mod:`xiaoshuo.memory`; they raise ``XiaoshuoError`` and return plain values,
-so they run without a browser.  ``build_memory_tab`` only lays the page out and wires them; the selected
-entry's id lives in a per-session ``gr.State``, never on screen.  Not responsible for proposals from
-extraction (the book page's review queue).
+The page shows the story memory of the current novel — which novel it is, the entries of one kind as a
+table (click a row to edit or delete it), add, search, import/export, statistics and reindex.  The
+reading and writing functions (``heading``, ``rows``, ``select_entry``, ``add_entry``, ``edit_entry``,
+``delete_entry``, ``search_rows``, ``import_file``, ``export_file``, ``stats_markdown``,
+``reindex_markdown``) raise ``XiaoshuoError`` and return plain values; the page's events (``refresh``,
+``unselect``, ``on_kind``, ``on_select``, ``on_add`` …) return the values of the components they update,
+in the order ``layout.py`` wires them.  Everything runs without a browser.  Not responsible for the
+layout (``layout.py``) or for proposals from extraction (the book page's review queue).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services
 
@@ -353,137 +353,59 @@ def reindex_markdown(services: Services, novel: str | None, everything: bool, la
     return t("mem_reindexed", lang, model=model, done=items or t("mem_reindexed_none", lang))
 
 
-# ----------------------------------------------------------------------------- the page
-def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.Tab | None = None) -> None:
-    from xiaoshuo.memory import KINDS
+# ----------------------------------------------------------------------------- the page's events
+def form_values(values: dict[str, Any]) -> list[Any]:
+    """A form dict as the page's form components, in ``FORM_FIELDS`` order."""
+    return [values[f] for f in FORM_FIELDS]
 
-    def L(key: str, **values: Any) -> str:
-        return t(key, lang, **values)
 
-    selected = gr.State(None)  # the id of the entry the form edits (per browser session)
-    ids = gr.State([])  # the ids of the table's rows, in order (序号 - 1)
-    title = gr.Markdown(elem_id="memory-novel")
-    kinds = [(f"{L(f'mem_kind_{k}')} {k}", k) for k in KINDS]
-    kind = gr.Radio(kinds, value="character", label=L("mem_kind"), elem_id="memory-kind")
-    table = gr.Dataframe(
-        headers=headers("character", lang),
-        interactive=False,
-        elem_id="memory-table",
-        wrap=True,
-        label=L("mem_table"),
-    )
-    chosen = gr.Markdown(L("mem_none_selected"), elem_id="memory-selected")
-    with gr.Row():
-        name = gr.Textbox(label=L("mem_name"), elem_id="memory-name")
-        aliases = gr.Textbox(label=L("mem_aliases"), elem_id="memory-aliases")
-        characters = gr.Textbox(label=L("mem_characters"), elem_id="memory-characters", visible=False)
-    text = gr.Textbox(label=L("mem_text"), lines=3, elem_id="memory-text")
-    with gr.Row():
-        traits = gr.Textbox(label=L("mem_traits"), elem_id="memory-traits")
-        relations = gr.Textbox(label=L("mem_relations"), elem_id="memory-relations")
-        state = gr.Textbox(label=L("mem_state"), elem_id="memory-state")
-        when = gr.Textbox(label=L("mem_time"), elem_id="memory-time", visible=False)
-        why = gr.Textbox(label=L("mem_why"), elem_id="memory-why", visible=False)
-    with gr.Row():
-        # a textbox, not gr.Number: an empty 章节 must stay empty (a Number sends 0)
-        chapter = gr.Textbox(label=L("mem_chapter"), elem_id="memory-chapter")
-        importance = gr.Slider(1, 5, value=3, step=1, label=L("mem_importance"), elem_id="memory-importance")
-        pinned = gr.Checkbox(False, label=L("mem_pinned"), elem_id="memory-pinned")
-    with gr.Row():
-        add = gr.Button(L("mem_add"), variant="primary", elem_id="memory-add")
-        edit = gr.Button(L("mem_edit"), elem_id="memory-edit")
-        delete = gr.Button(L("mem_delete"), variant="stop", elem_id="memory-delete")
-        clear = gr.Button(L("mem_clear"), elem_id="memory-clear")
-    message = gr.Markdown(elem_id="memory-message")
-    with gr.Row():
-        query = gr.Textbox(label=L("mem_search"), elem_id="memory-query", scale=3)
-        search_btn = gr.Button(L("mem_search_go"), elem_id="memory-search", scale=1)
-    results = gr.Dataframe(
-        headers=search_headers(lang),
-        interactive=False,
-        wrap=True,
-        elem_id="memory-results",
-        label=L("mem_search_results"),
-    )
-    with gr.Row():
-        upload = gr.File(label=L("mem_import"), file_types=[".json"], elem_id="memory-import")
-        export_btn = gr.Button(L("mem_export"), elem_id="memory-export")
-        exported = gr.File(label=L("mem_export_file"), interactive=False, elem_id="memory-export-file")
-    with gr.Row():  # the CLI's maintenance (memory reindex, counts): usable while the page holds the store
-        stats_btn = gr.Button(L("mem_stats_go"), elem_id="memory-stats")
-        reindex_all = gr.Checkbox(False, label=L("mem_reindex_all_novels"), elem_id="memory-reindex-all")
-        reindex_btn = gr.Button(L("mem_reindex_go"), elem_id="memory-reindex")
-    maintenance = gr.Markdown(elem_id="memory-maintenance")
+def refresh(services: Services, lang: str, novel: str | None, kind: str) -> tuple:
+    """The heading, the table and its ids (the selection stays)."""
+    table, ids = rows(services, novel, kind, lang)
+    return heading(services, novel, lang), table, ids
 
-    form = [name, aliases, characters, text, chapter, importance, pinned, traits, relations, state, when, why]
-    boxes = dict(zip(FORM_FIELDS, form, strict=True))
 
-    def form_values(values: dict[str, Any]) -> list[Any]:
-        return [values[f] for f in FORM_FIELDS]
+def unselect(services: Services, lang: str, novel: str | None, kind: str) -> tuple:
+    """:func:`refresh`, and nothing selected (another novel or kind, an entry added or deleted)."""
+    return *refresh(services, lang, novel, kind), None, t("mem_none_selected", lang)
 
-    # ---- handlers wired to the page (each a thin call of the plain functions above)
-    @_guard
-    def refresh(nv, kd):  # the heading, the table and its ids; the selection stays
-        tbl, row_ids = rows(services, nv, kd, lang)
-        return heading(services, nv, lang), tbl, row_ids
 
-    def unselect(nv, kd):  # ... and nothing selected (another novel or kind, an entry added or deleted)
-        return *refresh(nv, kd), None, L("mem_none_selected")
+def on_kind(services: Services, lang: str, novel: str | None, kind: str) -> tuple:
+    """Another kind: :func:`unselect`, and only the form fields this kind uses are shown."""
+    shown = KIND_FIELDS[kind]
+    return *unselect(services, lang, novel, kind), *(gr.update(visible=f in shown) for f in FORM_FIELDS)
 
-    def on_kind(nv, kd):
-        shown = KIND_FIELDS[kd]
-        return *unselect(nv, kd), *(gr.update(visible=f in shown) for f in FORM_FIELDS)
 
-    @_guard
-    def on_select(nv, row_ids, evt: gr.SelectData):
-        entry_id, values = select_entry(services, nv, row_ids, evt.row_value, lang)
-        label = values["name"] or values["text"][:20]
-        return entry_id, L("mem_selected", label=label), *form_values(values)
+def on_select(services: Services, lang: str, novel: str | None, ids: list[str] | None, row: list | None):
+    """A table row clicked: its id, 「已选：名称」 and the form filled with it."""
+    entry_id, values = select_entry(services, novel, ids, row, lang)
+    label = values["name"] or values["text"][:20]
+    return entry_id, t("mem_selected", lang, label=label), *form_values(values)
 
-    @_guard
-    def on_add(nv, kd, *values):
-        _, msg = add_entry(services, nv, kd, dict(zip(FORM_FIELDS, values, strict=True)), lang)
-        return *unselect(nv, kd), msg
 
-    @_guard
-    def on_edit(nv, kd, entry_id, *values):
-        msg = edit_entry(services, nv, entry_id, dict(zip(FORM_FIELDS, values, strict=True)), lang)
-        return *refresh(nv, kd), msg
+def on_add(services: Services, lang: str, novel: str | None, kind: str, *values: Any) -> tuple:
+    _, msg = add_entry(services, novel, kind, dict(zip(FORM_FIELDS, values, strict=True)), lang)
+    return *unselect(services, lang, novel, kind), msg
 
-    @_guard
-    def on_delete(nv, kd, entry_id):
-        msg = delete_entry(services, nv, entry_id, lang)
-        return *unselect(nv, kd), msg, *form_values(empty_form())
 
-    @_guard
-    def on_import(nv, kd, path):
-        return *refresh(nv, kd), import_file(services, nv, path, lang)
+def on_edit(services: Services, lang: str, novel: str | None, kind: str, entry_id, *values: Any) -> tuple:
+    msg = edit_entry(services, novel, entry_id, dict(zip(FORM_FIELDS, values, strict=True)), lang)
+    return *refresh(services, lang, novel, kind), msg
 
-    @_guard
-    def on_reindex(nv, everything, kd):
-        return reindex_markdown(services, nv, everything, lang), *refresh(nv, kd)
 
-    shown = [title, table, ids]
-    cleared = [*shown, selected, chosen]
-    private = {"api_visibility": "private"}
-    table.select(on_select, [novel, ids], [selected, chosen, *form], **private)
-    add.click(on_add, [novel, kind, *form], [*cleared, message], **private)
-    edit.click(on_edit, [novel, kind, selected, *form], [*shown, message], **private)
-    delete.click(on_delete, [novel, kind, selected], [*cleared, message, *form], **private)
-    clear.click(
-        lambda: (None, L("mem_none_selected"), *form_values(empty_form())),
-        None,
-        [selected, chosen, *form],
-        **private,
-    )
-    search_btn.click(
-        _guard(lambda nv, q: search_rows(services, nv, q, lang)), [novel, query], results, **private
-    )
-    upload.upload(on_import, [novel, kind, upload], [*shown, message], **private)
-    export_btn.click(_guard(lambda nv: export_file(services, nv)), novel, exported, **private)
-    stats_btn.click(_guard(lambda nv: stats_markdown(services, nv, lang)), novel, maintenance, **private)
-    reindex_btn.click(on_reindex, [novel, reindex_all, kind], [maintenance, *shown], **private)
-    kind.change(on_kind, [novel, kind], [*cleared, *(boxes[f] for f in FORM_FIELDS)], **private)
-    if tab is not None:  # entries approved on the 创作 page show when the tab opens
-        tab.select(refresh, [novel, kind], shown, **private)
-    novel.change(unselect, [novel, kind], cleared, **private)
+def on_delete(services: Services, lang: str, novel: str | None, kind: str, entry_id) -> tuple:
+    msg = delete_entry(services, novel, entry_id, lang)
+    return *unselect(services, lang, novel, kind), msg, *form_values(empty_form())
+
+
+def on_clear(lang: str) -> tuple:
+    """清空: nothing selected, an empty form."""
+    return None, t("mem_none_selected", lang), *form_values(empty_form())
+
+
+def on_import(services: Services, lang: str, novel: str | None, kind: str, path: str | None) -> tuple:
+    return *refresh(services, lang, novel, kind), import_file(services, novel, path, lang)
+
+
+def on_reindex(services: Services, lang: str, novel: str | None, everything: bool, kind: str) -> tuple:
+    return reindex_markdown(services, novel, everything, lang), *refresh(services, lang, novel, kind)

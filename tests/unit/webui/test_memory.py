@@ -1,4 +1,4 @@
-"""The 记忆 page's handlers without a browser: ``webui.memory_tab`` over ``Services``.
+"""The 记忆 page's handlers without a browser: ``webui.pages.memory.handlers`` over ``Services``.
 
 A real Chroma store under tmp_path (embedding model "none": BM25 and name triggers), real novel folders;
 no model is needed (the engine holder is a stub that is never asked).  The page in a browser is
@@ -14,44 +14,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from xiaoshuo.config import load
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui import memory_tab as m
-from xiaoshuo.webui.services import Services
+from xiaoshuo.webui.pages.memory import handlers as m
+from xiaoshuo.webui.pages.memory.layout import build_memory_tab
 
 NOVEL = "yuye"
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-class NoEngine:
-    """An engine holder for pages that never generate."""
-
-    model, backend, lora = "none", "none", {}
-
-    def loading(self) -> bool:
-        return False
-
-    def status(self):
-        return "ready", "ready"
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def services(tmp_path: Path):
-    settings = load(
-        None,
-        overrides={
-            "paths.data_dir": str(tmp_path / "data"),
-            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
-            "memory.embedding_model": "none",
-        },
-        env={},
-    )
-    s = Services(settings, engine=NoEngine())
-    yield s
-    s.close_store()
 
 
 LIN = {
@@ -216,7 +184,7 @@ def test_import_export_stats_and_reindex_in_words(services, tmp_path: Path) -> N
 def test_page_builds_with_no_entry_id_box(services) -> None:
     with gr.Blocks() as demo:
         novel = gr.Dropdown([NOVEL], value=NOVEL)
-        m.build_memory_tab(services, "zh", novel)
+        build_memory_tab(services, "zh", novel)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {
         "memory-table",
@@ -229,3 +197,21 @@ def test_page_builds_with_no_entry_id_box(services) -> None:
     assert "memory-id" not in ids
     labels = [getattr(b, "label", None) or "" for b in demo.blocks.values()]
     assert "名称 (name)" in labels and not any(lbl.startswith("Entry id") for lbl in labels)
+
+
+def test_the_pages_events_return_what_the_layout_wires(services) -> None:
+    """The events (formerly closures inside the layout) are plain functions: add → select → delete, and
+    a kind shows only its fields — each returns one value per wired output."""
+    values = [LIN.get(f, "") for f in m.FORM_FIELDS]
+    heading, table, ids, selected, _, message = m.on_add(services, "zh", NOVEL, "character", *values)
+    assert "yuye" in heading and len(ids) == 1 and selected is None and message == "已添加：林远"
+    entry_id, shown, *form = m.on_select(services, "zh", NOVEL, ids, table["data"][0])
+    assert entry_id == ids[0] and "林远" in shown and len(form) == len(m.FORM_FIELDS)
+    out = m.on_delete(services, "zh", NOVEL, "character", entry_id)
+    assert len(out) == 6 + len(m.FORM_FIELDS) and out[2] == [] and out[5] == "已删除：林远"
+    assert list(out[6:]) == m.form_values(m.empty_form())
+    kind = m.on_kind(services, "zh", NOVEL, "dialogue")
+    visible = dict(zip(m.FORM_FIELDS, [u["visible"] for u in kind[5:]], strict=True))
+    assert visible["why"] and visible["characters"] and not visible["traits"] and not visible["aliases"]
+    with pytest.raises(XiaoshuoError):  # no row selected: the page's words (guard shows them)
+        m.on_delete(services, "zh", NOVEL, "character", None)

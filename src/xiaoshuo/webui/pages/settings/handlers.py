@@ -1,13 +1,12 @@
-"""设置: what runs now (model, backend, device, memory use, engine, memory store), the system checks,
-the trained adapters (use / merge / delete), the effective configuration, the model switch and the model
-download panel — in words and tables, filled when the page opens.
+"""设置 (settings)'s handlers: plain functions over ``Services`` — what runs now (model, backend, device,
+memory use, engine, memory store), the system checks, the trained adapters (use / merge / delete), the
+effective configuration and the model switch, in words and tables.
 
-The handlers are plain functions over ``Services`` (tested without a browser in
-``tests/unit/test_webui_settings_tab.py``); :func:`build_settings_tab` only lays the page out and wires
-them.  Adapters go through the registry (:mod:`xiaoshuo.adapters`), machine facts through
-:mod:`xiaoshuo.hardware`; the system checks come from
-:func:`xiaoshuo.doctor.diagnose`.  Not responsible for the model download itself (``downloads.py`` runs
-``xiaoshuo model pull``).
+Adapters go through the registry (:mod:`xiaoshuo.adapters`), machine facts through
+:mod:`xiaoshuo.hardware`; the system checks come from :func:`xiaoshuo.doctor.diagnose`.  Errors are raised
+as ``XiaoshuoError`` (``layout.py`` wires every handler through ``webui.errors.guard``); everything runs
+without a browser.  Not responsible for the layout (``layout.py``) or the model download
+(``pages/downloads``).
 """
 
 from __future__ import annotations
@@ -348,110 +347,46 @@ def reload_engine(services: Services, model: str | None, backend: str | None, la
     return t("set_reloading", lang, model=holder.model, backend=backend or "auto")
 
 
-# ------------------------------------------------------------------------------------------- the page
-def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str, Any]:
-    """Lay the page out and wire the handlers; returns the page-load event for ``app.py``:
-    ``demo.load(page["on_load"], page["load_inputs"], page["load_outputs"])``."""
-    from xiaoshuo.webui.downloads import download_panel
-    from xiaoshuo.webui.errors import guard
+# -------------------------------------------------------------------------------------------- events
+def adapter_view(services: Services, chosen: str | None = None) -> tuple:
+    """The adapters table, the none-yet note when there is none, and the pick list (``chosen`` kept)."""
+    names = adapter_names(services)
+    value = chosen if chosen in names else (names[-1] if names else None)
+    return adapter_rows(services), gr.update(visible=not names), gr.update(choices=names, value=value)
 
-    def L(key: str, **values: Any) -> str:
-        return t(key, lang, **values)
 
-    gr.Markdown(f"### {L('set_status')}")
-    status = gr.Dataframe(
-        headers=headers(STATUS_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-status"
-    )
-    refresh = gr.Button(L("set_refresh"), elem_id="settings-refresh")
-    with gr.Accordion(L("set_checks"), open=True):
-        doctor = gr.Dataframe(
-            headers=headers(DOCTOR_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-doctor"
-        )
-    gr.Markdown(f"### {L('set_adapters')}")
-    adapters = gr.Dataframe(
-        headers=headers(ADAPTER_HEADERS, lang), interactive=False, wrap=True, elem_id="settings-adapters"
-    )
-    no_adapters = gr.Markdown(L("set_no_adapters"), visible=False, elem_id="settings-no-adapters")
-    with gr.Row():
-        pick = gr.Dropdown([], label=L("set_adapter_pick"), elem_id="settings-adapter-pick")
-        use = gr.Button(L("set_adapter_use"), elem_id="settings-adapter-use")
-        merge = gr.Button(L("set_adapter_merge"), elem_id="settings-adapter-merge")
-        delete = gr.Button(L("set_adapter_delete"), variant="stop", elem_id="settings-adapter-delete")
-    with gr.Row(visible=False) as confirm_row:
-        question = gr.Markdown(elem_id="settings-adapter-question")
-        confirm = gr.Button(L("set_adapter_confirm"), variant="stop", elem_id="settings-adapter-confirm")
-        cancel = gr.Button(L("set_adapter_cancel"), elem_id="settings-adapter-cancel")
-    message = gr.Markdown(elem_id="settings-message")
-    gr.Markdown(f"### {L('set_reload_title')}")
-    with gr.Row():
-        model = gr.Textbox(services.engine.model, label=L("set_model"), elem_id="settings-model")
-        backend = gr.Dropdown(
-            ["auto", "vllm", "transformers", "openai"],
-            value=services.engine.backend or "auto",
-            label=L("set_backend_pick"),
-            elem_id="settings-backend",
-        )
-        reload = gr.Button(L("set_reload"), elem_id="settings-reload")
-    download_panel(services, lang)
-    with gr.Accordion(L("set_config"), open=False):
-        gr.Dataframe(
-            config_rows(services, lang),
-            headers=headers(CONFIG_HEADERS, lang),
-            interactive=False,
-            wrap=True,
-            elem_id="settings-config",
-        )
+def page_load(services: Services, lang: str) -> Iterator[tuple]:
+    """The page's tables: the fast part first (status, adapters), then the system checks (imports torch)."""
+    # (a later yield repeats the earlier values: gr.skip() there emptied the tables in Gradio 6.31)
+    first = (status_rows(services, lang), *adapter_view(services))
+    yield (first[0], gr.skip(), *first[1:])
+    yield (first[0], doctor_rows(services, lang), *first[1:])
 
-    def adapter_view(chosen: str | None = None):
-        names = adapter_names(services)
-        value = chosen if chosen in names else (names[-1] if names else None)
-        return adapter_rows(services), gr.update(visible=not names), gr.update(choices=names, value=value)
 
-    def on_load() -> Iterator[tuple]:
-        # the fast part first (the status and adapters), then the system checks (imports torch)
-        # (a later yield repeats the earlier values: gr.skip() there emptied the tables in Gradio 6.31)
-        first = (status_rows(services, lang), *adapter_view())
-        yield (first[0], gr.skip(), *first[1:])
-        yield (first[0], doctor_rows(services, lang), *first[1:])
+def picked_row(row_value: list | None) -> Any:
+    """A clicked row of the adapters table: its name (the first cell)."""
+    try:
+        return row_value[0]
+    except (TypeError, IndexError, AttributeError):
+        return gr.skip()
 
-    load_outputs = [status, doctor, adapters, no_adapters, pick]
-    refresh.click(on_load, None, load_outputs, api_visibility="private")
 
-    def picked_row(rows, evt: gr.SelectData):
-        try:
-            return evt.row_value[0]
-        except (TypeError, IndexError, AttributeError):
-            return gr.skip()
+def use_clicked(services: Services, lang: str, name: str | None) -> tuple:
+    return use_adapter(services, name, lang), status_rows(services, lang)
 
-    adapters.select(picked_row, adapters, pick, api_visibility="private")
 
-    def do_use(name):
-        return use_adapter(services, name, lang), status_rows(services, lang)
+def ask_delete(services: Services, lang: str, name: str | None) -> tuple:
+    """删除: show the confirm row with its question."""
+    return gr.update(visible=True), delete_question(services, name, lang)
 
-    def do_merge(name):
-        return merge_adapter(services, name, lang)
 
-    def ask_delete(name):
-        return gr.update(visible=True), delete_question(services, name, lang)
+def delete_confirmed(services: Services, lang: str, name: str | None) -> tuple:
+    """确认删除: the confirm row hidden, the message, the adapters view and the page's adapter choices."""
+    done = delete_adapter(services, name, confirmed=True, lang=lang)
+    choices = gr.update(choices=[t("none", lang), *services.adapters()])
+    return (gr.update(visible=False), done, *adapter_view(services), choices)
 
-    def do_delete(name):
-        done = delete_adapter(services, name, confirmed=True, lang=lang)
-        choices = gr.update(choices=[t("none", lang), *services.adapters()])
-        return (gr.update(visible=False), done, *adapter_view(), choices)
 
-    def do_reload(model_id, backend_name):
-        done = reload_engine(services, model_id, backend_name, lang)
-        return done, status_rows(services, lang), gr.update(choices=[t("none", lang), *services.adapters()])
-
-    use.click(guard(do_use), pick, [message, status], api_visibility="private")
-    merge.click(guard(do_merge), pick, message, api_visibility="private")
-    delete.click(guard(ask_delete), pick, [confirm_row, question], api_visibility="private")
-    cancel.click(lambda: gr.update(visible=False), None, confirm_row, api_visibility="private")
-    confirm.click(
-        guard(do_delete),
-        pick,
-        [confirm_row, message, adapters, no_adapters, pick, adapter],
-        api_visibility="private",
-    )
-    reload.click(guard(do_reload), [model, backend], [message, status, adapter], api_visibility="private")
-    return {"on_load": on_load, "load_inputs": None, "load_outputs": load_outputs}
+def reload_clicked(services: Services, lang: str, model_id: str | None, backend: str | None) -> tuple:
+    done = reload_engine(services, model_id, backend, lang)
+    return done, status_rows(services, lang), gr.update(choices=[t("none", lang), *services.adapters()])

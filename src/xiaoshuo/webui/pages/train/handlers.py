@@ -1,10 +1,12 @@
-"""训练: upload novels, prepare data, start/stop/resume a LoRA training run, watch the loss.
+"""训练 (train)'s handlers: plain functions over ``Services`` — upload novels, prepare data, start/stop/
+resume a LoRA training run, read its progress.
 
-The handlers are plain functions over ``Services`` (testable without a browser); ``build_train_tab``
-only lays out the page and wires them.  On page load the form is filled from the model the engine
-actually loaded (not the config's default), the tokenizer field with that model's tokenizer, and the
-equivalent command at once.  Training runs in a subprocess (``Services.jobs``), never inside a UI
-callback.  Not responsible for serving adapters (the engine) or managing them (设置).
+On page load the form is filled from the model the engine actually loaded (not the config's default),
+the tokenizer field with that model's tokenizer, and the equivalent command at once.  Training runs in a
+subprocess (``Services.jobs``, a :class:`xiaoshuo.webui.runtime.SubprocessJob`), never inside a UI
+callback.  Errors are raised as ``XiaoshuoError`` (``layout.py`` wires every handler through
+``webui.errors.guard``); everything runs without a browser.  Not responsible for the layout
+(``layout.py``), serving adapters (the engine) or managing them (设置).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import Any
 import gradio as gr
 
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.webui.errors import as_gradio_error as _error
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services, save_uploads
 
@@ -351,134 +352,44 @@ def start_training(services: Services, lang: str, *args: Any, resume: str | None
     return services.jobs.start(form_values(lang, *args), resume=resume or None)
 
 
-# ----------------------------------------------------------------------------- the page
-def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict[str, Any]:
-    """Lay out 训练 and wire its handlers; returns ``on_load`` / ``load_inputs`` / ``load_outputs``
-    for ``demo.load`` (the form is filled from the loaded model when the page opens)."""
-    init = on_load(services, lang)  # the page's first paint; ``load`` refreshes it per visit
-    v = init["values"]
-    gr.Markdown(t("train_data_title", lang))
-    files = gr.File(label=t("upload", lang), file_count="multiple", elem_id="train-upload")
-    upload_msg = gr.Markdown(elem_id="train-upload-message")
-    with gr.Row():
-        tokenizer = gr.Textbox(
-            v["tokenizer"],
-            label=t("train_tokenizer", lang),
-            info=t("train_tokenizer_info", lang),
-            elem_id="train-tokenizer",
-        )
-        prepare_btn = gr.Button(t("prepare", lang), elem_id="train-prepare", scale=0)
-    prepare_out = gr.Markdown(elem_id="train-prepare-summary")
-    prepare_table = gr.Dataframe(
-        label=t("train_prepare_table", lang), interactive=False, wrap=True, elem_id="train-prepare-table"
-    )
-    gr.Markdown(t("train_form_title", lang))
-    with gr.Row():
-        base_model = gr.Textbox(
-            v["base_model"],
-            label=t("train_base_model", lang),
-            info=t("train_base_model_info", lang),
-            elem_id="train-base-model",
-            scale=3,
-        )
-        run_name = gr.Textbox(
-            v["run"], label=t("train_run", lang), info=t("train_run_info", lang), elem_id="train-run"
-        )
-    with gr.Row():
-        epochs = gr.Number(v["epochs"], label=t("train_epochs", lang), elem_id="train-epochs")
-        batch = gr.Number(v["batch_size"], label=t("train_batch", lang), precision=0, elem_id="train-batch")
-        accum = gr.Number(v["grad_accum"], label=t("train_accum", lang), precision=0, elem_id="train-accum")
-        lr = gr.Number(v["lr"], label=t("train_lr", lang), elem_id="train-lr")
-    with gr.Row():
-        lora_r = gr.Number(v["lora_r"], label=t("train_lora_r", lang), precision=0, elem_id="train-lora-r")
-        seq = gr.Number(v["max_seq_length"], label=t("train_seq", lang), precision=0, elem_id="train-seq")
-        max_steps = gr.Number(0, label=t("train_max_steps", lang), precision=0, elem_id="train-max-steps")
-        qlora = gr.Checkbox(
-            v["qlora"], label=t("train_qlora", lang), info=init["qlora_info"], elem_id="train-qlora"
-        )
-    command = gr.Textbox(
-        init["command"],
-        label=t("preview_cmd", lang),
-        interactive=False,
-        lines=2,
-        buttons=["copy"],
-        elem_id="train-command",
-    )
-    gr.Markdown(t("train_run_title", lang))
-    with gr.Row():
-        start = gr.Button(t("train_start", lang), variant="primary", elem_id="train-start")
-        stop = gr.Button(t("train_stop", lang), variant="stop", elem_id="train-stop")
-        resume_from = gr.Dropdown(
-            init["resume"], value=None, label=t("train_resume_choice", lang), elem_id="train-resume-from"
-        )
-        resume = gr.Button(t("train_resume", lang), elem_id="train-resume")
-    progress = gr.Markdown(elem_id="train-progress")
-    curve = gr.LinePlot(x="step", y="loss", title=t("loss", lang), elem_id="train-loss")
-    adapters = gr.Dataframe(
-        init["adapters"], label=t("train_adapters", lang), interactive=False, elem_id="train-adapters"
-    )
+# ----------------------------------------------------------------------------- the page's events
+def page_load(services: Services, lang: str) -> tuple:
+    """What a page visit shows: the form (QLoRA with its explanation), the command, resume choices, adapters
+    — in the order of ``layout``'s ``load_outputs``."""
+    data = on_load(services, lang)
+    values = data["values"]
+    updates = [values[k] for k in FIELDS[:-1]]  # qlora is last: its explanation changes with it
+    updates.append(gr.update(value=values["qlora"], info=data["qlora_info"]))
+    return *updates, data["command"], gr.update(choices=data["resume"], value=None), data["adapters"]
 
-    form_inputs = [base_model, tokenizer, run_name, epochs, batch, accum, lr, lora_r, seq, max_steps, qlora]
-    seen = gr.State({"events": -1})  # per browser session: what this page has already drawn
-    timer = gr.Timer(1.0, active=False)  # ticks only while a training job runs
 
-    def load():
-        data = on_load(services, lang)
-        values = data["values"]
-        updates = [values[k] for k in FIELDS[:-1]]  # qlora is last: its explanation changes with it
-        updates.append(gr.update(value=values["qlora"], info=data["qlora_info"]))
-        return *updates, data["command"], gr.update(choices=data["resume"], value=None), data["adapters"]
+def prepare_clicked(services: Services, lang: str, tokenizer: str | None, progress=gr.Progress()):  # noqa: B008
+    """准备数据 with Gradio's progress bar (``progress`` is injected by Gradio)."""
+    return prepare_data(services, lang, tokenizer, progress=lambda f, desc: progress(f, desc=desc))
 
-    def do_prepare(tok, progress=gr.Progress()):  # noqa: B008 - Gradio's injection idiom
-        try:
-            return prepare_data(services, lang, tok, progress=lambda f, desc: progress(f, desc=desc))
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
 
-    def do_start(*args):
-        try:
-            return start_training(services, lang, *args), gr.Timer(active=True), {"events": -1}
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
+def start_clicked(services: Services, lang: str, *args: Any) -> tuple:
+    """开始训练: the command line, the poll timer on, nothing drawn yet."""
+    return start_training(services, lang, *args), gr.Timer(active=True), {"events": -1}
 
-    def do_resume(path, *args):
-        try:
-            cmd = start_training(services, lang, *args, resume=path or "")
-        except XiaoshuoError as exc:
-            raise _error(exc) from None
-        return cmd, gr.Timer(active=True), {"events": -1}
 
-    def poll(seen):
-        seen = dict(seen or {"events": -1})
-        events = services.jobs.events()
-        running = services.jobs.running()
-        if len(events) == seen["events"]:  # nothing new: leave the page alone
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), seen
-        seen["events"] = len(events)
-        text = progress_text(events, lang, running=running, run=services.jobs.run or "")
-        choices = gr.update(choices=[t("none", lang), *services.adapters()])
-        resumable = gr.update(choices=resume_choices(services, lang))
-        # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
-        table = adapter_table(services, lang)
-        return loss_frame(events), text, choices, resumable, table, gr.Timer(active=running), seen
+def resume_clicked(services: Services, lang: str, path: str | None, *args: Any) -> tuple:
+    """继续训练 from the chosen run folder."""
+    return start_training(services, lang, *args, resume=path or ""), gr.Timer(active=True), {"events": -1}
 
-    preview = lambda *args: command_preview(services, lang, *args)  # noqa: E731
-    for comp in form_inputs:
-        comp.change(preview, form_inputs, command, api_visibility="private", show_progress="hidden")
-    files.upload(lambda p: upload(services, lang, p), files, upload_msg, api_visibility="private")
-    prepare_btn.click(do_prepare, tokenizer, [prepare_out, prepare_table], api_visibility="private")
-    start.click(do_start, form_inputs, [command, timer, seen], api_visibility="private")
-    resume.click(do_resume, [resume_from, *form_inputs], [command, timer, seen], api_visibility="private")
-    stop.click(services.jobs.stop, None, None, api_visibility="private")
-    timer.tick(
-        poll,
-        seen,
-        [curve, progress, adapter, resume_from, adapters, timer, seen],
-        api_visibility="private",
-        show_progress="hidden",
-    )
-    return {
-        "on_load": load,
-        "load_inputs": None,
-        "load_outputs": [*form_inputs, command, resume_from, adapters],
-    }
+
+def poll(services: Services, lang: str, seen: dict | None) -> tuple:
+    """The timer's tick: loss curve, progress line, adapter choices, resume choices, adapters table,
+    the timer (on only while a job runs) and what this page has drawn — all skipped when nothing is new."""
+    seen = dict(seen or {"events": -1})
+    events = services.jobs.events()
+    running = services.jobs.running()
+    if len(events) == seen["events"]:  # nothing new: leave the page alone
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), seen
+    seen["events"] = len(events)
+    text = progress_text(events, lang, running=running, run=services.jobs.run or "")
+    choices = gr.update(choices=[t("none", lang), *services.adapters()])
+    resumable = gr.update(choices=resume_choices(services, lang))
+    # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
+    table = adapter_table(services, lang)
+    return loss_frame(events), text, choices, resumable, table, gr.Timer(active=running), seen

@@ -1,8 +1,9 @@
 """The WebUI's strings live in the locale table (zh and en); ``webui.language = "en"`` gives English pages.
 
-1. A hygiene check: a page module holds no string constant with Chinese characters except docstrings and
-   novel content (module-level ``CONTENT_*`` constants: a default chapter title, the request the model is
-   sent), so a hard-coded Chinese label fails CI.  Add a module to ``CHECKED`` once its page is moved.
+1. A hygiene check: a WebUI module (every ``.py`` under ``src/xiaoshuo/webui`` but the table itself, the page
+   folders ``webui/pages/<page>/`` included) holds no string constant with Chinese characters except
+   docstrings and novel content (module-level ``CONTENT_*`` constants: a default chapter title, the request
+   the model is sent), so a hard-coded Chinese label fails CI.
 2. Every key used as ``t("key", …)`` in ``src/xiaoshuo/webui`` exists in the table.
 3. The app built with ``webui.language = "en"`` shows the book page's labels and headers in English.
 """
@@ -20,21 +21,28 @@ import xiaoshuo.webui.locale as locale_pkg
 WEBUI = Path(locale_pkg.__file__).parent.parent  # src/xiaoshuo/webui (a namespace package)
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
-# Modules whose every page string is in the table (one line per module).
-CHECKED = [
-    "app.py",
-    "pages/book/layout.py",
-    "pages/book/handlers.py",
-    "scratch.py",
-    "generation.py",
-    "launch.py",
-    "memory_tab.py",
-    "train_tab.py",
-    "settings_tab.py",
-    "downloads.py",
-    "services.py",
-    "errors.py",
-]
+
+# Not page modules: the login middleware answers before any page exists, in both languages at once.
+NOT_PAGES = {"security.py"}
+
+
+def page_modules() -> list[str]:
+    """Every WebUI module whose strings must come from the table: all of ``webui/`` but ``locale/``."""
+    found = (
+        str(p.relative_to(WEBUI)) for p in WEBUI.rglob("*.py") if "locale" not in p.relative_to(WEBUI).parts
+    )
+    return sorted(m for m in found if m not in NOT_PAGES)
+
+
+CHECKED = page_modules()
+
+
+def test_the_hygiene_check_finds_every_page_module() -> None:
+    """The file list is globbed (a page moved into ``webui/pages/<page>/`` stays checked) and finds them."""
+    for page in ("book", "scratch", "memory", "train", "settings", "downloads"):
+        assert f"pages/{page}/layout.py" in CHECKED and f"pages/{page}/handlers.py" in CHECKED
+    assert {"app.py", "runtime.py", "errors.py", "services.py", "downloads.py", "launch.py"} <= set(CHECKED)
+    assert not any(m.startswith("locale/") for m in CHECKED)
 
 
 def _docstring_nodes(tree: ast.AST) -> set[int]:
@@ -137,44 +145,12 @@ def test_book_table_keys_are_complete() -> None:
 
 
 # ----------------------------------------------------------------------------- the English app
-class _Holder:
-    """An engine holder with no model (building the app does not need one: like a failed load)."""
-
-    model, backend, lora = "none", "none", {}
-
-    def loading(self) -> bool:
-        return False
-
-    def get(self):
-        from xiaoshuo.errors import XiaoshuoError
-
-        raise XiaoshuoError("no model in this test")
-
-    def status(self):
-        return "error", "no model in this test"
-
-    def close(self) -> None:
-        pass
-
-
-def _build(tmp_path: Path, language: str):
-    from xiaoshuo.config import load
+def _build(make_services, root: Path, language: str):
+    """The app in ``language`` with its data under ``root``; no model (building it does not need one)."""
     from xiaoshuo.webui.app import build_app
-    from xiaoshuo.webui.services import Services
 
-    settings = load(
-        None,
-        overrides={
-            "paths.data_dir": str(tmp_path / "data"),
-            "paths.checkpoints_dir": str(tmp_path / "checkpoints"),
-            "paths.logs_dir": str(tmp_path / "logs"),
-            "paths.models_dir": str(tmp_path / "models"),
-            "memory.embedding_model": "none",
-            "webui.language": language,
-        },
-        env={},
-    )
-    services = Services(settings, engine=_Holder())
+    paths = {f"paths.{name}": str(root / name) for name in ("data_dir", "checkpoints_dir", "logs_dir")}
+    services = make_services(overrides={**paths, "webui.language": language})
     return build_app(services), services
 
 
@@ -182,67 +158,60 @@ def _by_id(demo) -> dict[str, object]:
     return {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
 
 
-def test_the_app_in_english(tmp_path: Path) -> None:
-    demo, services = _build(tmp_path / "en", "en")
-    zh_demo, zh_services = _build(tmp_path / "zh", "zh")
-    try:
-        en, zh = _by_id(demo), _by_id(zh_demo)
-        expected = {
-            "book-new-acc": ("New novel", "新建小说"),
-            "book-new-title": ("Title", "书名"),
-            "book-write": ("Write this chapter", "生成本章"),
-            "book-save": ("Save", "保存"),
-            "book-review-acc": ("Memory to review", "待审记忆"),
-            "book-selection": (
-                "(select text in the editor to rewrite it)",
-                "（在正文里选中一段文字即可改写）",
-            ),
-            "request": ("Writing request", "写作要求"),
-        }
-        for elem_id, (english, chinese) in expected.items():
-            shown_en = getattr(en[elem_id], "label", None) or getattr(en[elem_id], "value", None)
-            shown_zh = getattr(zh[elem_id], "label", None) or getattr(zh[elem_id], "value", None)
-            assert (shown_en, shown_zh) == (english, chinese), elem_id
-        assert en["book-outline"].headers == ["Ch.", "Volume", "Title", "Status", "Chars", "Target"]
-        assert zh["book-outline"].headers == ["章", "卷", "标题", "状态", "字数", "目标"]
-        assert en["book-threads"].headers[0] == "Thread" and en["book-review"].headers[0] == "Id"
-        # the live character count runs in the browser: its words come from the table too
-        js = [d.get("js") for d in demo.config["dependencies"] if d.get("js") and "replace('{n}'" in d["js"]]
-        assert js and '"Chars {n}"' in js[0]
-    finally:
-        services.close_store()
-        zh_services.close_store()
+def test_the_app_in_english(make_services, tmp_path: Path) -> None:
+    demo, _ = _build(make_services, tmp_path / "en", "en")
+    zh_demo, _ = _build(make_services, tmp_path / "zh", "zh")
+    en, zh = _by_id(demo), _by_id(zh_demo)
+    expected = {
+        "book-new-acc": ("New novel", "新建小说"),
+        "book-new-title": ("Title", "书名"),
+        "book-write": ("Write this chapter", "生成本章"),
+        "book-save": ("Save", "保存"),
+        "book-review-acc": ("Memory to review", "待审记忆"),
+        "book-selection": (
+            "(select text in the editor to rewrite it)",
+            "（在正文里选中一段文字即可改写）",
+        ),
+        "request": ("Writing request", "写作要求"),
+    }
+    for elem_id, (english, chinese) in expected.items():
+        shown_en = getattr(en[elem_id], "label", None) or getattr(en[elem_id], "value", None)
+        shown_zh = getattr(zh[elem_id], "label", None) or getattr(zh[elem_id], "value", None)
+        assert (shown_en, shown_zh) == (english, chinese), elem_id
+    assert en["book-outline"].headers == ["Ch.", "Volume", "Title", "Status", "Chars", "Target"]
+    assert zh["book-outline"].headers == ["章", "卷", "标题", "状态", "字数", "目标"]
+    assert en["book-threads"].headers[0] == "Thread" and en["book-review"].headers[0] == "Id"
+    # the live character count runs in the browser: its words come from the table too
+    js = [d.get("js") for d in demo.config["dependencies"] if d.get("js") and "replace('{n}'" in d["js"]]
+    assert js and '"Chars {n}"' in js[0]
 
 
-def test_handler_messages_follow_the_page_language(tmp_path: Path) -> None:
+def test_handler_messages_follow_the_page_language(make_services, tmp_path: Path) -> None:
     """A message made by the page's handlers is English on an English page (and Chinese by default)."""
     from xiaoshuo.errors import XiaoshuoError
     from xiaoshuo.webui.pages.book import handlers as h
 
-    _demo, services = _build(tmp_path, "en")
-    try:
-        with pytest.raises(XiaoshuoError) as en:
-            h.create_novel(services, "x", "  ", lang="en")
-        # (the error's own frame, "解决 fix:", is the library's bilingual format)
-        assert (en.value.message, en.value.fix) == (
-            "A title is required",
-            "Write the book's name under Title",
-        )
-        with pytest.raises(XiaoshuoError, match="请填写书名"):
-            h.create_novel(services, "x", "  ")
-        h.create_novel(services, "yu", "雨夜剑", chapter_chars=300, lang="en")
-        h.add_chapter(services, "yu", "夜雨", lang="en")
-        assert h.outline_rows(services, "yu", lang="en")[0][3] == "Planned"
-        assert h.chapter_view(services, "yu", 1, lang="en").header == "### Chapter 1 夜雨 · Planned"
-        assert h.chapter_view(services, "yu", 1).header == "### 第1章 夜雨 · 计划"
-        with pytest.raises(XiaoshuoError) as no_sel:
-            import asyncio
+    _demo, services = _build(make_services, tmp_path, "en")
+    with pytest.raises(XiaoshuoError) as en:
+        h.create_novel(services, "x", "  ", lang="en")
+    # (the error's own frame, "解决 fix:", is the library's bilingual format)
+    assert (en.value.message, en.value.fix) == (
+        "A title is required",
+        "Write the book's name under Title",
+    )
+    with pytest.raises(XiaoshuoError, match="请填写书名"):
+        h.create_novel(services, "x", "  ")
+    h.create_novel(services, "yu", "雨夜剑", chapter_chars=300, lang="en")
+    h.add_chapter(services, "yu", "夜雨", lang="en")
+    assert h.outline_rows(services, "yu", lang="en")[0][3] == "Planned"
+    assert h.chapter_view(services, "yu", 1, lang="en").header == "### Chapter 1 夜雨 · Planned"
+    assert h.chapter_view(services, "yu", 1).header == "### 第1章 夜雨 · 计划"
+    with pytest.raises(XiaoshuoError) as no_sel:
+        import asyncio
 
-            async def first():
-                async for _ in h.write_stream(services, "yu", 1, "rewrite", lang="en"):
-                    break
+        async def first():
+            async for _ in h.write_stream(services, "yu", 1, "rewrite", lang="en"):
+                break
 
-            asyncio.run(first())
-        assert no_sel.value.message == "Select the passage first"
-    finally:
-        services.close_store()
+        asyncio.run(first())
+    assert no_sel.value.message == "Select the passage first"

@@ -1,0 +1,1 @@
+"""记忆 (memory): ``layout`` builds and wires the page, ``handlers`` holds what its events do."""

@@ -1,0 +1,124 @@
+"""训练 (train)'s layout: data upload and preparation, the training form with its equivalent command,
+start / stop / resume, progress, the loss curve and the trained adapters — components and wiring only;
+every event calls a function of ``handlers.py`` (through ``webui.errors.guard``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from xiaoshuo.webui.errors import guard
+from xiaoshuo.webui.locale import t
+from xiaoshuo.webui.pages.train import handlers as h
+from xiaoshuo.webui.services import Services
+
+
+def _data_section(lang: str, v: dict[str, Any]) -> dict[str, Any]:
+    """上传 and 准备数据 (the tokenizer to prepare with, the summary, the per-file table)."""
+    gr.Markdown(t("train_data_title", lang))
+    files = gr.File(label=t("upload", lang), file_count="multiple", elem_id="train-upload")
+    upload_msg = gr.Markdown(elem_id="train-upload-message")
+    with gr.Row():
+        tokenizer = gr.Textbox(
+            v["tokenizer"],
+            label=t("train_tokenizer", lang),
+            info=t("train_tokenizer_info", lang),
+            elem_id="train-tokenizer",
+        )
+        prepare = gr.Button(t("prepare", lang), elem_id="train-prepare", scale=0)
+    summary = gr.Markdown(elem_id="train-prepare-summary")
+    table = gr.Dataframe(
+        label=t("train_prepare_table", lang), interactive=False, wrap=True, elem_id="train-prepare-table"
+    )
+    return {
+        "files": files,
+        "upload_msg": upload_msg,
+        "tokenizer": tokenizer,
+        "prepare": prepare,
+        "summary": summary,
+        "table": table,
+    }
+
+
+def _form(lang: str, v: dict[str, Any], init: dict[str, Any], tokenizer: gr.Textbox) -> list:
+    """The training form, in ``handlers.FIELDS`` order (the tokenizer is the data section's)."""
+    gr.Markdown(t("train_form_title", lang))
+    with gr.Row():
+        base_model = gr.Textbox(
+            v["base_model"],
+            label=t("train_base_model", lang),
+            info=t("train_base_model_info", lang),
+            elem_id="train-base-model",
+            scale=3,
+        )
+        run_name = gr.Textbox(
+            v["run"], label=t("train_run", lang), info=t("train_run_info", lang), elem_id="train-run"
+        )
+    with gr.Row():
+        epochs = gr.Number(v["epochs"], label=t("train_epochs", lang), elem_id="train-epochs")
+        batch = gr.Number(v["batch_size"], label=t("train_batch", lang), precision=0, elem_id="train-batch")
+        accum = gr.Number(v["grad_accum"], label=t("train_accum", lang), precision=0, elem_id="train-accum")
+        lr = gr.Number(v["lr"], label=t("train_lr", lang), elem_id="train-lr")
+    with gr.Row():
+        lora_r = gr.Number(v["lora_r"], label=t("train_lora_r", lang), precision=0, elem_id="train-lora-r")
+        seq = gr.Number(v["max_seq_length"], label=t("train_seq", lang), precision=0, elem_id="train-seq")
+        max_steps = gr.Number(0, label=t("train_max_steps", lang), precision=0, elem_id="train-max-steps")
+        qlora = gr.Checkbox(
+            v["qlora"], label=t("train_qlora", lang), info=init["qlora_info"], elem_id="train-qlora"
+        )
+    return [base_model, tokenizer, run_name, epochs, batch, accum, lr, lora_r, seq, max_steps, qlora]
+
+
+def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict[str, Any]:
+    """Lay out 训练 and wire its handlers; returns ``on_load`` / ``load_inputs`` / ``load_outputs``
+    for ``demo.load`` (the form is filled from the loaded model when the page opens)."""
+    init = h.on_load(services, lang)  # the page's first paint; ``load`` refreshes it per visit
+    data = _data_section(lang, init["values"])
+    form = _form(lang, init["values"], init, data["tokenizer"])
+    command = gr.Textbox(
+        init["command"],
+        label=t("preview_cmd", lang),
+        interactive=False,
+        lines=2,
+        buttons=["copy"],
+        elem_id="train-command",
+    )
+    gr.Markdown(t("train_run_title", lang))
+    with gr.Row():
+        start = gr.Button(t("train_start", lang), variant="primary", elem_id="train-start")
+        stop = gr.Button(t("train_stop", lang), variant="stop", elem_id="train-stop")
+        resume_from = gr.Dropdown(
+            init["resume"], value=None, label=t("train_resume_choice", lang), elem_id="train-resume-from"
+        )
+        resume = gr.Button(t("train_resume", lang), elem_id="train-resume")
+    progress = gr.Markdown(elem_id="train-progress")
+    curve = gr.LinePlot(x="step", y="loss", title=t("loss", lang), elem_id="train-loss")
+    adapters = gr.Dataframe(
+        init["adapters"], label=t("train_adapters", lang), interactive=False, elem_id="train-adapters"
+    )
+    seen = gr.State({"events": -1})  # per browser session: what this page has already drawn
+    timer = gr.Timer(1.0, active=False)  # ticks only while a training job runs
+
+    def on(handler):  # a handler of the page, bound to this app's services and language
+        return guard(partial(handler, services, lang))
+
+    private = {"api_visibility": "private"}
+    quiet = {**private, "show_progress": "hidden"}
+    for comp in form:
+        comp.change(partial(h.command_preview, services, lang), form, command, **quiet)
+    data["files"].upload(on(h.upload), data["files"], data["upload_msg"], **private)
+    data["prepare"].click(
+        on(h.prepare_clicked), data["tokenizer"], [data["summary"], data["table"]], **private
+    )
+    start.click(on(h.start_clicked), form, [command, timer, seen], **private)
+    resume.click(on(h.resume_clicked), [resume_from, *form], [command, timer, seen], **private)
+    stop.click(services.jobs.stop, None, None, **private)
+    timer.tick(on(h.poll), seen, [curve, progress, adapter, resume_from, adapters, timer, seen], **quiet)
+    return {
+        "on_load": guard(partial(h.page_load, services, lang)),
+        "load_inputs": None,
+        "load_outputs": [*form, command, resume_from, adapters],
+    }
