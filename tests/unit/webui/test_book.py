@@ -570,7 +570,9 @@ def test_events_without_a_chapter_or_version_say_so(services) -> None:
         h.on_import(services, "zh", None, "", "new")
     with pytest.raises(gr.Error):  # a typed error (no selection to rewrite) becomes gr.Error
         _collect(
-            guard(h.on_generate)(services, "en", "rewrite", slug, 1, "abc", 1, None, None, -1, "", {}, True, None)
+            guard(h.on_generate)(
+                services, "en", "rewrite", slug, 1, "abc", 1, None, None, -1, "", {}, True, None
+            )
         )
     head, rows, prompt = h.on_inspect(services, "zh", slug, 2, True, 400, None)
     assert "提示词" in head and rows and "客栈" in prompt
