@@ -257,6 +257,7 @@ async def generate_outline(
             form = batch_form(len(numbers), lim)
             messages = _outline_messages(engine, novel, outline, numbers, memory, form, lim, prompts)
             wanted = _answer_tokens(len(numbers), lim)
+            hinted = with_schema_hint(messages, schema_of(form))
             try:
                 answer = await generate_json(
                     engine,
@@ -264,9 +265,7 @@ async def generate_outline(
                     form,
                     task="outline",
                     chapter=numbers[0],
-                    sampling=_sampling(
-                        engine, sampling, wanted, with_schema_hint(messages, schema_of(form)), first=numbers[0]
-                    ),
+                    sampling=_sampling(engine, sampling, wanted, hinted, first=numbers[0]),
                     lora=lora,
                     retries=retries,
                 )
@@ -351,7 +350,8 @@ def interruption(novel: Any) -> Interruption | None:
 
 def _ways_out(novel: Any, progress: Progress) -> str:
     return (
-        f"继续 (resume)：xiaoshuo outline generate --novel {novel.slug} --chapters {progress.target} --resume；"
+        f"继续 (resume)：xiaoshuo outline generate --novel {novel.slug} "
+        f"--chapters {progress.target} --resume；"
         f"或从第 K 章重新开始 (restart at K)：xiaoshuo outline generate --novel {novel.slug} "
         f"--chapters {progress.target} --from K（K ≤ {progress.next}）"
     )
@@ -390,7 +390,8 @@ def _begin(novel: Any, *, chapters: int | None, batch: int, resume: bool, start:
         return old
     if old is not None and not old.done and start is None:
         raise WritingError(
-            f"上次的大纲生成在第 {old.next} 章前中断了，请选择继续或重新开始 (an outline run was interrupted)",
+            f"上次的大纲生成在第 {old.next} 章前中断了，请选择继续或重新开始 "
+            "(an outline run was interrupted)",
             expected=f"--resume to continue at chapter {old.next}, or --from K to start over at K",
             received=f"run to chapter {old.target}, stopped before chapter {old.next}",
             fix=_ways_out(novel, old),
