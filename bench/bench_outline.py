@@ -79,7 +79,12 @@ def main() -> None:
                 f"seed {seed}: {'ok' if good else 'wrong numbering'} ({result.batches} batches)",
                 file=sys.stderr,
             )
-            return {"seed": seed, "ok": good, "batches": result.batches}
+            return {
+                "seed": seed,
+                "ok": good,
+                "batches": result.batches,
+                "form": getattr(result, "limits", None),
+            }
 
         async def every() -> list[dict]:  # the seeds run at once (vLLM batches their requests)
             return await asyncio.gather(*(one(s) for s in range(seeds)))
@@ -101,6 +106,9 @@ def main() -> None:
             "success_rate": round(ok / seeds, 3),
             "batches_of_successes": sum(r.get("batches", 0) for r in runs if r.get("ok")),
             "failures": [r for r in runs if "error" in r],
+            "form": next(
+                (r["form"] for r in runs if r.get("form")), None
+            ),  # a smaller form, if one was needed
             "wall_s": round(time.perf_counter() - began, 1),
         },
     )

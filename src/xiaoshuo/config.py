@@ -325,7 +325,7 @@ class WritingSettings(_Section):
         ge=0,
         le=10,
         description="Further tries, each with a new seed (derived from --seed when given), of an outline "
-        "batch or a summary whose answer does not fit its form.",
+        "batch, a summary or a memory-extraction form whose answer does not fit its form.",
     )
     auto_approve: bool = Field(
         False, description="Extracted memory proposals go to memory without review (else: the review queue)."

@@ -122,3 +122,32 @@ def test_write_dry_run_never_starts_an_engine(tiny_model: Path, tmp_path: Path, 
         assert data["prompt"].startswith("<|im_start|>") and data["token_count_exact"]
         assert data["max_tokens"] > 0 and data["budget"] > 0
     assert built == []
+
+
+def test_the_context_length_never_asks_the_hub_offline(tmp_path: Path, monkeypatch) -> None:
+    """``serve --dry-run`` spent 29.7 s in Hugging Face retries offline reading a hub model's config."""
+    import transformers
+
+    from xiaoshuo import hf
+    from xiaoshuo.engine import context_length as cl
+
+    asked: list[str] = []
+
+    def no_hub(name, *args, **kwargs):
+        asked.append(name)  # (the old code swallowed any error here: record, then fail like offline does)
+        raise OSError("offline")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_hub)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cl.model_context_length("nobody/not-cached-model") == cl.UNKNOWN_CONTEXT
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(hf, "hub_reachable", lambda endpoint, timeout=3.0: (False, "no network"))
+    monkeypatch.setattr(hf, "go_offline", lambda: None)
+    assert cl.model_context_length("nobody/not-cached-model") == cl.UNKNOWN_CONTEXT
+    local = tmp_path / "local-model"
+    local.mkdir()
+    (local / "config.json").write_text(json.dumps({"max_position_embeddings": 4096}), "utf-8")
+    assert cl.model_context_length(str(local)) == 4096
+    assert asked == []
