@@ -320,6 +320,13 @@ class WritingSettings(_Section):
     outline_synopsis_chars: int = Field(
         200, ge=10, le=2000, description="Most 字 of a generated chapter synopsis (要点)."
     )
+    structured_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Further tries, each with a new seed (derived from --seed when given), of an outline "
+        "batch, a summary or a memory-extraction form whose answer does not fit its form.",
+    )
     auto_approve: bool = Field(
         False, description="Extracted memory proposals go to memory without review (else: the review queue)."
     )

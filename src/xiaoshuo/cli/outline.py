@@ -92,9 +92,15 @@ def outline_generate_cmd(
         int | None,
         typer.Option("--batch", "-b", help="Chapters per request (default writing.outline_batch)."),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="继续: continue an interrupted run from its checkpoint.")
+    ] = False,
     start: Annotated[
-        int | None, typer.Option("--from", help="Regenerate planned chapters from this number on.")
+        int | None,
+        typer.Option(
+            "--from",
+            help="重新开始: regenerate planned chapters from this number on (also after an interruption).",
+        ),
     ] = None,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Show memory's characters.")] = True,
     seed: Annotated[
@@ -146,6 +152,12 @@ def outline_generate_cmd(
         echo_json(result.as_dict())
         return
     kept = f"，保留已写的 {len(result.skipped)} 章" if result.skipped else ""
+    if result.limits:
+        typer.echo(
+            f"  上下文较短：每章要点最多 {result.limits['synopsis_chars']} 字、"
+            f"人物/地点各 {result.limits['names']} 个 (a short context: a smaller form)",
+            err=True,
+        )
     typer.echo(
         f"✓ 大纲：生成 {len(result.generated)} 章（{result.batches} 批，{result.seconds:.1f}s）{kept}；"
         f"共 {len(n.outline().chapters())} 章"

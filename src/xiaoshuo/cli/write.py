@@ -2,7 +2,8 @@
 
 The engine and the memory store are opened here and passed in; the commands are
 :func:`xiaoshuo.writing.actions.write` (the WebUI's book page calls it too) and ``--dry-run`` is the
-writer's :meth:`~xiaoshuo.writing.Writer.preview`; prompts, the segment loop and versions live in
+writer's :meth:`~xiaoshuo.writing.Writer.preview` on a prompt-only engine (the tokenizer, no model:
+:func:`~xiaoshuo.engine.load_prompt_engine`); prompts, the segment loop and versions live in
 :mod:`xiaoshuo.writing`.  Text streams to stdout (candidate 1), progress to stderr; ``--json`` prints
 one JSON document at the end instead.
 """
@@ -57,9 +58,13 @@ def writer_for(
     temperature,
     as_json: bool,
     k: int,
+    dry_run: bool = False,
 ):
-    """A ready :class:`Writer`: settings, novel, engine (with the chosen adapter) and memory."""
-    from xiaoshuo.engine import SamplingSettings, load_engine
+    """A ready :class:`Writer`: settings, novel, engine (with the chosen adapter) and memory.
+
+    ``dry_run``: the engine only composes (:func:`~xiaoshuo.engine.load_prompt_engine`: the tokenizer,
+    no model weights, no backend start)."""
+    from xiaoshuo.engine import SamplingSettings, load_engine, load_prompt_engine
     from xiaoshuo.writing import Writer
     from xiaoshuo.writing.prompts import Prompts
 
@@ -76,7 +81,8 @@ def writer_for(
             from xiaoshuo.memory import MemoryStore
 
             store = stack.enter_context(MemoryStore(settings))
-        engine = stack.enter_context(load_engine(settings, backend=backend, model=model, lora=adapters))
+        load = load_prompt_engine if dry_run else load_engine
+        engine = stack.enter_context(load(settings, backend=backend, model=model, lora=adapters))
         yield Writer(
             settings,
             engine,
@@ -152,7 +158,10 @@ def chapter_cmd(
     seed: SeedOpt = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Compose the first prompt and print its account; generate nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Compose the first prompt and print its account with the tokenizer only (no model load).",
+        ),
     ] = False,
     accept: AcceptOpt = None,
     adapter: AdapterOpt = None,
@@ -179,6 +188,7 @@ def chapter_cmd(
         temperature=temperature,
         as_json=as_json,
         k=candidates,
+        dry_run=dry_run,
     ) as writer:
         if dry_run:
             data = writer.dry_run(numbers[0], target_chars=target_chars)

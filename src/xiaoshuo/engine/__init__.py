@@ -11,12 +11,14 @@ Public API (import exactly these names)::
 ``engine.count_tokens(text)`` never fails: exact with a local tokenizer, else an
 over-estimate (``engine.token_count_exact``, ``engine.tokenizer_source``).
 ``engine.served_adapters()`` lists the adapter names a request's ``lora`` accepts.
+``load_prompt_engine(settings)`` composes and counts like the configured engine without loading a model
+(tokenizer only; it cannot generate): dry runs.
 
 Heavy libraries load only inside ``load_engine``.
 """
 
 from xiaoshuo.engine.base import Engine, EngineError, estimate_tokens
-from xiaoshuo.engine.loading import load_engine, parse_lora_specs, register_backend
+from xiaoshuo.engine.loading import load_engine, load_prompt_engine, parse_lora_specs, register_backend
 from xiaoshuo.engine.types import (
     Candidate,
     Delta,
@@ -37,6 +39,7 @@ __all__ = [
     "SamplingSettings",
     "estimate_tokens",
     "load_engine",
+    "load_prompt_engine",
     "parse_lora_specs",
     "register_backend",
 ]

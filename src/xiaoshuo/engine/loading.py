@@ -135,3 +135,62 @@ def load_engine(
     from xiaoshuo.engine.transformers_backend import TransformersEngine
 
     return TransformersEngine(config, model, adapters, tokenizer=tokenizer)
+
+
+class PromptOnlyEngine(Engine):
+    """Composes and counts exactly as the configured engine would, and never generates.
+
+    The model's tokenizer (chat template included) and served context length, no weights: what a dry run
+    or a context inspector needs, in the second a tokenizer takes to load instead of an engine's start."""
+
+    backend = "prompt-only"
+
+    def __init__(self, *, tokenizer: object, max_model_len: int | None, system_prompt: str, of: str) -> None:
+        super().__init__(tokenizer=tokenizer, max_model_len=max_model_len, system_prompt=system_prompt)
+        self.of = of  # the backend it stands in for
+
+    def _submit(self, prepared, sink) -> None:
+        raise EngineError(
+            "这个引擎只用来组合提示词，不能生成 (a prompt-only engine does not generate)",
+            expected="load_engine() for generation",
+            received=self.of,
+        )
+
+    def _abort(self, request_id: str) -> None:
+        return None
+
+    def unfinished_requests(self) -> int:
+        return 0
+
+    def _shutdown(self) -> None:
+        return None
+
+
+def load_prompt_engine(
+    config: Settings,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    lora: Mapping[str, str] | list[str] | None = None,
+) -> Engine:
+    """An engine for composing prompts only (``write chapter --dry-run``): the model's tokenizer and
+    context length (``model.vllm_max_model_len`` capped by the model's own), no model weights, no backend
+    start.  The ``openai`` backend is a client (no weights here either): the real one is returned, since
+    its server knows the context length and its tokenizer is found locally."""
+    from xiaoshuo.engine.context_length import served_context_length
+
+    wanted = backend or config.engine.backend
+    if wanted == "openai":
+        return load_engine(config, backend=wanted, model=model, lora=lora)
+    if wanted not in ("auto", "vllm", "transformers") and wanted not in _EXTRA_BACKENDS:
+        raise EngineError(
+            "未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted
+        )
+    model = model or config.model.base_model
+    tokenizer = load_tokenizer(model, setting="--model / model.base_model")
+    return PromptOnlyEngine(
+        tokenizer=tokenizer,
+        max_model_len=served_context_length(config, model),
+        system_prompt=config.engine.system_prompt,
+        of=wanted,
+    )

@@ -148,8 +148,22 @@ async def accept_text(
     store: Any = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Accepted:
-    """A generated text that was never saved (a stopped run's candidate) as a new, current version."""
-    v = novel.add_version(int(number), text, source="generated", kind=kind, accept=True, note=note)
+    """A generated text that was never saved (a stopped run's candidate) as a new, current version.
+
+    The text is cleaned (:func:`~xiaoshuo.writing.cleaning.clean_generated`); the version keeps the text
+    as it came in ``raw_output`` when the cleaning changed it."""
+    from xiaoshuo.writing.cleaning import clean_generated
+
+    clean = clean_generated(text or "")
+    v = novel.add_version(
+        int(number),
+        clean,
+        source="generated",
+        kind=kind,
+        accept=True,
+        note=note,
+        raw_output=text if clean != text else None,
+    )
     return await _after(settings, novel, v, open_engine, store, None, None, progress)
 
 

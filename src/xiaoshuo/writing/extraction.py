@@ -354,6 +354,7 @@ class Extractor:
                 task=task,
                 chapter=n,
                 sampling=self._sampling(with_schema_hint(messages, schema)),
+                retries=self.settings.writing.structured_retries,
             )
             for messages, form, task, n in items
         ]

@@ -18,6 +18,10 @@ Each operation (写一章, 续写, 改写) is an :class:`Operation` whose ``requ
 写作要求 (:mod:`xiaoshuo.writing.prompts`); ``Writer._segment`` composes a segment from it, for the loop
 and for :meth:`Writer.preview` (the dry run, the WebUI's inspector) alike.
 
+Every segment the model sends passes :func:`~xiaoshuo.writing.cleaning.clean_generated` (U+FFFD and
+control characters out) before it is counted, checked or saved; a version whose text the cleaning
+changed keeps the model's own segments in ``raw_output``.
+
 ``k`` candidates run as concurrent segment loops (vLLM batches them); each finished candidate is
 saved as a version at once (acknowledged only once on disk).  The novel's write lock is held for
 the whole operation.  This module drives an :class:`~xiaoshuo.engine.Engine`; it knows no UI.
@@ -33,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from xiaoshuo.writing.cleaning import bad_chars, clean_generated
 from xiaoshuo.writing.compose import Composition, compose, prompt_budget
 from xiaoshuo.writing.project import Novel
 from xiaoshuo.writing.prompts import chapter_request, continue_request, rewrite_request
@@ -73,6 +78,8 @@ class CandidateResult:
     seed: int | None = None
     version: int | None = None
     stopped: str = ""  # why the loop ended: "length", "max_segments", "aborted"
+    raw_output: str | None = None  # the segments as the model sent them, when cleaning changed them
+    removed: int = 0  # characters clean_generated removed (U+FFFD, control characters)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -88,6 +95,7 @@ class CandidateResult:
             "seed": self.seed,
             "version": self.version,
             "stopped": self.stopped,
+            "cleaned_chars": self.removed,
         }
 
 
@@ -226,7 +234,7 @@ class Writer:
             if delta.text:
                 text.append(delta.text)
                 if self.on_text is not None:
-                    self.on_text(index, delta.text)
+                    self.on_text(index, clean_generated(delta.text))
             tokens = max(tokens, delta.completion_tokens)
             finish = delta.finish_reason or finish
         return "".join(text), tokens, finish
@@ -255,6 +263,7 @@ class Writer:
         low = max(1, math.floor(target * (1 - w.length_tolerance)))
         high = max(low, math.floor(target * (1 + w.length_tolerance)))
         new = ""
+        raw_pieces: list[str] = []  # the model's own text, kept when the cleaning changes it
         cpt = self._chars_per_token(before)  # 字 per token; re-measured on every segment
         segments, retries, reps = [], [], []
         stopped = "max_segments"
@@ -265,9 +274,10 @@ class Writer:
                 break
             comp, max_tokens = self._segment(op, seg, new, cpt)
             seg_seed = None if seed is None else seed + 7919 * index + 101 * seg
-            piece, tokens, finish = await self._generate(
+            raw, tokens, finish = await self._generate(
                 comp, self.sampling_for(max_tokens=max_tokens, seed=seg_seed), index
             )
+            piece = clean_generated(raw)
             seen = history | ngrams(before[-6000:] + new, w.repetition_ngram)
             rate = repetition_rate(piece, seen, w.repetition_ngram)
             tries = 0
@@ -276,14 +286,16 @@ class Writer:
                 retries.append({"segment": seg, "try": tries, "rate": round(rate, 4)})
                 self._progress(event="repetition_retry", candidate=index, segment=seg, rate=rate)
                 seg_seed = (seg_seed or 0) + 104729 * tries if seed is not None else None
-                piece, tokens, finish = await self._generate(
+                raw, tokens, finish = await self._generate(
                     comp, self.sampling_for(max_tokens=max_tokens, seed=seg_seed, boost=tries), index
                 )
+                piece = clean_generated(raw)
                 rate = repetition_rate(piece, seen, w.repetition_ngram)
             got = count_chars(piece)
             if tokens and got:
                 cpt = 0.5 * cpt + 0.5 * (got / tokens) if seg else got / tokens
             new += piece
+            raw_pieces.append(raw)
             reps.append((rate, got))
             segments.append(
                 {
@@ -313,6 +325,7 @@ class Writer:
         cut, boundary = trim_to_length(new, low, high)
         chars = count_chars(cut)
         total = sum(g for _, g in reps) or 1
+        raw_all = "".join(raw_pieces)
         return CandidateResult(
             index=index,
             text=before + cut,
@@ -326,6 +339,8 @@ class Writer:
             retries=retries,
             seed=seed,
             stopped=stopped if stopped != "length" or chars >= low else "short",
+            raw_output=raw_all if raw_all != new else None,
+            removed=bad_chars(raw_all),
         )
 
     def _chars_per_token(self, before: str) -> float:
@@ -384,6 +399,7 @@ class Writer:
                 memory=_memory_used(cand),
                 summaries=sorted({s for seg in cand.segments for s in seg["summaries"]}),
                 report=cand.report() | {"segments": len(cand.segments)},
+                raw_output=cand.raw_output,
             )
             cand.version = version.id
             result.candidates.append(cand)

@@ -190,9 +190,12 @@ class Version(_Model):
     summaries: list[int] = Field(default_factory=list)  # chapters whose summaries the prompt used
     report: dict[str, Any] = Field(default_factory=dict)  # length / repetition / segments
     note: str = ""
+    #: a generated version's text as the model sent it, when writing.cleaning.clean_generated changed it
+    #: (U+FFFD, control characters removed); None when the text is the model's own
+    raw_output: str | None = None
 
     def brief(self) -> dict[str, Any]:
-        d = self.model_dump(exclude={"text"})
+        d = self.model_dump(exclude={"text", "raw_output"})
         d["preview"] = self.text[:40]
         return d
 

@@ -86,6 +86,17 @@ class Scratch:
                 atomic_write_json(index, names)
             atomic_write(path, text)
 
+    def append_generated(self, name: str, story: str, generated: str) -> str:
+        """采用候选: ``story`` + the model's ``generated`` text, cleaned
+        (:func:`~xiaoshuo.writing.cleaning.clean_generated`), saved; returns the new story.
+
+        ``story`` is the writer's own text and is kept as it is."""
+        from xiaoshuo.writing.cleaning import clean_generated
+
+        text = (story or "") + clean_generated(generated or "")
+        self.save(name, text)
+        return text
+
     def keep_version(self, name: str, text: str) -> Path:
         """Keep ``text`` as a version of ``name``'s text (the oldest beyond ``KEEP_VERSIONS`` go)."""
         with self._lock:

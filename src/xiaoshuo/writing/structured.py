@@ -35,6 +35,7 @@ DEFAULT_SAMPLING = SamplingSettings(
     temperature=0.7, top_p=0.95, top_k=-1, repetition_penalty=1.0, max_tokens=1024
 )
 
+CUT_OFF = "the answer was cut off"
 JsonItem = tuple[Sequence[dict[str, str]], type[pydantic.BaseModel], str, int | None]
 
 
@@ -46,6 +47,8 @@ class StructuredOutputError(WritingError):
         self.task = task
         self.chapter = chapter
         self.text = received
+        #: the last answer was cut off at max_tokens (a smaller form — fewer chapters — may fit)
+        self.cut_off = problem.startswith(CUT_OFF)
         super().__init__(
             f"模型输出不符合格式：任务 {task}，{where} (invalid structured output for task {task!r})",
             expected=f"JSON valid against the {task} schema; {tries} tries failed, last: {problem}",
@@ -228,7 +231,7 @@ def _fields(sampling: SamplingSettings) -> dict[str, Any]:
 
 def _describe(exc: pydantic.ValidationError, finish: str | None, max_tokens: int) -> str:
     if finish == "length":
-        return f"the answer was cut off at max_tokens={max_tokens}"
+        return f"{CUT_OFF} at max_tokens={max_tokens}"
     first = exc.errors()[0] if exc.errors() else {}
     loc = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
     return f"{loc}: {first.get('msg', str(exc))}"
