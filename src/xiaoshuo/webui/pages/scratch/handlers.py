@@ -208,10 +208,9 @@ async def generate(
 
 # ----------------------------------------------------------------------------- the story
 def use_candidate(services: Services, novel, story, chosen) -> str:
-    """采用候选: append the candidate to the story and save it; returns the new story."""
-    text = (story or "") + (chosen or "")
-    autosave(services, novel, text)
-    return text
+    """采用候选: append the candidate (cleaned like every stored model text) to the story and save it;
+    returns the new story."""
+    return services.scratch.append_generated(novel or DEFAULT_NOVEL, story or "", chosen or "")
 
 
 def autosave(services: Services, novel, text) -> None:
