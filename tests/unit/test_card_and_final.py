@@ -91,3 +91,39 @@ def test_the_author_is_in_epub_and_docx_metadata_and_title_page(book, tmp_path: 
     with zipfile.ZipFile(docx) as z:
         core, body = z.read("docProps/core.xml").decode(), z.read("word/document.xml").decode()
     assert "<dc:creator>林某</dc:creator>" in core and "作者：林某" in body
+
+
+def test_a_title_means_its_slug_everywhere_and_two_titles_are_refused(book, tmp_path: Path, capsys) -> None:
+    """Issue 26 item 14: README's ``novel new yuye --title 雨夜剑`` then ``memory add --novel 雨夜剑``
+    put the memory under another key; now the title resolves to the slug (in the one place novels are
+    looked up), and two novels with one title are refused with their slugs."""
+    from xiaoshuo.config import load
+    from xiaoshuo.memory import MemoryStore
+
+    lib = Novels(tmp_path / "data" / "novels")
+    assert (
+        lib.resolve("yuye") == "yuye" and lib.resolve("雨夜剑") == "yuye" and lib.get("雨夜剑").slug == "yuye"
+    )
+    assert lib.resolve("default") == "default"  # memory's key without a novel stays as it is
+    add = ["memory", "add", "--novel", "雨夜剑", "--kind", "setting", "--name", "青云山", "--text", "仙山"]
+    assert main(add) == 0
+    assert main(["chapter", "final", "1", "--novel", "雨夜剑"]) == 0 and book.plan(1).status == "final"
+    settings = load(None, overrides={"paths.data_dir": str(tmp_path / "data")}, env={})
+    with MemoryStore(settings) as store:
+        assert [e.name for e in store.list("yuye")] == ["青云山"] and store.list("雨夜剑") == []
+    capsys.readouterr()
+    assert main(["novel", "new", "other", "--title", "雨夜剑"]) == 0
+    assert main(["memory", "list", "--novel", "雨夜剑"]) != 0
+    err = capsys.readouterr().err
+    assert "other" in err and "yuye" in err
+    assert main(["memory", "list", "--novel", "yuye"]) == 0  # the slug always works
+
+
+def test_the_offline_embedding_error_names_the_none_setting() -> None:
+    from xiaoshuo.hf import ModelLoadError
+    from xiaoshuo.memory.embeddings import load_error
+
+    err = load_error(
+        "BAAI/bge-small-zh-v1.5", ModelLoadError("离线：…", fix="联网后运行 `xiaoshuo model pull …`")
+    )
+    assert 'memory.embedding_model = "none"' in err.fix and "model pull" in err.fix
