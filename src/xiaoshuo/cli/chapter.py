@@ -71,7 +71,10 @@ def show_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: Js
             }
         )
     else:
-        typer.echo(f"第{number}章 {plan.title} · {count_chars(text)} 字 · {_version_label(got)}", err=True)
+        from xiaoshuo.writing.exporting import chapter_heading
+
+        head = chapter_heading(number, plan.title)
+        typer.echo(f"{head} · {count_chars(text)} 字 · {_version_label(got)}", err=True)
         typer.echo(text)
 
 

@@ -313,6 +313,11 @@ def _render_import(report: dict) -> None:
     console.print(table)
     for d in report["dropped"]:
         console.print(f"  删除 dropped: {d['what']} × {d['count']} — {d['why']}")
+    if report.get("chapter_chars"):
+        target = report["chapter_chars"]
+        console.print(f"  每章目标 chapter target: {target} 字（导入章节字数的中位数 median）")
+    if report.get("renumbered"):
+        console.print(f"  [yellow]章号 numbering:[/] {report['renumbered']['note']}")
     if report["metadata_from_text"]:
         console.print("  书名/作者取自 title block: " + " / ".join(report["metadata_from_text"]))
     if report.get("replaced_backup"):

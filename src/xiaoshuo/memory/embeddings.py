@@ -161,7 +161,7 @@ def load_error(model: str, exc: BaseException) -> EmbeddingError:
             exc.message,
             expected=exc.expected,
             received=exc.received,
-            fix=f"{exc.fix}；或不用向量检索，只用关键词检索：设置 memory.embedding_model = \"none\"",
+            fix=f'{exc.fix}；或不用向量检索，只用关键词检索：设置 memory.embedding_model = "none"',
         )
     detail = " ".join(str(exc).split())
     return EmbeddingError(

@@ -367,6 +367,13 @@ def export_book(
 
 
 # ---------------------------------------------------------------------- TXT / Markdown
+def chapter_heading(number: int, title: str) -> str:
+    """How a chapter is named to a writer: ``第N章 标题``, or the title alone when it already is a
+    heading (an imported ``第十一章 末班车`` or ``楔子`` keeps the author's heading; never
+    ``第1章 第十一章 末班车``)."""
+    return txt_heading(title, number, _NUMBERED_CHAPTER, "章")
+
+
 def txt_heading(title: str, number: int, pattern: re.Pattern[str], word: str) -> str:
     """A TXT heading readers (and our importer) recognise: ``第N章 标题`` unless it already is one."""
     return title if pattern.match(title) else f"第{number}{word} {title}"
