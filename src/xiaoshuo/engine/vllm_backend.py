@@ -75,6 +75,48 @@ log = logging.getLogger(__name__)
 
 _START_TIMEOUT = 600
 
+# ---------------------------------------------------------------------------------------------- logging
+#: the libraries' own warnings (vLLM, torch, Triton, transformers) are printed: ``webui --verbose`` or
+#: ``--debug``; otherwise a load prints only errors (the demo printed ~150 lines after its 3 useful ones,
+#: 26 of them "Attempted to load weight … float32 into … bfloat16")
+_verbose = False
+_QUIET_ENV = {
+    "VLLM_LOGGING_LEVEL": "ERROR",  # read when vllm is imported, here and in its EngineCore process
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # c10 / Gloo messages of the engine process
+    "PYTHONWARNINGS": "ignore",  # Python warnings of the engine process (it inherits the environment)
+}
+_NOISY_MODULES = r"(torch|vllm|triton|transformers|huggingface_hub)(\.|$)"
+
+
+def verbose_libraries(on: bool = True) -> None:
+    """``webui --verbose``: the next engine load leaves the libraries' warnings on (nothing else changes
+    until then)."""
+    global _verbose
+    _verbose = on
+
+
+def library_logging(verbose: bool | None = None) -> bool:
+    """Set how much vLLM and the libraries under it print; called by the engine loader just before vllm is
+    imported (the settings are read then, here and in vLLM's EngineCore process, which inherits the
+    environment).  An environment variable the user set always wins.  ``verbose`` None: as
+    :func:`verbose_libraries` said, else ``--debug``.  vLLM logs to stderr in any case (its default,
+    stdout, would mix with generated text).  Returns whether the libraries are verbose."""
+    import os
+    import warnings
+
+    loud = verbose if verbose is not None else _verbose
+    loud = loud or logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    if loud:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        return True
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("PYTHONWARNINGS") == "ignore":
+        warnings.filterwarnings("ignore", module=_NOISY_MODULES)
+    return False
+
 
 class _Residency:
     """At most ``capacity`` adapters resident in vLLM at once; evicts idle ones (engine loop only)."""
