@@ -60,6 +60,8 @@ def webui_cmd(
 
     state = cli_state(ctx)
     verbose_libraries(verbose)  # the engine's load reads it (--debug is verbose too)
+    if demo and not (verbose or state.debug):  # the demo model's "Writing model shards" bar
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings = state.settings(**{"webui.host": host, "webui.port": port, "webui.share": share})
     lang = settings.webui.language
     pairs = read_auth(auth, auth_file, lang)

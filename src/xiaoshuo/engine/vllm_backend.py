@@ -80,6 +80,7 @@ _START_TIMEOUT = 600
 #: ``--debug``; otherwise a load prints only errors (the demo printed ~150 lines after its 3 useful ones,
 #: 26 of them "Attempted to load weight … float32 into … bfloat16")
 _verbose = False
+_quiet = False  # the last library_logging() made the libraries quiet
 _QUIET_ENV = {
     "VLLM_LOGGING_LEVEL": "ERROR",  # read when vllm is imported, here and in its EngineCore process
     "TRANSFORMERS_VERBOSITY": "error",
@@ -105,16 +106,25 @@ def library_logging(verbose: bool | None = None) -> bool:
     import os
     import warnings
 
+    global _quiet
     loud = verbose if verbose is not None else _verbose
     loud = loud or logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG)
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     if loud:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        _quiet = False
         return True
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     if os.environ.get("PYTHONWARNINGS") == "ignore":
         warnings.filterwarnings("ignore", module=_NOISY_MODULES)
+    # vLLM configures its own logger only when an engine starts: what its modules log while imported
+    # (Triton on a CPU …) would reach the CLI's handler at INFO; so would Gradio's httpx requests
+    level = os.environ["VLLM_LOGGING_LEVEL"].upper()
+    logging.getLogger("vllm").setLevel(getattr(logging, level, logging.ERROR))
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    _quiet = True
     return False
 
 
@@ -254,8 +264,9 @@ class VLLMEngine(Engine):
                 max_loras=max_loras,
                 max_cpu_loras=max(max_loras, 8),
             )
+        kwargs["use_tqdm_on_load"] = not _quiet  # the "Loading safetensors checkpoint shards" bars
         shown = {k: v for k, v in kwargs.items() if k != "tokenizer"}
-        log.info("starting vLLM (%s mode): %s", self.mode, shown)
+        (log.debug if _quiet else log.info)("starting vLLM (%s mode): %s", self.mode, shown)
         if self._lora_enabled and self._on_cpu:
             self._residency = _Residency(kwargs["max_loras"] - 1, self._remove_lora)
         # No local for the engine here: a traceback kept by an import above retains this frame.
