@@ -117,6 +117,9 @@ def test_a_title_means_its_slug_everywhere_and_two_titles_are_refused(book, tmp_
     err = capsys.readouterr().err
     assert "other" in err and "yuye" in err
     assert main(["memory", "list", "--novel", "yuye"]) == 0  # the slug always works
+    capsys.readouterr()
+    assert main([*add[:3], "雨夜", *add[4:]]) == 0  # a typo: kept, but said
+    assert "没有叫 雨夜 的小说" in capsys.readouterr().err
 
 
 def test_the_offline_embedding_error_names_the_none_setting() -> None:
