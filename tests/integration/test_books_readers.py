@@ -74,6 +74,14 @@ def test_epub_passes_epubcheck_and_pandoc_reads_epub_and_docx(tmp_path: Path):
     docx = tmp_path / "book.docx"
     export_book(novel, "docx", docx)
     for path, fmt in ((tmp_path / "book-None.epub", "epub"), (docx, "docx")):
+        meta = subprocess.run(  # the author in the book's metadata, as a reader sees it (issue 26 item 3)
+            ["pandoc", "-s", "-f", fmt, "-t", "markdown", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+        assert re.search(r"^author:.*测试", meta.split("\n---", 1)[0], re.M), (fmt, meta[:300])
         plain = subprocess.run(
             ["pandoc", "-f", fmt, "-t", "plain", "--wrap=none", str(path)],
             capture_output=True,

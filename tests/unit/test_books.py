@@ -423,3 +423,35 @@ def test_model_control_characters_do_not_break_xml_exports(lib: Novels, tmp_path
     assert "林远推门而入。" in xml and "雨声未歇。" in xml
     assert not any(c in xml for c in "\x01\x1b\x0c")
     assert novel.text(1) == "林远\x01推门\x1b而入。\n雨声\x0c未歇。"  # the project is untouched
+
+
+def test_import_keeps_the_authors_headings_median_target_and_says_when_numbers_move(
+    lib: Novels, tmp_path: Path
+):
+    """Issue 26 item 9: ``第1章 第一章 雨夜归人`` (a doubled heading), ``每章目标 100 字`` for a book of
+    ~130-字 chapters, and the sample's 第十一章 silently becoming chapter 1."""
+    from xiaoshuo.data.structure import split_chapters
+    from xiaoshuo.writing.exporting import chapter_heading
+
+    files = {p.name: p for p in write_sample_corpus(tmp_path / "raw")}
+    urban = import_book(lib, files["sample-都市-归途.txt"], "urban")
+    novel = lib.get("urban")
+    titles = [c.title for c in novel.outline().chapters()]
+    assert titles == ["第十一章 末班车", "第十二章 老街", "第二十一章 早晨"]  # the author's numbering
+    assert [chapter_heading(c.number, c.title) for c in novel.outline().chapters()] == titles  # not doubled
+    assert chapter_heading(4, "雨夜") == "第4章 雨夜" and chapter_heading(1, "楔子") == "楔子"
+    moved = urban["renumbered"]
+    assert moved["count"] == 3 and moved["first"] == {"number": 1, "heading": 11, "title": "第十一章 末班车"}
+    assert "第 11 章" in moved["note"] and "第 1 章" in moved["note"]
+    lengths = sorted(c["chars"] for c in urban["chapters"])
+    assert novel.card().chapter_chars == urban["chapter_chars"] == round(lengths[1], -1)  # the median
+    assert abs(novel.card().chapter_chars - lengths[1]) <= 5 and novel.card().chapter_chars != 100
+    wuxia = import_book(lib, files["sample-武侠-青云剑.txt"], "wuxia")  # 楔子, 第一章 … → chapters 1, 2 …
+    assert wuxia["renumbered"]["first"]["heading"] == 1 and wuxia["renumbered"]["count"] == 3
+    src = tmp_path / "one.txt"
+    text = "第一章 雨夜归人\n" + "夜色如墨。" * 60 + "\n第二章 渡口\n" + "天亮了。" * 50 + "\n"
+    src.write_text(text, "utf-8")
+    report = import_book(lib, src, "one")
+    assert report["renumbered"] is None  # numbers agree: nothing to say
+    assert [c.title for c in split_chapters("第一章 雨夜归人\n正文")] == ["第一章 雨夜归人"]
+    assert chapter_heading(1, "第一章 雨夜归人") == "第一章 雨夜归人"

@@ -179,7 +179,7 @@ def test_readme_cli_examples_run(tmp_path: Path) -> None:
             ran[line] = out.stdout
             if cmd[1:3] == ["memory", "add"]:
                 ids.append(out.stdout.split()[-1])
-    wanted = "xiaoshuo memory search 阿远回到青云山 --novel 雨夜剑"  # every entry above went to 雨夜剑
+    wanted = "xiaoshuo memory search 阿远回到青云山 --novel yuye"  # every entry above went to yuye
     search = next(out for line, out in ran.items() if line.startswith(wanted))
     assert {"林远", "青云山"} <= {hit["name"] for hit in json.loads(search)}
     context = next(out for line, out in ran.items() if line.startswith("xiaoshuo memory context"))

@@ -146,7 +146,10 @@ def test_approve_edit_and_reject_change_memory_exactly_as_shown(book):
         and got.aliases == ["赵掌柜", "老赵"]
         and got.relationships == {"林远": "房客"}
     )
-    assert got.chapter == 1 and got.source == "extracted"
+    # a new character's 章节 was left blank: the card stays undated (issue 26 item 10)
+    assert got.chapter is None and got.source == "extracted"
+    dated = queue.preview(by_kind["character"], store.list("yuye"), parse_edits("character", ["chapter=2"]))
+    assert dated[0].chapter == 2
 
     # reject: memory unchanged, the proposal is decided
     mid = _export(store)

@@ -447,3 +447,25 @@ def test_rewrite_of_a_short_selection(lib: Novels, tmp_path: Path):
     text = novel.text(1)
     assert result.candidates[0].target == 12 and text.startswith("雨夜。") and text.endswith("掌柜抬头。")
     assert 10 <= count_chars(text) - count_chars("雨夜。掌柜抬头。") <= 14
+
+
+@pytest.mark.parametrize("action", ["chapter", "continue"])
+def test_progress_counts_the_new_text_as_it_will_be_kept(lib: Novels, tmp_path: Path, action: str):
+    """Issue 26 item 8: a segment that ran past the target read 4421/3000 字 and the result was 2969;
+    a 续写 counted the chapter's old text too.  The event's ``chars`` is the final count."""
+    settings = settings_for(tmp_path)
+    novel = lib.create("yuye", title="雨夜剑")
+    novel.import_outline(OUTLINE)
+    novel.set_text(1, FRESH[1000:1600])  # 续写 adds to these 600 字
+    engine = ScriptedEngine([FRESH[:1500]])  # one long segment, cut by max_tokens, past the target
+    events: list[dict] = []
+    writer = Writer(settings, engine, novel, memory_on=False, on_progress=events.append)
+    if action == "chapter":
+        result = run_sync(writer.write_chapter(2, target_chars=300, seed=1))
+    else:
+        result = run_sync(writer.continue_chapter(1, chars=300, seed=1))
+    cand = result.candidates[0]
+    segments = [e for e in events if e["event"] == "segment"]
+    assert segments and segments[-1]["target"] == 300
+    assert segments[-1]["generated"] > 330  # the model wrote past the window …
+    assert segments[-1]["chars"] == cand.chars == count_chars(cand.new_text) <= 330  # … and the count did not

@@ -1,6 +1,7 @@
-"""``xiaoshuo chapter show|versions|diff|accept|revert|set|summary|summarize``: a chapter's text, history
-and summary (``summarize``, and ``accept`` with ``--summarize`` / ``--extract`` or ``writing.auto_*``, load
-the model; what runs after an accept is :func:`xiaoshuo.writing.accepted.on_accepted`)."""
+"""``xiaoshuo chapter show|versions|diff|accept|revert|set|final|summary|summarize``: a chapter's text,
+history, 定稿 status and summary (``summarize``, and ``accept`` with ``--summarize`` / ``--extract`` or
+``writing.auto_*``, load the model; what runs after an accept is
+:func:`xiaoshuo.writing.accepted.on_accepted`)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,10 @@ def show_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: Js
             }
         )
     else:
-        typer.echo(f"第{number}章 {plan.title} · {count_chars(text)} 字 · {_version_label(got)}", err=True)
+        from xiaoshuo.writing.exporting import chapter_heading
+
+        head = chapter_heading(number, plan.title)
+        typer.echo(f"{head} · {count_chars(text)} 字 · {_version_label(got)}", err=True)
         typer.echo(text)
 
 
@@ -285,6 +289,25 @@ def set_cmd(
         ) from None
     v = _novel(ctx, novel).set_text(number, text, note=str(file), allow_empty=allow_empty)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 新版本 {v.id} ({v.chars} 字)")
+
+
+@app.command("final")
+def final_cmd(
+    ctx: typer.Context,
+    novel: NovelOpt,
+    number: NumberArg,
+    undo: Annotated[bool, typer.Option("--undo", help="Back to 草稿 (drafted).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """定稿 / Mark a chapter final (novel export --only-final exports the final chapters); --undo makes it
+    a draft again."""
+    from xiaoshuo.writing import actions
+
+    plan = actions.mark_final(_novel(ctx, novel), number, final=not undo)
+    if as_json:
+        echo_json({"number": plan.number, "title": plan.title, "status": plan.status})
+    else:
+        typer.echo(f"✓ 第{number}章《{plan.title}》：{actions.STATUS_LABELS[plan.status]} ({plan.status})")
 
 
 @app.command("summary")

@@ -171,6 +171,23 @@ def memory_add(
         if as_json
         else f"已添加 added {entry.id}"
     )
+    _warn_unknown_novel(ctx, novel)
+
+
+def _warn_unknown_novel(ctx: typer.Context, key: str) -> None:
+    """Memory keeps entries under any key; a key that is no novel's slug or title is most often a typo."""
+    from xiaoshuo.writing import WritingError
+
+    if key == "default":
+        return
+    try:
+        novels(ctx).get(key)
+    except WritingError:
+        typer.echo(
+            f"! 没有叫 {key} 的小说，记忆按标识 {key} 单独保存"
+            f" (no novel {key}: the memory is kept under that key) — xiaoshuo novel list 列出小说的标识 slug",
+            err=True,
+        )
 
 
 @app.command("list")

@@ -54,6 +54,55 @@ def new_cmd(
         typer.echo(f"✓ 已创建《{title}》 ({novel.slug}) → {novel.root}")
 
 
+@app.command("set")
+def set_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The novel's slug (or its title when unambiguous).")],
+    title: Annotated[str | None, typer.Option("--title", help="书名 Title.")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="作者 ('' removes it).")] = None,
+    genre: Annotated[str | None, typer.Option("--genre", help="类型, e.g. 仙侠.")] = None,
+    premise: Annotated[str | None, typer.Option("--premise", help="简介.")] = None,
+    style: Annotated[str | None, typer.Option("--style", help="文风 notes.")] = None,
+    pov: Annotated[str | None, typer.Option("--pov", help="视角, e.g. 第三人称.")] = None,
+    chapter_chars: Annotated[
+        int | None, typer.Option("--chapter-chars", help="Default chapter length in 字 (50..200000).")
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option("--adapter", help="Default LoRA adapter ('' = none).")
+    ] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="简 or 繁.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """修改小说信息 / Change the novel's card (书名, 作者, 类型, 简介, 文风, 视角, 每章字数, 适配器, 简繁);
+    fields not given stay as they are."""
+    from xiaoshuo.writing import actions
+
+    novel = novels(ctx).get(slug)
+    before = novel.card()
+    card = actions.update_card(
+        novel,
+        title=title,
+        author=author,
+        genre=genre,
+        premise=premise,
+        style=style,
+        pov=pov,
+        chapter_chars=chapter_chars,
+        adapter=adapter,
+        variant=variant,
+    )
+    if as_json:
+        echo_json(card.model_dump())
+        return
+    changed = [k for k in actions.CARD_FIELDS if getattr(card, k) != getattr(before, k)]
+    if not changed:
+        typer.echo(f"《{card.title}》没有变化 (nothing changed)")
+        return
+    typer.echo(f"✓ 已更新《{card.title}》 ({novel.slug})")
+    for key in changed:
+        typer.echo(f"  {actions.CARD_FIELDS[key]} {key}: {getattr(before, key)!s} → {getattr(card, key)!s}")
+
+
 @app.command("list")
 def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """列出小说 / List novels (a damaged one is listed with its problems, never hides the others)."""
@@ -90,7 +139,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, slug: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
-    """小说概览 / A novel's card and chapters (status, 字数, versions)."""
+    """小说概览 / A novel's card and chapters (status 未写/草稿/定稿, 字数, versions)."""
     over = novels(ctx).get(slug).overview()
     if as_json:
         echo_json(over)
@@ -100,19 +149,25 @@ def show_cmd(ctx: typer.Context, slug: Annotated[str, typer.Argument()], as_json
 
     card = over["card"]
     console = Console()
+    from rich.markup import escape
+
+    from xiaoshuo.writing.actions import STATUS_LABELS
+
     console.print(
-        f"[bold]《{card['title']}》[/bold] ({card['slug']})  {card['genre']}  每章 {card['chapter_chars']} 字"
+        f"[bold]《{escape(card['title'])}》[/bold] ({escape(card['slug'])})  {escape(card['genre'])}  "
+        f"每章 {card['chapter_chars']} 字"
     )
-    if card["premise"]:
-        console.print(f"简介：{card['premise']}")
+    for label, key in (("作者", "author"), ("视角", "pov"), ("文风", "style"), ("简介", "premise")):
+        if card[key]:
+            console.print(f"{label}：{escape(card[key])}")
     table = Table(title=f"章节 Chapters · 共 {over['total_chars']} 字")
     for col in ("#", "标题", "状态", "字数", "目标", "版本"):
         table.add_column(col)
     for c in over["chapters"]:
         table.add_row(
             str(c["number"]),
-            c["title"],
-            c["status"],
+            escape(c["title"]),
+            STATUS_LABELS.get(c["status"], c["status"]),
             str(c["chars"]),
             str(c["target_chars"]),
             str(c["versions"]),
@@ -258,6 +313,11 @@ def _render_import(report: dict) -> None:
     console.print(table)
     for d in report["dropped"]:
         console.print(f"  删除 dropped: {d['what']} × {d['count']} — {d['why']}")
+    if report.get("chapter_chars"):
+        target = report["chapter_chars"]
+        console.print(f"  每章目标 chapter target: {target} 字（导入章节字数的中位数 median）")
+    if report.get("renumbered"):
+        console.print(f"  [yellow]章号 numbering:[/] {report['renumbered']['note']}")
     if report["metadata_from_text"]:
         console.print("  书名/作者取自 title block: " + " / ".join(report["metadata_from_text"]))
     if report.get("replaced_backup"):

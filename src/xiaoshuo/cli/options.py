@@ -1,6 +1,7 @@
 """The options several commands share, declared once, and the helpers that turn their values into objects.
 
-* ``NovelOpt`` / ``OptionalNovelOpt`` — ``--novel/-n``, the novel's slug, in every command group
+* ``NovelOpt`` / ``OptionalNovelOpt`` — ``--novel/-n``, the novel's slug (or its unambiguous title,
+  resolved to the slug by ``Novels.resolve`` before the command runs), in every command group
   (``SlugOpt``: ``novel import``'s ``--slug``, also spelled ``--novel/-n``).
 * ``BackendOpt``, ``ModelOpt``, ``LoraOpt``, ``JsonOpt`` — the engine flags and ``--json``.
   ``--model`` is resolved while the command line is parsed, by the same resolver as ``model.base_model``
@@ -33,9 +34,18 @@ def _resolve_model_flag(ctx: typer.Context, value: str | None) -> str | None:
     return resolve_model(value, cli_state(ctx).settings().paths.models_dir)
 
 
-NovelOpt = Annotated[str, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")]
+def _resolve_novel_flag(ctx: typer.Context, value: str | None) -> str | None:
+    """``--novel``: a slug as given, or the title of exactly one novel → its slug (``Novels.resolve``):
+    after ``novel new yuye --title 雨夜剑``, ``--novel 雨夜剑`` means yuye in every command, memory too."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    return novels(ctx).resolve(value)
+
+
+_NOVEL_HELP = "The novel's slug (xiaoshuo novel list), or its title when only one novel has it."
+NovelOpt = Annotated[str, typer.Option("--novel", "-n", help=_NOVEL_HELP, callback=_resolve_novel_flag)]
 OptionalNovelOpt = Annotated[
-    str | None, typer.Option("--novel", "-n", help="The novel's slug (xiaoshuo novel list).")
+    str | None, typer.Option("--novel", "-n", help=_NOVEL_HELP, callback=_resolve_novel_flag)
 ]
 SlugOpt = Annotated[
     str, typer.Option("--slug", "--novel", "-n", help="The novel's slug (folder and memory key).")

@@ -1,8 +1,17 @@
-"""``xiaoshuo webui``: start the Gradio WebUI (served by :mod:`xiaoshuo.webui.launch`)."""
+"""``xiaoshuo webui``: start the Gradio WebUI (served by :mod:`xiaoshuo.webui.launch`).
+
+The engine libraries' own warnings (vLLM, torch, Triton) are quiet unless ``--verbose`` (or ``--debug``).
+``--demo`` works in a temporary folder ``xiaoshuo-demo-<pid>-…`` that is removed when the WebUI stops
+(Ctrl-C or SIGTERM); folders of demos that were killed outright are removed by the next demo.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -40,12 +49,19 @@ def webui_cmd(
             "--demo", help="Try the interface on a random tiny model built on the spot (no download)."
         ),
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show the engine libraries' warnings (vLLM, torch, Triton).")
+    ] = False,
 ) -> None:
     """启动网页界面 / Start the WebUI (创作 / 记忆 / 训练 / 设置)."""
     from xiaoshuo.engine import parse_lora_specs
+    from xiaoshuo.engine.vllm_backend import verbose_libraries
     from xiaoshuo.webui.launch import check_exposure, launch, read_auth
 
     state = cli_state(ctx)
+    verbose_libraries(verbose)  # the engine's load reads it (--debug is verbose too)
+    if demo and not (verbose or state.debug):  # the demo model's "Writing model shards" bar
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     settings = state.settings(**{"webui.host": host, "webui.port": port, "webui.share": share})
     lang = settings.webui.language
     pairs = read_auth(auth, auth_file, lang)
@@ -55,8 +71,12 @@ def webui_cmd(
     with contextlib.ExitStack() as stack:
         demo_dir = None
         if demo:
-            demo_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xiaoshuo-demo-")))
-            typer.echo(f"演示模式 demo mode: 随机小模型，文字无意义；临时目录 {demo_dir}", err=True)
+            demo_dir = stack.enter_context(_demo_folder())
+            typer.echo(
+                f"演示模式 demo mode: 随机小模型，文字无意义；临时目录 {demo_dir}"
+                "（退出时删除 removed on exit）",
+                err=True,
+            )
         launch(
             settings,
             model=model,
@@ -67,3 +87,36 @@ def webui_cmd(
             concurrency=concurrency,
             demo_dir=demo_dir,
         )
+
+
+_DEMO_PREFIX = "xiaoshuo-demo-"
+_DEMO_NAME = re.compile(rf"^{_DEMO_PREFIX}(?P<pid>\d+)-")
+
+
+@contextlib.contextmanager
+def _demo_folder():
+    """The demo's temporary folder, removed on exit: Ctrl-C, or SIGTERM (turned into the same clean stop);
+    the folders of demos killed outright (SIGKILL, a crash) are removed by the next demo."""
+    from xiaoshuo.writing.importing import pid_alive
+
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{_DEMO_PREFIX}*"):
+        m = _DEMO_NAME.match(old.name)
+        if m and old.is_dir() and not old.is_symlink() and not pid_alive(int(m.group("pid"))):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{_DEMO_PREFIX}{os.getpid()}-"))
+
+    def stop(signum, frame):  # Gradio's server loop stops on KeyboardInterrupt, then the folder goes
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):  # not the main thread (a test): no handler
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        yield folder
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, before)
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            typer.echo(f"演示目录已删除 demo folder removed: {folder}", err=True)

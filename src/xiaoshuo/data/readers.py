@@ -13,6 +13,7 @@ for zip bombs before ebooklib opens it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,8 @@ def read_jsonl(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
 
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre"}
 _HEADINGS = ("h1", "h2", "h3")
+#: EPUB 3 structural semantics of a page that is not part of the text (title page, cover)
+_FRONT_MATTER = re.compile(rb"""epub:type\s*=\s*["'][^"']*\b(?:titlepage|halftitlepage|cover)\b""")
 
 
 @reader(".epub")
@@ -204,7 +207,10 @@ def read_epub(path: Path, rel: str, limits: LimitSettings) -> ReadResult:
         if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT or not item.is_chapter():
             continue
         try:
-            title, text = _html_to_text(item.get_content())
+            content = item.get_content()
+            if _FRONT_MATTER.search(content[:4000]):
+                continue  # a title page or cover (书名、作者) is no chapter; the metadata holds both
+            title, text = _html_to_text(content)
         except Exception as exc:
             warnings.append(f"spine item {idref}: {type(exc).__name__}: {exc}")
             continue

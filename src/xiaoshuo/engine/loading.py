@@ -8,7 +8,6 @@ this hardware, else transformers, and says which and why in the log.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -117,16 +116,15 @@ def load_engine(
     log.info("generation backend: %s", chosen.reason)
     tokenizer = load_tokenizer(model, setting="--model / model.base_model")
     if chosen.name == "vllm":
-        # vLLM logs to stdout by default, which would mix with generated text; read at import.
-        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-        if not log.isEnabledFor(logging.DEBUG):
-            os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
-            from xiaoshuo.engine.vllm_backend import VLLMEngine
+            from xiaoshuo.engine.vllm_backend import VLLMEngine, library_logging
         except ImportError as exc:  # pragma: no cover - statuses said importable
             raise DependencyError(
                 "无法导入 vllm (cannot import vllm)", received=str(exc), fix="make install"
             ) from None
+        # vLLM's log (to stderr, not mixed with generated text) and the libraries' warnings: quiet unless
+        # --debug or webui --verbose; read when vllm is imported
+        library_logging()
         on_cpu = not torch_info.get("cuda_available")
         merged, reason = _merged_for(config, model, adapters, on_cpu=on_cpu)
         return VLLMEngine(

@@ -75,6 +75,58 @@ log = logging.getLogger(__name__)
 
 _START_TIMEOUT = 600
 
+# ---------------------------------------------------------------------------------------------- logging
+#: the libraries' own warnings (vLLM, torch, Triton, transformers) are printed: ``webui --verbose`` or
+#: ``--debug``; otherwise a load prints only errors (the demo printed ~150 lines after its 3 useful ones,
+#: 26 of them "Attempted to load weight … float32 into … bfloat16")
+_verbose = False
+_quiet = False  # the last library_logging() made the libraries quiet
+_QUIET_ENV = {
+    "VLLM_LOGGING_LEVEL": "ERROR",  # read when vllm is imported, here and in its EngineCore process
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",  # c10 / Gloo messages of the engine process
+    "PYTHONWARNINGS": "ignore",  # Python warnings of the engine process (it inherits the environment)
+}
+_NOISY_MODULES = r"(torch|vllm|triton|transformers|huggingface_hub)(\.|$)"
+
+
+def verbose_libraries(on: bool = True) -> None:
+    """``webui --verbose``: the next engine load leaves the libraries' warnings on (nothing else changes
+    until then)."""
+    global _verbose
+    _verbose = on
+
+
+def library_logging(verbose: bool | None = None) -> bool:
+    """Set how much vLLM and the libraries under it print; called by the engine loader just before vllm is
+    imported (the settings are read then, here and in vLLM's EngineCore process, which inherits the
+    environment).  An environment variable the user set always wins.  ``verbose`` None: as
+    :func:`verbose_libraries` said, else ``--debug``.  vLLM logs to stderr in any case (its default,
+    stdout, would mix with generated text).  Returns whether the libraries are verbose."""
+    import os
+    import warnings
+
+    global _quiet
+    loud = verbose if verbose is not None else _verbose
+    loud = loud or logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG)
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    if loud:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")
+        _quiet = False
+        return True
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("PYTHONWARNINGS") == "ignore":
+        warnings.filterwarnings("ignore", module=_NOISY_MODULES)
+    # vLLM configures its own logger only when an engine starts: what its modules log while imported
+    # (Triton on a CPU …) would reach the CLI's handler at INFO; so would Gradio's httpx requests
+    level = os.environ["VLLM_LOGGING_LEVEL"].upper()
+    logging.getLogger("vllm").setLevel(getattr(logging, level, logging.ERROR))
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    _quiet = True
+    return False
+
 
 class _Residency:
     """At most ``capacity`` adapters resident in vLLM at once; evicts idle ones (engine loop only)."""
@@ -212,8 +264,9 @@ class VLLMEngine(Engine):
                 max_loras=max_loras,
                 max_cpu_loras=max(max_loras, 8),
             )
+        kwargs["use_tqdm_on_load"] = not _quiet  # the "Loading safetensors checkpoint shards" bars
         shown = {k: v for k, v in kwargs.items() if k != "tokenizer"}
-        log.info("starting vLLM (%s mode): %s", self.mode, shown)
+        (log.debug if _quiet else log.info)("starting vLLM (%s mode): %s", self.mode, shown)
         if self._lora_enabled and self._on_cpu:
             self._residency = _Residency(kwargs["max_loras"] - 1, self._remove_lora)
         # No local for the engine here: a traceback kept by an import above retains this frame.

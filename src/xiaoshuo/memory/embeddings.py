@@ -157,7 +157,12 @@ def load_error(model: str, exc: BaseException) -> EmbeddingError:
     from xiaoshuo.hf import ModelLoadError
 
     if isinstance(exc, ModelLoadError):  # offline: its own message names `xiaoshuo model pull`
-        return EmbeddingError(exc.message, expected=exc.expected, received=exc.received, fix=exc.fix)
+        return EmbeddingError(
+            exc.message,
+            expected=exc.expected,
+            received=exc.received,
+            fix=f'{exc.fix}；或不用向量检索，只用关键词检索：设置 memory.embedding_model = "none"',
+        )
     detail = " ".join(str(exc).split())
     return EmbeddingError(
         "无法加载向量模型 (cannot load the embedding model)",

@@ -12,7 +12,9 @@ on the page), so a behaviour cannot differ between them:
   ``auto_extract``); the engine is opened only when one of them runs, after the accept, so a model that
   cannot load never undoes an accept;
 * :func:`save_edit` — a hand edit becomes the current version (compared and written under the novel's
-  write lock); :func:`revert`.
+  write lock); :func:`revert`;
+* :func:`mark_final` — 定稿 / back to 草稿 (the outline status ``novel export --only-final`` reads);
+* :func:`update_card` — change the novel's card (书名、作者、视角 …), validated by the card's model.
 
 It does not open novels, load engines or memory stores (the caller passes them, or a function that
 opens the engine when needed) and knows nothing of Typer or Gradio.
@@ -218,3 +220,92 @@ def save_edit(
 def revert(novel: Any, number: int, version: int) -> Version:
     """Bring back an older version's text as a new, current version."""
     return novel.revert(int(number), int(version))
+
+
+# ---------------------------------------------------------------------------------------------- 定稿
+#: what a chapter's outline status means to a writer (``ChapterPlan.status``)
+STATUS_LABELS = {"planned": "未写", "drafted": "草稿", "final": "定稿"}
+
+
+def mark_final(novel: Any, number: int, final: bool = True) -> Any:
+    """定稿 (``final=True``) or back to 草稿 (``final=False``): chapter ``number``'s outline status.
+
+    Only a chapter with text can be final (``novel export --only-final`` exports the final ones); undoing
+    makes it ``drafted`` again (``planned`` when it has no text).  Under the novel's write lock; returns
+    the chapter's :class:`~xiaoshuo.writing.schema.ChapterPlan`.  Editing a final chapter later keeps it
+    final (the writer undoes it when they want it marked as a draft again)."""
+    number = int(number)
+    with novel.writer(timeout=30, what="chapter final"):
+        plan = novel.plan(number)  # raises: 大纲里没有第 N 章
+        has_text = bool(novel.text(number).strip())
+        if final and not has_text:
+            raise WritingError(
+                f"第 {number} 章还没有正文，不能定稿 (chapter {number} has no text; it cannot be final)",
+                expected="a chapter with text",
+                received=f"第{number}章《{plan.title}》: {STATUS_LABELS.get(plan.status, plan.status)}",
+                fix=f"先写或导入第 {number} 章，再 xiaoshuo chapter final {number} --novel {novel.slug}",
+            )
+        status = "final" if final else ("drafted" if has_text else "planned")
+        if plan.status == status:
+            return plan
+        return novel.update_plan(number, status=status)
+
+
+# ---------------------------------------------------------------------------------------------- the card
+#: the card fields a writer may change, with their labels (``slug`` and ``created`` never change)
+CARD_FIELDS = {
+    "title": "书名",
+    "author": "作者",
+    "genre": "类型",
+    "premise": "简介",
+    "style": "文风",
+    "pov": "视角",
+    "chapter_chars": "每章目标字数",
+    "adapter": "默认适配器",
+    "variant": "简繁",
+}
+_CARD_EXPECTED = {
+    "title": "1..200 个字符 (a non-empty title, at most 200 characters)",
+    "chapter_chars": "50..200000 的整数 (an integer number of 字)",
+    "variant": "简 或 繁",
+}
+
+
+def update_card(novel: Any, **changes: Any) -> Any:
+    """Change the novel's card (:data:`CARD_FIELDS`; a value of None is left as it is); returns the new
+    :class:`~xiaoshuo.writing.schema.NovelCard`.
+
+    Validated by the card's model before anything is written; an error names the field (``作者 author``)
+    and what it accepts.  Texts are stripped; the title may not be empty, the others may (an empty
+    作者 removes the author).  Under the novel's write lock (read, change, write)."""
+    from pydantic import ValidationError
+
+    from xiaoshuo.writing.schema import NovelCard
+
+    unknown = sorted(set(changes) - set(CARD_FIELDS))
+    if unknown:
+        raise WritingError(
+            f"小说信息没有这个字段 (no such card field): {', '.join(unknown)}",
+            expected=", ".join(f"{k} ({v})" for k, v in CARD_FIELDS.items()),
+            received=unknown,
+        )
+    wanted = {k: (v.strip() if isinstance(v, str) else v) for k, v in changes.items() if v is not None}
+    with novel.writer(timeout=30, what="novel set"):
+        card = novel.card()
+        if not wanted:
+            return card
+        try:
+            new = NovelCard.model_validate({**card.model_dump(), **wanted})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = str(first.get("loc", ("?",))[0])
+            label = CARD_FIELDS.get(key, key)
+            raise WritingError(
+                f"{label}（{key}）的值不合适 (invalid {key}): {first.get('msg')}",
+                expected=_CARD_EXPECTED.get(key, "a text"),
+                received=first.get("input"),
+                fix=f"修改{label}后重试",
+            ) from None
+        if new != card:
+            novel.save_card(new)
+        return new

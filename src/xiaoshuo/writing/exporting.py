@@ -16,6 +16,7 @@ This module never writes the project and does not import books (:mod:`xiaoshuo.w
 from __future__ import annotations
 
 import contextlib
+import datetime
 import html
 import os
 import re
@@ -121,7 +122,9 @@ def book_contents(
             f"《{card.title}》没有可导出的章节 (nothing to export)",
             expected="at least one written chapter in the selection",
             received=f"chapters={chapters or 'all'}, only_final={only_final}, skipped {len(skipped)}",
-            fix="xiaoshuo novel show " + novel.slug + " 查看章节状态；去掉 --only-final 或放宽 --chapters",
+            fix=f"xiaoshuo novel show {novel.slug} 查看章节状态；"
+            f"xiaoshuo chapter final N --novel {novel.slug} 把写好的章定稿；"
+            "或去掉 --only-final、放宽 --chapters",
         )
     language = _LANG[convert] if convert else ("zh-TW" if card.variant == "繁" else "zh-CN")
     ident = uuid.uuid5(uuid.NAMESPACE_URL, f"xiaoshuo:{card.slug}:{card.created}")
@@ -364,6 +367,13 @@ def export_book(
 
 
 # ---------------------------------------------------------------------- TXT / Markdown
+def chapter_heading(number: int, title: str) -> str:
+    """How a chapter is named to a writer: ``第N章 标题``, or the title alone when it already is a
+    heading (an imported ``第十一章 末班车`` or ``楔子`` keeps the author's heading; never
+    ``第1章 第十一章 末班车``)."""
+    return txt_heading(title, number, _NUMBERED_CHAPTER, "章")
+
+
 def txt_heading(title: str, number: int, pattern: re.Pattern[str], word: str) -> str:
     """A TXT heading readers (and our importer) recognise: ``第N章 标题`` unless it already is one."""
     return title if pattern.match(title) else f"第{number}{word} {title}"
@@ -433,7 +443,13 @@ def _write_epub(book: BookContents, path: Path) -> None:
     css = epub.EpubItem(uid="style", file_name="style/book.css", media_type="text/css", content=EPUB_CSS)
     eb.add_item(css)
     toc: list[Any] = []
-    spine: list[Any] = ["nav"]
+    # the title page (书名 and 作者), then the table of contents, then the book
+    cover = f'<section epub:type="titlepage"><h1>{html.escape(book.title)}</h1>'
+    if book.author:
+        cover += f'<p class="author">作者：{html.escape(book.author)}</p>'
+    title_page = _epub_page(epub, "title.xhtml", book.title, cover + "</section>", book, css)
+    eb.add_item(title_page)
+    spine: list[Any] = [title_page, "nav"]
     for v, (vol, show, chapters) in enumerate(book.volumes, start=1):
         links = []
         vol_page = None
@@ -499,6 +515,7 @@ def _write_docx(book: BookContents, path: Path) -> None:
     props = doc.core_properties
     props.title, props.author, props.language = book.title, book.author, book.language
     props.identifier = book.identifier
+    props.created = props.modified = datetime.datetime.now(datetime.UTC).replace(microsecond=0, tzinfo=None)
     normal = doc.styles["Normal"]
     normal.font.size = Pt(12)
     _set_east_asian(normal.element, DOCX_FONT)
@@ -511,8 +528,10 @@ def _write_docx(book: BookContents, path: Path) -> None:
         _set_east_asian(style.element, DOCX_HEADING_FONT)
     body = _DocxBody(doc)
     body.add(book.title, heading_styles[0], DOCX_HEADING_FONT).alignment = WD_ALIGN_PARAGRAPH.CENTER
-    if book.author:
-        body.add(f"作者：{book.author}", normal, DOCX_FONT).alignment = WD_ALIGN_PARAGRAPH.CENTER
+    if book.author:  # Word's "Author" paragraph style: readers (pandoc) take it as the book's author
+        author_style = doc.styles.add_style("Author", WD_STYLE_TYPE.PARAGRAPH)
+        author_style.base_style = normal
+        body.add(f"作者：{book.author}", author_style, DOCX_FONT).alignment = WD_ALIGN_PARAGRAPH.CENTER
     any_volume = any(show for _, show, _ in book.volumes)
     chapter_style = heading_styles[2] if any_volume else heading_styles[1]
     for vol, show, chapters in book.volumes:

@@ -56,7 +56,9 @@ SAMPLE = (  # original prose, only to estimate 字 per token before the first se
     "屋里炉火正旺，掌柜抬头看了他一眼，又低头拨弄算盘。他在角落坐下，要了一壶热酒，"
     "听邻桌的人低声说起山那边的怪事：有人在半夜看见一道剑光，从断崖上一直划到江心。"
 )
-Progress = Callable[[dict[str, Any]], None]  # {"candidate", "segment", "chars", "target", "event", …}
+#: progress events ``{"event", "candidate", "segment", "chars", "generated", "target", …}``; a segment's
+#: ``chars`` counts the new text as the result will keep it, against ``target`` (what was asked for)
+Progress = Callable[[dict[str, Any]], None]
 OnText = Callable[[int, str], None]  # (candidate index, new text piece) while streaming
 
 MODE_FACTORS = {"rewrite": 1.0, "expand": 2.0, "shorten": 0.5}
@@ -313,8 +315,16 @@ class Writer:
                     "warnings": comp.warnings,
                 }
             )
+            # counted as the result will be: the new text only (a 续写's chapter text is not counted),
+            # cut to the requested length as the final text is (a segment that ran past the target
+            # reads 2969/3000, not 4421/3000); ``generated`` is everything the model wrote so far
             self._progress(
-                event="segment", candidate=index, segment=seg, chars=count_chars(new), target=target
+                event="segment",
+                candidate=index,
+                segment=seg,
+                chars=count_chars(trim_to_length(new, low, high)[0]),
+                generated=count_chars(new),
+                target=target,
             )
             if finish == "abort":
                 stopped = "aborted"

@@ -5,9 +5,12 @@ EPUB, the seed's JSON/JSONL) with prepare's own pieces — :func:`xiaoshuo.data.
 (which decodes with :func:`xiaoshuo.data.decoding.decode_bytes`), :func:`~xiaoshuo.data.cleaning.clean_text`
 and :func:`~xiaoshuo.data.structure.split_chapters` — and stores volumes and chapters in order, every
 chapter ``final`` with one version marked ``imported``.  A title block at the top (``《书名》`` /
-``作者：…``) fills the card; other text before the first heading becomes a ``序言`` chapter.  A new
-or replacing import is built in ``data/novels/.importing/`` and renamed into place once complete
-(nothing half-imported is ever visible; ``--replace`` keeps the old folder under
+``作者：…``) fills the card; other text before the first heading becomes a ``序言`` chapter.  A chapter's
+title is the author's heading as written (``第十一章 末班车``; shown with
+:func:`~xiaoshuo.writing.exporting.chapter_heading`, never doubled); the outline numbers run from 1 and the
+report's ``renumbered`` says when they differ from the author's; the card's 每章目标 is the chapters'
+median.  A new or replacing import is built in ``data/novels/.importing/`` and renamed into place once
+complete (nothing half-imported is ever visible; ``--replace`` keeps the old folder under
 ``data/novels/.replaced/``; staging folders of killed imports are removed by the next import).
 ``--append`` adds chapters after the last one, holding the novel's lock, through
 :meth:`~xiaoshuo.writing.project.Novel.bulk_import`: all or nothing, even when killed (the next writer
@@ -53,6 +56,7 @@ DEFAULT_VOLUME = "正文"  # the writing core's default volume; its heading is n
 PREFACE = "序言"  # text before the first heading (a title the chapter parser knows again)
 _TITLE_LINE = re.compile(r"^(?:《(?P<b>[^》]{1,100})》|书名[:：]\s*(?P<n>.{1,100}))$")
 _AUTHOR_LINE = re.compile(r"^(?:作者|作\s+者)[:：]\s*(?P<a>.{1,100})$")
+_NUMBERED_TITLE = re.compile(r"^\s*第\s*[0-9０-９零〇一二两三四五六七八九十百千万]+\s*[章回节]")
 
 
 class BookError(WritingError):
@@ -324,9 +328,36 @@ def _chapter_count(novels: Novels, slug: str) -> int:
 
 
 def _typical_length(book: ParsedBook) -> int:
+    """The card's 每章目标字数: the imported chapters' median 字 (to 10 字 under 1,000, else to 100), so a
+    book of 150-字 sample chapters gets 150, not 100 or 3,000; within the card's 50..200,000."""
     lengths = sorted(book.chars())
-    median = lengths[len(lengths) // 2] if lengths else 3000
-    return min(200_000, max(50, round(median, -2) or 3000))
+    if not lengths:
+        return 3000
+    mid = len(lengths) // 2
+    median = lengths[mid] if len(lengths) % 2 else (lengths[mid - 1] + lengths[mid]) / 2
+    return min(200_000, max(50, int(round(median, -1 if median < 1000 else -2))))
+
+
+def renumbering(numbers: list[int], titles: list[str]) -> dict[str, Any] | None:
+    """Where the author's chapter numbers (``第十一章`` in a title) differ from the stored ones: the titles
+    keep the author's headings, the outline numbers run 1, 2, 3 …; None when every number agrees."""
+    from xiaoshuo.data.structure import heading_number
+
+    moved = []
+    for n, title in zip(numbers, titles, strict=True):
+        own = heading_number(title) if _NUMBERED_TITLE.match(title) else None
+        if own is not None and own != n:
+            moved.append({"number": n, "heading": own, "title": title})
+    if not moved:
+        return None
+    first = moved[0]
+    return {
+        "count": len(moved),
+        "first": first,
+        "note": f"原书的章号与导入后的编号不同：《{first['title']}》（原第 {first['heading']} 章）现在是第 "
+        f"{first['number']} 章，共 {len(moved)} 章；标题保留原书的章号"
+        f" (chapter numbers re-based: the titles keep the author's numbers)",
+    }
 
 
 def _volumes_of(book: ParsedBook) -> list[tuple[str, list[tuple[str, str, int]]]]:
@@ -463,6 +494,8 @@ def _report(novel: Novel, book: ParsedBook, numbers: list[int], mode: str, secon
         "dropped": book.dropped,
         "metadata_from_text": book.metadata_from_text,
         "status": "final",
+        "chapter_chars": card.chapter_chars,  # 每章目标: the median 字 of the chapters (a new import)
+        "renumbered": renumbering(numbers, [c["title"] for c in chapters]),
         "seconds": round(seconds, 3),
         "path": str(novel.root),
     }

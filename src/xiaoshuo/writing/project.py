@@ -767,9 +767,38 @@ class Novels:
         return cls(settings.paths.data_dir / "novels")
 
     def get(self, slug: str) -> Novel:
+        """The novel ``slug`` names (or, when no slug is that, the one novel with that title)."""
+        slug = self.resolve(slug)
         novel = Novel(self.root / check_slug(slug), slug)
         novel.card()  # raises a clear error when missing
         return novel
+
+    def resolve(self, key: str) -> str:
+        """The slug ``key`` means: a novel's slug (folder and memory key) as it is; otherwise the title of
+        exactly one novel gives that novel's slug; anything else is returned as given (:meth:`get` then
+        says there is no such novel; memory keeps entries under any key).  Two novels with that title
+        and none with that slug is an error listing their slugs — one identifier, never a guess."""
+        s = (key or "").strip()
+        try:
+            if (self.root / check_slug(s) / "novel.json").is_file():
+                return s
+        except WritingError:
+            pass  # not a slug (a title with / in it …): may still be a title
+        if not s:
+            return key
+        same = []
+        for folder in self._folders():
+            with contextlib.suppress(WritingError):
+                if Novel(folder, folder.name).card().title.strip() == s:
+                    same.append(folder.name)
+        if len(same) > 1:
+            raise WritingError(
+                f"有 {len(same)} 本小说都叫《{s}》，请用标识 (ambiguous title: use the slug)",
+                expected="one of " + ", ".join(same),
+                received=s,
+                fix=f"--novel {same[0]}（xiaoshuo novel list 列出标识 slug）",
+            )
+        return same[0] if same else key
 
     def create(self, slug: str, *, title: str, **card: Any) -> Novel:
         novel = Novel(self.root / check_slug(slug), slug)

@@ -4,7 +4,8 @@ Every proposal carries the chapter it came from and the evidence for it — a qu
 ``[start, end)`` in the chapter text, verified when the proposal is made (a quote that is not in the
 chapter never becomes a proposal).  Kinds:
 
-* ``character`` — a new character (name, aliases, traits, description, state);
+* ``character`` — a new character (name, aliases, traits, description, state); its card is undated
+  (``chapter`` blank) unless the writer sets a chapter;
 * ``character_update`` — a change to a known character (state, location, relationships): approving
   adds a **new dated entry** (``chapter`` = the proposal's chapter) and never edits the older ones, so
   chapter-aware retrieval shows the old state before this chapter and the new one from it on;
@@ -199,6 +200,9 @@ def proposal_entries(p: Proposal, entries: list[MemoryEntry]) -> list[MemoryEntr
     """The memory entries approving ``p`` writes (validated; raises :class:`StoryMemoryError`)."""
     f = {**p.fields}
     chapter = f.pop("chapter", p.chapter)
+    # a new character's card is not dated unless the writer gave it a chapter (a blank 章节 stays blank);
+    # an update, an event or a dialogue is dated by the chapter it happened in
+    card_chapter = p.fields.get("chapter")
     eid = uuid.uuid5(_NS, f"{p.novel}/{p.id}").hex
     common = {"id": eid, "novel": p.novel, "source": "extracted"}
     if p.kind == "character":
@@ -213,7 +217,7 @@ def proposal_entries(p: Proposal, entries: list[MemoryEntry]) -> list[MemoryEntr
                 state=f.get("state", ""),
                 relationships=f.get("relationships", {}),
                 importance=f.get("importance", 3),
-                chapter=chapter,
+                chapter=card_chapter,
             )
         ]
     if p.kind == "character_update":
