@@ -25,8 +25,8 @@
     first so every timed run sees the same prefix cache.  The bench asserts that the page's text and the
     Writer's are identical on every run, and reports the median ratio.  Goal >= 0.95.
 (c) **Scratchpad tokens**: the 随手写 page's ``/generate`` endpoint (gradio_client, in its own process, 1 and
-    4 clients) vs ``Engine.stream`` with the request ``xiaoshuo.webui.generation`` composes; the outputs are
-    the same length, so the rate ratio is the ratio of walls.  Goal >= 0.95; TTFT <= engine + 150 ms.
+    4 clients) vs ``Engine.stream`` with the request the page composes (``webui.pages.scratch.handlers``); the
+    outputs are the same length, so the rate ratio is the ratio of walls.  Goal >= 0.95; TTFT <= engine + 150 ms.
 
 ``--shots DIR`` copies the journey's screenshots (fixed 1280×900 viewport) there (the README uses docs/).
 One JSON line; also bench/results/webui.json.  Run under the heavy lock on a shared machine.
@@ -480,13 +480,15 @@ def streaming(app: dict, page) -> dict:
 # ----------------------------------------------------------------------------- scratchpad tokens
 def engine_round(services, n_clients: int) -> tuple[float, float, int]:
     from xiaoshuo.engine import SamplingSettings
-    from xiaoshuo.webui.generation import _compose
+    from xiaoshuo.webui.pages.scratch.handlers import compose_request
 
     engine = services.engine.get()
 
     async def one(i: int) -> tuple[float, int]:
         sampling = SamplingSettings(temperature=0.8, max_tokens=MAX_TOKENS, seed=i, repetition_penalty=1.05)
-        req, _ = _compose(services, engine, "default", f"第{i}段：续写雨夜", "", sampling, False, "（无）")
+        req, _ = compose_request(
+            services, engine, "default", f"第{i}段：续写雨夜", "", sampling, False, "（无）"
+        )
         start, first, text = time.perf_counter(), None, ""
         async for d in engine.stream(req):
             if d.text and first is None:

@@ -104,8 +104,9 @@ async def generate_stream(
         if engine is None:
             yield Update(loading_texts(n, lang), loading=True)
     req, report = await asyncio.to_thread(
-        _compose, services, engine, novel or DEFAULT_NOVEL, request, story or "", sampling, memory_on, adapter
-    )
+        compose_request,
+        services, engine, novel or DEFAULT_NOVEL, request, story or "", sampling, memory_on, adapter,
+    )  # fmt: skip
     warnings = list(report.get("memory_warnings", []))
     texts = [""] * MAX_CANDIDATES
     reasons: list[str | None] = [None] * MAX_CANDIDATES
@@ -125,7 +126,7 @@ async def generate_stream(
     yield Update(list(texts), report, warnings, finish_reasons=list(reasons))
 
 
-def _compose(services, engine, novel, request, story, sampling, memory_on, adapter):
+def compose_request(services, engine, novel, request, story, sampling, memory_on, adapter):
     """The request sent to the engine, and the inspector's account of it — built by ``writing.compose``.
 
     The page is a free request over a story (no chapter: chapters are the book page's), so the novel's
