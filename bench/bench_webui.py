@@ -25,8 +25,9 @@
     first so every timed run sees the same prefix cache.  The bench asserts that the page's text and the
     Writer's are identical on every run, and reports the median ratio.  Goal >= 0.95.
 (c) **Scratchpad tokens**: the 随手写 page's ``/generate`` endpoint (gradio_client, in its own process, 1 and
-    4 clients) vs ``Engine.stream`` with the request the page composes (``webui.pages.scratch.handlers``); the
-    outputs are the same length, so the rate ratio is the ratio of walls.  Goal >= 0.95; TTFT <= engine + 150 ms.
+    4 clients) vs ``Engine.stream`` with the request the page composes (``webui.pages.scratch.handlers``);
+    the outputs are the same length, so the rate ratio is the ratio of walls.  Goal >= 0.95; TTFT <= engine
+    + 150 ms.
 
 ``--shots DIR`` copies the journey's screenshots (fixed 1280×900 viewport) there (the README uses docs/).
 One JSON line; also bench/results/webui.json.  Run under the heavy lock on a shared machine.
