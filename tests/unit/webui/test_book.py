@@ -522,9 +522,10 @@ def test_editor_events_save_once_and_describe_the_selection(services) -> None:
     import gradio as gr
 
     slug = _book(services)
-    msg, versions, outline = h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。")
+    msg, versions, outline, card = h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。")
+    assert "9 字" in card  # the header card's count follows the save
     assert msg.endswith(" 1") and versions[0][0] == 1 and outline[0][3] == "草稿"
-    assert h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。") == (gr.skip(),) * 3  # unchanged
+    assert h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。") == (gr.skip(),) * 4  # unchanged
     text = "𠀀林远拔剑" + "雨" * 40
     sel, line = h.on_select_text("zh", text, [2, 4])
     assert sel == {"start": 1, "end": 3} and "林远" in line
@@ -542,16 +543,39 @@ def test_generate_event_streams_then_accept_and_refresh(services) -> None:
     texts, progress, session = updates[-1][:3], updates[-1][3], updates[-1][4]
     assert texts[0] and texts[1] and texts[2] == "" and "完成" in progress and session["chapter"] == 1
     out = h.on_accept(services, "zh", 1, slug, session, texts[1])
-    assert len(out) == h.CHAPTER_FIELDS + 2 and out[1] == texts[1] and out[-1].startswith("✓")
+    assert len(out) == h.CHAPTER_FIELDS + 3 and out[1] == texts[1] and out[-2].startswith("✓")
+    # the header card's 字 count follows the accept (issue 26 item 8: it said 0 字 until a reload)
+    assert (
+        f"{h.count_chars(texts[1])} 字" in out[-1]
+        and f"{h.count_chars(texts[1])} 字" in h.on_refresh(services, "zh", slug, 1)[-1]
+    )
     assert out[h.CHAPTER_FIELDS][0][3] == "草稿"  # the outline row
     assert h.on_refresh(services, "zh", slug, 1)[1] == texts[1]
-    assert len(h.on_refresh(services, "zh", slug, None)) == h.CHAPTER_FIELDS + 1
+    assert len(h.on_refresh(services, "zh", slug, None)) == h.CHAPTER_FIELDS + 2
     # continue saves the editor's text first: what the writer sees is what the model continues
     stream = h.on_generate(
-        services, "zh", "continue", slug, 1, "改过的开头。", 1, 300, 40, 1, "", {}, True, t("none")
+        services,
+        "zh",
+        "continue",
+        slug,
+        1,
+        "改过的开头。" + PROSE[:300],
+        1,
+        300,
+        40,
+        1,
+        "",
+        {},
+        True,
+        t("none"),
     )
-    _collect(stream)
+    updates = _collect(stream)
     assert h.open_novel(services, slug).text(1).startswith("改过的开头。")
+    # 续写's progress counts the new text against the request (40), not the whole chapter (300+)
+    import re
+
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+) 字", updates[-1][3])]
+    assert counts and all(target == 40 and 0 < done <= 80 for done, target in counts), updates[-1][3]
 
 
 def test_events_without_a_chapter_or_version_say_so(services) -> None:

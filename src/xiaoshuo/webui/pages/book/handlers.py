@@ -1334,15 +1334,17 @@ def on_delete(services: Any, lang: str, slug, number) -> list[Any]:
 
 
 # ---- the editor
-def on_save(services: Any, lang: str, slug, number, value) -> tuple[Any, Any, Any]:
-    """保存 (and leaving the editor): [message, versions, outline]; nothing changes for an unchanged text."""
+def on_save(services: Any, lang: str, slug, number, value) -> tuple[Any, Any, Any, Any]:
+    """保存 (and leaving the editor): [message, versions, outline, card line]; nothing changes for an
+    unchanged text."""
     vid = save_text(services, slug, number, value, lang=lang)
     if vid is None:
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     return (
         f"✓ {t('book_saved_version', lang)} {vid}",
         version_rows(services, slug, number, lang=lang),
         outline_rows(services, slug, lang=lang),
+        card_markdown(services, slug, lang=lang),
     )
 
 
@@ -1403,20 +1405,26 @@ async def on_generate(
 
 
 def on_refresh(services: Any, lang: str, slug, number) -> list[Any]:
-    """After a generation (or 停止): the chapter view and the outline as they are on disk."""
+    """After a generation (or 停止): the chapter view, the outline and the card line (its 字 count) as
+    they are on disk."""
     if not slug or not number:
-        return [gr.skip()] * (CHAPTER_FIELDS + 1)
-    return [*chapter_outputs(services, lang, slug, int(number)), outline_rows(services, slug, lang=lang)]
+        return [gr.skip()] * (CHAPTER_FIELDS + 2)
+    return [
+        *chapter_outputs(services, lang, slug, int(number)),
+        outline_rows(services, slug, lang=lang),
+        card_markdown(services, slug, lang=lang),
+    ]
 
 
 def on_accept(services: Any, lang: str, index: int, slug, session, shown) -> list[Any]:
-    """采用 candidate ``index``: [*chapter view, outline, message]."""
+    """采用 candidate ``index``: [*chapter view, outline, message, the card line with the new 字 count]."""
     vid = accept_candidate(services, slug, session, index, shown, lang=lang)
     number = int(session["chapter"])
     return [
         *chapter_outputs(services, lang, slug, number),
         outline_rows(services, slug, lang=lang),
         f"✓ {t('book_accepted', lang)} {vid}",
+        card_markdown(services, slug, lang=lang),
     ]
 
 

@@ -468,7 +468,7 @@ def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
 def _wire_editor(c: SimpleNamespace, services: Any, lang: str) -> None:
     """保存 (and on leaving the editor), the live count, the selection."""
     save = _guard(partial(h.on_save, services, lang))
-    saved = [c.save_msg, c.versions, c.outline]
+    saved = [c.save_msg, c.versions, c.outline, c.card]
     c.text.blur(save, [c.novel, c.chapter, c.text], saved, show_progress="hidden", **PRIVATE)
     c.save_btn.click(save, [c.novel, c.chapter, c.text], saved, **PRIVATE)
     c.text.input(
@@ -503,7 +503,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         c.adapter,
     ]
     refresh = _guard(partial(h.on_refresh, services, lang))
-    refresh_outputs = [*_chapter_view(c), c.outline]
+    refresh_outputs = [*_chapter_view(c), c.outline, c.card]
     events = []
     for btn, action in (
         (c.write_btn, "chapter"),
@@ -529,7 +529,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         btn.click(
             _guard(partial(h.on_accept, services, lang, i)),
             [c.novel, c.run_state, c.cands[i]],
-            [*_chapter_view(c), c.outline, c.save_msg],
+            [*_chapter_view(c), c.outline, c.save_msg, c.card],
             **PRIVATE,
         )
 
