@@ -320,11 +320,13 @@ def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     assert [r[0] for r in h.review_rows(services, slug)] == [p1.id, p2.id, p3.id]
     fields, marked = h.proposal_detail(services, slug, p1.id)
     assert "name=赵铁山" in fields and '<mark class="xs-evidence">掌柜赵铁山</mark>' in marked
-    h.approve(services, slug, p1.id, fields)  # unchanged fields: approved as proposed
+    # 通过 says what was approved, in words (issue 26 item 5: it said "✓ 已批准 243d67b80e → 1")
+    out = h.on_approve(services, "zh", slug, p1.id, fields)  # unchanged fields: approved as proposed
+    assert out[2] == "✓ 已批准：新人物 赵铁山" and p1.id not in out[2]
     h.approve(
         services, slug, p2.id, h.proposal_detail(services, slug, p2.id)[0].replace("少年剑客", "青云弟子")
     )
-    h.reject(services, slug, p3.id)
+    assert h.on_reject(services, "zh", slug, p3.id)[2] == "✓ 已拒绝：情节 重伤"
     assert h.pending_count(services, slug) == 0 and h.review_rows(services, slug) == []
     entries = {e.name: e for e in services.store().list(slug)}
     assert entries["赵铁山"].text == "客栈掌柜" and entries["林远"].text == "青云弟子"
@@ -725,3 +727,19 @@ def test_new_components_are_on_the_page(services) -> None:
     ids = {getattr(b, "elem_id", None) for b in build_app(services).blocks.values()}
     wanted = {"book-outline-resume", "book-outline-restart", "book-final", "book-new-author", "book-new-pov"}
     assert wanted | {f"book-card-{k}" for k in h.CARD_FIELDS} | {"book-card-save"} <= ids
+
+
+def test_the_import_report_is_a_summary_line_and_a_chapter_table(services, tmp_path: Path) -> None:
+    book = tmp_path / "雨夜.txt"
+    body = "夜雨落在青石街上。" * 30
+    book.write_text(
+        f"《雨夜》\n作者：林远\n\n第十一章 末班车\n{body}\n\n第十二章 客栈\n{body}\n", encoding="gb18030"
+    )
+    summary, rows, picker = h.on_import(services, "zh", str(book), "yuye", "new")
+    assert picker["value"] == "yuye" and "{" not in summary  # words, not a JSON tree
+    assert summary.startswith("✓ 《雨夜》：导入 2 章") and "gb" in summary.lower() and "作者 林远" in summary
+    assert "原第 11 章" in summary  # the re-based numbering is said
+    assert rows == [[1, rows[0][1], "第十一章 末班车", 270], [2, rows[1][1], "第十二章 客栈", 270]]
+    assert h.headers("import") == ["章", "卷", "标题", "字数"]
+    # the imported heading is not doubled on the page (第1章 第十一章 末班车)
+    assert h.chapter_view(services, "yuye", 1).header.startswith("### 第十一章 末班车 · 定稿")

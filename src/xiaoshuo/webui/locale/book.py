@@ -222,4 +222,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_card_field_adapter": {"zh": "默认适配器", "en": "Default adapter"},
     "book_card_field_variant": {"zh": "简繁", "en": "Script"},
     "book_pov_ph": {"zh": "如：第三人称有限", "en": "e.g. third person limited"},
+    "book_cols_import": {"zh": "章|卷|标题|字数", "en": "Ch.|Volume|Title|Chars"},
+    "book_import_summary": {
+        "zh": "✓ 《{title}》：导入 {chapters} 章（{volumes} 卷）· 共 {chars} 字 · "
+        "每章目标 {target} 字 · 编码 {encoding}",
+        "en": "✓ 《{title}》: {chapters} chapters imported ({volumes} volumes) · {chars} chars · "
+        "{target} chars per chapter · encoding {encoding}",
+    },
+    "book_import_author": {"zh": " · 作者 {author}", "en": " · author {author}"},
+    "book_import_dropped": {
+        "zh": "\n\nℹ 清理时去掉了 {count} 项内容（广告行、空标题等）",
+        "en": "\n\nℹ {count} items were dropped while cleaning (ad lines, empty headings …)",
+    },
+    "book_approved_what": {"zh": "✓ 已批准：{what}", "en": "✓ Approved: {what}"},
+    "book_rejected_what": {"zh": "✓ 已拒绝：{what}", "en": "✓ Rejected: {what}"},
 }

@@ -885,6 +885,15 @@ def approve(services: Any, slug: str, pid: str, edits_text: str = "", lang: str 
     return [e.id for e in written]
 
 
+def proposal_words(services: Any, slug: str, pid: str, lang: str = "zh") -> str:
+    """A proposal in a writer's words: its kind and what it names (``新人物 林远``), never its id."""
+    p = _queue(services, slug, lang).get(pid)
+    f = p.fields
+    what = f.get("name") or p.target or "、".join(f.get("characters", []) or []) or p.summary()
+    what = what if len(what) <= 40 else what[:39] + "…"
+    return f"{label('rkind', p.kind, lang)} {what}".strip()
+
+
 def reject(services: Any, slug: str, pid: str, lang: str = "zh") -> None:
     _queue(services, slug, lang).reject(pid)
 
@@ -969,6 +978,34 @@ def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple
     slug = (slug or "").strip() or original.stem.strip() or "imported"
     report = import_book(library(services), str(path), slug, mode=mode or "new", settings=services.settings)
     return report, slug
+
+
+def import_summary(report: dict[str, Any], lang: str = "zh") -> str:
+    """The import report's summary line (and the re-based numbering, the dropped lines) for the page."""
+    line = t(
+        "book_import_summary",
+        lang,
+        title=report.get("title", ""),
+        chapters=len(report.get("chapters", [])),
+        volumes=len(report.get("volumes", [])),
+        chars=report.get("total_chars", 0),
+        target=report.get("chapter_chars", ""),
+        encoding=report.get("encoding") or report.get("format") or "",
+    )
+    if report.get("author"):
+        line += t("book_import_author", lang, author=report["author"])
+    renumbered = report.get("renumbered")
+    if renumbered:
+        line += f"\n\nℹ {renumbered['note']}"
+    dropped = report.get("dropped") or []
+    if dropped:
+        line += t("book_import_dropped", lang, count=len(dropped))
+    return line
+
+
+def import_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The import report's chapters as table rows: number, volume, title (the author's heading), 字."""
+    return [[c["number"], c.get("volume", ""), c["title"], c["chars"]] for c in report.get("chapters", [])]
 
 
 def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, lang: str = "zh") -> str:
@@ -1478,9 +1515,11 @@ def on_pick_proposal(services: Any, lang: str, slug, row_value) -> tuple[str, st
 
 
 def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
-    ids = approve(services, slug, pid, edits, lang=lang)
+    """通过: the message says what was approved (已批准：新人物 林远), not the proposal's id."""
+    what = proposal_words(services, slug, pid, lang=lang)
+    approve(services, slug, pid, edits, lang=lang)
     return [
-        *_review_after(services, lang, slug, f"✓ {t('book_approved', lang)} {pid} → {len(ids)}"),
+        *_review_after(services, lang, slug, t("book_approved_what", lang, what=what)),
         "",
         "",
         "",
@@ -1488,8 +1527,9 @@ def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
 
 
 def on_reject(services: Any, lang: str, slug, pid) -> list[Any]:
+    what = proposal_words(services, slug, pid, lang=lang)
     reject(services, slug, pid, lang=lang)
-    return [*_review_after(services, lang, slug, f"✓ {t('book_rejected', lang)} {pid}"), "", "", ""]
+    return [*_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)), "", "", ""]
 
 
 def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[Any]:
@@ -1522,12 +1562,17 @@ def on_threads(services: Any, lang: str, slug) -> list[list[Any]]:
 
 
 # ---- books in/out, outline generation, summaries
-def on_import(services: Any, lang: str, file, slug, mode) -> tuple[dict[str, Any], Any]:
-    """导入: [the report, the picker showing the novel made or filled]."""
+def on_import(services: Any, lang: str, file, slug, mode) -> tuple[str, list[list[Any]], Any]:
+    """导入: [the report's summary line, its per-chapter table, the picker showing the novel made or
+    filled]."""
     if not file:
         raise gr.Error(t("book_import_nofile", lang))
     report, made = import_file(services, file, slug, mode)
-    return report, gr.update(choices=novel_choices(services, lang), value=made)
+    return (
+        import_summary(report, lang),
+        import_rows(report),
+        gr.update(choices=novel_choices(services, lang), value=made),
+    )
 
 
 def on_export(services: Any, lang: str, slug, fmt, conv) -> str:

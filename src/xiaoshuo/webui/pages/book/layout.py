@@ -176,7 +176,15 @@ def _import_panel(c: SimpleNamespace, lang: str) -> None:
                 elem_id="book-import-mode",
             )
         c.imp_btn = gr.Button(L("book_import_go"), elem_id="book-import-go")
-        c.imp_report = gr.JSON(label=L("book_import_report"), elem_id="book-import-report")
+        c.imp_report = gr.Markdown(elem_id="book-import-report")  # the report's summary line
+        c.imp_table = gr.Dataframe(
+            headers=h.headers("import", lang),
+            interactive=False,
+            wrap=True,
+            max_height=320,
+            label=L("book_import_report"),
+            elem_id="book-import-table",
+        )
 
 
 def _outline_column(c: SimpleNamespace, lang: str) -> None:
@@ -615,7 +623,7 @@ def _wire_books(c: SimpleNamespace, services: Any, lang: str) -> None:
     c.imp_btn.click(
         _guard(partial(h.on_import, services, lang)),
         [c.imp_file, c.imp_slug, c.imp_mode],
-        [c.imp_report, c.novel],
+        [c.imp_report, c.imp_table, c.novel],
         **PRIVATE,
     )
     c.exp_btn.click(
