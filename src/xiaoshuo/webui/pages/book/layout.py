@@ -438,7 +438,7 @@ def _wire_novel(c: SimpleNamespace, services: Any, lang: str) -> None:
         [c.novel, c.chapter, c.final],
         [c.final, c.header, c.outline, c.save_msg],
         **PRIVATE,
-    ).then(partial(h.on_final_state, services, lang), [c.novel, c.chapter], c.final, **PRIVATE)
+    ).then(_guard(partial(h.on_final_state, services, lang)), [c.novel, c.chapter], c.final, **PRIVATE)
 
 
 def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
