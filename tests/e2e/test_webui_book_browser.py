@@ -230,6 +230,14 @@ def test_write_a_book_in_the_browser(browser, app) -> None:
         _wait_value(page, "book-text", "v.length > 0")
         assert _value(page, "book-text") == c2 == novels.get("yuye").text(1)
         _wait_text(page, "book-chars", "字数")
+        # the card line's 字 count follows the accept without a reload (issue 26 item 8)
+        from xiaoshuo.writing.textstats import count_chars
+
+        _wait_text(page, "book-card", f" {count_chars(c2)} 字")
+        # 定稿 (issue 26 item 2): the toggle marks the chapter final; the outline says so in Chinese
+        page.check("#book-final input[type=checkbox]")
+        _wait_text(page, "book-outline", "定稿")
+        assert novels.get("yuye").plan(1).status == "final"
 
     with step(page, app, "5-review-queue"):
         text = novels.get("yuye").text(1)

@@ -147,9 +147,9 @@ def test_create_novel_and_edit_the_outline(services) -> None:
     assert ("《雨夜剑》 yuye", "yuye") in h.novel_choices(services)
     rows = h.outline_rows(services, slug)
     assert [r[:4] for r in rows] == [
-        [1, "第一卷", "夜雨", "计划"],
-        [2, "第一卷", "客栈", "计划"],
-        [3, "第一卷", "断崖", "计划"],
+        [1, "第一卷", "夜雨", "未写"],
+        [2, "第一卷", "客栈", "未写"],
+        [3, "第一卷", "断崖", "未写"],
     ]
     assert rows[0][5] == 300  # the card's chapter length is the target
     h.edit_chapter(services, slug, 2, "客栈夜话", "林远遇见赵掌柜")
@@ -320,11 +320,13 @@ def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     assert [r[0] for r in h.review_rows(services, slug)] == [p1.id, p2.id, p3.id]
     fields, marked = h.proposal_detail(services, slug, p1.id)
     assert "name=赵铁山" in fields and '<mark class="xs-evidence">掌柜赵铁山</mark>' in marked
-    h.approve(services, slug, p1.id, fields)  # unchanged fields: approved as proposed
+    # 通过 says what was approved, in words (issue 26 item 5: it said "✓ 已批准 243d67b80e → 1")
+    out = h.on_approve(services, "zh", slug, p1.id, fields)  # unchanged fields: approved as proposed
+    assert out[2] == "✓ 已批准：新人物 赵铁山" and p1.id not in out[2]
     h.approve(
         services, slug, p2.id, h.proposal_detail(services, slug, p2.id)[0].replace("少年剑客", "青云弟子")
     )
-    h.reject(services, slug, p3.id)
+    assert h.on_reject(services, "zh", slug, p3.id)[2] == "✓ 已拒绝：情节 重伤"
     assert h.pending_count(services, slug) == 0 and h.review_rows(services, slug) == []
     entries = {e.name: e for e in services.store().list(slug)}
     assert entries["赵铁山"].text == "客栈掌柜" and entries["林远"].text == "青云弟子"
@@ -471,17 +473,19 @@ def test_a_novel_opens_at_the_chapter_this_browser_had_open(services) -> None:
     slug = _book(services)
     other = _book(services, "other")
     out = h.on_show_novel(services, "zh", slug, {"novel": slug, "chapter": 2})
-    assert len(out) == 3 + h.CHAPTER_FIELDS + 5  # the layout's novel outputs
+    assert len(out) == 3 + h.CHAPTER_FIELDS + 5 + len(h.CARD_FIELDS) + 4  # the layout's novel outputs
     assert out[0].startswith("**《雨夜剑》**") and [r[0] for r in out[1]] == [1, 2, 3] and out[2] == 2
-    assert out[3].startswith("### 第2章 客栈 · 计划") and out[3 + 5] == "客栈"  # header, plan title
+    out, card, stopped = out[: 3 + h.CHAPTER_FIELDS + 5], out[-13:-4], out[-4:]
+    assert out[3].startswith("### 第2章 客栈 · 未写") and out[3 + 5] == "客栈"  # header, plan title
     assert out[-1] == {"novel": slug, "chapter": 2} and out[-2]["value"] == t("none")  # no default adapter
     assert out[-4].label == "待审记忆"
+    assert card[:3] == ["雨夜剑", "", "武侠"] and stopped[0]["visible"] is False  # nothing interrupted
     # a place saved in another novel, or a chapter no longer in the outline: the first chapter
     assert h.on_show_novel(services, "zh", slug, {"novel": other, "chapter": 3})[2] == 1
     assert h.opened_chapter(slug, [1, 2], {"novel": slug, "chapter": 3}) == 1
     assert h.opened_chapter(slug, [], {"novel": slug, "chapter": 3}) is None
     assert h.opened_chapter(slug, [1, 2], None) == 1
-    blank = h.on_show_novel(services, "zh", None, {"novel": "gone"})
+    blank = h.on_show_novel(services, "zh", None, {"novel": "gone"})[: 3 + h.CHAPTER_FIELDS + 5]
     assert blank[:3] == ["", [], None] and blank[-1] == {"novel": "gone"}
     assert all(v is gr.skip() or v == gr.skip() for v in blank[3 : 3 + h.CHAPTER_FIELDS])
 
@@ -489,13 +493,13 @@ def test_a_novel_opens_at_the_chapter_this_browser_had_open(services) -> None:
 def test_a_page_load_reopens_the_saved_novel_else_the_first(services) -> None:
     _book(services, "a")
     _book(services, "b")
-    novel, adapter, new_adapter = h.on_load(services, "en", {"novel": "b", "chapter": 2})
+    novel, adapter, new_adapter, _card_adapter = h.on_load(services, "en", {"novel": "b", "chapter": 2})
     assert novel["value"] == "b" and [c[1] for c in novel["choices"]] == ["a", "b"]
     assert adapter["choices"][0] == t("none", "en") == new_adapter["choices"][0]
     assert h.on_load(services, "zh", {"novel": "deleted"})[0]["value"] == "a"
     picked = h.on_pick_chapter(services, "zh", "a", 3.0, {"novel": "a", "chapter": 1})
-    assert picked[0].startswith("### 第3章 断崖 · 计划") and picked[-1] == {"novel": "a", "chapter": 3}
-    assert picked[-2] == 300  # the card's chapter length when the plan has no target
+    assert picked[0].startswith("### 第3章 断崖 · 未写") and picked[-1] == {"novel": "a", "chapter": 3}
+    assert picked[-3] == 300 and picked[-2] is False  # the card's chapter length when the plan has no target
     kept = h.on_pick_chapter(services, "zh", "a", None, {"novel": "a", "chapter": 1})
     assert kept[-1] == {"novel": "a", "chapter": 1} and kept[0] == ""
 
@@ -509,7 +513,7 @@ def test_outline_events_return_the_rows_and_the_chapter_to_show(services) -> Non
     rows, number, _ = h.on_move(services, "zh", -1, "yuye", 2)
     assert number == 1 and [r[2] for r in rows] == ["客栈", "夜雨"]
     renamed = h.on_rename(services, "zh", "yuye", 2, "夜雨二", "新要点")
-    assert len(renamed) == 2 + h.CHAPTER_FIELDS and renamed[0][1][2] == "夜雨二" and renamed[-3] == "夜雨二"
+    assert len(renamed) == 2 + h.CHAPTER_FIELDS and renamed[0][1][2] == "夜雨二" and renamed[-4] == "夜雨二"
     rows, number, _ = h.on_delete(services, "zh", "yuye", 2)
     assert [r[0] for r in rows] == [1] and number == 1  # the first chapter is shown after a delete
     rows, number, _ = h.on_delete(services, "zh", "yuye", 1)
@@ -520,9 +524,10 @@ def test_editor_events_save_once_and_describe_the_selection(services) -> None:
     import gradio as gr
 
     slug = _book(services)
-    msg, versions, outline = h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。")
+    msg, versions, outline, card = h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。")
+    assert "9 字" in card  # the header card's count follows the save
     assert msg.endswith(" 1") and versions[0][0] == 1 and outline[0][3] == "草稿"
-    assert h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。") == (gr.skip(),) * 3  # unchanged
+    assert h.on_save(services, "zh", slug, 1, "夜雨落在青石街上。") == (gr.skip(),) * 4  # unchanged
     text = "𠀀林远拔剑" + "雨" * 40
     sel, line = h.on_select_text("zh", text, [2, 4])
     assert sel == {"start": 1, "end": 3} and "林远" in line
@@ -540,16 +545,39 @@ def test_generate_event_streams_then_accept_and_refresh(services) -> None:
     texts, progress, session = updates[-1][:3], updates[-1][3], updates[-1][4]
     assert texts[0] and texts[1] and texts[2] == "" and "完成" in progress and session["chapter"] == 1
     out = h.on_accept(services, "zh", 1, slug, session, texts[1])
-    assert len(out) == h.CHAPTER_FIELDS + 2 and out[1] == texts[1] and out[-1].startswith("✓")
+    assert len(out) == h.CHAPTER_FIELDS + 3 and out[1] == texts[1] and out[-2].startswith("✓")
+    # the header card's 字 count follows the accept (issue 26 item 8: it said 0 字 until a reload)
+    assert (
+        f"{h.count_chars(texts[1])} 字" in out[-1]
+        and f"{h.count_chars(texts[1])} 字" in h.on_refresh(services, "zh", slug, 1)[-1]
+    )
     assert out[h.CHAPTER_FIELDS][0][3] == "草稿"  # the outline row
     assert h.on_refresh(services, "zh", slug, 1)[1] == texts[1]
-    assert len(h.on_refresh(services, "zh", slug, None)) == h.CHAPTER_FIELDS + 1
+    assert len(h.on_refresh(services, "zh", slug, None)) == h.CHAPTER_FIELDS + 2
     # continue saves the editor's text first: what the writer sees is what the model continues
     stream = h.on_generate(
-        services, "zh", "continue", slug, 1, "改过的开头。", 1, 300, 40, 1, "", {}, True, t("none")
+        services,
+        "zh",
+        "continue",
+        slug,
+        1,
+        "改过的开头。" + PROSE[:300],
+        1,
+        300,
+        40,
+        1,
+        "",
+        {},
+        True,
+        t("none"),
     )
-    _collect(stream)
+    updates = _collect(stream)
     assert h.open_novel(services, slug).text(1).startswith("改过的开头。")
+    # 续写's progress counts the new text against the request (40), not the whole chapter (300+)
+    import re
+
+    counts = [tuple(map(int, m)) for m in re.findall(r"(\d+)/(\d+) 字", updates[-1][3])]
+    assert counts and all(target == 40 and 0 < done <= 80 for done, target in counts), updates[-1][3]
 
 
 def test_events_without_a_chapter_or_version_say_so(services) -> None:
@@ -594,3 +622,124 @@ def test_no_function_of_the_book_page_is_over_150_lines() -> None:
                 lengths[f"{Path(module.__file__).name}:{node.name}"] = node.end_lineno - node.lineno + 1
     assert len(lengths) > 60 and "layout.py:build_book_tab" in lengths
     assert max(lengths.values()) <= 150, sorted(lengths.items(), key=lambda kv: -kv[1])[:3]
+
+
+# ----------------------------------------------------------------------------- issue 26: the page side
+class FailingForms(SeededForms):
+    """The outline form, or (while ``fail``) an answer cut off inside a string, as a weak model gives."""
+
+    backend = "scripted-failing-forms"
+    fail = False
+
+    def respond(self, request) -> str:
+        return '{"volume": "第一卷", "chapters": [{"title": "甲乙' if self.fail else super().respond(request)
+
+
+def test_an_interrupted_outline_offers_resume_and_restart_with_the_reason(tmp_path: Path) -> None:
+    settings = load(
+        None,
+        overrides={
+            "paths.data_dir": str(tmp_path / "data"),
+            "memory.embedding_model": "none",
+            "writing.outline_batch": 2,
+        },
+        env={},
+    )
+    engine = FailingForms()
+    services = Services(settings, engine=Holder(engine))
+    try:
+        h.create_novel(services, "yuye", "雨夜剑")
+        assert h.outline_state(services, "zh", "yuye")[0]["visible"] is False
+        asyncio.run(h.generate_outline(services, "yuye", 2))  # chapters 1-2, finished
+        engine.fail = True
+        with pytest.raises(XiaoshuoError):
+            asyncio.run(h.generate_outline(services, "yuye", 6, seed=3))  # batch 3-4 fails
+        # after the error (the layout's .then): the outline so far, the panel with the reason in Chinese
+        rows, msg, _chapter, panel, reason, start, count = h.on_outline_after(services, "zh", "yuye")
+        assert [r[0] for r in rows] == [1, 2] and panel["visible"] is True
+        assert "中断" in reason and "第 3 章" in reason and (start, count) == (3, 6)
+        # the same panel when the novel is opened again (a reload)
+        opened = h.on_show_novel(services, "zh", "yuye", None)
+        assert opened[-4]["visible"] is True and opened[-3] == reason
+        engine.fail = False
+        rows, msg, first = asyncio.run(h.on_resume_outline(services, "zh", "yuye", -1, progress=None))
+        assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6] and first == 3 and msg.startswith("✓ 4")
+        assert h.on_outline_after(services, "zh", "yuye")[3]["visible"] is False  # no stale panel
+        with pytest.raises(XiaoshuoError, match="没有中断"):
+            asyncio.run(h.resume_outline(services, "yuye"))
+        before = [r[2] for r in h.outline_rows(services, "yuye")]
+        # 重新开始 from chapter 5 (从第几章), up to 6: chapters 1-4 kept
+        rows, msg, first = asyncio.run(h.on_restart_outline(services, "zh", "yuye", 6, 5, 11, progress=None))
+        assert first == 5 and [r[2] for r in rows][:4] == before[:4] and len(rows) == 6
+    finally:
+        services.close_store()
+
+
+def test_final_toggle_and_the_status_in_chinese(services) -> None:
+    from xiaoshuo.writing import actions
+
+    slug = _book(services)
+    with pytest.raises(XiaoshuoError, match="没有正文"):
+        h.on_mark_final(services, "zh", slug, 1, True)  # no text yet: refused, the toggle reset
+    assert h.on_final_state(services, "zh", slug, 1) is False
+    h.save_text(services, slug, 1, "夜雨落在青石街上。")
+    final, header, rows, msg = h.on_mark_final(services, "zh", slug, 1, True)
+    assert final is True and "定稿" in header and "定稿" in msg
+    assert [r[3] for r in rows] == [actions.STATUS_LABELS[s] for s in ("final", "planned", "planned")]
+    assert h.chapter_outputs(services, "zh", slug, 1)[-1] is True  # the toggle when the chapter opens
+    final, header, rows, msg = h.on_mark_final(services, "zh", slug, 1, False)
+    assert final is False and rows[0][3] == "草稿" and "草稿" in msg
+
+
+def test_every_card_field_is_editable_and_new_novels_get_author_and_pov(services) -> None:
+    from xiaoshuo.writing import actions
+
+    _made, _ = h.on_create(
+        services, "zh", "雨夜剑", "yuye", "武侠", "", "", 300, t("none"), {}, "林远", "第三人称"
+    )
+    card = h.open_novel(services, "yuye").card()
+    assert (card.author, card.pov) == ("林远", "第三人称")
+    assert list(actions.CARD_FIELDS) == h.CARD_FIELDS
+    values = dict(zip(h.CARD_FIELDS, h.card_values(services, "yuye"), strict=True))
+    assert values["author"] == "林远" and values["adapter"] == t("none") and values["variant"] == "简"
+    values.update(
+        title="雨夜归途", author="", premise="一场雨", chapter_chars=2500, variant="繁", pov="第一人称"
+    )
+    line, _msg, *form, picker = h.on_save_card(services, "zh", "yuye", *[values[k] for k in h.CARD_FIELDS])
+    card = h.open_novel(services, "yuye").card()
+    assert (card.title, card.author, card.premise, card.chapter_chars, card.variant, card.pov) == (
+        "雨夜归途",
+        "",
+        "一场雨",
+        2500,
+        "繁",
+        "第一人称",
+    )
+    assert "《雨夜归途》" in line and "2500" in line and form[0] == "雨夜归途" and picker["value"] == "yuye"
+    values["chapter_chars"] = 10
+    with pytest.raises(XiaoshuoError, match="每章目标字数"):
+        h.on_save_card(services, "zh", "yuye", *[values[k] for k in h.CARD_FIELDS])
+
+
+def test_new_components_are_on_the_page(services) -> None:
+    from xiaoshuo.webui.app import build_app
+
+    ids = {getattr(b, "elem_id", None) for b in build_app(services).blocks.values()}
+    wanted = {"book-outline-resume", "book-outline-restart", "book-final", "book-new-author", "book-new-pov"}
+    assert wanted | {f"book-card-{k}" for k in h.CARD_FIELDS} | {"book-card-save"} <= ids
+
+
+def test_the_import_report_is_a_summary_line_and_a_chapter_table(services, tmp_path: Path) -> None:
+    book = tmp_path / "雨夜.txt"
+    body = "夜雨落在青石街上。" * 30
+    book.write_text(
+        f"《雨夜》\n作者：林远\n\n第十一章 末班车\n{body}\n\n第十二章 客栈\n{body}\n", encoding="gb18030"
+    )
+    summary, rows, picker = h.on_import(services, "zh", str(book), "yuye", "new")
+    assert picker["value"] == "yuye" and "{" not in summary  # words, not a JSON tree
+    assert summary.startswith("✓ 《雨夜》：导入 2 章") and "gb" in summary.lower() and "作者 林远" in summary
+    assert "原第 11 章" in summary  # the re-based numbering is said
+    assert rows == [[1, rows[0][1], "第十一章 末班车", 270], [2, rows[1][1], "第十二章 客栈", 270]]
+    assert h.headers("import") == ["章", "卷", "标题", "字数"]
+    # the imported heading is not doubled on the page (第1章 第十一章 末班车)
+    assert h.chapter_view(services, "yuye", 1).header.startswith("### 第十一章 末班车 · 定稿")

@@ -205,7 +205,7 @@ def test_handler_messages_follow_the_page_language(make_services, tmp_path: Path
     h.add_chapter(services, "yu", "夜雨", lang="en")
     assert h.outline_rows(services, "yu", lang="en")[0][3] == "Planned"
     assert h.chapter_view(services, "yu", 1, lang="en").header == "### Chapter 1 夜雨 · Planned"
-    assert h.chapter_view(services, "yu", 1).header == "### 第1章 夜雨 · 计划"
+    assert h.chapter_view(services, "yu", 1).header == "### 第1章 夜雨 · 未写"
     with pytest.raises(XiaoshuoError) as no_sel:
         import asyncio
 

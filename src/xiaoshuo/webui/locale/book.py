@@ -29,7 +29,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Thread|Content|Planted in|Payoff planned|Status|Open for (chapters)",
     },
     # ---- stored values shown in words
-    "book_status_planned": {"zh": "计划", "en": "Planned"},
+    "book_status_planned": {"zh": "未写", "en": "Planned"},  # as actions.STATUS_LABELS
     "book_status_drafted": {"zh": "草稿", "en": "Draft"},
     "book_status_final": {"zh": "定稿", "en": "Final"},
     "book_kind_chapter": {"zh": "生成", "en": "Generated"},
@@ -60,9 +60,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_chars_label": {"zh": "字数 {n}", "en": "Chars {n}"},
     "book_chars_target": {"zh": " / 目标 {target}", "en": " / target {target}"},
     "book_header_new": {"zh": "### 第{number}章（新章）", "en": "### Chapter {number} (new)"},
+    "book_header_chapter": {"zh": "第{number}章 {title}", "en": "Chapter {number} {title}"},
     "book_header": {
-        "zh": "### 第{number}章 {title} · {status}",
-        "en": "### Chapter {number} {title} · {status}",
+        "zh": "### {heading} · {status}",
+        "en": "### {heading} · {status}",
     },
     "book_header_synopsis": {"zh": "\n\n要点：{synopsis}", "en": "\n\nSynopsis: {synopsis}"},
     "book_header_outside_edit": {
@@ -189,4 +190,50 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "种子 (seed，-1 随机；同一种子得同一大纲)",
         "en": "Seed (-1 random; the same seed gives the same outline)",
     },
+    # ---- issue 26: outline 继续/重新开始, 定稿, the card form
+    "book_outline_stopped": {
+        "zh": "⚠ {reason}",
+        "en": "⚠ The last outline run stopped before chapter {next} (target: chapter {target}). "
+        "Resume from chapter {next}, or restart from a chapter (From chapter).",
+    },
+    "book_outline_resume": {"zh": "继续", "en": "Resume"},
+    "book_outline_restart": {"zh": "重新开始（从第几章）", "en": "Restart (from chapter)"},
+    "book_err_nothing_to_resume": {
+        "zh": "没有中断的大纲生成可以继续 (nothing to resume)",
+        "en": "No interrupted outline run to resume",
+    },
+    "book_fix_nothing_to_resume": {
+        "zh": "用「生成大纲」规划新的章节",
+        "en": "Use Generate outline to plan new chapters",
+    },
+    "book_final": {"zh": "定稿", "en": "Final"},
+    "book_final_on": {"zh": "第 {number} 章已定稿", "en": "Chapter {number} is final"},
+    "book_final_off": {"zh": "第 {number} 章改回草稿", "en": "Chapter {number} is a draft again"},
+    "book_card_edit": {"zh": "小说信息", "en": "Novel details"},
+    "book_card_save": {"zh": "保存小说信息", "en": "Save details"},
+    "book_card_saved": {"zh": "小说信息已保存", "en": "Details saved"},
+    "book_card_field_title": {"zh": "书名", "en": "Title"},
+    "book_card_field_author": {"zh": "作者", "en": "Author"},
+    "book_card_field_genre": {"zh": "类型", "en": "Genre"},
+    "book_card_field_premise": {"zh": "简介", "en": "Premise"},
+    "book_card_field_style": {"zh": "文风", "en": "Style"},
+    "book_card_field_pov": {"zh": "视角", "en": "Point of view"},
+    "book_card_field_chapter_chars": {"zh": "每章目标字数", "en": "Target chars per chapter"},
+    "book_card_field_adapter": {"zh": "默认适配器", "en": "Default adapter"},
+    "book_card_field_variant": {"zh": "简繁", "en": "Script"},
+    "book_pov_ph": {"zh": "如：第三人称有限", "en": "e.g. third person limited"},
+    "book_cols_import": {"zh": "章|卷|标题|字数", "en": "Ch.|Volume|Title|Chars"},
+    "book_import_summary": {
+        "zh": "✓ 《{title}》：导入 {chapters} 章（{volumes} 卷）· 共 {chars} 字 · "
+        "每章目标 {target} 字 · 编码 {encoding}",
+        "en": "✓ 《{title}》: {chapters} chapters imported ({volumes} volumes) · {chars} chars · "
+        "{target} chars per chapter · encoding {encoding}",
+    },
+    "book_import_author": {"zh": " · 作者 {author}", "en": " · author {author}"},
+    "book_import_dropped": {
+        "zh": "\n\nℹ 清理时去掉了 {count} 项内容（广告行、空标题等）",
+        "en": "\n\nℹ {count} items were dropped while cleaning (ad lines, empty headings …)",
+    },
+    "book_approved_what": {"zh": "✓ 已批准：{what}", "en": "✓ Approved: {what}"},
+    "book_rejected_what": {"zh": "✓ 已拒绝：{what}", "en": "✓ Rejected: {what}"},
 }

@@ -28,6 +28,7 @@ import contextlib
 import html
 import threading
 import time
+import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,7 @@ from xiaoshuo.webui.runtime import (  # one interval, one MAX_CANDIDATES, one lo
     wait_for_engine,
 )
 from xiaoshuo.writing import actions
-from xiaoshuo.writing.schema import ChapterPlan, WritingError
+from xiaoshuo.writing.schema import ChapterPlan, NovelCard, WritingError
 from xiaoshuo.writing.textstats import count_chars
 
 ACTIONS = actions.ACTIONS
@@ -105,6 +106,8 @@ def create_novel(
     style: str = "",
     chapter_chars: int | float | None = None,
     adapter: str | None = None,
+    author: str = "",
+    pov: str = "",
     lang: str = "zh",
 ) -> str:
     """新建小说: a card and an empty outline; returns the slug (the title when no slug is given)."""
@@ -123,6 +126,8 @@ def create_novel(
         style=(style or "").strip(),
         chapter_chars=int(chapter_chars) if chapter_chars else None,
         adapter=lora,
+        author=(author or "").strip(),
+        pov=(pov or "").strip(),
     )
     return slug
 
@@ -146,6 +151,49 @@ def card_markdown(services: Any, slug: str | None, lang: str = "zh") -> str:
     return " · ".join(bits)
 
 
+CARD_FIELDS = list(actions.CARD_FIELDS)  # the card form's fields, in the page's order
+VARIANTS = typing.get_args(NovelCard.model_fields["variant"].annotation)  # 简 / 繁: the card's own values
+
+
+def card_values(services: Any, slug: str | None, lang: str = "zh") -> list[Any]:
+    """The open novel's card as the form's values (``CARD_FIELDS``); the adapter 无 when none."""
+    if not slug:
+        return [gr.skip()] * len(CARD_FIELDS)
+    card = open_novel(services, slug, lang).card()
+    values = {k: getattr(card, k) for k in CARD_FIELDS}
+    values["adapter"] = values["adapter"] or t("none", lang)
+    return [values[k] for k in CARD_FIELDS]
+
+
+def save_card(services: Any, slug: str | None, values: dict[str, Any], lang: str = "zh") -> Any:
+    """保存小说信息: every card field of the form (``actions.update_card``); returns the new card."""
+    from xiaoshuo.adapters import is_none
+
+    changes = {k: v for k, v in values.items() if k in CARD_FIELDS}
+    if "adapter" in changes:
+        changes["adapter"] = "" if is_none(changes["adapter"]) else (changes["adapter"] or "")
+    if "chapter_chars" in changes and changes["chapter_chars"] is not None:
+        changes["chapter_chars"] = int(changes["chapter_chars"])
+    for k in ("author", "genre", "premise", "style", "pov"):  # an emptied field clears it
+        if k in changes and changes[k] is None:
+            changes[k] = ""
+    return actions.update_card(open_novel(services, slug, lang), **changes)
+
+
+def status_label(status: str, lang: str = "zh") -> str:
+    """A chapter's status in the page's language: 未写 / 草稿 / 定稿 (``actions.STATUS_LABELS``) in zh."""
+    if lang == "zh" and status in actions.STATUS_LABELS:
+        return actions.STATUS_LABELS[status]
+    return label("status", status, lang)
+
+
+def mark_final(services: Any, slug: str | None, number: int | None, final: bool, lang: str = "zh") -> Any:
+    """定稿 (or back to 草稿): the chapter's status (``actions.mark_final``); returns its plan."""
+    if not slug or not number:
+        raise _err("book_err_no_chapter", lang, fix="book_fix_no_chapter")
+    return actions.mark_final(open_novel(services, slug, lang), int(number), bool(final))
+
+
 # ----------------------------------------------------------------------------- outline
 def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
     """卷 → 章 as table rows: number, volume, title, status, 字数, target."""
@@ -161,7 +209,7 @@ def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list
                     c.number,
                     vol.title,
                     c.title,
-                    label("status", c.status, lang),
+                    status_label(c.status, lang),
                     count_chars(novel.read(c.number, version=False).text),
                     c.target_chars or card.chapter_chars,
                 ]
@@ -295,8 +343,13 @@ def chapter_view(services: Any, slug: str | None, number: int | None, lang: str 
     if plan is None:
         header = t("book_header_new", lang, number=number)
     else:
-        status = label("status", plan.status, lang)
-        header = t("book_header", lang, number=number, title=plan.title, status=status)
+        from xiaoshuo.writing.exporting import chapter_heading
+
+        status = status_label(plan.status, lang)
+        heading = chapter_heading(number, plan.title)
+        if heading != plan.title:  # not the author's own heading: 第N章 标题 in the page's language
+            heading = t("book_header_chapter", lang, number=number, title=plan.title)
+        header = t("book_header", lang, heading=heading, status=status)
         if plan.synopsis:
             header += t("book_header_synopsis", lang, synopsis=plan.synopsis)
     if got.problem:
@@ -832,6 +885,15 @@ def approve(services: Any, slug: str, pid: str, edits_text: str = "", lang: str 
     return [e.id for e in written]
 
 
+def proposal_words(services: Any, slug: str, pid: str, lang: str = "zh") -> str:
+    """A proposal in a writer's words: its kind and what it names (``新人物 林远``), never its id."""
+    p = _queue(services, slug, lang).get(pid)
+    f = p.fields
+    what = f.get("name") or p.target or "、".join(f.get("characters", []) or []) or p.summary()
+    what = what if len(what) <= 40 else what[:39] + "…"
+    return f"{label('rkind', p.kind, lang)} {what}".strip()
+
+
 def reject(services: Any, slug: str, pid: str, lang: str = "zh") -> None:
     _queue(services, slug, lang).reject(pid)
 
@@ -918,6 +980,34 @@ def import_file(services: Any, path: str, slug: str, mode: str = "new") -> tuple
     return report, slug
 
 
+def import_summary(report: dict[str, Any], lang: str = "zh") -> str:
+    """The import report's summary line (and the re-based numbering, the dropped lines) for the page."""
+    line = t(
+        "book_import_summary",
+        lang,
+        title=report.get("title", ""),
+        chapters=len(report.get("chapters", [])),
+        volumes=len(report.get("volumes", [])),
+        chars=report.get("total_chars", 0),
+        target=report.get("chapter_chars", ""),
+        encoding=report.get("encoding") or report.get("format") or "",
+    )
+    if report.get("author"):
+        line += t("book_import_author", lang, author=report["author"])
+    renumbered = report.get("renumbered")
+    if renumbered:
+        line += f"\n\nℹ {renumbered['note']}"
+    dropped = report.get("dropped") or []
+    if dropped:
+        line += t("book_import_dropped", lang, count=len(dropped))
+    return line
+
+
+def import_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The import report's chapters as table rows: number, volume, title (the author's heading), 字."""
+    return [[c["number"], c.get("volume", ""), c["title"], c["chars"]] for c in report.get("chapters", [])]
+
+
 def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, lang: str = "zh") -> str:
     """导出: the whole book as TXT / Markdown / EPUB / DOCX (简繁 converted when asked); returns the file.
 
@@ -938,6 +1028,33 @@ def export_file(services: Any, slug: str, fmt: str, convert: str | None = None, 
 
 
 # ----------------------------------------------------------------------------- planning (writing.planning)
+def _plan_options(services: Any, total_from: int, seed: int | None, progress: Any) -> dict[str, Any]:
+    """The options every outline run of the page passes to ``writing.planning`` (limits, the seeded
+    planning sampling, memory, the batch, progress counted from chapter ``total_from``)."""
+    import dataclasses
+
+    from xiaoshuo.writing.planning import PlanLimits
+    from xiaoshuo.writing.prompts import Prompts
+    from xiaoshuo.writing.structured import DEFAULT_SAMPLING
+
+    seeded = seed is not None and int(seed) >= 0
+    store, _ = _store_or_warning(services, True)
+
+    def on_batch(event: dict[str, Any]) -> None:
+        if progress is not None:
+            total = max(1, event.get("target", event["next"]) - total_from + 1)
+            progress(min(total, event["next"] - total_from), total)
+
+    return {
+        "batch": services.settings.writing.outline_batch,
+        "limits": PlanLimits.from_settings(services.settings),
+        "sampling": dataclasses.replace(DEFAULT_SAMPLING, seed=int(seed)) if seeded else None,
+        "store": store,
+        "on_batch": on_batch,
+        "prompts": Prompts.from_settings(services.settings),
+    }
+
+
 async def generate_outline(
     services: Any,
     slug: str,
@@ -952,41 +1069,67 @@ async def generate_outline(
 
     ``seed``: the planning sampling (``structured.DEFAULT_SAMPLING``) with this seed, so the same seed
     gives the same outline (as ``outline generate --seed``); None or < 0: a random one."""
-    import dataclasses
-
-    from xiaoshuo.writing.planning import PlanLimits
     from xiaoshuo.writing.planning import generate_outline as plan
-    from xiaoshuo.writing.prompts import Prompts
-    from xiaoshuo.writing.structured import DEFAULT_SAMPLING
 
     novel = open_novel(services, slug, lang)
     if chapters < 1:
         raise _err("book_err_chapter_count", lang, expected="≥ 1", received=chapters)
     engine = await ready_engine(services, lang=lang)
-    store, _ = _store_or_warning(services, True, lang)
     begin = start or len(novel.outline().chapters()) + 1
-    total = max(1, chapters - begin + 1)
-    seeded = seed is not None and int(seed) >= 0
-    sampling = dataclasses.replace(DEFAULT_SAMPLING, seed=int(seed)) if seeded else None
-
-    def on_batch(event: dict[str, Any]) -> None:
-        if progress is not None:
-            progress(min(total, event["next"] - begin), total)
-
+    options = _plan_options(services, begin, seed, progress)
     result = await asyncio.to_thread(
-        _run_async,
-        plan(
-            engine,
-            novel,
-            chapters=chapters,
-            batch=services.settings.writing.outline_batch,
-            start=start,
-            limits=PlanLimits.from_settings(services.settings),
-            sampling=sampling,
-            store=store,
-            on_batch=on_batch,
-            prompts=Prompts.from_settings(services.settings),
-        ),
+        _run_async, plan(engine, novel, chapters=chapters, start=start, **options)
+    )
+    return result.as_dict()
+
+
+def outline_interruption(services: Any, slug: str | None, lang: str = "zh") -> Any:
+    """The novel's interrupted outline run (``planning.interruption``), or None."""
+    from xiaoshuo.writing.planning import interruption
+
+    return interruption(open_novel(services, slug, lang)) if slug else None
+
+
+async def resume_outline(
+    services: Any, slug: str, *, seed: int | None = None, progress: Any = None, lang: str = "zh"
+) -> dict[str, Any]:
+    """继续: the interrupted outline run from where it stopped (its target and batch)."""
+    from xiaoshuo.writing.planning import resume_outline as resume
+
+    novel = open_novel(services, slug, lang)
+    stopped = outline_interruption(services, slug, lang)
+    if stopped is None:
+        raise _err("book_err_nothing_to_resume", lang, fix="book_fix_nothing_to_resume")
+    engine = await ready_engine(services, lang=lang)
+    options = _plan_options(services, stopped.next, seed, progress)
+    options.pop("batch")  # the interrupted run's
+    result = await asyncio.to_thread(_run_async, resume(engine, novel, **options))
+    return result.as_dict()
+
+
+async def restart_outline(
+    services: Any,
+    slug: str,
+    start: int | None,
+    chapters: int | None = None,
+    *,
+    seed: int | None = None,
+    progress: Any = None,
+    lang: str = "zh",
+) -> dict[str, Any]:
+    """重新开始: plan again from chapter ``start`` (the interrupted run's start when empty) up to
+    ``chapters`` (the interrupted run's target when empty); drafted and final chapters are kept."""
+    from xiaoshuo.writing.planning import restart_outline as restart
+
+    novel = open_novel(services, slug, lang)
+    stopped = outline_interruption(services, slug, lang)
+    first = int(start) if start else (stopped.start if stopped else 1)
+    if first < 1:
+        raise _err("book_err_chapter_count", lang, expected="≥ 1", received=first)
+    engine = await ready_engine(services, lang=lang)
+    options = _plan_options(services, first, seed, progress)
+    result = await asyncio.to_thread(
+        _run_async, restart(engine, novel, first, chapters=int(chapters) if chapters else None, **options)
     )
     return result.as_dict()
 
@@ -1023,7 +1166,9 @@ def _run_async(coro: Any) -> Any:
 # errors of the synchronous ones become ``gr.Error`` in ``webui.errors.guard`` (wrapped in the layout);
 # the async ones turn them into ``gr.Error`` themselves.
 
-CHAPTER_FIELDS = 8  # chapter_outputs: header, text, chars, summary, versions, plan title, synopsis, target
+CHAPTER_FIELDS = (
+    9  # chapter_outputs: header, text, chars, summary, versions, plan title, synopsis, target, 定稿
+)
 
 
 def _seed(value: Any) -> int | None:
@@ -1042,7 +1187,15 @@ def chapter_outputs(services: Any, lang: str, slug: str | None, number: int | No
     view = chapter_view(services, slug, number, lang=lang)
     title, synopsis, plan_target = plan_fields(services, slug, number)
     tgt = plan_target or (open_novel(services, slug, lang=lang).card().chapter_chars if slug else None)
-    return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt]
+    final = _is_final(services, slug, number)
+    return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt, final]
+
+
+def _is_final(services: Any, slug: str | None, number: int | None) -> bool:
+    if not slug or not number:
+        return False
+    plan = open_novel(services, slug).outline().chapter(int(number))
+    return bool(plan and plan.status == "final")
 
 
 def opened_chapter(slug: str, numbers: list[int], saved: dict[str, Any] | None) -> int | None:
@@ -1066,7 +1219,19 @@ def on_show_novel(services: Any, lang: str, slug: str | None, saved: dict[str, A
     the browser's saved place."""
     if not slug:
         blank = [gr.skip()] * CHAPTER_FIELDS
-        return ["", [], None, *blank, [], review_label(services, lang, None), [], gr.skip(), saved]
+        return [
+            "",
+            [],
+            None,
+            *blank,
+            [],
+            review_label(services, lang, None),
+            [],
+            gr.skip(),
+            saved,
+            *card_values(services, None, lang),
+            *outline_state(services, lang, None),
+        ]
     novel_obj = open_novel(services, slug, lang=lang)
     rows = outline_rows(services, slug, lang=lang)
     number = opened_chapter(slug, [r[0] for r in rows], saved)
@@ -1082,12 +1247,14 @@ def on_show_novel(services: Any, lang: str, slug: str | None, saved: dict[str, A
         thread_rows(services, slug, lang=lang) if _store_ok(services) else [],
         gr.update(value=default),
         {"novel": slug, "chapter": number},
+        *card_values(services, slug, lang),
+        *outline_state(services, lang, slug),
     ]
 
 
-def on_load(services: Any, lang: str, saved: dict[str, Any] | None) -> tuple[Any, Any, Any]:
+def on_load(services: Any, lang: str, saved: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
     """Every page load: the novels on disk (the one this browser had open, else the first) and the
-    adapters for the two adapter pickers."""
+    adapters for the three adapter pickers (the page's, 新建小说's, the card form's)."""
     choices = novel_choices(services, lang)
     slugs = [c[1] for c in choices]
     slug = (saved or {}).get("novel")
@@ -1097,6 +1264,7 @@ def on_load(services: Any, lang: str, saved: dict[str, Any] | None) -> tuple[Any
         gr.update(choices=choices, value=slug),
         gr.update(choices=adapters),
         gr.update(choices=adapters),
+        gr.update(choices=adapters),  # the card form's 默认适配器
     )
 
 
@@ -1116,7 +1284,18 @@ def row_number(row_value: Any) -> Any:
 
 
 def on_create(
-    services: Any, lang: str, title, slug, genre, style, premise, chapter_chars, default_adapter, saved
+    services: Any,
+    lang: str,
+    title,
+    slug,
+    genre,
+    style,
+    premise,
+    chapter_chars,
+    default_adapter,
+    saved,
+    author=None,
+    pov=None,
 ) -> tuple[Any, Any]:
     """新建小说: the picker shows (and opens) the new novel; the form folds."""
     made = create_novel(
@@ -1128,9 +1307,39 @@ def on_create(
         style=style,
         chapter_chars=chapter_chars,
         adapter=default_adapter,
+        author=author or "",
+        pov=pov or "",
         lang=lang,
     )
     return gr.update(choices=novel_choices(services, lang), value=made), gr.Accordion(open=False)
+
+
+def on_save_card(services: Any, lang: str, slug, *values) -> list[Any]:
+    """保存小说信息: [card line, message, *the form as saved, the picker's label]."""
+    card = save_card(services, slug, dict(zip(CARD_FIELDS, values, strict=True)), lang=lang)
+    return [
+        card_markdown(services, slug, lang=lang),
+        f"✓ {t('book_card_saved', lang)}",
+        *card_values(services, slug, lang),
+        gr.update(choices=novel_choices(services, lang), value=card.slug),
+    ]
+
+
+def on_mark_final(services: Any, lang: str, slug, number, final) -> list[Any]:
+    """定稿 toggled: [the toggle, the chapter's header, outline rows, message]."""
+    plan = mark_final(services, slug, number, bool(final), lang=lang)
+    done = plan.status == "final"
+    return [
+        done,
+        chapter_view(services, slug, int(number), lang=lang).header,
+        outline_rows(services, slug, lang=lang),
+        f"✓ {t('book_final_on' if done else 'book_final_off', lang, number=int(number))}",
+    ]
+
+
+def on_final_state(services: Any, lang: str, slug, number) -> bool:
+    """The 定稿 toggle as the outline says (after a refused toggle, too)."""
+    return _is_final(services, slug, number)
 
 
 # ---- outline edits: [outline rows, chapter to show, message]
@@ -1162,15 +1371,17 @@ def on_delete(services: Any, lang: str, slug, number) -> list[Any]:
 
 
 # ---- the editor
-def on_save(services: Any, lang: str, slug, number, value) -> tuple[Any, Any, Any]:
-    """保存 (and leaving the editor): [message, versions, outline]; nothing changes for an unchanged text."""
+def on_save(services: Any, lang: str, slug, number, value) -> tuple[Any, Any, Any, Any]:
+    """保存 (and leaving the editor): [message, versions, outline, card line]; nothing changes for an
+    unchanged text."""
     vid = save_text(services, slug, number, value, lang=lang)
     if vid is None:
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     return (
         f"✓ {t('book_saved_version', lang)} {vid}",
         version_rows(services, slug, number, lang=lang),
         outline_rows(services, slug, lang=lang),
+        card_markdown(services, slug, lang=lang),
     )
 
 
@@ -1231,20 +1442,26 @@ async def on_generate(
 
 
 def on_refresh(services: Any, lang: str, slug, number) -> list[Any]:
-    """After a generation (or 停止): the chapter view and the outline as they are on disk."""
+    """After a generation (or 停止): the chapter view, the outline and the card line (its 字 count) as
+    they are on disk."""
     if not slug or not number:
-        return [gr.skip()] * (CHAPTER_FIELDS + 1)
-    return [*chapter_outputs(services, lang, slug, int(number)), outline_rows(services, slug, lang=lang)]
+        return [gr.skip()] * (CHAPTER_FIELDS + 2)
+    return [
+        *chapter_outputs(services, lang, slug, int(number)),
+        outline_rows(services, slug, lang=lang),
+        card_markdown(services, slug, lang=lang),
+    ]
 
 
 def on_accept(services: Any, lang: str, index: int, slug, session, shown) -> list[Any]:
-    """采用 candidate ``index``: [*chapter view, outline, message]."""
+    """采用 candidate ``index``: [*chapter view, outline, message, the card line with the new 字 count]."""
     vid = accept_candidate(services, slug, session, index, shown, lang=lang)
     number = int(session["chapter"])
     return [
         *chapter_outputs(services, lang, slug, number),
         outline_rows(services, slug, lang=lang),
         f"✓ {t('book_accepted', lang)} {vid}",
+        card_markdown(services, slug, lang=lang),
     ]
 
 
@@ -1298,9 +1515,11 @@ def on_pick_proposal(services: Any, lang: str, slug, row_value) -> tuple[str, st
 
 
 def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
-    ids = approve(services, slug, pid, edits, lang=lang)
+    """通过: the message says what was approved (已批准：新人物 林远), not the proposal's id."""
+    what = proposal_words(services, slug, pid, lang=lang)
+    approve(services, slug, pid, edits, lang=lang)
     return [
-        *_review_after(services, lang, slug, f"✓ {t('book_approved', lang)} {pid} → {len(ids)}"),
+        *_review_after(services, lang, slug, t("book_approved_what", lang, what=what)),
         "",
         "",
         "",
@@ -1308,8 +1527,9 @@ def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
 
 
 def on_reject(services: Any, lang: str, slug, pid) -> list[Any]:
+    what = proposal_words(services, slug, pid, lang=lang)
     reject(services, slug, pid, lang=lang)
-    return [*_review_after(services, lang, slug, f"✓ {t('book_rejected', lang)} {pid}"), "", "", ""]
+    return [*_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)), "", "", ""]
 
 
 def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[Any]:
@@ -1342,12 +1562,17 @@ def on_threads(services: Any, lang: str, slug) -> list[list[Any]]:
 
 
 # ---- books in/out, outline generation, summaries
-def on_import(services: Any, lang: str, file, slug, mode) -> tuple[dict[str, Any], Any]:
-    """导入: [the report, the picker showing the novel made or filled]."""
+def on_import(services: Any, lang: str, file, slug, mode) -> tuple[str, list[list[Any]], Any]:
+    """导入: [the report's summary line, its per-chapter table, the picker showing the novel made or
+    filled]."""
     if not file:
         raise gr.Error(t("book_import_nofile", lang))
     report, made = import_file(services, file, slug, mode)
-    return report, gr.update(choices=novel_choices(services, lang), value=made)
+    return (
+        import_summary(report, lang),
+        import_rows(report),
+        gr.update(choices=novel_choices(services, lang), value=made),
+    )
 
 
 def on_export(services: Any, lang: str, slug, fmt, conv) -> str:
@@ -1379,6 +1604,79 @@ async def on_generate_outline(
         f"✓ {len(result['generated'])} {t('book_chapters_planned', lang)}",
         rows[0][0] if rows else None,
     )
+
+
+def outline_state(services: Any, lang: str, slug) -> list[Any]:
+    """The 继续 / 重新开始 panel: [panel shown?, the reason, 从第几章, 章数] — shown while the novel has
+    an interrupted outline run (on opening it and after every outline run, failed ones included)."""
+    stopped = outline_interruption(services, slug, lang) if slug else None
+    if stopped is None:
+        return [gr.update(visible=False), "", gr.skip(), gr.skip()]
+    reason = t("book_outline_stopped", lang, reason=stopped.reason, next=stopped.next, target=stopped.target)
+    return [gr.update(visible=True), reason, stopped.next, stopped.target]
+
+
+def on_outline_after(services: Any, lang: str, slug) -> list[Any]:
+    """After any outline run (it may have failed): [outline rows, message, chapter, *outline_state].
+
+    Re-sets the outputs of the run, so no error badge of a failed run stays on them; the message and
+    chapter are left as the run set them."""
+    rows = outline_rows(services, slug, lang=lang) if slug else gr.skip()
+    return [rows, gr.skip(), gr.skip(), *outline_state(services, lang, slug)]
+
+
+async def on_resume_outline(
+    services: Any,
+    lang: str,
+    slug,
+    seed_v,
+    progress=gr.Progress(),  # noqa: B008
+) -> tuple[list[list[Any]], str, int | None]:
+    """继续 the interrupted outline run: [outline rows, message, the first chapter planned]."""
+    result = await resume_outline(
+        services,
+        slug,
+        seed=_seed(seed_v),
+        progress=_bar(progress),
+        lang=lang,
+    )
+    return _planned(services, lang, slug, result)
+
+
+async def on_restart_outline(
+    services: Any,
+    lang: str,
+    slug,
+    count,
+    start,
+    seed_v,
+    progress=gr.Progress(),  # noqa: B008
+) -> tuple[list[list[Any]], str, int | None]:
+    """重新开始 from 从第几章 (up to 章数): [outline rows, message, the first chapter planned]."""
+    result = await restart_outline(
+        services,
+        slug,
+        int(start) if start else None,
+        int(count) if count else None,
+        seed=_seed(seed_v),
+        progress=_bar(progress),
+        lang=lang,
+    )
+    return _planned(services, lang, slug, result)
+
+
+def _bar(progress: Any) -> Any:
+    """Gradio's progress bar as ``(done, total)`` callback (None without one)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}")
+
+
+def _planned(services: Any, lang: str, slug, result: dict[str, Any]) -> tuple[list[list[Any]], str, Any]:
+    rows = outline_rows(services, slug, lang=lang)
+    generated = result.get("generated") or []
+    first = generated[0] if generated else (rows[0][0] if rows else None)
+    return rows, f"✓ {len(generated)} {t('book_chapters_planned', lang)}", first
 
 
 async def on_summarize(services: Any, lang: str, slug, number) -> tuple[str, str]:

@@ -61,14 +61,34 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
         "new_adapter": c.new_adapter,
         "on_load": on_load,
         "load_inputs": [c.last],
-        "load_outputs": [c.novel, c.adapter, c.new_adapter],
+        "load_outputs": [c.novel, c.adapter, c.new_adapter, c.card_inputs["adapter"]],
     }
 
 
 # ----------------------------------------------------------------------------- output groups
 def _chapter_view(c: SimpleNamespace) -> list[Any]:
     """The components of ``handlers.chapter_outputs`` (``handlers.CHAPTER_FIELDS`` of them)."""
-    return [c.header, c.text, c.chars, c.summary, c.versions, c.plan_title, c.plan_synopsis, c.target]
+    return [
+        c.header,
+        c.text,
+        c.chars,
+        c.summary,
+        c.versions,
+        c.plan_title,
+        c.plan_synopsis,
+        c.target,
+        c.final,
+    ]
+
+
+def _card_form(c: SimpleNamespace) -> list[Any]:
+    """The card form's components, in ``handlers.CARD_FIELDS`` order."""
+    return [c.card_inputs[k] for k in h.CARD_FIELDS]
+
+
+def _outline_state(c: SimpleNamespace) -> list[Any]:
+    """The outputs of ``handlers.outline_state``: the 继续/重新开始 panel, its reason, 从第几章, 章数."""
+    return [c.outline_stop, c.outline_reason, c.gen_from, c.gen_count]
 
 
 def _review_outputs(c: SimpleNamespace) -> list[Any]:
@@ -93,6 +113,11 @@ def _novel_bar(c: SimpleNamespace, lang: str) -> None:
             )
             c.new_genre = gr.Textbox(label=L("book_genre"), elem_id="book-new-genre")
             c.new_style = gr.Textbox(label=L("book_style"), elem_id="book-new-style")
+        with gr.Row():
+            c.new_author = gr.Textbox(label=L("book_card_field_author"), elem_id="book-new-author")
+            c.new_pov = gr.Textbox(
+                label=L("book_card_field_pov"), placeholder=L("book_pov_ph"), elem_id="book-new-pov"
+            )
         c.new_premise = gr.Textbox(label=L("book_premise"), lines=2, elem_id="book-new-premise")
         with gr.Row():
             c.new_chars = gr.Number(
@@ -102,6 +127,33 @@ def _novel_bar(c: SimpleNamespace, lang: str) -> None:
                 [none], value=none, label=L("book_default_adapter"), elem_id="book-new-adapter"
             )
             c.create_btn = gr.Button(L("book_create"), variant="primary", elem_id="book-create")
+    _card_panel(c, lang)
+
+
+def _card_panel(c: SimpleNamespace, lang: str) -> None:
+    """小说信息: every field of the open novel's card (``actions.CARD_FIELDS``), 保存小说信息."""
+    L = partial(t, lang=lang)
+    none = L("none")
+    c.card_inputs = {}
+    with gr.Accordion(L("book_card_edit"), open=False, elem_id="book-card-acc"):
+        with gr.Row():
+            for key in ("title", "author", "genre", "style", "pov"):
+                c.card_inputs[key] = gr.Textbox(label=L(f"book_card_field_{key}"), elem_id=f"book-card-{key}")
+        c.card_inputs["premise"] = gr.Textbox(
+            label=L("book_card_field_premise"), lines=2, elem_id="book-card-premise"
+        )
+        with gr.Row():
+            c.card_inputs["chapter_chars"] = gr.Number(
+                None, label=L("book_card_field_chapter_chars"), precision=0, elem_id="book-card-chapter_chars"
+            )
+            c.card_inputs["adapter"] = gr.Dropdown(
+                [none], value=None, label=L("book_card_field_adapter"), elem_id="book-card-adapter"
+            )
+            c.card_inputs["variant"] = gr.Radio(
+                list(h.VARIANTS), value=None, label=L("book_card_field_variant"), elem_id="book-card-variant"
+            )
+            c.card_save = gr.Button(L("book_card_save"), elem_id="book-card-save")
+        c.card_msg = gr.Markdown(elem_id="book-card-msg")
 
 
 def _import_panel(c: SimpleNamespace, lang: str) -> None:
@@ -124,7 +176,15 @@ def _import_panel(c: SimpleNamespace, lang: str) -> None:
                 elem_id="book-import-mode",
             )
         c.imp_btn = gr.Button(L("book_import_go"), elem_id="book-import-go")
-        c.imp_report = gr.JSON(label=L("book_import_report"), elem_id="book-import-report")
+        c.imp_report = gr.Markdown(elem_id="book-import-report")  # the report's summary line
+        c.imp_table = gr.Dataframe(
+            headers=h.headers("import", lang),
+            interactive=False,
+            wrap=True,
+            max_height=320,
+            label=L("book_import_report"),
+            elem_id="book-import-table",
+        )
 
 
 def _outline_column(c: SimpleNamespace, lang: str) -> None:
@@ -155,6 +215,13 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
         c.gen_from = gr.Number(None, label=L("book_outline_from"), precision=0, elem_id="book-outline-from")
         c.gen_seed = gr.Number(-1, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed")
         c.gen_btn = gr.Button(L("book_outline_go"), elem_id="book-outline-go")
+    with gr.Group(visible=False, elem_id="book-outline-stopped") as c.outline_stop:
+        c.outline_reason = gr.Markdown(elem_id="book-outline-reason")
+        with gr.Row():
+            c.resume_btn = gr.Button(
+                L("book_outline_resume"), variant="primary", elem_id="book-outline-resume"
+            )
+            c.restart_btn = gr.Button(L("book_outline_restart"), elem_id="book-outline-restart")
     c.outline_msg = gr.Markdown(elem_id="book-outline-msg")
 
 
@@ -165,6 +232,7 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
     c.text = gr.Textbox("", label=L("book_text"), lines=16, max_lines=40, elem_id="book-text")
     with gr.Row():
         c.chars = gr.Markdown(elem_id="book-chars")
+        c.final = gr.Checkbox(False, label=L("book_final"), elem_id="book-final", scale=0)
         c.save_btn = gr.Button(L("book_save"), size="sm", elem_id="book-save", scale=0)
     c.save_msg = gr.Markdown(elem_id="book-save-msg")
     with gr.Row():
@@ -328,6 +396,8 @@ def _wire_novel(c: SimpleNamespace, services: Any, lang: str) -> None:
         c.threads,
         c.adapter,
         c.last,
+        *_card_form(c),
+        *_outline_state(c),
     ]
     c.create_btn.click(
         _guard(partial(h.on_create, services, lang)),
@@ -340,6 +410,8 @@ def _wire_novel(c: SimpleNamespace, services: Any, lang: str) -> None:
             c.new_chars,
             c.new_adapter,
             c.last,
+            c.new_author,
+            c.new_pov,
         ],
         [c.novel, c.new_acc],
         **PRIVATE,
@@ -354,6 +426,19 @@ def _wire_novel(c: SimpleNamespace, services: Any, lang: str) -> None:
         **PRIVATE,
     )
     c.outline.select(_row_number, c.outline, c.chapter, **PRIVATE)
+    c.card_save.click(
+        _guard(partial(h.on_save_card, services, lang)),
+        [c.novel, *_card_form(c)],
+        [c.card, c.card_msg, *_card_form(c), c.novel],
+        **PRIVATE,
+    )
+    # .input: only the writer's click (a chapter opened sets the value without marking anything)
+    c.final.input(
+        _guard(partial(h.on_mark_final, services, lang)),
+        [c.novel, c.chapter, c.final],
+        [c.final, c.header, c.outline, c.save_msg],
+        **PRIVATE,
+    ).then(_guard(partial(h.on_final_state, services, lang)), [c.novel, c.chapter], c.final, **PRIVATE)
 
 
 def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
@@ -374,19 +459,24 @@ def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
     c.up_btn.click(_guard(partial(h.on_move, services, lang, -1)), [c.novel, c.chapter], edited, **PRIVATE)
     c.down_btn.click(_guard(partial(h.on_move, services, lang, 1)), [c.novel, c.chapter], edited, **PRIVATE)
     c.del_btn.click(_guard(partial(h.on_delete, services, lang)), [c.novel, c.chapter], edited, **PRIVATE)
-    c.gen_btn.click(
-        _guard(partial(h.on_generate_outline, services, lang)),
-        [c.novel, c.gen_count, c.gen_from, c.gen_seed],
-        [c.outline, c.outline_msg, c.chapter],
-        concurrency_id="generate",
-        **PRIVATE,
-    )
+    ran = [c.outline, c.outline_msg, c.chapter]
+    after = _guard(partial(h.on_outline_after, services, lang))
+    for btn, fn, inputs in (
+        (c.gen_btn, h.on_generate_outline, [c.novel, c.gen_count, c.gen_from, c.gen_seed]),
+        (c.resume_btn, h.on_resume_outline, [c.novel, c.gen_seed]),
+        (c.restart_btn, h.on_restart_outline, [c.novel, c.gen_count, c.gen_from, c.gen_seed]),
+    ):
+        # .then runs after a failed run too: the outline saved so far, 继续/重新开始 with the reason,
+        # and the run's outputs re-set (no error badge outlives its error)
+        btn.click(
+            _guard(partial(fn, services, lang)), inputs, ran, concurrency_id="generate", **PRIVATE
+        ).then(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
 
 
 def _wire_editor(c: SimpleNamespace, services: Any, lang: str) -> None:
     """保存 (and on leaving the editor), the live count, the selection."""
     save = _guard(partial(h.on_save, services, lang))
-    saved = [c.save_msg, c.versions, c.outline]
+    saved = [c.save_msg, c.versions, c.outline, c.card]
     c.text.blur(save, [c.novel, c.chapter, c.text], saved, show_progress="hidden", **PRIVATE)
     c.save_btn.click(save, [c.novel, c.chapter, c.text], saved, **PRIVATE)
     c.text.input(
@@ -421,7 +511,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         c.adapter,
     ]
     refresh = _guard(partial(h.on_refresh, services, lang))
-    refresh_outputs = [*_chapter_view(c), c.outline]
+    refresh_outputs = [*_chapter_view(c), c.outline, c.card]
     events = []
     for btn, action in (
         (c.write_btn, "chapter"),
@@ -447,7 +537,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         btn.click(
             _guard(partial(h.on_accept, services, lang, i)),
             [c.novel, c.run_state, c.cands[i]],
-            [*_chapter_view(c), c.outline, c.save_msg],
+            [*_chapter_view(c), c.outline, c.save_msg, c.card],
             **PRIVATE,
         )
 
@@ -533,7 +623,7 @@ def _wire_books(c: SimpleNamespace, services: Any, lang: str) -> None:
     c.imp_btn.click(
         _guard(partial(h.on_import, services, lang)),
         [c.imp_file, c.imp_slug, c.imp_mode],
-        [c.imp_report, c.novel],
+        [c.imp_report, c.imp_table, c.novel],
         **PRIVATE,
     )
     c.exp_btn.click(
