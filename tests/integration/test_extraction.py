@@ -4,7 +4,8 @@ The random model's text is nonsense, but decoding is constrained to the extracti
 plumbing is checkable: every chapter's form validates, every queued proposal's evidence is really in
 its chapter (made-up quotes are dropped and counted), the jieba names are proposed, nothing reaches
 memory before approval, and ``memory extract / review / approve / reject``, ``check`` and ``threads``
-work through the command line.
+work through the command line.  In-process tests use the session's ``vllm_engine``
+(tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.engine import load_engine
 from xiaoshuo.memory import MemoryStore, make_entry
 from xiaoshuo.testing import run_cli, tiny_engine_settings
 from xiaoshuo.writing import Novels, run_sync
@@ -28,14 +28,6 @@ CHAPTERS = {
     2: "夜里山贼来袭，老刀为护林远，被一刀穿心，当场身亡。\n林远抱着老刀，一夜未眠。",
     3: "三年后，林远在青云山练剑。\n老刀笑道：“小子，剑法长进了。”\n王小明推门进来。",
 }
-
-
-@pytest.fixture(scope="module")
-def vllm_engine(tiny_model: Path, tmp_path_factory):
-    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("ex"))
-    engine = load_engine(settings, backend="vllm")
-    yield engine
-    engine.close()
 
 
 def _book(tmp_path: Path, tiny_model: Path):

@@ -21,7 +21,7 @@ import pydantic
 import pytest
 
 from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
-from xiaoshuo.testing import start_openai_server, tiny_engine_settings
+from xiaoshuo.testing import tiny_engine_settings
 from xiaoshuo.writing import Novels, run_sync
 from xiaoshuo.writing.planning import (
     PROGRESS_FILE,
@@ -156,20 +156,25 @@ def _check_engine(engine, novel) -> None:
     assert novel.plan(2).summary == answer.summary.strip() and novel.plan(2).summary
 
 
-@pytest.mark.parametrize("backend", ["vllm", "transformers"])
-def test_structured_tasks_are_schema_valid_locally(backend: str, tiny_model: Path, tmp_path: Path):
+def test_structured_tasks_are_schema_valid_on_vllm(vllm_engine, tiny_model: Path, tmp_path: Path):
+    settings = tiny_engine_settings(tiny_model, tmp_path)
+    _check_engine(vllm_engine, Novels.from_settings(settings).create("yuye", title="雨夜剑"))
+
+
+def test_structured_tasks_are_schema_valid_on_transformers(tiny_model: Path, tmp_path: Path):
     settings = tiny_engine_settings(tiny_model, tmp_path)
     novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
-    with load_engine(settings, backend=backend) as engine:
+    with load_engine(settings, backend="transformers") as engine:
         _check_engine(engine, novel)
 
 
-def test_structured_tasks_are_schema_valid_on_the_openai_server(tiny_model: Path, tmp_path: Path):
-    with start_openai_server(tiny_model, workdir=tmp_path / "server") as url:
-        settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": url})
-        novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
-        with load_engine(settings, backend="openai") as engine:
-            _check_engine(engine, novel)
+def test_structured_tasks_are_schema_valid_on_the_openai_server(
+    openai_server: str, tiny_model: Path, tmp_path: Path
+):
+    settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": openai_server})
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    with load_engine(settings, backend="openai") as engine:
+        _check_engine(engine, novel)
 
 
 def test_chapter_summarize_and_accept_summarize_through_the_cli(tiny_model: Path, tmp_path: Path):

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.engine import load_engine
 from xiaoshuo.testing import run_cli, tiny_engine_settings
 from xiaoshuo.writing import Novels, Writer, count_chars, length_score, run_sync
 
@@ -49,14 +48,6 @@ OUTLINE = {
         },
     ]
 }
-
-
-@pytest.fixture(scope="module")
-def vllm_engine(tiny_model: Path, tmp_path_factory):
-    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("wv"))
-    engine = load_engine(settings, backend="vllm")
-    yield engine
-    engine.close()
 
 
 def _novel(tmp_path: Path, tiny_model: Path, slug: str = "yuye"):
@@ -242,31 +233,29 @@ def test_kill_9_mid_chapter_and_a_second_writer(tiny_model: Path, tmp_path: Path
     assert novel.text(3) == "杀掉之后照常写。"
 
 
-def test_openai_backend_without_a_local_tokenizer(tiny_model: Path, tmp_path: Path):
+def test_openai_backend_without_a_local_tokenizer(openai_server: str, tiny_model: Path, tmp_path: Path):
     from xiaoshuo.engine.openai_backend import OpenAIEngine
-    from xiaoshuo.testing import start_openai_server
 
-    with start_openai_server(tiny_model, workdir=tmp_path) as url:
-        settings, novel = _novel(tmp_path, tiny_model)
-        settings = tiny_engine_settings(
-            tiny_model,
-            tmp_path,
-            **{
-                "engine.backend": "openai",
-                "engine.openai_base_url": url,
-                "model.base_model": "nobody/not-cached-7b",
-                "memory.embedding_model": "none",
-            },
-        )
-        # the server serves a local folder, which "auto" would find: None is a remote server's case
-        with OpenAIEngine(settings, {}, tokenizer=None) as engine:
-            assert not engine.token_count_exact
-            writer = Writer(settings, engine, novel, memory_on=False)
-            dry = writer.dry_run(1)
-            assert not dry["token_count_exact"] and "【本章大纲】" in dry["prompt"]
-            result = run_sync(writer.write_chapter(1, seed=3))
-            cand = result.candidates[0]
-            assert 270 <= cand.chars <= 330 and novel.text(1) == cand.new_text
+    settings, novel = _novel(tmp_path, tiny_model)
+    settings = tiny_engine_settings(
+        tiny_model,
+        tmp_path,
+        **{
+            "engine.backend": "openai",
+            "engine.openai_base_url": openai_server,
+            "model.base_model": "nobody/not-cached-7b",
+            "memory.embedding_model": "none",
+        },
+    )
+    # the server serves a local folder, which "auto" would find: None is a remote server's case
+    with OpenAIEngine(settings, {}, tokenizer=None) as engine:
+        assert not engine.token_count_exact
+        writer = Writer(settings, engine, novel, memory_on=False)
+        dry = writer.dry_run(1)
+        assert not dry["token_count_exact"] and "【本章大纲】" in dry["prompt"]
+        result = run_sync(writer.write_chapter(1, seed=3))
+        cand = result.candidates[0]
+        assert 270 <= cand.chars <= 330 and novel.text(1) == cand.new_text
 
 
 def test_seeded_long_prompt_does_not_kill_the_cpu_engine(vllm_engine):

@@ -1,0 +1,55 @@
+"""Engines shared by the integration tests: each starts once per test session, when a test first asks.
+
+Starting vLLM on the tiny model costs 15-60 s on 2 CPU cores, an OpenAI server more; a module that only
+*uses* an engine takes one of these instead of starting its own:
+
+* ``vllm_engine`` — in-process vLLM, no LoRA, default settings (prefix caching on), fp32;
+* ``vllm_lora_engine`` — in-process vLLM in LoRA mode with the random adapters ``a`` and ``b``
+  (``tiny_loras``);
+* ``openai_server`` — a real vLLM OpenAI server (``xiaoshuo.testing.start_openai_server``) serving the
+  tiny model as ``tiny`` and adapter ``a`` as ``a``; the fixture's value is its base URL.
+
+Tests that share an engine must not change what it is (no close, no settings); requests, adapters by
+path and cancellations are fine — every test here checks outputs against the same engine, never against
+another test's.  Tests that need their own engine settings (LoRA slots, merged mode, a loading
+engine, close and reopen) still start their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    from xiaoshuo.engine import load_engine
+    from xiaoshuo.testing import tiny_engine_settings
+
+    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("vllm-engine"))
+    engine = load_engine(settings, backend="vllm")
+    assert engine.mode == "base", engine.mode
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_lora_engine(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    from xiaoshuo.engine import load_engine
+    from xiaoshuo.testing import tiny_engine_settings
+
+    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("vllm-lora-engine"))
+    engine = load_engine(settings, backend="vllm", lora={k: str(v) for k, v in tiny_loras.items()})
+    assert engine.mode == "lora", engine.mode
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    from xiaoshuo.testing import start_openai_server
+
+    work = tmp_path_factory.mktemp("openai-server")
+    with start_openai_server(tiny_model, {"a": str(tiny_loras["a"])}, workdir=work) as url:
+        yield url
