@@ -1,6 +1,7 @@
 """Planning on real engines with the tiny random model: decoding is constrained, so the plumbing is testable.
 
-* ``outline generate`` through the CLI on vLLM: 60 chapters in batches of 8, ``kill -9`` in the middle,
+* ``outline generate`` through the CLI on vLLM (the session's OpenAI server, tests/integration/conftest.py:
+  no engine start in either process): 60 chapters in batches of 8, ``kill -9`` in the middle,
   ``--resume`` → exactly chapters 1–60, each once.
 * every structured task (outline batch, chapter summary) returns schema-valid output on vLLM in-process,
   the vLLM OpenAI server and transformers, and the same request without a schema is not valid JSON
@@ -37,14 +38,15 @@ pytestmark = pytest.mark.slow
 LIMITS = PlanLimits(title_chars=8, synopsis_chars=12, names=2, name_chars=4, summary_chars=16)
 
 
-def _config(work: Path, model: Path) -> None:
+def _config(work: Path, model: Path, openai_url: str = "") -> None:
+    backend = f'"openai"\nopenai_base_url = "{openai_url}"' if openai_url else '"vllm"'
     (work / "config.toml").write_text(
         f"""
 [model]
 base_model = "{model}"
 dtype = "float32"
 [engine]
-backend = "vllm"
+backend = {backend}
 cpu_kv_cache_gib = 1
 [paths]
 data_dir = "{work / "data"}"
@@ -66,8 +68,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_outline_survives_kill_nine_and_resumes_to_exactly_1_to_60(tiny_model: Path, tmp_path: Path):
-    _config(tmp_path, tiny_model)
+def test_outline_survives_kill_nine_and_resumes_to_exactly_1_to_60(
+    openai_server: str, tiny_model: Path, tmp_path: Path
+):
+    _config(tmp_path, tiny_model, openai_server)
     settings = tiny_engine_settings(tiny_model, tmp_path)
     novel = Novels.from_settings(settings).create("yuye", title="雨夜剑", premise="十年后重逢")
     progress = novel.root / PROGRESS_FILE
