@@ -21,15 +21,24 @@ from pathlib import Path
 
 import pytest
 
+_STARTED = pytest.StashKey[set]()
+
+
+@pytest.fixture
+def started_engines(request: pytest.FixtureRequest) -> set[str]:
+    """The names of the shared engines already started in this session (a copy)."""
+    return set(request.config.stash.get(_STARTED, set()))
+
 
 @pytest.fixture(scope="session")
-def vllm_engine(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+def vllm_engine(request: pytest.FixtureRequest, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from xiaoshuo.engine import load_engine
     from xiaoshuo.testing import tiny_engine_settings
 
     settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("vllm-engine"))
     engine = load_engine(settings, backend="vllm")
     assert engine.mode == "base", engine.mode
+    request.config.stash.setdefault(_STARTED, set()).add("vllm_engine")
     yield engine
     engine.close()
 

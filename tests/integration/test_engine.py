@@ -231,12 +231,20 @@ def test_vllm_matches_transformers_peft_token_for_token(
 
 
 @pytest.mark.slow
-def test_vllm_close_then_reopen_in_the_same_process(tiny_model: Path, tmp_path: Path) -> None:
+def test_vllm_close_then_reopen_in_the_same_process(
+    tiny_model: Path, tmp_path: Path, request: pytest.FixtureRequest, started_engines: set[str]
+) -> None:
     settings = engine_settings(tiny_model, tmp_path)
     with load_engine(settings, backend="vllm") as first:
         before = _text(first, PROMPTS[0])
         with pytest.raises(EngineError, match="LoRA is not enabled"):
             first.generate(GenerationRequest(prompt="x", sampling=GREEDY, lora="a"))
     assert first.closed
+    # The engine opened after the close: the session's plain ``vllm_engine`` (same settings) when this
+    # test is the first to ask for it, as in the whole suite's order; else an engine of its own.
+    if "vllm_engine" not in started_engines:
+        second = request.getfixturevalue("vllm_engine")
+        assert _text(second, PROMPTS[0]) == before
+        return
     with load_engine(settings, backend="vllm") as second:
         assert _text(second, PROMPTS[0]) == before
