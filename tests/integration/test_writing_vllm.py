@@ -108,8 +108,13 @@ def test_same_seed_same_chapter(vllm_engine, tiny_model: Path, tmp_path: Path):
     assert a == b and a != c
 
 
-def test_a_whole_novel_through_the_cli(tiny_model: Path, tmp_path: Path):
-    env = {"XIAOSHUO_PATHS__DATA_DIR": str(tmp_path / "data"), "XIAOSHUO_MEMORY__EMBEDDING_MODEL": "none"}
+def test_a_whole_novel_through_the_cli(openai_server: str, tiny_model: Path, tmp_path: Path):
+    """Chapters written on the session's vLLM OpenAI server: the command starts no engine of its own."""
+    env = {
+        "XIAOSHUO_PATHS__DATA_DIR": str(tmp_path / "data"),
+        "XIAOSHUO_MEMORY__EMBEDDING_MODEL": "none",
+        "XIAOSHUO_ENGINE__OPENAI_BASE_URL": openai_server,
+    }
     base = ["--set", f"model.base_model={tiny_model}", "--set", "model.dtype=float32"]
 
     def cli(*args, check=True):
@@ -129,9 +134,9 @@ def test_a_whole_novel_through_the_cli(tiny_model: Path, tmp_path: Path):
     assert dry["prompt"].startswith("<|im_start|>system") and "【本章大纲】" in dry["prompt"]
     assert {r["section"] for r in dry["account"]} >= {"system", "写作要求", "本章大纲", "作品信息"}
     assert list(dry["account"][0]) == ["section", "source", "id", "name", "tokens", "included", "reason"]
-    out = json.loads(
-        cli("write", "chapter", "1-5", "--novel", "yuye", "--seed", "7", "--json", "--backend", "vllm").stdout
-    )
+    write = ("write", "chapter", "1-5", "--novel", "yuye", "--seed", "7", "--json")
+    written = cli(*write, "--backend", "openai")
+    out = json.loads(written.stdout)
     assert [r["chapter"] for r in out] == [1, 2, 3, 4, 5]
     shown = json.loads(cli("novel", "show", "yuye", "--json").stdout)
     for row, plan in zip(
