@@ -12,7 +12,9 @@ Starting vLLM on the tiny model costs 15-60 s on 2 CPU cores, an OpenAI server m
 Tests that share an engine must not change what it is (no close, no settings); requests, adapters by
 path and cancellations are fine — every test here checks outputs against the same engine, never against
 another test's.  Tests that need their own engine settings (LoRA slots, merged mode, a loading
-engine, close and reopen) still start their own.
+engine, close and reopen) still start their own.  Command-line tests point ``engine.openai_base_url`` at
+``openai_server`` so the command starts no engine.  ``started_engines`` says which shared ones are up.
+Each held engine costs ~2.5 GB of RAM (1 GiB of it the CPU KV cache) until the session ends.
 """
 
 from __future__ import annotations
