@@ -189,8 +189,11 @@ class ScriptedEngine(Engine):
 
     Each request gets ``respond(request)`` — by default the next scripted text (``default`` once the
     script is used up) — cut to ``max_tokens`` characters and streamed in ``chunk``-character deltas;
-    without a tokenizer, tokens are counted one per character.  Register it like any backend with
-    :func:`xiaoshuo.engine.register_backend`.  Real engines are tested on real models.
+    without a tokenizer, tokens are counted one per character.  ``delay`` > 0 streams on a thread of
+    its own, ``delay`` seconds between deltas, like a real engine: a request cancelled meanwhile ends
+    with finish reason ``"abort"``; :attr:`aborted` holds the ids cancelled, :attr:`finished` those that
+    ran to their end, and :meth:`unfinished_requests` counts those still streaming.  Register it like
+    any backend with :func:`xiaoshuo.engine.register_backend`.  Real engines are tested on real models.
     """
 
     backend = "scripted"
@@ -201,15 +204,23 @@ class ScriptedEngine(Engine):
         *,
         default: str = "。",
         chunk: int = 7,
+        delay: float = 0.0,
         max_model_len: int = 32768,
         tokenizer: Any = None,
         system_prompt: str = "",
     ) -> None:
+        import threading
+
         super().__init__(tokenizer=tokenizer, max_model_len=max_model_len, system_prompt=system_prompt)
         self.script = list(script or [])
         self.default = default
         self.chunk = max(1, chunk)
+        self.delay = delay
         self.requests: list[Any] = []
+        self.aborted: set[str] = set()
+        self.finished: set[str] = set()
+        self._live = 0
+        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         return super().count_tokens(text) if self.tokenizer is not None else len(text)
@@ -221,20 +232,48 @@ class ScriptedEngine(Engine):
         return self.script.pop(0) if self.script else self.default
 
     def _submit(self, prepared: Any, sink: Any) -> None:
+        import threading
+        import time
+
         req = prepared.request
-        self.requests.append(req)
+        with self._lock:
+            self.requests.append(req)
+            self._live += 1
         limit = req.sampling.max_tokens
-        text = self.respond(req)[:limit]
-        for i in range(0, len(text), self.chunk):
-            sink(Delta(req.request_id, 0, text[i : i + self.chunk], None, 0, min(i + self.chunk, len(text))))
-        sink(Delta(req.request_id, 0, "", "stop" if len(text) < limit else "length", 0, len(text)))
-        sink(END)
+        try:
+            text = self.respond(req)[:limit]
+        except BaseException:
+            with self._lock:
+                self._live -= 1
+            raise
+
+        def emit() -> None:
+            try:
+                for i in range(0, len(text), self.chunk):
+                    if req.request_id in self.aborted:
+                        sink(Delta(req.request_id, 0, "", "abort", 0, i))
+                        return
+                    end = min(i + self.chunk, len(text))
+                    sink(Delta(req.request_id, 0, text[i:end], None, 0, end))
+                    if self.delay:
+                        time.sleep(self.delay)
+                self.finished.add(req.request_id)
+                sink(Delta(req.request_id, 0, "", "stop" if len(text) < limit else "length", 0, len(text)))
+            finally:
+                with self._lock:
+                    self._live -= 1
+                sink(END)
+
+        if self.delay:
+            threading.Thread(target=emit, name="scripted-engine", daemon=True).start()
+        else:
+            emit()
 
     def _abort(self, request_id: str) -> None:
-        pass
+        self.aborted.add(request_id)
 
     def unfinished_requests(self) -> int:
-        return 0
+        return self._live
 
     def _shutdown(self) -> None:
         pass

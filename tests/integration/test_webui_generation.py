@@ -11,7 +11,7 @@ import pytest
 
 from xiaoshuo.engine import SamplingSettings
 from xiaoshuo.errors import XiaoshuoError
-from xiaoshuo.testing import start_openai_server, tiny_engine_settings
+from xiaoshuo.testing import tiny_engine_settings
 from xiaoshuo.webui.pages.scratch.handlers import generate_stream
 from xiaoshuo.webui.runtime import LOADING_TEXT
 from xiaoshuo.webui.services import EngineHolder, Services
@@ -113,33 +113,29 @@ def test_a_failed_engine_load_is_a_clear_error(tmp_path: Path, tiny_model: Path)
 
 
 # --------------------------------------------------------------------------- openai backend
-@pytest.fixture(scope="module")
-def openai_server(tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
-    work = tmp_path_factory.mktemp("webui-openai")
-    with start_openai_server(tiny_model, {"style": str(tiny_loras["a"])}, workdir=work / "server") as url:
-        yield url, work
-
-
 @pytest.mark.slow
 def test_openai_backend_generates_with_memory_on_and_a_served_adapter(
-    openai_server, tiny_model: Path
+    openai_server: str, tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path
 ) -> None:
-    url, work = openai_server
+    """The session's server (tests/integration/conftest.py) serves adapter ``a``; checkpoints hold ``b``."""
+    import shutil
+
     settings = _settings(
-        tiny_model, work / "client", **{"engine.backend": "openai", "engine.openai_base_url": url}
+        tiny_model, tmp_path, **{"engine.backend": "openai", "engine.openai_base_url": openai_server}
     )
+    shutil.copytree(tiny_loras["b"], tmp_path / "checkpoints" / "b" / "final_model")
     _add_character(settings)
     services = Services(settings, backend="openai")
     try:
         services.engine.wait(timeout=120)
         assert services.engine.status()[0] == "ready", services.engine.status()
-        assert services.adapters() == ["style"]  # served names from /v1/models, not checkpoints folders
-        styled = _collect(services, adapter="style")[-1]
+        assert services.adapters() == ["a"]  # served names from /v1/models, not checkpoints folders
+        styled = _collect(services, adapter="a")[-1]
         base = _collect(services, adapter="（无）")[-1]
     finally:
         services.close()
     assert styled.texts[0] and base.texts[0]
-    assert styled.report["lora_sent"] == "style" and base.report["lora_sent"] is None
+    assert styled.report["lora_sent"] == "a" and base.report["lora_sent"] is None
     assert styled.texts[0] != base.texts[0]  # the adapter's weights were used on the server
     assert [item["name"] for item in styled.report["memory_included"]] == ["林远"]
     assert styled.report["prompt_tokens"] > 0 and "林远" in styled.report["prompt"]

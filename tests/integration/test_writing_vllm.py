@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.engine import load_engine
 from xiaoshuo.testing import run_cli, tiny_engine_settings
 from xiaoshuo.writing import Novels, Writer, count_chars, length_score, run_sync
 
@@ -49,14 +48,6 @@ OUTLINE = {
         },
     ]
 }
-
-
-@pytest.fixture(scope="module")
-def vllm_engine(tiny_model: Path, tmp_path_factory):
-    settings = tiny_engine_settings(tiny_model, tmp_path_factory.mktemp("wv"))
-    engine = load_engine(settings, backend="vllm")
-    yield engine
-    engine.close()
 
 
 def _novel(tmp_path: Path, tiny_model: Path, slug: str = "yuye"):
@@ -117,8 +108,13 @@ def test_same_seed_same_chapter(vllm_engine, tiny_model: Path, tmp_path: Path):
     assert a == b and a != c
 
 
-def test_a_whole_novel_through_the_cli(tiny_model: Path, tmp_path: Path):
-    env = {"XIAOSHUO_PATHS__DATA_DIR": str(tmp_path / "data"), "XIAOSHUO_MEMORY__EMBEDDING_MODEL": "none"}
+def test_a_whole_novel_through_the_cli(openai_server: str, tiny_model: Path, tmp_path: Path):
+    """Chapters written on the session's vLLM OpenAI server: the command starts no engine of its own."""
+    env = {
+        "XIAOSHUO_PATHS__DATA_DIR": str(tmp_path / "data"),
+        "XIAOSHUO_MEMORY__EMBEDDING_MODEL": "none",
+        "XIAOSHUO_ENGINE__OPENAI_BASE_URL": openai_server,
+    }
     base = ["--set", f"model.base_model={tiny_model}", "--set", "model.dtype=float32"]
 
     def cli(*args, check=True):
@@ -138,9 +134,9 @@ def test_a_whole_novel_through_the_cli(tiny_model: Path, tmp_path: Path):
     assert dry["prompt"].startswith("<|im_start|>system") and "【本章大纲】" in dry["prompt"]
     assert {r["section"] for r in dry["account"]} >= {"system", "写作要求", "本章大纲", "作品信息"}
     assert list(dry["account"][0]) == ["section", "source", "id", "name", "tokens", "included", "reason"]
-    out = json.loads(
-        cli("write", "chapter", "1-5", "--novel", "yuye", "--seed", "7", "--json", "--backend", "vllm").stdout
-    )
+    write = ("write", "chapter", "1-5", "--novel", "yuye", "--seed", "7", "--json")
+    written = cli(*write, "--backend", "openai")
+    out = json.loads(written.stdout)
     assert [r["chapter"] for r in out] == [1, 2, 3, 4, 5]
     shown = json.loads(cli("novel", "show", "yuye", "--json").stdout)
     for row, plan in zip(
@@ -242,31 +238,29 @@ def test_kill_9_mid_chapter_and_a_second_writer(tiny_model: Path, tmp_path: Path
     assert novel.text(3) == "杀掉之后照常写。"
 
 
-def test_openai_backend_without_a_local_tokenizer(tiny_model: Path, tmp_path: Path):
+def test_openai_backend_without_a_local_tokenizer(openai_server: str, tiny_model: Path, tmp_path: Path):
     from xiaoshuo.engine.openai_backend import OpenAIEngine
-    from xiaoshuo.testing import start_openai_server
 
-    with start_openai_server(tiny_model, workdir=tmp_path) as url:
-        settings, novel = _novel(tmp_path, tiny_model)
-        settings = tiny_engine_settings(
-            tiny_model,
-            tmp_path,
-            **{
-                "engine.backend": "openai",
-                "engine.openai_base_url": url,
-                "model.base_model": "nobody/not-cached-7b",
-                "memory.embedding_model": "none",
-            },
-        )
-        # the server serves a local folder, which "auto" would find: None is a remote server's case
-        with OpenAIEngine(settings, {}, tokenizer=None) as engine:
-            assert not engine.token_count_exact
-            writer = Writer(settings, engine, novel, memory_on=False)
-            dry = writer.dry_run(1)
-            assert not dry["token_count_exact"] and "【本章大纲】" in dry["prompt"]
-            result = run_sync(writer.write_chapter(1, seed=3))
-            cand = result.candidates[0]
-            assert 270 <= cand.chars <= 330 and novel.text(1) == cand.new_text
+    settings, novel = _novel(tmp_path, tiny_model)
+    settings = tiny_engine_settings(
+        tiny_model,
+        tmp_path,
+        **{
+            "engine.backend": "openai",
+            "engine.openai_base_url": openai_server,
+            "model.base_model": "nobody/not-cached-7b",
+            "memory.embedding_model": "none",
+        },
+    )
+    # the server serves a local folder, which "auto" would find: None is a remote server's case
+    with OpenAIEngine(settings, {}, tokenizer=None) as engine:
+        assert not engine.token_count_exact
+        writer = Writer(settings, engine, novel, memory_on=False)
+        dry = writer.dry_run(1)
+        assert not dry["token_count_exact"] and "【本章大纲】" in dry["prompt"]
+        result = run_sync(writer.write_chapter(1, seed=3))
+        cand = result.candidates[0]
+        assert 270 <= cand.chars <= 330 and novel.text(1) == cand.new_text
 
 
 def test_seeded_long_prompt_does_not_kill_the_cpu_engine(vllm_engine):

@@ -33,11 +33,9 @@ def settings_for(tmp_path: Path, **overrides):
     return load(None, overrides=values, env={})
 
 
-class ScriptedEngine(testing.ScriptedEngine):
+def scripted(script: list[str]) -> testing.ScriptedEngine:
     """Answers each request with the next scripted text ("{" once the script is used up)."""
-
-    def __init__(self, script: list[str]) -> None:
-        super().__init__(script, default="{")
+    return testing.ScriptedEngine(script, default="{")
 
 
 @pytest.fixture
@@ -196,7 +194,7 @@ def test_a_malformed_model_answer_never_touches_memory(book, tmp_path: Path):
     settings, novel, store = book
     settings = settings_for(tmp_path, **{"writing.auto_approve": True})
     before = _export(store)
-    engine = ScriptedEngine(['{"characters": [{"name": 42', "not json at all", '{"events": "nope"}'] * 2)
+    engine = scripted(['{"characters": [{"name": 42', "not json at all", '{"events": "nope"}'] * 2)
     result = run_sync(Extractor(settings, engine, novel, store).extract([1]))
     assert len(engine.requests) >= 2  # retried, then gave up
     assert result[0].error and "extract" in result[0].error and result[0].proposals == []
@@ -211,7 +209,7 @@ def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     settings, novel, store = book
     novel.set_text(2, "次日，王小明来到客栈，对林远说：“师父在洛阳等你。”")
     answer = json.dumps(FACTS, ensure_ascii=False)
-    engine = ScriptedEngine([answer, json.dumps({"characters": []})])
+    engine = scripted([answer, json.dumps({"characters": []})])
     ex = Extractor(settings, engine, novel, store, batch=8)
     results = run_sync(ex.extract([1, 2]))
     assert [r.error for r in results] == ["", ""]
@@ -228,7 +226,7 @@ def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     assert all(r.skipped for r in again) and len(engine.requests) == 2  # resumed: no new requests
 
 
-class ProseAndForms(ScriptedEngine):
+class ProseAndForms(testing.ScriptedEngine):
     """Prose for plain requests (the Writer), the next scripted form for structured ones."""
 
     PROSE = "次日清晨，王小明推开客栈的门，对林远说：“师父在洛阳等你。”林远点点头，背起古剑出了门。"
@@ -248,7 +246,7 @@ def test_on_accepted_runs_only_what_is_configured(book, tmp_path: Path):
 
     settings, novel, store = book
     before = _export(store)
-    engine = ScriptedEngine([json.dumps(FACTS, ensure_ascii=False)])
+    engine = scripted([json.dumps(FACTS, ensure_ascii=False)])
     off = run_sync(on_accepted(settings, engine, novel, 1, store))  # defaults: both off
     assert off.ran == [] and engine.requests == [] and ReviewQueue.of(novel).all() == []
 
@@ -269,7 +267,7 @@ def test_on_accepted_reports_a_failed_form_and_memory_stays_untouched(book, tmp_
     _, novel, store = book
     settings = settings_for(tmp_path, **{"writing.auto_extract": True, "writing.auto_approve": True})
     before = _export(store)
-    engine = ScriptedEngine(["not json", '{"events": "nope"}', "{"])
+    engine = scripted(["not json", '{"events": "nope"}', "{"])
     events = []
     done = run_sync(on_accepted(settings, engine, novel, 1, store, progress=events.append))
     assert done.ran == ["extract"] and "extract" in done.extract_error
@@ -285,7 +283,7 @@ def test_writer_accept_extracts_when_configured(book, tmp_path: Path):
     novel.import_outline({"volumes": [{"title": "卷一", "chapters": [{"title": "雨夜"}, {"title": "洛阳"}]}]})
     novel.save_card(novel.card().model_copy(update={"chapter_chars": 60}))
     facts = {"dialogues": [{"speaker": "王小明", "quote": "师父在洛阳等你。"}]}
-    engine = ProseAndForms([json.dumps(facts, ensure_ascii=False)])
+    engine = ProseAndForms([json.dumps(facts, ensure_ascii=False)], default="{")
     events = []
     writer = Writer(settings, engine, novel, store=store, memory_on=False, on_progress=events.append)
     result = run_sync(writer.write_chapter(2, target_chars=60, seed=1))

@@ -19,8 +19,6 @@ import pytest
 
 from xiaoshuo.config import load
 from xiaoshuo.engine import load_engine, register_backend
-from xiaoshuo.engine.base import END
-from xiaoshuo.engine.types import Delta
 from xiaoshuo.testing import ScriptedEngine
 from xiaoshuo.writing import (
     Novel,
@@ -375,45 +373,13 @@ def test_memory_in_prompts_is_chapter_aware(tmp_path: Path, tokenizer):
     assert c5.warnings == c8.warnings == []  # "none" is a choice, not a degraded store
 
 
-class SlowEngine(ScriptedEngine):
-    """Streams a character every 20 ms on its own thread until aborted."""
-
-    def __init__(self) -> None:
-        super().__init__([])
-        self.aborted: set[str] = set()
-        self.finished: set[str] = set()
-
-    def _submit(self, prepared, sink) -> None:
-        import threading
-
-        req = prepared.request
-        self.requests.append(req)
-
-        def run() -> None:
-            for i in range(req.sampling.max_tokens):
-                if req.request_id in self.aborted:
-                    sink(Delta(req.request_id, 0, "", "abort", 0, i))
-                    sink(END)
-                    return
-                sink(Delta(req.request_id, 0, "林", None, 0, i + 1))
-                time.sleep(0.02)
-            self.finished.add(req.request_id)
-            sink(Delta(req.request_id, 0, "", "length", 0, req.sampling.max_tokens))
-            sink(END)
-
-        threading.Thread(target=run, daemon=True).start()
-
-    def _abort(self, request_id: str) -> None:
-        self.aborted.add(request_id)
-
-
 def test_a_cancelled_write_stops_every_candidate(lib: Novels, tmp_path: Path):
     import asyncio
 
     settings = settings_for(tmp_path)
     novel = lib.create("yuye", title="雨夜剑")
     novel.import_outline(OUTLINE)
-    engine = SlowEngine()
+    engine = ScriptedEngine(default="林" * 3000, chunk=1, delay=0.02)  # a character every 20 ms
     writer = Writer(settings, engine, novel, memory_on=False)
 
     async def main() -> None:
