@@ -19,9 +19,6 @@ import pytest
 
 from xiaoshuo import testing
 from xiaoshuo.config import load
-from xiaoshuo.engine import Engine
-from xiaoshuo.engine.base import END
-from xiaoshuo.engine.types import Delta
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
@@ -30,62 +27,12 @@ from xiaoshuo.webui.services import Services
 PROSE = "".join(chr(0x4E00 + (i * 37) % 5000) + ("。" if i % 9 == 8 else "") for i in range(4000))
 
 
-class ScriptedEngine(Engine):
-    """Streams distinct prose per request (7 characters per delta, ``delay`` s apart); 1 token per char."""
+class ProseEngine(testing.ScriptedEngine):
+    """Distinct prose per request (7 characters per delta, ``delay`` s apart); 1 token per character."""
 
-    backend = "scripted"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        super().__init__(tokenizer=None, max_model_len=32768, system_prompt="")
-        self.delay = delay
-        self.requests = []
-        self.aborted: set[str] = set()
-        self.live = 0
-        self._lock = threading.Lock()
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
-
-    def render(self, request) -> str:
-        return ""
-
-    def _submit(self, prepared, sink) -> None:
-        req = prepared.request
-        with self._lock:
-            k = len(self.requests)
-            self.requests.append(req)
-            self.live += 1
-        start = (k * 211) % 3000
-        text = PROSE[start : start + req.sampling.max_tokens]
-
-        def emit() -> None:
-            try:
-                for i in range(0, len(text), 7):
-                    if req.request_id in self.aborted:
-                        sink(Delta(req.request_id, 0, "", "abort", 0, i))
-                        return
-                    sink(Delta(req.request_id, 0, text[i : i + 7], None, 0, min(i + 7, len(text))))
-                    if self.delay:
-                        time.sleep(self.delay)
-                sink(Delta(req.request_id, 0, "", "length", 0, len(text)))
-            finally:
-                with self._lock:
-                    self.live -= 1
-                sink(END)
-
-        if self.delay:
-            threading.Thread(target=emit, daemon=True).start()
-        else:
-            emit()
-
-    def _abort(self, request_id: str) -> None:
-        self.aborted.add(request_id)
-
-    def unfinished_requests(self) -> int:
-        return self.live
-
-    def _shutdown(self) -> None:
-        pass
+    def respond(self, request) -> str:
+        start = ((len(self.requests) - 1) * 211) % 3000  # the request is already recorded
+        return PROSE[start : start + request.sampling.max_tokens]
 
 
 class Holder:
@@ -121,7 +68,7 @@ def services(tmp_path: Path):
         },
         env={},
     )
-    s = Services(settings, engine=Holder(ScriptedEngine()))
+    s = Services(settings, engine=Holder(ProseEngine()))
     yield s
     s.close_store()
 
@@ -241,7 +188,7 @@ def test_continue_and_rewrite_the_selection(services) -> None:
 
 
 def test_stop_cancels_the_run_and_a_shown_candidate_can_still_be_accepted(services) -> None:
-    engine = ScriptedEngine(delay=0.01)
+    engine = ProseEngine(delay=0.01)
     services.engine = Holder(engine)
     slug = _book(services)
 
