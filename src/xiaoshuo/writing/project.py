@@ -802,6 +802,7 @@ class Novels:
 
     def create(self, slug: str, *, title: str, **card: Any) -> Novel:
         novel = Novel(self.root / check_slug(slug), slug)
+        self.check_new_slug(novel.slug)
         try:
             new = NovelCard(slug=novel.slug, title=title, **{k: v for k, v in card.items() if v is not None})
         except ValidationError as exc:
@@ -815,6 +816,20 @@ class Novels:
             novel.save_card(new)
             novel.save_outline(Outline())
         return novel
+
+    def check_new_slug(self, slug: str) -> None:
+        """Refuse a new novel's ``slug`` that is another novel's title: it would silently move ``--novel
+        <title>`` from that novel to the new one (:meth:`resolve` prefers a slug)."""
+        if (self.root / slug / "novel.json").is_file():
+            return  # an existing novel: the caller says "exists"
+        owner = self.resolve(slug)  # two novels with that title: resolve's own error
+        if owner != slug:
+            raise WritingError(
+                f"「{slug}」是小说 {owner} 的书名，不能再用作标识 (the slug is another novel's title)",
+                expected=f"a slug that is no novel's title (--novel {slug} means {owner})",
+                received=slug,
+                fix=f"换一个标识；要写《{slug}》这本书请用 --novel {owner}",
+            )
 
     def _folders(self) -> list[Path]:
         return sorted(p.parent for p in self.root.glob("*/novel.json")) if self.root.is_dir() else []
