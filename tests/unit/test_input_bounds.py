@@ -236,6 +236,24 @@ def test_chapter_set_caps_the_text_from_a_file_and_from_stdin(tmp_path: Path, cl
     assert Novels(tmp_path / "data" / "novels").get("yuye").text(1) == "夜雨。\n林远走了。\n"
 
 
+def test_chapter_set_refuses_nul_bytes_from_a_file_and_from_stdin(tmp_path: Path, clean_env):
+    """``head -c 1000000 /dev/zero | chapter set --file -`` stored a chapter of 1,000,000 NUL "字"."""
+    from xiaoshuo.cli import app
+
+    clean_env.chdir(tmp_path)
+    lib = Novels(tmp_path / "data" / "novels")
+    outline = {"volumes": [{"title": "一", "chapters": [{"title": "夜雨"}]}]}
+    lib.create("yuye", title="雨夜").import_outline(outline)
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"\0" * 1000)
+    runner = CliRunner()
+    for args, stdin in ((["--file", str(nul)], None), (["--file", "-"], b"\xe9\x9b\xa8\0\0")):
+        res = runner.invoke(app, ["chapter", "set", "1", "--novel", "yuye", *args], input=stdin)
+        assert res.exit_code != 0 and isinstance(res.exception, XiaoshuoError), res.output
+        assert "NUL" in str(res.exception)
+    assert lib.get("yuye").text(1) == "" and lib.get("yuye").versions(1) == []
+
+
 # ------------------------------------------------------------------------------------------ deep JSON
 def test_deeply_nested_json_is_a_clear_error_in_outline_and_memory_import(tmp_path: Path, clean_env):
     from xiaoshuo.cli import app
