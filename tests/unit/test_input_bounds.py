@@ -140,7 +140,11 @@ def test_prepare_refuses_a_zip_bomb_and_a_fifo_and_keeps_the_good_file(tmp_path:
     settings = config.load(
         env={},
         cwd=tmp_path,
-        overrides={"paths.data_dir": str(tmp_path / "data"), "data.tokenizer": "builtin-tiny"},
+        overrides={
+            "paths.data_dir": str(tmp_path / "data"),
+            "paths.models_dir": str(tmp_path / "models"),  # builtin-tiny is made there, never in the checkout
+            "data.tokenizer": "builtin-tiny",
+        },
     )
     unblocked = []
 
