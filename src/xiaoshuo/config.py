@@ -602,11 +602,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:  # tomllib recurses per nested [ or {
         raise ConfigError(
             f"配置文件不是合法的 TOML (invalid TOML in {path})",
             expected="TOML with [section] tables, e.g. [training] learning_rate = 1e-4",
-            received=str(exc),
+            received="TOML nested too deeply (嵌套太深)" if isinstance(exc, RecursionError) else str(exc),
             fix="修正该行的语法",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:

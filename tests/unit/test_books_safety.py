@@ -211,6 +211,34 @@ def test_export_never_writes_links_folders_fifos_or_inside_the_project(project, 
     assert Path(ok["path"]).is_file()  # data/exports is export's own folder
 
 
+def test_export_folder_made_a_link_into_the_project_is_no_exemption(project, tmp_path: Path):
+    """``data/exports`` linked to another novel's folder (or the models folder) must not open it up:
+    the exemption is for export's own folder, not for wherever a link there points."""
+    from xiaoshuo.writing.exporting import export_book
+    from xiaoshuo.writing.importing import BookError
+
+    novel, settings = project
+    outline = tmp_path / "data" / "novels" / "other" / "outline.json"
+    before = outline.read_bytes()
+    exports = tmp_path / "data" / "exports"
+    for where, refused in ((outline.parent, "novels folder|paths.data_dir"), (tmp_path / "models", "models")):
+        where.mkdir(exist_ok=True)
+        if exports.is_symlink():
+            exports.unlink()
+        exports.symlink_to(where)
+        with pytest.raises(BookError, match=refused):
+            export_book(novel, "txt", exports / "outline.json", settings=settings, overwrite=True)
+        with pytest.raises(BookError, match=refused):
+            export_book(novel, "md", exports / "yuye.md", settings=settings)
+    assert outline.read_bytes() == before
+    assert not list(outline.parent.glob("*.md")) and not list(outline.parent.glob(".*.tmp-*"))
+    assert not any((tmp_path / "models").iterdir())
+    exports.unlink()
+    (tmp_path / "elsewhere").mkdir()
+    exports.symlink_to(tmp_path / "elsewhere")  # a link out of the project is an ordinary folder
+    assert Path(export_book(novel, "md", exports / "yuye.md", settings=settings)["path"]).is_file()
+
+
 def test_cli_export_refuses_an_existing_output_and_overwrite_replaces_it(tmp_path: Path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -122,6 +122,24 @@ def test_a_title_means_its_slug_everywhere_and_two_titles_are_refused(book, tmp_
     assert "没有叫 雨夜 的小说" in capsys.readouterr().err
 
 
+def test_a_new_slug_never_takes_a_title_away_and_import_slug_takes_a_title(book, tmp_path: Path, capsys):
+    """A novel whose slug is another novel's title would silently move ``--novel 雨夜剑`` from yuye to it;
+    ``novel import --slug 雨夜剑 --append`` made a new novel 雨夜剑 instead of appending to yuye."""
+    lib = Novels(tmp_path / "data" / "novels")
+    capsys.readouterr()
+    assert main(["novel", "new", "雨夜剑", "--title", "别的书"]) != 0
+    assert "yuye" in capsys.readouterr().err
+    assert lib.resolve("雨夜剑") == "yuye" and not (lib.root / "雨夜剑").exists()
+    with pytest.raises(WritingError, match="yuye"):
+        lib.create("雨夜剑", title="别的书")
+    src = tmp_path / "more.txt"
+    src.write_text("第一章 远山\n林远翻过了山，山那边还是雨。\n", "utf-8")
+    assert main(["novel", "import", str(src), "--slug", "雨夜剑", "--append"]) == 0
+    assert not (lib.root / "雨夜剑").exists() and len(lib.get("yuye").outline().chapters()) == 4
+    assert main(["novel", "import", str(src), "--slug", "雨夜剑"]) != 0  # an existing novel, named by title
+    assert not (lib.root / "雨夜剑").exists()
+
+
 def test_the_offline_embedding_error_names_the_none_setting() -> None:
     from xiaoshuo.hf import ModelLoadError
     from xiaoshuo.memory.embeddings import load_error

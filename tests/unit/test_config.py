@@ -145,6 +145,12 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         _load(tmp_path, env={"XIAOSHUO_CONFIG": str(tmp_path / "gone.toml")})
 
 
+def test_a_deeply_nested_config_is_a_clear_error_not_a_recursion_traceback(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        _load(tmp_path)
+
+
 def test_parse_assignment() -> None:
     assert config.parse_assignment("training.learning_rate=1e-4") == ("training.learning_rate", "1e-4")
     assert config.parse_assignment('model.lora_target_modules=["q_proj"]') == (

@@ -125,6 +125,20 @@ def test_user_flavour_file_adds_and_replaces(tmp_path: Path) -> None:
         load_flavour(tmp_path / "missing.toml")
 
 
+def test_a_flavour_file_that_is_deep_a_device_or_a_fifo_is_a_clear_error(tmp_path: Path) -> None:
+    """A deeply nested TOML ended in a RecursionError traceback; /dev/zero was read until memory ran out
+    and a FIFO hung the read."""
+    import os
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path, word in ((deep, "nested too deeply"), (fifo, "not a regular"), ("/dev/zero", "not a regular")):
+        with pytest.raises(ConfigError, match=word):
+            load_flavour(path)
+
+
 def test_config_key_reaches_the_settings(tmp_path: Path) -> None:
     settings = config.load(env={}, cwd=tmp_path, overrides={"eval.ai_flavour_file": str(tmp_path / "x.toml")})
     assert settings.eval.ai_flavour_file == str(tmp_path / "x.toml")

@@ -125,6 +125,22 @@ def test_a_missing_prompts_file_is_an_error_and_an_empty_name_the_defaults(tmp_p
     assert P.Prompts.from_settings(_settings(tmp_path)) is P.DEFAULT_PROMPTS
 
 
+def test_a_deep_toml_a_device_a_fifo_or_a_folder_as_prompts_file_is_a_clear_error(tmp_path: Path) -> None:
+    """/dev/zero was read until memory ran out, a FIFO hung the open, a deeply nested TOML (small)
+    ended in a RecursionError traceback."""
+    import os
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path, word in ((deep, "TOML"), (fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                       (tmp_path, "not a regular file")):  # fmt: skip
+        with pytest.raises(XiaoshuoError, match=word) as err:
+            P.Prompts.from_settings(_settings(tmp_path, path))
+        assert "writing.prompts_file" in str(err.value)
+
+
 def test_an_edited_prompts_file_is_read_again(tmp_path: Path) -> None:
     path = _write(tmp_path, 'chapter_last = "收尾。"\n')
     settings = _settings(tmp_path, path)

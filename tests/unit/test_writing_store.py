@@ -423,3 +423,17 @@ def _services(tmp_path: Path, engine=None):
         env={},
     )
     return Services(settings, engine=_Holder(engine))
+
+
+def test_a_damaged_card_or_outline_is_one_line_with_a_fix(lib: Novels) -> None:
+    """pydantic's multi-line text ("For further information visit …") was the whole message, with no fix."""
+    novel = lib.create("dmg", title="损坏")
+    (novel.root / "outline.json").write_text('{"volumes": [{"title": 1}]}', "utf-8")
+    with pytest.raises(WritingError) as err:
+        novel.outline()
+    assert "\n" not in err.value.message and "volumes[0].title" in err.value.message
+    assert "outline import" in (err.value.fix or "")
+    (novel.root / "novel.json").write_text('{"slug": "dmg", "title": 5, "chapter_chars": 1}', "utf-8")
+    with pytest.raises(WritingError) as err:
+        novel.card()
+    assert "\n" not in err.value.message and "(+1 more)" in err.value.message and err.value.fix

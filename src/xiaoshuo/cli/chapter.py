@@ -287,6 +287,13 @@ def set_cmd(
             received=f"{file}: {exc}",
             fix="用 UTF-8 保存后重试",
         ) from None
+    if "\0" in text:  # /dev/zero through a pipe, a binary file: never a chapter of NUL "字"
+        raise WritingError(
+            "正文文件是二进制数据，不是文本 (binary data: NUL bytes)",
+            expected="a UTF-8 text file",
+            received=f"{file}: {text.count(chr(0))} NUL bytes, the first at character {text.index(chr(0))}",
+            fix="检查文件；用文本编辑器另存为 UTF-8 后重试",
+        )
     v = _novel(ctx, novel).set_text(number, text, note=str(file), allow_empty=allow_empty)
     echo_json(v.brief()) if as_json else typer.echo(f"✓ 第{number}章 新版本 {v.id} ({v.chars} 字)")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.errors import ConfigError
+from xiaoshuo.files import MB, read_user_file
 from xiaoshuo.writing.textstats import count_chars
 
 BUILTIN = "ai_flavour.toml"
@@ -135,7 +136,12 @@ def load_flavour(extra_file: str | Path | None = None) -> FlavourList:
     if extra_file:
         path = Path(extra_file).expanduser()
         try:
-            data = tomllib.loads(path.read_text("utf-8"))
+            if not path.exists():
+                raise FileNotFoundError(path)
+            # a regular file only (never /dev/zero or a FIFO), within 16 MB
+            what = f"AI味词表 (AI-flavour list, eval.ai_flavour_file) {path}"
+            raw = read_user_file(path, limit=16 * MB, key="16 MB", what=what, error=ConfigError)
+            data = tomllib.loads(raw.decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(
                 f"找不到 AI味词表 (AI-flavour list not found): {path}",
@@ -143,8 +149,9 @@ def load_flavour(extra_file: str | Path | None = None) -> FlavourList:
                 received=str(path),
                 fix="检查 eval.ai_flavour_file，或把它设为空字符串",
             ) from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise _bad(str(path), "(file)", "a readable UTF-8 TOML file", str(exc)) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+            why = "TOML nested too deeply (嵌套太深)" if isinstance(exc, RecursionError) else str(exc)
+            raise _bad(str(path), "(file)", "a readable UTF-8 TOML file", why) from None
         if data.get("replace", False) is True:
             cats = {}
         for c in _parse(data, str(path)):

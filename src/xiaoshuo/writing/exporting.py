@@ -224,7 +224,8 @@ def check_target(
                 fix="确认可以替换时加 --overwrite，或用 --output 换一个文件名",
             )
     where = _resolved(target)
-    exempt = [Path(a).resolve() for a in allowed or []]
+    # an allowed folder that is itself a link is no exemption (data/exports -> data/novels/x)
+    exempt = [r for a in allowed or [] if (r := Path(a).resolve()) == _resolved(Path(a))]
     for folder, setting in protected or []:
         inside = Path(folder).resolve()
         if where.is_relative_to(inside) and not any(where.is_relative_to(a) for a in exempt):

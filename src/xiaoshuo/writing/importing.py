@@ -282,7 +282,7 @@ def import_book(
         raise BookError(
             "导入方式无效 (invalid import mode)", expected="new, append or replace", received=mode
         )
-    slug = check_slug(slug)
+    slug = check_slug(novels.resolve(slug))  # --slug is --novel: a title only one novel has names it
     started = time.perf_counter()
     clean_stale_staging(novels.root)
     size = Path(path).stat().st_size if Path(path).is_file() else 0

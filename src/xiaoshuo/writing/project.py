@@ -60,6 +60,7 @@ from xiaoshuo.writing.schema import (
     Volume,
     WritingError,
     check_slug,
+    error_path,
     validation_error,
 )
 from xiaoshuo.writing.textstats import count_chars
@@ -105,6 +106,18 @@ def decode_chapter(data: bytes, name: str) -> tuple[str, str, str]:
     except XiaoshuoError as exc:
         return data.decode("utf-8", errors="replace"), "undecodable", exc.message
     return got.text, got.encoding, ""
+
+
+def _damaged(name: str, where: Path, exc: Exception, fix: str) -> WritingError:
+    """One line for a card or outline file that does not load (pydantic's own text spans lines)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        why = f"{error_path(tuple(first.get('loc', ())))}: {first.get('msg')}"
+        why += f" (+{more} more)" if more else ""
+    else:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    return WritingError(f"{name} 已损坏 (unreadable): {why}", received=str(where), fix=fix)
 
 
 class NovelLockedError(WritingError):
@@ -210,7 +223,7 @@ class Novel:
                 fix=f"xiaoshuo novel new {self.slug} --title 书名；或 xiaoshuo novel list 查看已有小说",
             ) from None
         except (ValueError, ValidationError, RecursionError) as exc:
-            raise WritingError(f"novel.json 已损坏 (unreadable): {exc}", received=str(self.root)) from None
+            raise _damaged("novel.json", self.root, exc, "修正 novel.json（JSON），或从备份恢复") from None
 
     def save_card(self, card: NovelCard) -> None:
         with self._need_writer():
@@ -223,7 +236,9 @@ class Novel:
         try:
             return Outline.model_validate(_read_json(path))
         except (ValueError, ValidationError, RecursionError) as exc:
-            raise WritingError(f"outline.json 已损坏 (unreadable): {exc}", received=str(path)) from None
+            raise _damaged(
+                "outline.json", path, exc, "修正 outline.json（JSON），或 xiaoshuo outline import 完好的大纲"
+            ) from None
 
     def save_outline(self, outline: Outline) -> None:
         with self._need_writer():
@@ -802,6 +817,7 @@ class Novels:
 
     def create(self, slug: str, *, title: str, **card: Any) -> Novel:
         novel = Novel(self.root / check_slug(slug), slug)
+        self.check_new_slug(novel.slug)
         try:
             new = NovelCard(slug=novel.slug, title=title, **{k: v for k, v in card.items() if v is not None})
         except ValidationError as exc:
@@ -815,6 +831,20 @@ class Novels:
             novel.save_card(new)
             novel.save_outline(Outline())
         return novel
+
+    def check_new_slug(self, slug: str) -> None:
+        """Refuse a new novel's ``slug`` that is another novel's title: it would silently move ``--novel
+        <title>`` from that novel to the new one (:meth:`resolve` prefers a slug)."""
+        if (self.root / slug / "novel.json").is_file():
+            return  # an existing novel: the caller says "exists"
+        owner = self.resolve(slug)  # two novels with that title: resolve's own error
+        if owner != slug:
+            raise WritingError(
+                f"「{slug}」是小说 {owner} 的书名，不能再用作标识 (the slug is another novel's title)",
+                expected=f"a slug that is no novel's title (--novel {slug} means {owner})",
+                received=slug,
+                fix=f"换一个标识；要写《{slug}》这本书请用 --novel {owner}",
+            )
 
     def _folders(self) -> list[Path]:
         return sorted(p.parent for p in self.root.glob("*/novel.json")) if self.root.is_dir() else []

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.files import read_user_file
 
 #: key → (template, placeholders an override must keep, placeholders it may use besides those)
 SPECS: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}
@@ -186,18 +187,22 @@ def load_file(path: Path) -> Prompts:
                 "提示词文件过大 (the prompts file is too large)", path, expected="at most 1 MiB",
                 received=f"{st.st_size} bytes", fix="只写要改的那几条提示词",
             )  # fmt: skip
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        # a regular file only (never /dev/zero or a FIFO), read within the size just checked
+        what = f"提示词文件 (prompts file)（writing.prompts_file = {path}）"
+        raw = read_user_file(path, limit=1 << 20, key="1 MiB", what=what)
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise _error(
             "找不到提示词文件 (prompts file not found)", path,
             expected="an existing UTF-8 TOML file", received=str(path),
             fix="检查 writing.prompts_file 的路径（相对路径从当前目录算起），或设为空字符串用默认提示词",
         ) from None  # fmt: skip
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        # tomllib recurses per [ or {: a deeply nested file is not a TOML we take
+        why = "TOML nested too deeply (嵌套太深)" if isinstance(exc, RecursionError) else str(exc)
         raise _error(
             "无法读取提示词文件 (cannot read the prompts file)", path,
-            expected="a UTF-8 TOML file of key = \"text\" lines", received=str(exc), fix="修正该行的语法",
+            expected="a UTF-8 TOML file of key = \"text\" lines", received=why, fix="修正该行的语法",
         ) from None  # fmt: skip
     prompts = Prompts(validate(data, path), source=str(path))
     with _cache_lock:
