@@ -244,7 +244,12 @@ def test_reload_never_loses_the_accepted_story(browser, app) -> None:
     _fill(page, "seed", "3")
     page.click("#generate")
     page.wait_for_function("document.querySelector('#output textarea').value.length > 0", timeout=60_000)
-    accepted = _settle(lambda: _output(page), quiet=1.5, timeout=90, what="the candidate")
+    shown = _settle(lambda: _output(page), quiet=1.5, timeout=90, what="the candidate")
+    # what 采用 stores: the model's text cleaned of U+FFFD and control characters (a random model's bytes
+    # often end mid-character), as every stored generation is
+    from xiaoshuo.writing.cleaning import clean_generated
+
+    accepted = clean_generated(shown)
     page.click("#use-1")
     stories = app["services"].scratch
     deadline = time.monotonic() + 20
