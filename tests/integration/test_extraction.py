@@ -106,7 +106,8 @@ def test_extract_review_check_and_threads_through_the_cli(
             "memory", "review", "approve", wang["id"], "--novel", "yuye", "--set", "text=少年书生", "--json"
         ).stdout
     )
-    assert [(e["name"], e["text"], e["chapter"]) for e in approved] == [("王小明", "少年书生", 3)]
+    # a new character's card stays undated unless the writer gives it a chapter
+    assert [(e["name"], e["text"], e["chapter"]) for e in approved] == [("王小明", "少年书生", None)]
     cli("memory", "review", "reject", zhang["id"], "--novel", "yuye")
     cli("memory", "review", "reject", zhang["id"], "--novel", "yuye", ok=False)  # already decided
     listed = json.loads(cli("memory", "list", "--novel", "yuye", "--kind", "character", "--json").stdout)

@@ -94,7 +94,9 @@ class MemoryStore:
             self.path = Path(path) if path is not None else settings.paths.chroma_dir
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock()
-            self.client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+            # an absolute path: Chroma caches one system per path string in the process, so a relative
+            # "data/chroma_db" opened from another folder would reuse the first folder's database
+            self.client = chromadb.PersistentClient(path=str(self.path.resolve()), settings=chroma_settings)
         self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000) - 1)
         self._collections: dict[str, Any] = {}
         self._retrievers: dict[str, Any] = {}
