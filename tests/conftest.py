@@ -176,3 +176,22 @@ def _checkout_unchanged_by_the_suite(request: pytest.FixtureRequest):
             "delete these files. (`pytest --no-checkout-check` skips this check.)",
             pytrace=False,
         )
+
+
+# --- WebUI downloads made by the suite go with it ---------------------------------------------------------
+# The page's exports land in fresh ``xiaoshuo-book-*`` / ``xiaoshuo-export-*`` folders in the system temp
+# directory (the app removes them after an hour); the suite removes the ones it made when it ends.
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_suites_downloads():
+    import shutil
+    import tempfile
+
+    def downloads() -> set[Path]:
+        root = Path(tempfile.gettempdir())
+        return {p for pattern in ("xiaoshuo-book-*", "xiaoshuo-export-*") for p in root.glob(pattern)}
+
+    before = downloads()
+    yield
+    for folder in downloads() - before:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
