@@ -277,3 +277,41 @@ class ScriptedEngine(Engine):
 
     def _shutdown(self) -> None:
         pass
+
+
+class EngineHolderStub:
+    """A WebUI ``EngineHolder`` stand-in for tests of the pages: ``engine`` loaded (``ready``), or no
+    engine: ``loading`` or ``error`` (one class; the page tests had four copies)."""
+
+    def __init__(
+        self,
+        engine: Any = None,
+        *,
+        state: str | None = None,
+        model: str | None = None,
+        backend: str | None = None,
+        lora: dict[str, str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.state = state or ("ready" if engine is not None else "error")
+        name = getattr(engine, "backend", None) or "none"
+        self.model, self.backend, self.lora = model or name, backend or name, dict(lora or {})
+
+    def loading(self) -> bool:
+        return self.state == "loading"
+
+    def get(self):
+        if self.state == "ready":
+            return self.engine
+        from xiaoshuo.errors import XiaoshuoError
+
+        raise XiaoshuoError("模型还不能用 (the model is not ready)", received=self.status()[1])
+
+    def status(self) -> tuple[str, str]:
+        return self.state, {"ready": "ready", "loading": f"loading {self.model}"}.get(self.state, "no model")
+
+    def wait(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from xiaoshuo import testing
 from xiaoshuo.config import load
 from xiaoshuo.engine import load_engine, register_backend
+from xiaoshuo.testing import EngineHolderStub
 from xiaoshuo.writing import Novels, Writer, actions, run_sync
 
 PROSE = "".join(chr(0x4E00 + (i * 37) % 5000) + ("。" if i % 9 == 8 else "") for i in range(6000))
@@ -114,29 +115,10 @@ def test_the_inspector_shows_what_the_page_sends(tmp_path: Path) -> None:
         services.close_store()
 
 
-class _Holder:
-    model, backend, lora = "scripted", "scripted", {}
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-
-    def loading(self) -> bool:
-        return False
-
-    def get(self):
-        return self.engine
-
-    def status(self):
-        return "ready", "ready"
-
-    def close(self) -> None:
-        pass
-
-
 def _services(tmp_path: Path, settings, engine):
     from xiaoshuo.webui.services import Services
 
-    return Services(settings, engine=_Holder(engine)), engine
+    return Services(settings, engine=EngineHolderStub(engine)), engine
 
 
 def _collect(agen, timeout: float = 60):

@@ -20,6 +20,7 @@ import pytest
 from xiaoshuo.cli import main
 from xiaoshuo.config import load
 from xiaoshuo.files import atomic_write, atomic_write_json
+from xiaoshuo.testing import EngineHolderStub
 from xiaoshuo.writing import NovelLockedError, Novels, WritingError
 from xiaoshuo.writing.scratch import MIGRATION_RECORD, Scratch, migrate_stories
 
@@ -110,7 +111,7 @@ def test_the_webui_moves_old_stories_when_it_starts_and_the_page_saves_apart(tmp
     book = Novels.from_settings(settings).create("yuye", title="雨夜剑")
     book.set_text(1, "书的第一章。")
     old_stories(tmp_path / "data", {"yuye": "旧草稿。"})
-    services = Services(settings, engine=_Holder())
+    services = Services(settings, engine=EngineHolderStub(None, state="ready"))
     try:
         assert services.scratch.load("yuye") == "旧草稿。"
         assert "yuye" in services.novels()
@@ -388,27 +389,6 @@ def test_versions_of_a_missing_chapter_is_an_error(lib: Novels, tmp_path: Path, 
 
 
 # ----------------------------------------------------------------------------- helpers
-class _Holder:
-    """An ``EngineHolder`` whose engine is already loaded."""
-
-    model, backend, lora = "scripted", "scripted", {}
-
-    def __init__(self, engine=None) -> None:
-        self.engine = engine
-
-    def loading(self) -> bool:
-        return False
-
-    def get(self):
-        return self.engine
-
-    def status(self):
-        return "ready", "ready"
-
-    def close(self) -> None:
-        pass
-
-
 def _services(tmp_path: Path, engine=None):
     from xiaoshuo.webui.services import Services
 
@@ -422,7 +402,7 @@ def _services(tmp_path: Path, engine=None):
         },
         env={},
     )
-    return Services(settings, engine=_Holder(engine))
+    return Services(settings, engine=EngineHolderStub(engine))
 
 
 def test_a_damaged_card_or_outline_is_one_line_with_a_fix(lib: Novels) -> None:

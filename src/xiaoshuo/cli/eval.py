@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from xiaoshuo.cli.options import JsonOpt
+from xiaoshuo.cli.options import JsonOpt, novels
 from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
@@ -68,11 +68,9 @@ def book_cmd(
     from xiaoshuo.eval.book import book_health
     from xiaoshuo.eval.flavour import load_flavour
     from xiaoshuo.memory import MemoryStore, StoryMemoryError
-    from xiaoshuo.writing import Novels
 
     settings = cli_state(ctx).settings()
-    novel = Novels.from_settings(settings).get(slug)
-    novel.card()  # a missing novel is an error here, before the memory is opened
+    novel = novels(ctx).get(slug)  # a missing novel is an error here, before the memory is opened
     flavour = load_flavour(settings.eval.ai_flavour_file or None)
     entries = None
     warning = ""
@@ -199,11 +197,9 @@ def memory_cmd(
 
     from xiaoshuo.eval.memory import memory_probe
     from xiaoshuo.memory import MemoryStore
-    from xiaoshuo.writing import Novels
 
     settings = cli_state(ctx).settings()
-    novel = Novels.from_settings(settings).get(slug)
-    novel.card()
+    novel = novels(ctx).get(slug)
     count, name = _counter(settings, tokenizer)
     with MemoryStore(settings) as store:
         report = memory_probe(

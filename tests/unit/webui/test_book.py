@@ -20,6 +20,7 @@ import pytest
 from xiaoshuo import testing
 from xiaoshuo.config import load
 from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.testing import EngineHolderStub
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
 from xiaoshuo.webui.services import Services
@@ -35,27 +36,6 @@ class ProseEngine(testing.ScriptedEngine):
         return PROSE[start : start + request.sampling.max_tokens]
 
 
-class Holder:
-    """An ``EngineHolder`` whose engine is already loaded."""
-
-    model, backend, lora = "scripted", "scripted", {}
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-
-    def loading(self) -> bool:
-        return False
-
-    def get(self):
-        return self.engine
-
-    def status(self):
-        return "ready", "ready"
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 def services(tmp_path: Path):
     settings = load(
@@ -68,7 +48,7 @@ def services(tmp_path: Path):
         },
         env={},
     )
-    s = Services(settings, engine=Holder(ProseEngine()))
+    s = Services(settings, engine=EngineHolderStub(ProseEngine()))
     yield s
     s.close_store()
 
@@ -189,7 +169,7 @@ def test_continue_and_rewrite_the_selection(services) -> None:
 
 def test_stop_cancels_the_run_and_a_shown_candidate_can_still_be_accepted(services) -> None:
     engine = ProseEngine(delay=0.01)
-    services.engine = Holder(engine)
+    services.engine = EngineHolderStub(engine)
     slug = _book(services)
 
     async def run():
@@ -380,7 +360,7 @@ def test_generate_outline_with_a_seed_gives_the_same_outline(tmp_path: Path) -> 
         env={},
     )
     engine = SeededForms()
-    services = Services(settings, engine=Holder(engine))
+    services = Services(settings, engine=EngineHolderStub(engine))
     try:
         titles = {}
         for slug, seed in (("a", 7), ("b", 7), ("c", 8), ("d", -1), ("e", None)):
@@ -593,7 +573,7 @@ def test_an_interrupted_outline_offers_resume_and_restart_with_the_reason(tmp_pa
         env={},
     )
     engine = FailingForms()
-    services = Services(settings, engine=Holder(engine))
+    services = Services(settings, engine=EngineHolderStub(engine))
     try:
         h.create_novel(services, "yuye", "雨夜剑")
         assert h.outline_state(services, "zh", "yuye")[0]["visible"] is False

@@ -1595,7 +1595,7 @@ async def on_generate_outline(
         int(count or 0),
         int(start) if start else None,
         seed=_seed(seed_v),
-        progress=lambda done, total: progress(done / max(total, 1), desc=f"{done}/{total}"),
+        progress=_bar(progress),
         lang=lang,
     )
     rows = outline_rows(services, slug, lang=lang)
