@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from xiaoshuo.testing import TINY_CORPUS, tiny_engine_settings
+from xiaoshuo.testing import TINY_CORPUS, free_port, tiny_engine_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -25,10 +24,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +35,7 @@ def app(tmp_path_factory):
     # The ~19M "small" model, not the 136k tiny one: at thousands of tokens/s a 2-core machine cannot
     # render every update and the page would show the stream in one burst.
     model = build_tiny_model(work / "small", size="small")
-    port = _free_port()
+    port = free_port()
     settings = tiny_engine_settings(
         model,
         work,

@@ -9,7 +9,6 @@ printed); a failing step saves ``FAILED-<step>.png`` there too.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoshuo.testing import tiny_engine_settings
+from xiaoshuo.testing import free_port, tiny_engine_settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -30,10 +29,6 @@ pytestmark = [
 HAND_EDIT = "林远笑了笑，收剑入鞘。"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def app(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("webui-book")
     model = build_tiny_model(work / "small", size="small")
-    port = _free_port()
+    port = free_port()
     settings = tiny_engine_settings(
         model,
         work,

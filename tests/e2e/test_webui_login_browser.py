@@ -5,12 +5,12 @@ load events run.  No model on disk: the engine fails fast and nothing here needs
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from xiaoshuo import config
+from xiaoshuo.testing import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -19,10 +19,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_login_page_then_the_whole_page_in_a_browser(tmp_path: Path) -> None:
@@ -30,7 +26,7 @@ def test_login_page_then_the_whole_page_in_a_browser(tmp_path: Path) -> None:
 
     from xiaoshuo.webui.launch import launch
 
-    port = _free_port()
+    port = free_port()
     settings = config.load(
         env={},
         cwd=tmp_path,

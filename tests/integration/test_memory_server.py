@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,20 +19,17 @@ import pytest
 
 from xiaoshuo import config
 from xiaoshuo.memory import MemoryStore, make_entry, retrieve
+from xiaoshuo.testing import free_port
 
 START_DEADLINE_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
+    port = free_port()
     log = (root / "server.log").open("wb")
     cmd = [sys.executable, "-c", "from chromadb.cli.cli import app; app()"]
     proc = subprocess.Popen(

@@ -8,7 +8,6 @@ One app (no model on disk: the engine fails fast, nothing here needs it) serves 
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -17,16 +16,13 @@ import httpx
 import pytest
 
 from xiaoshuo import config
+from xiaoshuo.testing import free_port
 
 USER, PASSWORD = "writer", "s3cret-雨夜"
 LONG_TITLE = "雨" * 100  # 300 bytes of UTF-8: longer than a file name may be
 EMOJI_NAME = "🌧" * 70 + ".txt"  # 284 bytes
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +31,7 @@ def app(tmp_path_factory):
     from xiaoshuo.writing import Novels
 
     tmp = tmp_path_factory.mktemp("webui-auth")
-    port = _free_port()
+    port = free_port()
     settings = config.load(
         env={},
         cwd=tmp,

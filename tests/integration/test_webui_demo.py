@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 
 from xiaoshuo import config
 from xiaoshuo.cli import main
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from xiaoshuo.testing import free_port
 
 
 def _page_config(port: int) -> dict:
@@ -30,7 +24,7 @@ def test_demo_mode_runs_the_whole_app_on_a_random_model_with_a_banner(tmp_path: 
     from xiaoshuo.engine import GenerationRequest, SamplingSettings
     from xiaoshuo.webui.launch import launch
 
-    port = _free_port()
+    port = free_port()
     user = config.load(env={}, cwd=tmp_path, overrides={"webui.port": port})
     demo, services = launch(user, backend="transformers", block=False, demo_dir=tmp_path / "demo")
     try:
@@ -55,7 +49,7 @@ def test_demo_mode_runs_the_whole_app_on_a_random_model_with_a_banner(tmp_path: 
 def test_a_missing_model_is_offered_for_download_not_fetched_silently(tmp_path: Path) -> None:
     from xiaoshuo.webui.launch import launch
 
-    port = _free_port()
+    port = free_port()
     settings = config.load(
         env={},
         cwd=tmp_path,
