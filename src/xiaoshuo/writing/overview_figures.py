@@ -295,6 +295,7 @@ def dashboard_figure(data: dict[str, Any]) -> Any:
         col=1,
     )
     fig.update_layout(**_base_layout(dashboard_title(data), 900), showlegend=False)
+    fig.update_xaxes(type="category", row=2, col=1)  # days, not a time axis with millisecond ticks
     return fig
 
 

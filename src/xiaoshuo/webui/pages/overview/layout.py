@@ -65,7 +65,7 @@ def build_overview_tab(services: Services, lang: str, novel: gr.Dropdown, tab: g
     load_outputs = [snap, chapter, info, graph, timeline, dashboard, who, card]
     for trigger in [refresh.click, *([tab.select] if tab is not None else []), novel.change]:
         trigger(guard(on_load), novel, load_outputs, api_visibility="private")
-    chapter.release(
+    chapter.change(
         guard(on_chapter), [snap, chapter, who], [info, graph, who, card], api_visibility="private"
     )
     who.change(
