@@ -116,3 +116,50 @@ def repetition_rate(new: str, history: str | list[str] | set[str], n: int = 8) -
         else:
             seen.add(g)
     return repeated / len(grams)
+
+
+def repeated_runs(
+    text: str, earlier: dict[str, int] | None = None, n: int = 8, min_chars: int = 20
+) -> list[tuple[int, int, int | None, int]]:
+    """Passages of ``text`` made of ``n``-字 n-grams already seen, at least ``min_chars`` 字 long.
+
+    A gram is repeated when it occurs earlier in ``text`` or is in ``earlier`` (gram → the chapter it
+    comes from: :func:`ngram_sources`).  Consecutive repeated grams make one run.  Returns
+    ``(start, end, chapter, first)`` with offsets into ``text`` (whitespace ignored while matching):
+    ``chapter`` None for a repeat within ``text`` (``first`` = the offset of its first occurrence), else
+    the earlier chapter (``first`` = -1).
+    """
+    index = [j for j, ch in enumerate(text) if not ch.isspace()]
+    s = "".join(text[j] for j in index)
+    earlier = earlier or {}
+    first_at: dict[str, int] = {}
+    hits: list[tuple[int, int | None, int]] = []  # (gram position, chapter or None, first position)
+    for i in range(len(s) - n + 1):
+        g = s[i : i + n]
+        prev = first_at.get(g)
+        if prev is not None and prev < i:
+            hits.append((i, None, prev))
+        elif g in earlier:
+            hits.append((i, earlier[g], -1))
+        first_at.setdefault(g, i)
+    runs: list[tuple[int, int, int | None, int]] = []
+    k = 0
+    while k < len(hits):
+        i0, chapter, first = hits[k]
+        j = k
+        while j + 1 < len(hits) and hits[j + 1][0] == hits[j][0] + 1:
+            j += 1
+        end = hits[j][0] + n
+        if end - i0 >= min_chars:
+            runs.append((index[i0], index[end - 1] + 1, chapter, index[first] if first >= 0 else -1))
+        k = j + 1
+    return runs
+
+
+def ngram_sources(chapters: dict[int, str], n: int = 8) -> dict[str, int]:
+    """Every ``n``-字 n-gram of ``chapters`` → the latest chapter holding it (for :func:`repeated_runs`)."""
+    out: dict[str, int] = {}
+    for number in sorted(chapters):
+        for g in ngrams(chapters[number], n):
+            out[g] = number
+    return out
