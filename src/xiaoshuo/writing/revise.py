@@ -213,6 +213,42 @@ def _operation(writer: Writer, number: int, text: str, edit: Edit) -> Operation:
     return Operation("revise", number, text[: edit.start], text[edit.end :], edit.target, request_for)
 
 
+def _splice(text: str, edits: list[Edit], chosen: dict[int, str]) -> str:
+    """``text`` with edit ``i``'s passage replaced by ``chosen[i]`` (from the end: offsets hold)."""
+    for i in sorted(chosen, key=lambda j: -edits[j].start):
+        text = text[: edits[i].start] + chosen[i] + text[edits[i].end :]
+    return text
+
+
+def _apply(
+    ctx: Context, text: str, current: Review, edits: list[Edit], generated: list[list[Any]], rows: list[dict]
+) -> tuple[str, Review, list[int]]:
+    """The pass's text: with one candidate per edit, every edit at once when that is better (one review);
+    otherwise edit by edit from the end, each candidate reviewed and the best one kept only when it is
+    better than the text so far (:func:`is_better`).  Returns (text, its review, the edits applied)."""
+    if all(len(c) == 1 for c in generated):
+        trial = _splice(text, edits, {i: c[0].new_text for i, c in enumerate(generated)})
+        got = review_text(ctx, trial)
+        if is_better(current, got)[0]:
+            for row in rows:
+                row.update(kept=True, candidate=0)
+            return trial, got, list(range(len(edits)))
+    new_text, new_review, applied = text, current, []
+    for i in sorted(range(len(edits)), key=lambda j: -edits[j].start):  # from the end: offsets hold
+        best = None
+        for cand in generated[i]:
+            trial = _splice(new_text, edits, {i: cand.new_text})
+            got = review_text(ctx, trial)
+            if is_better(new_review, got)[0] and (best is None or got.weighted < best[1].weighted):
+                best = (trial, got, cand.index)
+        rows[i]["kept"] = best is not None
+        if best is not None:
+            new_text, new_review = best[0], best[1]
+            rows[i]["candidate"] = best[2]
+            applied.append(i)
+    return new_text, new_review, applied
+
+
 async def revise_chapter(
     writer: Writer,
     number: int,
@@ -268,20 +304,7 @@ async def revise_chapter(
                 )
             )
             result.generate_seconds += time.monotonic() - t0
-            new_text, new_review, applied = text, current, []
-            for i in sorted(range(len(edits)), key=lambda j: -edits[j].start):  # from the end: offsets hold
-                e, best = edits[i], None
-                for cand in generated[i]:
-                    trial = new_text[: e.start] + cand.new_text + new_text[e.end :]
-                    got = review_text(ctx, trial)
-                    ok, _ = is_better(new_review, got)
-                    if ok and (best is None or got.weighted < best[1].weighted):
-                        best = (trial, got, cand.index)
-                row["edits"][i]["kept"] = best is not None
-                if best is not None:
-                    new_text, new_review = best[0], best[1]
-                    row["edits"][i]["candidate"] = best[2]
-                    applied.append(i)
+            new_text, new_review, applied = _apply(ctx, text, current, edits, generated, row["edits"])
             ok, why = (
                 is_better(current, new_review) if applied else (False, "没有更好的改法 (no edit helped)")
             )

@@ -160,6 +160,5 @@ def ngram_sources(chapters: dict[int, str], n: int = 8) -> dict[str, int]:
     """Every ``n``-字 n-gram of ``chapters`` → the latest chapter holding it (for :func:`repeated_runs`)."""
     out: dict[str, int] = {}
     for number in sorted(chapters):
-        for g in ngrams(chapters[number], n):
-            out[g] = number
+        out.update(dict.fromkeys(ngrams(chapters[number], n), number))
     return out
