@@ -20,7 +20,7 @@ from xiaoshuo.config import load
 from xiaoshuo.engine import register_backend
 from xiaoshuo.eval.flavour import load_flavour
 from xiaoshuo.memory.schema import make_entry
-from xiaoshuo.writing import Novels, Writer, WritingError, run_sync
+from xiaoshuo.writing import Novels, Writer, WritingError, count_chars, run_sync
 from xiaoshuo.writing.findings import review_chapter
 from xiaoshuo.writing.revise import plan_revision, revise_chapter
 from xiaoshuo.writing.schema import ChapterPlan
@@ -134,6 +134,10 @@ def test_outline_and_length_findings(tmp_path: Path) -> None:
     plan = plan_revision(settings, novel, 1, flavour=FLAVOUR, entries=_entries()).passes[0]["edits"]
     assert len(plan) == 1 and plan[0]["mode"] == "expand" and plan[0]["end"] == len(text)
     assert plan[0]["start"] > 0 and plan[0]["target_chars"] > plan[0]["chars"]  # only the end grows
+    novel.update_plan(1, target_chars=len(text) * 3 // 4)
+    (edit,) = plan_revision(settings, novel, 1, only="length").passes[0]["edits"]
+    assert edit["mode"] == "shorten" and edit["end"] == len(text) and edit["start"] > 0
+    assert edit["chars"] - edit["target_chars"] == count_chars(text) - len(text) * 3 // 4  # excess off
 
 
 def test_revise_fixes_the_planted_problems_and_records_before_after(tmp_path: Path) -> None:

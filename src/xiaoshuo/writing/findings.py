@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from xiaoshuo.writing.bookkeeping import Appearances, find_names, names_of, sentence_at
-from xiaoshuo.writing.consistency import check_chapter
+from xiaoshuo.writing.consistency import check_chapter, require_text
 from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, fix_instruction
 from xiaoshuo.writing.schema import WritingError
 from xiaoshuo.writing.textstats import count_chars, ngram_sources, repeated_runs, sentence_ends
@@ -172,15 +172,8 @@ def review_chapter(
     context: Context | None = None,
 ) -> Review:
     """Every finding about chapter ``number`` (its current text, or ``text``), in text order."""
+    text = require_text(novel, number, text)
     ctx = context or Context.of(settings, novel, number, entries=entries, flavour=flavour)
-    text = novel.text(number) if text is None else text
-    if not text.strip():
-        raise WritingError(
-            f"第 {number} 章还没有正文 (chapter {number} has no text)",
-            expected="a written chapter",
-            received=str(novel.chapter_file(number)),
-            fix=f"xiaoshuo write chapter {number} --novel {novel.slug}",
-        )
     return review_text(ctx, text)
 
 
@@ -277,42 +270,26 @@ def _length(ctx: Context, text: str, p: Any) -> list[ReviewFinding]:
     chars = count_chars(text)
     low = math.floor(ctx.target * (1 - ctx.tolerance))
     high = math.floor(ctx.target * (1 + ctx.tolerance))
-    end = len(text.rstrip())
-    if chars < low:
-        missing = ctx.target - chars
-        start = tail_start(text, 200)
-        return [
-            _finding(
-                "length",
-                "too_short",
-                "warning",
-                text,
-                start,
-                end,
-                f"本章 {chars} 字，目标 {ctx.target} 字，少约 {missing} 字 (too short)",
-                fix_instruction(p, "too_short", missing=missing),
-                missing=missing,
-                target=ctx.target,
-            )
-        ]
-    if chars > high:
-        extra = chars - ctx.target
-        start = tail_start(text, max(200, 2 * extra))
-        return [
-            _finding(
-                "length",
-                "too_long",
-                "warning",
-                text,
-                start,
-                end,
-                f"本章 {chars} 字，目标 {ctx.target} 字，多约 {extra} 字 (too long)",
-                fix_instruction(p, "too_long", extra=extra),
-                extra=extra,
-                target=ctx.target,
-            )
-        ]
-    return []
+    if low <= chars <= high:
+        return []
+    gap = abs(ctx.target - chars)
+    if chars < low:  # the end grows; too long: the end (at least twice the excess) is shortened
+        rule, key, tail, what = "too_short", "missing", 200, f"少约 {gap} 字 (too short)"
+    else:
+        rule, key, tail, what = "too_long", "extra", max(200, 2 * gap), f"多约 {gap} 字 (too long)"
+    return [
+        _finding(
+            "length",
+            rule,
+            "warning",
+            text,
+            tail_start(text, tail),
+            len(text.rstrip()),
+            f"本章 {chars} 字，目标 {ctx.target} 字，{what}",
+            fix_instruction(p, rule, **{key: gap}),
+            **{key: gap, "target": ctx.target},
+        )
+    ]
 
 
 def tail_start(text: str, chars: int) -> int:

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from xiaoshuo.writing.consistency import require_text
 from xiaoshuo.writing.findings import (
     Context,
     Review,
@@ -162,16 +163,6 @@ def _context(writer_or_settings: Any, novel: Any, number: int, entries, flavour)
     return Context.of(settings, novel, number, entries=entries, flavour=flavour, prompts=prompts)
 
 
-def _need_text(novel: Any, number: int, text: str) -> None:
-    if not text.strip():
-        raise WritingError(
-            f"第 {number} 章还没有正文，无法修订 (chapter {number} has no text to revise)",
-            expected="a written chapter",
-            received=str(novel.chapter_file(number)),
-            fix=f"xiaoshuo write chapter {number} --novel {novel.slug}",
-        )
-
-
 def plan_revision(
     settings: Any,
     novel: Any,
@@ -184,8 +175,7 @@ def plan_revision(
     """``--dry-run``: the review and the edits a revise would make; reads only, no model."""
     kinds = parse_kinds(only)
     check_unlocked(novel, number)
-    text = novel.text(number)
-    _need_text(novel, number, text)
+    text = require_text(novel, number)
     ctx = _context(settings, novel, number, entries, flavour)
     review = review_text(ctx, text)
     edits = plan_edits(text, review, kinds)
@@ -272,8 +262,7 @@ async def revise_chapter(
     with novel.writer(what=f"revise chapter {number}"):
         check_unlocked(novel, number)
         novel.sync(number)
-        text = novel.text(number)
-        _need_text(novel, number, text)
+        text = require_text(novel, number)
         if entries is None:
             entries = writer.store.list(novel.slug) if writer.store is not None else []
         ctx = _context(writer, novel, number, entries, flavour)
