@@ -32,7 +32,7 @@ from xiaoshuo.writing.bookkeeping import Appearances, find_names, names_of, sent
 from xiaoshuo.writing.consistency import check_chapter, require_text
 from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, fix_instruction
 from xiaoshuo.writing.schema import WritingError
-from xiaoshuo.writing.textstats import count_chars, ngram_sources, repeated_runs, sentence_ends
+from xiaoshuo.writing.textstats import NgramIndex, count_chars, repeated_runs, sentence_ends
 
 KINDS = ("consistency", "length", "repetition", "flavour", "outline")
 #: a finding's weight by severity (flavour findings are further weighted by their category's weight)
@@ -120,7 +120,7 @@ class Context:
     target: int
     tolerance: float
     ngram: int
-    earlier: dict[str, int]  # n-gram → earlier chapter
+    earlier: NgramIndex  # the n-grams of the earlier chapters
     appearances: Appearances
     gap: int
     plan: Any
@@ -152,7 +152,7 @@ class Context:
             target=plan.target_chars or novel.card().chapter_chars,
             tolerance=w.length_tolerance,
             ngram=w.repetition_ngram,
-            earlier=ngram_sources(earlier_texts, w.repetition_ngram),
+            earlier=NgramIndex(earlier_texts, w.repetition_ngram),
             appearances=appearances,
             gap=w.reappear_gap,
             plan=plan,
