@@ -213,8 +213,7 @@ def is_better(before: Review, after: Review) -> tuple[bool, str]:
 def whole_sentences(text: str, start: int, end: int) -> tuple[int, int]:
     """``[start, end)`` widened to whole sentences (closing quotes kept with their sentence; a span that
     begins with the previous sentence's end or a line break starts after it)."""
-    while start < end - 1 and (text[start] in _ENDS or text[start] in _CLOSERS or text[start].isspace()):
-        start += 1
+    start += _lead(text, start, end)
     a = sentence_at(text, start, min(len(text), start + 1), limit=200)[0] if text else 0
     b = sentence_at(text, max(0, end - 1), end, limit=200)[1] if end > 0 else 0
     while a < len(text) and text[a] in _CLOSERS:
@@ -307,9 +306,11 @@ def tail_start(text: str, chars: int) -> int:
 def _repetition(ctx: Context, text: str, p: Any) -> list[ReviewFinding]:
     out = []
     for start, end, chapter, first in repeated_runs(text, ctx.earlier, ctx.ngram, MIN_REPEAT_CHARS):
+        skip = _lead(text, start, end)  # a run that starts on the previous sentence's end starts after it
+        start, first = start + skip, first + skip if first >= 0 else first
         n = count_chars(text[start:end])
         if chapter is None:
-            message = f"这段 {n} 字与本章前文（第 {first} 字处）重复 (repeats this chapter's earlier text)"
+            message = f"这段 {n} 字与本章前文（从位置 {first} 起）重复 (repeats the text at offset {first})"
             out.append(
                 _finding(
                     "repetition",
@@ -339,6 +340,14 @@ def _repetition(ctx: Context, text: str, p: Any) -> list[ReviewFinding]:
                 )
             )
     return out
+
+
+def _lead(text: str, start: int, end: int) -> int:
+    """How many sentence ends, closing quotes and spaces ``text[start:end]`` begins with."""
+    k = start
+    while k < end - 1 and (text[k] in _ENDS or text[k] in _CLOSERS or text[k].isspace()):
+        k += 1
+    return k - start
 
 
 def _flavour(ctx: Context, text: str, p: Any) -> list[ReviewFinding]:
