@@ -230,3 +230,21 @@ def test_a_passage_repeated_from_an_earlier_chapter(tmp_path: Path) -> None:
     (rep,) = [f for f in review.findings if f.kind == "repetition"]
     assert rep.rule == "repeated_earlier" and rep.detail["chapter"] == 1 and PARA[2:-2] in rep.quote
     assert "flavour" not in review.checked  # no AI味 list given: not checked, not silently clean
+
+
+def test_a_consistency_finding_carries_a_concrete_instruction(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    novel = _novel(settings, PROSE[:300])
+    novel.ensure_chapter(2)
+    novel.set_text(2, PROSE[1000:1100] + "苏晚晴笑道：“你来晚了。”" + PROSE[1200:1300])
+    dead = make_entry(
+        novel="yuye", kind="character", name="苏晚晴", text="林远的师姐", state="遇害身亡", chapter=1
+    )
+    review = review_chapter(novel, 2, settings=settings, entries=[*_entries(), dead])
+    (f,) = [f for f in review.findings if f.kind == "consistency"]
+    assert f.rule == "dead_acts" and f.severity == "warning" and "苏晚晴笑道" in f.quote
+    assert "苏晚晴" in f.instruction and "遇害身亡" in f.instruction
+    (edit,) = plan_revision(settings, novel, 2, entries=[*_entries(), dead], only="consistency").passes[0][
+        "edits"
+    ]
+    assert edit["passage"].startswith("苏晚晴笑道") or "苏晚晴笑道" in edit["passage"]
