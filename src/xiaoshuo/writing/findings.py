@@ -30,7 +30,7 @@ from typing import Any
 
 from xiaoshuo.writing.bookkeeping import Appearances, find_names, names_of, sentence_at
 from xiaoshuo.writing.consistency import check_chapter, require_text
-from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, fix_instruction
+from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, Prompts, fix_instruction
 from xiaoshuo.writing.schema import WritingError
 from xiaoshuo.writing.textstats import NgramIndex, count_chars, repeated_runs, sentence_ends
 
@@ -157,7 +157,7 @@ class Context:
             gap=w.reappear_gap,
             plan=plan,
             flavour=flavour,
-            prompts=prompts,
+            prompts=prompts or Prompts.from_settings(settings),  # writing.prompts_file's fix_* texts
         )
 
 

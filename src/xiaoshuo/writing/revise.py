@@ -155,14 +155,6 @@ def plan_edits(text: str, review: Review, kinds: list[str] | None = None) -> lis
     return edits
 
 
-def _context(writer_or_settings: Any, novel: Any, number: int, entries, flavour) -> Context:
-    settings = getattr(writer_or_settings, "settings", writer_or_settings)
-    prompts = None
-    if isinstance(writer_or_settings, Writer):
-        prompts = writer_or_settings.prompts
-    return Context.of(settings, novel, number, entries=entries, flavour=flavour, prompts=prompts)
-
-
 def plan_revision(
     settings: Any,
     novel: Any,
@@ -176,7 +168,7 @@ def plan_revision(
     kinds = parse_kinds(only)
     check_unlocked(novel, number)
     text = require_text(novel, number)
-    ctx = _context(settings, novel, number, entries, flavour)
+    ctx = Context.of(settings, novel, number, entries=entries, flavour=flavour)
     review = review_text(ctx, text)
     edits = plan_edits(text, review, kinds)
     row = {"pass": 1, "edits": [e.as_dict(text) for e in edits], "kept": False, "version": None}
@@ -265,7 +257,9 @@ async def revise_chapter(
         text = require_text(novel, number)
         if entries is None:
             entries = writer.store.list(novel.slug) if writer.store is not None else []
-        ctx = _context(writer, novel, number, entries, flavour)
+        ctx = Context.of(
+            writer.settings, novel, number, entries=entries, flavour=flavour, prompts=writer.prompts
+        )
         first = current = review_text(ctx, text)
         result = Revision(novel.slug, number, first, first)
         for k in range(passes):
@@ -299,6 +293,8 @@ async def revise_chapter(
             )
             row.update(weighted_after=new_review.weighted, reason=why)
             if not ok:
+                for r in row["edits"]:
+                    r["kept"] = False
                 break
             version = novel.add_version(
                 number,
