@@ -160,6 +160,24 @@ def test_revise_fixes_the_planted_problems_and_records_before_after(tmp_path: Pa
     assert v.report["revise"]["findings_after"] == result["findings_after"]
 
 
+class Mixed(Clean):
+    """Candidate 0 answers with AI phrases, candidate 1 with clean prose (told apart by the seed)."""
+
+    def respond(self, request) -> str:
+        return super().respond(request) if request.sampling.seed // 7919 == 1 else AI * 12
+
+
+def test_the_best_of_k_candidates_is_kept(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    novel = _novel(settings)
+    writer = Writer(settings, Mixed(), novel, memory_on=False)
+    result = run_sync(revise_chapter(writer, 1, flavour=FLAVOUR, candidates=2, passes=1, seed=1)).as_dict()
+    assert result["kept"] and result["weighted_after"] < result["weighted_before"]
+    edits = result["passes"][0]["edits"]
+    assert edits and all(e["kept"] and e["candidate"] == 1 for e in edits)
+    assert "眼中闪过一丝" not in novel.text(1)
+
+
 def test_a_revision_with_more_findings_is_discarded(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     novel = _novel(settings)

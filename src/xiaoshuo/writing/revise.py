@@ -207,22 +207,25 @@ def _apply(
 ) -> tuple[str, Review, list[int]]:
     """The pass's text: with one candidate per edit, every edit at once when that is better (one review);
     otherwise edit by edit from the end, each candidate reviewed and the best one kept only when it is
-    better than the text so far (:func:`is_better`).  Returns (text, its review, the edits applied)."""
-    if all(len(c) == 1 for c in generated):
-        trial = _splice(text, edits, {i: c[0].new_text for i, c in enumerate(generated)})
+    better than the text so far (:func:`is_better`).  A candidate is used stripped (the passage begins
+    and ends on a sentence, not on a space); an empty one is no revision.  Returns (text, its review,
+    the edits applied)."""
+    passages = [[(c.index, c.new_text.strip()) for c in cands if c.new_text.strip()] for cands in generated]
+    if all(len(p) == 1 for p in passages):
+        trial = _splice(text, edits, {i: p[0][1] for i, p in enumerate(passages)})
         got = review_text(ctx, trial)
         if is_better(current, got)[0]:
-            for row in rows:
-                row.update(kept=True, candidate=0)
+            for i, row in enumerate(rows):
+                row.update(kept=True, candidate=passages[i][0][0])
             return trial, got, list(range(len(edits)))
     new_text, new_review, applied = text, current, []
     for i in sorted(range(len(edits)), key=lambda j: -edits[j].start):  # from the end: offsets hold
         best = None
-        for cand in generated[i]:
-            trial = _splice(new_text, edits, {i: cand.new_text})
+        for index, passage in passages[i]:
+            trial = _splice(new_text, edits, {i: passage})
             got = review_text(ctx, trial)
             if is_better(new_review, got)[0] and (best is None or got.weighted < best[1].weighted):
-                best = (trial, got, cand.index)
+                best = (trial, got, index)
         rows[i]["kept"] = best is not None
         if best is not None:
             new_text, new_review = best[0], best[1]
