@@ -266,3 +266,22 @@ def test_a_consistency_finding_carries_a_concrete_instruction(tmp_path: Path) ->
         "edits"
     ]
     assert edit["passage"].startswith("苏晚晴笑道") or "苏晚晴笑道" in edit["passage"]
+
+
+def test_a_finding_is_the_same_finding_after_its_passage_changed(tmp_path: Path) -> None:
+    """A length finding (its span is the chapter's end) stays the same finding when the end's text
+    changes: fixing an AI phrase there is an improvement, not a fix plus a new problem."""
+    from xiaoshuo.writing.findings import is_better
+
+    settings = _settings(tmp_path)
+    text = PROSE[:600] + AI
+    novel = _novel(settings, text)
+    novel.update_plan(1, target_chars=2 * len(text))
+    before = review_chapter(novel, 1, settings=settings, flavour=FLAVOUR)
+    after = review_chapter(
+        novel, 1, settings=settings, flavour=FLAVOUR, text=PROSE[:600] + PROSE[700:720] + "。"
+    )
+    (short,) = [f for f in before.findings if f.kind == "length"]
+    assert [f.kind for f in after.findings if f.kind != "outline"] == ["length"]
+    assert after.findings[0].key() == short.key() and after.findings[0].quote != short.quote
+    assert is_better(before, after)[0] and not is_better(after, before)[0]

@@ -286,7 +286,7 @@ def _length(ctx: Context, text: str, p: Any) -> list[ReviewFinding]:
             len(text.rstrip()),
             f"本章 {chars} 字，目标 {ctx.target} 字，{what}",
             fix_instruction(p, rule, **{key: gap}),
-            **{key: gap, "target": ctx.target},
+            **{key: gap, "target": ctx.target, "subject": rule},  # the same finding while the end changes
         )
     ]
 
