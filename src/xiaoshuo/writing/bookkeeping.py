@@ -93,8 +93,9 @@ class Appearances:
         except (OSError, ValueError):
             self.data = {"chapters": {}}
 
-    def update(self, chapters: dict[int, str], entries: list[MemoryEntry]) -> bool:
-        """Record ``{chapter: text}``; returns whether anything changed (and then saves)."""
+    def update(self, chapters: dict[int, str], entries: list[MemoryEntry], *, save: bool = True) -> bool:
+        """Record ``{chapter: text}``; returns whether anything changed (and then saves, unless ``save``
+        is False: a review that writes nothing keeps the result in memory only)."""
         chars, places = names_of(entries, ("character",)), names_of(entries, ("setting",))
         known = names_digest(chars, places)
         changed = False
@@ -110,7 +111,7 @@ class Appearances:
                 "places": _first(find_names(text, places)),
             }
             changed = True
-        if changed:
+        if changed and save:
             atomic_write_json(self.path, self.data)
         return changed
 
