@@ -492,3 +492,50 @@ def test_update_clears_named_fields_and_keeps_the_rest_after_reopening(tmp_path:
         again = store.get(entry.id)
         assert again.chapter is None and again.text == "改写后的梗概" and again.importance == 5
         assert store.count() == 1
+
+
+def test_cast_events_whole_then_condensed_into_history_lines_never_later(tmp_path: Path) -> None:
+    from xiaoshuo.memory.retrieval import Retriever
+
+    cards = [
+        make_entry(kind="character", name="林远", aliases=["阿远"], text="青云山弟子。"),
+        make_entry(kind="character", name="苏晚晴", text="林远的师姐。"),
+        make_entry(kind="character", name="韩烈", text="黑水崖的刀客。"),
+    ]
+    told = "阿远在落霞镇找到一块玉佩的碎片，交给了山下茶铺里从不说话的老人。"
+    events = [
+        make_entry(kind="plot", chapter=ch, text=f"第{ch:02d}回{told}", characters=["阿远"] if ch % 2 else
+                   ["苏晚晴", "韩烈"])
+        for ch in range(1, 13)
+    ]  # fmt: skip
+    events.append(make_entry(kind="plot", chapter=14, text="林远在黑水崖失去了一臂。", characters=["林远"]))
+    other = make_entry(kind="plot", chapter=2, text="韩烈独自喝酒。", characters=["韩烈"])
+    r = Retriever([*cards, *events, other])
+    hits = r.search("写这一章", k=8, max_chapter=12, cast=["林远"], recent_text="苏晚晴推门进来")
+    cast_hits = [h for h in hits if h.cast]
+    assert [h.entry.chapter for h in cast_hits] == list(range(12, 0, -1))  # the most recent first, no 14
+    assert other.id not in {h.entry.id for h in hits}  # 韩烈 is not in the cast
+    assert not any(h.cast for h in r.search("写这一章", max_chapter=12))  # cast=None: not cast-aware
+
+    def build(budget: int):
+        result = build_context(hits, budget, len)
+        assert result.tokens <= budget and result.tokens == len(result.text)
+        ids = [i["id"] for i in result.included] + [i["id"] for i in result.dropped]
+        assert sorted(ids) == sorted(h.entry.id for h in hits)
+        return result, {i["id"]: i for i in result.included}
+
+    full, shown = build(5000)
+    assert "的往事" not in full.text and all(not i.get("condensed") for i in shown.values())
+    mid, shown = build(len(full.text) * 3 // 4)
+    assert len(shown) == len(hits)  # everything in, the older events condensed
+    condensed = [h.entry.chapter for h in cast_hits if shown[h.entry.id].get("condensed")]
+    whole = [h.entry.chapter for h in cast_hits if not shown[h.entry.id].get("condensed")]
+    assert condensed and whole and max(condensed) < min(whole)
+    assert "- 林远的往事：第1章 第01回阿远在落霞镇找到一块玉佩的碎片，交给了山…；第3章" in mid.text
+    assert "- 苏晚晴的往事：第2章 " in mid.text  # an event goes to the line of its first cast member
+    assert all(shown[i]["reason"].startswith("condensed into history line: ") for i in shown
+               if shown[i].get("condensed"))  # fmt: skip
+    _, shown = build(len(full.text) // 4)
+    kept = [h.entry.chapter for h in cast_hits if h.entry.id in shown]
+    assert all(shown[h.entry.id].get("condensed") for h in cast_hits if h.entry.id in shown)
+    assert kept and kept == list(range(12, 12 - len(kept), -1))  # the oldest are dropped first

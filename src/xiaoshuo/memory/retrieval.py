@@ -24,6 +24,15 @@ at or before N is shown (a character's state then), while an undated character
 entry (the character card) stays.  The same "latest state wins" applies without
 ``max_chapter``.  ``extra_terms`` (names from an outline) trigger like the
 request text.  This module ranks; the context builder decides what fits a prompt.
+
+**Cast-aware** (``cast=[names]``, e.g. the chapter plan's characters): the cast is those names (aliases
+mapped to the character's name) plus every character whose name or alias occurs in the request, the
+recent text or ``extra_terms``.  Every visible plot entry involving a cast member (its ``characters``,
+aliases mapped) is a *cast event*, ranked after pinned and triggered entries and before the fused
+ranking, outside ``k``: key events (importance 5) first, then the most recent chapter first, then the
+more important; undated events last; at most :data:`CAST_EVENTS_MAX`.  Chapter-awareness applies to them
+as to everything (never an event dated after ``max_chapter``).  The context builder shows the first ones
+whole and condenses the rest into one history line per character when the budget is tight.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from xiaoshuo.memory.schema import DenseUnavailableError, MemoryEntry
 
 _log = logging.getLogger("xiaoshuo.memory")
 RRF_K = 60
+CAST_EVENTS_MAX = 256  # cast events offered to the context builder (its budget decides what is shown)
 NUMBA_MIN_ENTRIES = 5000
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
 # Function words that occur in most entries: they add nothing to BM25 but long posting lists.
@@ -120,6 +130,7 @@ class Hit:
     found_by: list[str] = field(default_factory=list)
     pinned: bool = False
     triggered: bool = False
+    cast: list[str] = field(default_factory=list)  # a cast event: the cast members it involves
 
     def as_dict(self) -> dict[str, Any]:
         e = self.entry
@@ -163,6 +174,16 @@ class Retriever:
         # character (阿…).
         self._triggers: dict[str, list[tuple[str, str]]] = {}
         self.pinned_ids = [e.id for e in self.entries if e.pinned]
+        # character name or alias -> the character's name (a name wins over another character's alias)
+        self.names: dict[str, str] = {}
+        for e in self.entries:
+            if e.kind == "character":
+                self.names.setdefault(e.name, e.name)
+        for e in self.entries:
+            if e.kind == "character":
+                for alias in e.aliases:
+                    self.names.setdefault(alias, e.name)
+        self._events: dict[str, list[MemoryEntry]] | None = None  # character name -> plot entries (lazy)
         for e in self.entries:
             for name in e.triggers():
                 self._tokenizer.add_word(name, freq=100_000)
@@ -230,6 +251,45 @@ class Retriever:
             self._visible[max_chapter] = (ids, mask)
         return self._visible[max_chapter]
 
+    def cast_names(self, names: Iterable[str], triggered_ids: Iterable[str] = ()) -> list[str]:
+        """The cast: ``names`` (aliases mapped to names; an unknown name kept as given) followed by the
+        characters among ``triggered_ids``, in that order, without repeats."""
+        out: list[str] = []
+        for name in names:
+            name = self.names.get(name.strip(), name.strip())
+            if name and name not in out:
+                out.append(name)
+        for entry_id in triggered_ids:
+            e = self.by_id.get(entry_id)
+            if e is not None and e.kind == "character" and e.name not in out:
+                out.append(e.name)
+        return out
+
+    def cast_events(self, cast: list[str], max_chapter: int | None) -> list[tuple[MemoryEntry, list[str]]]:
+        """Visible plot entries involving a member of ``cast``, best first (see the module doc), each with
+        the cast members it involves (in ``cast`` order); at most :data:`CAST_EVENTS_MAX`."""
+        if self._events is None:
+            self._events = {}
+            for e in self.entries:
+                if e.kind == "plot":
+                    for name in dict.fromkeys(self.names.get(c, c) for c in e.characters):
+                        self._events.setdefault(name, []).append(e)
+        visible = self.visible(max_chapter)
+        found: dict[str, MemoryEntry] = {}
+        for name in cast:
+            for e in self._events.get(name, ()):
+                if e.id in visible:
+                    found[e.id] = e
+        ranked = sorted(
+            found.values(),
+            key=lambda e: (e.importance < 5, e.chapter is None, -(e.chapter or 0), -e.importance, e.id),
+        )[:CAST_EVENTS_MAX]
+        out = []
+        for e in ranked:
+            involved = {self.names.get(c, c) for c in e.characters}
+            out.append((e, [name for name in cast if name in involved]))
+        return out
+
     def bm25(self, query: str, k: int, *, max_chapter: int | None = None) -> list[tuple[str, float]]:
         if self._bm25 is None:
             return []
@@ -259,8 +319,10 @@ class Retriever:
         dense: list[str] | None = None,
         max_chapter: int | None = None,
         extra_terms: Iterable[str] = (),
+        cast: Iterable[str] | None = None,
     ) -> list[Hit]:
-        """Fused ranking.  ``dense``: entry ids by similarity from Chroma (best first), if any."""
+        """Fused ranking.  ``dense``: entry ids by similarity from Chroma (best first), if any; ``cast``
+        (None: not cast-aware) adds the cast's events (see the module doc)."""
         hits: dict[str, Hit] = {}
         visible = self.visible(max_chapter)
 
@@ -274,10 +336,16 @@ class Retriever:
             if (h := hit(entry_id)) is not None:
                 h.pinned = True
                 h.found_by.append("pinned")
-        for entry_id in self.triggered("\n".join([query, recent_text, *extra_terms])):
+        triggered = self.triggered("\n".join([query, recent_text, *extra_terms]))
+        for entry_id in triggered:
             if (h := hit(entry_id)) is not None:
                 h.triggered = True
                 h.found_by.append("trigger")
+        if cast is not None:
+            for entry, involved in self.cast_events(self.cast_names(cast, triggered), max_chapter):
+                if (h := hit(entry.id)) is not None and not (h.pinned or h.triggered):
+                    h.cast = involved
+                    h.found_by.append("cast")
         bm25 = [i for i, _ in self.bm25(query, k * 4, max_chapter=max_chapter)]
         for name, ranked in (("bm25", bm25), ("dense", dense or [])):
             for rank, entry_id in enumerate(ranked):
@@ -286,8 +354,9 @@ class Retriever:
                     h.found_by.append(name)
         ordered = sorted(hits.values(), key=lambda h: (not h.pinned, not h.triggered, -h.score, h.entry.id))
         forced = [h for h in ordered if h.pinned or h.triggered]
-        ranked = [h for h in ordered if not (h.pinned or h.triggered) and h.score > 0]
-        return forced + ranked[: max(0, k - len(forced))] if len(forced) < k else forced
+        cast_hits = [h for h in hits.values() if h.cast]  # inserted in cast_events' order
+        ranked = [h for h in ordered if not (h.pinned or h.triggered or h.cast) and h.score > 0]
+        return forced + cast_hits + ranked[: max(0, k - len(forced))]
 
 
 def retrieve(
@@ -301,12 +370,15 @@ def retrieve(
     max_chapter: int | None = None,
     extra_terms: Iterable[str] = (),
     dense_timeout: float | None = None,
+    cast: Iterable[str] | None = None,
 ) -> Retrieval:
     """Hybrid retrieval for one prompt: the store's cached index + its dense neighbours, fused.
 
     ``k`` defaults to ``memory.top_k``; ``max_chapter`` makes it chapter-aware; ``extra_terms`` (outline
-    characters and places) trigger entries like the request does; ``dense_timeout``: seconds to wait for an
-    embedding model still loading (None waits; the WebUI passes a small number and degrades meanwhile).
+    characters and places) trigger entries like the request does; ``cast`` (the chapter's planned
+    characters; None: not cast-aware) brings the cast's events before the fused ranking; ``dense_timeout``:
+    seconds to wait for an embedding model still loading (None waits; the WebUI passes a small number and
+    degrades meanwhile).
     Raises only when the store cannot be read.
     """
     k = k or store.settings.memory.top_k
@@ -332,6 +404,7 @@ def retrieve(
         dense=dense,
         max_chapter=max_chapter,
         extra_terms=extra_terms,
+        cast=cast,
     )
     return Retrieval(hits, warnings, dense_used)
 
