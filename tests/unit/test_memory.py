@@ -539,3 +539,81 @@ def test_cast_events_whole_then_condensed_into_history_lines_never_later(tmp_pat
     kept = [h.entry.chapter for h in cast_hits if h.entry.id in shown]
     assert all(shown[h.entry.id].get("condensed") for h in cast_hits if h.entry.id in shown)
     assert kept and kept == list(range(12, 12 - len(kept), -1))  # the oldest are dropped first
+
+
+def _fresh(store: MemoryStore, novel: str = "default"):
+    from xiaoshuo.memory.retrieval import Retriever
+
+    return Retriever(store.list(novel))
+
+
+def _same_index(got, fresh) -> None:
+    assert [e.id for e in got.entries] == [e.id for e in fresh.entries]
+    assert got.doc_tokens == fresh.doc_tokens  # tokens equal a fresh build's
+    for query in ("林远在客栈", "黑衣人夜袭", "青云山藏经阁", "长生殿的灯"):
+        assert got.bm25(query, 10) == fresh.bm25(query, 10)
+
+
+def test_the_index_is_saved_beside_the_store_and_reused_by_the_next_process(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    with MemoryStore(settings) as store:
+        store.add(_cast())
+        before = [h.as_dict() for h in search(store, "default", "林远在客栈", recent_text="黑衣人")]
+        assert store.retriever().retokenized == len(store.list())  # built here, from Chroma
+        saved = list((store.path / "index").glob("*.npz"))
+        assert len(saved) == 1
+    with MemoryStore(settings) as store:
+        reopened = store.retriever()
+        assert reopened.retokenized == 0 and reopened._bm25 is not None  # loaded, not built
+        assert [h.as_dict() for h in search(store, "default", "林远在客栈", recent_text="黑衣人")] == before
+        _same_index(reopened, _fresh(store))
+        # writes here update it: only the changed entries are tokenized again
+        store.add(make_entry(kind="plot", chapter=5, text="林远在长生殿外等了一夜。", characters=["林远"]))
+        assert store.retriever().retokenized == 1
+        _same_index(store.retriever(), _fresh(store))
+        gone = store.list(kind="dialogue")[0].id
+        store.delete(gone)
+        store.update(store.list(kind="setting")[0].id, text="皇城深处的宫殿，如今荒废了。")
+        assert store.retriever().retokenized == 1 and gone not in store.retriever().by_id
+        _same_index(store.retriever(), _fresh(store))
+        # a new name: the entries that contain it are split again, as a fresh index would
+        store.add(make_entry(kind="character", name="黑衣人", text="夜袭客栈的刺客，来历不明。"))
+        assert store.retriever().retokenized >= 2
+        _same_index(store.retriever(), _fresh(store))
+        after = [h.as_dict() for h in search(store, "default", "黑衣人在客栈")]
+    with MemoryStore(settings) as store:  # saved at close: the next process loads it
+        assert store.retriever().retokenized == 0
+        assert [h.as_dict() for h in search(store, "default", "黑衣人在客栈")] == after
+    with MemoryStore(settings) as store:  # a write without a search: applied to the saved index at close
+        store.delete(store.list(kind="character")[0].id)
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+        _same_index(store.retriever(), _fresh(store))
+
+
+def test_a_stale_or_damaged_index_file_is_rebuilt_not_fatal(tmp_path: Path, caplog) -> None:
+    settings = _settings(tmp_path)
+    with MemoryStore(settings) as store:
+        store.add(_cast())
+        before = [h.as_dict() for h in search(store, "default", "林远在客栈")]
+        path = next((store.path / "index").glob("*.npz"))
+        version = path.with_suffix(".version")
+    n = len(_cast())
+    version.write_text("written-by-another-process")  # another writer replaced the version
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == n  # not used: rebuilt from Chroma (and saved again)
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], data[:200] + bytes(500) + data[700:]):  # truncated, overwritten
+        path.write_bytes(damaged)
+        caplog.clear()
+        with MemoryStore(settings) as store:
+            assert [h.as_dict() for h in search(store, "default", "林远在客栈")] == before
+            assert store.retriever().retokenized == n
+        assert "rebuilding" in caplog.text
+    leftover = path.with_name(f".{path.name}.tmp-123-456")  # a save cut short by a crash
+    leftover.write_bytes(data[:100])
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+        assert [h.as_dict() for h in search(store, "default", "林远在客栈")] == before

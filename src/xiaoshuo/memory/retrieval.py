@@ -50,6 +50,7 @@ _log = logging.getLogger("xiaoshuo.memory")
 RRF_K = 60
 CAST_EVENTS_MAX = 256  # cast events offered to the context builder (its budget decides what is shown)
 NUMBA_MIN_ENTRIES = 5000
+MOVED_WORDS_SCAN = 64  # more changed names than this in one update: every entry is tokenized again
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
 # Function words that occur in most entries: they add nothing to BM25 but long posting lists.
 STOPWORDS = frozenset(
@@ -155,25 +156,47 @@ class Retrieval:
 
 
 class Retriever:
-    """An index over one novel's active entries (build once, query many times)."""
+    """An index over one novel's active entries (build once, query many times).
 
-    def __init__(self, entries: list[MemoryEntry]) -> None:
+    ``tokens`` (entry id → BM25 tokens) and ``scores`` (bm25s's arrays and vocabulary) come from a saved
+    index (:mod:`xiaoshuo.memory.index_file`) or a previous Retriever (:meth:`updated`): an entry with
+    tokens is not tokenized again, and with ``scores`` the BM25 matrix is not rebuilt.  Without them the
+    BM25 matrix is built at the first query."""
+
+    def __init__(
+        self,
+        entries: list[MemoryEntry],
+        *,
+        tokens: dict[str, list[str]] | None = None,
+        scores: dict[str, Any] | None = None,
+        tokenizer: Any = None,
+    ) -> None:
         import logging
 
-        import bm25s
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
         logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.entries = sorted((e for e in entries if not e.archived), key=lambda e: e.id)
         self.by_id = {e.id: e for e in self.entries}
-        self._tokenizer = jieba.Tokenizer()
-        self._tokenizer.initialize()
+        if tokenizer is None:
+            tokenizer = jieba.Tokenizer()
+            tokenizer.initialize()
+        self._tokenizer = tokenizer
         # Trigger names bucketed by their first two characters (one for 1-character names), so a scan
         # looks at a handful of candidates per position even when thousands of names share a first
         # character (阿…).
         self._triggers: dict[str, list[tuple[str, str]]] = {}
         self.pinned_ids = [e.id for e in self.entries if e.pinned]
+        self.words: set[str] = set()  # the names added to the tokenizer's dictionary
+        for e in self.entries:
+            for name in e.triggers():
+                self.words.add(name)
+                self._triggers.setdefault(name[:2], []).append((name, e.id))
+            self.words.update(e.characters)
+        _use_words(self._tokenizer, self.words)
+        for bucket in self._triggers.values():
+            bucket.sort(key=lambda item: -len(item[0]))  # longest first
         # character name or alias -> the character's name (a name wins over another character's alias)
         self.names: dict[str, str] = {}
         for e in self.entries:
@@ -184,23 +207,61 @@ class Retriever:
                 for alias in e.aliases:
                     self.names.setdefault(alias, e.name)
         self._events: dict[str, list[MemoryEntry]] | None = None  # character name -> plot entries (lazy)
-        for e in self.entries:
-            for name in e.triggers():
-                self._tokenizer.add_word(name, freq=100_000)
-                self._triggers.setdefault(name[:2], []).append((name, e.id))
-            for name in e.characters:
-                self._tokenizer.add_word(name, freq=100_000)
-        for bucket in self._triggers.values():
-            bucket.sort(key=lambda item: -len(item[0]))  # longest first
         self._visible: dict[int | None, tuple[frozenset[str], Any]] = {}
-        self._bm25 = None
+        tokens = tokens or {}
+        self.doc_tokens = [
+            tokens[e.id] if e.id in tokens else (self.tokens(e.document()) or ["_"]) for e in self.entries
+        ]
+        self.retokenized = sum(1 for e in self.entries if e.id not in tokens)
         # bm25s's numba backend answers a query at 100k entries in ~0.06 ms instead of ~2 ms (numpy scores
         # every document), but its JIT costs seconds once per process: worth it only for big novels.
         big = len(self.entries) >= NUMBA_MIN_ENTRIES
         self._backend = "numba" if big and importlib.util.find_spec("numba") is not None else "numpy"
-        if self.entries:
-            self._bm25 = bm25s.BM25(backend=self._backend)
-            self._bm25.index([self.tokens(e.document()) or ["_"] for e in self.entries], show_progress=False)
+        self._bm25 = None
+        if scores is not None and self.entries:
+            self._bm25 = self._new_bm25()
+            self._bm25.scores = {k: scores[k] for k in ("data", "indices", "indptr", "num_docs")}
+            self._bm25.vocab_dict = scores["vocab"]
+            self._bm25.unique_token_ids_set = set(scores["vocab"].values())
+            self._bm25.nonoccurrence_array = None  # the default (lucene) method has none
+
+    def _new_bm25(self) -> Any:
+        import bm25s
+
+        return bm25s.BM25(backend=self._backend)
+
+    @property
+    def index(self) -> Any:
+        """bm25s's index over :attr:`doc_tokens` (None without entries), built on first use."""
+        if self._bm25 is None and self.entries:
+            self._bm25 = self._new_bm25()
+            self._bm25.index(self.doc_tokens, show_progress=False)
+        return self._bm25
+
+    def updated(self, upserted: Iterable[MemoryEntry] = (), deleted: Iterable[str] = ()) -> Retriever:
+        """A new index with ``upserted`` entries added or replaced and ``deleted`` ids gone, sharing this
+        one's tokenizer: only those entries are tokenized again, and those that contain a name added to or
+        gone from the dictionary (the only ones jieba now splits differently: see :func:`_use_words`), so
+        the tokens equal a fresh index's; the BM25 matrix is rebuilt from them at the next query."""
+        upserted = list(upserted)
+        changed = {e.id for e in upserted} | set(deleted)
+        entries = [e for e in self.entries if e.id not in changed] + [e for e in upserted if not e.archived]
+        words: set[str] = set()
+        for e in entries:
+            words.update(e.triggers())
+            words.update(e.characters)
+        tokens = {e.id: t for e, t in zip(self.entries, self.doc_tokens, strict=True) if e.id not in changed}
+        moved = words ^ self.words  # names new to the dictionary or gone from it
+        if len(moved) > MOVED_WORDS_SCAN:  # e.g. an import of many characters: tokenize all again
+            tokens = {}
+        elif moved:
+            for e in self.entries:
+                if e.id in tokens:
+                    doc = e.document()
+                    if any(w in doc for w in moved):
+                        del tokens[e.id]
+        tokenizer = self._tokenizer
+        return Retriever(entries, tokens=tokens, tokenizer=tokenizer)
 
     def tokens(self, text: str) -> list[str]:
         return [t for t in self._tokenizer.lcut(text) if t not in STOPWORDS and not _PUNCT.match(t)]
@@ -291,7 +352,7 @@ class Retriever:
         return out
 
     def bm25(self, query: str, k: int, *, max_chapter: int | None = None) -> list[tuple[str, float]]:
-        if self._bm25 is None:
+        if not self.entries:
             return []
         tokens = self.tokens(query)
         if not tokens:
@@ -299,7 +360,7 @@ class Retriever:
         ids, mask = self._visibility(max_chapter)
         if len(ids) == len(self.entries):
             mask = None
-        docs, scores = self._bm25.retrieve(
+        docs, scores = self.index.retrieve(
             [tokens],
             k=min(k, len(self.entries)),
             show_progress=False,
@@ -357,6 +418,22 @@ class Retriever:
         cast_hits = [h for h in hits.values() if h.cast]  # inserted in cast_events' order
         ranked = [h for h in ordered if not (h.pinned or h.triggered or h.cast) and h.score > 0]
         return forced + cast_hits + ranked[: max(0, k - len(forced))]
+
+
+def _use_words(tokenizer: Any, words: set[str]) -> None:
+    """Make ``words`` (names) the tokenizer's added words, exactly as on a fresh tokenizer: a word no longer
+    wanted gets back its own dictionary frequency, and the total stays the dictionary's — jieba adds each
+    ``add_word``'s frequency to the total that weighs every segmentation, so otherwise every text could
+    split differently after a change; this way a text splits differently only if it contains a changed word.
+    """
+    state = tokenizer.__dict__.setdefault("xiaoshuo", {"total": tokenizer.total, "own": {}, "words": set()})
+    for word in sorted(state["words"] - words):
+        tokenizer.FREQ[word] = state["own"].pop(word) or 0  # 0 keeps it a prefix, as a fresh one may
+    for word in sorted(words - state["words"]):
+        state["own"][word] = tokenizer.FREQ.get(word)
+        tokenizer.add_word(word, freq=100_000)
+    state["words"] = set(words)
+    tokenizer.total = state["total"]
 
 
 def retrieve(
