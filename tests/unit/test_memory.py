@@ -450,32 +450,24 @@ def test_memory_cli(tmp_path: Path, tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_large_novels_use_the_numba_bm25_with_the_same_ranking() -> None:
+def test_an_index_from_saved_tokens_and_scores_ranks_like_a_fresh_one() -> None:
     from xiaoshuo.memory import retrieval
 
     places = ["城", "山", "谷", "镇", "湖"]
     entries = [
         make_entry(
-            kind="plot", text=f"第{i}号人物在{places[i % 5]}{i % 97}号{['遇伏', '结盟', '比剑'][i % 3]}。"
+            kind="plot", chapter=i % 40,
+            text=f"第{i}号人物在{places[i % 5]}{i % 97}号{['遇伏', '结盟', '比剑'][i % 3]}。",
         )
-        for i in range(retrieval.NUMBA_MIN_ENTRIES + 10)
-    ]
-    big = retrieval.Retriever(entries)
-    assert big._backend == "numba"
-    small = retrieval.Retriever(entries[:50])
-    assert small._backend == "numpy"
-    query = "山17号比剑"
-    fast = big.bm25(query, 10)
-    big._backend = "numpy"
-    big._bm25 = None
-    import bm25s
-
-    big._bm25 = bm25s.BM25()
-    big._bm25.index([big.tokens(e.document()) or ["_"] for e in big.entries], show_progress=False)
-    slow = big.bm25(query, 10)
-    assert [round(s, 4) for _, s in fast] == [round(s, 4) for _, s in slow]  # ties may pick other ids
-    best = max(s for _, s in slow)
-    assert {i for i, s in fast if s == best} == {i for i, s in slow if s == best}
+        for i in range(3000)
+    ]  # fmt: skip
+    fresh = retrieval.Retriever(entries)
+    scores = {**fresh.index.scores, "vocab": fresh.index.vocab_dict}
+    tokens = {e.id: t for e, t in zip(fresh.entries, fresh.doc_tokens, strict=True)}
+    loaded = retrieval.Retriever(list(reversed(entries)), tokens=tokens, scores=scores)
+    assert loaded.retokenized == 0 and loaded._bm25 is not None
+    for query, chapter in (("山17号比剑", None), ("城遇伏", 12), ("湖结盟", 0)):
+        assert loaded.bm25(query, 10, max_chapter=chapter) == fresh.bm25(query, 10, max_chapter=chapter)
 
 
 def test_update_clears_named_fields_and_keeps_the_rest_after_reopening(tmp_path: Path) -> None:

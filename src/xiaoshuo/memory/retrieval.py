@@ -37,7 +37,6 @@ whole and condenses the rest into one history line per character when the budget
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import re
 from collections.abc import Iterable
@@ -49,7 +48,6 @@ from xiaoshuo.memory.schema import DenseUnavailableError, MemoryEntry
 _log = logging.getLogger("xiaoshuo.memory")
 RRF_K = 60
 CAST_EVENTS_MAX = 256  # cast events offered to the context builder (its budget decides what is shown)
-NUMBA_MIN_ENTRIES = 5000
 MOVED_WORDS_SCAN = 64  # more changed names than this in one update: every entry is tokenized again
 _PUNCT = re.compile(r"^[\s\W_]+$", re.UNICODE)
 # Function words that occur in most entries: they add nothing to BM25 but long posting lists.
@@ -213,10 +211,9 @@ class Retriever:
             tokens[e.id] if e.id in tokens else (self.tokens(e.document()) or ["_"]) for e in self.entries
         ]
         self.retokenized = sum(1 for e in self.entries if e.id not in tokens)
-        # bm25s's numba backend answers a query at 100k entries in ~0.06 ms instead of ~2 ms (numpy scores
-        # every document), but its JIT costs seconds once per process: worth it only for big novels.
-        big = len(self.entries) >= NUMBA_MIN_ENTRIES
-        self._backend = "numba" if big and importlib.util.find_spec("numba") is not None else "numpy"
+        # bm25s's numpy backend (~2 ms a query at 100k entries); its numba backend answers in ~0.06 ms but
+        # compiles for 10-30 s in every process — the first query of a fresh process would wait for it
+        self._backend = "numpy"
         self._bm25 = None
         if scores is not None and self.entries:
             self._bm25 = self._new_bm25()

@@ -140,15 +140,22 @@ class MemoryStore:
         self._lock_fh = fh
 
     def close(self) -> None:
-        if self.path is not None:
-            for novel in sorted(self._pending):
-                if novel in self._retrievers:
-                    self.retriever(novel)  # applies the pending writes
-                else:
-                    self._apply_to_saved(novel)
-            for novel in sorted(self._unsaved):
-                if novel in self._retrievers:
-                    self._save_index(novel, self._retrievers[novel][0])
+        try:
+            if self.path is not None and self._lock_fh is not None:
+                for novel in sorted(self._pending):
+                    if novel in self._retrievers:
+                        self.retriever(novel)  # applies the pending writes
+                    else:
+                        self._apply_to_saved(novel)
+                for novel in sorted(self._unsaved):
+                    if novel in self._retrievers:
+                        self._save_index(novel, self._retrievers[novel][0])
+        except Exception as exc:  # the index is a cache: never keep the lock for it
+            import logging
+
+            logging.getLogger("xiaoshuo.memory").warning(
+                "记忆索引未能保存，下次将重建 (memory index not saved, rebuilt next time): %s", exc
+            )
         self._pending.clear()
         self._unsaved.clear()
         self._collections.clear()
