@@ -576,11 +576,18 @@ def test_the_index_is_saved_beside_the_store_and_reused_by_the_next_process(tmp_
     with MemoryStore(settings) as store:  # saved at close: the next process loads it
         assert store.retriever().retokenized == 0
         assert [h.as_dict() for h in search(store, "default", "黑衣人在客栈")] == after
-    with MemoryStore(settings) as store:  # a write without a search: applied to the saved index at close
-        store.delete(store.list(kind="character")[0].id)
+    for _ in range(2):  # writes without a search: journaled at close (the index file is not rewritten)
+        with MemoryStore(settings) as store:
+            store.add(make_entry(kind="plot", chapter=6, text="长生殿外遇见林远。", characters=["林远"]))
+            saved = next((store.path / "index").glob("*.npz")).stat().st_mtime_ns
+        assert next((store.path / "index").glob("*.npz")).stat().st_mtime_ns == saved
+        assert len(list((store.path / "index").glob("*.journal"))) == 1
+    with MemoryStore(settings) as store:  # the next process applies both: two entries tokenized
+        assert store.retriever().retokenized == 2
+        _same_index(store.retriever(), _fresh(store))
+    assert not list((store.path / "index").glob("*.journal"))  # saved at close, the journal gone
     with MemoryStore(settings) as store:
         assert store.retriever().retokenized == 0
-        _same_index(store.retriever(), _fresh(store))
 
 
 def test_a_stale_or_damaged_index_file_is_rebuilt_not_fatal(tmp_path: Path, caplog) -> None:

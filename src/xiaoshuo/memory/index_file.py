@@ -10,9 +10,12 @@ signature (this format, the stopwords, jieba's and bm25s's versions).
 
 Written atomically (one file, temp + fsync + rename: a crash mid-save leaves the previous file or none);
 read as a zip whose members carry CRCs, so a damaged or truncated file fails to load and is rebuilt
-from Chroma with a log line, never an error.  Size: about the entries' JSON plus their tokens and the
-score matrix — some 40 MB at 100k entries.  Only an embedded store (a local path) has one; on a Chroma
-server other processes write without telling us, and the store keeps its in-process index only.
+from Chroma with a log line, never an error.  A process that writes without ever searching leaves its
+changes in ``<collection>.journal`` (from the file's version to the new one) instead of loading and
+saving the whole index; the next process applies them (tokenizing only those entries).  Size: about
+the entries' JSON plus their tokens and the score matrix — 12 MB at 20k short entries, so some 60 MB at
+100k.  Only an embedded store (a local path) has one; on a Chroma server other processes write without
+telling us, and the store keeps its in-process index only.
 
 This module reads and writes the file; building and updating the index is
 :class:`xiaoshuo.memory.retrieval.Retriever`'s, deciding when to save is the store's.
@@ -119,6 +122,50 @@ def load(path: Path, expect: dict[str, Any]) -> tuple[list[Any], list[list[str]]
     except Exception as exc:  # pydantic's ValidationError, zlib errors: still only a cache
         _log.warning("记忆索引文件无法读取，将重建 (memory index file unreadable, rebuilding): %s: %s", path,
                      exc)  # fmt: skip
+        return None
+
+
+def header(path: Path) -> dict[str, Any] | None:
+    """The saved index's header alone (cheap: one small member of the file), None when unreadable."""
+    if not path.is_file():
+        return None
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return _unblob(z["header"])
+    except Exception:
+        return None
+
+
+def save_journal(path: Path, base: list[Any], version: list[Any], upserted: list[Any], deleted: Any) -> None:
+    """Changes from the saved index's (version, count) ``base`` to ``version``: a process that wrote without
+    searching leaves them here instead of loading and saving the whole index; the next one applies them."""
+    data = {
+        "format": FORMAT,
+        "base": base,
+        "version": version,
+        "upserted": [e.model_dump(mode="json") for e in upserted],
+        "deleted": sorted(deleted),
+    }
+    atomic_write(path, json.dumps(data, ensure_ascii=False))
+
+
+def load_journal(path: Path) -> dict[str, Any] | None:
+    """The journal with its entries parsed, None when missing or damaged (then the index is rebuilt)."""
+    if not path.is_file():
+        return None
+    from xiaoshuo.memory.schema import MemoryEntry
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("format") != FORMAT:
+            return None
+        data["upserted"] = [MemoryEntry.model_validate(raw) for raw in data["upserted"]]
+        data["base"], data["version"] = list(data["base"]), list(data["version"])
+        return data
+    except Exception as exc:
+        _log.warning("记忆索引日志损坏，将重建 (memory index journal damaged, rebuilding): %s: %s", path, exc)
         return None
 
 

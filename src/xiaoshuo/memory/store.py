@@ -146,7 +146,7 @@ class MemoryStore:
                     if novel in self._retrievers:
                         self.retriever(novel)  # applies the pending writes
                     else:
-                        self._apply_to_saved(novel)
+                        self._journal(novel, self._pending[novel])
                 for novel in sorted(self._unsaved):
                     if novel in self._retrievers:
                         self._save_index(novel, self._retrievers[novel][0])
@@ -444,10 +444,9 @@ class MemoryStore:
 
         return index_file.read_version(self._index_path(novel, ".version"))
 
-    def _apply_to_saved(self, novel: str, pending: _Pending | None = None):
+    def _apply_to_saved(self, novel: str, pending: _Pending):
         """The saved index of the version before this process's writes, with them applied (marked unsaved),
         or None when there is none (the next search builds from Chroma)."""
-        pending = pending or self._pending.pop(novel)
         if pending.base is None or not pending.base[0]:
             return None
         base = self._load_index(novel, *pending.base)
@@ -458,8 +457,32 @@ class MemoryStore:
         self._unsaved.add(novel)
         return retriever
 
+    def _journal(self, novel: str, pending: _Pending) -> None:
+        """At close, writes never searched here: appended to the journal of the saved index (cheap) when
+        they start where it ends; else nothing (the version changed: the next search rebuilds)."""
+        from xiaoshuo.memory import index_file
+
+        if pending.base is None or not pending.base[0]:
+            return
+        base, upserted, deleted = list(pending.base), dict(pending.upserted), set(pending.deleted)
+        head = index_file.header(self._index_path(novel)) or {}
+        if [head.get("version"), head.get("count")] != base:
+            journal = index_file.load_journal(self._index_path(novel, ".journal"))
+            if journal is None or journal["version"] != base or [head.get("version"), head.get("count")] != (
+                journal["base"]
+            ):
+                return
+            merged = _Pending(base=None)
+            merged.add(journal["upserted"], journal["deleted"])
+            merged.add(list(upserted.values()), deleted)
+            base, upserted, deleted = journal["base"], merged.upserted, merged.deleted
+        now = [self._version(novel), self._collection(novel).count()]
+        journal = self._index_path(novel, ".journal")
+        index_file.save_journal(journal, base, now, list(upserted.values()), deleted)
+
     def _load_index(self, novel: str, version: str, count: int):
-        """The saved index if it was built at ``version`` with ``count`` entries in Chroma, else None."""
+        """The saved index if it was built at ``version`` with ``count`` entries in Chroma (or, with its
+        journal's changes applied, reaches them), else None."""
         if self.path is None:
             return None
         from xiaoshuo.memory import index_file
@@ -467,7 +490,14 @@ class MemoryStore:
 
         found = index_file.load(self._index_path(novel), {"novel": novel, "version": version, "count": count})
         if found is None:
-            return None
+            journal = index_file.load_journal(self._index_path(novel, ".journal"))
+            if journal is None or journal["version"] != [version, count] or not journal["base"][0]:
+                return None
+            base = self._load_index(novel, *journal["base"]) if journal["base"] != [version, count] else None
+            if base is None:
+                return None
+            self._unsaved.add(novel)
+            return base.updated(journal["upserted"], journal["deleted"])
         entries, tokens, scores = found
         by_id = {e.id: t for e, t in zip(entries, tokens, strict=True)}
         return Retriever(entries, tokens=by_id, scores=scores)
@@ -487,6 +517,7 @@ class MemoryStore:
             index_file.save(
                 self._index_path(novel), header, retriever.entries, retriever.doc_tokens, retriever.index
             )
+            self._index_path(novel, ".journal").unlink(missing_ok=True)  # of an older index
             self._unsaved.discard(novel)
         except OSError as exc:
             import logging
