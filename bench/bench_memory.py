@@ -6,14 +6,19 @@ of (a) a bare Chroma query with no filter (384-d precomputed random vectors: emb
 100k texts on 2 cores is too slow) and (b) our full hybrid retrieval + context build
 (dense off — ``memory.embedding_model = "none"`` — so it rests on triggers + BM25),
 insert throughput, size on disk, and recall@5 on labelled queries (an alias, or an
-event's place + action).  Usage: python bench/bench_memory.py [SIZES…]
+event's place + action).  Also the first query of a *fresh process* (open the store, one
+search): with the index saved beside the store (``first_query_fresh_s``) and with that file
+removed, so the process rebuilds it from Chroma (``first_query_rebuild_s``), and the saved
+file's size.  Usage: python bench/bench_memory.py [SIZES…]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +94,32 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+FRESH = """
+import sys, time
+t0 = time.perf_counter()
+from xiaoshuo import config
+from xiaoshuo.memory import MemoryStore, search
+settings = config.load(env={}, cwd=sys.argv[1], overrides={"paths.data_dir": sys.argv[2],
+    "memory.embedding_model": "none", "memory.max_memory_items": int(sys.argv[3])})
+t1 = time.perf_counter()
+with MemoryStore(settings) as store:
+    hits = search(store, "default", sys.argv[4])
+    t2 = time.perf_counter()
+print(round(t2 - t1, 3), round(t1 - t0, 3), len(hits))
+"""
+
+
+def fresh_process(tmp: Path, data: Path, size: int, query: str) -> float:
+    """Seconds from opening the store to the first search's answer in a new interpreter."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH, str(tmp), str(data), str(size * 2), query],
+        capture_output=True, text=True, env=env, check=True, timeout=3600,
+    ).stdout.split()  # fmt: skip
+    return float(out[0])
+
+
 def run(size: int, tmp: Path, counter) -> dict:
     import chromadb
     import numpy as np
@@ -123,6 +154,12 @@ def run(size: int, tmp: Path, counter) -> dict:
             build_context(search(store, "default", q), 1024, counter)
             ours.append((time.perf_counter() - t) * 1000)
     disk = _dir_size(tmp / f"data{size}")
+    index_files = list((tmp / f"data{size}").rglob("index/*.npz"))
+    index_mb = sum(p.stat().st_size for p in index_files) / 1e6
+    fresh = fresh_process(tmp, tmp / f"data{size}", size, labels[-1][0])
+    for p in index_files:
+        p.unlink()
+    rebuild = fresh_process(tmp, tmp / f"data{size}", size, labels[-1][0])
     # (a) bare Chroma: same count, 384-d vectors, no filter
     rng = np.random.default_rng(0)
     client = chromadb.PersistentClient(path=str(tmp / f"raw{size}"))
@@ -148,6 +185,9 @@ def run(size: int, tmp: Path, counter) -> dict:
         "insert_per_s": round(size / insert_s, 1),
         "index_build_s": round(index_s, 2),
         "disk_mb": round(disk / 1e6, 1),
+        "index_file_mb": round(index_mb, 1),
+        "first_query_fresh_s": fresh,
+        "first_query_rebuild_s": rebuild,
         "recall_at_5": round(hits_at_5 / len(labels), 3),
     }
 

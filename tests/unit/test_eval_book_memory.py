@@ -129,3 +129,45 @@ def test_a_future_entry_shown_by_id_is_a_leak(tmp_path: Path) -> None:
 def test_spread_picks_evenly_and_keeps_the_ends() -> None:
     assert spread(list(range(1, 61)), 4) == [1, 21, 40, 60]
     assert spread([1, 2, 3], 12) == [1, 2, 3]
+
+
+def test_cast_aware_memory_recalls_the_casts_past_within_the_default_budget(tmp_path: Path) -> None:
+    """Issue 21 item 3: ≥ 0.8 of the cast's past events at the default budgets and, condensed,
+    at a tight one; never an event dated later — not even a key event of this very cast injected at a later
+    chapter, which the leak check reports once a summary lets it in."""
+    from xiaoshuo.memory import make_entry, retrieve
+
+    settings = _settings(tmp_path)
+    lib = Novels.from_settings(settings)
+    with MemoryStore(settings) as store:
+        probe = build_probe(lib, store, "cast", chapters=60, characters=10, events=36)
+        novel = lib.get("cast")
+        a, b = probe.cast[30][:2]
+        text = f"{a}与{b}在寒江渡烧掉了那封血书，从此反目。"
+        future = make_entry(novel="cast", kind="plot", chapter=45, name="血书之事", importance=5, text=text,
+                            characters=[a, b])  # fmt: skip
+        store.add(future)
+        report = memory_probe(novel, store, settings, len, chapters=list(range(1, 61)))  # default budgets
+        assert report["budget"] == 8192 and report["memory_budget"] == 2048
+        assert report["past_event_recall"] >= 0.8, report["past_event_recall"]
+        assert report["cast_card_recall"] == 1.0 and report["latest_state_correctness"] == 1.0
+        assert report["future_leaks"] == 0  # chapters 1-44 never show the chapter-45 event
+
+        def found(chapter: int) -> set[str]:
+            return {h.entry.id for h in retrieve(store, "cast", "", max_chapter=chapter, cast=[a]).hits}
+
+        assert future.id in found(46) and future.id not in found(44)  # a candidate once it is past
+        overrides = {"paths.data_dir": str(tmp_path / "data"), "memory.embedding_model": "none",
+                     "memory.context_token_budget": 700}  # fmt: skip
+        tight = config.load(env={}, cwd=tmp_path, overrides=overrides)
+        small = memory_probe(novel, store, tight, len, chapters=[50, 55, 60])
+        rows = small["chapters"]
+        assert small["future_leaks"] == 0 and small["past_event_recall"] >= 0.8, small["past_event_recall"]
+        assert all(r["tokens"]["相关记忆"] <= 700 for r in rows)
+        whole = sum(r["past_events_shown"] - r["past_events_condensed"] for r in rows)
+        assert 0 < whole < sum(r["past_events_shown"] for r in rows)  # the most recent whole, older condensed
+        # a summary of chapter 29 that tells the future event: reported as a leak of chapter 30
+        novel.set_summary(29, f"{novel.plan(29).summary}{text}")
+        leaked = memory_probe(novel, store, settings, len, chapters=[30])
+    leaks = leaked["chapters"][0]["future_leaks"]
+    assert [(x["id"], x["where"]) for x in leaks] == [(future.id, "text:前情提要")]

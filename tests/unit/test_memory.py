@@ -450,32 +450,24 @@ def test_memory_cli(tmp_path: Path, tiny_model: Path) -> None:
 
 
 @pytest.mark.slow
-def test_large_novels_use_the_numba_bm25_with_the_same_ranking() -> None:
+def test_an_index_from_saved_tokens_and_scores_ranks_like_a_fresh_one() -> None:
     from xiaoshuo.memory import retrieval
 
     places = ["城", "山", "谷", "镇", "湖"]
     entries = [
         make_entry(
-            kind="plot", text=f"第{i}号人物在{places[i % 5]}{i % 97}号{['遇伏', '结盟', '比剑'][i % 3]}。"
+            kind="plot", chapter=i % 40,
+            text=f"第{i}号人物在{places[i % 5]}{i % 97}号{['遇伏', '结盟', '比剑'][i % 3]}。",
         )
-        for i in range(retrieval.NUMBA_MIN_ENTRIES + 10)
-    ]
-    big = retrieval.Retriever(entries)
-    assert big._backend == "numba"
-    small = retrieval.Retriever(entries[:50])
-    assert small._backend == "numpy"
-    query = "山17号比剑"
-    fast = big.bm25(query, 10)
-    big._backend = "numpy"
-    big._bm25 = None
-    import bm25s
-
-    big._bm25 = bm25s.BM25()
-    big._bm25.index([big.tokens(e.document()) or ["_"] for e in big.entries], show_progress=False)
-    slow = big.bm25(query, 10)
-    assert [round(s, 4) for _, s in fast] == [round(s, 4) for _, s in slow]  # ties may pick other ids
-    best = max(s for _, s in slow)
-    assert {i for i, s in fast if s == best} == {i for i, s in slow if s == best}
+        for i in range(3000)
+    ]  # fmt: skip
+    fresh = retrieval.Retriever(entries)
+    scores = {**fresh.index.scores, "vocab": fresh.index.vocab_dict}
+    tokens = {e.id: t for e, t in zip(fresh.entries, fresh.doc_tokens, strict=True)}
+    loaded = retrieval.Retriever(list(reversed(entries)), tokens=tokens, scores=scores)
+    assert loaded.retokenized == 0 and loaded._bm25 is not None
+    for query, chapter in (("山17号比剑", None), ("城遇伏", 12), ("湖结盟", 0)):
+        assert loaded.bm25(query, 10, max_chapter=chapter) == fresh.bm25(query, 10, max_chapter=chapter)
 
 
 def test_update_clears_named_fields_and_keeps_the_rest_after_reopening(tmp_path: Path) -> None:
@@ -492,3 +484,135 @@ def test_update_clears_named_fields_and_keeps_the_rest_after_reopening(tmp_path:
         again = store.get(entry.id)
         assert again.chapter is None and again.text == "改写后的梗概" and again.importance == 5
         assert store.count() == 1
+
+
+def test_cast_events_whole_then_condensed_into_history_lines_never_later(tmp_path: Path) -> None:
+    from xiaoshuo.memory.retrieval import Retriever
+
+    cards = [
+        make_entry(kind="character", name="林远", aliases=["阿远"], text="青云山弟子。"),
+        make_entry(kind="character", name="苏晚晴", text="林远的师姐。"),
+        make_entry(kind="character", name="韩烈", text="黑水崖的刀客。"),
+    ]
+    told = "阿远在落霞镇找到一块玉佩的碎片，交给了山下茶铺里从不说话的老人。"
+    events = [
+        make_entry(kind="plot", chapter=ch, text=f"第{ch:02d}回{told}", characters=["阿远"] if ch % 2 else
+                   ["苏晚晴", "韩烈"])
+        for ch in range(1, 13)
+    ]  # fmt: skip
+    events.append(make_entry(kind="plot", chapter=14, text="林远在黑水崖失去了一臂。", characters=["林远"]))
+    other = make_entry(kind="plot", chapter=2, text="韩烈独自喝酒。", characters=["韩烈"])
+    r = Retriever([*cards, *events, other])
+    hits = r.search("写这一章", k=8, max_chapter=12, cast=["林远"], recent_text="苏晚晴推门进来")
+    cast_hits = [h for h in hits if h.cast]
+    assert [h.entry.chapter for h in cast_hits] == list(range(12, 0, -1))  # the most recent first, no 14
+    assert other.id not in {h.entry.id for h in hits}  # 韩烈 is not in the cast
+    assert not any(h.cast for h in r.search("写这一章", max_chapter=12))  # cast=None: not cast-aware
+
+    def build(budget: int):
+        result = build_context(hits, budget, len)
+        assert result.tokens <= budget and result.tokens == len(result.text)
+        ids = [i["id"] for i in result.included] + [i["id"] for i in result.dropped]
+        assert sorted(ids) == sorted(h.entry.id for h in hits)
+        return result, {i["id"]: i for i in result.included}
+
+    full, shown = build(5000)
+    assert "的往事" not in full.text and all(not i.get("condensed") for i in shown.values())
+    mid, shown = build(len(full.text) * 3 // 4)
+    assert len(shown) == len(hits)  # everything in, the older events condensed
+    condensed = [h.entry.chapter for h in cast_hits if shown[h.entry.id].get("condensed")]
+    whole = [h.entry.chapter for h in cast_hits if not shown[h.entry.id].get("condensed")]
+    assert condensed and whole and max(condensed) < min(whole)
+    assert "- 林远的往事：第1章 第01回阿远在落霞镇找到一块玉佩的碎片，交给了山…；第3章" in mid.text
+    assert "- 苏晚晴的往事：第2章 " in mid.text  # an event goes to the line of its first cast member
+    assert all(shown[i]["reason"].startswith("condensed into history line: ") for i in shown
+               if shown[i].get("condensed"))  # fmt: skip
+    _, shown = build(len(full.text) // 4)
+    kept = [h.entry.chapter for h in cast_hits if h.entry.id in shown]
+    assert all(shown[h.entry.id].get("condensed") for h in cast_hits if h.entry.id in shown)
+    assert kept and kept == list(range(12, 12 - len(kept), -1))  # the oldest are dropped first
+
+
+def _fresh(store: MemoryStore, novel: str = "default"):
+    from xiaoshuo.memory.retrieval import Retriever
+
+    return Retriever(store.list(novel))
+
+
+def _same_index(got, fresh) -> None:
+    assert [e.id for e in got.entries] == [e.id for e in fresh.entries]
+    assert got.doc_tokens == fresh.doc_tokens  # tokens equal a fresh build's
+    for query in ("林远在客栈", "黑衣人夜袭", "青云山藏经阁", "长生殿的灯"):
+        assert got.bm25(query, 10) == fresh.bm25(query, 10)
+
+
+def test_the_index_is_saved_beside_the_store_and_reused_by_the_next_process(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    with MemoryStore(settings) as store:
+        store.add(_cast())
+        before = [h.as_dict() for h in search(store, "default", "林远在客栈", recent_text="黑衣人")]
+        assert store.retriever().retokenized == len(store.list())  # built here, from Chroma
+        saved = list((store.path / "index").glob("*.npz"))
+        assert len(saved) == 1
+    with MemoryStore(settings) as store:
+        reopened = store.retriever()
+        assert reopened.retokenized == 0 and reopened._bm25 is not None  # loaded, not built
+        assert [h.as_dict() for h in search(store, "default", "林远在客栈", recent_text="黑衣人")] == before
+        _same_index(reopened, _fresh(store))
+        # writes here update it: only the changed entries are tokenized again
+        store.add(make_entry(kind="plot", chapter=5, text="林远在长生殿外等了一夜。", characters=["林远"]))
+        assert store.retriever().retokenized == 1
+        _same_index(store.retriever(), _fresh(store))
+        gone = store.list(kind="dialogue")[0].id
+        store.delete(gone)
+        store.update(store.list(kind="setting")[0].id, text="皇城深处的宫殿，如今荒废了。")
+        assert store.retriever().retokenized == 1 and gone not in store.retriever().by_id
+        _same_index(store.retriever(), _fresh(store))
+        # a new name: the entries that contain it are split again, as a fresh index would
+        store.add(make_entry(kind="character", name="黑衣人", text="夜袭客栈的刺客，来历不明。"))
+        assert store.retriever().retokenized >= 2
+        _same_index(store.retriever(), _fresh(store))
+        after = [h.as_dict() for h in search(store, "default", "黑衣人在客栈")]
+    with MemoryStore(settings) as store:  # saved at close: the next process loads it
+        assert store.retriever().retokenized == 0
+        assert [h.as_dict() for h in search(store, "default", "黑衣人在客栈")] == after
+    for _ in range(2):  # writes without a search: journaled at close (the index file is not rewritten)
+        with MemoryStore(settings) as store:
+            store.add(make_entry(kind="plot", chapter=6, text="长生殿外遇见林远。", characters=["林远"]))
+            saved = next((store.path / "index").glob("*.npz")).stat().st_mtime_ns
+        assert next((store.path / "index").glob("*.npz")).stat().st_mtime_ns == saved
+        assert len(list((store.path / "index").glob("*.journal"))) == 1
+    with MemoryStore(settings) as store:  # the next process applies both: two entries tokenized
+        assert store.retriever().retokenized == 2
+        _same_index(store.retriever(), _fresh(store))
+    assert not list((store.path / "index").glob("*.journal"))  # saved at close, the journal gone
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+
+
+def test_a_stale_or_damaged_index_file_is_rebuilt_not_fatal(tmp_path: Path, caplog) -> None:
+    settings = _settings(tmp_path)
+    with MemoryStore(settings) as store:
+        store.add(_cast())
+        before = [h.as_dict() for h in search(store, "default", "林远在客栈")]
+        path = next((store.path / "index").glob("*.npz"))
+        version = path.with_suffix(".version")
+    n = len(_cast())
+    version.write_text("written-by-another-process")  # another writer replaced the version
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == n  # not used: rebuilt from Chroma (and saved again)
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], data[:200] + bytes(500) + data[700:]):  # truncated, overwritten
+        path.write_bytes(damaged)
+        caplog.clear()
+        with MemoryStore(settings) as store:
+            assert [h.as_dict() for h in search(store, "default", "林远在客栈")] == before
+            assert store.retriever().retokenized == n
+        assert "rebuilding" in caplog.text
+    leftover = path.with_name(f".{path.name}.tmp-123-456")  # a save cut short by a crash
+    leftover.write_bytes(data[:100])
+    with MemoryStore(settings) as store:
+        assert store.retriever().retokenized == 0
+        assert [h.as_dict() for h in search(store, "default", "林远在客栈")] == before

@@ -8,7 +8,7 @@ planned cast (``characters`` of its outline entry, aliases mapped to names):
 * **cast_card_recall** — of the cast members memory knows, the share whose card is in the prompt (the
   undated character entry, else their latest dated entry at or before N);
 * **past_event_recall** — of the plot entries dated before N that involve a cast member, the share in the
-  prompt;
+  prompt, whole or condensed into a character's history line (``past_events_condensed`` counts those);
 * **future_leaks** — anything dated after N that reached the prompt: a memory entry or thread shown by id,
   a 前情提要 of chapter N or later, or the text of a later-dated entry found in the prompt outside
   【后续章节】 (the planned synopses of the next chapters are shown on purpose); text is matched by 6-字
@@ -76,6 +76,7 @@ def chapter_probe(comp: Any, number: int, cast: list[str], entries: list[Any]) -
     cast_names = sorted({alias.get(c, c) for c in cast})
     active = [e for e in entries if not e.archived]
     shown = {m["id"] for m in comp.memory}
+    condensed = {m["id"] for m in comp.memory if m.get("condensed")}
     by_id = {e.id: e for e in active}
 
     # cards: the undated entry, else the latest dated entry at or before N
@@ -132,6 +133,7 @@ def chapter_probe(comp: Any, number: int, cast: list[str], entries: list[Any]) -
         "cast_card_recall": _ratio(sum(r["shown"] for r in card_rows), len(card_rows)),
         "past_events": len(events),
         "past_events_shown": len(recalled),
+        "past_events_condensed": sum(e.id in condensed for e in recalled),
         "past_event_recall": _ratio(len(recalled), len(events)),
         "missed_events": [
             {"id": e.id, "chapter": e.chapter, "text": e.text} for e in events if e.id not in shown

@@ -19,6 +19,14 @@ and records nothing) and refuse a novel indexed with another model, unless that
 novel is empty; :meth:`MemoryStore.nearest` raises :class:`DenseUnavailableError`
 (the caller degrades to triggers + BM25) when the dense part cannot run.
 Retrieval lives in :mod:`xiaoshuo.memory.retrieval`; this module stores.
+
+The retrieval index (BM25 + triggers) of an embedded store is saved beside it
+(``<path>/index/``, :mod:`xiaoshuo.memory.index_file`) and reused by the next process
+when no write happened in between: the store replaces the novel's version token before
+every write, and an index file is used only at the version it was built at.  A write
+updates this process's index incrementally (only the changed entries are tokenized
+again); the file is written after a full build and, when writes changed the index, at
+:meth:`MemoryStore.close`.
 """
 
 from __future__ import annotations
@@ -100,6 +108,8 @@ class MemoryStore:
         self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000) - 1)
         self._collections: dict[str, Any] = {}
         self._retrievers: dict[str, Any] = {}
+        self._unsaved: set[str] = set()  # novels whose index in this process changed since it was saved
+        self._pending: dict[str, _Pending] = {}  # writes not yet applied to the index
 
     # ------------------------------------------------------------ lifecycle
     def _lock(self) -> None:
@@ -130,6 +140,24 @@ class MemoryStore:
         self._lock_fh = fh
 
     def close(self) -> None:
+        try:
+            if self.path is not None and self._lock_fh is not None:
+                for novel in sorted(self._pending):
+                    if novel in self._retrievers:
+                        self.retriever(novel)  # applies the pending writes
+                    else:
+                        self._journal(novel, self._pending[novel])
+                for novel in sorted(self._unsaved):
+                    if novel in self._retrievers:
+                        self._save_index(novel, self._retrievers[novel][0])
+        except Exception as exc:  # the index is a cache: never keep the lock for it
+            import logging
+
+            logging.getLogger("xiaoshuo.memory").warning(
+                "记忆索引未能保存，下次将重建 (memory index not saved, rebuilt next time): %s", exc
+            )
+        self._pending.clear()
+        self._unsaved.clear()
         self._collections.clear()
         self._retrievers.clear()
         if self._lock_fh is not None:
@@ -198,8 +226,39 @@ class MemoryStore:
                 names.append(novel)
         return sorted(set(names) | {DEFAULT_NOVEL})
 
-    def _touch(self, novel: str) -> None:
-        self._retrievers.pop(novel, None)  # the next search rebuilds the index
+    def _writing(self, novel: str) -> None:
+        """Before a write to ``novel``: a new version, so no saved index of an older one is used as is.
+        Without an index in this process, the saved one's version is remembered: the changes are applied
+        to it at the next search or at :meth:`close` (tokenizing only what changed)."""
+        if self.path is None:
+            return
+        from xiaoshuo.memory import index_file
+
+        version = self._index_path(novel, ".version")
+        if novel not in self._retrievers and novel not in self._pending:
+            base = (index_file.read_version(version), self._collection(novel).count())
+            self._pending[novel] = _Pending(base=base)
+        index_file.new_version(version)
+
+    def _touch(
+        self, novel: str, upserted: list[MemoryEntry] | None = None, deleted: Iterable[str] = ()
+    ) -> None:
+        """After a write: what changed (``upserted``/``deleted``) is queued for the index, or the index is
+        dropped (neither given, or on a server) so the next search rebuilds it from Chroma."""
+        pending = self._pending.get(novel)
+        if self.path is None or (upserted is None and not deleted):
+            self._retrievers.pop(novel, None)
+            self._pending.pop(novel, None)
+            self._unsaved.discard(novel)
+            return
+        if pending is None:
+            if novel not in self._retrievers:
+                return
+            pending = self._pending[novel] = _Pending(base=None)
+        pending.add(upserted or [], deleted)
+
+    def _index_path(self, novel: str, suffix: str = ".npz") -> Path:
+        return self.path / "index" / (_collection_name(novel) + suffix)
 
     # ------------------------------------------------------------ writes
     def add(self, entries: MemoryEntry | Iterable[MemoryEntry]) -> list[str]:
@@ -236,9 +295,16 @@ class MemoryStore:
         ids = [entry_ids] if isinstance(entry_ids, str) else list(entry_ids)
         col = self._collection(novel)
         existing = col.get(ids=ids, include=[])["ids"]
-        for i in range(0, len(existing), self.max_batch):
-            col.delete(ids=existing[i : i + self.max_batch])
-        self._touch(novel)
+        if not existing:
+            return 0
+        self._writing(novel)
+        try:
+            for i in range(0, len(existing), self.max_batch):
+                col.delete(ids=existing[i : i + self.max_batch])
+        except BaseException:
+            self._touch(novel)
+            raise
+        self._touch(novel, deleted=existing)
         return len(existing)
 
     def _embed(self, entries: list[MemoryEntry]) -> list[Any]:
@@ -249,15 +315,20 @@ class MemoryStore:
     def _upsert(self, novel: str, entries: list[MemoryEntry], vectors: list[Any] | None = None) -> None:
         vectors = self._embed(entries) if vectors is None else vectors
         col = self._writable(novel)
-        for i in range(0, len(entries), self.max_batch):
-            batch = entries[i : i + self.max_batch]
-            col.upsert(
-                ids=[e.id for e in batch],
-                embeddings=vectors[i : i + self.max_batch],
-                documents=[e.document() for e in batch],
-                metadatas=[_metadata(e) for e in batch],
-            )
-        self._touch(novel)
+        self._writing(novel)
+        try:
+            for i in range(0, len(entries), self.max_batch):
+                batch = entries[i : i + self.max_batch]
+                col.upsert(
+                    ids=[e.id for e in batch],
+                    embeddings=vectors[i : i + self.max_batch],
+                    documents=[e.document() for e in batch],
+                    metadatas=[_metadata(e) for e in batch],
+                )
+        except BaseException:
+            self._touch(novel)  # part of it may be written: the next search rebuilds from Chroma
+            raise
+        self._touch(novel, upserted=entries)
 
     def _make_room(self, novel: str, new: list[MemoryEntry]) -> None:
         limit = self.settings.memory.max_memory_items
@@ -333,10 +404,11 @@ class MemoryStore:
 
     # ------------------------------------------------------------ retrieval support
     def retriever(self, novel: str = DEFAULT_NOVEL):
-        """The BM25 + trigger index of a novel, rebuilt after any write to it.
+        """The BM25 + trigger index of a novel: this process's (kept up to date by its writes), else the
+        saved one when it is of the novel's current version, else built from Chroma (and saved).
 
-        On a Chroma server other processes write too: the index is also rebuilt when the novel's entry
-        count changed (an add or delete elsewhere shows at once) or it is older than
+        On a Chroma server other processes write too: nothing is saved, and the index is rebuilt when the
+        novel's entry count changed (an add or delete elsewhere shows at once) or it is older than
         ``SHARED_INDEX_TTL_S`` (an edit elsewhere shows within that time)."""
         from xiaoshuo.memory.retrieval import Retriever
 
@@ -345,11 +417,114 @@ class MemoryStore:
             _, built, count = cached
             if time.monotonic() - built > SHARED_INDEX_TTL_S or self._collection(novel).count() != count:
                 cached = None
+        pending = self._pending.pop(novel, None)
+        if cached is not None and pending is not None:  # this process's writes since it was built
+            cached = (cached[0].updated(pending.upserted.values(), pending.deleted), time.monotonic(), None)
+            self._retrievers[novel] = cached
+            self._unsaved.add(novel)
         if cached is None:
             count = self._collection(novel).count()  # before reading: a write in between rebuilds again
-            cached = (Retriever(self.list(novel)), time.monotonic(), count)
+            retriever = None
+            if pending is not None and pending.base is not None:
+                retriever = self._apply_to_saved(novel, pending)
+            elif pending is None:
+                version = self._version(novel)
+                retriever = self._load_index(novel, version, count) if version else None
+            if retriever is None:
+                retriever = Retriever(self.list(novel))
+                self._save_index(novel, retriever)
+            cached = (retriever, time.monotonic(), count)
             self._retrievers[novel] = cached
         return cached[0]
+
+    def _version(self, novel: str) -> str:
+        if self.path is None:
+            return ""
+        from xiaoshuo.memory import index_file
+
+        return index_file.read_version(self._index_path(novel, ".version"))
+
+    def _apply_to_saved(self, novel: str, pending: _Pending):
+        """The saved index of the version before this process's writes, with them applied (marked unsaved),
+        or None when there is none (the next search builds from Chroma)."""
+        if pending.base is None or not pending.base[0]:
+            return None
+        base = self._load_index(novel, *pending.base)
+        if base is None:
+            return None
+        retriever = base.updated(pending.upserted.values(), pending.deleted)
+        self._retrievers[novel] = (retriever, time.monotonic(), None)
+        self._unsaved.add(novel)
+        return retriever
+
+    def _journal(self, novel: str, pending: _Pending) -> None:
+        """At close, writes never searched here: appended to the journal of the saved index (cheap) when
+        they start where it ends; else nothing (the version changed: the next search rebuilds)."""
+        from xiaoshuo.memory import index_file
+
+        if pending.base is None or not pending.base[0]:
+            return
+        base, upserted, deleted = list(pending.base), dict(pending.upserted), set(pending.deleted)
+        head = index_file.header(self._index_path(novel)) or {}
+        if [head.get("version"), head.get("count")] != base:
+            journal = index_file.load_journal(self._index_path(novel, ".journal"))
+            if journal is None or journal["version"] != base or [head.get("version"), head.get("count")] != (
+                journal["base"]
+            ):
+                return
+            merged = _Pending(base=None)
+            merged.add(journal["upserted"], journal["deleted"])
+            merged.add(list(upserted.values()), deleted)
+            base, upserted, deleted = journal["base"], merged.upserted, merged.deleted
+        now = [self._version(novel), self._collection(novel).count()]
+        journal = self._index_path(novel, ".journal")
+        index_file.save_journal(journal, base, now, list(upserted.values()), deleted)
+
+    def _load_index(self, novel: str, version: str, count: int):
+        """The saved index if it was built at ``version`` with ``count`` entries in Chroma (or, with its
+        journal's changes applied, reaches them), else None."""
+        if self.path is None:
+            return None
+        from xiaoshuo.memory import index_file
+        from xiaoshuo.memory.retrieval import Retriever
+
+        found = index_file.load(self._index_path(novel), {"novel": novel, "version": version, "count": count})
+        if found is None:
+            journal = index_file.load_journal(self._index_path(novel, ".journal"))
+            if journal is None or journal["version"] != [version, count] or not journal["base"][0]:
+                return None
+            base = self._load_index(novel, *journal["base"]) if journal["base"] != [version, count] else None
+            if base is None:
+                return None
+            self._unsaved.add(novel)
+            return base.updated(journal["upserted"], journal["deleted"])
+        entries, tokens, scores = found
+        by_id = {e.id: t for e, t in zip(entries, tokens, strict=True)}
+        return Retriever(entries, tokens=by_id, scores=scores)
+
+    def _save_index(self, novel: str, retriever: Any) -> None:
+        """Save ``retriever`` as the index of the novel's current version (a failure is logged: the index
+        is a cache, rebuilt when missing)."""
+        if self.path is None:
+            return
+        from xiaoshuo.memory import index_file
+
+        try:
+            version = self._version(novel)
+            if not version:
+                version = index_file.new_version(self._index_path(novel, ".version"))
+            header = {"novel": novel, "version": version, "count": self._collection(novel).count()}
+            index_file.save(
+                self._index_path(novel), header, retriever.entries, retriever.doc_tokens, retriever.index
+            )
+            self._index_path(novel, ".journal").unlink(missing_ok=True)  # of an older index
+            self._unsaved.discard(novel)
+        except OSError as exc:
+            import logging
+
+            logging.getLogger("xiaoshuo.memory").warning(
+                "记忆索引未能保存，下次将重建 (memory index not saved, rebuilt next time): %s", exc
+            )
 
     def nearest(
         self, novel: str, query: str, k: int, *, max_chapter: int | None = None, timeout: float | None = None
@@ -443,6 +618,8 @@ class MemoryStore:
                 continue
             entries = [_entry(m) for m in col.get(include=["metadatas"])["metadatas"]]
             vectors = self._embed(entries)  # before deleting: a model that does not load loses nothing
+            self._writing(name)
+            self._touch(name)
             self.client.delete_collection(col.name)
             self._collections.pop(name, None)
             if entries:
@@ -451,6 +628,24 @@ class MemoryStore:
                 self._collection(name)
             done[name] = len(entries)
         return done
+
+
+class _Pending:
+    """Writes to a novel not yet applied to its index; ``base``: (version, entry count) of the saved index
+    they apply to, or None when they apply to this process's index."""
+
+    def __init__(self, base: tuple[str, int] | None) -> None:
+        self.base = base
+        self.upserted: dict[str, MemoryEntry] = {}
+        self.deleted: set[str] = set()
+
+    def add(self, upserted: list[MemoryEntry], deleted: Iterable[str]) -> None:
+        for e in upserted:
+            self.upserted[e.id] = e
+            self.deleted.discard(e.id)
+        for entry_id in deleted:
+            self.upserted.pop(entry_id, None)
+            self.deleted.add(entry_id)
 
 
 def _metadata(e: MemoryEntry) -> dict[str, Any]:

@@ -16,7 +16,10 @@ That account is what ``write chapter --dry-run --json`` prints and the context i
 
 Memory is retrieved with the chapter's synopsis, its characters and places, the request and the
 recent text, and is chapter-aware: while writing chapter N nothing that became true after N is
-shown, and for a character the latest state at or before N wins (``memory.retrieve``).  A memory
+shown, and for a character the latest state at or before N wins (``memory.retrieve``).  It is
+cast-aware: the events of the chapter's planned characters (and of those named in the plan or the
+recent text) come before other retrieved entries, the most recent whole, older ones condensed into one
+history line per character when the memory budget is tight (``memory.build_context``).  A memory
 that cannot run its dense part degrades to triggers + BM25 with a warning; only an unreadable store
 stops composing.
 
@@ -375,7 +378,8 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     query = "\n".join(
         x for x in ((plan.title if plan else ""), (plan.synopsis if plan else ""), request) if x
     )
-    result = _retrieve(ask.store, ask.slug, query, text[-2000:], chapter, terms, ask.dense_timeout)
+    cast = list(plan.characters) if plan else []  # with the names in the plan text and recent text
+    result = _retrieve(ask.store, ask.slug, query, text[-2000:], chapter, terms, ask.dense_timeout, cast)
     warnings.extend(result.warnings)
     budget = min(settings.memory.context_token_budget, max(b.left, 0))
     ctx = build_context(result.hits, budget, count)
@@ -388,7 +392,8 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     ]  # fmt: skip
     used = [
         {"id": it["id"], "kind": it["kind"], "name": it["name"],
-         "chapter": by_id[it["id"]].chapter if it["id"] in by_id else None}
+         "chapter": by_id[it["id"]].chapter if it["id"] in by_id else None,
+         "condensed": bool(it.get("condensed"))}
         for it in ctx.included
     ]  # fmt: skip
     if ctx.text:
@@ -396,7 +401,7 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     return ctx.text, rows, used, result.dense_used
 
 
-def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout) -> Any:
+def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout, cast) -> Any:
     from xiaoshuo.memory import retrieve
 
     return retrieve(
@@ -407,6 +412,7 @@ def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout) -> Any:
         max_chapter=chapter,
         extra_terms=list(terms),
         dense_timeout=dense_timeout,
+        cast=cast,
     )
 
 
