@@ -158,8 +158,11 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
 
 
 @contextmanager
-def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar over bytes; yields the callback ``prepare`` calls."""
+def prepare_progress(
+    console: Console, *, summaries: bool = False
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar over bytes; yields the callback ``prepare`` calls (with ``summaries``, a second
+    bar over the chapters the model summarises, fed by the callback's ``summary(done, total, title)``)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -184,6 +187,14 @@ def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], Non
         def update(name: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total or None, description=name)
 
+        if summaries:
+            chapters = progress.add_task("", total=None)
+
+            def summary(done: int, total: int, title: str) -> None:
+                label = f"摘要 summaries {done}/{total} · {title}"
+                progress.update(chapters, completed=done, total=total, description=label)
+
+            update.summary = summary  # type: ignore[attr-defined]
         yield update
 
 
