@@ -130,7 +130,7 @@ def test_samples_fit_the_chunk_with_the_chat_template_and_long_chapters_are_segm
 ) -> None:
     from transformers import AutoTokenizer
 
-    long_chapter = "".join(  # far over one segment at this chunk size; distinct lines (cleaning drops repeats)
+    long_chapter = "".join(  # far over one segment distinct lines (cleaning drops repeats)
         f"第{i}日，林远在客栈里等了{i}个时辰，窗外的雨下个不停，掌柜拨着算盘，苏晚晴擦着她的长剑。\n"
         for i in range(1, 80)
     )
