@@ -94,6 +94,8 @@ def prepare_cmd(
     raw = input_dir or settings.paths.raw_dir
     out = output_dir or settings.paths.data_dir
     composing = settings.data.sample_format in ("compose", "both")
+    if summarize and not composing:
+        err.print("! --summarize 只用于 compose 样本 (compose samples only): --format compose|both")
     with contextlib.ExitStack() as stack:
         project, memory = None, None
         if novel:

@@ -231,4 +231,10 @@ def render_prepare(manifest: dict, console: Console | None = None) -> None:
     for split, outputs in manifest.get("outputs", {}).items():
         for fmt, o in outputs.items():
             summary.add_row(f"{split}/{fmt}", f"{o['path']} — {o['samples']} samples")
+    composed = manifest.get("compose") or {}
+    if composed.get("summary_sources"):  # where the compose samples' 前情提要 came from, per chapter
+        sources = ", ".join(f"{k} {v}" for k, v in sorted(composed["summary_sources"].items()))
+        summary.add_row("compose 前情提要 summaries", sources)
+    for note in composed.get("skipped", [])[:5] if isinstance(composed.get("skipped"), list) else []:
+        summary.add_row("compose skipped", note)
     console.print(summary)
