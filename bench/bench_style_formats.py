@@ -36,9 +36,10 @@ from _common import report
 FORMATS = ("continuation", "compose", "both")
 
 
-def _settings(work: Path, model: str, fmt: str, args) -> object:
+def _settings(work: Path, model: str, fmt: str, args, folder: str | None = None) -> object:
     from xiaoshuo import config
 
+    folder = folder or fmt
     return config.load(env={}, cwd=work, overrides={
         "model.base_model": model,
         "model.load_in_4bit": False,
@@ -55,10 +56,10 @@ def _settings(work: Path, model: str, fmt: str, args) -> object:
         "training.eval_steps": max(1, args.steps),
         "training.save_steps": max(1, args.steps),
         "training.logging_steps": max(1, args.steps // 4),
-        "paths.data_dir": str(work / fmt / "data"),
+        "paths.data_dir": str(work / folder / "data"),
         "paths.models_dir": str(work / "models"),
-        "paths.checkpoints_dir": str(work / fmt / "checkpoints"),
-        "paths.logs_dir": str(work / fmt / "logs"),
+        "paths.checkpoints_dir": str(work / folder / "checkpoints"),
+        "paths.logs_dir": str(work / folder / "logs"),
         "data.tokenizer": model,
         "data.chunk_size": args.chunk_size,
         "data.val_split": args.val_split,
@@ -73,6 +74,16 @@ def _prepare_and_train(work: Path, model: str, corpus: Path, fmt: str, args) -> 
     from xiaoshuo.writing.compose_samples import ComposeSamples
 
     settings = _settings(work, model, fmt, args)
+    final = work / fmt / "checkpoints" / fmt / "final_model"
+    if args.reuse and final.is_dir():  # a finished run in --work: measure it again without retraining
+        manifest = json.loads((work / fmt / "data" / "prepared" / "manifest.json").read_text("utf-8"))
+        trained = json.loads((final / "xiaoshuo_manifest.json").read_text("utf-8"))
+        return {
+            "train_samples": {k: v["samples"] for k, v in manifest["outputs"]["train"].items()},
+            "adapter": str(final),
+            "trainer_eval_loss": trained.get("eval_loss"),
+            "reused": True,
+        }
     t0 = time.perf_counter()
     manifest = prepare(
         settings, input_dir=corpus, compose=ComposeSamples(settings) if fmt != "continuation" else None
@@ -157,7 +168,7 @@ def _write(work: Path, model: str, adapters: dict[str, str], compose_rows, args)
     from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
 
     firsts = [r for r in compose_rows if "【前文】" not in r["messages"][-2]["content"]][: args.chapters]
-    settings = _settings(work, model, "write", args)
+    settings = _settings(work, model, "continuation", args, folder="write")
     scores: dict[str, list[float]] = {"base": [], **{f: [] for f in adapters}}
     samples: dict[str, str] = {}
     with load_engine(settings, backend=args.backend, lora=adapters) as engine:
@@ -191,6 +202,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--backend", default="transformers")
     ap.add_argument("--work", help="keep the work folder here (default: a temp folder)")
+    ap.add_argument("--reuse", action="store_true", help="reuse adapters already trained in --work")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="xs-style-") as tmp:
