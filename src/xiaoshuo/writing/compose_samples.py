@@ -33,6 +33,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import tomllib
@@ -166,7 +167,7 @@ class ComposeSamples:
 
         self._cache_dir = out / "prepared" / SUMMARY_DIR
         self._cache_dir.mkdir(parents=True, exist_ok=True)
-        self._store_dir = out / "prepared" / f".compose-memory-{id(self):x}"
+        self._store_dir = out / "prepared" / f".compose-memory-{os.getpid()}"
         shutil.rmtree(self._store_dir, ignore_errors=True)
         scratch = self.settings.model_copy(
             update={
