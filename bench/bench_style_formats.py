@@ -104,10 +104,7 @@ def _held_out(work: Path, model: str, corpus: Path, args) -> tuple[list[dict], l
     from xiaoshuo.data import prepare
     from xiaoshuo.writing.compose_samples import ComposeSamples
 
-    settings = _settings(work, model, "heldout", args)
-    settings = settings.model_copy(
-        update={"data": settings.data.model_copy(update={"sample_format": "both"})}
-    )
+    settings = _settings(work, model, "both", args, folder="heldout")
     prepare(settings, input_dir=corpus, compose=ComposeSamples(settings))
     val = work / "heldout" / "data" / "val"
 
