@@ -199,6 +199,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--backend", default="transformers")
     ap.add_argument("--work", help="keep the work folder here (default: a temp folder)")
+    ap.add_argument("--formats", default=",".join(FORMATS), help="a comma-separated subset of FORMATS")
     ap.add_argument("--reuse", action="store_true", help="reuse adapters already trained in --work")
     args = ap.parse_args()
 
@@ -219,7 +220,8 @@ def main() -> None:
             corpus = work / "raw"
             write_sample_corpus(corpus)
         t0 = time.perf_counter()
-        runs = {fmt: _prepare_and_train(work, model, corpus, fmt, args) for fmt in FORMATS}
+        formats = [f for f in args.formats.split(",") if f in FORMATS]
+        runs = {fmt: _prepare_and_train(work, model, corpus, fmt, args) for fmt in formats}
         adapters = {fmt: r.pop("adapter") for fmt, r in runs.items()}
         compose_rows, text_rows = _held_out(work, model, corpus, args)
         losses = _losses(model, adapters, compose_rows, text_rows, args.chunk_size)
