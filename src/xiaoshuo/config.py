@@ -225,10 +225,18 @@ class DataSettings(_Section):
     chunk_overlap: int = Field(
         0, ge=0, description="Tokens of trailing context repeated at the start of the next chunk."
     )
-    sample_format: Literal["continuation", "instruction", "both"] = Field(
+    sample_format: Literal["continuation", "instruction", "compose", "both"] = Field(
         "continuation",
         description="continuation: {text} for causal LM; instruction: chat {messages} (续写 / chapter "
-        "openings); both.",
+        "openings); compose: each chapter as the prompt compose() builds to write it (card, plan, "
+        "前情提要, memory, recent text, length) with the chapter as the answer; both: all three.",
+    )
+    compose_share: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="With both: the share of compose samples among compose + continuation train samples "
+        "(the larger side is thinned; val keeps all).",
     )
     tokenizer: str = Field(
         "",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from xiaoshuo.cli.options import BackendOpt, ModelOpt
 from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
@@ -42,8 +44,28 @@ def prepare_cmd(
         ),
     ] = None,
     sample_format: Annotated[
-        str | None, typer.Option("--format", help="continuation | instruction | both.")
+        str | None, typer.Option("--format", help="continuation | instruction | compose | both.")
     ] = None,
+    novel: Annotated[
+        str | None,
+        typer.Option(
+            "--novel",
+            "-n",
+            help="Use this project's accepted chapters, summaries and reviewed memory as the "
+            "corpus (instead of the input folder).",
+        ),
+    ] = None,
+    summarize: Annotated[
+        bool,
+        typer.Option(
+            "--summarize",
+            help="Compose samples: summarise chapters with the configured model (cached per "
+            "chapter under <output>/prepared/summaries/, a rerun resumes); default: extractive summaries.",
+        ),
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Chapters summarised at once (8).")] = 8,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
     to_simplified: Annotated[
         bool | None, typer.Option("--to-simplified/--keep-traditional", help="Convert 繁体 to 简体 (OpenCC).")
     ] = None,
@@ -55,6 +77,7 @@ def prepare_cmd(
 
     from xiaoshuo.cli.render import prepare_progress, render_prepare
     from xiaoshuo.data import PrepareError, prepare, write_sample_corpus
+    from xiaoshuo.writing.compose_samples import ComposeSamples
 
     settings = cli_state(ctx).settings(
         **{
@@ -69,17 +92,74 @@ def prepare_cmd(
     )
     err = Console(stderr=True)
     raw = input_dir or settings.paths.raw_dir
-    if sample:
-        written = write_sample_corpus(raw)
-        err.print(f"已写入示例语料 sample corpus: {len(written)} files → {raw}")
-    try:
-        with prepare_progress(err) as on_progress:
-            manifest = prepare(settings, input_dir=raw, output_dir=output_dir, progress=on_progress)
-    except PrepareError as exc:
-        if exc.manifest is not None and not as_json:
-            render_prepare(exc.manifest, err)
-        raise
+    out = output_dir or settings.paths.data_dir
+    composing = settings.data.sample_format in ("compose", "both")
+    if summarize and not composing:
+        err.print("! --summarize 只用于 compose 样本 (compose samples only): --format compose|both")
+    with contextlib.ExitStack() as stack:
+        project, memory = None, None
+        if novel:
+            project, memory = _project(ctx, novel)
+            raw = stack.enter_context(_project_corpus(project, out))
+        elif sample:
+            written = write_sample_corpus(raw)
+            err.print(f"已写入示例语料 sample corpus: {len(written)} files → {raw}")
+        engine = None
+        if summarize and composing:
+            from xiaoshuo.cli.options import planning_engine
+
+            settings, engine, _, _ = stack.enter_context(
+                planning_engine(ctx, backend=backend, model=model, adapter=None)
+            )
+        try:
+            with prepare_progress(err, summaries=engine is not None) as on_progress:
+                builder = ComposeSamples(
+                    settings, novel=project, novel_memory=memory, engine=engine, batch=batch,
+                    on_summary=getattr(on_progress, "summary", None),
+                ) if composing else None  # fmt: skip
+                manifest = prepare(
+                    settings, input_dir=raw, output_dir=out, progress=on_progress, compose=builder
+                )
+        except PrepareError as exc:
+            if exc.manifest is not None and not as_json:
+                render_prepare(exc.manifest, err)
+            raise
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False, indent=2))
     else:
         render_prepare(manifest, Console())
+
+
+def _project(ctx: typer.Context, slug: str):
+    """The novel ``--novel`` names and its reviewed memory entries (read, then the store is closed)."""
+    from xiaoshuo.cli.options import novels
+    from xiaoshuo.memory import MemoryStore
+
+    project = novels(ctx).get(slug)
+    with MemoryStore(cli_state(ctx).settings()) as store:
+        entries = store.list(project.slug)
+    return project, entries
+
+
+@contextlib.contextmanager
+def _project_corpus(project, out: Path):
+    """The project's accepted chapters as one text file in a scratch input folder (removed afterwards):
+    the continuation samples read it; the compose samples read the project itself."""
+    import os
+    import shutil
+
+    from xiaoshuo.files import atomic_write
+
+    folder = Path(out) / "prepared" / f".novel-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    parts = []
+    for plan in project.outline().chapters():
+        text = project.text(plan.number).strip()
+        if text:
+            parts.append(f"第{plan.number}章 {plan.title}\n{text}")
+    atomic_write(folder / f"{project.card().title}.txt", "\n".join(parts) + "\n")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -158,8 +158,11 @@ def render_doctor(report: Report, console: Console | None = None) -> None:
 
 
 @contextmanager
-def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar over bytes; yields the callback ``prepare`` calls."""
+def prepare_progress(
+    console: Console, *, summaries: bool = False
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar over bytes; yields the callback ``prepare`` calls (with ``summaries``, a second
+    bar over the chapters the model summarises, fed by the callback's ``summary(done, total, title)``)."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -184,6 +187,14 @@ def prepare_progress(console: Console) -> Iterator[Callable[[str, int, int], Non
         def update(name: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total or None, description=name)
 
+        if summaries:
+            chapters = progress.add_task("", total=None)
+
+            def summary(done: int, total: int, title: str) -> None:
+                label = f"摘要 summaries {done}/{total} · {title}"
+                progress.update(chapters, completed=done, total=total, description=label)
+
+            update.summary = summary  # type: ignore[attr-defined]
         yield update
 
 
@@ -220,4 +231,10 @@ def render_prepare(manifest: dict, console: Console | None = None) -> None:
     for split, outputs in manifest.get("outputs", {}).items():
         for fmt, o in outputs.items():
             summary.add_row(f"{split}/{fmt}", f"{o['path']} — {o['samples']} samples")
+    composed = manifest.get("compose") or {}
+    if composed.get("summary_sources"):  # where the compose samples' 前情提要 came from, per chapter
+        sources = ", ".join(f"{k} {v}" for k, v in sorted(composed["summary_sources"].items()))
+        summary.add_row("compose 前情提要 summaries", sources)
+    for note in composed.get("skipped", [])[:5] if isinstance(composed.get("skipped"), list) else []:
+        summary.add_row("compose skipped", note)
     console.print(summary)

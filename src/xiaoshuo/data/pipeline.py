@@ -36,6 +36,7 @@ from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.files import atomic_write_json
 
 MANIFEST_VERSION = 1
+SIDECAR = "book.toml"  # a corpus file's card (title, genre, …), read by the compose samples
 CONTINUE_PROMPT = "请续写下面的小说片段，保持人物、文风与情节连贯。\n\n{context}"
 OPENING_PROMPT = "请为小说《{book}》写出「{title}」一章的开头。"
 _TEMPLATE_MARGIN = 24  # chat-template tokens around two messages, with room to spare
@@ -83,6 +84,7 @@ class _Run:
     counter: TokenCounter
     formats: list[str]
     staging: dict[str, Any]
+    compose: Any = None  # the compose-sample builder (``xiaoshuo.writing.compose_samples.ComposeSamples``)
     seen: set[bytes] = field(default_factory=set)
     doc_ids: list[str] = field(default_factory=list)
     doc_samples: dict[int, int] = field(default_factory=dict)
@@ -94,10 +96,14 @@ def prepare(
     input_dir: str | os.PathLike[str] | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None,
+    compose: Any = None,
 ) -> dict[str, Any]:
     """Prepare every file under ``input_dir`` (default ``<data_dir>/raw``); return the manifest.
 
-    Raises :class:`PrepareError` (with the manifest attached) when no source was usable.
+    ``compose`` builds the compose-shaped samples (``data.sample_format`` compose / both): a
+    ``ComposeSamples`` from :mod:`xiaoshuo.writing.compose_samples`, which the caller passes because the
+    writing code sits above this package.  Raises :class:`PrepareError` (with the manifest attached) when
+    no source was usable.
     """
     started = time.perf_counter()
     data = settings.data
@@ -113,7 +119,7 @@ def prepare(
     chapter_re = compile_chapter_regex(data.chapter_regex)
     tokenizer_name = data.tokenizer or settings.model.base_model
     counter = TokenCounter(load_tokenizer(tokenizer_name, models_dir=settings.paths.models_dir))
-    formats = ["continuation", "instruction"] if data.sample_format == "both" else [data.sample_format]
+    formats = _formats(data.sample_format, compose is not None)
 
     sources = list(_walk(input_path))
     total_bytes = sum(_size(p) for p in sources)
@@ -127,7 +133,10 @@ def prepare(
             counter,
             formats,
             {f: (staging_dir / f"{f}.jsonl").open("w", encoding="utf-8") for f in formats},
+            compose if "compose" in formats else None,
         )
+        if run.compose is not None:
+            run.compose.open(out)
         done = 0
         for path in sources:
             rel = path.relative_to(input_path).as_posix()
@@ -140,6 +149,10 @@ def prepare(
         for fh in run.staging.values():
             fh.close()
         manifest = _manifest(settings, tokenizer_name, input_path, records, run)
+        if run.compose is not None:
+            manifest["compose"] = run.compose.report()
+        elif data.sample_format == "both":
+            manifest["compose"] = {"skipped": "no compose builder given (`xiaoshuo prepare` builds them)"}
         if not any(r.status == "ok" and r.samples for r in records):
             raise PrepareError(
                 "没有可用的输入文件 (no usable source file)",
@@ -154,15 +167,35 @@ def prepare(
         atomic_write_json(out / "prepared" / "manifest.json", manifest)
         return manifest
     finally:
+        if compose is not None:
+            compose.close()
         shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def _formats(sample_format: str, can_compose: bool) -> list[str]:
+    if sample_format == "compose" and not can_compose:
+        raise PrepareError(
+            "compose 样本需要写作模块 (compose samples need the writing code)",
+            expected="prepare(settings, compose=ComposeSamples(settings)) — as `xiaoshuo prepare` does",
+            received="no compose builder",
+            fix="用 xiaoshuo prepare --format compose",
+        )
+    if sample_format == "both":
+        return ["continuation", "instruction", "compose"] if can_compose else ["continuation", "instruction"]
+    return [sample_format]
 
 
 def _walk(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith("."):
+            if not name.startswith(".") and not _is_sidecar(name):
                 yield Path(dirpath) / name
+
+
+def _is_sidecar(name: str) -> bool:
+    """``book.toml`` / ``<stem>.book.toml``: a book's card for compose samples, not a source."""
+    return name == SIDECAR or name.endswith("." + SIDECAR)
 
 
 def _size(path: Path) -> int:
@@ -212,7 +245,7 @@ def _prepare_source(run: _Run, path: Path, rel: str, chapter_re) -> SourceRecord
         run.doc_ids.append(doc.doc_id)
         doc.title = _DAMAGED_CHARS.sub("", doc.title)  # the book title goes into instruction prompts
         for fmt in run.formats:
-            for sample, tokens in _samples(run, doc, chapters, fmt):
+            for sample, tokens in _samples(run, doc, chapters, fmt, path):
                 if _is_damaged(sample):  # cleaning drops such lines; this guards the invariant
                     record.warnings.append(f"{doc.title}: a sample with damaged characters skipped")
                     continue
@@ -253,9 +286,14 @@ def _chapters_of(doc: Document, options: CleanOptions, stats: CleanStats, chapte
     return split_chapters(clean_text(doc.text, options, stats), chapter_re)
 
 
-def _samples(run: _Run, doc: Document, chapters: list[Chapter], fmt: str) -> Iterator[tuple[dict, int]]:
+def _samples(
+    run: _Run, doc: Document, chapters: list[Chapter], fmt: str, path: Path
+) -> Iterator[tuple[dict, int]]:
     data = run.settings.data
     counter = run.counter
+    if fmt == "compose":
+        yield from run.compose.samples(doc, chapters, counter, path)
+        return
     if fmt == "continuation":
         for ch in chapters:
             paragraphs = ([ch.title] if ch.title else []) + list(iter_paragraphs(ch.text))
@@ -305,10 +343,12 @@ def _write_splits(
     outputs: dict[str, Any] = {"train": {}, "val": {}}
     totals = manifest["totals"]
     pending: list[tuple[Path, Path]] = []
+    keep = _share_keep(run, staging_dir, val_docs)
     for fmt in run.formats:
         targets = {split: out / split / f"{fmt}.jsonl" for split in ("train", "val")}
         tmp = {split: p.with_name(f".{p.name}.tmp-{os.getpid()}") for split, p in targets.items()}
         counts = {"train": [0, 0], "val": [0, 0]}
+        ratio, mixed_out = keep.get(fmt, 1.0), 0
         for p in tmp.values():
             p.parent.mkdir(parents=True, exist_ok=True)
         with (
@@ -319,6 +359,9 @@ def _write_splits(
             for raw in src:
                 doc, tokens, line = raw.split("\t", 2)
                 split = "val" if int(doc) in val_docs else "train"
+                if split == "train" and ratio < 1.0 and _fraction(run.settings.data.seed, line) >= ratio:
+                    mixed_out += 1
+                    continue
                 (val_fh if split == "val" else train_fh).write(line)
                 counts[split][0] += 1
                 counts[split][1] += int(tokens)
@@ -333,6 +376,8 @@ def _write_splits(
                 "samples": counts[split][0],
                 "tokens": counts[split][1],
             }
+            if split == "train" and fmt in keep:
+                outputs[split][fmt]["left_out_for_compose_share"] = mixed_out
             totals[f"{split}_samples"] = totals.get(f"{split}_samples", 0) + counts[split][0]
             totals[f"{split}_tokens"] = totals.get(f"{split}_tokens", 0) + counts[split][1]
     _remove_stale_outputs(out, {t for _, t in pending})
@@ -341,6 +386,32 @@ def _write_splits(
     totals["val_documents"] = len(val_docs)
     totals["train_documents"] = sum(1 for i in run.doc_samples if i not in val_docs)
     return outputs
+
+
+def _share_keep(run: _Run, staging_dir: Path, val_docs: set[int]) -> dict[str, float]:
+    """The share of train samples kept per format so that compose samples make up ``data.compose_share``
+    of compose + continuation (the larger side is thinned; val keeps everything)."""
+    if not {"compose", "continuation"} <= set(run.formats):
+        return {}
+    share = run.settings.data.compose_share
+    counts = {}
+    for fmt in ("compose", "continuation"):
+        with (staging_dir / f"{fmt}.jsonl").open(encoding="utf-8") as fh:
+            counts[fmt] = sum(1 for raw in fh if int(raw.split("\t", 1)[0]) not in val_docs)
+    c, n = counts["compose"], counts["continuation"]
+    if not c or not n:
+        return {}
+    if share >= 1 or share <= 0:
+        return {"continuation" if share >= 1 else "compose": 0.0}
+    if c / (c + n) > share:
+        return {"compose": share * n / ((1 - share) * c)}
+    return {"continuation": c * (1 - share) / (share * n)}
+
+
+def _fraction(seed: int, line: str) -> float:
+    """A stable number in [0, 1) for a sample (which samples the share keeps does not depend on order)."""
+    digest = hashlib.blake2b(f"{seed}\0{line}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def _remove_stale_outputs(out: Path, keep: set[Path]) -> None:
