@@ -8,6 +8,7 @@ pipeline with the tiny model's real tokenizer, offline, with every outside conne
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_remote_engine_falls_back_to_the_config(services) -> None:
 def test_qlora_is_off_without_cuda_and_says_why(services, monkeypatch) -> None:
     assert services.settings.model.load_in_4bit  # the config asks for it …
     checked, why = h.qlora_default(services, "zh", cuda=False)
-    assert checked is False and "CUDA" in why and "默认关闭" in why  # … but there is no GPU
+    assert checked is False and "没有检测到显卡" in why and "默认关闭" in why  # … but there is no GPU
     assert h.on_load(services, "zh", cuda=False)["values"]["qlora"] is False
     assert h.qlora_default(services, "zh", cuda=True)[0] is True
     assert "CUDA" in h.qlora_default(services, "en", cuda=False)[1]
@@ -131,11 +132,17 @@ def test_prepare_uses_the_loaded_models_tokenizer_offline(services, tiny_model: 
     manifest = json.loads((services.settings.paths.data_dir / "prepared" / "manifest.json").read_text())
     assert manifest["tokenizer"] == str(tiny_model)
     assert summary.startswith("**数据已准备好**") and "1/2 个文件可用" in summary and "{" not in summary
-    assert list(table.columns) == ["文件", "状态", "编码", "章节", "样本", "错误"]
+    assert list(table.columns) == ["文件", "状态", "字数", "编码", "章节", "样本", "错误"]
     rows = {row["文件"]: row for row in table.to_dict("records")}
     assert rows["novel.txt"]["状态"] == "✓ 可用" and rows["novel.txt"]["章节"] == 9
     assert rows["novel.txt"]["样本"] == manifest["totals"]["samples"] > 0
     assert rows["picture.txt"]["状态"] == "✗ 失败" and "二进制" in rows["picture.txt"]["错误"]
+    chars = {src["path"]: src["characters"] for src in manifest["sources"]}
+    assert rows["novel.txt"]["字数"] == chars["novel.txt"] > 0
+    assert rows["novel.txt"]["编码"] == "UTF-8"
+    error = rows["picture.txt"]["错误"]  # in zh: the message and what to do, not the English parts
+    assert error.startswith("这是二进制文件") and "解决：" in error
+    assert not re.search(r"expected|received|fix|NUL", error), error
     assert seen and seen[-1][0] == 1.0
     # what the trainer checks before it starts: the data's tokenizer is the base model's
     from xiaoshuo.training.data import check_tokenizer_matches, find_data
@@ -158,7 +165,7 @@ def test_progress_reads_in_chinese(services) -> None:
     log = {"event": "log", "step": 3, "max_steps": 12, "loss": 2.5, "tokens_per_s": 812.4, "eta_s": 65.2}
     assert (
         h.progress_text([log], "zh")
-        == "训练中：第 3/12 步 · 损失 2.5000 · 每秒 812 token · 剩余时间 1 分 05 秒"
+        == "训练中：第 3/12 步 · 损失 2.5000 · 每秒 812 个词元 · 剩余时间 1 分 05 秒"
     )
     assert "ETA 1 min 05 s" in h.progress_text([log], "en")
     assert "估算中" in h.progress_text([{**log, "eta_s": None}], "zh")
@@ -170,7 +177,9 @@ def test_progress_reads_in_chinese(services) -> None:
     assert h.progress_text([], "zh") == ""
     stopped = h.progress_text([{"event": "stopped", "step": 4, "checkpoint": "/x/checkpoint-4"}], "zh")
     assert "第 4 步" in stopped and "继续训练" in stopped
-    assert list(h.loss_frame([log, end]).itertuples(index=False)) == [(3, 2.5)]
+    frame = h.loss_frame([log, end])
+    assert list(frame.itertuples(index=False)) == [(3, 2.5)]
+    assert list(frame.columns) == ["步", "损失"] and list(h.loss_frame([], "en").columns) == ["step", "loss"]
 
 
 def test_resume_choices_and_adapters_have_readable_labels(services, tiny_model: Path) -> None:
