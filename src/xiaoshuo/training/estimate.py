@@ -62,6 +62,8 @@ GPU_TFLOPS_UNKNOWN = 30.0
 GPU_UTILISATION = 0.3
 #: What PyTorch's fp32 CPU training reaches per core (AVX2/AVX-512 matrix kernels, small batches).
 CPU_GFLOPS_PER_CORE = 10.0
+#: Seconds a run spends besides its steps: loading the model and the data, the last evaluation, saving.
+STARTUP_SECONDS = 60.0
 #: UTF-8 bytes per 字 of a plain-text file; an EPUB (zip) holds about 2/3 字 per byte.
 TXT_BYTES_PER_CHAR = 3.0
 EPUB_CHARS_PER_BYTE = 2 / 3
@@ -357,5 +359,5 @@ def estimate(
         rate, source, run = hardware_rate(params, device, checkpointing=checkpointing), "hardware", None
     else:
         rate, source, run = None, "unknown", None
-    seconds = tokens / rate if rate and tokens else None
+    seconds = STARTUP_SECONDS + tokens / rate if rate and tokens else None
     return Estimate(amount, needs, steps, tokens, params, rate, source, run, device, seconds)

@@ -118,7 +118,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "train_est_amount": {
         "zh": "**现有文字**：约 {chars}（{files} 个文件，{how}）",
-        "en": "**Text**: about {chars} ({files} files, {how})",
+        "en": "**Text**: about {chars} (files: {files}; {how})",
     },
     "train_est_exact": {
         "zh": "准备数据时统计，不含留作验证的部分",
@@ -129,7 +129,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "guessed from the file sizes; exact after preparing",
     },
     "train_est_needs": {
-        "zh": "**需要多少文字**：至少约 {min}，推荐 {good} 以上"
+        "zh": "**需要多少文字**：至少约 {min}，推荐 {good}以上"
         "（每个样本约 {chunk} 个词元 ≈ {sample}，每步 {per_step} 个样本，{epochs} 轮："
         "至少 {min_steps} 步才学得到文风，{good_steps} 步以上效果稳定）",
         "en": "**How much text**: at least about {min}, {good} or more recommended "
@@ -143,7 +143,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "train_est_ok": {"zh": "✓ 够用；再多一些效果更稳。", "en": "✓ Enough; more makes it steadier."},
     "train_est_good": {"zh": "✓ 文字充足。", "en": "✓ Plenty of text."},
     "train_est_time": {
-        "zh": "**本机预计用时：{duration}**（{steps} 步，共学习约 {tokens} 个词元；{why}）",
+        "zh": "**本机预计用时：{duration}**（{steps} 步，共学习约 {tokens}个词元；{why}）",
         "en": "**Time on this machine: {duration}** ({steps} steps, about {tokens} tokens; {why})",
     },
     "train_est_measured": {
@@ -151,9 +151,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "at the speed measured in the earlier run “{run}” here: {rate} tokens/s",
     },
     "train_est_hardware": {
-        "zh": "按本机{device}和模型大小（约 {params} 参数）粗略估算；开始训练后进度里会显示实测的剩余时间",
+        "zh": "按本机{device}和模型大小（约 {params}参数）粗略估算，含加载模型约 1 分钟；开始训练后进度里会显示实测的剩余时间",
         "en": "a rough figure from this machine's {device} and the model size (about {params} parameters); "
-        "the progress line shows the measured time left once training runs",
+        "loading the model included; the progress line shows the measured time left once training runs",
     },
     "train_est_unknown": {
         "zh": "**本机预计用时**：无法估算——不知道基础模型有多大。开始训练后进度里会显示剩余时间。",

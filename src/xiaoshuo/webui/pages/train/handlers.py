@@ -291,7 +291,7 @@ def estimate_text(services: Services, lang: str, *args: Any, gpus: tuple | None 
             min=chars_text(needs.min_chars, lang),
             good=chars_text(needs.good_chars, lang),
             chunk=f"{needs.tokens_per_sample:,}",
-            sample=chars_text(round(needs.tokens_per_sample * needs.chars_per_token, -2), lang),
+            sample=chars_text(int(round(needs.tokens_per_sample * needs.chars_per_token, -2)), lang),
             per_step=int(form["batch_size"]) * int(form["grad_accum"]),
             epochs=f"{float(form['epochs']):g}",
             min_steps=MIN_STEPS,
