@@ -261,9 +261,8 @@ def test_the_chinese_page_shows_no_english_words(services, tiny_model: Path, no_
     (raw / "novel.txt").write_text(TINY_CORPUS * 3, "utf-8")
     (raw / "picture.txt").write_bytes(bytes(range(256)) * 50)
     args = _args(h.form_defaults(services, "zh", cuda=False))
-    summary, table, estimate = h.prepare_data(services, "zh", str(tiny_model)) + (
-        h.estimate_text(services, "zh", *args),
-    )
+    summary, table = h.prepare_data(services, "zh", str(tiny_model))
+    estimate = h.estimate_text(services, "zh", *args)
     demo, page = _build(services)  # opened after preparing: the summary and table are on the page
     texts = visible_texts(demo)
     assert any("每个文件" in x for x in texts) and any("数据已准备好" in x for x in texts)
@@ -273,7 +272,8 @@ def test_the_chinese_page_shows_no_english_words(services, tiny_model: Path, no_
     assert any("现有文字" in v for v in texts) and any("本机预计用时" in v for v in texts)
     log = {"event": "log", "step": 3, "max_steps": 12, "loss": 2.5, "tokens_per_s": 812.4, "eta_s": 65.2}
     end = {"event": "end", "global_step": 12, "train_loss": 1.2, "eval_loss": 1.3, "seconds": 70}
-    texts += [h.progress_text([log], "zh"), h.progress_text([log, end], "zh", run="文风"), h.about(7200, "zh")]
+    texts += [h.progress_text([log], "zh"), h.progress_text([log, end], "zh", run="文风")]
+    texts += [h.about(7200, "zh"), h.duration(95, "zh")]
     found = {word for text in texts for word in latin_words(text, ids=[tiny_model.name])}
     assert not found, f"English on the Chinese 训练 page: {sorted(found)}"
     # the check can fail: the English page is full of such words

@@ -151,7 +151,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "at the speed measured in the earlier run “{run}” here: {rate} tokens/s",
     },
     "train_est_hardware": {
-        "zh": "按本机{device}和模型大小（约 {params}参数）粗略估算，含加载模型约 1 分钟；开始训练后进度里会显示实测的剩余时间",
+        "zh": "按本机{device}和模型大小（约 {params}参数）粗略估算，含加载模型约 1 分钟；"
+        "开始训练后进度里会显示实测的剩余时间",
         "en": "a rough figure from this machine's {device} and the model size (about {params} parameters); "
         "loading the model included; the progress line shows the measured time left once training runs",
     },
