@@ -16,8 +16,9 @@ import gradio as gr
 
 #: Words the Chinese page may show (issue 26): formats, LoRA, units.
 ALLOWED = {"LoRA", "QLoRA", "EPUB", "DOCX", "TXT", "GB", "MB", "UTF-8"}
-#: A Latin word, with what makes it a file name, a path or a model id (``.txt``, ``a/b``, ``x.epub``).
-_WORD = re.compile(r"\.?[A-Za-z][\w.+\-/]*")
+#: A Latin word, with what makes it a file name, a path or a model id (``.txt``, ``a/b``, ``x.epub``); not
+#: the unit of a number (``7B``, ``3.1GB`` are numbers).
+_WORD = re.compile(r"(?<![0-9A-Za-z_])\.?[A-Za-z][\w.+\-/]*")
 _FILE = re.compile(r"[\w\-]+\.[A-Za-z0-9]{1,5}")
 
 
