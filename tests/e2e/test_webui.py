@@ -339,8 +339,10 @@ def test_bad_input_gives_visible_messages(browser, app) -> None:
 def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     page = _page(browser, app)
     page.get_by_role("tab", name="训练").click()
-    # on open: the form follows the loaded model, labels are Chinese with the config key, the command is
-    # already there, QLoRA is off on this CPU-only machine
+    # on open: the form follows the loaded model, labels are Chinese, the command is already there (folded
+    # away with the advanced settings: open both), QLoRA is off on this CPU-only machine
+    page.locator("#train-advanced").get_by_text("高级设置").click()
+    page.locator("#train-command-box").get_by_text("等价命令").click()
     model = str(app["services"].engine.model)
     page.wait_for_function(
         "document.querySelector('#train-command textarea').value.includes('train')", timeout=30_000
@@ -350,7 +352,10 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     command = page.locator("#train-command textarea").input_value()
     assert f"model.base_model={model}" in command and "--no-qlora" in command
     assert not page.locator("#train-qlora input").is_checked()
-    assert "学习率 (training.learning_rate)" in page.inner_text("#train-lr")
+    assert "学习率" in page.inner_text("#train-lr") and "training." not in page.inner_text("#train-lr")
+    assert "本机预计用时" in page.inner_text("#train-estimate") or "还没有训练数据" in page.inner_text(
+        "#train-estimate"
+    )
     novel = app["work"] / "upload-novel.txt"
     novel.write_text(TINY_CORPUS * 3, "utf-8")
     binary = app["work"] / "picture.txt"
@@ -363,6 +368,9 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     page.wait_for_function(
         "document.querySelector('#train-prepare-table').innerText.includes('二进制')", timeout=60_000
     )
+    page.wait_for_function(
+        "document.querySelector('#train-estimate').innerText.includes('现有文字')", timeout=20_000
+    )  # the estimate follows the prepared text
     summary = page.inner_text("#train-prepare-summary")
     assert "数据已准备好" in summary and "{" not in summary  # words, not JSON
     assert "upload-novel.txt" in page.inner_text("#train-prepare-table")

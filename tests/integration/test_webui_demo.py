@@ -72,7 +72,9 @@ def test_a_missing_model_is_offered_for_download_not_fetched_silently(tmp_path: 
         cfg = _page_config(port)
         assert _component(cfg, "download-model")["props"]["value"] == "org/not-downloaded"
         assert _component(cfg, "download-source")["props"]["value"] == "auto"
-        assert "xiaoshuo model pull org/not-downloaded" in _component(cfg, "download-help")["props"]["value"]
+        assert "org/not-downloaded" in _component(cfg, "download-help")["props"]["value"]
+        command = _component(cfg, "download-command")["props"]["value"]
+        assert command == "xiaoshuo model pull org/not-downloaded"
         assert not any(c.get("props", {}).get("elem_id") == "demo-banner" for c in cfg["components"])
     finally:
         services.close()

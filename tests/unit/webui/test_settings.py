@@ -195,7 +195,7 @@ def test_config_rows_are_readable_and_hide_the_api_key(services) -> None:
 
 def test_download_progress_speaks_the_page_language() -> None:
     state = {"state": "downloading", "model": "org/tiny", "done": 1024**3, "total": 2 * 1024**3}
-    assert progress_text(state) == "**下载中 downloading org/tiny: 50.0% 1.00 / 2.00 GiB**"
+    assert progress_text(state) == "**下载中：org/tiny 50.0% 1.00 / 2.00 GiB**"
     assert progress_text(state, "en") == "**Downloading org/tiny: 50.0% 1.00 / 2.00 GiB**"
     assert progress_text({"state": "idle"}) == ""
     assert "断点续传" in progress_text({"state": "cancelled"})

@@ -142,28 +142,59 @@ STRINGS: dict[str, dict[str, str]] = {
     # ---- the model download panel (pages/downloads, downloads.py)
     "set_dl_title": {"zh": "下载模型", "en": "Download a model"},
     "set_dl_help": {
-        "zh": "模型不在本地时在这里下载{size}；命令行同样可以：`{command}`。"
-        "国内网络选 modelscope（魔搭）或在配置里设置 `model.hf_endpoint` 镜像。",
-        "en": "Download a model that is not on disk here{size}; the command line does the same: `{command}`. "
-        "In mainland China pick modelscope or set a `model.hf_endpoint` mirror.",
+        "zh": "选一个模型下载，也可以直接填写别的模型名。国内网络选「魔搭」，或在配置文件里设置镜像地址。",
+        "en": "Pick a model to download, or type another model id. In mainland China pick modelscope "
+        "or set a `model.hf_endpoint` mirror.",
     },
+    "set_dl_missing": {
+        "zh": "**当前配置的模型还没有下载**：{model}",
+        "en": "**The configured model is not on disk yet**: {model}",
+    },
+    "set_dl_why_cpu": {
+        "zh": "**本机推荐 {model}**：没有检测到显卡，只能用处理器生成；更大的 7B 模型要约 16 GB 内存，"
+        "每秒只能写几个字。",
+        "en": "**Recommended here: {model}**: no GPU found, so the CPU generates; the 7B model needs about "
+        "16 GB of RAM and writes a few characters a second.",
+    },
+    "set_dl_why_big": {
+        "zh": "**本机推荐 {model}**：显卡有 {gib} GB 显存（至少 {big} GB），放得下质量最好的 7B 模型。",
+        "en": "**Recommended here: {model}**: the GPU has {gib} GB (at least {big} GB), enough for the 7B "
+        "model, the best writer.",
+    },
+    "set_dl_why_mid": {
+        "zh": "**本机推荐 {model}**：显卡有 {gib} GB 显存（{mid}–{big} GB），7B 模型放不下。",
+        "en": "**Recommended here: {model}**: the GPU has {gib} GB ({mid}–{big} GB), too little for 7B.",
+    },
+    "set_dl_why_small": {
+        "zh": "**本机推荐 {model}**：显卡只有 {gib} GB 显存（不到 {mid} GB），用小模型。",
+        "en": "**Recommended here: {model}**: the GPU has only {gib} GB (under {mid} GB): a small model.",
+    },
+    "set_dl_recommended_mark": {"zh": " · 本机推荐", "en": " · recommended here"},
     "set_dl_size": {"zh": "（约 {gib:g} GB）", "en": " (about {gib:g} GB)"},
-    "set_dl_model": {"zh": "模型 (model id)", "en": "Model (model id)"},
-    "set_dl_source": {"zh": "下载源 (source)", "en": "Source (source)"},
+    "set_dl_model": {"zh": "模型", "en": "Model (model id)"},
+    "set_dl_model_info": {
+        "zh": "从列表里选，或填写任意模型名（所有者/名称）",
+        "en": "Pick one, or type any model id (owner/name)",
+    },
+    "set_dl_source": {"zh": "下载源", "en": "Source (source)"},
+    "set_dl_source_auto": {"zh": "自动选择", "en": "auto"},
+    "set_dl_source_hf": {"zh": "国外：抱抱脸", "en": "Hugging Face"},
+    "set_dl_source_modelscope": {"zh": "国内：魔搭", "en": "ModelScope"},
+    "set_dl_command": {"zh": "命令行", "en": "Command line"},
     "set_dl_start": {"zh": "下载", "en": "Download"},
     "set_dl_cancel": {"zh": "取消", "en": "Cancel"},
-    "set_dl_starting": {"zh": "正在连接下载源 connecting …", "en": "Connecting …"},
+    "set_dl_starting": {"zh": "正在连接下载源 …", "en": "Connecting …"},
     "set_dl_downloading": {
-        "zh": "下载中 downloading {model}: {pct} {size}",
+        "zh": "下载中：{model} {pct} {size}",
         "en": "Downloading {model}: {pct} {size}",
     },
-    "set_dl_done": {"zh": "完成 done: {path}", "en": "Done: {path}"},
+    "set_dl_done": {"zh": "下载完成：{path}", "en": "Done: {path}"},
     "set_dl_cancelled": {
-        "zh": "已取消 cancelled（再次下载会断点续传 resumes）: {pct}",
+        "zh": "已取消（再次下载会断点续传）：{pct}",
         "en": "Cancelled (downloading again resumes): {pct}",
     },
-    "set_dl_error": {"zh": "失败 failed: {message}", "en": "Failed: {message}"},
-    "set_dl_why": {"zh": "来源 source: {why}", "en": "Source: {why}"},
+    "set_dl_error": {"zh": "下载失败：{message}", "en": "Failed: {message}"},
+    "set_dl_why": {"zh": "来源：{why}", "en": "Source: {why}"},
     "set_dl_err_no_model": {"zh": "请填写要下载的模型 (no model id)", "en": "Enter the model to download"},
     "set_dl_err_running": {
         "zh": "已有下载在进行 (a download is running)",

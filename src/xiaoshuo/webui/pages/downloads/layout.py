@@ -1,4 +1,5 @@
-"""The 下载模型 panel of 设置: model id, source, progress, start / cancel — components and wiring only;
+"""The 下载模型 panel of 设置: the recommended model and why, a short list (any hub id may be typed), the
+source, progress, start / cancel, the equivalent command (folded) — components and wiring only;
 every event calls a function of ``handlers.py`` (through ``webui.errors.guard``).
 """
 
@@ -16,16 +17,21 @@ from xiaoshuo.webui.pages.downloads import handlers as h
 
 def download_panel(services: Any, lang: str) -> None:
     """The 下载模型 block of the 设置 tab (inside the current ``gr.Blocks`` context)."""
-    from xiaoshuo.models import CATALOGUE, pull_command
-
     wanted = h.wanted(services)
-    size = t("set_dl_size", lang, gib=CATALOGUE[wanted].size_gib) if wanted in CATALOGUE else ""
     with gr.Accordion(t("set_dl_title", lang), open=h.missing_model(services) is not None):
-        gr.Markdown(t("set_dl_help", lang, size=size, command=pull_command(wanted)), elem_id="download-help")
+        gr.Markdown(h.help_text(services, lang), elem_id="download-help")
         with gr.Row():
-            model_id = gr.Textbox(wanted, label=t("set_dl_model", lang), elem_id="download-model")
+            model_id = gr.Dropdown(
+                h.choices(services, lang),
+                value=wanted,
+                allow_custom_value=True,
+                label=t("set_dl_model", lang),
+                info=t("set_dl_model_info", lang),
+                elem_id="download-model",
+                scale=3,
+            )
             source = gr.Dropdown(
-                ["auto", "hf", "modelscope"],
+                [(t(f"set_dl_source_{s}", lang), s) for s in ("auto", "hf", "modelscope")],
                 value=services.settings.model.source,
                 label=t("set_dl_source", lang),
                 elem_id="download-source",
@@ -35,12 +41,21 @@ def download_panel(services: Any, lang: str) -> None:
         progress = gr.Markdown(
             h.progress_text(services.downloads.status(), lang), elem_id="download-progress"
         )
+        with gr.Accordion(t("set_dl_command", lang), open=False, elem_id="download-command-box"):
+            command = gr.Textbox(
+                h.command(wanted),
+                show_label=False,
+                interactive=False,
+                buttons=["copy"],
+                elem_id="download-command",
+            )
     timer = gr.Timer(1.0, active=services.downloads.running())
 
     def on(handler):  # a handler of the panel, bound to this app's services and language
         return guard(partial(handler, services, lang))
 
     private = {"api_visibility": "private"}
+    model_id.change(h.command, model_id, command, **private, show_progress="hidden")
     start.click(on(h.start_clicked), [model_id, source], [progress, timer], **private)
     cancel.click(on(h.cancel_clicked), None, [progress, timer], **private)
     timer.tick(on(h.poll), None, [progress, timer], **private, show_progress="hidden")

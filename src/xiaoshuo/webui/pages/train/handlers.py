@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ import gradio as gr
 from xiaoshuo.errors import XiaoshuoError
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.services import Services, save_uploads
+
+#: A Chinese character (a message that has Chinese besides its English gloss).
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 #: The form, in the order of the page's inputs (``form_values`` takes them positionally).
 FIELDS = (
@@ -185,15 +189,146 @@ def adapter_table(services: Services, lang: str):
 
 
 def on_load(services: Services, lang: str, *, cuda: bool | None = None) -> dict[str, Any]:
-    """Everything the page shows on open: the form, QLoRA's explanation, the command, the choices."""
+    """Everything the page shows on open: the form, QLoRA's explanation, the command, the choices, the
+    data prepared earlier, how much text there is and how long training would take, the eval command."""
     values = form_defaults(services, lang, cuda=cuda)
+    summary, table = prepared_summary(services, lang)
     return {
         "values": values,
         "qlora_info": qlora_default(services, lang, cuda=cuda)[1],
         "command": command_preview(services, lang, *(values[k] for k in FIELDS)),
         "resume": resume_choices(services, lang),
         "adapters": adapter_table(services, lang),
+        "summary": summary,
+        "table": table,
+        "estimate": estimate_text(services, lang, *(values[k] for k in FIELDS)),
+        "eval_command": eval_command(services, lang),
     }
+
+
+def eval_command(services: Services, lang: str) -> str:
+    """``xiaoshuo eval style`` for the newest adapter on the prepared data's held-out part (a note
+    without an adapter)."""
+    from xiaoshuo.adapters import list_adapters
+
+    adapters = list_adapters(services.settings.paths.checkpoints_dir)
+    if not adapters:
+        return t("train_eval_none", lang)
+    newest = adapters[-1]
+    cmd = ["xiaoshuo"]
+    base = newest.manifest.get("base_model")
+    if base:
+        cmd += ["--set", f"model.base_model={base}"]
+    cmd += ["eval", "style", "--data", str(services.settings.paths.data_dir), "--adapter", str(newest.path)]
+    return shlex.join(cmd)
+
+
+# ----------------------------------------------------------------------------- how much, how long
+def _wan(n: float) -> str:
+    """A count in 万 (ten thousands): 3 significant figures at most, no trailing zeros."""
+    wan = n / 1e4
+    return _short(wan) if wan < 10 else f"{round(wan):,}"
+
+
+def chars_text(chars: int, lang: str) -> str:
+    """``340878`` → "34 万字" (under 1 万: "8,000 字")."""
+    if chars < 10_000:
+        return t("train_chars", lang, n=f"{chars:,}")
+    return t("train_wan_chars", lang, wan=_wan(chars), full=f"{chars:,}")
+
+
+def count_text(n: float, lang: str) -> str:
+    """A large count: "1,500 万", "76 亿" (English: digits)."""
+    if n >= 1e8:
+        yi = n / 1e8
+        return t("train_yi", lang, yi=_short(yi), billions=f"{n / 1e9:.1f}")
+    if n >= 1e4:
+        return t("train_wan", lang, wan=_wan(n), full=f"{round(n):,}")
+    return f"{round(n):,}"
+
+
+def about(seconds: float, lang: str) -> str:
+    """A duration as a writer plans with it: "不到 1 分钟", "约 25 分钟", "约 3.5 小时", "约 2 天"."""
+    if seconds < 60:
+        return t("train_under_minute", lang)
+    if seconds < 90 * 60:
+        return t("train_about_minutes", lang, n=round(seconds / 60))
+    hours = seconds / 3600
+    if hours < 48:
+        return t("train_about_hours", lang, n=_short(hours) if hours < 10 else round(hours))
+    return t("train_about_days", lang, n=_short(hours / 24))
+
+
+def _short(x: float) -> str:
+    """One decimal without a trailing zero: ``3.5``, ``2``."""
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def estimate_text(services: Services, lang: str, *args: Any, gpus: tuple | None = None) -> str:
+    """How much text there is and is needed, and about how long training the form takes on this machine
+    (:func:`xiaoshuo.training.estimate.estimate` in words); a note while the form is incomplete."""
+    from xiaoshuo.training.estimate import GOOD_STEPS, MIN_STEPS, estimate
+
+    try:
+        form = form_values(lang, *args)
+    except XiaoshuoError as exc:
+        return t("train_preview_invalid", lang, message=exc.received or exc.message)
+    est = estimate(
+        services.settings,
+        base_model=form["base_model"],
+        epochs=float(form["epochs"]),
+        batch_size=int(form["batch_size"]),
+        grad_accum=int(form["grad_accum"]),
+        max_seq_length=int(form["max_seq_length"]),
+        max_steps=form["max_steps"],
+        gpus=gpus,
+    )
+    needs = est.needs
+    lines = [
+        t(
+            "train_est_needs",
+            lang,
+            min=chars_text(needs.min_chars, lang),
+            good=chars_text(needs.good_chars, lang),
+            chunk=f"{needs.tokens_per_sample:,}",
+            sample=chars_text(int(round(needs.tokens_per_sample * needs.chars_per_token, -2)), lang),
+            per_step=int(form["batch_size"]) * int(form["grad_accum"]),
+            epochs=f"{float(form['epochs']):g}",
+            min_steps=MIN_STEPS,
+            good_steps=GOOD_STEPS,
+        )
+    ]
+    if est.enough == "none" and not form["max_steps"]:
+        lines.append(t("train_est_none", lang))
+        return "\n\n".join(lines)
+    amount = est.amount
+    how = t("train_est_exact" if amount.exact else "train_est_guess", lang)
+    chars = chars_text(amount.chars, lang)
+    lines.append(t("train_est_amount", lang, chars=chars, files=amount.files, how=how))
+    lines.append(t(f"train_est_{'little' if est.enough in ('none', 'little') else est.enough}", lang))
+    if est.seconds is None:
+        lines.append(t("train_est_unknown", lang))
+        return "\n\n".join(lines)
+    if est.source == "measured":
+        why = t("train_est_measured", lang, run=est.measured_run, rate=f"{est.rate:,.0f}")
+    else:
+        device = (
+            t("train_est_gpu", lang, gib=f"{est.device.gib:g}")
+            if est.device.kind == "gpu"
+            else t("train_est_cpu", lang, cores=est.device.cores)
+        )
+        why = t("train_est_hardware", lang, device=device, params=count_text(est.params or 0, lang))
+    lines.append(
+        t(
+            "train_est_time",
+            lang,
+            duration=about(est.seconds, lang),
+            steps=f"{est.steps:,}",
+            tokens=count_text(est.tokens_trained, lang),
+            why=why,
+        )
+    )
+    return "\n\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- data
@@ -201,23 +336,65 @@ def upload(services: Services, lang: str, paths: list[Any] | None) -> str:
     return "\n\n".join(save_uploads(paths or [], services.settings.paths.raw_dir, lang=lang))
 
 
+def upload_clicked(services: Services, lang: str, paths: list[Any] | None, *args: Any) -> tuple[str, str]:
+    """上传: the files' messages and the estimate for the text there is now (form in ``FIELDS`` order)."""
+    return upload(services, lang, paths), estimate_text(services, lang, *args)
+
+
 def source_table(manifest: dict[str, Any], lang: str):
-    """The manifest's sources as a table: 文件 / 状态 / 编码 / 章节 / 样本 / 错误."""
+    """The manifest's sources as a table: 文件 / 状态 / 字数 / 编码 / 章节 / 样本 / 错误 (the headers even
+    when there is no manifest yet: an empty table would show Gradio's ``1 2 3``)."""
     import pandas as pd
 
-    keys = ("file", "status", "encoding", "chapters", "samples", "error")
+    keys = ("file", "status", "characters", "encoding", "chapters", "samples", "error")
     rows = [
         [
             src.get("path", ""),
             t("train_status_ok" if src.get("status") == "ok" else "train_status_error", lang),
-            src.get("encoding", ""),
+            src.get("characters", 0),
+            str(src.get("encoding", "")).upper().replace("_", "-"),
             src.get("chapters", 0),
             src.get("samples", 0),
-            src.get("error", ""),
+            _in_language(str(src.get("error", "")), lang),
         ]
         for src in manifest.get("sources", [])
     ]
     return pd.DataFrame(rows, columns=[t(f"train_col_{k}", lang) for k in keys])
+
+
+_ENGLISH_TAIL = re.compile(r"\s*[(（][\x00-\x7f]*[)）]\s*")
+#: Where ``XiaoshuoError.format`` joins the message and its 期望 / 收到 / 解决 parts.
+_SEGMENT = re.compile(r"\uff1b(?=\S{2} (?:expected|received|fix):)")
+_PART = re.compile(r"\S{2} (expected|received|fix):\s*(.*)", re.S)
+
+
+def _in_language(text: str, lang: str) -> str:
+    """A file's error as the page's language shows it.  In ``zh``: ``XiaoshuoError``'s one line
+    ("path: 消息 (English)；期望 expected: …；收到 received: …；解决 fix: …") becomes "消息。解决：…" — the
+    file is the table's first column, what was expected and received is for the log (and English)."""
+    if lang != "zh" or not CJK.search(text):
+        return text
+    message, *rest = _SEGMENT.split(text)
+    head, sep, tail = message.partition(": ")
+    if sep and not CJK.search(head):  # "novel.txt: …"
+        message = tail
+    parts = [_ENGLISH_TAIL.sub(" ", message).strip().rstrip("。")]
+    for part in rest:
+        match = _PART.match(part)
+        if match and match.group(1) == "fix":
+            parts.append(t("train_error_fix", lang, fix=match.group(2).strip()))
+    return "。".join(parts)
+
+
+def prepared_summary(services: Services, lang: str) -> tuple[str, Any]:
+    """What an earlier 准备数据 left (its summary and table), shown when the page opens; empty without."""
+    path = services.settings.paths.data_dir / "prepared" / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return "", source_table({}, lang)
+    summary = _summary(services, lang, manifest, str(manifest.get("tokenizer", "")))
+    return summary, source_table(manifest, lang)
 
 
 def _first_sample(services: Services, manifest: dict[str, Any]) -> str:
@@ -258,20 +435,27 @@ def prepare_data(
             raise
         text = t("train_prepare_failed", lang, message=exc.message, fix=exc.fix or "")
         return text, source_table(exc.manifest, lang)
-    totals = manifest["totals"]
+    return _summary(services, lang, manifest, tok), source_table(manifest, lang)
+
+
+def _summary(services: Services, lang: str, manifest: dict[str, Any], tok: str) -> str:
+    totals = manifest.get("totals", {})
     summary = t(
         "train_prepare_done",
         lang,
-        **{k: totals[k] for k in ("files", "files_ok", "chapters", "samples", "tokens")},
+        **{k: totals.get(k, 0) for k in ("files", "files_ok", "chapters", "samples", "tokens")},
         seconds=manifest.get("seconds", ""),
         tokenizer=_short_model(manifest.get("tokenizer", tok)),
     )
-    if totals["files_failed"]:
+    if totals.get("files_failed"):
         summary += "\n\n" + t("train_prepare_failed_files", lang, n=totals["files_failed"])
-    example = _first_sample(services, manifest)
+    try:
+        example = _first_sample(services, manifest)
+    except (OSError, ValueError, KeyError):  # an earlier run's files, since removed or damaged
+        example = ""
     if example:
         summary += f"\n\n{t('train_prepare_example', lang)}：\n> {example} …"
-    return summary, source_table(manifest, lang)
+    return summary
 
 
 # ----------------------------------------------------------------------------- progress
@@ -338,11 +522,17 @@ def progress_text(events: list[dict[str, Any]], lang: str, *, running: bool = Fa
     return str(kind)
 
 
-def loss_frame(events: list[dict[str, Any]]):
+def loss_axes(lang: str) -> tuple[str, str]:
+    """The loss curve's column names, which its axes show: 步 / 损失."""
+    return t("train_axis_step", lang), t("train_axis_loss", lang)
+
+
+def loss_frame(events: list[dict[str, Any]], lang: str = "zh"):
     import pandas as pd
 
     logs = [e for e in events if e.get("event") == "log"]
-    return pd.DataFrame({"step": [e["step"] for e in logs], "loss": [e["loss"] for e in logs]})
+    step, loss = loss_axes(lang)
+    return pd.DataFrame({step: [e["step"] for e in logs], loss: [e["loss"] for e in logs]})
 
 
 def start_training(services: Services, lang: str, *args: Any, resume: str | None = None) -> str:
@@ -354,18 +544,30 @@ def start_training(services: Services, lang: str, *args: Any, resume: str | None
 
 # ----------------------------------------------------------------------------- the page's events
 def page_load(services: Services, lang: str) -> tuple:
-    """What a page visit shows: the form (QLoRA with its explanation), the command, resume choices, adapters
-    — in the order of ``layout``'s ``load_outputs``."""
+    """What a page visit shows: the form (QLoRA with its explanation), the command, resume choices, adapters,
+    the data prepared earlier, the estimate and the eval command — in the order of ``layout``'s
+    ``load_outputs``."""
     data = on_load(services, lang)
     values = data["values"]
     updates = [values[k] for k in FIELDS[:-1]]  # qlora is last: its explanation changes with it
     updates.append(gr.update(value=values["qlora"], info=data["qlora_info"]))
-    return *updates, data["command"], gr.update(choices=data["resume"], value=None), data["adapters"]
+    return (
+        *updates,
+        data["command"],
+        gr.update(choices=data["resume"], value=None),
+        data["adapters"],
+        data["summary"],
+        data["table"],
+        data["estimate"],
+        data["eval_command"],
+    )
 
 
-def prepare_clicked(services: Services, lang: str, tokenizer: str | None, progress=gr.Progress()):  # noqa: B008
-    """准备数据 with Gradio's progress bar (``progress`` is injected by Gradio)."""
-    return prepare_data(services, lang, tokenizer, progress=lambda f, desc: progress(f, desc=desc))
+def prepare_clicked(services: Services, lang: str, tokenizer: str | None, *args: Any, progress=gr.Progress()):  # noqa: B008
+    """准备数据 with Gradio's progress bar (``progress`` is injected by Gradio); then the estimate for the
+    prepared text (``args``: the form in ``FIELDS`` order)."""
+    summary, table = prepare_data(services, lang, tokenizer, progress=lambda f, desc: progress(f, desc=desc))
+    return summary, table, estimate_text(services, lang, *args)
 
 
 def start_clicked(services: Services, lang: str, *args: Any) -> tuple:
@@ -379,17 +581,19 @@ def resume_clicked(services: Services, lang: str, path: str | None, *args: Any) 
 
 
 def poll(services: Services, lang: str, seen: dict | None) -> tuple:
-    """The timer's tick: loss curve, progress line, adapter choices, resume choices, adapters table,
-    the timer (on only while a job runs) and what this page has drawn — all skipped when nothing is new."""
+    """The timer's tick: loss curve, progress line, adapter choices, resume choices, adapters table, the
+    eval command, the timer (on only while a job runs) and what this page has drawn — all skipped when
+    nothing is new."""
     seen = dict(seen or {"events": -1})
     events = services.jobs.events()
     running = services.jobs.running()
     if len(events) == seen["events"]:  # nothing new: leave the page alone
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=running), seen
+        return (*(gr.skip(),) * 6, gr.Timer(active=running), seen)
     seen["events"] = len(events)
     text = progress_text(events, lang, running=running, run=services.jobs.run or "")
     choices = gr.update(choices=[t("none", lang), *services.adapters()])
     resumable = gr.update(choices=resume_choices(services, lang))
     # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
     table = adapter_table(services, lang)
-    return loss_frame(events), text, choices, resumable, table, gr.Timer(active=running), seen
+    command = eval_command(services, lang)
+    return loss_frame(events, lang), text, choices, resumable, table, command, gr.Timer(active=running), seen
