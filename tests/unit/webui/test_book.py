@@ -225,6 +225,33 @@ def test_inspector_shows_the_account_with_memory_by_name_and_chapter(services) -
     assert "提示词" in report["summary"] and "林远" in report["prompt"]
 
 
+def test_inspector_rows_read_chinese_on_the_chinese_page(services) -> None:
+    """Issue 26 item 4: the rows said ``system``, ``request``, ``outline:1``, ``always`` and the compose
+    reasons in English; the page says them in its language (the CLI keeps the recorded English)."""
+    import re
+
+    slug = _book(services)
+    h.save_text(services, slug, 2, "林远推门而入。" * 3)
+    rows = h.inspect(services, slug, 2)["rows"]
+    latin = [c for r in rows for c in (r[0], r[1], r[5]) if re.search(r"[A-Za-z]{2,}", str(c))]
+    assert latin == [], rows
+    by_section = {r[0]: r for r in rows}
+    assert by_section["系统"][1] == "系统提示词" and by_section["系统"][5] == "总是放入"
+    assert by_section["本章大纲"][1] == "第2章大纲" and by_section["前文"][1] == "已写 21 字"
+    assert by_section["写作要求"][1] == "写作要求"
+    english = h.inspect(services, slug, 2, lang="en")["rows"]
+    assert {r[5] for r in english} >= {"always", "the chapter being written"}
+    # every recorded reason form has its words (the numbers carried over)
+    assert h.inspector_reason("cut from its start: kept the last 221 of 2500 chars") == (
+        "从开头截掉：保留最后 221 / 2500 字"
+    )
+    assert h.inspector_reason("over budget: needs 90 tokens, 19 left") == "超出预算：需要 90 token，剩 19"
+    assert h.inspector_reason("retrieved by bm25+dense; from spare budget") == "检索命中（关键词+向量）；用剩余预算"
+    assert h.inspector_reason("over budget: needs 90 tokens, 19 of 400 left (人物 share 120)") == (
+        "超出预算：需要 90 token，总预算 400 还剩 19（人物份额 120）"
+    )
+
+
 # ----------------------------------------------------------------------------- review queue, threads
 def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     from xiaoshuo.writing.review import Evidence, Proposal, ReviewQueue, new_id

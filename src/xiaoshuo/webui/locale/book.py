@@ -16,7 +16,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Version|Current|Source|How|Chars|Time|Beginning",
     },
     "book_cols_inspector": {
-        "zh": "部分 section|条目 item|章 chapter|tokens|放入|原因 why",
+        "zh": "部分|条目|章|token 数|放入|原因",
         "en": "Section|Item|Chapter|Tokens|In|Why",
     },
     "book_cols_review": {"zh": "编号 id|章|类型|内容|证据", "en": "Id|Chapter|Kind|Content|Evidence"},
@@ -102,18 +102,67 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Candidate {i}: segment {segment} · {chars}/{target} chars",
     },
     "book_prog_saved": {"zh": " ✓ 版本 {version}", "en": " ✓ version {version}"},
-    "book_prog_done": {"zh": "完成 done · ", "en": "Done · "},
-    "book_prog_running": {"zh": "生成中 writing · ", "en": "Writing · "},
+    "book_prog_done": {"zh": "完成 · ", "en": "Done · "},
+    "book_prog_running": {"zh": "生成中 · ", "en": "Writing · "},
     # ---- inspector
     "book_insp_tokens": {
         "zh": "提示词 {tokens} / 预算 {budget} tokens",
         "en": "Prompt {tokens} / budget {budget} tokens",
     },
-    "book_insp_estimate": {"zh": "（估算 estimate）", "en": " (estimate)"},
+    "book_insp_estimate": {"zh": "（估算）", "en": " (estimate)"},
     "book_insp_counts": {
         "zh": " · 放入 {kept} 项，截断或丢弃 {cut} 项",
         "en": " · {kept} included, {cut} cut or dropped",
     },
+    # the inspector's rows: what ``writing.compose`` / ``memory.context`` record (English, as the CLI prints
+    # them) in words; ``INSPECTOR_PATTERNS`` below maps each recorded text to one of these keys
+    "book_insp_r_always": {"zh": "总是放入", "en": "always"},
+    "book_insp_r_current": {"zh": "正在写的这一章", "en": "the chapter being written"},
+    "book_insp_r_current_cut": {
+        "zh": "正在写的这一章（要点已截短）",
+        "en": "the chapter being written (synopsis cut to fit)",
+    },
+    "book_insp_r_card": {"zh": "作品信息", "en": "the novel card"},
+    "book_insp_r_card_cut": {"zh": "作品信息（已截短）", "en": "the novel card (cut to fit)"},
+    "book_insp_r_complete": {"zh": "完整放入", "en": "complete"},
+    "book_insp_r_cut": {
+        "zh": "从开头截掉：保留最后 {kept} / {total} 字",
+        "en": "cut from its start: kept the last {kept} of {total} chars",
+    },
+    "book_insp_r_cut_join": {"zh": "合并后超出，从开头再截短", "en": "cut from its start to fit after joining"},
+    "book_insp_r_no_room": {
+        "zh": "放不下：需要 {need} token，只有 {cap}",
+        "en": "dropped: no room (needs {need} tokens, {cap} available)",
+    },
+    "book_insp_r_over": {
+        "zh": "超出预算：需要 {need} token，剩 {left}",
+        "en": "over budget: needs {need} tokens, {left} left",
+    },
+    "book_insp_r_over_share": {
+        "zh": "超出预算：需要 {need} token，总预算 {budget} 还剩 {left}（{kind}份额 {share}）",
+        "en": "over budget: needs {need} tokens, {left} of {budget} left ({kind} share {share})",
+    },
+    "book_insp_r_over_join": {"zh": "合并后超出预算", "en": "over budget after joining"},
+    "book_insp_r_summary": {"zh": "最近章节的摘要", "en": "recent chapter summary"},
+    "book_insp_r_next": {"zh": "后续章节（为伏笔）", "en": "following chapter (for foreshadowing)"},
+    "book_insp_r_thread": {"zh": "临近本章的未回收伏笔", "en": "open thread due near this chapter"},
+    "book_insp_r_pinned": {"zh": "置顶", "en": "pinned"},
+    "book_insp_r_triggered": {
+        "zh": "要求或前文里提到了名字",
+        "en": "triggered by a name in the request or recent text",
+    },
+    "book_insp_r_retrieved": {"zh": "检索命中（{how}）", "en": "retrieved by {how}"},
+    "book_insp_r_spare": {"zh": "用剩余预算", "en": "from spare budget"},
+    "book_insp_how_bm25": {"zh": "关键词", "en": "keywords"},
+    "book_insp_how_dense": {"zh": "向量", "en": "vectors"},
+    # the 条目 column: where a row comes from (``source``; ``name`` when it has one)
+    "book_insp_sec_system": {"zh": "系统", "en": "system"},
+    "book_insp_s_config": {"zh": "系统提示词", "en": "system prompt"},
+    "book_insp_s_request": {"zh": "写作要求", "en": "request"},
+    "book_insp_s_outline": {"zh": "第{n}章大纲", "en": "outline of chapter {n}"},
+    "book_insp_s_chapter": {"zh": "第{n}章结尾", "en": "end of chapter {n}"},
+    "book_insp_s_summary": {"zh": "第{n}章摘要", "en": "summary of chapter {n}"},
+    "book_insp_s_text": {"zh": "已写 {n} 字", "en": "{n} chars so far"},
     # ---- warnings and errors (raised by the page's handlers; the library's errors pass through as they are)
     "book_warn_no_store": {
         "zh": "记忆库打不开，本次不用记忆 (memory store unavailable): {message}",
@@ -237,3 +286,32 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_approved_what": {"zh": "✓ 已批准：{what}", "en": "✓ Approved: {what}"},
     "book_rejected_what": {"zh": "✓ 已拒绝：{what}", "en": "✓ Rejected: {what}"},
 }
+
+
+# What the inspector's reasons look like as recorded (``writing.compose``, ``memory.context``): a regular
+# expression over the whole reason → the key that says it in the page's language (named groups fill it).
+INSPECTOR_PATTERNS: list[tuple[str, str]] = [
+    (r"always", "book_insp_r_always"),
+    (r"the chapter being written", "book_insp_r_current"),
+    (r"the chapter being written \(synopsis cut to fit\)", "book_insp_r_current_cut"),
+    (r"the novel card", "book_insp_r_card"),
+    (r"the novel card \(cut to fit\)", "book_insp_r_card_cut"),
+    (r"complete", "book_insp_r_complete"),
+    (r"cut from its start: kept the last (?P<kept>\d+) of (?P<total>\d+) chars", "book_insp_r_cut"),
+    (r"cut from its start to fit after joining", "book_insp_r_cut_join"),
+    (r"dropped: no room \(needs (?P<need>\d+) tokens, (?P<cap>-?\d+) available\)", "book_insp_r_no_room"),
+    (r"over budget: needs (?P<need>\d+) tokens, (?P<left>-?\d+) left", "book_insp_r_over"),
+    (
+        r"over budget: needs (?P<need>\d+) tokens, (?P<left>-?\d+) of (?P<budget>\d+) left "
+        r"\((?P<kind>\S+) share (?P<share>\d+)\)",
+        "book_insp_r_over_share",
+    ),
+    (r"over budget after joining", "book_insp_r_over_join"),
+    (r"recent chapter summary", "book_insp_r_summary"),
+    (r"following chapter \(for foreshadowing\)", "book_insp_r_next"),
+    (r"open thread due near this chapter", "book_insp_r_thread"),
+    (r"pinned", "book_insp_r_pinned"),
+    (r"triggered by a name in the request or recent text", "book_insp_r_triggered"),
+    (r"retrieved by (?P<how>[a-z0-9+]+)", "book_insp_r_retrieved"),
+    (r"from spare budget", "book_insp_r_spare"),
+]
