@@ -125,6 +125,25 @@ def test_autosave_versions_diff_and_revert(services) -> None:
     assert h.chapter_view(services, slug, 1).summary == "林远在雨夜进城。"
 
 
+def test_the_diff_shows_the_changed_passages_with_a_little_context(services) -> None:
+    """Issue 26 items 11 and 4: a one-sentence edit of a long chapter shows that passage with two lines
+    around it and 「未改动的 N 字」 for the rest, not the whole chapter; 来源 is in words."""
+    slug = _book(services)
+    paragraphs = [f"第{i}段：" + "夜雨落在青石街上，林远撑伞走过。" * 3 for i in range(40)]
+    h.save_text(services, slug, 1, "\n".join(paragraphs))
+    edited = list(paragraphs)
+    edited[20] = edited[20].replace("林远", "苏晚晴", 1)
+    h.save_text(services, slug, 1, "\n".join(edited))
+    diff = h.diff_html(services, slug, 1, None, None)
+    assert "苏晚晴" in diff and "第19段" in diff and "第21段" in diff  # the change and a line either side
+    assert "第10段" not in diff and "第30段" not in diff  # not the whole chapter
+    assert diff.count("未改动的") == 2 and len(diff) < 2_000
+    short = h.diff_html(services, slug, 1, 2, 2)  # no change: the text as it is
+    assert "未改动" not in short
+    sources = [r[2] for r in h.version_rows(services, slug, 1)]
+    assert sources == ["作者", "作者"] and h.label("source", "generated") == "模型"
+
+
 def test_selection_offsets_follow_the_browser(services) -> None:
     text = "𠀀林远拔剑"  # an astral character counts 2 in the browser's UTF-16 offsets
     assert h.selection(text, [2, 4]) == {"start": 1, "end": 3}
@@ -246,7 +265,8 @@ def test_inspector_rows_read_chinese_on_the_chinese_page(services) -> None:
         "从开头截掉：保留最后 221 / 2500 字"
     )
     assert h.inspector_reason("over budget: needs 90 tokens, 19 left") == "超出预算：需要 90 token，剩 19"
-    assert h.inspector_reason("retrieved by bm25+dense; from spare budget") == "检索命中（关键词+向量）；用剩余预算"
+    both = "检索命中（关键词+向量）；用剩余预算"
+    assert h.inspector_reason("retrieved by bm25+dense; from spare budget") == both
     assert h.inspector_reason("over budget: needs 90 tokens, 19 of 400 left (人物 share 120)") == (
         "超出预算：需要 90 token，总预算 400 还剩 19（人物份额 120）"
     )
@@ -416,8 +436,11 @@ def test_the_outline_seed_field_is_on_the_page(services) -> None:
 
     demo = build_app(services)
     seeds = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline-seed"]
-    assert len(seeds) == 1 and seeds[0].value == -1 and seeds[0].precision == 0
-    assert "种子" in seeds[0].label
+    # empty = a random seed (issue 26 item 11: a field meaning "default" shows empty, not -1 or 0)
+    assert len(seeds) == 1 and seeds[0].value is None and seeds[0].precision == 0
+    assert "种子" in seeds[0].label and "留空" in seeds[0].label
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert by_id["book-seed"].value is None and by_id["book-target"].value is None
 
 
 # ----------------------------------------------------------------------------- page events (on_*)

@@ -124,7 +124,7 @@ def test_doctor_rows_are_a_table_of_checks(services) -> None:
 
 
 def test_adapters_table_from_the_trained_layout(services, adapters) -> None:
-    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失 loss", "步数", "路径"]
+    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失", "步数", "路径"]
     rows = st.adapter_rows(services)
     base = str(services.engine.model)
     assert rows == [
@@ -181,7 +181,7 @@ def test_merge_writes_a_standalone_model(services, adapters) -> None:
 
 
 def test_config_rows_are_readable_and_hide_the_api_key(services) -> None:
-    assert st.headers(st.CONFIG_HEADERS) == ["配置项 key", "值", "来源"]
+    assert st.headers(st.CONFIG_HEADERS) == ["配置项", "值", "来源"]
     rows = {key: (value, source) for key, value, source in st.config_rows(services)}
     assert rows["engine.openai_api_key"] == ("（已设置，已隐藏）", "命令行")
     assert "sk-very-secret" not in json.dumps(st.config_rows(services), ensure_ascii=False)

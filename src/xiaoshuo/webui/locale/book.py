@@ -19,7 +19,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "部分|条目|章|token 数|放入|原因",
         "en": "Section|Item|Chapter|Tokens|In|Why",
     },
-    "book_cols_review": {"zh": "编号 id|章|类型|内容|证据", "en": "Id|Chapter|Kind|Content|Evidence"},
+    "book_cols_review": {"zh": "编号|章|类型|内容|证据", "en": "Id|Chapter|Kind|Content|Evidence"},
     "book_cols_findings": {
         "zh": "级别|规则|说明|原文|位置|记忆条目",
         "en": "Level|Rule|Message|Quote|Where|Memory entry",
@@ -77,11 +77,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "\n\n⚠ The chapter file cannot be decoded ({problem}); below is a best-effort text. "
         "Fix it and save to replace the file (the file is kept as a version)",
     },
-    "book_novel_damaged": {"zh": "⚠ {name}（已损坏 damaged）", "en": "⚠ {name} (damaged)"},
-    "book_no_versions": {"zh": "（还没有版本 no versions yet）", "en": "(no versions yet)"},
+    "book_novel_damaged": {"zh": "⚠ {name}（已损坏）", "en": "⚠ {name} (damaged)"},
+    "book_no_versions": {"zh": "（还没有版本）", "en": "(no versions yet)"},
     "book_diff_title": {"zh": "版本 {a} → {b}", "en": "Version {a} → {b}"},
+    "book_diff_gap": {"zh": "\n……（未改动的 {n} 字）……\n", "en": "\n… ({n} unchanged chars) …\n"},
+    "book_source_generated": {"zh": "模型", "en": "Model"},
+    "book_source_edited": {"zh": "作者", "en": "Writer"},
+    "book_source_imported": {"zh": "导入", "en": "Imported"},
     "book_evidence_gone": {
-        "zh": "（证据已不在本章正文中 the evidence is no longer in the chapter）",
+        "zh": "（证据已不在本章正文中）",
         "en": "(the evidence is no longer in the chapter)",
     },
     "book_evidence_title": {"zh": "第{chapter}章 证据", "en": "Chapter {chapter}: evidence"},
@@ -93,8 +97,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "已选中 {start}–{end}（{count} 字）：{shown}",
         "en": "Selected {start}–{end} ({count} chars): {shown}",
     },
-    "book_conv_s2t": {"zh": "简→繁 s2t", "en": "Simplified → Traditional (s2t)"},
-    "book_conv_t2s": {"zh": "繁→简 t2s", "en": "Traditional → Simplified (t2s)"},
+    "book_conv_s2t": {"zh": "简→繁", "en": "Simplified → Traditional (s2t)"},
+    "book_conv_t2s": {"zh": "繁→简", "en": "Traditional → Simplified (t2s)"},
     # ---- generation progress
     "book_prog_wait": {"zh": "候选{i}：第1段…", "en": "Candidate {i}: segment 1…"},
     "book_prog_segment": {
@@ -106,7 +110,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_prog_running": {"zh": "生成中 · ", "en": "Writing · "},
     # ---- inspector
     "book_insp_tokens": {
-        "zh": "提示词 {tokens} / 预算 {budget} tokens",
+        "zh": "提示词 {tokens} / 预算 {budget} token",
         "en": "Prompt {tokens} / budget {budget} tokens",
     },
     "book_insp_estimate": {"zh": "（估算）", "en": " (estimate)"},
@@ -129,7 +133,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "从开头截掉：保留最后 {kept} / {total} 字",
         "en": "cut from its start: kept the last {kept} of {total} chars",
     },
-    "book_insp_r_cut_join": {"zh": "合并后超出，从开头再截短", "en": "cut from its start to fit after joining"},
+    "book_insp_r_cut_join": {
+        "zh": "合并后超出，从开头再截短",
+        "en": "cut from its start to fit after joining",
+    },
     "book_insp_r_no_room": {
         "zh": "放不下：需要 {need} token，只有 {cap}",
         "en": "dropped: no room (needs {need} tokens, {cap} available)",
@@ -197,7 +204,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "只能删除还没写的计划章节 (only planned, unwritten chapters can be deleted)",
         "en": "Only planned, unwritten chapters can be deleted",
     },
-    "book_written_list": {"zh": "已写的章节 written: {chapters}", "en": "written chapters: {chapters}"},
+    "book_written_list": {"zh": "已写的章节：{chapters}", "en": "written chapters: {chapters}"},
     "book_fix_written": {
         "zh": "章节正文按编号保存；已写的章节不能移动或删除（可以改名）",
         "en": "Chapter texts are stored by number: a written chapter cannot be moved or deleted "
@@ -236,7 +243,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "book_err_chapter_count": {"zh": "章数无效 (invalid chapter count)", "en": "Invalid chapter count"},
     "book_outline_seed": {
-        "zh": "种子 (seed，-1 随机；同一种子得同一大纲)",
+        "zh": "随机种子（留空随机；同一种子得同一大纲）",
         "en": "Seed (-1 random; the same seed gives the same outline)",
     },
     # ---- issue 26: outline 继续/重新开始, 定稿, the card form

@@ -87,7 +87,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_col_name": {"zh": "名称", "en": "Name"},
     "set_col_base": {"zh": "基础模型", "en": "Base model"},
     "set_col_date": {"zh": "日期", "en": "Date"},
-    "set_col_loss": {"zh": "损失 loss", "en": "Loss"},
+    "set_col_loss": {"zh": "损失", "en": "Loss"},
     "set_col_steps": {"zh": "步数", "en": "Steps"},
     "set_col_path": {"zh": "路径", "en": "Path"},
     "set_no_adapters": {
@@ -122,7 +122,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     # ---- configuration and reload
     "set_config": {"zh": "生效配置", "en": "Effective configuration"},
-    "set_col_key": {"zh": "配置项 key", "en": "Key"},
+    "set_col_key": {"zh": "配置项", "en": "Key"},
     "set_col_setting": {"zh": "值", "en": "Value"},
     "set_col_source": {"zh": "来源", "en": "Source"},
     "set_source_default": {"zh": "默认", "en": "default"},

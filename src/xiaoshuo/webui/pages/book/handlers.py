@@ -400,7 +400,7 @@ def version_rows(
             [
                 v.id,
                 "●" if v.id == current else "",
-                v.source,
+                label("source", v.source, lang),
                 label("kind", v.kind, lang),
                 v.chars,
                 time.strftime("%m-%d %H:%M:%S", time.localtime(v.time)),
@@ -422,9 +422,10 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
     ops = novel.diff(number, a, b)
     title = html.escape(t("book_diff_title", lang, a=a, b=b))
     parts = [f'<div class="xs-diff"><p><b>{title}</b></p><div style="white-space: pre-wrap">']
-    for op in ops:
+    for i, op in enumerate(ops):
         if op["op"] == "equal":
-            parts.append(html.escape(op["a"]))
+            where = "only" if len(ops) == 1 else "before" if i == 0 else "after" if i == len(ops) - 1 else ""
+            parts.append(_diff_context(op["a"], where or "between", lang))
             continue
         if op["a"]:
             parts.append(f'<del style="background:#fdd;color:#900">{html.escape(op["a"])}</del>')
@@ -434,6 +435,25 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
             )
     parts.append("</div></div>")
     return "".join(parts)
+
+
+DIFF_CONTEXT_LINES = 2  # lines of unchanged text shown beside a change
+DIFF_CONTEXT_CHARS = 120  # … and at most this many characters of them (a paragraph is one line)
+
+
+def _diff_context(text: str, where: str, lang: str) -> str:
+    """Unchanged text of a diff as HTML: a few lines beside each change, the rest one 「省略 N 字」 line
+    (``where``: before the first change, after the last, between two, or ``only`` — no change at all)."""
+    lines = text.splitlines(keepends=True)
+    head = "".join(lines[:DIFF_CONTEXT_LINES])[:DIFF_CONTEXT_CHARS]
+    tail = "".join(lines[-DIFF_CONTEXT_LINES:])[-DIFF_CONTEXT_CHARS:]
+    keep_head, keep_tail = where in ("after", "between"), where in ("before", "between")
+    if where == "only" or len(head) * keep_head + len(tail) * keep_tail >= len(text):
+        return html.escape(text)
+    kept_head, kept_tail = head if keep_head else "", tail if keep_tail else ""
+    gap = t("book_diff_gap", lang, n=count_chars(text[len(kept_head) : len(text) - len(kept_tail)]))
+    gap_html = f'<span class="xs-gap" style="color:#888">{html.escape(gap)}</span>'
+    return html.escape(kept_head) + gap_html + html.escape(kept_tail)
 
 
 def revert(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:

@@ -213,7 +213,7 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
     with gr.Accordion(L("book_outline_gen"), open=False, elem_id="book-outline-gen-acc"):
         c.gen_count = gr.Number(6, label=L("book_outline_count"), precision=0, elem_id="book-outline-count")
         c.gen_from = gr.Number(None, label=L("book_outline_from"), precision=0, elem_id="book-outline-from")
-        c.gen_seed = gr.Number(-1, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed")
+        c.gen_seed = gr.Number(None, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed")
         c.gen_btn = gr.Button(L("book_outline_go"), elem_id="book-outline-go")
     with gr.Group(visible=False, elem_id="book-outline-stopped") as c.outline_stop:
         c.outline_reason = gr.Markdown(elem_id="book-outline-reason")
@@ -238,7 +238,7 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
     with gr.Row():
         c.target = gr.Number(None, label=L("book_target"), precision=0, elem_id="book-target")
         c.n = gr.Slider(1, h.MAX_CANDIDATES, value=1, step=1, label=L("n"), elem_id="book-n")
-        c.seed = gr.Number(-1, label=L("seed"), precision=0, elem_id="book-seed")
+        c.seed = gr.Number(None, label=L("seed"), precision=0, elem_id="book-seed")
         c.cont_chars = gr.Number(
             500, label=L("book_continue_chars"), precision=0, elem_id="book-continue-chars"
         )
