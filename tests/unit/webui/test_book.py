@@ -291,19 +291,29 @@ def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     p3 = proposal("plot", "被黑衣人打成重伤", name="重伤", text="林远被黑衣人打成重伤")
     queue.add([p1, p2, p3])
     assert h.pending_count(services, slug) == 3
-    assert [r[0] for r in h.review_rows(services, slug)] == [p1.id, p2.id, p3.id]
-    fields, marked = h.proposal_detail(services, slug, p1.id)
-    assert "name=赵铁山" in fields and '<mark class="xs-evidence">掌柜赵铁山</mark>' in marked
+    rows = h.review_rows(services, slug)
+    # a position, never the id (issue 26 item 5: no ids for a writer); a click finds the proposal again
+    assert [r[0] for r in rows] == [1, 2, 3] and not any(p.id in str(r) for r in rows for p in (p1, p2, p3))
+    picked = h.on_pick_proposal(services, "zh", slug, rows[0])
+    assert picked[0] == p1.id and '<mark class="xs-evidence">掌柜赵铁山</mark>' in picked[-1]
+    # the form: Chinese-labelled boxes for the kind's fields, prefilled; the other kinds' fields hidden
+    form = dict(zip(h.REVIEW_FIELDS, picked[1:-1], strict=True))
+    assert form["name"]["value"] == "赵铁山" and form["name"]["visible"] is True
+    assert form["location"]["visible"] is False and form["chapter"]["value"] == ""
+    values = [u["value"] for u in picked[1:-1]]
     # 通过 says what was approved, in words (issue 26 item 5: it said "✓ 已批准 243d67b80e → 1")
-    out = h.on_approve(services, "zh", slug, p1.id, fields)  # unchanged fields: approved as proposed
+    out = h.on_approve(services, "zh", slug, p1.id, *values)  # unchanged fields: approved as proposed
     assert out[2] == "✓ 已批准：新人物 赵铁山" and p1.id not in out[2]
-    h.approve(
-        services, slug, p2.id, h.proposal_detail(services, slug, p2.id)[0].replace("少年剑客", "青云弟子")
-    )
+    # the queue changed (p1 is gone): the row that showed p2 at 2 still opens p2, by its content
+    assert h.on_pick_proposal(services, "zh", slug, rows[1])[0] == p2.id
+    edited = dict(zip(h.REVIEW_FIELDS, [""] * len(h.REVIEW_FIELDS), strict=True))
+    edited |= h.proposal_form(services, slug, p2.id) | {"text": "青云弟子", "traits": "沉默、倔强"}
+    h.on_approve(services, "zh", slug, p2.id, *edited.values())
     assert h.on_reject(services, "zh", slug, p3.id)[2] == "✓ 已拒绝：情节 重伤"
     assert h.pending_count(services, slug) == 0 and h.review_rows(services, slug) == []
     entries = {e.name: e for e in services.store().list(slug)}
     assert entries["赵铁山"].text == "客栈掌柜" and entries["林远"].text == "青云弟子"
+    assert entries["林远"].traits == ["沉默", "倔强"] and entries["林远"].chapter in (None, 1)
     assert "重伤" not in entries
     with pytest.raises(XiaoshuoError, match="已经处理过"):
         h.reject(services, slug, p3.id)

@@ -19,7 +19,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "部分|条目|章|token 数|放入|原因",
         "en": "Section|Item|Chapter|Tokens|In|Why",
     },
-    "book_cols_review": {"zh": "编号|章|类型|内容|证据", "en": "Id|Chapter|Kind|Content|Evidence"},
+    "book_cols_review": {"zh": "序号|章|类型|内容|证据", "en": "No.|Chapter|Kind|Content|Evidence"},
     "book_cols_findings": {
         "zh": "级别|规则|说明|原文|位置|记忆条目",
         "en": "Level|Rule|Message|Quote|Where|Memory entry",
@@ -170,6 +170,28 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_insp_s_chapter": {"zh": "第{n}章结尾", "en": "end of chapter {n}"},
     "book_insp_s_summary": {"zh": "第{n}章摘要", "en": "summary of chapter {n}"},
     "book_insp_s_text": {"zh": "已写 {n} 字", "en": "{n} chars so far"},
+    # the approve-with-edit form: one box per field a proposal can have (``handlers.REVIEW_FIELDS``)
+    "book_rf_name": {"zh": "名称", "en": "Name"},
+    "book_rf_aliases": {"zh": "别名（用顿号或逗号分开）", "en": "Aliases (comma separated)"},
+    "book_rf_characters": {"zh": "相关人物（用顿号或逗号分开）", "en": "Characters (comma separated)"},
+    "book_rf_text": {"zh": "内容", "en": "Text"},
+    "book_rf_traits": {"zh": "特征（用顿号或逗号分开）", "en": "Traits (comma separated)"},
+    "book_rf_state": {"zh": "现状", "en": "State"},
+    "book_rf_location": {"zh": "所在地点", "en": "Location"},
+    "book_rf_relationships": {
+        "zh": "关系（人物：关系，多个用分号分开）",
+        "en": "Relationships (name: relation; …)",
+    },
+    "book_rf_time_in_story": {"zh": "故事时间", "en": "Time in the story"},
+    "book_rf_thread": {"zh": "伏笔", "en": "Thread"},
+    "book_rf_why": {"zh": "为何重要", "en": "Why it matters"},
+    "book_rf_payoff_chapter": {"zh": "计划回收的章节（留空不限）", "en": "Payoff chapter (empty: none)"},
+    "book_rf_importance": {"zh": "重要度（1-5）", "en": "Importance (1-5)"},
+    "book_rf_chapter": {"zh": "章节（留空不限）", "en": "Chapter (empty: none)"},
+    "book_err_no_proposal": {
+        "zh": "请先在待审记忆表格里点选一条 (no proposal selected)",
+        "en": "Click a proposal in the table first",
+    },
     # ---- warnings and errors (raised by the page's handlers; the library's errors pass through as they are)
     "book_warn_no_store": {
         "zh": "记忆库打不开，本次不用记忆 (memory store unavailable): {message}",

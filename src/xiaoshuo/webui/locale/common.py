@@ -153,11 +153,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_extract": {"zh": "从本章提取记忆", "en": "Extract memory from this chapter"},
     "book_approve_all": {"zh": "全部批准", "en": "Approve all"},
     "book_reject_all": {"zh": "全部拒绝", "en": "Reject all"},
-    "book_review_id": {"zh": "提议编号（点表格一行）", "en": "Proposal id (click a row)"},
-    "book_review_edits": {
-        "zh": "修改后批准（每行 字段=值）",
-        "en": "Edit before approving (field=value per line)",
-    },
     "book_approve": {"zh": "批准", "en": "Approve"},
     "book_reject": {"zh": "拒绝", "en": "Reject"},
     "book_approved": {"zh": "已批准", "en": "Approved"},

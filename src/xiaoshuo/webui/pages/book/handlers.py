@@ -893,14 +893,60 @@ def review_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[
         return []
     return [
         [
-            p.id,
+            i,  # a position, not the proposal's id (issue 26 item 5: no ids for a writer)
             p.chapter,
             label("rkind", p.kind, lang),
             p.summary(),
             p.evidence.quote if p.evidence else "",
         ]
-        for p in _queue(services, slug, lang).list("pending")
+        for i, p in enumerate(_queue(services, slug, lang).list("pending"), 1)
     ]
+
+
+def proposal_at(services: Any, slug: str, row_value: Any, lang: str = "zh") -> str:
+    """The id of the proposal a clicked 待审记忆 row shows (its 序号 and 内容; the queue may have changed
+    since the table was drawn, so the content decides when the position no longer matches)."""
+    pending = _queue(services, slug, lang).list("pending")
+    try:
+        position, content = int(row_value[0]), str(row_value[3])
+    except (TypeError, ValueError, IndexError):
+        raise _err("book_err_no_proposal", lang) from None
+    if 1 <= position <= len(pending) and pending[position - 1].summary() == content:
+        return pending[position - 1].id
+    for p in pending:
+        if p.summary() == content:
+            return p.id
+    raise _err("book_err_no_proposal", lang)
+
+
+# every field a proposal can have edited, in the order the form shows them (``review.EDITABLE`` per kind)
+REVIEW_FIELDS = (
+    "name", "aliases", "characters", "text", "traits", "state", "location", "relationships",
+    "time_in_story", "thread", "why", "payoff_chapter", "importance", "chapter",
+)  # fmt: skip
+
+
+def proposal_form(services: Any, slug: str, pid: str, lang: str = "zh") -> dict[str, str]:
+    """The fields of proposal ``pid`` that can be edited before approving, as the form's texts
+    (lists joined with 、, relationships as 人物：关系；…); the other fields of :data:`REVIEW_FIELDS` are
+    not in the dict (the form hides them)."""
+    from xiaoshuo.writing.review import EDITABLE
+
+    p = _queue(services, slug, lang).get(pid)
+    form = {}
+    for key in EDITABLE[p.kind]:
+        value = p.fields.get(key)
+        if isinstance(value, list):
+            value = "、".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = "；".join(f"{k}：{v}" for k, v in value.items())
+        form[key] = "" if value is None else str(value)
+    return form
+
+
+def form_edits(fields: dict[str, Any]) -> str:
+    """The form's texts as the ``field=value`` lines :func:`approve` takes (``review.parse_edits``)."""
+    return "\n".join(f"{k}={' '.join(str(v or '').split())}" for k, v in fields.items())
 
 
 def proposal_detail(services: Any, slug: str, pid: str, lang: str = "zh") -> tuple[str, str]:
@@ -1572,29 +1618,49 @@ def _review_after(services: Any, lang: str, slug, message: str) -> list[Any]:
     ]
 
 
-def on_pick_proposal(services: Any, lang: str, slug, row_value) -> tuple[str, str, str]:
-    """A clicked proposal: [its id, its fields to edit, the evidence marked]."""
-    pid = str(row_value[0])
-    fields, marked = proposal_detail(services, slug, pid, lang=lang)
-    return pid, fields, marked
+def _form_cleared() -> list[Any]:
+    return [gr.update(value="", visible=False) for _ in REVIEW_FIELDS]
 
 
-def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
-    """通过: the message says what was approved (已批准：新人物 林远), not the proposal's id."""
+def on_pick_proposal(services: Any, lang: str, slug, row_value) -> list[Any]:
+    """A clicked proposal: [its id (a hidden box), one form field per :data:`REVIEW_FIELDS` (shown when
+    the proposal's kind has it, prefilled), the evidence marked]."""
+    if not slug:
+        raise _err("book_err_no_novel", lang)
+    pid = proposal_at(services, slug, row_value, lang)
+    form = proposal_form(services, slug, pid, lang)
+    marked = proposal_detail(services, slug, pid, lang=lang)[1]
+    fields = [gr.update(value=form.get(k, ""), visible=k in form) for k in REVIEW_FIELDS]
+    return [pid, *fields, marked]
+
+
+def on_approve(services: Any, lang: str, slug, pid, *values) -> list[Any]:
+    """通过 with the form's fields as edits: the message says what was approved (已批准：新人物 林远)."""
+    if not pid:
+        raise _err("book_err_no_proposal", lang)
+    form = proposal_form(services, slug, pid, lang)
+    given = {k: v for k, v in zip(REVIEW_FIELDS, values, strict=False) if k in form}
+    approve(services, slug, pid, form_edits(given) if given else "", lang=lang)
     what = proposal_words(services, slug, pid, lang=lang)
-    approve(services, slug, pid, edits, lang=lang)
     return [
         *_review_after(services, lang, slug, t("book_approved_what", lang, what=what)),
         "",
-        "",
+        *_form_cleared(),
         "",
     ]
 
 
 def on_reject(services: Any, lang: str, slug, pid) -> list[Any]:
+    if not pid:
+        raise _err("book_err_no_proposal", lang)
     what = proposal_words(services, slug, pid, lang=lang)
     reject(services, slug, pid, lang=lang)
-    return [*_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)), "", "", ""]
+    return [
+        *_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)),
+        "",
+        *_form_cleared(),
+        "",
+    ]
 
 
 def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[Any]:

@@ -329,8 +329,17 @@ def _review_panel(c: SimpleNamespace, lang: str) -> None:
         c.review = gr.Dataframe(
             headers=h.headers("review", lang), interactive=False, wrap=True, elem_id="book-review"
         )
-        c.review_id = gr.Textbox(label=L("book_review_id"), elem_id="book-review-id")
-        c.review_edits = gr.Textbox(label=L("book_review_edits"), lines=4, elem_id="book-review-edits")
+        c.review_id = gr.Textbox(visible=False, elem_id="book-review-id")  # the picked proposal (no id shown)
+        with gr.Group(elem_id="book-review-form"):  # the fields of the picked proposal's kind, in words
+            c.review_form = [
+                gr.Textbox(
+                    label=L(f"book_rf_{name}"),
+                    visible=False,
+                    lines=3 if name == "text" else 1,
+                    elem_id=f"book-review-f-{name}",
+                )
+                for name in h.REVIEW_FIELDS
+            ]
         c.evidence = gr.HTML(elem_id="book-evidence")
         with gr.Row():
             c.approve_btn = gr.Button(L("book_approve"), variant="primary", size="sm", elem_id="book-approve")
@@ -584,11 +593,11 @@ def _wire_review(c: SimpleNamespace, services: Any, lang: str) -> None:
     def pick_proposal(slug: str | None, rows: Any, evt: gr.SelectData):
         return h.on_pick_proposal(services, lang, slug, evt.row_value)
 
-    detail = [c.review_id, c.review_edits, c.evidence]
+    detail = [c.review_id, *c.review_form, c.evidence]
     c.review.select(_guard(pick_proposal), [c.novel, c.review], detail, **PRIVATE)
     c.approve_btn.click(
         _guard(partial(h.on_approve, services, lang)),
-        [c.novel, c.review_id, c.review_edits],
+        [c.novel, c.review_id, *c.review_form],
         [*_review_outputs(c), *detail],
         **PRIVATE,
     )
