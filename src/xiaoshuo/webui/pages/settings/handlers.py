@@ -135,7 +135,7 @@ def _embedding(services: Services, lang: str) -> str:
 
     name = services.settings.memory.embedding_model
     if name.lower() == "none":
-        return name + t("set_embedding_off", lang)
+        return ("" if lang == "zh" else name) + t("set_embedding_off", lang)
     st = model_status("memory.embedding_model", name, services.settings, kind="embed")
     return f"{name} — {t(f'set_model_{st.state}', lang)}"
 
@@ -176,7 +176,10 @@ def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> lis
     )
     torch = r.torch
     if torch.get("installed"):
-        rows.append([t("set_chk_torch", lang), ok, f"{torch.get('version')} ({torch.get('build')})"])
+        version, build = str(torch.get("version")), str(torch.get("build"))
+        if lang == "zh":  # 2.13.0+cpu (cpu) → 2.13.0（CPU 版）
+            version, build = version.split("+")[0], t("set_torch_build", lang, build=build.upper())
+        rows.append([t("set_chk_torch", lang), ok, f"{version} ({build})"])
     else:
         rows.append([t("set_chk_torch", lang), fail, t("set_chk_missing", lang)])
     if torch.get("cuda_available"):
@@ -215,9 +218,10 @@ def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> lis
     for m in r.models:
         state = ok if m.state in _GOOD_MODEL_STATES else (warn if m.state == "download" else fail)
         label = t(f"set_model_{m.state}", lang) if f"set_model_{m.state}" in _STATE_KEYS else m.state
-        detail = f"{m.name}：{label} — {words(m.detail, lang)}" + (
-            f"（{words(m.note, lang)}）" if m.note else ""
-        )
+        name = (
+            "" if lang == "zh" and m.state == "disabled" else f"{m.name}："
+        )  # "none" is the setting's value
+        detail = f"{name}{label} — {words(m.detail, lang)}" + (f"（{words(m.note, lang)}）" if m.note else "")
         rows.append([t("set_chk_model", lang, setting=m.setting), state, detail])
     for h in r.hubs:
         answer = {True: "set_chk_hub_yes", False: "set_chk_hub_no", None: "set_chk_hub_skip"}[h["reachable"]]
