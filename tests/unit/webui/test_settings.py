@@ -117,7 +117,7 @@ def test_doctor_rows_are_a_table_of_checks(services) -> None:
     assert checks["Python"][1] == "✓ 正常"
     base = checks["模型 model.base_model"]
     assert base[1] == "✓ 正常" and "在本地" in base[2]  # the tiny model is a local folder
-    assert checks["模型 memory.embedding_model"][2].startswith("none：已关闭")
+    assert checks["模型 memory.embedding_model"][2].startswith("已关闭")
     assert any(r[0].startswith("后端 ") and "（自动选择的后端）" in r[0] for r in rows)
     assert any(r[0] == "磁盘 paths.data_dir" for r in rows)
     assert st.headers(st.DOCTOR_HEADERS) == ["检查项", "状态", "说明"]
