@@ -730,3 +730,24 @@ def test_the_import_report_is_a_summary_line_and_a_chapter_table(services, tmp_p
     assert h.headers("import") == ["章", "卷", "标题", "字数"]
     # the imported heading is not doubled on the page (第1章 第十一章 末班车)
     assert h.chapter_view(services, "yuye", 1).header.startswith("### 第十一章 末班车 · 定稿")
+
+
+def test_candidate_boxes_follow_the_candidate_count_and_long_volumes_are_cut(services) -> None:
+    """Issue 26 item 11: as many candidate boxes as 候选数 (both pages), and a long 卷 name does not push
+    标题/状态/字数 out of the outline table."""
+    from xiaoshuo.webui.app import build_app
+
+    assert [u["visible"] for u in h.candidate_columns(2)] == [True, True, False]
+    assert [u["visible"] for u in h.candidate_columns(None)] == [True, False, False]
+    demo = build_app(services)
+    columns = [b for b in demo.blocks.values() if type(b).__name__ == "Column" and b.visible is False]
+    assert len(columns) >= 2 * (h.MAX_CANDIDATES - 1)  # 创作 and 随手写: all but one hidden
+    outline = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline")
+    assert outline.column_widths and len(outline.column_widths) == len(h.headers("outline"))
+    slug = _book(services)
+    novel = h.open_novel(services, slug)
+    outline_ = novel.outline()
+    outline_.volumes[0].title = "第一卷：风雨欲来满楼时的江湖旧事"
+    novel.save_outline(outline_)
+    row = h.outline_rows(services, slug)[0]
+    assert row[1] == "第一卷：风雨欲…" and row[2:4] == ["夜雨", "未写"]

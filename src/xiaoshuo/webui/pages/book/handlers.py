@@ -195,8 +195,17 @@ def mark_final(services: Any, slug: str | None, number: int | None, final: bool,
 
 
 # ----------------------------------------------------------------------------- outline
+OUTLINE_WIDTHS = ["9%", "17%", "32%", "12%", "14%", "16%"]  # 章 卷 标题 状态 字数 目标
+VOLUME_CHARS = 8  # a longer 卷 name is cut to this many characters (…) in the outline table
+
+
+def short_volume(title: str) -> str:
+    return title if len(title) <= VOLUME_CHARS else title[: VOLUME_CHARS - 1] + "…"
+
+
 def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
-    """卷 → 章 as table rows: number, volume, title, status, 字数, target."""
+    """卷 → 章 as table rows: number, volume (a long name cut, :data:`VOLUME_CHARS`), title, status, 字数,
+    target."""
     if not slug:
         return []
     novel = open_novel(services, slug, lang)
@@ -207,7 +216,7 @@ def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list
             rows.append(
                 [
                     c.number,
-                    vol.title,
+                    short_volume(vol.title),
                     c.title,
                     status_label(c.status, lang),
                     count_chars(novel.read(c.number, version=False).text),

@@ -197,6 +197,7 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
         label=L("book_outline"),
         wrap=True,
         max_height=420,
+        column_widths=h.OUTLINE_WIDTHS,  # 标题/状态/字数 stay visible beside a long 卷 (h.VOLUME_CHARS)
     )
     c.chapter = gr.Number(None, label=L("book_chapter"), precision=0, elem_id="book-chapter")
     c.plan_title = gr.Textbox(label=L("book_plan_title"), elem_id="book-plan-title")
@@ -263,10 +264,11 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
 def _candidates(c: SimpleNamespace, lang: str) -> None:
     """The candidates side by side, each with its 采用 button."""
     L = partial(t, lang=lang)
-    c.cands, c.accepts = [], []
+    c.cands, c.accepts, c.cand_cols = [], [], []
     with gr.Row():
-        for i in range(h.MAX_CANDIDATES):
-            with gr.Column():
+        for i in range(h.MAX_CANDIDATES):  # as many shown as 候选数 (h.candidate_columns)
+            with gr.Column(visible=i == 0) as col:
+                c.cand_cols.append(col)
                 c.cands.append(
                     gr.Textbox(
                         label=f"{L('candidate')} {i + 1}",
@@ -539,6 +541,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         )
         events.append(ev)
         ev.then(refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE)
+    c.n.change(h.candidate_columns, c.n, c.cand_cols, **PRIVATE)
     c.stop_btn.click(None, cancels=events, **PRIVATE).then(
         refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE
     )
