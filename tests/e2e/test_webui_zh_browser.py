@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -319,5 +320,117 @@ def test_the_book_page_fits_a_laptop_screen(browser, app) -> None:
         page.screenshot(path=str(app["shots"] / "laptop.png"), full_page=True)
         print(f"创作 page height at 1366x768: {height} px")
         assert height <= 3000, height
+    finally:
+        page.context.close()
+
+
+# ----------------------------------------------------------------------------- a writer's journey
+ERROR_BADGES = """() => [
+    ...document.querySelectorAll('[role=tabpanel] .error, [role=tabpanel] .validation-error'),
+    ...[...document.querySelectorAll('[role=tabpanel] span, [role=tabpanel] div')]
+        .filter((e) => e.children.length === 0 && ['错误', 'Error'].includes(e.innerText.trim()))].filter((e) => e.offsetParent !== null).map((e) => e.closest('[id]')?.id || e.className)"""
+
+
+def _pick_row(page, table_id: str, cell: str) -> None:
+    rows = page.locator(f"#{table_id} .virtual-body [role=row]")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("[role=gridcell]")
+            if cells.count() and cells.first.inner_text().strip() == cell:
+                cells.first.click()
+                return
+        time.sleep(0.2)
+    pytest.fail(f"no row {cell!r} in #{table_id}")
+
+
+def test_a_writer_finishes_a_chapter_in_chinese(browser, app) -> None:
+    """New novel with 作者 → outline: the first batch fails, 继续 recovers and no error badge stays →
+    2 candidates (two boxes shown) → accept → 定稿 → edit the card → EPUB with the author → reload."""
+    from xiaoshuo.writing import Novels
+
+    services, engine = app["services"], app["engine"]
+    novels = Novels.from_settings(services.settings)
+    page = _page(browser, app)
+    try:
+        with step(page, app, "j1-new-novel"):
+            _open(page, "book-new-acc")
+            _fill(page, "book-new-title", "晴川")
+            _fill(page, "book-new-slug", "qingchuan")
+            _fill(page, "book-new-author", "江南客")
+            _fill(page, "book-new-chars", "300")
+            page.click("#book-create")
+            _wait(page, "document.querySelector('#book-novel input').value.includes('qingchuan')")
+            _wait_text(page, "book-card", "晴川")
+            assert novels.get("qingchuan").card().author == "江南客"
+
+        with step(page, app, "j2-outline-fails"):
+            engine.fail, engine.forms = 1, 0  # the next form answer is cut off: the run is interrupted
+            _open(page, "book-outline-gen-acc")
+            _fill(page, "book-outline-count", "3")
+            page.click("#book-outline-go")
+            _wait(page, "(() => { const e = document.getElementById('book-outline-stopped');"
+                        " return !!e && e.offsetParent !== null; })()")  # fmt: skip
+            reason = page.locator("#book-outline-reason").inner_text()
+            assert "中断" in reason and not latin_words(reason), reason
+
+        with step(page, app, "j3-resume"):
+            page.click("#book-outline-resume")
+            _wait(page, "document.querySelectorAll('#book-outline .virtual-body [role=row]').length === 3")
+            _wait(page, "(() => { const e = document.getElementById('book-outline-stopped');"
+                        " return !e || e.offsetParent === null; })()")  # fmt: skip
+            _settled(page)
+            assert page.evaluate(ERROR_BADGES) == []  # no error badge outlives its error
+            assert [c.number for c in novels.get("qingchuan").outline().chapters()] == [1, 2, 3]
+
+        with step(page, app, "j4-two-candidates"):
+            _pick_row(page, "book-outline", "1")
+            _wait_text(page, "book-header", "第1章")
+            assert not page.locator("#book-cand-2").is_visible()  # 候选数 1: one box
+            _fill(page, "book-n", "2")
+            _wait(page, "document.getElementById('book-cand-2')?.offsetParent !== null")
+            assert not page.locator("#book-cand-3").is_visible()
+            page.click("#book-write")
+            _wait_text(page, "book-progress", "完成", timeout=60_000)
+            assert "done" not in page.locator("#book-progress").inner_text()
+            c2 = _value(page, "book-cand-2")
+            assert c2 and c2 != _value(page, "book-cand-1")
+
+        with step(page, app, "j5-accept-final"):
+            page.click("#book-accept-2")
+            _wait(page, "document.querySelector('#book-text textarea').value.length > 0")
+            assert novels.get("qingchuan").text(1) == c2
+            page.check("#book-final input[type=checkbox]")
+            _wait_text(page, "book-outline", "定稿")
+            assert novels.get("qingchuan").plan(1).status == "final"
+
+        with step(page, app, "j6-card"):
+            _open(page, "book-card-acc")
+            _wait(page, "document.querySelector('#book-card-author textarea, #book-card-author input')"
+                        "?.value === '江南客'")  # fmt: skip
+            _fill(page, "book-card-author", "江南老客")
+            page.click("#book-card-save")
+            _wait_text(page, "book-card-msg", "✓")
+            assert novels.get("qingchuan").card().author == "江南老客"
+
+        with step(page, app, "j7-export"):
+            _open(page, "book-export-acc")
+            page.locator("#book-export-format").get_by_text("EPUB", exact=True).click()
+            page.click("#book-export-go")
+            link = page.locator("#book-export-file a[href*='.epub']").first
+            link.wait_for(timeout=60_000)
+            target = app["work"] / "qingchuan.epub"
+            target.write_bytes(page.request.get(link.get_attribute("href")).body())
+            with zipfile.ZipFile(target) as z:
+                opf = next(z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".opf"))
+            assert "江南老客" in opf
+
+        with step(page, app, "j8-reload"):
+            page.reload()
+            page.wait_for_selector("#book-write", timeout=30_000)
+            _wait(page, "document.querySelector('#book-novel input').value.includes('qingchuan')")
+            _wait(page, "arg => document.querySelector('#book-text textarea').value === arg", c2)
+            _wait_text(page, "book-outline", "定稿")
+            assert page.evaluate(ERROR_BADGES) == []
     finally:
         page.context.close()

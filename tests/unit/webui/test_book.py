@@ -736,9 +736,10 @@ def test_candidate_boxes_follow_the_candidate_count_and_long_volumes_are_cut(ser
     """Issue 26 item 11: as many candidate boxes as 候选数 (both pages), and a long 卷 name does not push
     标题/状态/字数 out of the outline table."""
     from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.runtime import candidate_columns
 
-    assert [u["visible"] for u in h.candidate_columns(2)] == [True, True, False]
-    assert [u["visible"] for u in h.candidate_columns(None)] == [True, False, False]
+    assert [u["visible"] for u in candidate_columns(2)] == [True, True, False]
+    assert [u["visible"] for u in candidate_columns(None)] == [True, False, False]
     demo = build_app(services)
     columns = [b for b in demo.blocks.values() if type(b).__name__ == "Column" and b.visible is False]
     assert len(columns) >= 2 * (h.MAX_CANDIDATES - 1)  # 创作 and 随手写: all but one hidden

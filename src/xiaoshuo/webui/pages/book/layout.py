@@ -22,6 +22,7 @@ import gradio as gr
 from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
+from xiaoshuo.webui.runtime import candidate_columns
 
 PRIVATE = {"api_visibility": "private"}
 
@@ -477,11 +478,14 @@ def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
         (c.resume_btn, h.on_resume_outline, [c.novel, c.gen_seed]),
         (c.restart_btn, h.on_restart_outline, [c.novel, c.gen_count, c.gen_from, c.gen_seed]),
     ):
-        # .then runs after a failed run too: the outline saved so far, 继续/重新开始 with the reason,
-        # and the run's outputs re-set (no error badge outlives its error)
-        btn.click(
+        # after the run, failed or not: the outline saved so far, 继续/重新开始 with the reason, and the
+        # run's outputs re-set (no error badge outlives its error).  Gradio 6.31's page runs a .then
+        # only after a success (it dispatches just the .failure listeners after an error): both, then.
+        run = btn.click(
             _guard(partial(fn, services, lang)), inputs, ran, concurrency_id="generate", **PRIVATE
-        ).then(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
+        )
+        run.success(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
+        run.failure(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
 
 
 def _wire_editor(c: SimpleNamespace, services: Any, lang: str) -> None:
@@ -541,7 +545,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         )
         events.append(ev)
         ev.then(refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE)
-    c.n.change(h.candidate_columns, c.n, c.cand_cols, **PRIVATE)
+    c.n.change(candidate_columns, c.n, c.cand_cols, **PRIVATE)
     c.stop_btn.click(None, cancels=events, **PRIVATE).then(
         refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE
     )
