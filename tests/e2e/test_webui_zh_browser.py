@@ -328,7 +328,8 @@ def test_the_book_page_fits_a_laptop_screen(browser, app) -> None:
 ERROR_BADGES = """() => [
     ...document.querySelectorAll('[role=tabpanel] .error, [role=tabpanel] .validation-error'),
     ...[...document.querySelectorAll('[role=tabpanel] span, [role=tabpanel] div')]
-        .filter((e) => e.children.length === 0 && ['错误', 'Error'].includes(e.innerText.trim()))].filter((e) => e.offsetParent !== null).map((e) => e.closest('[id]')?.id || e.className)"""
+        .filter((e) => e.children.length === 0 && ['错误', 'Error'].includes(e.innerText.trim()))]
+    .filter((e) => e.offsetParent !== null).map((e) => e.closest('[id]')?.id || e.className)"""
 
 
 def _pick_row(page, table_id: str, cell: str) -> None:

@@ -447,10 +447,10 @@ def test_the_outline_seed_field_is_on_the_page(services) -> None:
     demo = build_app(services)
     seeds = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline-seed"]
     # empty = a random seed (issue 26 item 11: a field meaning "default" shows empty, not -1 or 0)
-    assert len(seeds) == 1 and seeds[0].value is None and seeds[0].precision == 0
+    assert len(seeds) == 1 and seeds[0].value == ""
     assert "种子" in seeds[0].label and "留空" in seeds[0].label
     by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
-    assert by_id["book-seed"].value is None and by_id["book-target"].value is None
+    assert by_id["book-seed"].value == "" and by_id["book-target"].value == ""
 
 
 # ----------------------------------------------------------------------------- page events (on_*)
@@ -486,7 +486,8 @@ def test_a_page_load_reopens_the_saved_novel_else_the_first(services) -> None:
     assert h.on_load(services, "zh", {"novel": "deleted"})[0]["value"] == "a"
     picked = h.on_pick_chapter(services, "zh", "a", 3.0, {"novel": "a", "chapter": 1})
     assert picked[0].startswith("### 第3章 断崖 · 未写") and picked[-1] == {"novel": "a", "chapter": 3}
-    assert picked[-3] == 300 and picked[-2] is False  # the card's chapter length when the plan has no target
+    # the target box is empty when the plan has no target: the card's chapter length is its placeholder
+    assert picked[-3]["value"] == "" and "300" in picked[-3]["placeholder"] and picked[-2] is False
     kept = h.on_pick_chapter(services, "zh", "a", None, {"novel": "a", "chapter": 1})
     assert kept[-1] == {"novel": "a", "chapter": 1} and kept[0] == ""
 
@@ -752,3 +753,22 @@ def test_candidate_boxes_follow_the_candidate_count_and_long_volumes_are_cut(ser
     novel.save_outline(outline_)
     row = h.outline_rows(services, slug)[0]
     assert row[1] == "第一卷：风雨欲…" and row[2:4] == ["夜雨", "未写"]
+
+
+def test_fields_meaning_the_default_are_empty_textboxes_not_zero(services) -> None:
+    """Issue 26 item 11: a gr.Number shows (and sends) 0 for "empty", so seed 0 was a fixed seed and the
+    outline restarted "from chapter 0"; these fields are Textboxes, empty = the default."""
+    from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.pages.scratch.handlers import sampling
+
+    demo = build_app(services)
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    for elem in ("book-seed", "book-target", "book-outline-from", "book-outline-seed", "book-diff-a", "seed"):
+        assert type(by_id[elem]).__name__ == "Textbox" and by_id[elem].value == "", elem
+    assert h.optional_int("") is None and h.optional_int(" 12 ") == 12 and h._seed("-1") is None
+    with pytest.raises(XiaoshuoError, match="整数"):
+        h.optional_int("十二")
+    assert sampling(0.7, 0.9, 40, 30, 1.1, "", 1).seed is None
+    slug = _book(services)
+    target = h.chapter_outputs(services, "zh", slug, 1)[7]
+    assert target["value"] == "" and "300" in target["placeholder"]  # the novel's 每章目标, as a hint

@@ -120,7 +120,12 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "book_save": {"zh": "保存", "en": "Save"},
     "book_saved_version": {"zh": "已保存为版本", "en": "Saved as version"},
-    "book_target": {"zh": "本章目标字数", "en": "Target (字)"},
+    "book_target": {"zh": "本章目标字数（留空 = 全书每章目标）", "en": "Target (字; empty: the novel's)"},
+    "book_target_ph": {"zh": "全书默认 {chars}", "en": "novel default {chars}"},
+    "book_err_number": {
+        "zh": "这里要填一个整数，或留空 (a whole number or empty)",
+        "en": "A whole number, or empty",
+    },
     "book_continue_chars": {"zh": "续写字数", "en": "Continue by (字)"},
     "book_write": {"zh": "生成本章", "en": "Write this chapter"},
     "book_continue": {"zh": "续写", "en": "Continue"},

@@ -426,8 +426,9 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
     ids = [v.id for v in novel.versions(number)]
     if len(ids) < 1:
         return f"<p>{html.escape(t('book_no_versions', lang))}</p>"
-    b = int(b) if b else (novel.current_version(number) or ids[-1])
-    a = int(a) if a else next((i for i in reversed(ids) if i < b), b)
+    a, b = optional_int(a, lang), optional_int(b, lang)
+    b = b or novel.current_version(number) or ids[-1]
+    a = a or next((i for i in reversed(ids) if i < b), b)
     ops = novel.diff(number, a, b)
     title = html.escape(t("book_diff_title", lang, a=a, b=b))
     parts = [f'<div class="xs-diff"><p><b>{title}</b></p><div style="white-space: pre-wrap">']
@@ -1243,7 +1244,7 @@ async def restart_outline(
 
     novel = open_novel(services, slug, lang)
     stopped = outline_interruption(services, slug, lang)
-    first = int(start) if start else (stopped.start if stopped else 1)
+    first = optional_int(start, lang) or (stopped.start if stopped else 1)
     if first < 1:
         raise _err("book_err_chapter_count", lang, expected="≥ 1", received=first)
     engine = await ready_engine(services, lang=lang)
@@ -1291,9 +1292,21 @@ CHAPTER_FIELDS = (
 )
 
 
-def _seed(value: Any) -> int | None:
+def optional_int(value: Any, lang: str = "zh") -> int | None:
+    """A field that means "empty = the default" (a Textbox, so empty stays empty: a gr.Number shows and
+    sends 0): None when blank, else its whole number."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        raise _err("book_err_number", lang, received=str(value)) from None
+
+
+def _seed(value: Any, lang: str = "zh") -> int | None:
     """The page's seed field: a negative or empty one is a random seed (``None``)."""
-    return None if value is None or int(value) < 0 else int(value)
+    seed = optional_int(value, lang)
+    return None if seed is None or seed < 0 else seed
 
 
 def review_label(services: Any, lang: str, slug: str | None) -> gr.Accordion:
@@ -1303,10 +1316,15 @@ def review_label(services: Any, lang: str, slug: str | None) -> gr.Accordion:
 
 
 def chapter_outputs(services: Any, lang: str, slug: str | None, number: int | None) -> list[Any]:
-    """A chapter on the page (``CHAPTER_FIELDS`` values); its target is the plan's, else the novel's."""
+    """A chapter on the page (``CHAPTER_FIELDS`` values); its target box holds the plan's own target, and
+    is empty (the novel's 每章目标 as its placeholder) when the chapter has none."""
     view = chapter_view(services, slug, number, lang=lang)
     title, synopsis, plan_target = plan_fields(services, slug, number)
-    tgt = plan_target or (open_novel(services, slug, lang=lang).card().chapter_chars if slug else None)
+    default = open_novel(services, slug, lang=lang).card().chapter_chars if slug else None
+    tgt = gr.update(
+        value="" if plan_target is None else str(plan_target),
+        placeholder=t("book_target_ph", lang, chars=default) if default else None,
+    )
     final = _is_final(services, slug, number)
     return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt, final]
 
@@ -1545,9 +1563,9 @@ async def on_generate(
         number,
         action,
         candidates=int(n_cands or 1),
-        target_chars=int(tgt) if tgt else None,
-        chars=int(cont) if cont and action == "continue" else None,
-        seed=_seed(seed_v),
+        target_chars=optional_int(tgt, lang) or None,
+        chars=(optional_int(cont, lang) or None) if action == "continue" else None,
+        seed=_seed(seed_v, lang),
         sel=sel,
         instruction=instr or "",
         memory_on=bool(mem),
@@ -1592,6 +1610,7 @@ def on_diff(services: Any, lang: str, slug, number, a, b) -> str:
 
 def on_revert(services: Any, lang: str, slug, number, a) -> list[Any]:
     """恢复 version ``a``: [*chapter view, message]."""
+    a = optional_int(a, lang)
     if not a:
         raise gr.Error(t("book_pick_version", lang))
     vid = revert(services, slug, number, a, lang=lang)
@@ -1611,7 +1630,7 @@ def on_inspect(services: Any, lang: str, slug, number, mem, tgt, cont) -> tuple[
     if not slug or not number:
         raise gr.Error(t("book_pick_chapter", lang))
     # the page's own 目标字数 / 续写字数: the preview is the request the next click sends
-    sizes = {"target_chars": int(tgt) if tgt else None, "chars": int(cont) if cont else None}
+    sizes = {"target_chars": optional_int(tgt, lang) or None, "chars": optional_int(cont, lang) or None}
     report = inspect(services, slug, number, memory_on=bool(mem), lang=lang, **sizes)
     head = report["summary"] + "".join(f"\n\n⚠ {w}" for w in report["warnings"])
     return head, report["rows"], report["prompt"]
@@ -1733,8 +1752,8 @@ async def on_generate_outline(
         services,
         slug,
         int(count or 0),
-        int(start) if start else None,
-        seed=_seed(seed_v),
+        optional_int(start, lang),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )
@@ -1776,7 +1795,7 @@ async def on_resume_outline(
     result = await resume_outline(
         services,
         slug,
-        seed=_seed(seed_v),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )
@@ -1796,9 +1815,9 @@ async def on_restart_outline(
     result = await restart_outline(
         services,
         slug,
-        int(start) if start else None,
+        optional_int(start, lang),
         int(count) if count else None,
-        seed=_seed(seed_v),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )

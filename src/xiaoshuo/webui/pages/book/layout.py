@@ -214,8 +214,9 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
         )
     with gr.Accordion(L("book_outline_gen"), open=False, elem_id="book-outline-gen-acc"):
         c.gen_count = gr.Number(6, label=L("book_outline_count"), precision=0, elem_id="book-outline-count")
-        c.gen_from = gr.Number(None, label=L("book_outline_from"), precision=0, elem_id="book-outline-from")
-        c.gen_seed = gr.Number(None, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed")
+        # empty = the default: Textboxes (a gr.Number shows and sends 0 for empty)
+        c.gen_from = gr.Textbox("", label=L("book_outline_from"), elem_id="book-outline-from")
+        c.gen_seed = gr.Textbox("", label=L("book_outline_seed"), elem_id="book-outline-seed")
         c.gen_btn = gr.Button(L("book_outline_go"), elem_id="book-outline-go")
     with gr.Group(visible=False, elem_id="book-outline-stopped") as c.outline_stop:
         c.outline_reason = gr.Markdown(elem_id="book-outline-reason")
@@ -238,9 +239,9 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
         c.save_btn = gr.Button(L("book_save"), size="sm", elem_id="book-save", scale=0)
     c.save_msg = gr.Markdown(elem_id="book-save-msg")
     with gr.Row():
-        c.target = gr.Number(None, label=L("book_target"), precision=0, elem_id="book-target")
+        c.target = gr.Textbox("", label=L("book_target"), elem_id="book-target")  # empty: the novel's
         c.n = gr.Slider(1, h.MAX_CANDIDATES, value=1, step=1, label=L("n"), elem_id="book-n")
-        c.seed = gr.Number(None, label=L("seed"), precision=0, elem_id="book-seed")
+        c.seed = gr.Textbox("", label=L("seed"), elem_id="book-seed")  # empty: random
         c.cont_chars = gr.Number(
             500, label=L("book_continue_chars"), precision=0, elem_id="book-continue-chars"
         )
@@ -293,8 +294,8 @@ def _versions_and_summary(c: SimpleNamespace, lang: str) -> None:
             headers=h.headers("versions", lang), interactive=False, elem_id="book-versions", wrap=True
         )
         with gr.Row():
-            c.diff_a = gr.Number(None, label=L("book_diff_a"), precision=0, elem_id="book-diff-a")
-            c.diff_b = gr.Number(None, label=L("book_diff_b"), precision=0, elem_id="book-diff-b")
+            c.diff_a = gr.Textbox("", label=L("book_diff_a"), elem_id="book-diff-a")  # empty: the previous
+            c.diff_b = gr.Textbox("", label=L("book_diff_b"), elem_id="book-diff-b")  # empty: the current
             c.diff_btn = gr.Button(L("book_diff"), elem_id="book-diff-btn")
             c.revert_btn = gr.Button(L("book_revert"), elem_id="book-revert")
         c.diff = gr.HTML(elem_id="book-diff")

@@ -24,7 +24,7 @@ def _sampling_form(lang: str, g: Any) -> list[gr.components.Component]:
         gr.Number(g.top_k, label=t("top_k", lang), precision=0, elem_id="top-k"),
         gr.Number(min(g.max_tokens, 512), label=t("max_tokens", lang), precision=0, elem_id="max-tokens"),
         gr.Number(g.repetition_penalty, label=t("rep", lang), elem_id="repetition-penalty"),
-        gr.Number(None, label=t("seed", lang), precision=0, elem_id="seed"),
+        gr.Textbox("", label=t("seed", lang), elem_id="seed"),  # empty: random
         gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label=t("n", lang), elem_id="n"),
     ]
 
