@@ -258,6 +258,7 @@ def test_inspector_rows_read_chinese_on_the_chinese_page(services) -> None:
     assert by_section["系统"][1] == "系统提示词" and by_section["系统"][5] == "总是放入"
     assert by_section["本章大纲"][1] == "第2章大纲" and by_section["前文"][1] == "已写 21 字"
     assert by_section["写作要求"][1] == "写作要求"
+    assert h.progress_text({}, 2).startswith("生成中 · 候选1")  # it said 生成中 writing / 完成 done
     english = h.inspect(services, slug, 2, lang="en")["rows"]
     assert {r[5] for r in english} >= {"always", "the chapter being written"}
     # every recorded reason form has its words (the numbers carried over)
