@@ -23,6 +23,13 @@ from xiaoshuo.webui.pages.train.layout import build_train_tab
 from xiaoshuo.webui.services import Services
 
 
+def gradio_i18n() -> gr.I18n:
+    """What Gradio's own Chinese dictionaries lack (``locale.common.GRADIO_ZH_*``), for ``launch(i18n=…)``."""
+    from xiaoshuo.webui.locale.common import GRADIO_ZH_CN, GRADIO_ZH_TW
+
+    return gr.I18n(**{"zh-CN": GRADIO_ZH_CN, "zh-TW": GRADIO_ZH_TW})
+
+
 def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
     """The app; ``concurrency`` limits simultaneous generations (the rest wait in Gradio's queue)."""
     s = services.settings

@@ -83,7 +83,7 @@ def launch(
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from xiaoshuo.webui import files, security
-    from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.app import build_app, gradio_i18n
     from xiaoshuo.webui.services import Services
 
     files.clean_downloads()  # what earlier runs handed out
@@ -116,6 +116,7 @@ def launch(
         ssr_mode=False,
         show_error=True,
         quiet=not block,
+        i18n=gradio_i18n(),
     )
     if block:
         services.close()

@@ -2,7 +2,8 @@
 updates, and one CLI subprocess at a time (training, model downloads).
 
 - :data:`MAX_CANDIDATES`, :data:`STREAM_INTERVAL`, :data:`LOAD_TIMEOUT_S`: the one number of candidates a
-  page shows side by side, the one pause between streamed page updates, the one wait for a loading model.
+  page shows side by side, the one pause between streamed page updates, the one wait for a loading model;
+  :func:`candidate_columns`: as many candidate boxes shown as 候选数.
 - :func:`wait_for_engine` (async: yields ``None`` while the model loads, then the engine),
   :func:`ready_engine` (async) and :func:`engine_when_ready` (blocking, for a handler on a worker thread).
 - :class:`Coalescer`: one page update per interval, not one per token.
@@ -32,6 +33,17 @@ MAX_CANDIDATES = 3  # candidates shown side by side (the pages lay out this many
 # seconds between streamed page updates: at 0.05 a 2-core machine lagged up to 7.5 s behind the engine
 STREAM_INTERVAL = 0.25
 LOAD_TIMEOUT_S = 1800.0  # how long a click waits for a model still loading (a large model, first time)
+
+
+def candidate_columns(n: Any) -> list[Any]:
+    """候选数 changed: show that many candidate boxes (with their 采用 buttons), hide the rest."""
+    import gradio as gr
+
+    try:
+        shown = max(1, min(int(n or 1), MAX_CANDIDATES))
+    except (TypeError, ValueError):
+        shown = 1
+    return [gr.update(visible=i < shown) for i in range(MAX_CANDIDATES)]
 ENGINE_POLL_S = 0.5  # how often a waiting click asks whether the model is there
 YIELD_S = 0.005  # a pause after each streamed update, so Gradio's sender task gets to run
 LOADING_TEXT = t("engine_loading")  # what a candidate box says while the model loads (Chinese page)

@@ -125,6 +125,25 @@ def test_autosave_versions_diff_and_revert(services) -> None:
     assert h.chapter_view(services, slug, 1).summary == "林远在雨夜进城。"
 
 
+def test_the_diff_shows_the_changed_passages_with_a_little_context(services) -> None:
+    """Issue 26 items 11 and 4: a one-sentence edit of a long chapter shows that passage with two lines
+    around it and 「未改动的 N 字」 for the rest, not the whole chapter; 来源 is in words."""
+    slug = _book(services)
+    paragraphs = [f"第{i}段：" + "夜雨落在青石街上，林远撑伞走过。" * 3 for i in range(40)]
+    h.save_text(services, slug, 1, "\n".join(paragraphs))
+    edited = list(paragraphs)
+    edited[20] = edited[20].replace("林远", "苏晚晴", 1)
+    h.save_text(services, slug, 1, "\n".join(edited))
+    diff = h.diff_html(services, slug, 1, None, None)
+    assert "苏晚晴" in diff and "第19段" in diff and "第21段" in diff  # the change and a line either side
+    assert "第10段" not in diff and "第30段" not in diff  # not the whole chapter
+    assert diff.count("未改动的") == 2 and len(diff) < 2_000
+    short = h.diff_html(services, slug, 1, 2, 2)  # no change: the text as it is
+    assert "未改动" not in short
+    sources = [r[2] for r in h.version_rows(services, slug, 1)]
+    assert sources == ["作者", "作者"] and h.label("source", "generated") == "模型"
+
+
 def test_selection_offsets_follow_the_browser(services) -> None:
     text = "𠀀林远拔剑"  # an astral character counts 2 in the browser's UTF-16 offsets
     assert h.selection(text, [2, 4]) == {"start": 1, "end": 3}
@@ -225,6 +244,35 @@ def test_inspector_shows_the_account_with_memory_by_name_and_chapter(services) -
     assert "提示词" in report["summary"] and "林远" in report["prompt"]
 
 
+def test_inspector_rows_read_chinese_on_the_chinese_page(services) -> None:
+    """Issue 26 item 4: the rows said ``system``, ``request``, ``outline:1``, ``always`` and the compose
+    reasons in English; the page says them in its language (the CLI keeps the recorded English)."""
+    import re
+
+    slug = _book(services)
+    h.save_text(services, slug, 2, "林远推门而入。" * 3)
+    rows = h.inspect(services, slug, 2)["rows"]
+    latin = [c for r in rows for c in (r[0], r[1], r[5]) if re.search(r"[A-Za-z]{2,}", str(c))]
+    assert latin == [], rows
+    by_section = {r[0]: r for r in rows}
+    assert by_section["系统"][1] == "系统提示词" and by_section["系统"][5] == "总是放入"
+    assert by_section["本章大纲"][1] == "第2章大纲" and by_section["前文"][1] == "已写 21 字"
+    assert by_section["写作要求"][1] == "写作要求"
+    assert h.progress_text({}, 2).startswith("生成中 · 候选1")  # it said 生成中 writing / 完成 done
+    english = h.inspect(services, slug, 2, lang="en")["rows"]
+    assert {r[5] for r in english} >= {"always", "the chapter being written"}
+    # every recorded reason form has its words (the numbers carried over)
+    assert h.inspector_reason("cut from its start: kept the last 221 of 2500 chars") == (
+        "从开头截掉：保留最后 221 / 2500 字"
+    )
+    assert h.inspector_reason("over budget: needs 90 tokens, 19 left") == "超出预算：需要 90 token，剩 19"
+    both = "检索命中（关键词+向量）；用剩余预算"
+    assert h.inspector_reason("retrieved by bm25+dense; from spare budget") == both
+    assert h.inspector_reason("over budget: needs 90 tokens, 19 of 400 left (人物 share 120)") == (
+        "超出预算：需要 90 token，总预算 400 还剩 19（人物份额 120）"
+    )
+
+
 # ----------------------------------------------------------------------------- review queue, threads
 def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     from xiaoshuo.writing.review import Evidence, Proposal, ReviewQueue, new_id
@@ -244,19 +292,29 @@ def test_review_queue_approve_edit_reject_with_evidence(services) -> None:
     p3 = proposal("plot", "被黑衣人打成重伤", name="重伤", text="林远被黑衣人打成重伤")
     queue.add([p1, p2, p3])
     assert h.pending_count(services, slug) == 3
-    assert [r[0] for r in h.review_rows(services, slug)] == [p1.id, p2.id, p3.id]
-    fields, marked = h.proposal_detail(services, slug, p1.id)
-    assert "name=赵铁山" in fields and '<mark class="xs-evidence">掌柜赵铁山</mark>' in marked
+    rows = h.review_rows(services, slug)
+    # a position, never the id (issue 26 item 5: no ids for a writer); a click finds the proposal again
+    assert [r[0] for r in rows] == [1, 2, 3] and not any(p.id in str(r) for r in rows for p in (p1, p2, p3))
+    picked = h.on_pick_proposal(services, "zh", slug, rows[0])
+    assert picked[0] == p1.id and '<mark class="xs-evidence">掌柜赵铁山</mark>' in picked[-1]
+    # the form: Chinese-labelled boxes for the kind's fields, prefilled; the other kinds' fields hidden
+    form = dict(zip(h.REVIEW_FIELDS, picked[1:-1], strict=True))
+    assert form["name"]["value"] == "赵铁山" and form["name"]["visible"] is True
+    assert form["location"]["visible"] is False and form["chapter"]["value"] == ""
+    values = [u["value"] for u in picked[1:-1]]
     # 通过 says what was approved, in words (issue 26 item 5: it said "✓ 已批准 243d67b80e → 1")
-    out = h.on_approve(services, "zh", slug, p1.id, fields)  # unchanged fields: approved as proposed
+    out = h.on_approve(services, "zh", slug, p1.id, *values)  # unchanged fields: approved as proposed
     assert out[2] == "✓ 已批准：新人物 赵铁山" and p1.id not in out[2]
-    h.approve(
-        services, slug, p2.id, h.proposal_detail(services, slug, p2.id)[0].replace("少年剑客", "青云弟子")
-    )
+    # the queue changed (p1 is gone): the row that showed p2 at 2 still opens p2, by its content
+    assert h.on_pick_proposal(services, "zh", slug, rows[1])[0] == p2.id
+    edited = dict(zip(h.REVIEW_FIELDS, [""] * len(h.REVIEW_FIELDS), strict=True))
+    edited |= h.proposal_form(services, slug, p2.id) | {"text": "青云弟子", "traits": "沉默、倔强"}
+    h.on_approve(services, "zh", slug, p2.id, *edited.values())
     assert h.on_reject(services, "zh", slug, p3.id)[2] == "✓ 已拒绝：情节 重伤"
     assert h.pending_count(services, slug) == 0 and h.review_rows(services, slug) == []
     entries = {e.name: e for e in services.store().list(slug)}
     assert entries["赵铁山"].text == "客栈掌柜" and entries["林远"].text == "青云弟子"
+    assert entries["林远"].traits == ["沉默", "倔强"] and entries["林远"].chapter in (None, 1)
     assert "重伤" not in entries
     with pytest.raises(XiaoshuoError, match="已经处理过"):
         h.reject(services, slug, p3.id)
@@ -389,8 +447,11 @@ def test_the_outline_seed_field_is_on_the_page(services) -> None:
 
     demo = build_app(services)
     seeds = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline-seed"]
-    assert len(seeds) == 1 and seeds[0].value == -1 and seeds[0].precision == 0
-    assert "种子" in seeds[0].label
+    # empty = a random seed (issue 26 item 11: a field meaning "default" shows empty, not -1 or 0)
+    assert len(seeds) == 1 and seeds[0].value == ""
+    assert "种子" in seeds[0].label and "留空" in seeds[0].label
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert by_id["book-seed"].value == "" and by_id["book-target"].value == ""
 
 
 # ----------------------------------------------------------------------------- page events (on_*)
@@ -426,7 +487,8 @@ def test_a_page_load_reopens_the_saved_novel_else_the_first(services) -> None:
     assert h.on_load(services, "zh", {"novel": "deleted"})[0]["value"] == "a"
     picked = h.on_pick_chapter(services, "zh", "a", 3.0, {"novel": "a", "chapter": 1})
     assert picked[0].startswith("### 第3章 断崖 · 未写") and picked[-1] == {"novel": "a", "chapter": 3}
-    assert picked[-3] == 300 and picked[-2] is False  # the card's chapter length when the plan has no target
+    # the target box is empty when the plan has no target: the card's chapter length is its placeholder
+    assert picked[-3]["value"] == "" and "300" in picked[-3]["placeholder"] and picked[-2] is False
     kept = h.on_pick_chapter(services, "zh", "a", None, {"novel": "a", "chapter": 1})
     assert kept[-1] == {"novel": "a", "chapter": 1} and kept[0] == ""
 
@@ -670,3 +732,44 @@ def test_the_import_report_is_a_summary_line_and_a_chapter_table(services, tmp_p
     assert h.headers("import") == ["章", "卷", "标题", "字数"]
     # the imported heading is not doubled on the page (第1章 第十一章 末班车)
     assert h.chapter_view(services, "yuye", 1).header.startswith("### 第十一章 末班车 · 定稿")
+
+
+def test_candidate_boxes_follow_the_candidate_count_and_long_volumes_are_cut(services) -> None:
+    """Issue 26 item 11: as many candidate boxes as 候选数 (both pages), and a long 卷 name does not push
+    标题/状态/字数 out of the outline table."""
+    from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.runtime import candidate_columns
+
+    assert [u["visible"] for u in candidate_columns(2)] == [True, True, False]
+    assert [u["visible"] for u in candidate_columns(None)] == [True, False, False]
+    demo = build_app(services)
+    columns = [b for b in demo.blocks.values() if type(b).__name__ == "Column" and b.visible is False]
+    assert len(columns) >= 2 * (h.MAX_CANDIDATES - 1)  # 创作 and 随手写: all but one hidden
+    outline = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "book-outline")
+    assert outline.column_widths and len(outline.column_widths) == len(h.headers("outline"))
+    slug = _book(services)
+    novel = h.open_novel(services, slug)
+    outline_ = novel.outline()
+    outline_.volumes[0].title = "第一卷：风雨欲来满楼时的江湖旧事"
+    novel.save_outline(outline_)
+    row = h.outline_rows(services, slug)[0]
+    assert row[1] == "第一卷：风雨欲…" and row[2:4] == ["夜雨", "未写"]
+
+
+def test_fields_meaning_the_default_are_empty_textboxes_not_zero(services) -> None:
+    """Issue 26 item 11: a gr.Number shows (and sends) 0 for "empty", so seed 0 was a fixed seed and the
+    outline restarted "from chapter 0"; these fields are Textboxes, empty = the default."""
+    from xiaoshuo.webui.app import build_app
+    from xiaoshuo.webui.pages.scratch.handlers import sampling
+
+    demo = build_app(services)
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    for elem in ("book-seed", "book-target", "book-outline-from", "book-outline-seed", "book-diff-a", "seed"):
+        assert type(by_id[elem]).__name__ == "Textbox" and by_id[elem].value == "", elem
+    assert h.optional_int("") is None and h.optional_int(" 12 ") == 12 and h._seed("-1") is None
+    with pytest.raises(XiaoshuoError, match="整数"):
+        h.optional_int("十二")
+    assert sampling(0.7, 0.9, 40, 30, 1.1, "", 1).seed is None
+    slug = _book(services)
+    target = h.chapter_outputs(services, "zh", slug, 1)[7]
+    assert target["value"] == "" and "300" in target["placeholder"]  # the novel's 每章目标, as a hint

@@ -180,7 +180,7 @@ def test_the_app_in_english(make_services, tmp_path: Path) -> None:
         assert (shown_en, shown_zh) == (english, chinese), elem_id
     assert en["book-outline"].headers == ["Ch.", "Volume", "Title", "Status", "Chars", "Target"]
     assert zh["book-outline"].headers == ["章", "卷", "标题", "状态", "字数", "目标"]
-    assert en["book-threads"].headers[0] == "Thread" and en["book-review"].headers[0] == "Id"
+    assert en["book-threads"].headers[0] == "Thread" and en["book-review"].headers[0] == "No."
     # the live character count runs in the browser: its words come from the table too
     js = [d.get("js") for d in demo.config["dependencies"] if d.get("js") and "replace('{n}'" in d["js"]]
     assert js and '"Chars {n}"' in js[0]

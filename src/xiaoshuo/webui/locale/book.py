@@ -16,10 +16,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Version|Current|Source|How|Chars|Time|Beginning",
     },
     "book_cols_inspector": {
-        "zh": "部分 section|条目 item|章 chapter|tokens|放入|原因 why",
+        "zh": "部分|条目|章|token 数|放入|原因",
         "en": "Section|Item|Chapter|Tokens|In|Why",
     },
-    "book_cols_review": {"zh": "编号 id|章|类型|内容|证据", "en": "Id|Chapter|Kind|Content|Evidence"},
+    "book_cols_review": {"zh": "序号|章|类型|内容|证据", "en": "No.|Chapter|Kind|Content|Evidence"},
     "book_cols_findings": {
         "zh": "级别|规则|说明|原文|位置|记忆条目",
         "en": "Level|Rule|Message|Quote|Where|Memory entry",
@@ -78,11 +78,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "\n\n⚠ The chapter file cannot be decoded ({problem}); below is a best-effort text. "
         "Fix it and save to replace the file (the file is kept as a version)",
     },
-    "book_novel_damaged": {"zh": "⚠ {name}（已损坏 damaged）", "en": "⚠ {name} (damaged)"},
-    "book_no_versions": {"zh": "（还没有版本 no versions yet）", "en": "(no versions yet)"},
+    "book_novel_damaged": {"zh": "⚠ {name}（已损坏）", "en": "⚠ {name} (damaged)"},
+    "book_no_versions": {"zh": "（还没有版本）", "en": "(no versions yet)"},
     "book_diff_title": {"zh": "版本 {a} → {b}", "en": "Version {a} → {b}"},
+    "book_diff_gap": {"zh": "\n……（未改动的 {n} 字）……\n", "en": "\n… ({n} unchanged chars) …\n"},
+    "book_source_generated": {"zh": "模型", "en": "Model"},
+    "book_source_edited": {"zh": "作者", "en": "Writer"},
+    "book_source_imported": {"zh": "导入", "en": "Imported"},
     "book_evidence_gone": {
-        "zh": "（证据已不在本章正文中 the evidence is no longer in the chapter）",
+        "zh": "（证据已不在本章正文中）",
         "en": "(the evidence is no longer in the chapter)",
     },
     "book_evidence_title": {"zh": "第{chapter}章 证据", "en": "Chapter {chapter}: evidence"},
@@ -94,8 +98,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "已选中 {start}–{end}（{count} 字）：{shown}",
         "en": "Selected {start}–{end} ({count} chars): {shown}",
     },
-    "book_conv_s2t": {"zh": "简→繁 s2t", "en": "Simplified → Traditional (s2t)"},
-    "book_conv_t2s": {"zh": "繁→简 t2s", "en": "Traditional → Simplified (t2s)"},
+    "book_conv_s2t": {"zh": "简→繁", "en": "Simplified → Traditional (s2t)"},
+    "book_conv_t2s": {"zh": "繁→简", "en": "Traditional → Simplified (t2s)"},
     # ---- generation progress
     "book_prog_wait": {"zh": "候选{i}：第1段…", "en": "Candidate {i}: segment 1…"},
     "book_prog_segment": {
@@ -103,17 +107,91 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "Candidate {i}: segment {segment} · {chars}/{target} chars",
     },
     "book_prog_saved": {"zh": " ✓ 版本 {version}", "en": " ✓ version {version}"},
-    "book_prog_done": {"zh": "完成 done · ", "en": "Done · "},
-    "book_prog_running": {"zh": "生成中 writing · ", "en": "Writing · "},
+    "book_prog_done": {"zh": "完成 · ", "en": "Done · "},
+    "book_prog_running": {"zh": "生成中 · ", "en": "Writing · "},
     # ---- inspector
     "book_insp_tokens": {
-        "zh": "提示词 {tokens} / 预算 {budget} tokens",
+        "zh": "提示词 {tokens} / 预算 {budget} token",
         "en": "Prompt {tokens} / budget {budget} tokens",
     },
-    "book_insp_estimate": {"zh": "（估算 estimate）", "en": " (estimate)"},
+    "book_insp_estimate": {"zh": "（估算）", "en": " (estimate)"},
     "book_insp_counts": {
         "zh": " · 放入 {kept} 项，截断或丢弃 {cut} 项",
         "en": " · {kept} included, {cut} cut or dropped",
+    },
+    # the inspector's rows: what ``writing.compose`` / ``memory.context`` record (English, as the CLI prints
+    # them) in words; ``INSPECTOR_PATTERNS`` below maps each recorded text to one of these keys
+    "book_insp_r_always": {"zh": "总是放入", "en": "always"},
+    "book_insp_r_current": {"zh": "正在写的这一章", "en": "the chapter being written"},
+    "book_insp_r_current_cut": {
+        "zh": "正在写的这一章（要点已截短）",
+        "en": "the chapter being written (synopsis cut to fit)",
+    },
+    "book_insp_r_card": {"zh": "作品信息", "en": "the novel card"},
+    "book_insp_r_card_cut": {"zh": "作品信息（已截短）", "en": "the novel card (cut to fit)"},
+    "book_insp_r_complete": {"zh": "完整放入", "en": "complete"},
+    "book_insp_r_cut": {
+        "zh": "从开头截掉：保留最后 {kept} / {total} 字",
+        "en": "cut from its start: kept the last {kept} of {total} chars",
+    },
+    "book_insp_r_cut_join": {
+        "zh": "合并后超出，从开头再截短",
+        "en": "cut from its start to fit after joining",
+    },
+    "book_insp_r_no_room": {
+        "zh": "放不下：需要 {need} token，只有 {cap}",
+        "en": "dropped: no room (needs {need} tokens, {cap} available)",
+    },
+    "book_insp_r_over": {
+        "zh": "超出预算：需要 {need} token，剩 {left}",
+        "en": "over budget: needs {need} tokens, {left} left",
+    },
+    "book_insp_r_over_share": {
+        "zh": "超出预算：需要 {need} token，总预算 {budget} 还剩 {left}（{kind}份额 {share}）",
+        "en": "over budget: needs {need} tokens, {left} of {budget} left ({kind} share {share})",
+    },
+    "book_insp_r_over_join": {"zh": "合并后超出预算", "en": "over budget after joining"},
+    "book_insp_r_summary": {"zh": "最近章节的摘要", "en": "recent chapter summary"},
+    "book_insp_r_next": {"zh": "后续章节（为伏笔）", "en": "following chapter (for foreshadowing)"},
+    "book_insp_r_thread": {"zh": "临近本章的未回收伏笔", "en": "open thread due near this chapter"},
+    "book_insp_r_pinned": {"zh": "置顶", "en": "pinned"},
+    "book_insp_r_triggered": {
+        "zh": "要求或前文里提到了名字",
+        "en": "triggered by a name in the request or recent text",
+    },
+    "book_insp_r_retrieved": {"zh": "检索命中（{how}）", "en": "retrieved by {how}"},
+    "book_insp_r_spare": {"zh": "用剩余预算", "en": "from spare budget"},
+    "book_insp_how_bm25": {"zh": "关键词", "en": "keywords"},
+    "book_insp_how_dense": {"zh": "向量", "en": "vectors"},
+    # the 条目 column: where a row comes from (``source``; ``name`` when it has one)
+    "book_insp_sec_system": {"zh": "系统", "en": "system"},
+    "book_insp_s_config": {"zh": "系统提示词", "en": "system prompt"},
+    "book_insp_s_request": {"zh": "写作要求", "en": "request"},
+    "book_insp_s_outline": {"zh": "第{n}章大纲", "en": "outline of chapter {n}"},
+    "book_insp_s_chapter": {"zh": "第{n}章结尾", "en": "end of chapter {n}"},
+    "book_insp_s_summary": {"zh": "第{n}章摘要", "en": "summary of chapter {n}"},
+    "book_insp_s_text": {"zh": "已写 {n} 字", "en": "{n} chars so far"},
+    # the approve-with-edit form: one box per field a proposal can have (``handlers.REVIEW_FIELDS``)
+    "book_rf_name": {"zh": "名称", "en": "Name"},
+    "book_rf_aliases": {"zh": "别名（用顿号或逗号分开）", "en": "Aliases (comma separated)"},
+    "book_rf_characters": {"zh": "相关人物（用顿号或逗号分开）", "en": "Characters (comma separated)"},
+    "book_rf_text": {"zh": "内容", "en": "Text"},
+    "book_rf_traits": {"zh": "特征（用顿号或逗号分开）", "en": "Traits (comma separated)"},
+    "book_rf_state": {"zh": "现状", "en": "State"},
+    "book_rf_location": {"zh": "所在地点", "en": "Location"},
+    "book_rf_relationships": {
+        "zh": "关系（人物：关系，多个用分号分开）",
+        "en": "Relationships (name: relation; …)",
+    },
+    "book_rf_time_in_story": {"zh": "故事时间", "en": "Time in the story"},
+    "book_rf_thread": {"zh": "伏笔", "en": "Thread"},
+    "book_rf_why": {"zh": "为何重要", "en": "Why it matters"},
+    "book_rf_payoff_chapter": {"zh": "计划回收的章节（留空不限）", "en": "Payoff chapter (empty: none)"},
+    "book_rf_importance": {"zh": "重要度（1-5）", "en": "Importance (1-5)"},
+    "book_rf_chapter": {"zh": "章节（留空不限）", "en": "Chapter (empty: none)"},
+    "book_err_no_proposal": {
+        "zh": "请先在待审记忆表格里点选一条 (no proposal selected)",
+        "en": "Click a proposal in the table first",
     },
     # ---- warnings and errors (raised by the page's handlers; the library's errors pass through as they are)
     "book_warn_no_store": {
@@ -149,7 +227,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "zh": "只能删除还没写的计划章节 (only planned, unwritten chapters can be deleted)",
         "en": "Only planned, unwritten chapters can be deleted",
     },
-    "book_written_list": {"zh": "已写的章节 written: {chapters}", "en": "written chapters: {chapters}"},
+    "book_written_list": {"zh": "已写的章节：{chapters}", "en": "written chapters: {chapters}"},
     "book_fix_written": {
         "zh": "章节正文按编号保存；已写的章节不能移动或删除（可以改名）",
         "en": "Chapter texts are stored by number: a written chapter cannot be moved or deleted "
@@ -188,7 +266,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "book_err_chapter_count": {"zh": "章数无效 (invalid chapter count)", "en": "Invalid chapter count"},
     "book_outline_seed": {
-        "zh": "种子 (seed，-1 随机；同一种子得同一大纲)",
+        "zh": "随机种子（留空随机；同一种子得同一大纲）",
         "en": "Seed (-1 random; the same seed gives the same outline)",
     },
     # ---- issue 26: outline 继续/重新开始, 定稿, the card form
@@ -238,3 +316,32 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_approved_what": {"zh": "✓ 已批准：{what}", "en": "✓ Approved: {what}"},
     "book_rejected_what": {"zh": "✓ 已拒绝：{what}", "en": "✓ Rejected: {what}"},
 }
+
+
+# What the inspector's reasons look like as recorded (``writing.compose``, ``memory.context``): a regular
+# expression over the whole reason → the key that says it in the page's language (named groups fill it).
+INSPECTOR_PATTERNS: list[tuple[str, str]] = [
+    (r"always", "book_insp_r_always"),
+    (r"the chapter being written", "book_insp_r_current"),
+    (r"the chapter being written \(synopsis cut to fit\)", "book_insp_r_current_cut"),
+    (r"the novel card", "book_insp_r_card"),
+    (r"the novel card \(cut to fit\)", "book_insp_r_card_cut"),
+    (r"complete", "book_insp_r_complete"),
+    (r"cut from its start: kept the last (?P<kept>\d+) of (?P<total>\d+) chars", "book_insp_r_cut"),
+    (r"cut from its start to fit after joining", "book_insp_r_cut_join"),
+    (r"dropped: no room \(needs (?P<need>\d+) tokens, (?P<cap>-?\d+) available\)", "book_insp_r_no_room"),
+    (r"over budget: needs (?P<need>\d+) tokens, (?P<left>-?\d+) left", "book_insp_r_over"),
+    (
+        r"over budget: needs (?P<need>\d+) tokens, (?P<left>-?\d+) of (?P<budget>\d+) left "
+        r"\((?P<kind>\S+) share (?P<share>\d+)\)",
+        "book_insp_r_over_share",
+    ),
+    (r"over budget after joining", "book_insp_r_over_join"),
+    (r"recent chapter summary", "book_insp_r_summary"),
+    (r"following chapter \(for foreshadowing\)", "book_insp_r_next"),
+    (r"open thread due near this chapter", "book_insp_r_thread"),
+    (r"pinned", "book_insp_r_pinned"),
+    (r"triggered by a name in the request or recent text", "book_insp_r_triggered"),
+    (r"retrieved by (?P<how>[a-z0-9+]+)", "book_insp_r_retrieved"),
+    (r"from spare budget", "book_insp_r_spare"),
+]

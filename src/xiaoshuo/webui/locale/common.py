@@ -24,7 +24,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "top_k": {"zh": "Top-k", "en": "Top-k"},
     "max_tokens": {"zh": "最大长度（token）", "en": "Max tokens"},
     "rep": {"zh": "重复惩罚", "en": "Repetition penalty"},
-    "seed": {"zh": "随机种子（-1 随机）", "en": "Seed (-1 random)"},
+    "seed": {"zh": "随机种子（留空随机）", "en": "Seed (empty: random)"},
     "n": {"zh": "候选数", "en": "Candidates"},
     "memory_on": {"zh": "使用记忆", "en": "Use memory"},
     "adapter": {"zh": "LoRA 适配器", "en": "LoRA adapter"},
@@ -62,7 +62,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "err_empty_request": {"zh": "请先填写写作要求。", "en": "Please enter a writing request."},
     "none": {"zh": "（无）", "en": "(none)"},
     # ---- every page that waits for the model (webui/runtime.py)
-    "engine_loading": {"zh": "模型加载中… (loading the model)", "en": "Loading the model…"},
+    "engine_loading": {"zh": "模型加载中…", "en": "Loading the model…"},
     "engine_err_load_timeout": {
         "zh": "模型加载超时 (the model is still loading)",
         "en": "The model is still loading (timed out waiting)",
@@ -120,7 +120,12 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "book_save": {"zh": "保存", "en": "Save"},
     "book_saved_version": {"zh": "已保存为版本", "en": "Saved as version"},
-    "book_target": {"zh": "本章目标字数", "en": "Target (字)"},
+    "book_target": {"zh": "本章目标字数（留空 = 全书每章目标）", "en": "Target (字; empty: the novel's)"},
+    "book_target_ph": {"zh": "全书默认 {chars}", "en": "novel default {chars}"},
+    "book_err_number": {
+        "zh": "这里要填一个整数，或留空 (a whole number or empty)",
+        "en": "A whole number, or empty",
+    },
     "book_continue_chars": {"zh": "续写字数", "en": "Continue by (字)"},
     "book_write": {"zh": "生成本章", "en": "Write this chapter"},
     "book_continue": {"zh": "续写", "en": "Continue"},
@@ -153,11 +158,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_extract": {"zh": "从本章提取记忆", "en": "Extract memory from this chapter"},
     "book_approve_all": {"zh": "全部批准", "en": "Approve all"},
     "book_reject_all": {"zh": "全部拒绝", "en": "Reject all"},
-    "book_review_id": {"zh": "提议编号（点表格一行）", "en": "Proposal id (click a row)"},
-    "book_review_edits": {
-        "zh": "修改后批准（每行 字段=值）",
-        "en": "Edit before approving (field=value per line)",
-    },
     "book_approve": {"zh": "批准", "en": "Approve"},
     "book_reject": {"zh": "拒绝", "en": "Reject"},
     "book_approved": {"zh": "已批准", "en": "Approved"},
@@ -182,4 +182,29 @@ STRINGS: dict[str, dict[str, str]] = {
         "This mode exists to explore the interface. To write for real, download a model on 设置 "
         "(or run `xiaoshuo model pull`) and start without `--demo`.",
     },
+}
+
+
+# Gradio's own words (its status tracker, upload and progress texts) that its built-in Chinese dictionaries
+# lack: the page showed the bare key ``common.complete`` when a click finished (issue 26 item 4).  Gradio
+# picks the dictionary by the browser's language; these fill the gaps of its zh-CN and zh-TW ones
+# (``webui.app.gradio_i18n``), its own translations win where it has them.
+GRADIO_ZH_CN: dict[str, dict[str, str]] = {
+    "common": {
+        "complete": "完成",
+        "progress": "进度",
+        "upload": "上传",
+        "download_all": "全部下载",
+        "stop_recording": "停止录制",
+        "back_to_app": "返回应用",
+        "back_to_app_description": "返回应用",
+        "runs": "运行记录",
+        "runs_description": "运行记录",
+        "video": "视频",
+        "webcam": "摄像头",
+        "screen_studio": "录屏",
+    }
+}
+GRADIO_ZH_TW: dict[str, dict[str, str]] = {
+    "common": {**GRADIO_ZH_CN["common"], "complete": "完成", "progress": "進度", "upload": "上傳"}
 }

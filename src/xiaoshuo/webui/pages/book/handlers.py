@@ -195,8 +195,17 @@ def mark_final(services: Any, slug: str | None, number: int | None, final: bool,
 
 
 # ----------------------------------------------------------------------------- outline
+OUTLINE_WIDTHS = ["9%", "17%", "32%", "12%", "14%", "16%"]  # 章 卷 标题 状态 字数 目标
+VOLUME_CHARS = 8  # a longer 卷 name is cut to this many characters (…) in the outline table
+
+
+def short_volume(title: str) -> str:
+    return title if len(title) <= VOLUME_CHARS else title[: VOLUME_CHARS - 1] + "…"
+
+
 def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
-    """卷 → 章 as table rows: number, volume, title, status, 字数, target."""
+    """卷 → 章 as table rows: number, volume (a long name cut, :data:`VOLUME_CHARS`), title, status, 字数,
+    target."""
     if not slug:
         return []
     novel = open_novel(services, slug, lang)
@@ -207,7 +216,7 @@ def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list
             rows.append(
                 [
                     c.number,
-                    vol.title,
+                    short_volume(vol.title),
                     c.title,
                     status_label(c.status, lang),
                     count_chars(novel.read(c.number, version=False).text),
@@ -400,7 +409,7 @@ def version_rows(
             [
                 v.id,
                 "●" if v.id == current else "",
-                v.source,
+                label("source", v.source, lang),
                 label("kind", v.kind, lang),
                 v.chars,
                 time.strftime("%m-%d %H:%M:%S", time.localtime(v.time)),
@@ -417,14 +426,16 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
     ids = [v.id for v in novel.versions(number)]
     if len(ids) < 1:
         return f"<p>{html.escape(t('book_no_versions', lang))}</p>"
-    b = int(b) if b else (novel.current_version(number) or ids[-1])
-    a = int(a) if a else next((i for i in reversed(ids) if i < b), b)
+    a, b = optional_int(a, lang), optional_int(b, lang)
+    b = b or novel.current_version(number) or ids[-1]
+    a = a or next((i for i in reversed(ids) if i < b), b)
     ops = novel.diff(number, a, b)
     title = html.escape(t("book_diff_title", lang, a=a, b=b))
     parts = [f'<div class="xs-diff"><p><b>{title}</b></p><div style="white-space: pre-wrap">']
-    for op in ops:
+    for i, op in enumerate(ops):
         if op["op"] == "equal":
-            parts.append(html.escape(op["a"]))
+            where = "only" if len(ops) == 1 else "before" if i == 0 else "after" if i == len(ops) - 1 else ""
+            parts.append(_diff_context(op["a"], where or "between", lang))
             continue
         if op["a"]:
             parts.append(f'<del style="background:#fdd;color:#900">{html.escape(op["a"])}</del>')
@@ -434,6 +445,25 @@ def diff_html(services: Any, slug: str, number: int, a: int | None, b: int | Non
             )
     parts.append("</div></div>")
     return "".join(parts)
+
+
+DIFF_CONTEXT_LINES = 2  # lines of unchanged text shown beside a change
+DIFF_CONTEXT_CHARS = 120  # … and at most this many characters of them (a paragraph is one line)
+
+
+def _diff_context(text: str, where: str, lang: str) -> str:
+    """Unchanged text of a diff as HTML: a few lines beside each change, the rest one 「省略 N 字」 line
+    (``where``: before the first change, after the last, between two, or ``only`` — no change at all)."""
+    lines = text.splitlines(keepends=True)
+    head = "".join(lines[:DIFF_CONTEXT_LINES])[:DIFF_CONTEXT_CHARS]
+    tail = "".join(lines[-DIFF_CONTEXT_LINES:])[-DIFF_CONTEXT_CHARS:]
+    keep_head, keep_tail = where in ("after", "between"), where in ("before", "between")
+    if where == "only" or len(head) * keep_head + len(tail) * keep_tail >= len(text):
+        return html.escape(text)
+    kept_head, kept_tail = head if keep_head else "", tail if keep_tail else ""
+    gap = t("book_diff_gap", lang, n=count_chars(text[len(kept_head) : len(text) - len(kept_tail)]))
+    gap_html = f'<span class="xs-gap" style="color:#888">{html.escape(gap)}</span>'
+    return html.escape(kept_head) + gap_html + html.escape(kept_tail)
 
 
 def revert(services: Any, slug: str, number: int, version_id: int, lang: str = "zh") -> int:
@@ -779,12 +809,12 @@ def inspect(
     chapters = {m.get("id"): m.get("chapter") for m in comp.memory}
     rows = [
         [
-            r["section"],
-            r["name"] or r["source"],
+            t("book_insp_sec_system", lang) if r["section"] == "system" else r["section"],
+            inspector_item(r, lang),
             chapters.get(r["id"], "") if str(r["source"]).startswith("memory:") else "",
             r["tokens"],
             "✓" if r["included"] else "✗",
-            r["reason"],
+            inspector_reason(r["reason"], lang),
         ]
         for r in comp.account
     ]
@@ -810,6 +840,51 @@ def inspect(
     }
 
 
+def inspector_reason(reason: str, lang: str = "zh") -> str:
+    """An inspector reason as :mod:`xiaoshuo.writing.compose` / :mod:`xiaoshuo.memory.context` record it
+    (English, what the CLI prints) in the page's words; parts joined by ``; `` one by one; a reason no
+    pattern knows is shown as it is."""
+    import re
+
+    from xiaoshuo.webui.locale.book import INSPECTOR_PATTERNS
+
+    def one(part: str) -> str:
+        for pattern, key in INSPECTOR_PATTERNS:
+            m = re.fullmatch(pattern, part)
+            if m is None:
+                continue
+            values = m.groupdict()
+            if "how" in values:
+                values["how"] = "+".join(
+                    t(f"book_insp_how_{x}", lang) if f"book_insp_how_{x}" in STRINGS else x
+                    for x in values["how"].split("+")
+                )
+            return t(key, lang, **values) if values else t(key, lang)
+        return part
+
+    return ("；" if lang == "zh" else "; ").join(one(p.strip()) for p in str(reason).split(";"))
+
+
+def inspector_item(row: dict[str, Any], lang: str = "zh") -> str:
+    """The 条目 cell: the entry's name (a memory entry, a chapter title), else where the row comes from."""
+    import re
+
+    source, name = str(row.get("source") or ""), str(row.get("name") or "")
+    kind, _, ref = source.partition(":")
+    if kind == "config":
+        return t("book_insp_s_config", lang)
+    if kind == "text":
+        m = re.match(r"(\d+)", name)
+        return t("book_insp_s_text", lang, n=m.group(1)) if m else name
+    if name:
+        return name
+    if kind == "request":
+        return t("book_insp_s_request", lang)
+    if kind in ("outline", "chapter", "summary") and ref.isdigit():
+        return t(f"book_insp_s_{kind}", lang, n=ref)
+    return source
+
+
 # ----------------------------------------------------------------------------- review queue
 def _queue(services: Any, slug: str, lang: str = "zh"):
     from xiaoshuo.writing.review import ReviewQueue
@@ -828,14 +903,60 @@ def review_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[
         return []
     return [
         [
-            p.id,
+            i,  # a position, not the proposal's id (issue 26 item 5: no ids for a writer)
             p.chapter,
             label("rkind", p.kind, lang),
             p.summary(),
             p.evidence.quote if p.evidence else "",
         ]
-        for p in _queue(services, slug, lang).list("pending")
+        for i, p in enumerate(_queue(services, slug, lang).list("pending"), 1)
     ]
+
+
+def proposal_at(services: Any, slug: str, row_value: Any, lang: str = "zh") -> str:
+    """The id of the proposal a clicked 待审记忆 row shows (its 序号 and 内容; the queue may have changed
+    since the table was drawn, so the content decides when the position no longer matches)."""
+    pending = _queue(services, slug, lang).list("pending")
+    try:
+        position, content = int(row_value[0]), str(row_value[3])
+    except (TypeError, ValueError, IndexError):
+        raise _err("book_err_no_proposal", lang) from None
+    if 1 <= position <= len(pending) and pending[position - 1].summary() == content:
+        return pending[position - 1].id
+    for p in pending:
+        if p.summary() == content:
+            return p.id
+    raise _err("book_err_no_proposal", lang)
+
+
+# every field a proposal can have edited, in the order the form shows them (``review.EDITABLE`` per kind)
+REVIEW_FIELDS = (
+    "name", "aliases", "characters", "text", "traits", "state", "location", "relationships",
+    "time_in_story", "thread", "why", "payoff_chapter", "importance", "chapter",
+)  # fmt: skip
+
+
+def proposal_form(services: Any, slug: str, pid: str, lang: str = "zh") -> dict[str, str]:
+    """The fields of proposal ``pid`` that can be edited before approving, as the form's texts
+    (lists joined with 、, relationships as 人物：关系；…); the other fields of :data:`REVIEW_FIELDS` are
+    not in the dict (the form hides them)."""
+    from xiaoshuo.writing.review import EDITABLE
+
+    p = _queue(services, slug, lang).get(pid)
+    form = {}
+    for key in EDITABLE[p.kind]:
+        value = p.fields.get(key)
+        if isinstance(value, list):
+            value = "、".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = "；".join(f"{k}：{v}" for k, v in value.items())
+        form[key] = "" if value is None else str(value)
+    return form
+
+
+def form_edits(fields: dict[str, Any]) -> str:
+    """The form's texts as the ``field=value`` lines :func:`approve` takes (``review.parse_edits``)."""
+    return "\n".join(f"{k}={' '.join(str(v or '').split())}" for k, v in fields.items())
 
 
 def proposal_detail(services: Any, slug: str, pid: str, lang: str = "zh") -> tuple[str, str]:
@@ -1123,7 +1244,7 @@ async def restart_outline(
 
     novel = open_novel(services, slug, lang)
     stopped = outline_interruption(services, slug, lang)
-    first = int(start) if start else (stopped.start if stopped else 1)
+    first = optional_int(start, lang) or (stopped.start if stopped else 1)
     if first < 1:
         raise _err("book_err_chapter_count", lang, expected="≥ 1", received=first)
     engine = await ready_engine(services, lang=lang)
@@ -1171,9 +1292,21 @@ CHAPTER_FIELDS = (
 )
 
 
-def _seed(value: Any) -> int | None:
+def optional_int(value: Any, lang: str = "zh") -> int | None:
+    """A field that means "empty = the default" (a Textbox, so empty stays empty: a gr.Number shows and
+    sends 0): None when blank, else its whole number."""
+    if value is None or not str(value).strip():
+        return None
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        raise _err("book_err_number", lang, received=str(value)) from None
+
+
+def _seed(value: Any, lang: str = "zh") -> int | None:
     """The page's seed field: a negative or empty one is a random seed (``None``)."""
-    return None if value is None or int(value) < 0 else int(value)
+    seed = optional_int(value, lang)
+    return None if seed is None or seed < 0 else seed
 
 
 def review_label(services: Any, lang: str, slug: str | None) -> gr.Accordion:
@@ -1183,10 +1316,15 @@ def review_label(services: Any, lang: str, slug: str | None) -> gr.Accordion:
 
 
 def chapter_outputs(services: Any, lang: str, slug: str | None, number: int | None) -> list[Any]:
-    """A chapter on the page (``CHAPTER_FIELDS`` values); its target is the plan's, else the novel's."""
+    """A chapter on the page (``CHAPTER_FIELDS`` values); its target box holds the plan's own target, and
+    is empty (the novel's 每章目标 as its placeholder) when the chapter has none."""
     view = chapter_view(services, slug, number, lang=lang)
     title, synopsis, plan_target = plan_fields(services, slug, number)
-    tgt = plan_target or (open_novel(services, slug, lang=lang).card().chapter_chars if slug else None)
+    default = open_novel(services, slug, lang=lang).card().chapter_chars if slug else None
+    tgt = gr.update(
+        value="" if plan_target is None else str(plan_target),
+        placeholder=t("book_target_ph", lang, chars=default) if default else None,
+    )
     final = _is_final(services, slug, number)
     return [view.header, view.text, view.chars, view.summary, view.versions, title, synopsis, tgt, final]
 
@@ -1425,9 +1563,9 @@ async def on_generate(
         number,
         action,
         candidates=int(n_cands or 1),
-        target_chars=int(tgt) if tgt else None,
-        chars=int(cont) if cont and action == "continue" else None,
-        seed=_seed(seed_v),
+        target_chars=optional_int(tgt, lang) or None,
+        chars=(optional_int(cont, lang) or None) if action == "continue" else None,
+        seed=_seed(seed_v, lang),
         sel=sel,
         instruction=instr or "",
         memory_on=bool(mem),
@@ -1472,6 +1610,7 @@ def on_diff(services: Any, lang: str, slug, number, a, b) -> str:
 
 def on_revert(services: Any, lang: str, slug, number, a) -> list[Any]:
     """恢复 version ``a``: [*chapter view, message]."""
+    a = optional_int(a, lang)
     if not a:
         raise gr.Error(t("book_pick_version", lang))
     vid = revert(services, slug, number, a, lang=lang)
@@ -1491,7 +1630,7 @@ def on_inspect(services: Any, lang: str, slug, number, mem, tgt, cont) -> tuple[
     if not slug or not number:
         raise gr.Error(t("book_pick_chapter", lang))
     # the page's own 目标字数 / 续写字数: the preview is the request the next click sends
-    sizes = {"target_chars": int(tgt) if tgt else None, "chars": int(cont) if cont else None}
+    sizes = {"target_chars": optional_int(tgt, lang) or None, "chars": optional_int(cont, lang) or None}
     report = inspect(services, slug, number, memory_on=bool(mem), lang=lang, **sizes)
     head = report["summary"] + "".join(f"\n\n⚠ {w}" for w in report["warnings"])
     return head, report["rows"], report["prompt"]
@@ -1507,29 +1646,49 @@ def _review_after(services: Any, lang: str, slug, message: str) -> list[Any]:
     ]
 
 
-def on_pick_proposal(services: Any, lang: str, slug, row_value) -> tuple[str, str, str]:
-    """A clicked proposal: [its id, its fields to edit, the evidence marked]."""
-    pid = str(row_value[0])
-    fields, marked = proposal_detail(services, slug, pid, lang=lang)
-    return pid, fields, marked
+def _form_cleared() -> list[Any]:
+    return [gr.update(value="", visible=False) for _ in REVIEW_FIELDS]
 
 
-def on_approve(services: Any, lang: str, slug, pid, edits) -> list[Any]:
-    """通过: the message says what was approved (已批准：新人物 林远), not the proposal's id."""
+def on_pick_proposal(services: Any, lang: str, slug, row_value) -> list[Any]:
+    """A clicked proposal: [its id (a hidden box), one form field per :data:`REVIEW_FIELDS` (shown when
+    the proposal's kind has it, prefilled), the evidence marked]."""
+    if not slug:
+        raise _err("book_err_no_novel", lang)
+    pid = proposal_at(services, slug, row_value, lang)
+    form = proposal_form(services, slug, pid, lang)
+    marked = proposal_detail(services, slug, pid, lang=lang)[1]
+    fields = [gr.update(value=form.get(k, ""), visible=k in form) for k in REVIEW_FIELDS]
+    return [pid, *fields, marked]
+
+
+def on_approve(services: Any, lang: str, slug, pid, *values) -> list[Any]:
+    """通过 with the form's fields as edits: the message says what was approved (已批准：新人物 林远)."""
+    if not pid:
+        raise _err("book_err_no_proposal", lang)
+    form = proposal_form(services, slug, pid, lang)
+    given = {k: v for k, v in zip(REVIEW_FIELDS, values, strict=False) if k in form}
+    approve(services, slug, pid, form_edits(given) if given else "", lang=lang)
     what = proposal_words(services, slug, pid, lang=lang)
-    approve(services, slug, pid, edits, lang=lang)
     return [
         *_review_after(services, lang, slug, t("book_approved_what", lang, what=what)),
         "",
-        "",
+        *_form_cleared(),
         "",
     ]
 
 
 def on_reject(services: Any, lang: str, slug, pid) -> list[Any]:
+    if not pid:
+        raise _err("book_err_no_proposal", lang)
     what = proposal_words(services, slug, pid, lang=lang)
     reject(services, slug, pid, lang=lang)
-    return [*_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)), "", "", ""]
+    return [
+        *_review_after(services, lang, slug, t("book_rejected_what", lang, what=what)),
+        "",
+        *_form_cleared(),
+        "",
+    ]
 
 
 def on_review_all(services: Any, lang: str, approve_them: bool, slug) -> list[Any]:
@@ -1593,8 +1752,8 @@ async def on_generate_outline(
         services,
         slug,
         int(count or 0),
-        int(start) if start else None,
-        seed=_seed(seed_v),
+        optional_int(start, lang),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )
@@ -1636,7 +1795,7 @@ async def on_resume_outline(
     result = await resume_outline(
         services,
         slug,
-        seed=_seed(seed_v),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )
@@ -1656,9 +1815,9 @@ async def on_restart_outline(
     result = await restart_outline(
         services,
         slug,
-        int(start) if start else None,
+        optional_int(start, lang),
         int(count) if count else None,
-        seed=_seed(seed_v),
+        seed=_seed(seed_v, lang),
         progress=_bar(progress),
         lang=lang,
     )

@@ -22,6 +22,7 @@ import gradio as gr
 from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
+from xiaoshuo.webui.runtime import candidate_columns
 
 PRIVATE = {"api_visibility": "private"}
 
@@ -197,6 +198,7 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
         label=L("book_outline"),
         wrap=True,
         max_height=420,
+        column_widths=h.OUTLINE_WIDTHS,  # 标题/状态/字数 stay visible beside a long 卷 (h.VOLUME_CHARS)
     )
     c.chapter = gr.Number(None, label=L("book_chapter"), precision=0, elem_id="book-chapter")
     c.plan_title = gr.Textbox(label=L("book_plan_title"), elem_id="book-plan-title")
@@ -212,8 +214,9 @@ def _outline_column(c: SimpleNamespace, lang: str) -> None:
         )
     with gr.Accordion(L("book_outline_gen"), open=False, elem_id="book-outline-gen-acc"):
         c.gen_count = gr.Number(6, label=L("book_outline_count"), precision=0, elem_id="book-outline-count")
-        c.gen_from = gr.Number(None, label=L("book_outline_from"), precision=0, elem_id="book-outline-from")
-        c.gen_seed = gr.Number(-1, label=L("book_outline_seed"), precision=0, elem_id="book-outline-seed")
+        # empty = the default: Textboxes (a gr.Number shows and sends 0 for empty)
+        c.gen_from = gr.Textbox("", label=L("book_outline_from"), elem_id="book-outline-from")
+        c.gen_seed = gr.Textbox("", label=L("book_outline_seed"), elem_id="book-outline-seed")
         c.gen_btn = gr.Button(L("book_outline_go"), elem_id="book-outline-go")
     with gr.Group(visible=False, elem_id="book-outline-stopped") as c.outline_stop:
         c.outline_reason = gr.Markdown(elem_id="book-outline-reason")
@@ -236,9 +239,9 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
         c.save_btn = gr.Button(L("book_save"), size="sm", elem_id="book-save", scale=0)
     c.save_msg = gr.Markdown(elem_id="book-save-msg")
     with gr.Row():
-        c.target = gr.Number(None, label=L("book_target"), precision=0, elem_id="book-target")
+        c.target = gr.Textbox("", label=L("book_target"), elem_id="book-target")  # empty: the novel's
         c.n = gr.Slider(1, h.MAX_CANDIDATES, value=1, step=1, label=L("n"), elem_id="book-n")
-        c.seed = gr.Number(-1, label=L("seed"), precision=0, elem_id="book-seed")
+        c.seed = gr.Textbox("", label=L("seed"), elem_id="book-seed")  # empty: random
         c.cont_chars = gr.Number(
             500, label=L("book_continue_chars"), precision=0, elem_id="book-continue-chars"
         )
@@ -263,10 +266,11 @@ def _editor(c: SimpleNamespace, lang: str) -> None:
 def _candidates(c: SimpleNamespace, lang: str) -> None:
     """The candidates side by side, each with its 采用 button."""
     L = partial(t, lang=lang)
-    c.cands, c.accepts = [], []
+    c.cands, c.accepts, c.cand_cols = [], [], []
     with gr.Row():
-        for i in range(h.MAX_CANDIDATES):
-            with gr.Column():
+        for i in range(h.MAX_CANDIDATES):  # as many shown as 候选数 (h.candidate_columns)
+            with gr.Column(visible=i == 0) as col:
+                c.cand_cols.append(col)
                 c.cands.append(
                     gr.Textbox(
                         label=f"{L('candidate')} {i + 1}",
@@ -290,8 +294,8 @@ def _versions_and_summary(c: SimpleNamespace, lang: str) -> None:
             headers=h.headers("versions", lang), interactive=False, elem_id="book-versions", wrap=True
         )
         with gr.Row():
-            c.diff_a = gr.Number(None, label=L("book_diff_a"), precision=0, elem_id="book-diff-a")
-            c.diff_b = gr.Number(None, label=L("book_diff_b"), precision=0, elem_id="book-diff-b")
+            c.diff_a = gr.Textbox("", label=L("book_diff_a"), elem_id="book-diff-a")  # empty: the previous
+            c.diff_b = gr.Textbox("", label=L("book_diff_b"), elem_id="book-diff-b")  # empty: the current
             c.diff_btn = gr.Button(L("book_diff"), elem_id="book-diff-btn")
             c.revert_btn = gr.Button(L("book_revert"), elem_id="book-revert")
         c.diff = gr.HTML(elem_id="book-diff")
@@ -329,8 +333,17 @@ def _review_panel(c: SimpleNamespace, lang: str) -> None:
         c.review = gr.Dataframe(
             headers=h.headers("review", lang), interactive=False, wrap=True, elem_id="book-review"
         )
-        c.review_id = gr.Textbox(label=L("book_review_id"), elem_id="book-review-id")
-        c.review_edits = gr.Textbox(label=L("book_review_edits"), lines=4, elem_id="book-review-edits")
+        c.review_id = gr.Textbox(visible=False, elem_id="book-review-id")  # the picked proposal (no id shown)
+        with gr.Group(elem_id="book-review-form"):  # the fields of the picked proposal's kind, in words
+            c.review_form = [
+                gr.Textbox(
+                    label=L(f"book_rf_{name}"),
+                    visible=False,
+                    lines=3 if name == "text" else 1,
+                    elem_id=f"book-review-f-{name}",
+                )
+                for name in h.REVIEW_FIELDS
+            ]
         c.evidence = gr.HTML(elem_id="book-evidence")
         with gr.Row():
             c.approve_btn = gr.Button(L("book_approve"), variant="primary", size="sm", elem_id="book-approve")
@@ -359,7 +372,7 @@ def _export_panel(c: SimpleNamespace, lang: str) -> None:
     with gr.Accordion(L("book_export"), open=False, elem_id="book-export-acc"):
         with gr.Row():
             c.exp_fmt = gr.Radio(
-                ["txt", "md", "epub", "docx"],
+                [("TXT", "txt"), ("Markdown", "md"), ("EPUB", "epub"), ("DOCX", "docx")],
                 value="epub",
                 label=L("book_export_format"),
                 elem_id="book-export-format",
@@ -466,11 +479,14 @@ def _wire_outline(c: SimpleNamespace, services: Any, lang: str) -> None:
         (c.resume_btn, h.on_resume_outline, [c.novel, c.gen_seed]),
         (c.restart_btn, h.on_restart_outline, [c.novel, c.gen_count, c.gen_from, c.gen_seed]),
     ):
-        # .then runs after a failed run too: the outline saved so far, 继续/重新开始 with the reason,
-        # and the run's outputs re-set (no error badge outlives its error)
-        btn.click(
+        # after the run, failed or not: the outline saved so far, 继续/重新开始 with the reason, and the
+        # run's outputs re-set (no error badge outlives its error).  Gradio 6.31's page runs a .then
+        # only after a success (it dispatches just the .failure listeners after an error): both, then.
+        run = btn.click(
             _guard(partial(fn, services, lang)), inputs, ran, concurrency_id="generate", **PRIVATE
-        ).then(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
+        )
+        run.success(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
+        run.failure(after, c.novel, [*ran, *_outline_state(c)], **PRIVATE)
 
 
 def _wire_editor(c: SimpleNamespace, services: Any, lang: str) -> None:
@@ -530,6 +546,7 @@ def _wire_generation(c: SimpleNamespace, services: Any, lang: str, concurrency: 
         )
         events.append(ev)
         ev.then(refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE)
+    c.n.change(candidate_columns, c.n, c.cand_cols, **PRIVATE)
     c.stop_btn.click(None, cancels=events, **PRIVATE).then(
         refresh, [c.novel, c.chapter], refresh_outputs, **PRIVATE
     )
@@ -584,11 +601,11 @@ def _wire_review(c: SimpleNamespace, services: Any, lang: str) -> None:
     def pick_proposal(slug: str | None, rows: Any, evt: gr.SelectData):
         return h.on_pick_proposal(services, lang, slug, evt.row_value)
 
-    detail = [c.review_id, c.review_edits, c.evidence]
+    detail = [c.review_id, *c.review_form, c.evidence]
     c.review.select(_guard(pick_proposal), [c.novel, c.review], detail, **PRIVATE)
     c.approve_btn.click(
         _guard(partial(h.on_approve, services, lang)),
-        [c.novel, c.review_id, c.review_edits],
+        [c.novel, c.review_id, *c.review_form],
         [*_review_outputs(c), *detail],
         **PRIVATE,
     )

@@ -51,7 +51,7 @@ def build_memory_tab(services: Services, lang: str, novel: gr.Dropdown, tab: gr.
     selected = gr.State(None)  # the id of the entry the form edits (per browser session)
     ids = gr.State([])  # the ids of the table's rows, in order (序号 - 1)
     title = gr.Markdown(elem_id="memory-novel")
-    kinds = [(f"{L(f'mem_kind_{k}')} {k}", k) for k in KINDS]
+    kinds = [(L(f"mem_kind_{k}"), k) for k in KINDS]
     kind = gr.Radio(kinds, value="character", label=L("mem_kind"), elem_id="memory-kind")
     table = gr.Dataframe(
         headers=h.headers("character", lang),

@@ -67,7 +67,8 @@ def sampling(temperature, top_p, top_k, max_tokens, rep, seed, n, *, lang: str =
             top_k=int(top_k),
             max_tokens=int(max_tokens),
             repetition_penalty=float(rep),
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            # empty (a Textbox: a gr.Number shows and sends 0) or negative: a random seed
+            seed=None if seed is None or not str(seed).strip() or int(seed) < 0 else int(seed),
             n=int(n),
         )
     except (TypeError, ValueError) as exc:

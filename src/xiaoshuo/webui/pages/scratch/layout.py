@@ -12,7 +12,7 @@ import gradio as gr
 from xiaoshuo.webui.errors import guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.scratch import handlers as h
-from xiaoshuo.webui.runtime import MAX_CANDIDATES
+from xiaoshuo.webui.runtime import MAX_CANDIDATES, candidate_columns
 from xiaoshuo.webui.services import Services
 
 
@@ -24,16 +24,17 @@ def _sampling_form(lang: str, g: Any) -> list[gr.components.Component]:
         gr.Number(g.top_k, label=t("top_k", lang), precision=0, elem_id="top-k"),
         gr.Number(min(g.max_tokens, 512), label=t("max_tokens", lang), precision=0, elem_id="max-tokens"),
         gr.Number(g.repetition_penalty, label=t("rep", lang), elem_id="repetition-penalty"),
-        gr.Number(-1, label=t("seed", lang), precision=0, elem_id="seed"),
+        gr.Textbox("", label=t("seed", lang), elem_id="seed"),  # empty: random
         gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label=t("n", lang), elem_id="n"),
     ]
 
 
-def _candidates(lang: str) -> tuple[list[gr.Textbox], list[gr.Button]]:
-    outputs, uses = [], []
+def _candidates(lang: str) -> tuple[list[gr.Textbox], list[gr.Button], list[gr.Column]]:
+    outputs, uses, columns = [], [], []
     with gr.Row():
-        for i in range(MAX_CANDIDATES):
-            with gr.Column():
+        for i in range(MAX_CANDIDATES):  # as many shown as 候选数 (runtime.candidate_columns)
+            with gr.Column(visible=i == 0) as column:
+                columns.append(column)
                 outputs.append(
                     gr.Textbox(
                         label=f"{t('candidate', lang)} {i + 1}",
@@ -44,7 +45,7 @@ def _candidates(lang: str) -> tuple[list[gr.Textbox], list[gr.Button]]:
                     )
                 )
                 uses.append(gr.Button(f"{t('use', lang)} {i + 1}", elem_id=f"use-{i + 1}", size="sm"))
-    return outputs, uses
+    return outputs, uses, columns
 
 
 def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
     with gr.Row():
         generate_btn = gr.Button(t("generate", lang), variant="primary", elem_id="generate")
         stop = gr.Button(t("stop", lang), variant="stop", elem_id="stop")
-    outputs, uses = _candidates(lang)
+    outputs, uses, columns = _candidates(lang)
     notice = gr.Markdown(elem_id="generation-notice")
     with gr.Accordion(t("inspector", lang), open=False, elem_id="inspector-acc"):
         inspector = gr.JSON(elem_id="context-inspector")
@@ -89,6 +90,7 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
         concurrency_id="generate",
     )
     stop.click(None, cancels=[gen_event], **private)
+    form[-1].change(candidate_columns, form[-1], columns, **private)  # 候选数
     for i, use in enumerate(uses):
         use.click(guard(partial(h.use_candidate, services)), [novel, story, outputs[i]], story, **private)
     story.change(guard(partial(h.autosave, services)), [novel, story], None, **quiet)

@@ -62,7 +62,10 @@ def status_rows(services: Services, lang: str = "zh") -> list[list[str]]:
         if mode in ("merged", "lora", "base"):
             reason = getattr(engine, "mode_reason", "")
             rows.append(
-                [t("set_adapter_mode", lang), t(f"set_mode_{mode}", lang) + (f"：{reason}" if reason else "")]
+                [
+                    t("set_adapter_mode", lang),
+                    t(f"set_mode_{mode}", lang) + (f"：{words(reason, lang)}" if reason else ""),
+                ]
             )
         if engine.adapters:
             rows.append([t("set_lora_loaded", lang), "、".join(engine.adapters)])
@@ -132,7 +135,7 @@ def _embedding(services: Services, lang: str) -> str:
 
     name = services.settings.memory.embedding_model
     if name.lower() == "none":
-        return name + t("set_embedding_off", lang)
+        return ("" if lang == "zh" else name) + t("set_embedding_off", lang)
     st = model_status("memory.embedding_model", name, services.settings, kind="embed")
     return f"{name} — {t(f'set_model_{st.state}', lang)}"
 
@@ -173,7 +176,10 @@ def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> lis
     )
     torch = r.torch
     if torch.get("installed"):
-        rows.append([t("set_chk_torch", lang), ok, f"{torch.get('version')} ({torch.get('build')})"])
+        version, build = str(torch.get("version")), str(torch.get("build"))
+        if lang == "zh":  # 2.13.0+cpu (cpu) → 2.13.0（CPU 版）
+            version, build = version.split("+")[0], t("set_torch_build", lang, build=build.upper())
+        rows.append([t("set_chk_torch", lang), ok, f"{version} ({build})"])
     else:
         rows.append([t("set_chk_torch", lang), fail, t("set_chk_missing", lang)])
     if torch.get("cuda_available"):
@@ -189,16 +195,33 @@ def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> lis
     )
     for b in r.backends:
         selected = t("set_chk_selected", lang) if b.name == r.selected_backend.name else ""
-        rows.append([t("set_chk_backend", lang, name=b.name) + selected, ok if b.usable else fail, b.reason])
+        rows.append(
+            [
+                t("set_chk_backend", lang, name=b.name) + selected,
+                ok if b.usable else fail,
+                words(b.reason, lang),
+            ]
+        )
     if r.adapter_mode:
         m = r.adapter_mode
         mode = t(f"set_mode_{m['mode']}", lang) if m["mode"] in ("merged", "lora", "base") else m["mode"]
-        detail = f"{mode}：{m['reason']}" + (f"；{m['cache']}" if m.get("cache") else "")
+        if lang == "zh":  # the reason is the CLI's English: say the mode and the adapter in words
+            detail = mode + (
+                t("set_adapter_mode_of", lang, name=m["adapter"])
+                if m.get("adapter")
+                else t("set_no_adapter_yet")
+            )
+        else:
+            detail = f"{mode}: {m['reason']}"
+        detail += f"；{words(m['cache'], lang)}" if m.get("cache") else ""
         rows.append([t("set_chk_adapter", lang), ok, detail])
     for m in r.models:
         state = ok if m.state in _GOOD_MODEL_STATES else (warn if m.state == "download" else fail)
         label = t(f"set_model_{m.state}", lang) if f"set_model_{m.state}" in _STATE_KEYS else m.state
-        detail = f"{m.name}：{label} — {m.detail}" + (f"（{m.note}）" if m.note else "")
+        name = (
+            "" if lang == "zh" and m.state == "disabled" else f"{m.name}："
+        )  # "none" is the setting's value
+        detail = f"{name}{label} — {words(m.detail, lang)}" + (f"（{words(m.note, lang)}）" if m.note else "")
         rows.append([t("set_chk_model", lang, setting=m.setting), state, detail])
     for h in r.hubs:
         answer = {True: "set_chk_hub_yes", False: "set_chk_hub_no", None: "set_chk_hub_skip"}[h["reachable"]]
@@ -215,6 +238,25 @@ def doctor_rows(services: Services, lang: str = "zh", report: Any = None) -> lis
     for p in r.gpu_processes:
         rows.append([t("set_chk_gpu_proc", lang, pid=p["pid"]), warn, f"{p['name']}：{p['used_mib']} MiB"])
     return rows
+
+
+def words(detail: str, lang: str = "zh") -> str:
+    """A system check's detail as :mod:`xiaoshuo.doctor` words it (English, the CLI's) in the page's
+    language: ``locale.settings.DOCTOR_PATTERNS_ZH``; one no pattern knows stays as it is."""
+    import re
+
+    from xiaoshuo.webui.locale.settings import DOCTOR_PATTERNS_ZH, DOCTOR_PREFIXES_ZH
+
+    if lang != "zh" or not detail:
+        return detail
+    for pattern, text in DOCTOR_PATTERNS_ZH:
+        m = re.fullmatch(pattern, detail)
+        if m is not None:
+            return text.format(**{k: v or "" for k, v in m.groupdict().items()})
+    for prefix, text in DOCTOR_PREFIXES_ZH:
+        if detail.startswith(prefix):
+            return text + detail[len(prefix) :].lstrip()
+    return detail
 
 
 _STATE_KEYS = {f"set_model_{s}" for s in ("local", "cached", "download", "missing", "invalid", "disabled")}
