@@ -156,7 +156,9 @@ class GGUFTokenizer:
         self._pieces: dict[int, bytes] = {}
         self.name_or_path = str(path)
         self.metadata = self._model.metadata()
-        self.n_ctx_train = self._model.n_ctx_train()
+        arch = self.metadata.get("general.architecture", "")
+        # a vocab-only model reports no training context: the metadata has it
+        self.n_ctx_train = int(self.metadata.get(f"{arch}.context_length") or 0) or self._model.n_ctx_train()
         self.bos_token_id = self._model.token_bos()
         self.eos_token_id = self._model.token_eos()
         self.add_bos = bool(self._model.add_bos_token()) and self.bos_token_id >= 0
@@ -210,6 +212,48 @@ class GGUFTokenizer:
 
     def close(self) -> None:
         self._model.close()
+
+
+def extra_buffers_ok(cpuinfo: str | None = None) -> bool:
+    """Whether llama.cpp may use its extra CPU buffer types (AMX tiles, weight repacking) for quantized
+    weights.  Not on a CPU with AMX: there llama-cpp-python 0.3.36 (built from source, AMX_INT8 = 1)
+    segfaults in the first decode of every quantized GGUF (Q8_0, Q4_K_M; Gemma's file too) while
+    f16/f32 run; without the extra buffers the same files run correctly (measured on this project's
+    Xeon build machine).  The cost is the repacked kernels' speed on such CPUs."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text("utf-8", errors="replace")
+        except OSError:
+            return True
+    return "amx_int8" not in cpuinfo
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params(*, extra_buffers: bool) -> Any:
+    """Build a ``Llama`` with ``use_extra_bufts`` set: its constructor takes no such argument, so the
+    default-params function it calls is wrapped for the duration (under a lock: one load at a time)."""
+    if extra_buffers:
+        yield
+        return
+    import llama_cpp.llama as llama_module
+
+    with _PARAMS_LOCK:
+        module = llama_module.llama_cpp
+        original = module.llama_model_default_params
+
+        def params() -> Any:
+            value = original()
+            value.use_extra_bufts = False
+            return value
+
+        module.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
 
 
 def _threads(settings: Settings) -> int:
@@ -314,17 +358,18 @@ class LlamaCppEngine(Engine):
         from llama_cpp import Llama
 
         cfg = self._settings.engine
-        self._llm = Llama(
-            model_path=str(self.model_file),
-            n_ctx=self.max_model_len,
-            n_batch=512,
-            n_threads=_threads(self._settings),
-            n_threads_batch=_threads(self._settings),
-            n_gpu_layers=cfg.llamacpp_gpu_layers,
-            last_n_tokens_size=PENALTY_WINDOW,
-            seed=0,
-            verbose=logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG),
-        )
+        with _model_params(extra_buffers=extra_buffers_ok()):
+            self._llm = Llama(
+                model_path=str(self.model_file),
+                n_ctx=self.max_model_len,
+                n_batch=512,
+                n_threads=_threads(self._settings),
+                n_threads_batch=_threads(self._settings),
+                n_gpu_layers=cfg.llamacpp_gpu_layers,
+                last_n_tokens_size=PENALTY_WINDOW,
+                seed=0,
+                verbose=logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG),
+            )
 
     def _work(self) -> None:
         try:
