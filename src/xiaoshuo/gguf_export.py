@@ -19,7 +19,8 @@ template as a Go template, stop tokens, the configured sampling defaults) and ch
 Files go to ``--output DIR`` (default ``data/exports/<name>-gguf``) by export's rules
 (:func:`xiaoshuo.writing.exporting.place_export` / ``write_export``: every target is checked before any work,
 never replaced without ``overwrite``, never inside the models or checkpoints folders; each file appears
-atomically).  Intermediate files live in a hidden work folder inside the output folder, removed at the end.
+atomically).  Intermediate files live in a hidden work folder inside the output folder
+(``.gguf-export-PID-…``), removed at the end; a killed export's is removed by the next export there.
 
 Not responsible for the conversion itself (:mod:`xiaoshuo.gguf_convert`), the merge (:mod:`xiaoshuo.adapters`)
 or serving the file (:mod:`xiaoshuo.engine.llamacpp_backend`).
@@ -28,6 +29,7 @@ or serving the file (:mod:`xiaoshuo.engine.llamacpp_backend`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -46,6 +48,7 @@ VERIFY_PROMPT = "第1章 夜色如墨，林远推开客栈的门，"
 VERIFY_TOKENS = 8
 SUPPORTED_ARCHITECTURES = ("Qwen2ForCausalLM", "Qwen3ForCausalLM")
 MODELFILE = "Modelfile"
+WORK_PREFIX = ".gguf-export-"  # + pid: intermediate files inside the output folder
 #: Modelfile instructions Ollama knows (https://github.com/ollama/ollama/blob/main/docs/modelfile.md)
 MODELFILE_INSTRUCTIONS = (
     "FROM",
@@ -349,7 +352,7 @@ def _check_go_template(number: int, template: str) -> None:
 
 
 # ---------------------------------------------------------------------------- stages
-def _verify(settings: Any, model: Path | str, lora: Path | None) -> tuple[list[int], str, Path]:
+def verify_gguf(settings: Any, model: Path | str, lora: Path | None) -> tuple[list[int], str, Path]:
     """Load ``model`` (a GGUF, or a model folder the engine converts) in the llamacpp engine, with the GGUF
     LoRA ``lora`` if given, and generate :data:`VERIFY_TOKENS` greedy tokens; (ids, text, model GGUF)."""
     from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
@@ -386,6 +389,16 @@ def _not_loading(model: Path | str, lora: Path | None, why: str) -> ExportError:
         received=f"{lora or model}: {why}",
         fix="检查基础模型与 llama-cpp-python 版本；可试 --quant F16 (check the base model; try --quant F16)",
     )
+
+
+def _remove_dead_work(out_dir: Path) -> None:
+    """Remove the work folders that killed exports left in ``out_dir`` (their process is gone)."""
+    from xiaoshuo.writing.importing import pid_alive
+
+    for child in out_dir.glob(f"{WORK_PREFIX}*-*"):
+        pid = child.name[len(WORK_PREFIX) :].split("-", 1)[0]
+        if child.is_dir() and not child.is_symlink() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(child, ignore_errors=True)
 
 
 def _timed(seconds: dict[str, float], stage: str, started: float) -> None:
@@ -440,7 +453,8 @@ def export_gguf(
 
     seconds: dict[str, float] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".gguf-export-", dir=out_dir))
+    _remove_dead_work(out_dir)
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=out_dir))
     try:
         if lora_only:
             started = time.monotonic()
@@ -449,7 +463,7 @@ def export_gguf(
             _timed(seconds, "convert", started)
             started = time.monotonic()
             say("verify", "在基础模型上加载并生成 (loading on the base model's GGUF and generating) …")
-            tokens, text, base_gguf = _verify(settings, base_dir, part)
+            tokens, text, base_gguf = verify_gguf(settings, base_dir, part)
             _timed(seconds, "verify", started)
             model_dir, result_quant = base_dir, "LoRA F32"
         else:
@@ -472,7 +486,7 @@ def export_gguf(
                 _timed(seconds, "quantize", started)
             started = time.monotonic()
             say("verify", "加载并生成几个词元 (loading and generating a few greedy tokens) …")
-            tokens, text, _ = _verify(settings, part, None)
+            tokens, text, _ = verify_gguf(settings, part, None)
             _timed(seconds, "verify", started)
             base_gguf, model_dir, result_quant = None, merged.path, quant
         gguf = place_export(settings, part, out_dir / file_name, overwrite=overwrite)

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
-from xiaoshuo.gguf_export import MODELFILE, VERIFY_PROMPT, VERIFY_TOKENS, export_gguf, parse_modelfile
+from xiaoshuo.gguf_export import (
+    MODELFILE,
+    VERIFY_PROMPT,
+    VERIFY_TOKENS,
+    ExportError,
+    export_gguf,
+    parse_modelfile,
+    verify_gguf,
+)
 from xiaoshuo.testing import tiny_engine_settings
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make llamacpp)")
@@ -141,13 +149,28 @@ def test_cli_export_prints_stages_sizes_and_the_ollama_command(
     monkeypatch.chdir(tmp_path)
     for key in [k for k in os.environ if k.startswith("XIAOSHUO_")]:
         monkeypatch.delenv(key)
+    out = tmp_path / "data" / "exports" / "b-gguf"
+    dead, live = out / ".gguf-export-999999999-x", out / f".gguf-export-{os.getpid()}-y"  # a killed export's
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "f16.gguf").write_bytes(b"half")
     args = ["adapters", "export", str(tiny_loras["b"]), "--format", "gguf", "--quant", "Q8_0", "--ollama"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     for stage in ("merge", "convert", "quantize", "verify"):
         assert stage in res.output
-    out = tmp_path / "data" / "exports" / "b-gguf"
     assert (out / "b-Q8_0.gguf").is_file() and (out / MODELFILE).is_file()
+    assert not dead.exists() and live.is_dir()
     assert "MiB" in res.output and "ollama create b -f Modelfile" in res.output
     res = CliRunner().invoke(app, [*args, "--format", "onnx"])
     assert res.exit_code != 0 and "expected: gguf" in str(res.exception)
+    res = CliRunner().invoke(app, [*args, "--lora-only"])
+    assert res.exit_code != 0 and "--lora-only" in str(res.exception)
+
+
+def test_a_file_llama_cpp_cannot_load_is_a_clear_error(settings, f16, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(f16.gguf.read_bytes()[: f16.bytes // 2])  # a truncated file
+    with pytest.raises(ExportError, match="does not load") as err:
+        verify_gguf(settings, broken, None)
+    assert "broken.gguf" in str(err.value) and "--quant F16" in str(err.value)

@@ -67,8 +67,8 @@ def adapters_export(
     name: Annotated[str, typer.Argument(help="A trained adapter's name or a peft adapter folder.")],
     fmt: Annotated[str, typer.Option("--format", help="Export format (gguf).")] = "gguf",
     quant: Annotated[
-        str, typer.Option("--quant", help="Q4_K_M (default), Q5_K_M, Q8_0 or F16 (no quantization).")
-    ] = "Q4_K_M",
+        str | None, typer.Option("--quant", help="Q4_K_M (default), Q5_K_M, Q8_0 or F16 (no quantization).")
+    ] = None,
     ollama: Annotated[
         bool, typer.Option("--ollama", help="Also write an Ollama Modelfile and print `ollama create`.")
     ] = False,
@@ -88,13 +88,20 @@ def adapters_export(
     from rich.console import Console
 
     from xiaoshuo.errors import XiaoshuoError
-    from xiaoshuo.gguf_export import QUANTS, export_gguf, result_json, summary
+    from xiaoshuo.gguf_export import DEFAULT_QUANT, QUANTS, export_gguf, result_json, summary
 
     if fmt.lower() != "gguf":
         raise XiaoshuoError(
             "不支持的导出格式 (unsupported export format)", expected="gguf", received=fmt, fix="--format gguf"
         )
-    if quant.upper() not in QUANTS:
+    if quant is not None and lora_only:
+        raise XiaoshuoError(
+            "--lora-only 导出的是 f32 的 LoRA，不量化 (a --lora-only export is an f32 LoRA, not quantized)",
+            expected="--quant or --lora-only, not both",
+            received=f"--quant {quant} --lora-only",
+            fix="去掉 --quant (drop --quant)",
+        )
+    if quant is not None and quant.upper() not in QUANTS:
         raise XiaoshuoError(
             "不支持的量化类型 (unsupported quantization)", expected=" / ".join(QUANTS), received=quant
         )
@@ -106,7 +113,7 @@ def adapters_export(
     result = export_gguf(
         cli_state(ctx).settings(),
         name,
-        quant=quant,
+        quant=quant or DEFAULT_QUANT,
         output=output,
         ollama=ollama,
         lora_only=lora_only,
