@@ -325,13 +325,8 @@ class LlamaCppEngine(Engine):
             text = plain_messages(request.messages)
         else:
             text = super().render(request)
-        if (
-            request.prompt is not None
-            and tok.add_bos
-            and tok.bos_token
-            and not text.startswith(tok.bos_token)
-        ):
-            return tok.bos_token + text  # a plain prompt starts like llama.cpp's own tools start it
+        if tok.add_bos and tok.bos_token and not text.startswith(tok.bos_token):
+            return tok.bos_token + text  # as llama.cpp's own tools start a prompt (Gemma needs it)
         return text
 
     # ------------------------------------------------------------ requests
