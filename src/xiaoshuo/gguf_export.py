@@ -29,6 +29,7 @@ or serving the file (:mod:`xiaoshuo.engine.llamacpp_backend`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -431,6 +432,9 @@ def export_gguf(
             "不支持的量化类型 (unsupported quantization)", expected=" / ".join(QUANTS), received=quant
         )
     import_llama_cpp()  # fails first, naming `make llamacpp`, when llama-cpp-python is missing
+    if not logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG):
+        # the quantizer logs a line per tensor via llama-cpp-python's logger: quiet, as Llama(verbose=False)
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     name, adapter, base_model = _adapter_and_base(settings, name_or_folder, base)
     base_dir = local_model_dir(base_model)
     _check_architecture(base_dir)
