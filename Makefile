@@ -3,6 +3,7 @@
 #   make demo    install, then start the WebUI on a random tiny model (try it before downloading)
 #   make test    install, then run the whole test suite offline
 #   make bench   install, then run the benchmarks under bench/
+#   make llamacpp  install, then the llamacpp extra (llama-cpp-python: builds llama.cpp from source, minutes)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 	GRADIO_ANALYTICS_ENABLED=False OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_CPU_KVCACHE_SPACE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 PYTHONUNBUFFERED=1
 
-.PHONY: install test lint bench clean doctor webui demo browser book-tools
+.PHONY: install test lint bench clean doctor webui demo browser book-tools llamacpp
 
 install: $(STAMP)
 
@@ -35,6 +36,11 @@ $(STAMP): pyproject.toml Makefile
 	    echo "make install: removing $$m (fails to import beside this torch)"; $(PIP) uninstall -q -y $$m; fi; \
 	done
 	@touch $(STAMP)
+
+llamacpp: install
+	@echo "make llamacpp: installing llama-cpp-python; pip builds llama.cpp from source (a few minutes, needs a C++ compiler and cmake)"
+	$(PIP) install -e ".[llamacpp]"
+	@$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__, 'installed: engine.backend = llamacpp')"
 
 webui: install
 	$(PY) -m xiaoshuo webui $(WEBUI_ARGS)

@@ -146,10 +146,11 @@ class ModelSettings(_Section):
 class EngineSettings(_Section):
     """Which generation backend to use and how to reach or size it."""
 
-    backend: Literal["auto", "vllm", "openai", "transformers"] = Field(
+    backend: Literal["auto", "vllm", "openai", "transformers", "llamacpp"] = Field(
         "auto",
-        description="auto: vLLM when importable and usable here, else transformers; "
-        "openai: a remote OpenAI-compatible server (vllm serve).",
+        description="auto: llamacpp for a .gguf model or on a CPU without vLLM (when installed), else vLLM "
+        "when importable and usable here, else transformers; openai: a remote OpenAI-compatible server "
+        "(vllm serve); llamacpp: llama.cpp on a GGUF file (pip install -e '.[llamacpp]').",
     )
     openai_base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="Base URL of the OpenAI-compatible server."
@@ -181,6 +182,15 @@ class EngineSettings(_Section):
     )
     openai_model: str = Field(
         "", description="Served model name on the OpenAI-compatible server; empty = its first model."
+    )
+    llamacpp_threads: int = Field(
+        0, ge=0, description="llamacpp: CPU threads for generation and prefill; 0 = every core."
+    )
+    llamacpp_gpu_layers: int = Field(
+        -1,
+        ge=-1,
+        description="llamacpp: layers offloaded to a GPU when llama.cpp was built with one (Metal, CUDA); "
+        "-1 = all, 0 = CPU only.",
     )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for chat-style generation.")
 

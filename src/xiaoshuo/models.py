@@ -119,7 +119,8 @@ def _tree_size(path: Path) -> int:
 
 
 def list_models(settings: Settings) -> list[LocalModel]:
-    """Models under ``paths.models_dir`` (folders with config.json/modules.json) and in the HF cache."""
+    """Models under ``paths.models_dir`` (folders with config.json/modules.json, and GGUF files) and in the
+    HF cache."""
     models_dir = Path(settings.paths.models_dir)
     used = {
         "model.base_model": settings.model.base_model,
@@ -134,6 +135,11 @@ def list_models(settings: Settings) -> list[LocalModel]:
                     continue
                 name = folder.relative_to(models_dir).as_posix()
                 found.append(LocalModel(name, "models_dir", str(folder), _tree_size(folder)))
+        for gguf in sorted(models_dir.rglob("*.gguf")):  # pulled with --file, or converted for llamacpp
+            if ".cache" in gguf.relative_to(models_dir).parts or not gguf.is_file():
+                continue
+            name = gguf.relative_to(models_dir).as_posix()
+            found.append(LocalModel(name, "models_dir (gguf)", str(gguf), gguf.stat().st_size))
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -254,10 +260,27 @@ def source_order(settings: Settings, source: str | None) -> list[str]:
     return [wanted]
 
 
+def pick_files(all_files: dict[str, int], pattern: str) -> dict[str, int]:
+    """The repo's files whose path or file name matches ``pattern`` (``--file '*Q4_K_M.gguf'``)."""
+    return {
+        p: s
+        for p, s in all_files.items()
+        if fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], pattern)
+    }
+
+
 def plan_pull(
-    model_id: str, settings: Settings, *, source: str | None = None, revision: str | None = None
+    model_id: str,
+    settings: Settings,
+    *,
+    source: str | None = None,
+    revision: str | None = None,
+    file: str | None = None,
 ) -> PullPlan:
-    """Ask the hub(s) for the file list; ``auto`` takes the first source that answers and says why."""
+    """Ask the hub(s) for the file list; ``auto`` takes the first source that answers and says why.
+
+    ``file``: a pattern (fnmatch) — only the matching files, e.g. one GGUF of a repo that holds several
+    quantizations (``*Q4_K_M.gguf``) for the llamacpp backend; GGUF files are otherwise skipped."""
     if not is_hub_id(model_id):
         raise ModelError(
             "只能下载 hub 上的模型 (only hub models can be pulled)",
@@ -280,11 +303,20 @@ def plan_pull(
         try:
             listing = _list_hf if name == "hf" else _list_modelscope
             all_files, shas, commit = listing(repo_id, revision, endpoint)
-            files = choose_files(all_files)
+            files = choose_files(all_files) if file is None else pick_files(all_files, file)
         except Exception as exc:
             said = " ".join(str(exc).split())[:200]
             tried.append(f"{name} {mask_url(endpoint)}: {type(exc).__name__}: {said}")
             continue
+        if not files and file is not None:
+            ggufs = sorted(p for p in all_files if p.endswith(".gguf"))
+            raise ModelError(
+                f"{model_id} 里没有匹配 {file} 的文件 (no file matches --file)",
+                expected="a pattern matching one of: "
+                + (", ".join(ggufs[:12]) or ", ".join(sorted(all_files)[:12])),
+                received=file,
+                fix="用 --file 指定上面列出的文件名，如 --file '*Q4_K_M.gguf'",
+            )
         if not files:
             tried.append(f"{name} {mask_url(endpoint)}: 仓库里没有文件 (no files)")
             continue
@@ -366,13 +398,15 @@ def pull(
     on_plan: Callable[[PullPlan], None] | None = None,
     on_progress: ProgressFn | None = None,
     interval: float = 0.5,
+    file: str | None = None,
 ) -> PullPlan:
     """Download ``model_id`` into ``<models_dir>/<id>``: plan, disk check, download (resumable).
+    ``file``: only the files matching this pattern (:func:`plan_pull`).
 
     ``on_progress(done_bytes, total_bytes)`` is called from a watcher thread while files arrive
     (it measures the target folder, partial files included, so it works for both clients).
     """
-    plan = plan_pull(model_id, settings, source=source, revision=revision)
+    plan = plan_pull(model_id, settings, source=source, revision=revision, file=file)
     check_disk(plan)
     if on_plan:
         on_plan(plan)

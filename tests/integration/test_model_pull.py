@@ -278,3 +278,27 @@ def test_webui_download_job_reports_progress_and_cancels(tmp_path: Path, tiny_mo
     assert job.take_finished() == str(tmp_path / "models" / REPO_ID)
     assert job.take_finished() is None  # the page switches the engine once
     _same_files(tiny_model, tmp_path / "models" / REPO_ID)
+
+
+def test_pull_file_fetches_one_gguf_and_list_shows_it(tmp_path: Path, tiny_model: Path) -> None:
+    import shutil
+
+    from xiaoshuo.gguf_convert import convert_hf_to_gguf
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_model, repo)
+    convert_hf_to_gguf(tiny_model, repo / "tiny-f16.gguf", outtype="f16")
+    convert_hf_to_gguf(tiny_model, repo / "tiny-f32.gguf", outtype="f32")
+    with Hub({REPO_ID: repo}) as hub:
+        env = _hub_env(tmp_path, hub, "hf")
+        out = _run(_pull_cmd("--file", "*f16.gguf"), tmp_path, env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        missing = _run(_pull_cmd("--file", "*Q4_K_M.gguf"), tmp_path, env)
+    target = tmp_path / "models" / REPO_ID
+    assert sorted(p.name for p in target.iterdir() if p.name != ".cache") == ["tiny-f16.gguf"]
+    assert (target / "tiny-f16.gguf").read_bytes() == (repo / "tiny-f16.gguf").read_bytes()
+    assert _events(out.stdout)[-1]["files"] == [str(target / "tiny-f16.gguf")]
+    assert missing.returncode != 0 and "tiny-f32.gguf" in missing.stderr  # says which files there are
+    listed = _run([sys.executable, "-m", "xiaoshuo", "model", "list", "--json"], tmp_path, _env(tmp_path))
+    rows = json.loads(listed.stdout)["models"]
+    assert [(r["name"], r["where"]) for r in rows] == [(f"{REPO_ID}/tiny-f16.gguf", "models_dir (gguf)")]

@@ -94,7 +94,7 @@ def test_env_types_bool_and_json_list(tmp_path: Path) -> None:
     [
         ({"XIAOSHUO_TRAINING__LEARNING_RATE": "fast"}, "training.learning_rate", "'fast'"),
         ({"XIAOSHUO_WEBUI__PORT": "70000"}, "webui.port", "'70000'"),
-        ({"XIAOSHUO_ENGINE__BACKEND": "llamacpp"}, "engine.backend", "'llamacpp'"),
+        ({"XIAOSHUO_ENGINE__BACKEND": "ollama"}, "engine.backend", "'ollama'"),
         ({"XIAOSHUO_MODEL__VLLM_GPU_MEMORY_UTILIZATION": "1.5"}, "model.vllm_gpu_memory_utilization", "1.5"),
     ],
 )

@@ -61,6 +61,73 @@ def adapters_merge(
     typer.echo(f"已合并 merged → {out}")
 
 
+@app.command("export")
+def adapters_export(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A trained adapter's name or a peft adapter folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format (gguf).")] = "gguf",
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="Q4_K_M (default), Q5_K_M, Q8_0 or F16 (no quantization).")
+    ] = None,
+    ollama: Annotated[
+        bool, typer.Option("--ollama", help="Also write an Ollama Modelfile and print `ollama create`.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output folder (default data/exports/NAME-gguf).")
+    ] = None,
+    lora_only: Annotated[
+        bool, typer.Option("--lora-only", help="The adapter alone as a GGUF LoRA (llama-server --lora).")
+    ] = False,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Base model (default: the adapter's manifest).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export an adapter as GGUF for llama.cpp, Ollama, LM Studio and llama-server (merged + quantized)."""
+    from rich.console import Console
+
+    from xiaoshuo.errors import XiaoshuoError
+    from xiaoshuo.gguf_export import DEFAULT_QUANT, QUANTS, export_gguf, result_json, summary
+
+    if fmt.lower() != "gguf":
+        raise XiaoshuoError(
+            "不支持的导出格式 (unsupported export format)", expected="gguf", received=fmt, fix="--format gguf"
+        )
+    if quant is not None and lora_only:
+        raise XiaoshuoError(
+            "--lora-only 导出的是 f32 的 LoRA，不量化 (a --lora-only export is an f32 LoRA, not quantized)",
+            expected="--quant or --lora-only, not both",
+            received=f"--quant {quant} --lora-only",
+            fix="去掉 --quant (drop --quant)",
+        )
+    if quant is not None and quant.upper() not in QUANTS:
+        raise XiaoshuoError(
+            "不支持的量化类型 (unsupported quantization)", expected=" / ".join(QUANTS), received=quant
+        )
+    console = Console(stderr=as_json)
+
+    def progress(stage: str, message: str) -> None:
+        console.print(f"[bold cyan]{stage:>8}[/] {message}", highlight=False)
+
+    result = export_gguf(
+        cli_state(ctx).settings(),
+        name,
+        quant=quant or DEFAULT_QUANT,
+        output=output,
+        ollama=ollama,
+        lora_only=lora_only,
+        overwrite=overwrite,
+        base=base,
+        progress=progress,
+    )
+    if as_json:
+        typer.echo(json.dumps(result_json(result), ensure_ascii=False, indent=2))
+        return
+    for line in summary(result):
+        console.print(line, highlight=False, markup=False)
+
+
 @app.command("rm")
 def adapters_rm(
     ctx: typer.Context, name: str, yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False

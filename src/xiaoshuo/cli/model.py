@@ -76,6 +76,14 @@ def model_pull(
     json_progress: Annotated[
         bool, typer.Option("--json-progress", help="One JSON object per line (for the WebUI).")
     ] = False,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="Only the repo files matching this pattern, e.g. '*Q4_K_M.gguf' (a GGUF for the llamacpp "
+            "backend; use it with --model <models_dir>/<id>/<file>).",
+        ),
+    ] = None,
 ) -> None:
     """下载模型 / Download a model into paths.models_dir (resumable; checks free disk first)."""
     from xiaoshuo.errors import XiaoshuoError
@@ -92,13 +100,23 @@ def model_pull(
     for mid in ids:
         if json_progress:
             try:
-                plan = pull(mid, settings, revision=revision, on_plan=_emit_plan, on_progress=_emit_progress)
+                plan = pull(
+                    mid,
+                    settings,
+                    revision=revision,
+                    on_plan=_emit_plan,
+                    on_progress=_emit_progress,
+                    file=file,
+                )
             except XiaoshuoError as exc:
                 _emit({"event": "error", "model": mid, "message": str(exc)})
                 raise
-            _emit({"event": "done", "model": mid, "path": str(plan.target)})
+            done = {"event": "done", "model": mid, "path": str(plan.target)}
+            if file is not None:
+                done["files"] = [str(plan.target / f) for f in sorted(plan.files)]
+            _emit(done)
         else:
-            _pull_with_bar(mid, settings, revision)
+            _pull_with_bar(mid, settings, revision, file)
 
 
 def _emit(obj: dict) -> None:
@@ -124,7 +142,7 @@ def _emit_progress(done: int, total: int) -> None:
     _emit({"event": "progress", "done": done, "total": total})
 
 
-def _pull_with_bar(model_id: str, settings, revision: str | None) -> None:
+def _pull_with_bar(model_id: str, settings, revision: str | None, file: str | None = None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
@@ -155,10 +173,17 @@ def _pull_with_bar(model_id: str, settings, revision: str | None) -> None:
             progress.update(task, completed=done, total=total)
 
     try:
-        plan = pull(model_id, settings, revision=revision, on_plan=on_plan, on_progress=on_progress)
+        plan = pull(
+            model_id, settings, revision=revision, on_plan=on_plan, on_progress=on_progress, file=file
+        )
     finally:
         progress.stop()
     typer.echo(f"完成 done: {plan.model_id} → {plan.target}")
+    for rel in sorted(plan.files) if file is not None else ():
+        typer.echo(
+            f"  {plan.target / rel}"
+            + ("  (--backend llamacpp --model 这个文件)" if rel.endswith(".gguf") else "")
+        )
 
 
 @app.command("rm")

@@ -51,7 +51,9 @@ SlugOpt = Annotated[
     str, typer.Option("--slug", "--novel", "-n", help="The novel's slug (folder and memory key).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="auto | vllm | openai | transformers.")]
+BackendOpt = Annotated[
+    str | None, typer.Option("--backend", help="auto | vllm | openai | transformers | llamacpp.")
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(

@@ -1,8 +1,9 @@
 """``load_engine``: pick a backend, load the model and adapters, return an ``Engine``.
 
 Backends are imported lazily; a missing one raises an error naming the install
-command and the fallback.  ``auto`` means vLLM when importable and usable on
-this hardware, else transformers, and says which and why in the log.
+command and the fallback.  ``auto`` is resolved by :mod:`xiaoshuo.engine.selection`
+(llamacpp for a .gguf model, else vLLM when usable, else llamacpp or transformers on a CPU)
+and the log says which and why.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def _merged_for(
     return (decision.adapter, str(found.path)), decision.reason
 
 
+BUILTIN = ("auto", "vllm", "openai", "transformers", "llamacpp")
+
 #: Extra backends by name → ``factory(config, model, adapters) -> Engine`` (``register_backend``).
 #: Process-wide on purpose, like a plugin table: built-in backends are not in it and cannot be replaced.
 _EXTRA_BACKENDS: dict[str, Callable[[Settings, str, dict[str, str]], Engine]] = {}
@@ -80,7 +83,7 @@ _EXTRA_BACKENDS: dict[str, Callable[[Settings, str, dict[str, str]], Engine]] = 
 
 def register_backend(name: str, factory: Callable[[Settings, str, dict[str, str]], Engine]) -> None:
     """Make ``load_engine(backend=name)`` build an engine with ``factory`` (tests, plugins)."""
-    if name in ("auto", "vllm", "openai", "transformers"):
+    if name in BUILTIN:
         raise EngineError("不能替换内置后端 (cannot replace a built-in backend)", received=name)
     _EXTRA_BACKENDS[name] = factory
 
@@ -102,9 +105,11 @@ def load_engine(
     wanted = backend or config.engine.backend
     if wanted in _EXTRA_BACKENDS:
         return _EXTRA_BACKENDS[wanted](config, model, adapters)
-    if wanted not in ("auto", "vllm", "openai", "transformers"):
+    if wanted not in BUILTIN:
         raise EngineError(
-            "未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted
+            "未知后端 (unknown backend)",
+            expected="auto, vllm, openai, transformers or llamacpp",
+            received=wanted,
         )
     if wanted == "openai":
         from xiaoshuo.engine.openai_backend import OpenAIEngine
@@ -112,8 +117,14 @@ def load_engine(
         return OpenAIEngine(config, adapters)
     torch_info = torch_status()
     statuses = backend_statuses(config, torch_info, vllm_status())
-    chosen = choose_backend(config, statuses, wanted=wanted)
+    chosen = choose_backend(
+        config, statuses, wanted=wanted, model=model, cuda=bool(torch_info.get("cuda_available"))
+    )
     log.info("generation backend: %s", chosen.reason)
+    if chosen.name == "llamacpp":
+        from xiaoshuo.engine.llamacpp_backend import LlamaCppEngine
+
+        return LlamaCppEngine(config, model, adapters)
     tokenizer = load_tokenizer(model, setting="--model / model.base_model")
     if chosen.name == "vllm":
         try:
@@ -180,11 +191,23 @@ def load_prompt_engine(
     wanted = backend or config.engine.backend
     if wanted == "openai":
         return load_engine(config, backend=wanted, model=model, lora=lora)
-    if wanted not in ("auto", "vllm", "transformers") and wanted not in _EXTRA_BACKENDS:
+    if wanted not in BUILTIN and wanted not in _EXTRA_BACKENDS:
         raise EngineError(
-            "未知后端 (unknown backend)", expected="auto, vllm, openai or transformers", received=wanted
+            "未知后端 (unknown backend)",
+            expected="auto, vllm, openai, transformers or llamacpp",
+            received=wanted,
         )
     model = model or config.model.base_model
+    if wanted == "llamacpp" or (wanted == "auto" and model.lower().endswith(".gguf")):
+        from xiaoshuo.engine.llamacpp_backend import GGUFTokenizer, ensure_gguf
+
+        tok = GGUFTokenizer(ensure_gguf(config, model))
+        return PromptOnlyEngine(
+            tokenizer=tok,
+            max_model_len=min(config.model.vllm_max_model_len, tok.n_ctx_train or 1 << 20),
+            system_prompt=config.engine.system_prompt,
+            of="llamacpp",
+        )
     tokenizer = load_tokenizer(model, setting="--model / model.base_model")
     return PromptOnlyEngine(
         tokenizer=tokenizer,

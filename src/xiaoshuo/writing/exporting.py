@@ -321,6 +321,18 @@ def write_export(
     return target
 
 
+def place_export(
+    settings: Any, source: str | os.PathLike[str], output: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Move a finished file ``source`` (on the target's filesystem: a GGUF model too large for bytes) to a
+    user-named file by export's rules, like :func:`write_export`; ``source`` is gone afterwards."""
+    protected, allowed = protected_folders(settings)
+    target = check_target(output, overwrite=overwrite, protected=protected, allowed=allowed)
+    with _atomic_target(target, overwrite=overwrite) as tmp:
+        os.replace(source, tmp)
+    return target
+
+
 def export_book(
     novel: Novel,
     fmt: str,
