@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,112 @@ def test_summary_lands_in_the_adapter_manifest(tmp_path: Path) -> None:
     assert manifest["global_step"] == 3
     assert manifest["style_eval"]["adapter_style_distance"] == 0.0
     assert manifest["style_eval"]["style_gain"] == report["gain"]["style_distance"]
+
+
+# ----------------------------------------------------------------------------- CLI, compare, HTML
+@pytest.fixture
+def style_cli(tmp_path: Path, clean_env: pytest.MonkeyPatch):
+    """A workdir with prepared data and a ``scripted-style`` backend: the adapter writes the author's text."""
+    from xiaoshuo.engine import register_backend
+
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("XIAOSHUO_MEMORY__EMBEDDING_MODEL", "none")
+    data = _prepared(tmp_path)
+
+    def factory(settings, model, adapters):
+        engine = _engine(tmp_path, data, _shuffled)
+        for name, path in adapters.items():
+            engine.register_adapter(name, path)
+        return engine
+
+    _engine(tmp_path, data, _shuffled)  # the adapter folder
+    register_backend("scripted-style", factory)
+    return tmp_path, data
+
+
+def test_cli_style_writes_json_and_html_and_compare_reads_them(style_cli, capsys) -> None:
+    from xiaoshuo.cli import main
+
+    work, data = style_cli
+    adapter = str(work / "style-adapter")
+    base = ["eval", "style", "--data", str(data), "--backend", "scripted-style", "--samples", "4"]
+    assert (
+        main([*base, "--chars", "120", "--adapter", adapter, "--output", "a.json", "--html", "a.html"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "style distance" in out
+    report = json.loads((work / "a.json").read_text("utf-8"))
+    assert report["schema_version"] == 1 and report["kind"] == "style"
+    assert report["adapter"]["style_distance"] == 0.0 and report["base"]["style_distance"] > 0
+    page = (work / "a.html").read_text("utf-8")
+    assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inline
+    assert main([*base, "--chars", "120", "--adapter", "none", "--output", "b.json", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adapter"] is None
+    assert main(["eval", "compare", "a.json", "b.json", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "compare-style"
+    assert result["figures"]["base.style_distance"]["verdict"] == "same"
+    assert result["figures"]["adapter.style_distance"]["verdict"] == "n/a"  # b has no adapter
+
+
+def test_cli_style_needs_one_source(style_cli, capsys) -> None:
+    from xiaoshuo.cli import main
+
+    assert main(["eval", "style", "--backend", "scripted-style"]) != 0
+    err = capsys.readouterr().err
+    assert "--data PREPARED_DIR or --novel SLUG" in err and "Traceback" not in err
+
+
+def test_book_and_memory_html(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    from xiaoshuo.cli import main
+
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("XIAOSHUO_MEMORY__EMBEDDING_MODEL", "none")
+    assert main(["eval", "probe", "p", "--chapters", "6", "--characters", "3", "--events", "4"]) == 0
+    assert main(["eval", "book", "p", "--html", "book.html"]) == 0
+    assert main(["eval", "memory", "p", "--tokenizer", "chars", "--html", "memory.html"]) == 0
+    for name in ("book.html", "memory.html"):
+        page = (tmp_path / name).read_text("utf-8")
+        assert page.count("Plotly.newPlot") >= 1 and not re.search(r"<script[^>]*\bsrc=", page)
+        assert page.count("<tr>") >= 7  # the chapter table
+
+
+# ----------------------------------------------------------------------------- judge
+def test_judge_tallies_scores_and_both_orders() -> None:
+    from xiaoshuo.eval.judge import Judge, Rubric
+    from xiaoshuo.eval.style import Passage
+
+    rubric = Rubric.load()
+    assert [d["name"] for d in rubric.dimensions] == [
+        "情节",
+        "人物",
+        "文笔",
+        "节奏",
+        "对话",
+        "设定一致",
+        "吸引力",
+    ]
+
+    class FirstWins(ScriptedEngine):
+        """Scores 7 everywhere; always prefers whatever comes first (pure position bias)."""
+
+        def respond(self, request) -> str:
+            prompt = request.messages[-1]["content"]
+            if "续写 A" in prompt:
+                return json.dumps({"winner": "A", "reason": "先出现"})
+            keys = list(request.json_schema["properties"])
+            return json.dumps({k: {"score": 7, "reason": "好"} for k in keys})
+
+    engine = FirstWins(chunk=400)
+    judge = Judge(engine, "first-wins", rubric=rubric, samples=2)
+    passages = [Passage(f"p{i}", "前文。" * 10, "作者的续写。") for i in range(3)]
+    result = judge.evaluate(passages, {"base": ["基础"] * 3, "adapter": ["适配"] * 3})
+    assert result["model"] == "first-wins" and result["errors"] == 0 and result["passages"] == 2
+    assert len(result["scores"]) == 6 and result["mean"] == {"author": 7.0, "base": 7.0, "adapter": 7.0}
+    assert sorted(p["order"] for p in result["pairwise"]) == ["adapter,base"] * 2 + ["base,adapter"] * 2
+    assert result["agreement"] == 0.0 and result["wins"] == {"base": 2, "adapter": 2, "tie": 0}
+    assert all(r.json_schema for r in engine.requests)  # structured output asked every time
+    engine.script = ["not json"] * 10
+    engine.respond = lambda request: engine.script.pop(0)
+    broken = judge.evaluate(passages[:1], {"base": ["基础"], "adapter": ["适配"]})
+    assert broken["errors"] == 1 + 2 + 2 and broken["agreement"] is None
