@@ -3,6 +3,7 @@ than its base (smaller style distance, lower held-out perplexity); a zero adapte
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from xiaoshuo.data import prepare
 from xiaoshuo.data.sample import URBAN, WUXIA, XIANXIA_SIMPLIFIED
 from xiaoshuo.engine import load_engine
 from xiaoshuo.eval.style import run_style_eval
-from xiaoshuo.training import plan, train
 
 pytestmark = pytest.mark.slow
 
@@ -30,34 +30,42 @@ def _zero_lora(model: Path, out: Path) -> Path:
     return out
 
 
+CONFIG = """
+[model]
+base_model = "{model}"
+dtype = "float32"
+load_in_4bit = false
+lora_r = 8
+lora_alpha = 16
+
+[engine]
+backend = "transformers"
+
+[training]
+per_device_train_batch_size = 4
+gradient_accumulation_steps = 1
+learning_rate = 5e-3
+logging_steps = 10
+eval_steps = 100
+save_steps = 100
+gradient_checkpointing = false
+
+[data]
+tokenizer = "{model}"
+chunk_size = 96
+val_split = 0.2
+"""
+
+
 def test_trained_adapter_writes_more_like_the_author_and_a_zero_adapter_gains_nothing(
-    tiny_model: Path, tmp_path: Path
+    tiny_model: Path, tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from xiaoshuo.cli import main
+
     work = tmp_path
-    settings = config.load(
-        env={},
-        cwd=work,
-        overrides={
-            "model.base_model": str(tiny_model),
-            "model.dtype": "float32",
-            "model.load_in_4bit": False,
-            "model.lora_r": 8,
-            "model.lora_alpha": 16,
-            "training.per_device_train_batch_size": 4,
-            "training.gradient_accumulation_steps": 1,
-            "training.learning_rate": 5e-3,
-            "training.logging_steps": 10,
-            "training.eval_steps": 100,
-            "training.save_steps": 100,
-            "training.gradient_checkpointing": False,
-            "paths.data_dir": str(work / "data"),
-            "paths.checkpoints_dir": str(work / "checkpoints"),
-            "paths.logs_dir": str(work / "logs"),
-            "data.tokenizer": str(tiny_model),
-            "data.chunk_size": 96,
-            "data.val_split": 0.2,
-        },
-    )
+    clean_env.chdir(work)
+    (work / "config.toml").write_text(CONFIG.format(model=tiny_model), "utf-8")
+    settings = config.load(env={}, cwd=work)
     # one author, five books: the same paragraphs in other orders (val gets whole books)
     paragraphs = [p.strip() for p in (WUXIA + URBAN + XIANXIA_SIMPLIFIED).splitlines() if len(p.strip()) > 12]
     raw = settings.paths.raw_dir
@@ -66,8 +74,20 @@ def test_trained_adapter_writes_more_like_the_author_and_a_zero_adapter_gains_no
         random.Random(i).shuffle(paragraphs)
         (raw / f"book{i}.txt").write_text("\n".join(paragraphs), "utf-8")
     prepare(settings)
-    result = train(plan(settings, run="style", max_steps=40), progress=False)
+    # train --eval-style: the style eval runs on the val split and lands in the adapter's manifest
+    capsys.readouterr()
+    assert main(["train", "--run", "style", "--max-steps", "40", "--eval-style", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
     trained = Path(result["final_model"])
+    manifest = json.loads((trained / "xiaoshuo_manifest.json").read_text("utf-8"))
+    assert manifest["style_eval"] == result["style_eval"] and manifest["global_step"] == 40
+    summary = manifest["style_eval"]
+    print("train --eval-style:", summary)
+    assert summary["adapter_style_distance"] < summary["base_style_distance"], summary
+    assert summary["adapter_perplexity"] < summary["base_perplexity"] * 0.9, summary
+    assert summary["style_gain"] > 0 and summary["perplexity_gain"] > 0
+    assert summary["source"] == {"data": str(settings.paths.data_dir.resolve())}
+
     zero = _zero_lora(tiny_model, work / "zero")
     with load_engine(
         settings, backend="transformers", lora={"style": str(trained), "zero": str(zero)}
@@ -76,14 +96,6 @@ def test_trained_adapter_writes_more_like_the_author_and_a_zero_adapter_gains_no
         style = run_style_eval(engine, adapter="style", **kw)
         nothing = run_style_eval(engine, adapter="zero", **kw)
     base, tuned = style["base"], style["adapter"]
-    print(
-        "style distance",
-        base["style_distance"],
-        tuned["style_distance"],
-        "ppl",
-        base["perplexity"],
-        tuned["perplexity"],
-    )
     assert tuned["style_distance"] < base["style_distance"] - 0.02, (base, tuned)
     assert tuned["perplexity"] < base["perplexity"] * 0.9, (base["perplexity"], tuned["perplexity"])
     # same seeds: the same base text in both runs, and the zero adapter writes exactly what the base writes

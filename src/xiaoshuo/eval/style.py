@@ -352,7 +352,7 @@ def run_style_eval(
         "schema_version": SCHEMA_VERSION,
         "kind": "style",
         "created": time.time(),
-        "source": {"data": str(data)} if data is not None else {"novel": novel.slug},
+        "source": {"data": str(Path(data).resolve())} if data is not None else {"novel": novel.slug},
         "novel": getattr(novel, "slug", None),
         "model": model,
         "backend": getattr(engine, "backend", "?"),
@@ -424,3 +424,40 @@ def record_in_manifest(adapter_folder: str | Path, report: dict[str, Any]) -> di
     summary = style_summary(report)
     atomic_write_json(path, {**manifest, "style_eval": summary})
     return summary
+
+
+def evaluate_trained_adapter(
+    settings: Any,
+    adapter_folder: str | Path,
+    data: str | Path,
+    *,
+    backend: str | None = None,
+    samples: int = 20,
+    chars: int = 600,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``train --eval-style``: load an engine with the adapter (LoRA mode: one engine serves both systems),
+    run :func:`run_style_eval` on ``data``'s val split, store the summary in the adapter's manifest, and
+    return the report."""
+    from xiaoshuo.adapters import run_name
+    from xiaoshuo.engine import load_engine
+
+    folder = Path(adapter_folder)
+    name = run_name(folder)
+    cfg = settings.model_copy(
+        update={"engine": settings.engine.model_copy(update={"merge_adapter": "never"})}
+    )
+    with load_engine(cfg, backend=backend, lora={name: str(folder)}) as engine:
+        report = run_style_eval(
+            engine,
+            data=data,
+            adapter=name,
+            samples=samples,
+            chars=chars,
+            seed=seed,
+            model=settings.model.base_model,
+            progress=progress,
+        )
+    record_in_manifest(folder, report)
+    return report
