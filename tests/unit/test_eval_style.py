@@ -198,7 +198,12 @@ def test_cli_style_writes_json_and_html_and_compare_reads_them(style_cli, capsys
     assert report["adapter"]["style_distance"] == 0.0 and report["base"]["style_distance"] > 0
     page = (work / "a.html").read_text("utf-8")
     assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inline
-    assert main([*base, "--chars", "120", "--adapter", "none", "--output", "b.json", "--json"]) == 0
+    assert (
+        main(
+            [*base, "--chars", "120", "--adapter", "none", "--output", "b.json", "--json", "--html", "b.html"]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["adapter"] is None
     assert main(["eval", "compare", "a.json", "b.json", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -268,3 +273,13 @@ def test_judge_tallies_scores_and_both_orders() -> None:
     engine.respond = lambda request: engine.script.pop(0)
     broken = judge.evaluate(passages[:1], {"base": ["基础"], "adapter": ["适配"]})
     assert broken["errors"] == 1 + 2 + 2 and broken["agreement"] is None
+
+
+def test_an_engine_that_cannot_score_leaves_perplexity_out(tmp_path: Path) -> None:
+    data = _prepared(tmp_path)
+    engine = _engine(tmp_path, data, _shuffled)
+    engine._score = lambda prefix, text, lora: (_ for _ in ()).throw(engine._cannot_score("remote"))
+    report = run_style_eval(engine, data=data, adapter="style", samples=3, chars=120)
+    assert report["base"]["perplexity"] is None and report["adapter"]["perplexity"] is None
+    assert report["gain"]["perplexity"] is None and any("perplexity" in w for w in report["warnings"])
+    assert report["adapter"]["style_distance"] == 0.0
