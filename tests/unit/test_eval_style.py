@@ -283,3 +283,20 @@ def test_an_engine_that_cannot_score_leaves_perplexity_out(tmp_path: Path) -> No
     assert report["base"]["perplexity"] is None and report["adapter"]["perplexity"] is None
     assert report["gain"]["perplexity"] is None and any("perplexity" in w for w in report["warnings"])
     assert report["adapter"]["style_distance"] == 0.0
+
+
+def test_a_novels_written_chapters_are_the_held_out_text(tmp_path: Path) -> None:
+    from xiaoshuo.writing import Novels
+
+    novel = Novels(tmp_path / "novels").create("book", title="书")
+    with novel.writer():
+        for n in (1, 2):
+            novel.ensure_chapter(n)
+            novel.set_text(n, PARA * 3)
+    engine = ScriptedEngine(default="他笑了。“走吧。”" * 30, chunk=100)
+    report = run_style_eval(engine, novel=novel, samples=4, chars=100)
+    assert report["source"] == {"novel": "book"} and report["novel"] == "book"
+    assert report["samples"] == 4 and all(p["source"].startswith("第") for p in report["passages"])
+    assert report["base"]["features"]["dialogue_share"] > report["author"]["features"]["dialogue_share"]
+    with pytest.raises(StyleEvalError, match="exactly one"):
+        run_style_eval(engine, novel=novel, data=tmp_path)
