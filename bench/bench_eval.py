@@ -4,13 +4,21 @@ A probe novel of 1,000 chapters × 3,000 字 (16 characters, 300 dated events, a
 retrieval off) is generated in a temp folder; its chapter files are written directly (as an outside editor
 would), so building the book does not dominate.  Timed: ``book_health`` on the whole book (goal ≤ 10 s), and
 ``memory_probe`` composing 60 chapters of the issue-shaped probe (60 chapters, 10 characters, 36 events,
-6,000-token budget; tokens counted one per 字).  One JSON line; usage: python bench/bench_eval.py [CHAPTERS]
+6,000-token budget; tokens counted one per 字).
+
+Style eval overhead (goal ≤ 1.2×): on the ~50M-parameter bench model with a random LoRA, one engine in LoRA
+mode, ``run_style_eval`` (generation of base and adapter, per-字 perplexity of the author's text under both,
+the metrics) against plainly generating the very same continuations (the same requests: prefix, sampling,
+seed, max_tokens, adapter) through ``Engine.generate`` from the same number of threads.
+
+One JSON line; usage: python bench/bench_eval.py [CHAPTERS] [--style-backend vllm|transformers|none]
+[--samples 8] [--chars 300]
 """
 
 from __future__ import annotations
 
+import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +26,95 @@ from pathlib import Path
 from _common import report
 
 
+def style_overhead(backend: str, samples: int, chars: int) -> dict:
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xiaoshuo.engine import GenerationRequest, SamplingSettings, load_engine
+    from xiaoshuo.eval.probe import NAMES
+    from xiaoshuo.eval.style import WORKERS, held_out_texts, passages_from_texts, run_style_eval
+    from xiaoshuo.testing import build_tiny_lora, build_tiny_model, tiny_engine_settings
+    from xiaoshuo.tiny import TINY_CORPUS
+
+    with tempfile.TemporaryDirectory(prefix="xiaoshuo-bench-style-") as tmp:
+        work = Path(tmp)
+        model = build_tiny_model(work / "bench", size="bench")
+        lora = build_tiny_lora(model, work / "lora", seed=3)
+        data = work / "prepared"
+        (data / "val").mkdir(parents=True)
+        (data / "train").mkdir()
+        (data / "train" / "t.jsonl").write_text('{"text": "训练"}\n', "utf-8")
+        rng = random.Random(0)
+        lines = [x for x in TINY_CORPUS.splitlines() if len(x) > 10]
+        rows = []
+        for _ in range(samples):
+            body = "\n".join(rng.choice(lines).replace("林远", rng.choice(NAMES)) for _ in range(24))
+            rows.append(json.dumps({"text": body}, ensure_ascii=False))
+        (data / "val" / "v.jsonl").write_text("\n".join(rows), "utf-8")
+        settings = tiny_engine_settings(
+            model,
+            work,
+            **{"model.dtype": "bfloat16", "model.vllm_max_model_len": 4096, "engine.merge_adapter": "never"},
+        )
+        sampling = SamplingSettings(temperature=0.8, top_p=0.95, top_k=50, repetition_penalty=1.05)
+        t0 = time.perf_counter()
+        with load_engine(settings, backend=backend, lora={"style": str(lora)}) as engine:
+            load_s = time.perf_counter() - t0
+            passages = passages_from_texts(held_out_texts(data), samples=samples, chars=chars, seed=0)
+            requests = {
+                name: [
+                    GenerationRequest(
+                        prompt=p.prefix,
+                        sampling=dataclasses.replace(
+                            sampling,
+                            max_tokens=max(16, int(engine.count_tokens(p.reference) * 1.5) + 16),
+                            seed=i,
+                            n=1,
+                        ),
+                        lora=name,
+                    )
+                    for i, p in enumerate(passages)
+                ]
+                for name in (None, "style")
+            }
+            run_style_eval(engine, data=data, adapter="style", samples=2, chars=chars)  # warm-up
+            timings = []
+            for _ in range(2):  # alternate, best of two each
+                t1 = time.perf_counter()
+                for reqs in requests.values():
+                    with ThreadPoolExecutor(max_workers=min(WORKERS, len(reqs))) as pool:
+                        texts = list(pool.map(lambda r: engine.generate(r).text, reqs))
+                plain_s = time.perf_counter() - t1
+                t2 = time.perf_counter()
+                styled = run_style_eval(
+                    engine, data=data, adapter="style", samples=samples, chars=chars, seed=0
+                )
+                style_s = time.perf_counter() - t2
+                timings.append((plain_s, style_s, styled["seconds"]))
+    plain_s = min(t[0] for t in timings)
+    style_s = min(t[1] for t in timings)
+    parts = min(timings, key=lambda t: t[1])[2]
+    return {
+        "style_backend": backend,
+        "style_samples": len(passages),
+        "style_chars": chars,
+        "style_engine_load_s": round(load_s, 1),
+        "style_plain_generate_s": round(plain_s, 2),
+        "style_eval_s": round(style_s, 2),
+        "style_eval_parts_s": parts,
+        "style_overhead_x": round(style_s / plain_s, 3),
+        "style_overhead_goal_x": 1.2,
+        "style_last_text_chars": len(texts[-1]),
+        "style_distance": {
+            "base": styled["base"]["style_distance"],
+            "adapter": styled["adapter"]["style_distance"],
+        },
+    }
+
+
 def main() -> None:
+    import argparse
+
     from xiaoshuo import config
     from xiaoshuo.eval.book import book_health
     from xiaoshuo.eval.flavour import load_flavour
@@ -27,7 +123,13 @@ def main() -> None:
     from xiaoshuo.memory import MemoryStore
     from xiaoshuo.writing import Novels
 
-    chapters = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    parser = argparse.ArgumentParser()
+    parser.add_argument("chapters", nargs="?", type=int, default=1000)
+    parser.add_argument("--style-backend", default="vllm", choices=["vllm", "transformers", "none"])
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--chars", type=int, default=300)
+    args = parser.parse_args()
+    chapters = args.chapters
     with tempfile.TemporaryDirectory(prefix="xiaoshuo-bench-eval-") as tmp:
         settings = config.load(
             env={},
@@ -37,8 +139,9 @@ def main() -> None:
         lib = Novels.from_settings(settings)
         t0 = time.perf_counter()
         with MemoryStore(settings) as store:
-            probe = build_probe(lib, store, "big", chapters=chapters, characters=16, events=300, written=0,
-                                chapter_chars=3000)  # fmt: skip
+            probe = build_probe(
+                lib, store, "big", chapters=chapters, characters=16, events=300, written=0, chapter_chars=3000
+            )
             entries = store.list("big")
             novel = lib.get("big")
             rng = random.Random(1)
@@ -73,6 +176,11 @@ def main() -> None:
             "past_event_recall": mem["past_event_recall"],
             "future_leaks": mem["future_leaks"],
             "latest_state_correctness": mem["latest_state_correctness"],
+            **(
+                style_overhead(args.style_backend, args.samples, args.chars)
+                if args.style_backend != "none"
+                else {}
+            ),
         },
     )
 

@@ -226,6 +226,11 @@ class TrainingSettings(_Section):
     eval_steps: int = Field(100, ge=1, description="Evaluate on the val split every N steps.")
     save_steps: int = Field(100, ge=1, description="Save a checkpoint every N steps.")
     seed: int = Field(42, description="Random seed for training.")
+    eval_style: bool = Field(
+        False,
+        description="After training, run the style eval (xiaoshuo eval style) on the val split and store "
+        "the result in the adapter's manifest (style_eval).",
+    )
 
 
 class DataSettings(_Section):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from xiaoshuo.engine.base import END, Engine
+from xiaoshuo.engine.base import END, Engine, TextScore
 from xiaoshuo.engine.types import Delta
 from xiaoshuo.tiny import (  # noqa: F401 - the kit's model builder, re-exported
     CHATML_TEMPLATE,
@@ -194,6 +194,10 @@ class ScriptedEngine(Engine):
     with finish reason ``"abort"``; :attr:`aborted` holds the ids cancelled, :attr:`finished` those that
     ran to their end, and :meth:`unfinished_requests` counts those still streaming.  Register it like
     any backend with :func:`xiaoshuo.engine.register_backend`.  Real engines are tested on real models.
+
+    :meth:`score` (``Engine.score``): ``scorer(prefix, text, lora)`` → total log-prob when given; by
+    default a character unigram model of the script (add-one smoothing over 5,000 characters), one token
+    per character, the same for every adapter.
     """
 
     backend = "scripted"
@@ -208,6 +212,7 @@ class ScriptedEngine(Engine):
         max_model_len: int = 32768,
         tokenizer: Any = None,
         system_prompt: str = "",
+        scorer: Any = None,
     ) -> None:
         import threading
 
@@ -216,6 +221,7 @@ class ScriptedEngine(Engine):
         self.default = default
         self.chunk = max(1, chunk)
         self.delay = delay
+        self.scorer = scorer
         self.requests: list[Any] = []
         self.aborted: set[str] = set()
         self.finished: set[str] = set()
@@ -268,6 +274,16 @@ class ScriptedEngine(Engine):
             threading.Thread(target=emit, name="scripted-engine", daemon=True).start()
         else:
             emit()
+
+    def _score(self, prefix: str, text: str, lora: Any) -> TextScore:
+        import math
+        from collections import Counter
+
+        if self.scorer is not None:
+            return TextScore(float(self.scorer(prefix, text, None if lora is None else lora[0])), len(text))
+        counts = Counter("".join([*self.script, self.default]))
+        total = sum(counts.values()) + 5000
+        return TextScore(sum(math.log((counts.get(ch, 0) + 1) / total) for ch in text), len(text))
 
     def _abort(self, request_id: str) -> None:
         self.aborted.add(request_id)

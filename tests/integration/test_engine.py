@@ -235,6 +235,33 @@ def test_vllm_matches_transformers_peft_token_for_token(
     assert ids["vllm"] == ids["transformers"]
 
 
+def test_score_is_the_texts_log_probability_per_adapter(engine) -> None:
+    """``Engine.score``: prompt log-probs of the text after the prefix; the adapter changes them (both
+    backends agree: test_vllm_scores_match_transformers)."""
+    prompt = PROMPTS[0]
+    greedy = engine.generate(GenerationRequest(prompt=prompt, sampling=GREEDY)).candidates[0]
+    text = greedy.text
+    base = engine.score(prompt, text)
+    assert base.tokens == len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert base.logprob < 0
+    assert engine.score(prompt, text, lora="a").logprob != pytest.approx(base.logprob, rel=1e-3)
+    assert engine.score(PROMPTS[5], text).logprob != pytest.approx(base.logprob, rel=1e-3)  # prefix matters
+    assert engine.score(prompt, "").tokens == 0
+
+
+@pytest.mark.slow
+def test_vllm_scores_match_transformers(
+    tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path, vllm_lora_engine
+) -> None:
+    settings = engine_settings(tiny_model, tmp_path)
+    loras = {k: str(v) for k, v in tiny_loras.items()}
+    cases = [(p, "林远撑着一把旧油纸伞，站在城门外。", lora) for p in PROMPTS[:2] for lora in (None, "a")]
+    with load_engine(settings, backend="transformers", lora=loras) as eng:
+        expected = [eng.score(p, t, lora=lora).logprob for p, t, lora in cases]
+    got = [vllm_lora_engine.score(p, t, lora=lora).logprob for p, t, lora in cases]
+    assert got == pytest.approx(expected, rel=1e-3, abs=1e-2)
+
+
 @pytest.mark.slow
 def test_vllm_close_then_reopen_in_the_same_process(
     tiny_model: Path, tmp_path: Path, request: pytest.FixtureRequest, started_engines: set[str]

@@ -88,6 +88,8 @@ NOT_RUN = {
     "xiaoshuo memory review reject": "needs a proposal id: tests/integration/test_extraction.py",
     "xiaoshuo check chapter": "needs written chapters: tests/unit/test_consistency.py, "
     "tests/integration/test_extraction.py",
+    "xiaoshuo eval style": "loads a model and an adapter: tests/integration/test_eval_style_training.py "
+    "trains the tiny model and measures it; tests/unit/test_eval_style.py runs it on a scripted engine",
 }
 
 

@@ -1,19 +1,22 @@
-"""``xiaoshuo eval book|memory|compare|probe``: measure a book's health and what its memory puts in prompts.
+"""``xiaoshuo eval style|book|memory|compare|probe``: how like the author the adapter writes, a book's health,
+what its memory puts in prompts.
 
 Each command calls one function of :mod:`xiaoshuo.eval` and prints a rich table, or the JSON report
-(``--json``; ``--output FILE`` also writes it, atomically).  Nothing here loads a model: book health reads
-the chapters and memory, the memory probe composes prompts without generating.
+(``--json``; ``--output FILE`` also writes it, atomically; ``--html FILE`` a self-contained HTML report with
+charts).  Only ``eval style`` loads a model (one engine serves the base and the adapter); book health
+reads the chapters and memory, the memory probe composes prompts without generating.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from xiaoshuo.cli.options import JsonOpt, novels
+from xiaoshuo.cli.options import BackendOpt, JsonOpt, LoraOpt, ModelOpt, choose_adapter, novels
 from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
@@ -25,11 +28,20 @@ SlugArg = Annotated[str, typer.Argument(help="The novel's slug (xiaoshuo novel l
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", "-o", metavar="FILE", help="Also write the JSON report to FILE.")
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option("--html", metavar="FILE", help="Also write a self-contained HTML report with charts."),
+]
 CHARS_TOKENIZER = "chars"
 
 
-def _emit(report: dict[str, Any], as_json: bool, output: Path | None) -> bool:
-    """Write ``--output``, print ``--json``; returns whether the report was printed as JSON."""
+def _emit(report: dict[str, Any], as_json: bool, output: Path | None, html: Path | None = None) -> bool:
+    """Write ``--output`` and ``--html``, print ``--json``; returns whether the report was printed as JSON."""
+    if html is not None:
+        from xiaoshuo.eval.html import write_html
+
+        write_html(html, report)
+        typer.echo(f"HTML 报告已写入 HTML report written: {html}", err=True)
     if output is not None:
         from xiaoshuo.files import atomic_write_json
 
@@ -48,6 +60,124 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+@app.command("style")
+def style_cmd(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", metavar="PREPARED_DIR", help="prepare's output folder: its val split."),
+    ] = None,
+    novel: Annotated[
+        str | None, typer.Option("--novel", "-n", help="A novel: its written chapters are the held-out text.")
+    ] = None,
+    adapter: Annotated[
+        str | None,
+        typer.Option(
+            "--adapter",
+            help="Adapter to measure: a trained adapter's name, a folder, or none (default: the first --lora,"
+            " else the newest trained adapter).",
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Passages to continue.")] = 20,
+    chars: Annotated[
+        int, typer.Option("--chars", help="字 per continuation (the author's and each model's).")
+    ] = 600,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Chooses the passages; passage i samples with seed+i.")
+    ] = 0,
+    model: ModelOpt = None,
+    backend: BackendOpt = None,
+    lora: LoraOpt = None,
+    judge_url: Annotated[
+        str | None, typer.Option("--judge-url", help="OpenAI-compatible server of a judge model (optional).")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option("--judge-model", help="The judge's model name.")] = None,
+    judge_samples: Annotated[int, typer.Option("--judge-samples", help="Passages the judge reads.")] = 3,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    html: HtmlOpt = None,
+) -> None:
+    """文风评估 / Does the adapter write more like the author than the base? Style distance and perplexity."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from xiaoshuo.engine import load_engine, parse_lora_specs
+    from xiaoshuo.eval.style import StyleEvalError, run_style_eval
+
+    if (data is None) == (novel is None):
+        raise StyleEvalError(
+            "请指定一个留出文本来源 (give exactly one source of held-out text)",
+            expected="--data PREPARED_DIR or --novel SLUG",
+            received={"data": str(data) if data else None, "novel": novel},
+        )
+    # one engine in LoRA mode serves both systems (a merged engine would reload for the base)
+    settings = cli_state(ctx).settings(**{"engine.merge_adapter": "never"})
+    book = novels(ctx).get(novel) if novel is not None else None
+    adapters = parse_lora_specs(lora)
+    use_backend = backend or settings.engine.backend
+    if adapter is None and not adapters:
+        from xiaoshuo.adapters import list_adapters
+
+        trained = list_adapters(settings.paths.checkpoints_dir)
+        adapter = trained[-1].name if trained else "none"
+    use = choose_adapter(settings, adapters, adapter, use_backend)
+    judge = None
+    if judge_url or judge_model:
+        from xiaoshuo.eval.judge import Judge
+
+        judge = Judge.connect(settings, judge_url, judge_model, samples=judge_samples)
+    with contextlib.ExitStack() as stack:
+        if judge is not None:
+            stack.callback(judge.close)
+        engine = stack.enter_context(load_engine(settings, backend=backend, model=model, lora=adapters))
+        report = run_style_eval(
+            engine,
+            data=data,
+            novel=book,
+            adapter=use,
+            samples=samples,
+            chars=chars,
+            seed=seed,
+            model=model or settings.model.base_model,
+            judge=judge,
+            progress=lambda msg: typer.echo(msg, err=True),
+        )
+    if _emit(report, as_json, output, html):
+        return
+    console = Console()
+    systems = ["base"] + (["adapter"] if report["adapter"] else [])
+    table = Table(title=f"文风 style — {report['samples']} 段 × {report['chars']} 字, adapter {use or '-'}")
+    for col in ("feature", "作者 author", *systems, *(["gain"] if report["gain"] else [])):
+        table.add_column(col)
+    gain = report["gain"]
+
+    def row(label: str, author: str, values: list[Any], change: Any, digits: int = 3) -> None:
+        extra = [_fmt(change, digits) if change is not None else ""] if gain else []
+        table.add_row(label, author, *(_fmt(v, digits) for v in values), *extra)
+
+    for key in ("sentence_mean", "dialogue_share", "punctuation_per_100", "mattr", "paragraph_mean"):
+        row(
+            key,
+            _fmt(report["author"]["features"][key], 3),
+            [report[s]["features"][key] for s in systems],
+            None,
+        )
+    for key in report["base"]["components"]:
+        change = gain["components"][key] if gain else None
+        row(f"距离 {key}", "0", [report[s]["components"][key] for s in systems], change)
+    row("[b]文风距离 style distance[/]", "0", [report[s]["style_distance"] for s in systems],
+        gain and gain["style_distance"], 4)  # fmt: skip
+    row("每字困惑度 perplexity per 字", "", [report[s]["perplexity"] for s in systems],
+        gain and gain["perplexity"], 2)  # fmt: skip
+    console.print(table)
+    if report["judge"]:
+        j = report["judge"]
+        means = "  ".join(f"{s} {_fmt(v, 2)}" for s, v in j["mean"].items())
+        console.print(f"评委 judge {j['model']}: {means}  两序一致 agreement {_fmt(j['agreement'], 2)}")
+    for w in report["warnings"]:
+        typer.echo(f"! {w}", err=True)
+
+
 @app.command("book")
 def book_cmd(
     ctx: typer.Context,
@@ -60,6 +190,7 @@ def book_cmd(
     ] = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """体检 / Book health: 字 vs target, repetition, AI味, consistency findings, style drift, degradation."""
     from rich.console import Console
@@ -89,7 +220,7 @@ def book_cmd(
     )
     if warning:
         report["warnings"].append(warning)
-    if _emit(report, as_json, output):
+    if _emit(report, as_json, output, html):
         return
     console = Console()
     table = Table(title=f"《{report['title']}》体检 book health — {report['book']['chapters']} 章")
@@ -190,6 +321,7 @@ def memory_cmd(
     ] = None,
     as_json: JsonOpt = False,
     output: OutputOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """记忆体检 / Compose each chapter's prompt (no generation): cast cards, past events, future leaks."""
     from rich.console import Console
@@ -205,7 +337,7 @@ def memory_cmd(
         report = memory_probe(
             novel, store, settings, count, chapters=_chapters(chapters), budget=budget, tokenizer=name
         )
-    if _emit(report, as_json, output):
+    if _emit(report, as_json, output, html):
         return
     console = Console()
     table = Table(title=f"记忆体检 memory — {slug}, budget {report['budget']} tokens ({name})")
@@ -244,7 +376,7 @@ def memory_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    a: Annotated[Path, typer.Argument(help="The older report (JSON from eval book|memory --output).")],
+    a: Annotated[Path, typer.Argument(help="The older report (JSON from eval style|book|memory --output).")],
     b: Annotated[Path, typer.Argument(help="The newer report.")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -52,6 +52,14 @@ def train_cmd(
         bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
+    eval_style: Annotated[
+        bool | None,
+        typer.Option(
+            "--eval-style/--no-eval-style",
+            help="After training, measure the adapter's style on the val split (xiaoshuo eval style) and "
+            "store it in its manifest (training.eval_style).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final manifest as JSON.")] = False,
 ) -> None:
     """LoRA/QLoRA 微调 / Fine-tune an adapter on prepared data (resumable, with an event log)."""
@@ -72,6 +80,7 @@ def train_cmd(
             "model.load_in_4bit": qlora,
             "training.gradient_checkpointing": gradient_checkpointing,
             "training.seed": seed,
+            "training.eval_style": eval_style,
         }
     )
     want_resume: str | bool | None = True if resume == "latest" else resume
@@ -90,6 +99,19 @@ def train_cmd(
             )
     err(f"事件日志 events: {settings.paths.logs_dir / f'train-{p.run}.jsonl'}", err=True)
     result = train(p, progress=not as_json)
+    if result["status"] == "done" and settings.training.eval_style:
+        from xiaoshuo.errors import XiaoshuoError
+        from xiaoshuo.eval.style import evaluate_trained_adapter, style_summary
+
+        err("文风评估 style eval on the val split …", err=True)
+        try:
+            report = evaluate_trained_adapter(
+                settings, result["final_model"], p.data.root, progress=lambda msg: err(msg, err=True)
+            )
+            result["style_eval"] = style_summary(report)  # what the manifest now holds
+        except XiaoshuoError as exc:  # the adapter is trained and saved; only its measurement failed
+            err(f"! 文风评估失败 style eval failed (the adapter is saved): {exc}", err=True)
+            result["style_eval"] = {"error": str(exc)}
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
     elif result["status"] == "stopped":
@@ -101,3 +123,11 @@ def train_cmd(
             f"完成 done: {result['final_model']} (step {result['global_step']}, train loss "
             f"{result['train_loss']:.4f}, eval loss {'-' if eval_loss is None else f'{eval_loss:.4f}'})"
         )
+        style = result.get("style_eval")
+        if style and "error" not in style:
+            typer.echo(
+                f"文风距离 style distance: base {style['base_style_distance']} → adapter "
+                f"{style['adapter_style_distance']} (gain {style['style_gain']}); "
+                f"每字困惑度 perplexity per 字: base {style['base_perplexity']} → "
+                f"adapter {style['adapter_perplexity']}"
+            )

@@ -13,6 +13,9 @@ that into:
 * ``generate(request)``: a blocking call returning the finished candidates.
 * ``close()`` / context manager.
 
+``score(prefix, text, lora=)`` measures instead of generating: the log-probability of ``text`` after
+``prefix`` (the model's prompt log-probs; nothing is sampled), through the backend's ``_score``.
+
 It also renders chat messages with the tokenizer's chat template (adding the
 configured system prompt), counts prompt tokens and refuses prompts that do not
 fit the context.  It does not know about vLLM, transformers or HTTP.
@@ -46,6 +49,15 @@ Sink = Callable[[Any], None]
 
 class EngineError(XiaoshuoError):
     """The engine failed or was used wrongly (closed, unknown adapter, prompt too long …)."""
+
+
+@dataclass(frozen=True)
+class TextScore:
+    """How likely a model finds a text after a prefix: the sum of the text's token log-probabilities
+    (natural log) and the number of tokens summed."""
+
+    logprob: float
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -290,6 +302,49 @@ class Engine(ABC):
             raise
         result.candidates = [by_index[i] for i in sorted(by_index)]
         return result
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, prefix: str, text: str, *, lora: str | None = None) -> TextScore:
+        """Log-probability of ``text`` following ``prefix`` under the model (or adapter ``lora``).
+
+        The model reads ``prefix`` + ``text`` once and reports the log-probability of each of ``text``'s
+        tokens (vLLM's prompt log-probs; one forward pass on transformers); nothing is generated.  The two
+        parts are tokenized separately, so the boundary is the same for every model sharing a tokenizer
+        (base and adapter).  Blocking; safe from any thread.  Backends that cannot score raise
+        :class:`EngineError`.
+        """
+        if self._closed:
+            raise EngineError("引擎已关闭 (the engine is closed)", fix="重新 load_engine()")
+        if not text:
+            return TextScore(0.0, 0)
+        return self._score(prefix, text, self._resolve_lora(lora))
+
+    def _score_ids(self, prefix: str, text: str) -> tuple[list[int], list[int]]:
+        """Token ids of ``prefix`` and ``text`` (tokenized separately), checked against the context."""
+        if self.tokenizer is None:
+            raise self._cannot_score("no local tokenizer")
+        pre = self.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not pre:  # the first token has no log-prob: a BOS (or the text's first token) opens the prompt
+            bos = getattr(self.tokenizer, "bos_token_id", None)
+            pre, ids = ([bos], ids) if bos is not None else (ids[:1], ids[1:])
+        if self.max_model_len is not None and len(pre) + len(ids) + 1 > self.max_model_len:
+            raise EngineError(
+                "评分文本过长 (text to score does not fit the context)",
+                expected=f"prefix + text tokens < {self.max_model_len}",
+                received=f"{len(pre)} + {len(ids)} tokens",
+                fix="缩短前文或评分文本 (shorten the prefix or the text)",
+            )
+        return pre, ids
+
+    def _score(self, prefix: str, text: str, lora: tuple[str, str] | None) -> TextScore:
+        raise self._cannot_score("not implemented by this backend")
+
+    def _cannot_score(self, why: str) -> EngineError:
+        return EngineError(
+            f"{self.backend} 后端不能计算文本概率 (backend {self.backend} cannot score text: {why})",
+            fix="换用 vllm 或 transformers 后端 (use the vllm or transformers backend)",
+        )
 
     def cancel(self, request_id: str) -> None:
         """Abort a running request (the stop button); its stream ends with finish_reason 'abort'."""

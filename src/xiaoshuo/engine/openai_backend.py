@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings, mask_url
-from xiaoshuo.engine.base import END, ESTIMATE_SOURCE, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.base import END, ESTIMATE_SOURCE, Engine, EngineError, Prepared, Sink, TextScore
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
 log = logging.getLogger(__name__)
@@ -290,6 +290,33 @@ class OpenAIEngine(Engine):
         if stream is not None:
             with contextlib.suppress(Exception):  # closing a dead stream is fine
                 stream.close()
+
+    def _score(self, prefix: str, text: str, lora: tuple[str, str] | None) -> TextScore:
+        """The server's log-probs of the prompt (``echo`` + ``logprobs`` on ``/v1/completions``, as vLLM
+        serves them): the tokens that start at or after the end of ``prefix`` are the text's.  The server
+        tokenizes prefix and text together, so the boundary token can differ from a local engine's."""
+        try:
+            resp = self._client.completions.create(
+                model=lora[0] if lora else self._model,
+                prompt=prefix + text,
+                max_tokens=1,
+                temperature=0.0,
+                echo=True,
+                logprobs=0,
+            )
+        except Exception as exc:
+            raise self._cannot_score(f"{type(exc).__name__}: {exc}"[:300]) from None
+        choice = resp.choices[0] if resp.choices else None
+        lp = getattr(choice, "logprobs", None)
+        prompt_tokens = getattr(resp.usage, "prompt_tokens", None)
+        if lp is None or not lp.token_logprobs or not lp.text_offset or not prompt_tokens:
+            raise self._cannot_score("the server returned no prompt log-probs")
+        total, count = 0.0, 0
+        for offset, value in list(zip(lp.text_offset, lp.token_logprobs, strict=False))[:prompt_tokens]:
+            if offset >= len(prefix) and value is not None:
+                total += value
+                count += 1
+        return TextScore(total, count)
 
     def unfinished_requests(self) -> int:
         with self._state:

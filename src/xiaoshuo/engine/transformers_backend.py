@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from xiaoshuo.config import Settings
-from xiaoshuo.engine.base import END, Engine, Prepared, Sink
+from xiaoshuo.engine.base import END, Engine, Prepared, Sink, TextScore
 from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
@@ -179,11 +179,45 @@ class TransformersEngine(Engine):
         with self._state_lock:
             return len(self._running)
 
+    def _score(self, prefix: str, text: str, lora: tuple[str, str] | None) -> TextScore:
+        """One forward pass over ``prefix`` + ``text`` on the worker thread (it owns the model)."""
+        from concurrent.futures import Future
+
+        pre, ids = self._score_ids(prefix, text)
+        done: Future = Future()
+        self._jobs.put((("score", pre, ids, lora), done))
+        return done.result()
+
+    def _score_now(self, pre: list[int], ids: list[int], lora: tuple[str, str] | None) -> TextScore:
+        import contextlib
+
+        import torch
+
+        tokens = torch.tensor([pre + ids], device=self._device)
+        adapter = contextlib.nullcontext()
+        if self._peft:
+            if lora is None:
+                adapter = self._model.disable_adapter()
+            else:
+                self._model.set_adapter(lora[0])
+        with torch.inference_mode(), adapter:
+            logits = self._model(input_ids=tokens).logits[0, len(pre) - 1 : -1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        picked = logp.gather(1, torch.tensor(ids, device=logp.device).unsqueeze(1))
+        return TextScore(float(picked.sum()), len(ids))
+
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
+            if isinstance(job[0], tuple):  # a scoring job: (("score", prefix ids, ids, lora), future)
+                (_, pre, ids, lora), done = job
+                try:
+                    done.set_result(self._score_now(pre, ids, lora))
+                except Exception as exc:
+                    done.set_exception(exc)
+                continue
             prepared, sink = job
             rid = prepared.request.request_id
             try:

@@ -67,7 +67,7 @@ from typing import Any
 
 from xiaoshuo.adapters import is_none, lora_rank
 from xiaoshuo.config import Settings
-from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink, TextScore
 from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta
 
@@ -380,6 +380,45 @@ class VLLMEngine(Engine):
         finally:
             if resident is not None:
                 await self._finish_lora(req.request_id, lora_request.lora_int_id, all(done))
+
+    # ------------------------------------------------------------ scoring
+    def _score(self, prefix: str, text: str, lora: tuple[str, str] | None) -> TextScore:
+        """Prompt log-probs of ``text`` after ``prefix`` (one prefill, one sampled token thrown away)."""
+        pre, ids = self._score_ids(prefix, text)
+        return self._call(self._score_async(pre, ids, lora), timeout=None)
+
+    async def _score_async(self, pre: list[int], ids: list[int], lora: tuple[str, str] | None) -> TextScore:
+        import uuid
+
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        # prompt_logprobs=0: the log-prob of each prompt token itself (vLLM skips the prefix cache for it)
+        params = SamplingParams(
+            max_tokens=1, temperature=0.0, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY
+        )
+        rid = "score-" + uuid.uuid4().hex
+        final = None
+        lora_request = await self._enter(lora)
+        try:
+            resident = self._residency if lora_request is not None else None
+            if resident is not None:
+                await resident.acquire(lora_request.lora_int_id)
+            try:
+                async for out in self._llm.generate(
+                    {"prompt_token_ids": pre + ids}, params, rid, lora_request=lora_request
+                ):
+                    final = out
+            finally:
+                if resident is not None:
+                    await self._finish_lora(rid, lora_request.lora_int_id, final is not None)
+        finally:
+            await asyncio.shield(self._leave())
+        if final is None or final.prompt_logprobs is None:
+            raise EngineError("vLLM 没有返回提示词概率 (vLLM returned no prompt log-probs)")
+        rows = final.prompt_logprobs[len(pre) :]
+        total = sum(row[tok].logprob for row, tok in zip(rows, ids, strict=True))
+        return TextScore(float(total), len(ids))
 
     # ------------------------------------------------------------ merged mode
     def _merged_serves(self, lora: tuple[str, str] | None) -> bool:

@@ -5,10 +5,16 @@
 * :mod:`xiaoshuo.eval.book` — ``xiaoshuo eval book``: per chapter and whole-book health, degradation;
 * :mod:`xiaoshuo.eval.memory` — ``xiaoshuo eval memory``: recall and leaks of composed prompts;
 * :mod:`xiaoshuo.eval.probe` — a generated probe novel to measure the instruments on;
-* :mod:`xiaoshuo.eval.report` — reading reports back and comparing two (``xiaoshuo eval compare``).
+* :mod:`xiaoshuo.eval.style` — ``xiaoshuo eval style``: base vs adapter vs the author's held-out text
+  (:func:`~xiaoshuo.eval.style.run_style_eval`), per-字 perplexity; :mod:`xiaoshuo.eval.judge` — an optional
+  judge model (rubric ``data/rubric.toml``);
+* :mod:`xiaoshuo.eval.report` — reading reports back and comparing two (``xiaoshuo eval compare``);
+* :mod:`xiaoshuo.eval.html` — a report as one self-contained HTML page with charts.
 
-No UI code here (the CLI is ``xiaoshuo.cli.eval``), no model calls, and nothing is written to a novel.
-Importing this package loads no torch, vllm or chromadb.
+No UI code here (the CLI is ``xiaoshuo.cli.eval``); only the style eval and the judge generate, through an
+engine they are given (they never load a model themselves, except ``evaluate_trained_adapter`` for
+``train --eval-style``), and nothing is written to a novel.  Importing this package loads no torch, vllm,
+chromadb or plotly.
 """
 
 from xiaoshuo.eval.flavour import FlavourList, load_flavour
