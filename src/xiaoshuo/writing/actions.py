@@ -14,6 +14,7 @@ on the page), so a behaviour cannot differ between them:
 * :func:`save_edit` — a hand edit becomes the current version (compared and written under the novel's
   write lock); :func:`revert`;
 * :func:`mark_final` — 定稿 / back to 草稿 (the outline status ``novel export --only-final`` reads);
+* :func:`lock` — 锁定 / 解锁 a chapter (nothing changes a locked chapter's text; resync skips it);
 * :func:`update_card` — change the novel's card (书名、作者、视角 …), validated by the card's model.
 
 It does not open novels, load engines or memory stores (the caller passes them, or a function that
@@ -249,6 +250,18 @@ def mark_final(novel: Any, number: int, final: bool = True) -> Any:
         if plan.status == status:
             return plan
         return novel.update_plan(number, status=status)
+
+
+def lock(novel: Any, number: int, locked: bool = True) -> Any:
+    """锁定 (``locked=True``) or 解锁 chapter ``number``: while locked nothing changes its text (accept,
+    edit, revert, set, revise, batch writing, ``import --replace``) and ``novel resync`` skips it.
+    Under the novel's write lock; returns the chapter's :class:`~xiaoshuo.writing.schema.ChapterPlan`."""
+    number = int(number)
+    with novel.writer(timeout=30, what="chapter lock"):
+        plan = novel.plan(number)  # raises: 大纲里没有第 N 章
+        if plan.locked == bool(locked):
+            return plan
+        return novel.update_plan(number, locked=bool(locked))
 
 
 # ---------------------------------------------------------------------------------------------- the card

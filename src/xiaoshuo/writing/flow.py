@@ -1,0 +1,423 @@
+"""Edits that flow forward: what each chapter used, which later chapters a change makes stale, resync.
+
+* **Inputs**: a generated version records in ``Version.inputs`` a compact fingerprint of what its prompt
+  used (:func:`inputs_of`, from :func:`~xiaoshuo.writing.compose.compose`): earlier chapters' summaries
+  (``summary:N``), the previous chapter's ending (``text:N``) and memory entries (``memory:<id>``), each
+  with the chapter it came from and a 12-hex hash of the content — never the text itself.
+* **A change**: when a chapter's current text changes (accept, hand edit, revert, set, an outside edit:
+  every path ends in :meth:`Novel.accept <xiaoshuo.writing.project.Novel.accept>` or ``Novel.sync``),
+  :func:`on_text_changed` runs under the novel's write lock: the chapter's summary and extraction become
+  *pending work* (``writing.flow_summarize`` / ``flow_extract``), and every later chapter whose current
+  version used something of that chapter is marked **stale** with a Chinese reason
+  (``writing.flow_stale``).  An import marks its chapters pending (:func:`on_imported`).
+* **Resync** (:func:`resync`): the pending summaries and extractions in chapter order, in batches sent
+  to the engine at once; ``flow.json`` is the journal (each finished chapter is cleared before the next
+  batch starts, and extraction's own ``extracted.json`` skips a chapter already done at its text), so a
+  run killed with ``kill -9`` resumes where it stopped without doing a chapter twice.  Afterwards every
+  stale reason is checked again against the refreshed summaries and memory: a reason whose input came
+  out the same is dropped.  Locked chapters (``ChapterPlan.locked``) are skipped.
+
+Everything lives in ``data/novels/<slug>/flow.json``::
+
+    {"inputs":  {"12": {"version": 7, "inputs": [{"key": "summary:5", "chapter": 5, "hash": "…"}, …]}},
+     "stale":   {"12": [{"key": "summary:5", "chapter": 5, "reason": "第12章 用到了第5章的摘要，已改动"}]},
+     "pending": {"5": {"summary": true, "extract": true, "sha256": "…", "since": 1764650000.0}}}
+
+Stale chapters are never rewritten here: the writer decides (a new generated version clears the mark).
+This module reads and writes ``flow.json`` only; it does not generate text (resync calls
+:func:`planning.summarize_chapter` and :class:`extraction.Extractor`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from xiaoshuo.files import atomic_write_json
+
+FLOW_FILE = "flow.json"
+HASH_CHARS = 12
+_KIND_LABELS = {"character": "{name}的状态", "setting": "设定「{name}」", "plot": "情节「{name}」",
+                "dialogue": "对话「{name}」"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """What a change of a chapter's text sets in motion (``writing.flow_*``)."""
+
+    summarize: bool = True  # queue a refresh of the changed chapter's summary
+    extract: bool = True  # queue a new extraction (its pending proposals are superseded)
+    stale: bool = True  # mark the later chapters that used something of it
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FlowOptions:
+        w = settings.writing
+        return cls(summarize=w.flow_summarize, extract=w.flow_extract, stale=w.flow_stale)
+
+
+# ---------------------------------------------------------------------------------------------- hashes
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
+
+
+def summary_hash(plan: Any) -> str:
+    """A chapter plan's summary with its who/where/when, as a prompt uses it."""
+    parts = [plan.summary.strip(), list(plan.summary_who), list(plan.summary_where), plan.summary_when]
+    return short_hash(json.dumps(parts, ensure_ascii=False))
+
+
+def entry_hash(entry: Any) -> str:
+    """A memory entry's content (its timestamps aside)."""
+    data = entry.model_dump(exclude={"created", "updated"})
+    return short_hash(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str))
+
+
+def summary_input(plan: Any) -> dict[str, Any]:
+    return {"key": f"summary:{plan.number}", "chapter": plan.number, "hash": summary_hash(plan)}
+
+
+def text_input(number: int, text: str) -> dict[str, Any]:
+    """The previous chapter's text (its ending was in the prompt): the hash of the whole text, so it
+    compares with the chapter's recorded sha256 without reading the file."""
+    return {"key": f"text:{number}", "chapter": number, "hash": short_hash(text)}
+
+
+def memory_input(entry: Any) -> dict[str, Any]:
+    return {"key": f"memory:{entry.id}", "chapter": entry.chapter, "kind": entry.kind,
+            "name": entry.name or entry.text[:12], "hash": entry_hash(entry)}  # fmt: skip
+
+
+def merge_inputs(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The union of several generations' inputs (a chapter's segments), first hash per key kept."""
+    seen: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        for item in group:
+            seen.setdefault(item["key"], item)
+    return list(seen.values())
+
+
+def label(item: dict[str, Any]) -> str:
+    """第5章的摘要 / 第4章的结尾 / 第5章的沈青岚的状态."""
+    key, n = item["key"], item.get("chapter")
+    where = f"第{n}章的" if n is not None else ""
+    if key.startswith("summary:"):
+        return f"{where}摘要"
+    if key.startswith("text:"):
+        return f"{where}结尾"
+    pattern = _KIND_LABELS.get(item.get("kind", ""), "记忆「{name}」")
+    return where + pattern.format(name=item.get("name", "") or key.split(":", 1)[-1][:8])
+
+
+# ---------------------------------------------------------------------------------------------- the file
+def load(novel: Any) -> dict[str, Any]:
+    try:
+        data = json.loads((novel.root / FLOW_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    for key in ("inputs", "stale", "pending"):
+        if not isinstance(data.get(key), dict):
+            data[key] = {}
+    return data
+
+
+def save(novel: Any, data: dict[str, Any]) -> None:
+    atomic_write_json(novel.root / FLOW_FILE, data)
+
+
+# ---------------------------------------------------------------------------------------------- a change
+def on_text_changed(novel: Any, number: int, version: Any, options: FlowOptions | None = None) -> list[int]:
+    """Chapter ``number``'s current text is now ``version`` (called under the novel's write lock by
+    :class:`~xiaoshuo.writing.project.Novel`); returns the later chapters newly marked stale."""
+    options = options or FlowOptions()
+    data = load(novel)
+    key = str(number)
+    if version.inputs:  # a generation: its inputs were current when it was written
+        data["inputs"][key] = {"version": version.id, "inputs": version.inputs}
+        data["stale"].pop(key, None)
+    elif key in data["inputs"]:
+        data["inputs"][key]["version"] = version.id  # a hand edit of a generated text: same inputs
+    if options.summarize or options.extract:
+        data["pending"][key] = {
+            "summary": options.summarize,
+            "extract": options.extract,
+            "sha256": version.sha256,
+            "since": time.time(),
+        }
+    marked = mark_stale(data, number, version.sha256) if options.stale else []
+    save(novel, data)
+    return marked
+
+
+def mark_stale(data: dict[str, Any], number: int, sha256: str) -> list[int]:
+    """Mark the chapters after ``number`` that used its summary, its ending (when the text differs) or a
+    memory entry dated in it; returns them.  Reads only ``data`` (the 100 ms budget at 300 chapters)."""
+    marked = []
+    for key, row in data["inputs"].items():
+        m = int(key)
+        if m <= number:
+            continue
+        reasons = data["stale"].get(key, [])
+        have = {r["key"] for r in reasons}
+        added = False
+        for item in row.get("inputs", []):
+            if item.get("chapter") != number or item["key"] in have:
+                continue
+            if item["key"].startswith("text:") and item.get("hash") == sha256[:HASH_CHARS]:
+                continue  # the same text again (a revert to what chapter m was written after)
+            reasons.append(
+                {"key": item["key"], "chapter": number, "hash": item.get("hash", ""),
+                 "reason": f"第{m}章 用到了{label(item)}，已改动"}
+            )  # fmt: skip
+            have.add(item["key"])
+            added = True
+        if added:
+            data["stale"][key] = reasons
+            marked.append(m)
+    return sorted(marked)
+
+
+def on_imported(novel: Any, numbers: list[int], options: FlowOptions | None = None) -> None:
+    """Imported chapters have no summary or extraction yet: pending work (one write for all)."""
+    options = options or FlowOptions()
+    if not numbers or not (options.summarize or options.extract):
+        return
+    data = load(novel)
+    now = time.time()
+    for n in numbers:
+        data["pending"][str(n)] = {"summary": options.summarize, "extract": options.extract,
+                                   "sha256": novel.state(n).get("sha256", ""), "since": now}  # fmt: skip
+    save(novel, data)
+
+
+def refreshed(novel: Any, number: int, *, summary: bool = False, extract: bool = False) -> None:
+    """Chapter ``number``'s summary / extraction was made from its current text (clears pending)."""
+    with novel.writer(timeout=30, what="flow"):
+        data = load(novel)
+        _clear(data, number, summary=summary, extract=extract)
+        save(novel, data)
+
+
+def _clear(data: dict[str, Any], number: int, *, summary: bool, extract: bool) -> None:
+    row = data["pending"].get(str(number))
+    if row is None:
+        return
+    if summary:
+        row["summary"] = False
+    if extract:
+        row["extract"] = False
+    if not row.get("summary") and not row.get("extract"):
+        data["pending"].pop(str(number), None)
+
+
+# ---------------------------------------------------------------------------------------------- status
+def status(novel: Any) -> dict[str, Any]:
+    """``{"stale": [{chapter, reasons}], "pending": [{chapter, summary, extract, since}], "locked": [...]}``
+    — reads only (``novel status``)."""
+    data = load(novel)
+    stale = [
+        {"chapter": int(k), "reasons": [r["reason"] for r in v]}
+        for k, v in sorted(data["stale"].items(), key=lambda kv: int(kv[0]))
+        if v
+    ]
+    pending = [
+        {"chapter": int(k), "summary": bool(v.get("summary")), "extract": bool(v.get("extract")),
+         "since": v.get("since")}
+        for k, v in sorted(data["pending"].items(), key=lambda kv: int(kv[0]))
+    ]  # fmt: skip
+    try:
+        locked = [c.number for c in novel.outline().chapters() if c.locked]
+    except Exception:  # a damaged outline is `novel show`'s error, not status's
+        locked = []
+    return {"novel": novel.slug, "stale": stale, "pending": pending, "locked": locked}
+
+
+def recheck(novel: Any, entries: list[Any] | None, queue_pending: set[int] | None = None) -> list[int]:
+    """Drop the stale reasons whose input came out the same after a refresh (summary hash, memory entry
+    hash, the previous chapter's text) and that can no longer change (:func:`_source_pending`); returns
+    the chapters no longer stale.  ``entries``: the novel's memory entries (None: memory reasons are kept)."""
+    outline = novel.outline()
+    by_id = {e.id: e for e in entries or []}
+    queue_pending = queue_pending or set()
+    cleared = []
+    with novel.writer(timeout=30, what="flow"):
+        data = load(novel)
+        for key in list(data["stale"]):
+            keep = []
+            for r in data["stale"][key]:
+                if _source_pending(r, data["pending"], queue_pending):
+                    keep.append(r)
+                    continue
+                now = _current_hash(novel, outline, by_id, r["key"], entries is not None)
+                if now is None or now != r.get("hash"):
+                    keep.append(r)
+            if keep:
+                data["stale"][key] = keep
+            else:
+                data["stale"].pop(key)
+                cleared.append(int(key))
+        save(novel, data)
+    return sorted(cleared)
+
+
+def _source_pending(reason: dict[str, Any], pending: dict[str, Any], queue_pending: set[int]) -> bool:
+    """Whether what the reason names may still change: the source chapter's summary is pending (a
+    summary reason), or its extraction is pending or its proposals wait for review (a memory reason)."""
+    src, kind = reason.get("chapter"), reason["key"].partition(":")[0]
+    row = pending.get(str(src)) or {}
+    if kind == "summary":
+        return bool(row.get("summary"))
+    if kind == "memory":
+        return bool(row.get("extract")) or src in queue_pending
+    return False
+
+
+def _current_hash(novel, outline, by_id, key: str, have_memory: bool) -> str | None:
+    kind, _, ident = key.partition(":")
+    if kind == "summary":
+        plan = outline.chapter(int(ident))
+        return summary_hash(plan) if plan is not None else None
+    if kind == "text":
+        return (novel.state(int(ident)).get("sha256") or "")[:HASH_CHARS] or None
+    if kind == "memory" and have_memory:
+        entry = by_id.get(ident)
+        return entry_hash(entry) if entry is not None else None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- resync
+@dataclass
+class ResyncResult:
+    novel: str
+    summarized: list[int] = field(default_factory=list)
+    extracted: list[int] = field(default_factory=list)
+    skipped_locked: list[int] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {chapter, task, error}
+    cleared_stale: list[int] = field(default_factory=list)
+    batches: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "novel": self.novel,
+            "summarized": self.summarized,
+            "extracted": self.extracted,
+            "skipped_locked": self.skipped_locked,
+            "failed": self.failed,
+            "cleared_stale": self.cleared_stale,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def todo(novel: Any, start: int = 1) -> tuple[list[tuple[int, bool, bool]], list[int]]:
+    """``([(chapter, summary?, extract?)], locked chapters skipped)`` of the pending work from ``start``."""
+    data = load(novel)
+    outline = novel.outline()
+    work, locked = [], []
+    for k, row in sorted(data["pending"].items(), key=lambda kv: int(kv[0])):
+        n = int(k)
+        if n < start or not (row.get("summary") or row.get("extract")):
+            continue
+        plan = outline.chapter(n)
+        if plan is not None and plan.locked:
+            locked.append(n)
+            continue
+        work.append((n, bool(row.get("summary")) and plan is not None, bool(row.get("extract"))))
+    return work, locked
+
+
+async def resync(
+    settings: Any,
+    engine: Any,
+    novel: Any,
+    store: Any,
+    *,
+    start: int = 1,
+    batch: int | None = None,
+    lora: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ResyncResult:
+    """Re-summarise and re-extract the pending chapters from ``start`` in order, ``batch`` chapters at a
+    time (``writing.resync_batch``), then re-check the stale marks.  See the module docstring."""
+    import asyncio
+
+    from xiaoshuo.writing.extraction import Extractor
+    from xiaoshuo.writing.planning import PlanLimits, summarize_chapter
+    from xiaoshuo.writing.prompts import Prompts
+    from xiaoshuo.writing.structured import StructuredOutputError
+
+    started = time.monotonic()
+    size = max(1, batch or settings.writing.resync_batch)
+    work, locked = todo(novel, start)
+    result = ResyncResult(novel.slug, skipped_locked=locked)
+    limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
+    extractor = Extractor(settings, engine, novel, store, batch=size) if store is not None else None
+    total = len(work)
+    if progress is not None:
+        progress(0, total)
+    for i in range(0, total, size):
+        part = work[i : i + size]
+        texts = {n: novel.text(n) for n, _, _ in part}
+        sums = [n for n, s, _ in part if s and texts[n].strip()]
+        answers = await asyncio.gather(
+            *(summarize_chapter(engine, novel, n, limits=limits, lora=lora, prompts=prompts, save=False)
+              for n in sums),
+            return_exceptions=True,
+        )  # fmt: skip
+        done_sum = []
+        for n, answer in zip(sums, answers, strict=True):
+            if isinstance(answer, StructuredOutputError):
+                result.failed.append({"chapter": n, "task": "summary", "error": str(answer)})
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                done_sum.append((n, answer))
+        exts = [n for n, _, e in part if e and texts[n].strip()]
+        done_ext: list[int] = []
+        if extractor is not None and exts:
+            for r in await extractor.extract(exts, resume=True):
+                if r.error:
+                    result.failed.append({"chapter": r.chapter, "task": "extract", "error": r.error})
+                else:
+                    done_ext.append(r.chapter)
+        with novel.writer(timeout=60, what="novel resync"):
+            data = load(novel)
+            for n, answer in done_sum:
+                if novel.text(n) != texts[n]:
+                    continue  # changed while the model read it: stays pending
+                novel.update_plan(n, summary=answer.summary.strip(), summary_who=answer.who,
+                                  summary_where=answer.where, summary_when=answer.when.strip())  # fmt: skip
+                _clear(data, n, summary=True, extract=False)
+                result.summarized.append(n)
+            for n, s, _ in part:
+                if not texts[n].strip():  # an emptied chapter: nothing to summarise or extract
+                    _clear(data, n, summary=True, extract=True)
+                elif not s:
+                    _clear(data, n, summary=True, extract=False)
+            for n in done_ext:
+                if novel.text(n) == texts[n]:
+                    _clear(data, n, summary=False, extract=True)
+                    result.extracted.append(n)
+            if extractor is None:
+                for n in exts:
+                    _clear(data, n, summary=False, extract=False)  # no memory: stays pending
+            save(novel, data)  # the journal: what is cleared here is never redone
+        result.batches += 1
+        if progress is not None:
+            progress(min(i + size, total), total)
+    queue_pending: set[int] = set()
+    entries = None
+    if store is not None:
+        from xiaoshuo.writing.review import ReviewQueue
+
+        entries = store.list(novel.slug)
+        queue_pending = {p.chapter for p in ReviewQueue.of(novel).list("pending")}
+    result.cleared_stale = recheck(novel, entries, queue_pending)
+    result.seconds = time.monotonic() - started
+    return result
