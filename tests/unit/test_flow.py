@@ -45,11 +45,12 @@ class FormsEngine(ScriptedEngine):
         if task == "summary":
             return json.dumps({"summary": self.summary, "who": ["林远"], "where": ["客栈"], "when": ""},
                               ensure_ascii=False)
-        return json.dumps({"characters": [], "events": [{"title": "等人", "summary": "林远在客栈等人",
-                           "evidence": "林远在客栈里等"}], "settings": [], "dialogues": []}, ensure_ascii=False)
+        event = {"title": "等人", "summary": "林远在客栈等人", "evidence": "林远在客栈里等"}
+        return json.dumps({"characters": [], "events": [event], "settings": [], "dialogues": []},
+                          ensure_ascii=False)
 '''
 _ns: dict = {}
-exec(ENGINE_SRC, _ns)  # noqa: S102 - the same class runs in the kill -9 subprocess below
+exec(ENGINE_SRC, _ns)  # the same class runs in the kill -9 subprocess below
 FormsEngine = _ns["FormsEngine"]
 
 
@@ -74,7 +75,8 @@ def book(settings, chapters: int = 8):
 
 def generated(novel, n: int, inputs: list[dict]) -> None:
     """Chapter ``n`` as a generation whose prompt used ``inputs``."""
-    novel.add_version(n, chapter_text(n, "新"), source="generated", kind="chapter", accept=True, inputs=inputs)
+    text = chapter_text(n, "新")
+    novel.add_version(n, text, source="generated", kind="chapter", accept=True, inputs=inputs)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -196,8 +198,8 @@ def test_resync_resumes_after_kill_9_without_duplicates(tmp_path: Path) -> None:
 from xiaoshuo.config import load
 from xiaoshuo.memory import MemoryStore
 from xiaoshuo.writing import Novels, flow, run_sync
-settings = load(None, overrides={{"paths.data_dir": {str(tmp_path / "data")!r}, "memory.embedding_model": "none",
-                                 "writing.resync_batch": 2}}, env={{}})
+settings = load(None, overrides={{"paths.data_dir": {str(tmp_path / "data")!r},
+                                 "memory.embedding_model": "none", "writing.resync_batch": 2}}, env={{}})
 novel = Novels.from_settings(settings).get("yuye")
 with MemoryStore(settings) as store, novel.writer():
     run_sync(flow.resync(settings, FormsEngine(delay=0.3), novel, store))
@@ -255,7 +257,8 @@ def test_a_locked_chapter_is_untouched_by_edits_writes_resync_and_batch_jobs(tmp
     # outline regeneration keeps the locked planned chapter 5; the next run starts at 6
     assert _next_numbers(novel.outline(), 5, 6, 10) == ([6], [5])
     # an outline import keeps the lock
-    novel.import_outline({"volumes": [{"title": "一", "chapters": [{"title": f"新{i}"} for i in range(1, 7)]}]})
+    renamed = [{"title": f"新{i}"} for i in range(1, 7)]
+    novel.import_outline({"volumes": [{"title": "一", "chapters": renamed}]})
     assert novel.plan(3).locked
     # resync skips it (its pending work stays), import --replace is refused
     with MemoryStore(settings) as store:

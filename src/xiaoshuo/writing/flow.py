@@ -17,11 +17,14 @@
   stale reason is checked again against the refreshed summaries and memory: a reason whose input came
   out the same is dropped.  Locked chapters (``ChapterPlan.locked``) are skipped.
 
-Everything lives in ``data/novels/<slug>/flow.json``::
+Two files under ``data/novels/<slug>/`` (compact JSON, written atomically under the write lock)::
 
-    {"inputs":  {"12": {"version": 7, "inputs": [{"key": "summary:5", "chapter": 5, "hash": "…"}, …]}},
-     "stale":   {"12": [{"key": "summary:5", "chapter": 5, "reason": "第12章 用到了第5章的摘要，已改动"}]},
-     "pending": {"5": {"summary": true, "extract": true, "sha256": "…", "since": 1764650000.0}}}
+    flow-inputs.json  {"12": {"version": 7, "inputs": [{"key": "summary:5", "chapter": 5, "hash": "…"}, …]}}
+    flow.json         {"stale":   {"12": [{"key": "summary:5", "chapter": 5, "reason": "第12章 用到了…"}]},
+                       "pending": {"5": {"summary": true, "extract": true, "since": 1.76e9}}}
+
+The inputs index (~1.5 KB a chapter) is rewritten only when a generated version becomes current; a hand
+edit reads it and writes the small ``flow.json`` (marking after an edit: tens of ms at 300 chapters).
 
 Stale chapters are never rewritten here: the writer decides (a new generated version clears the mark).
 This module reads and writes ``flow.json`` only; it does not generate text (resync calls
@@ -37,9 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from xiaoshuo.files import atomic_write_json
+from xiaoshuo.files import atomic_write
 
 FLOW_FILE = "flow.json"
+INPUTS_FILE = "flow-inputs.json"
 HASH_CHARS = 12
 _KIND_LABELS = {"character": "{name}的状态", "setting": "设定「{name}」", "plot": "情节「{name}」",
                 "dialogue": "对话「{name}」"}  # fmt: skip
@@ -112,22 +116,40 @@ def label(item: dict[str, Any]) -> str:
     return where + pattern.format(name=item.get("name", "") or key.split(":", 1)[-1][:8])
 
 
-# ---------------------------------------------------------------------------------------------- the file
-def load(novel: Any) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------- the files
+def _read(path: Any) -> dict[str, Any]:
     try:
-        data = json.loads((novel.root / FLOW_FILE).read_text("utf-8"))
+        data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    for key in ("inputs", "stale", "pending"):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Any, data: dict[str, Any]) -> None:
+    """One line of compact JSON (json's C encoder: several times faster than ``indent``)."""
+    atomic_write(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+def load(novel: Any) -> dict[str, Any]:
+    """``flow.json``: ``{"stale": {…}, "pending": {…}}``."""
+    data = _read(novel.root / FLOW_FILE)
+    for key in ("stale", "pending"):
         if not isinstance(data.get(key), dict):
             data[key] = {}
     return data
 
 
 def save(novel: Any, data: dict[str, Any]) -> None:
-    atomic_write_json(novel.root / FLOW_FILE, data)
+    _write(novel.root / FLOW_FILE, data)
+
+
+def load_inputs(novel: Any) -> dict[str, Any]:
+    """``flow-inputs.json``: chapter → ``{"version", "inputs"}`` of its current generated text."""
+    return _read(novel.root / INPUTS_FILE)
+
+
+def save_inputs(novel: Any, index: dict[str, Any]) -> None:
+    _write(novel.root / INPUTS_FILE, index)
 
 
 # ---------------------------------------------------------------------------------------------- a change
@@ -137,11 +159,11 @@ def on_text_changed(novel: Any, number: int, version: Any, options: FlowOptions 
     options = options or FlowOptions()
     data = load(novel)
     key = str(number)
+    index = load_inputs(novel) if options.stale or version.inputs else {}
     if version.inputs:  # a generation: its inputs were current when it was written
-        data["inputs"][key] = {"version": version.id, "inputs": version.inputs}
+        index[key] = {"version": version.id, "inputs": version.inputs}
+        save_inputs(novel, index)
         data["stale"].pop(key, None)
-    elif key in data["inputs"]:
-        data["inputs"][key]["version"] = version.id  # a hand edit of a generated text: same inputs
     if options.summarize or options.extract:
         data["pending"][key] = {
             "summary": options.summarize,
@@ -149,16 +171,16 @@ def on_text_changed(novel: Any, number: int, version: Any, options: FlowOptions 
             "sha256": version.sha256,
             "since": time.time(),
         }
-    marked = mark_stale(data, number, version.sha256) if options.stale else []
+    marked = mark_stale(data, index, number, version.sha256) if options.stale else []
     save(novel, data)
     return marked
 
 
-def mark_stale(data: dict[str, Any], number: int, sha256: str) -> list[int]:
+def mark_stale(data: dict[str, Any], index: dict[str, Any], number: int, sha256: str) -> list[int]:
     """Mark the chapters after ``number`` that used its summary, its ending (when the text differs) or a
-    memory entry dated in it; returns them.  Reads only ``data`` (the 100 ms budget at 300 chapters)."""
+    memory entry dated in it; returns them.  Works on ``data`` and ``index`` only (no file is read)."""
     marked = []
-    for key, row in data["inputs"].items():
+    for key, row in index.items():
         m = int(key)
         if m <= number:
             continue
