@@ -119,6 +119,17 @@ def test_changing_chapter_5_marks_exactly_the_later_chapters_that_used_it(tmp_pa
     assert [r["chapter"] for r in flow.status(novel)["stale"]] == [7]
 
 
+def test_a_new_summary_marks_the_chapters_that_used_the_old_one(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    novel = book(settings, 7)
+    generated(novel, 6, [flow.summary_input(novel.plan(5))])
+    generated(novel, 7, [flow.summary_input(novel.plan(4))])
+    novel.set_summary(5, "第5章的摘要")  # the same summary: nothing changed
+    assert flow.status(novel)["stale"] == []
+    novel.set_summary(5, "林远离开了客栈。")  # `chapter summary --text`, `chapter summarize`, resync
+    assert flow.status(novel)["stale"] == [{"chapter": 6, "reasons": ["第6章 用到了第5章的摘要，已改动"]}]
+
+
 def test_flow_stale_off_marks_nothing(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, **{"writing.flow_stale": False, "writing.flow_summarize": False})
     novel = book(settings, 6)

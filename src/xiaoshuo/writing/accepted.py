@@ -9,7 +9,7 @@ book page) and the :class:`~xiaoshuo.writing.generate.Writer` (``write`` accepti
   review queue — or straight into memory with ``writing.auto_approve``.
 
 Both are off by default (each is one more model call per accept).  What ran clears the chapter's pending
-work of the forward flow (:mod:`xiaoshuo.writing.flow`; ``novel resync`` does the rest later).
+work of the forward flow (``summarize_chapter`` and the ``Extractor`` do; ``novel resync`` does the rest).
 A form the model fails to fill is reported (in the result and as a ``progress`` event), never raised:
 the accept itself stands, and the writer can run ``chapter summarize`` / ``memory extract`` later.
 Other errors (no engine, a locked memory) propagate.
@@ -92,7 +92,6 @@ async def on_accepted(
             limits, prompts = PlanLimits.from_settings(settings), Prompts.from_settings(settings)
             answer = await summarize_chapter(engine, novel, number, limits=limits, lora=lora, prompts=prompts)
             result.summary = answer.model_dump()
-            _refreshed(novel, number, summary=True)
             report(event="summary_saved")
         except StructuredOutputError as exc:
             result.summary_error = str(exc)
@@ -112,13 +111,5 @@ async def on_accepted(
             result.extract_error = done.error
             report(event="extract_failed", error=done.error)
         else:
-            _refreshed(novel, number, extract=True)
             report(event="extract_done", proposals=len(done.proposals), approved=done.approved)
     return result
-
-
-def _refreshed(novel: Any, number: int, **what: bool) -> None:
-    """The forward flow's pending work for the chapter is done (:func:`writing.flow.refreshed`)."""
-    from xiaoshuo.writing import flow
-
-    flow.refreshed(novel, number, **what)

@@ -64,6 +64,11 @@ class FlowOptions:
 
 
 # ---------------------------------------------------------------------------------------------- hashes
+def sha256_of(text: str) -> str:
+    """The sha256 a chapter's state and versions record for ``text``."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_CHARS]
 
@@ -176,9 +181,33 @@ def on_text_changed(novel: Any, number: int, version: Any, options: FlowOptions 
     return marked
 
 
+def on_summary_changed(novel: Any, plan: Any, options: FlowOptions | None = None) -> list[int]:
+    """Chapter ``plan.number``'s summary was set (by hand, ``chapter summarize``, resync): mark the later
+    chapters whose prompt used a different one (under the write lock, by ``Novel.update_plan``)."""
+    if not (options or FlowOptions()).stale:
+        return []
+    index = load_inputs(novel)
+    if not index:
+        return []
+    data = load(novel)
+    marked = _mark(data, index, plan.number, lambda item: item["key"] == f"summary:{plan.number}"
+                   and item.get("hash") != summary_hash(plan))  # fmt: skip
+    if marked:
+        save(novel, data)
+    return marked
+
+
 def mark_stale(data: dict[str, Any], index: dict[str, Any], number: int, sha256: str) -> list[int]:
     """Mark the chapters after ``number`` that used its summary, its ending (when the text differs) or a
     memory entry dated in it; returns them.  Works on ``data`` and ``index`` only (no file is read)."""
+
+    def changed(item: dict[str, Any]) -> bool:  # the same text again: a revert to what m was written after
+        return not (item["key"].startswith("text:") and item.get("hash") == sha256[:HASH_CHARS])
+
+    return _mark(data, index, number, changed)
+
+
+def _mark(data: dict[str, Any], index: dict[str, Any], number: int, changed: Callable[..., bool]) -> list:
     marked = []
     for key, row in index.items():
         m = int(key)
@@ -188,10 +217,8 @@ def mark_stale(data: dict[str, Any], index: dict[str, Any], number: int, sha256:
         have = {r["key"] for r in reasons}
         added = False
         for item in row.get("inputs", []):
-            if item.get("chapter") != number or item["key"] in have:
+            if item.get("chapter") != number or item["key"] in have or not changed(item):
                 continue
-            if item["key"].startswith("text:") and item.get("hash") == sha256[:HASH_CHARS]:
-                continue  # the same text again (a revert to what chapter m was written after)
             reasons.append(
                 {"key": item["key"], "chapter": number, "hash": item.get("hash", ""),
                  "reason": f"第{m}章 用到了{label(item)}，已改动"}
@@ -217,12 +244,26 @@ def on_imported(novel: Any, numbers: list[int], options: FlowOptions | None = No
     save(novel, data)
 
 
-def refreshed(novel: Any, number: int, *, summary: bool = False, extract: bool = False) -> None:
-    """Chapter ``number``'s summary / extraction was made from its current text (clears pending)."""
-    with novel.writer(timeout=30, what="flow"):
-        data = load(novel)
-        _clear(data, number, summary=summary, extract=extract)
-        save(novel, data)
+def refreshed(novel: Any, done: dict[int, str], *, summary: bool = False, extract: bool = False) -> bool:
+    """Clear the pending summary / extraction of the chapters in ``done`` (chapter → sha256 of the text the
+    work was made from): only where that is still the chapter's pending text.  Returns False when another
+    writer holds the novel for over 10 s (the work then stays pending; ``novel resync`` finds extraction's
+    record and skips it, or summarises again)."""
+    from xiaoshuo.writing.project import NovelLockedError
+
+    if not done:
+        return True
+    try:
+        with novel.writer(timeout=10, what="flow"):
+            data = load(novel)
+            for n, digest in done.items():
+                row = data["pending"].get(str(n))
+                if row is not None and row.get("sha256") in (digest, "", None):
+                    _clear(data, n, summary=summary, extract=extract)
+            save(novel, data)
+    except NovelLockedError:
+        return False
+    return True
 
 
 def _clear(data: dict[str, Any], number: int, *, summary: bool, extract: bool) -> None:

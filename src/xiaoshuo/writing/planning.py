@@ -634,6 +634,9 @@ async def summarize_chapter(
             summary_where=answer.where,
             summary_when=answer.when.strip(),
         )
+        from xiaoshuo.writing import flow  # made from this text: the forward flow's work is done
+
+        flow.refreshed(novel, {number: flow.sha256_of(text)}, summary=True)
     return answer
 
 

@@ -74,6 +74,7 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
+_SUMMARY_FIELDS = frozenset({"summary", "summary_who", "summary_where", "summary_when"})
 _CHAPTER_FILE = re.compile(r"(\d{4,})\.txt")  # 0001.txt … 9999.txt, 10000.txt …
 _VERSION_FILE = re.compile(r"(\d{6,})\.json")  # 000001.json …, 1000000.json
 
@@ -320,6 +321,10 @@ class Novel:
                 setattr(plan, key, value)
             ChapterPlan.model_validate(plan.model_dump())
             self.save_outline(outline)
+            if _SUMMARY_FIELDS & set(fields):  # later chapters that used the old summary are stale
+                from xiaoshuo.writing import flow
+
+                flow.on_summary_changed(self, plan, self.flow)
             return plan
 
     def set_summary(self, number: int, summary: str) -> None:
