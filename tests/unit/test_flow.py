@@ -187,13 +187,16 @@ def test_resync_refreshes_in_order_and_clears_what_came_out_the_same(tmp_path: P
 
 def test_resync_keeps_a_changed_summary_stale(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, **{"writing.flow_extract": False})
-    novel = book(settings, 6)
+    novel = book(settings, 7)
     generated(novel, 6, [flow.summary_input(novel.plan(5))])
     novel.set_text(5, chapter_text(5, "改"))
+    generated(novel, 7, [flow.summary_input(novel.plan(5))])  # written before resync: the old summary
+    assert [r["chapter"] for r in flow.status(novel)["stale"]] == [6]
     with MemoryStore(settings) as store:
         done = run_sync(flow.resync(settings, FormsEngine(summary="完全不同的摘要。"), novel, store, start=5))
-    assert done.summarized == [5, 6] and novel.plan(5).summary == "完全不同的摘要。"
-    assert [r["chapter"] for r in flow.status(novel)["stale"]] == [6]
+    assert done.summarized == [5, 6, 7] and novel.plan(5).summary == "完全不同的摘要。"
+    stale = flow.status(novel)["stale"]
+    assert stale == [{"chapter": c, "reasons": [f"第{c}章 用到了第5章的摘要，已改动"]} for c in (6, 7)]
     assert [p["chapter"] for p in flow.status(novel)["pending"]] == [1, 2, 3, 4]  # before --from 5
 
 

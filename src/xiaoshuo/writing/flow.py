@@ -407,7 +407,10 @@ async def resync(
     progress: Callable[[int, int], None] | None = None,
 ) -> ResyncResult:
     """Re-summarise and re-extract the pending chapters from ``start`` in order, ``batch`` chapters at a
-    time (``writing.resync_batch``), then re-check the stale marks.  See the module docstring."""
+    time (``writing.resync_batch``), then re-check the stale marks.  See the module docstring.
+
+    ``store`` None: no memory — the extractions stay pending.  A form the model fails to fill is listed in
+    ``failed`` and stays pending; other errors propagate (what finished before is kept)."""
     import asyncio
 
     from xiaoshuo.writing.extraction import Extractor
@@ -428,11 +431,20 @@ async def resync(
         part = work[i : i + size]
         texts = {n: novel.text(n) for n, _, _ in part}
         sums = [n for n, s, _ in part if s and texts[n].strip()]
-        answers = await asyncio.gather(
-            *(summarize_chapter(engine, novel, n, limits=limits, lora=lora, prompts=prompts, save=False)
-              for n in sums),
-            return_exceptions=True,
-        )  # fmt: skip
+        exts = [n for n, _, e in part if e and texts[n].strip()]
+
+        async def summaries(sums=sums):
+            return await asyncio.gather(
+                *(summarize_chapter(engine, novel, n, limits=limits, lora=lora, prompts=prompts, save=False)
+                  for n in sums),
+                return_exceptions=True,
+            )  # fmt: skip
+
+        async def extractions(exts=exts):
+            return await extractor.extract(exts, resume=True) if extractor is not None and exts else []
+
+        # the batch's summaries and extraction forms go to the engine together (one round per batch)
+        answers, extracted = await asyncio.gather(summaries(), extractions())
         done_sum = []
         for n, answer in zip(sums, answers, strict=True):
             if isinstance(answer, StructuredOutputError):
@@ -441,21 +453,22 @@ async def resync(
                 raise answer
             else:
                 done_sum.append((n, answer))
-        exts = [n for n, _, e in part if e and texts[n].strip()]
         done_ext: list[int] = []
-        if extractor is not None and exts:
-            for r in await extractor.extract(exts, resume=True):
-                if r.error:
-                    result.failed.append({"chapter": r.chapter, "task": "extract", "error": r.error})
-                else:
-                    done_ext.append(r.chapter)
+        for r in extracted:
+            if r.error:
+                result.failed.append({"chapter": r.chapter, "task": "extract", "error": r.error})
+            else:
+                done_ext.append(r.chapter)
         with novel.writer(timeout=60, what="novel resync"):
-            data = load(novel)
+            saved = []
             for n, answer in done_sum:
                 if novel.text(n) != texts[n]:
                     continue  # changed while the model read it: stays pending
                 novel.update_plan(n, summary=answer.summary.strip(), summary_who=answer.who,
                                   summary_where=answer.where, summary_when=answer.when.strip())  # fmt: skip
+                saved.append(n)  # (update_plan marks the chapters that used the old summary)
+            data = load(novel)  # after update_plan and the Extractor wrote it
+            for n in saved:
                 _clear(data, n, summary=True, extract=False)
                 result.summarized.append(n)
             for n, s, _ in part:
@@ -467,9 +480,6 @@ async def resync(
                 if novel.text(n) == texts[n]:
                     _clear(data, n, summary=False, extract=True)
                     result.extracted.append(n)
-            if extractor is None:
-                for n in exts:
-                    _clear(data, n, summary=False, extract=False)  # no memory: stays pending
             save(novel, data)  # the journal: what is cleared here is never redone
         result.batches += 1
         if progress is not None:
