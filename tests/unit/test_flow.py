@@ -130,6 +130,19 @@ def test_a_new_summary_marks_the_chapters_that_used_the_old_one(tmp_path: Path) 
     assert flow.status(novel)["stale"] == [{"chapter": 6, "reasons": ["第6章 用到了第5章的摘要，已改动"]}]
 
 
+def test_an_edit_is_refreshed_at_once_when_a_model_is_at_hand(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, **{"writing.auto_summarize": True})
+    novel = book(settings, 3)
+    actions.save_edit(novel, 2, chapter_text(2, "改"))
+    assert run_sync(actions.after_change(settings, novel, 2)) is None  # no model: stays pending
+    assert {p["chapter"]: p["summary"] for p in flow.status(novel)["pending"]}[2]
+    engine = FormsEngine(summary="林远改了主意。")
+    done = run_sync(actions.after_change(settings, novel, 2, open_engine=lambda: (engine, None)))
+    assert done.ran == ["summary"] and novel.plan(2).summary == "林远改了主意。"
+    row = {p["chapter"]: p for p in flow.status(novel)["pending"]}[2]
+    assert not row["summary"] and row["extract"]  # auto_extract is off: the extraction stays pending
+
+
 def test_flow_stale_off_marks_nothing(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, **{"writing.flow_stale": False, "writing.flow_summarize": False})
     novel = book(settings, 6)
