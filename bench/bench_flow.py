@@ -116,6 +116,7 @@ def bench_mark(root: Path, chapters: int, repeat: int) -> dict:
 def bench_resync(root: Path, chapters: int, delay: float) -> dict:
     from xiaoshuo.memory import MemoryStore
     from xiaoshuo.writing import flow, run_sync
+    from xiaoshuo.writing.resync import resync
 
     namespace: dict = {}
     exec(FORMS, namespace)  # the scripted engine above
@@ -131,7 +132,7 @@ def bench_resync(root: Path, chapters: int, delay: float) -> dict:
 
             NameTagger([])
             started = time.perf_counter()
-            done = run_sync(flow.resync(settings, engine, novel, store))
+            done = run_sync(resync(settings, engine, novel, store))
             seconds = time.perf_counter() - started
         assert done.summarized == list(range(1, chapters + 1)), done.as_dict()
         assert done.extracted == list(range(1, chapters + 1)), done.as_dict()

@@ -16,6 +16,7 @@ import pytest
 from xiaoshuo.memory import MemoryStore
 from xiaoshuo.testing import tiny_engine_settings
 from xiaoshuo.writing import Novels, flow, run_sync
+from xiaoshuo.writing.resync import resync
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +40,11 @@ def test_resync_on_vllm_refreshes_the_pending_chapters_in_batches(
     novel.add_version(3, CHAPTERS[3], source="generated", kind="chapter", accept=True,
                       inputs=[flow.summary_input(novel.plan(2))])  # fmt: skip
     with MemoryStore(settings) as store:
-        first = run_sync(flow.resync(settings, vllm_engine, novel, store))
+        first = run_sync(resync(settings, vllm_engine, novel, store))
         assert first.batches == 2 and not first.failed, first.as_dict()
         novel.set_text(2, CHAPTERS[2] + "\n天亮了。")
         assert [r["chapter"] for r in flow.status(novel)["stale"]] == [3]
-        done = run_sync(flow.resync(settings, vllm_engine, novel, store))
+        done = run_sync(resync(settings, vllm_engine, novel, store))
     assert done.summarized == [2] and done.extracted == [2] and not done.failed, done.as_dict()
     assert flow.status(novel)["pending"] == [] and novel.plan(2).summary
     assert [r["chapter"] for r in flow.status(novel)["stale"]] == [3]  # the summary it used changed

@@ -19,6 +19,7 @@ from xiaoshuo.memory import MemoryStore, make_entry
 from xiaoshuo.testing import ScriptedEngine
 from xiaoshuo.writing import Novels, WritingError, actions, flow, run_sync
 from xiaoshuo.writing.generate import Writer
+from xiaoshuo.writing.resync import resync
 from xiaoshuo.writing.review import ReviewQueue
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -184,12 +185,12 @@ def test_resync_refreshes_in_order_and_clears_what_came_out_the_same(tmp_path: P
     generated(novel, 6, [flow.summary_input(novel.plan(5))])
     engine = FormsEngine()
     with MemoryStore(settings) as store:
-        first = run_sync(flow.resync(settings, engine, novel, store))  # the chapters written above
+        first = run_sync(resync(settings, engine, novel, store))  # the chapters written above
         assert first.summarized == [1, 2, 3, 4, 5, 6] and first.batches == 3
         novel.set_text(5, chapter_text(5, "改"))  # the model will summarise it as before
         assert [r["chapter"] for r in flow.status(novel)["stale"]] == [6]
         engine.asked.clear()
-        done = run_sync(flow.resync(settings, engine, novel, store))
+        done = run_sync(resync(settings, engine, novel, store))
     assert done.summarized == [5] and done.extracted == [5] and sorted(engine.asked) == [
         ("extract", 5),
         ("summary", 5),
@@ -206,7 +207,7 @@ def test_resync_keeps_a_changed_summary_stale(tmp_path: Path) -> None:
     generated(novel, 7, [flow.summary_input(novel.plan(5))])  # written before resync: the old summary
     assert [r["chapter"] for r in flow.status(novel)["stale"]] == [6]
     with MemoryStore(settings) as store:
-        done = run_sync(flow.resync(settings, FormsEngine(summary="完全不同的摘要。"), novel, store, start=5))
+        done = run_sync(resync(settings, FormsEngine(summary="完全不同的摘要。"), novel, store, start=5))
     assert done.summarized == [5, 6, 7] and novel.plan(5).summary == "完全不同的摘要。"
     stale = flow.status(novel)["stale"]
     assert stale == [{"chapter": c, "reasons": [f"第{c}章 用到了第5章的摘要，已改动"]} for c in (6, 7)]
@@ -225,11 +226,12 @@ def test_resync_resumes_after_kill_9_without_duplicates(tmp_path: Path) -> None:
 from xiaoshuo.config import load
 from xiaoshuo.memory import MemoryStore
 from xiaoshuo.writing import Novels, flow, run_sync
+from xiaoshuo.writing.resync import resync
 settings = load(None, overrides={{"paths.data_dir": {str(tmp_path / "data")!r},
                                  "memory.embedding_model": "none", "writing.resync_batch": 2}}, env={{}})
 novel = Novels.from_settings(settings).get("yuye")
 with MemoryStore(settings) as store, novel.writer():
-    run_sync(flow.resync(settings, FormsEngine(delay=0.3), novel, store))
+    run_sync(resync(settings, FormsEngine(delay=0.3), novel, store))
 """,
         "utf-8",
     )
@@ -250,7 +252,7 @@ with MemoryStore(settings) as store, novel.writer():
     before = {p.chapter for p in queue.list("pending")}
     engine = FormsEngine()
     with MemoryStore(settings) as store:
-        done = run_sync(flow.resync(settings, engine, novel, store))
+        done = run_sync(resync(settings, engine, novel, store))
     asked = {n for _, n in engine.asked}
     assert asked <= set(left) and set(done.summarized) == {n for n in left}  # nothing done twice
     assert pending() == []
@@ -289,7 +291,7 @@ def test_a_locked_chapter_is_untouched_by_edits_writes_resync_and_batch_jobs(tmp
     assert novel.plan(3).locked
     # resync skips it (its pending work stays), import --replace is refused
     with MemoryStore(settings) as store:
-        done = run_sync(flow.resync(settings, FormsEngine(), novel, store))
+        done = run_sync(resync(settings, FormsEngine(), novel, store))
     assert done.skipped_locked == [3] and 3 not in done.summarized and novel.plan(3).summary == "第3章的摘要"
     assert [p["chapter"] for p in flow.status(novel)["pending"]] == [3]
     src = tmp_path / "book.txt"
@@ -327,3 +329,24 @@ def test_chapter_lock_cli_and_a_batch_write_skips_locked(tmp_path: Path, monkeyp
     assert "跳过第2章" in res.stderr
     res = runner.invoke(app, ["chapter", "unlock", "2", "--novel", "yuye"])
     assert res.exit_code == 0 and "已解锁" in res.stdout and not novel.plan(2).locked
+
+
+def test_novel_resync_cli_json_and_nothing_pending_loads_no_model(tmp_path: Path, monkeypatch) -> None:
+    from xiaoshuo.cli import app
+
+    settings = settings_for(tmp_path)
+    book(settings, 3)
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("XIAOSHUO_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("XIAOSHUO_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XIAOSHUO_MEMORY__EMBEDDING_MODEL", "none")
+    register_backend("flow-forms", lambda cfg, model, adapters: FormsEngine())
+    runner = CliRunner()
+    res = runner.invoke(app, ["novel", "resync", "yuye", "--from", "2", "--backend", "flow-forms", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["summarized"] == [2, 3] and data["extracted"] == [2, 3] and data["failed"] == []
+    res = runner.invoke(app, ["novel", "resync", "yuye", "--from", "2", "--backend", "no-such-backend"])
+    assert res.exit_code == 0, res.output  # nothing pending from 2 on: no model is loaded
+    assert "摘要 summarized 0 章" in res.stdout

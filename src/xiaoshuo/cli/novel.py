@@ -443,14 +443,14 @@ def resync_cmd(
 
     from xiaoshuo.engine import load_engine
     from xiaoshuo.memory import MemoryStore
-    from xiaoshuo.writing import flow
+    from xiaoshuo.writing import resync
 
     settings = cli_state(ctx).settings()
     novel = novels(ctx).get(slug)
-    work, locked = flow.todo(novel, start)
+    work, locked = resync.todo(novel, start)
     err = Console(stderr=True)
     if not work:
-        report = flow.ResyncResult(novel.slug, skipped_locked=locked).as_dict()
+        report = resync.ResyncResult(novel.slug, skipped_locked=locked).as_dict()
     else:
         with (
             MemoryStore(settings) as store,
@@ -459,7 +459,7 @@ def resync_cmd(
             _progress(err, "同步 resync") as on_progress,
         ):
             done = asyncio.run(
-                flow.resync(
+                resync.resync(
                     settings, engine, novel, store, start=start,
                     progress=lambda d, t: on_progress("章 chapters", d, t),
                 )
