@@ -90,7 +90,8 @@ def test_a_generated_chapter_records_what_its_prompt_used(tmp_path: Path) -> Non
     keys = {i["key"]: i for i in v.inputs}
     assert keys["summary:1"]["hash"] == flow.summary_hash(novel.plan(1))
     assert keys["summary:2"]["chapter"] == 2
-    assert keys["text:2"]["hash"] == novel.state(2)["sha256"][: flow.HASH_CHARS]
+    ending = novel.text(2)[-keys["text:2"]["chars"] :]
+    assert keys["text:2"]["hash"] == flow.short_hash(ending) and 0 < len(ending) <= len(novel.text(2))
     assert all("text" not in i for i in v.inputs)  # a fingerprint, never the text
 
 
@@ -101,7 +102,7 @@ def test_changing_chapter_5_marks_exactly_the_later_chapters_that_used_it(tmp_pa
     shen = make_entry(novel="yuye", kind="character", name="沈青岚", text="剑客", state="受伤", chapter=5)
     other = make_entry(novel="yuye", kind="character", name="赵铁山", text="掌柜", state="掌柜", chapter=2)
     generated(novel, 3, [flow.summary_input(novel.plan(2))])  # before 5: never stale
-    generated(novel, 6, [flow.summary_input(novel.plan(5)), flow.text_input(5, novel.text(5))])
+    generated(novel, 6, [flow.summary_input(novel.plan(5)), flow.text_input(5, novel.text(5)[-20:])])
     generated(novel, 7, [flow.memory_input(shen), flow.summary_input(novel.plan(4))])
     generated(novel, 8, [flow.memory_input(other), flow.text_input(7, novel.text(7))])  # nothing of 5
     assert flow.status(novel)["stale"] == []
@@ -118,6 +119,16 @@ def test_changing_chapter_5_marks_exactly_the_later_chapters_that_used_it(tmp_pa
     assert len({r["chapter"]: r for r in flow.status(novel)["stale"]}[6]["reasons"]) == 2
     generated(novel, 6, [flow.summary_input(novel.plan(5))])
     assert [r["chapter"] for r in flow.status(novel)["stale"]] == [7]
+
+
+def test_only_a_change_of_the_ending_it_used_marks_the_next_chapter(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, **{"writing.flow_summarize": False, "writing.flow_extract": False})
+    novel = book(settings, 6)
+    generated(novel, 6, [flow.text_input(5, novel.text(5)[-20:])])  # 【上一章结尾】: the last 20 characters
+    novel.set_text(5, "新的开头。" + novel.text(5))
+    assert flow.status(novel)["stale"] == []
+    novel.set_text(5, novel.text(5) + "结尾改了。")
+    assert flow.status(novel)["stale"] == [{"chapter": 6, "reasons": ["第6章 用到了第5章的结尾，已改动"]}]
 
 
 def test_a_new_summary_marks_the_chapters_that_used_the_old_one(tmp_path: Path) -> None:

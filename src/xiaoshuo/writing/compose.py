@@ -281,7 +281,7 @@ def compose(
 
     inputs = [flow.summary_input(outline.chapter(n)) for n in used_summaries] if outline is not None else []
     if prev_item is not None and prev_item.included and prev_item.text and chapter and chapter > 1:
-        inputs.append(flow.text_input(chapter - 1, previous_text or ""))
+        inputs.append(flow.text_input(chapter - 1, prev_item.text))
     inputs += memory_inputs
     if tokens > total:
         raise WritingError(

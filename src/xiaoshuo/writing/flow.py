@@ -87,10 +87,16 @@ def summary_input(plan: Any) -> dict[str, Any]:
     return {"key": f"summary:{plan.number}", "chapter": plan.number, "hash": summary_hash(plan)}
 
 
-def text_input(number: int, text: str) -> dict[str, Any]:
-    """The previous chapter's text (its ending was in the prompt): the hash of the whole text, so it
-    compares with the chapter's recorded sha256 without reading the file."""
-    return {"key": f"text:{number}", "chapter": number, "hash": short_hash(text)}
+def text_input(number: int, ending: str) -> dict[str, Any]:
+    """The previous chapter's ending as the prompt had it (【上一章结尾】): its length and hash, so an edit
+    elsewhere in that chapter does not make this one stale."""
+    return {"key": f"text:{number}", "chapter": number, "chars": len(ending), "hash": short_hash(ending)}
+
+
+def ending_changed(item: dict[str, Any], text: str) -> bool:
+    """Whether chapter text ``text`` no longer ends as the ``text:N`` input ``item`` recorded."""
+    chars = int(item.get("chars") or len(text))
+    return short_hash(text[-chars:] if chars else "") != item.get("hash")
 
 
 def memory_input(entry: Any) -> dict[str, Any]:
@@ -174,7 +180,7 @@ def on_text_changed(novel: Any, number: int, version: Any, options: FlowOptions 
             "sha256": version.sha256,
             "since": time.time(),
         }
-    marked = mark_stale(data, index, number, version.sha256) if options.stale else []
+    marked = mark_stale(data, index, number, version.text) if options.stale else []
     save(novel, data)
     return marked
 
@@ -195,12 +201,12 @@ def on_summary_changed(novel: Any, plan: Any, options: FlowOptions | None = None
     return marked
 
 
-def mark_stale(data: dict[str, Any], index: dict[str, Any], number: int, sha256: str) -> list[int]:
+def mark_stale(data: dict[str, Any], index: dict[str, Any], number: int, text: str) -> list[int]:
     """Mark the chapters after ``number`` that used its summary, its ending (when the text differs) or a
     memory entry dated in it; returns them.  Works on ``data`` and ``index`` only (no file is read)."""
 
     def changed(item: dict[str, Any]) -> bool:  # the same text again: a revert to what m was written after
-        return not (item["key"].startswith("text:") and item.get("hash") == sha256[:HASH_CHARS])
+        return not item["key"].startswith("text:") or ending_changed(item, text)
 
     return _mark(data, index, number, changed)
 
@@ -217,10 +223,11 @@ def _mark(data: dict[str, Any], index: dict[str, Any], number: int, changed: Cal
         for item in row.get("inputs", []):
             if item.get("chapter") != number or item["key"] in have or not changed(item):
                 continue
-            reasons.append(
-                {"key": item["key"], "chapter": number, "hash": item.get("hash", ""),
-                 "reason": f"第{m}章 用到了{label(item)}，已改动"}
-            )  # fmt: skip
+            reason = {"key": item["key"], "chapter": number, "hash": item.get("hash", ""),
+                      "reason": f"第{m}章 用到了{label(item)}，已改动"}  # fmt: skip
+            if "chars" in item:
+                reason["chars"] = item["chars"]
+            reasons.append(reason)
             have.add(item["key"])
             added = True
         if added:
@@ -314,7 +321,7 @@ def recheck(novel: Any, entries: list[Any] | None, queue_pending: set[int] | Non
                 if _source_pending(r, data["pending"], queue_pending):
                     keep.append(r)
                     continue
-                now = _current_hash(novel, outline, by_id, r["key"], entries is not None)
+                now = _current_hash(novel, outline, by_id, r, entries is not None)
                 if now is None or now != r.get("hash"):
                     keep.append(r)
             if keep:
@@ -338,13 +345,15 @@ def _source_pending(reason: dict[str, Any], pending: dict[str, Any], queue_pendi
     return False
 
 
-def _current_hash(novel, outline, by_id, key: str, have_memory: bool) -> str | None:
-    kind, _, ident = key.partition(":")
+def _current_hash(novel, outline, by_id, reason: dict[str, Any], have_memory: bool) -> str | None:
+    kind, _, ident = reason["key"].partition(":")
     if kind == "summary":
         plan = outline.chapter(int(ident))
         return summary_hash(plan) if plan is not None else None
     if kind == "text":
-        return (novel.state(int(ident)).get("sha256") or "")[:HASH_CHARS] or None
+        text = novel.read(int(ident), version=False).text
+        chars = int(reason.get("chars") or len(text))
+        return short_hash(text[-chars:] if chars else "")
     if kind == "memory" and have_memory:
         entry = by_id.get(ident)
         return entry_hash(entry) if entry is not None else None
