@@ -361,6 +361,26 @@ class WritingSettings(_Section):
     thread_window: int = Field(
         3, ge=0, description="Prompts remind of open threads (伏笔) due within this many chapters."
     )
+    flow_summarize: bool = Field(
+        True,
+        description="When a chapter's text changes (accept, edit, revert, set, import), its summary "
+        "(前情提要) becomes pending work: writing.auto_summarize refreshes it at once when a model is "
+        "loaded, else `xiaoshuo novel resync` does.",
+    )
+    flow_extract: bool = Field(
+        True,
+        description="When a chapter's text changes, a new memory extraction becomes pending work: it "
+        "supersedes the chapter's unreviewed proposals (writing.auto_extract at once, else `novel resync`).",
+    )
+    flow_stale: bool = Field(
+        True,
+        description="When a chapter's text changes, mark every later chapter whose prompt used its summary, "
+        "its ending or a memory entry from it as stale, with the reason (`novel status`); stale chapters "
+        "are never rewritten automatically.",
+    )
+    resync_batch: int = Field(
+        16, ge=1, le=256, description="Chapters `novel resync` sends to the engine at once (one batch)."
+    )
     reappear_gap: int = Field(
         20, ge=1, description="Consistency check: flag a character unseen for this many chapters."
     )

@@ -438,3 +438,26 @@ def _print_revision(data: dict) -> None:
         )
     else:
         typer.echo("没有保留修改：改后的问题没有更少 (nothing kept: no revision had fewer findings)")
+
+def _lock(ctx: typer.Context, novel: str, number: int, locked: bool, as_json: bool) -> None:
+    from xiaoshuo.writing import actions
+
+    plan = actions.lock(_novel(ctx, novel), number, locked=locked)
+    if as_json:
+        echo_json({"number": plan.number, "title": plan.title, "locked": plan.locked})
+    else:
+        what = "已锁定 (locked)：正文不会被任何操作改动" if plan.locked else "已解锁 (unlocked)"
+        typer.echo(f"✓ 第{number}章《{plan.title}》{what}")
+
+
+@app.command("lock")
+def lock_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
+    """锁定 / Lock a chapter: nothing changes its text (accept, edit, revert, set, revise, batch writing,
+    import --replace) until it is unlocked; novel resync skips it."""
+    _lock(ctx, novel, number, True, as_json)
+
+
+@app.command("unlock")
+def unlock_cmd(ctx: typer.Context, novel: NovelOpt, number: NumberArg, as_json: JsonOpt = False) -> None:
+    """解锁 / Unlock a chapter (chapter lock)."""
+    _lock(ctx, novel, number, False, as_json)

@@ -448,3 +448,87 @@ def export_cmd(
     )
     for s in report["skipped"]:
         typer.echo(f"  跳过 skipped 第 {s['number']} 章 {s['title']}: {s['why']}")
+
+
+@app.command("status")
+def status_cmd(
+    ctx: typer.Context, slug: Annotated[str, typer.Argument()], as_json: JsonOpt = False
+) -> None:
+    """过期与待办 / Stale chapters (they used a summary, an ending or a memory entry that changed since,
+    with the reasons) and pending work (summaries and extractions for `novel resync`); reads only."""
+    from xiaoshuo.writing import flow
+
+    report = flow.status(novels(ctx).get(slug))
+    if as_json:
+        echo_json(report)
+        return
+    if not report["stale"] and not report["pending"]:
+        typer.echo(f"✓ 《{report['novel']}》没有过期章节，也没有待办 (nothing stale, nothing pending)")
+    for row in report["stale"]:
+        typer.echo(f"! 第{row['chapter']}章 过期 (stale)：" + "；".join(row["reasons"]))
+    if report["pending"]:
+        sums = [str(p["chapter"]) for p in report["pending"] if p["summary"]]
+        exts = [str(p["chapter"]) for p in report["pending"] if p["extract"]]
+        if sums:
+            typer.echo(f"· 待更新摘要 (summaries pending): 第{'、'.join(sums)}章")
+        if exts:
+            typer.echo(f"· 待重新提取记忆 (extractions pending): 第{'、'.join(exts)}章")
+        typer.echo(f"  同步 (resync): xiaoshuo novel resync {report['novel']}")
+    if report["locked"]:
+        typer.echo(f"· 锁定 (locked): 第{'、'.join(map(str, report['locked']))}章")
+
+
+@app.command("resync")
+def resync_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument()],
+    start: Annotated[int, typer.Option("--from", min=1, help="First chapter to refresh.")] = 1,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """同步 / Re-summarise and re-extract the pending chapters in order (batched: writing.resync_batch;
+    resumable after a kill: run it again), then drop the stale marks whose inputs came out the same.
+    Never rewrites a chapter; locked chapters are skipped."""
+    import asyncio
+
+    from rich.console import Console
+
+    from xiaoshuo.engine import load_engine
+    from xiaoshuo.memory import MemoryStore
+    from xiaoshuo.writing import resync
+
+    settings = cli_state(ctx).settings()
+    novel = novels(ctx).get(slug)
+    work, locked = resync.todo(novel, start)
+    err = Console(stderr=True)
+    if not work:
+        report = resync.ResyncResult(novel.slug, skipped_locked=locked).as_dict()
+    else:
+        with (
+            MemoryStore(settings) as store,
+            load_engine(settings, backend=backend, model=model) as engine,
+            novel.writer(what="novel resync"),
+            _progress(err, "同步 resync") as on_progress,
+        ):
+            done = asyncio.run(
+                resync.resync(
+                    settings, engine, novel, store, start=start,
+                    progress=lambda d, t: on_progress("章 chapters", d, t),
+                )
+            )  # fmt: skip
+        report = done.as_dict()
+    if as_json:
+        echo_json(report)
+        return
+    typer.echo(
+        f"✓ 同步 resync: 摘要 summarized {len(report['summarized'])} 章 · "
+        f"提取 extracted {len(report['extracted'])} 章 · {report['batches']} 批 batches"
+    )
+    if report["cleared_stale"]:
+        typer.echo(f"  不再过期 (no longer stale): 第{'、'.join(map(str, report['cleared_stale']))}章")
+    if report["skipped_locked"]:
+        typer.echo(f"  跳过锁定 (locked, skipped): 第{'、'.join(map(str, report['skipped_locked']))}章")
+    for f in report["failed"]:
+        typer.echo(f"! 第{f['chapter']}章 {f['task']} 失败 (failed, still pending): {f['error']}", err=True)
+    typer.echo(f"  过期章节 (stale chapters): xiaoshuo novel status {novel.slug}")

@@ -206,6 +206,9 @@ def chapter_cmd(
             return
         results = []
         for n in numbers:
+            if len(numbers) > 1 and _locked(writer.novel, n):
+                typer.echo(f"· 跳过第{n}章：已锁定 (chapter {n} is locked, skipped)", err=True)
+                continue
             result = run_sync(
                 actions.write(
                     writer, "chapter", n, target_chars=target_chars, candidates=candidates, seed=seed,
@@ -217,6 +220,12 @@ def chapter_cmd(
                 _report(result, as_json)
     if as_json:
         echo_json(results[0].as_dict() if len(results) == 1 else [r.as_dict() for r in results])
+
+
+def _locked(novel, number: int) -> bool:
+    """A chapter of a range that ``chapter lock`` protects (a batch skips it; one chapter is refused)."""
+    plan = novel.outline().chapter(number)
+    return plan is not None and plan.locked
 
 
 def chapter_range(spec: str) -> list[int]:

@@ -8,10 +8,12 @@ book page) and the :class:`~xiaoshuo.writing.generate.Writer` (``write`` accepti
 * ``writing.auto_extract``: memory proposals from the chapter (:class:`extraction.Extractor`), into the
   review queue — or straight into memory with ``writing.auto_approve``.
 
-Both are off by default (each is one more model call per accept).  A form the model fails to fill is
-reported (in the result and as a ``progress`` event), never raised: the accept itself stands, and the
-writer can run ``chapter summarize`` / ``memory extract`` later.  Other errors (no engine, a locked
-memory) propagate.  This module does not accept anything and does not load an engine.
+Both are off by default (each is one more model call per accept).  What ran clears the chapter's pending
+work of the forward flow (``summarize_chapter`` and the ``Extractor`` do; ``novel resync`` does the rest).
+A form the model fails to fill is reported (in the result and as a ``progress`` event), never raised:
+the accept itself stands, and the writer can run ``chapter summarize`` / ``memory extract`` later.
+Other errors (no engine, a locked memory) propagate.
+This module does not accept anything and does not load an engine.
 """
 
 from __future__ import annotations

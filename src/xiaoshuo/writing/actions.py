@@ -12,8 +12,10 @@ on the page), so a behaviour cannot differ between them:
   ``auto_extract``); the engine is opened only when one of them runs, after the accept, so a model that
   cannot load never undoes an accept;
 * :func:`save_edit` — a hand edit becomes the current version (compared and written under the novel's
-  write lock); :func:`revert`;
+  write lock); :func:`revert`; :func:`after_change` — the summary / extraction of an edited chapter now,
+  when a model is at hand (else it stays pending for ``novel resync``);
 * :func:`mark_final` — 定稿 / back to 草稿 (the outline status ``novel export --only-final`` reads);
+* :func:`lock` — 锁定 / 解锁 a chapter (nothing changes a locked chapter's text; resync skips it);
 * :func:`update_card` — change the novel's card (书名、作者、视角 …), validated by the card's model;
 * :func:`revise` / :func:`plan_revise` — 修订: rewrite the passages the review flags and keep only a
   better text (:mod:`xiaoshuo.writing.revise`), or list the planned edits (``--dry-run``).
@@ -224,6 +226,27 @@ def revert(novel: Any, number: int, version: int) -> Version:
     return novel.revert(int(number), int(version))
 
 
+async def after_change(
+    settings: Any,
+    novel: Any,
+    number: int,
+    *,
+    open_engine: OpenEngine | None = None,
+    store: Any = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """After a hand edit, revert or ``set`` of chapter ``number``: refresh its summary / extraction now as
+    ``writing.auto_summarize`` / ``auto_extract`` say, when a model is at hand (``open_engine``, e.g. the
+    page's loaded engine); otherwise — or with both off — it stays pending work for ``novel resync``
+    (:mod:`xiaoshuo.writing.flow`) and None is returned.  Returns the :class:`AfterAccept` when it ran."""
+    from xiaoshuo.writing.accepted import on_accepted, wanted
+
+    if open_engine is None or not any(wanted(settings)):
+        return None
+    engine, lora = open_engine()
+    return await on_accepted(settings, engine, novel, int(number), store, lora=lora, progress=progress)
+
+
 # ---------------------------------------------------------------------------------------------- 定稿
 #: what a chapter's outline status means to a writer (``ChapterPlan.status``)
 STATUS_LABELS = {"planned": "未写", "drafted": "草稿", "final": "定稿"}
@@ -251,6 +274,18 @@ def mark_final(novel: Any, number: int, final: bool = True) -> Any:
         if plan.status == status:
             return plan
         return novel.update_plan(number, status=status)
+
+
+def lock(novel: Any, number: int, locked: bool = True) -> Any:
+    """锁定 (``locked=True``) or 解锁 chapter ``number``: while locked nothing changes its text (accept,
+    edit, revert, set, revise, batch writing, ``import --replace``) and ``novel resync`` skips it.
+    Under the novel's write lock; returns the chapter's :class:`~xiaoshuo.writing.schema.ChapterPlan`."""
+    number = int(number)
+    with novel.writer(timeout=30, what="chapter lock"):
+        plan = novel.plan(number)  # raises: 大纲里没有第 N 章
+        if plan.locked == bool(locked):
+            return plan
+        return novel.update_plan(number, locked=bool(locked))
 
 
 # ---------------------------------------------------------------------------------------------- the card

@@ -67,6 +67,8 @@ class Composition:
     tokens: int  # tokens of system + user as counted
     memory: list[dict[str, Any]] = field(default_factory=list)  # entries included (id, kind, name, chapter)
     summaries: list[int] = field(default_factory=list)  # chapters whose summaries were included
+    #: what went in, as a fingerprint for Version.inputs (summaries, the previous ending, memory entries)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     token_count_exact: bool = True
     tokenizer_source: str = ""
@@ -91,6 +93,7 @@ class Composition:
             "tokens": self.tokens,
             "memory": self.memory,
             "summaries": self.summaries,
+            "inputs": self.inputs,
             "warnings": self.warnings,
             "token_count_exact": self.token_count_exact,
             "tokenizer_source": self.tokenizer_source,
@@ -237,7 +240,7 @@ def compose(
         _fit_tail(prev_item, b, count_tokens, cap=b.left // 3)
         account.append(prev_item)
 
-    memory_block, memory_rows, memory_used, dense_used = _memory(
+    memory_block, memory_rows, memory_used, dense_used, memory_inputs = _memory(
         _MemoryAsk(
             memory_novel or (novel.slug if novel is not None else None),
             store if memory_on else None,
@@ -277,6 +280,12 @@ def compose(
         user = _assemble(card_item, plan_item, nexts, summaries, memory_block, prev_item, tail, req, due)
         messages[-1]["content"] = user
         tokens = (count_tokens(system + SEP) if system else 0) + count_tokens(user)
+    from xiaoshuo.writing import flow
+
+    inputs = [flow.summary_input(outline.chapter(n)) for n in used_summaries] if outline is not None else []
+    if prev_item is not None and prev_item.included and prev_item.text and chapter and chapter > 1:
+        inputs.append(flow.text_input(chapter - 1, prev_item.text))
+    inputs += memory_inputs
     if tokens > total:
         raise WritingError(
             "提示词超出预算 (the prompt does not fit its budget)",
@@ -292,6 +301,7 @@ def compose(
         tokens=tokens,
         memory=memory_used,
         summaries=used_summaries,
+        inputs=inputs,
         warnings=warnings,
         token_count_exact=token_count_exact,
         tokenizer_source=tokenizer_source,
@@ -372,7 +382,7 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     from xiaoshuo.memory import build_context
 
     if ask.store is None or ask.slug is None:
-        return "", [], [], None
+        return "", [], [], None, []
     plan, request, text, chapter = ask.plan, ask.request, ask.text, ask.chapter
     terms = [*(plan.characters if plan else []), *(plan.places if plan else [])]
     query = "\n".join(
@@ -398,7 +408,10 @@ def _memory(ask: _MemoryAsk, settings, b: _Budget, count, warnings):
     ]  # fmt: skip
     if ctx.text:
         b.used += ctx.tokens + count(SEP)
-    return ctx.text, rows, used, result.dense_used
+    from xiaoshuo.writing.flow import memory_input
+
+    inputs = [memory_input(by_id[it["id"]]) for it in ctx.included if it["id"] in by_id]
+    return ctx.text, rows, used, result.dense_used, inputs
 
 
 def _retrieve(store, slug, query, recent, chapter, terms, dense_timeout, cast) -> Any:

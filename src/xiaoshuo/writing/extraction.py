@@ -325,6 +325,10 @@ class Extractor:
                     results[n].approved += 1
         ordered = [results[n] for n in chapters]
         self._mark(ordered, texts)
+        from xiaoshuo.writing import flow  # done at the current text: the forward flow's pending work
+
+        done = {r.chapter: sha(texts[r.chapter]) for r in ordered if not r.error}
+        flow.refreshed(self.novel, done, extract=True)
         return ordered
 
     def _tagger(self, entries: list[MemoryEntry]) -> NameTagger:

@@ -39,6 +39,7 @@ from typing import Any
 
 from xiaoshuo.writing.cleaning import bad_chars, clean_generated
 from xiaoshuo.writing.compose import Composition, compose, prompt_budget
+from xiaoshuo.writing.flow import merge_inputs
 from xiaoshuo.writing.project import Novel
 from xiaoshuo.writing.prompts import chapter_request, continue_request, rewrite_request
 from xiaoshuo.writing.schema import WritingError
@@ -312,6 +313,7 @@ class Writer:
                     "seed": seg_seed,
                     "memory": comp.memory,
                     "summaries": comp.summaries,
+                    "inputs": comp.inputs,
                     "warnings": comp.warnings,
                 }
             )
@@ -376,6 +378,7 @@ class Writer:
             raise WritingError("候选数无效 (invalid candidates)", expected="1..16", received=candidates)
         started = time.monotonic()
         chapter, kind = op.chapter, op.kind
+        self.novel.check_unlocked(chapter)  # a locked chapter: refused before minutes of generation
         history = self._history(chapter)
         loops = [self._segment_loop(i, op, history=history, seed=seed) for i in range(candidates)]
         result = WriteResult(self.novel.slug, chapter, kind, [])
@@ -420,6 +423,7 @@ class Writer:
                 adapter=self.lora(),
                 memory=_memory_used(cand),
                 summaries=sorted({s for seg in cand.segments for s in seg["summaries"]}),
+                inputs=merge_inputs(*(seg.get("inputs", []) for seg in cand.segments)),
                 report=cand.report() | {"segments": len(cand.segments)},
                 raw_output=cand.raw_output,
             )

@@ -305,7 +305,7 @@ def import_book(
     card_author = author if author is not None else book.author
     report_extra: dict[str, Any] = {}
     if exists and mode == "append":
-        numbers = _append(Novel(target, slug), book, progress)
+        numbers = _append(Novel(target, slug, flow=novels.flow), book, progress)
     else:
         card = NovelCard(
             slug=slug,
@@ -394,9 +394,11 @@ def _import_whole(
     progress: ProgressFn | None,
 ) -> tuple[list[int], Path | None]:
     """Build the novel in a staging folder, make it durable with one sync, then rename it into place."""
+    if replace:
+        _refuse_locked(Novel(novels.root / slug, slug))  # before any work; again under the lock
     staging = novels.root / STAGING / f"{slug}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        novel = Novel(staging, slug)
+        novel = Novel(staging, slug, flow=novels.flow)
         with novel.writer(what="novel import (staging)"):
             novel.save_card(card)
             numbers = _store(novel, book, progress, durable=False)
@@ -415,6 +417,7 @@ def _import_whole(
             return numbers, None
         old = Novel(target, slug)
         with old.writer(what="novel import --replace"):
+            _refuse_locked(old)
             backup = novels.root / ".replaced" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             backup.parent.mkdir(parents=True, exist_ok=True)
             os.rename(target, backup)
@@ -425,6 +428,21 @@ def _import_whole(
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):
             staging.parent.rmdir()
+
+
+def _refuse_locked(novel: Novel) -> None:
+    """``--replace`` would replace locked chapters' text (``chapter lock``): refused, naming them."""
+    try:
+        locked = [c.number for c in novel.outline().chapters() if c.locked]
+    except WritingError:
+        return  # a damaged outline: replacing the book is the repair
+    if locked:
+        raise BookError(
+            f"《{novel.slug}》有锁定的章节，不能整本替换 (the novel has locked chapters)",
+            expected="no locked chapter (xiaoshuo chapter lock)",
+            received="第" + "、".join(map(str, locked[:20])) + "章 locked",
+            fix=f"先 xiaoshuo chapter unlock N --novel {novel.slug} 解锁，或导入为新书（--slug 换一个标识）",
+        )
 
 
 def _append(novel: Novel, book: ParsedBook, progress: ProgressFn | None) -> list[int]:

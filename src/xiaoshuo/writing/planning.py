@@ -418,17 +418,22 @@ def _next_numbers(outline: Outline, nxt: int, target: int, batch: int) -> tuple[
     total = len(outline.chapters())
     skipped = []
     n = nxt
-    while n <= min(target, total) and outline.chapter(n).status != "planned":
-        skipped.append(n)  # drafted / final: never replaced
+    while n <= min(target, total) and _kept(outline.chapter(n)):
+        skipped.append(n)  # drafted / final / locked: never replaced
         n += 1
     numbers = []
     while n <= target and len(numbers) < batch:
         plan = outline.chapter(n)
-        if plan is not None and plan.status != "planned":
+        if plan is not None and _kept(plan):
             break
         numbers.append(n)
         n += 1
     return numbers, skipped
+
+
+def _kept(plan: ChapterPlan) -> bool:
+    """A chapter outline regeneration never replaces: written (drafted / final) or locked."""
+    return plan.status != "planned" or plan.locked
 
 
 def _apply(outline: Outline, numbers: list[int], answer: Any) -> None:
@@ -442,8 +447,8 @@ def _apply(outline: Outline, numbers: list[int], answer: Any) -> None:
         }
         plan = outline.chapter(n)
         if plan is not None:
-            if plan.status != "planned":  # _next_numbers never picks one; guard the invariant anyway
-                raise WritingError(f"第 {n} 章已写，不能替换 (chapter {n} is {plan.status})")
+            if _kept(plan):  # _next_numbers never picks one; guard the invariant anyway
+                raise WritingError(f"第 {n} 章已写或已锁定，不能替换 (chapter {n} is {plan.status})")
             for key, value in fields.items():
                 setattr(plan, key, value)
             ChapterPlan.model_validate(plan.model_dump())
@@ -629,6 +634,9 @@ async def summarize_chapter(
             summary_where=answer.where,
             summary_when=answer.when.strip(),
         )
+        from xiaoshuo.writing import flow  # made from this text: the forward flow's work is done
+
+        flow.refreshed(novel, {number: flow.sha256_of(text)}, summary=True)
     return answer
 
 

@@ -74,6 +74,7 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
+_SUMMARY_FIELDS = frozenset({"summary", "summary_who", "summary_where", "summary_when"})
 _CHAPTER_FILE = re.compile(r"(\d{4,})\.txt")  # 0001.txt … 9999.txt, 10000.txt …
 _VERSION_FILE = re.compile(r"(\d{6,})\.json")  # 000001.json …, 1000000.json
 
@@ -127,9 +128,10 @@ class NovelLockedError(WritingError):
 class Novel:
     """One novel folder.  Reads are lock-free; writes go through :meth:`writer`."""
 
-    def __init__(self, root: Path, slug: str) -> None:
+    def __init__(self, root: Path, slug: str, *, flow: Any = None) -> None:
         self.slug = check_slug(slug)
         self.root = Path(root)
+        self.flow = flow  # writing.flow.FlowOptions (None: the defaults) — what a change of text sets off
         self._fd: int | None = None
         self._depth = 0
         self._mutex = threading.RLock()
@@ -279,6 +281,8 @@ class Novel:
                 if before is not None and self.chapter_file(c.number).is_file():
                     c.status = before.status if before.status != "planned" else "drafted"
                     c.summary = c.summary or before.summary
+                if before is not None:
+                    c.locked = c.locked or before.locked
             self.save_outline(outline)
         return outline
 
@@ -317,6 +321,10 @@ class Novel:
                 setattr(plan, key, value)
             ChapterPlan.model_validate(plan.model_dump())
             self.save_outline(outline)
+            if _SUMMARY_FIELDS & set(fields):  # later chapters that used the old summary are stale
+                from xiaoshuo.writing import flow
+
+                flow.on_summary_changed(self, plan, self.flow)
             return plan
 
     def set_summary(self, number: int, summary: str) -> None:
@@ -456,6 +464,7 @@ class Novel:
             for v in reversed(self.versions(number)):
                 if v.sha256 == digest:  # a crash between the text and the state rename
                     self._write_state(number, v.id, digest)
+                    self._changed(number, v)
                     return None
             note, raw = "", None
             if got.problem:
@@ -472,6 +481,7 @@ class Novel:
                 note=note,
             )
             self._write_state(number, version.id, digest)
+            self._changed(number, version)
             return version
 
     def add_version(
@@ -479,6 +489,8 @@ class Novel:
     ) -> Version:
         """Store ``text`` as a new version of chapter ``number`` (and make it current if ``accept``)."""
         with self._need_writer():
+            if accept:
+                self.check_unlocked(number)
             self.sync(number)
             meta.setdefault("parent", self.current_version(number))
             version = self._new_version(number, text, source=source, kind=kind, **meta)
@@ -505,6 +517,7 @@ class Novel:
     def accept(self, number: int, version_id: int) -> Version:
         """Make a version the chapter's text (an outside edit is kept as a version first)."""
         with self._need_writer():
+            self.check_unlocked(number)
             self.sync(number)
             version = self.version(number, version_id)
             atomic_write(self.chapter_file(number), version.text)
@@ -514,7 +527,27 @@ class Novel:
             if plan is not None and plan.status == "planned":
                 plan.status = "drafted"
                 self.save_outline(outline)
+            self._changed(number, version)
             return version
+
+    def check_unlocked(self, number: int) -> None:
+        """Refuse to change a locked chapter's text (``chapter lock``): every accept, edit, revert, set
+        and batch job ends here."""
+        plan = self.outline().chapter(number)
+        if plan is not None and plan.locked:
+            raise WritingError(
+                f"第 {number} 章已锁定，正文不能改动 (chapter {number} is locked)",
+                expected="an unlocked chapter",
+                received=f"第{number}章《{plan.title}》: locked",
+                fix=f"xiaoshuo chapter unlock {number} --novel {self.slug}（解锁后再改）",
+            )
+
+    def _changed(self, number: int, version: Version) -> None:
+        """The chapter's current text is now ``version``: pending summary/extraction, later chapters
+        stale (:func:`xiaoshuo.writing.flow.on_text_changed`; under the write lock)."""
+        from xiaoshuo.writing import flow
+
+        flow.on_text_changed(self, number, version, self.flow)
 
     def revert(self, number: int, version_id: int) -> Version:
         """Bring back an older version's text as a new version (history stays linear)."""
@@ -627,6 +660,9 @@ class Novel:
                 self.recover_bulk_import()
                 raise
             journal.unlink(missing_ok=True)
+            from xiaoshuo.writing import flow
+
+            flow.on_imported(self, numbers, self.flow)
             if progress:
                 progress(len(numbers))
             return numbers
@@ -775,17 +811,20 @@ class NovelSummary:
 class Novels:
     """The novels under ``data/novels`` (随手写's texts are not novels: :mod:`xiaoshuo.writing.scratch`)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, flow: Any = None) -> None:
         self.root = Path(root)
+        self.flow = flow  # writing.flow.FlowOptions given to every Novel (None: the defaults)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Novels:
-        return cls(settings.paths.data_dir / "novels")
+        from xiaoshuo.writing.flow import FlowOptions
+
+        return cls(settings.paths.data_dir / "novels", flow=FlowOptions.from_settings(settings))
 
     def get(self, slug: str) -> Novel:
         """The novel ``slug`` names (or, when no slug is that, the one novel with that title)."""
         slug = self.resolve(slug)
-        novel = Novel(self.root / check_slug(slug), slug)
+        novel = Novel(self.root / check_slug(slug), slug, flow=self.flow)
         novel.card()  # raises a clear error when missing
         return novel
 
@@ -817,7 +856,7 @@ class Novels:
         return same[0] if same else key
 
     def create(self, slug: str, *, title: str, **card: Any) -> Novel:
-        novel = Novel(self.root / check_slug(slug), slug)
+        novel = Novel(self.root / check_slug(slug), slug, flow=self.flow)
         self.check_new_slug(novel.slug)
         try:
             new = NovelCard(slug=novel.slug, title=title, **{k: v for k, v in card.items() if v is not None})

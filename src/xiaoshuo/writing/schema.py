@@ -146,6 +146,9 @@ class ChapterPlan(_Model):
     summary_who: list[str] = Field(default_factory=list)  # who / where / when of the summary
     summary_where: list[str] = Field(default_factory=list)
     summary_when: str = ""
+    #: 锁定: nothing changes this chapter's text (accept, edit, revise, batch jobs) until it is unlocked
+    #: (``xiaoshuo chapter lock|unlock``); resync skips it
+    locked: bool = False
 
     @field_validator("characters", "places", "summary_who", "summary_where")
     @classmethod
@@ -202,6 +205,9 @@ class Version(_Model):
     memory: list[dict[str, Any]] = Field(default_factory=list)  # entries the prompt used
     summaries: list[int] = Field(default_factory=list)  # chapters whose summaries the prompt used
     report: dict[str, Any] = Field(default_factory=dict)  # length / repetition / segments
+    #: what the prompt used, as a fingerprint (no text): ``[{"key": "summary:5" | "text:4" | "memory:<id>",
+    #: "chapter": 5, "hash": 12 hex, …}]`` (:mod:`xiaoshuo.writing.flow` marks later chapters stale by it)
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
     note: str = ""
     #: a generated version's text as the model sent it, when writing.cleaning.clean_generated changed it
     #: (U+FFFD, control characters removed); None when the text is the model's own
