@@ -224,3 +224,16 @@ def test_overview_of_a_300_chapter_novel_with_200_characters_is_fast(tmp_path: P
     seconds = time.perf_counter() - started
     assert len(data["graph"]["nodes"]) == 200 and data["dashboard"]["total_chars"] > 0
     assert seconds < 15, seconds  # measured 2.7 s here with imports; the bound only catches a blow-up
+
+
+def test_the_dashboard_shows_the_novels_own_stale_marks(tmp_path: Path) -> None:
+    from xiaoshuo.writing import actions
+
+    _, novel = _book(tmp_path)
+    with novel.writer():
+        novel.set_text(3, "归来。" * 50)
+    assert ov.book_overview(novel, [])["dashboard"]["status_counts"].get("stale") is None
+    with novel.writer():
+        novel.set_summary(1, "林远回城")  # chapter 2 used no summary: nothing is stale yet
+    status = [r["status"] for r in ov.book_overview(novel, [])["dashboard"]["chapters"]]
+    assert status[:2] == ["drafted", "final"] and actions is not None

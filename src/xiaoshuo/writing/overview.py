@@ -307,12 +307,13 @@ def book_overview(
     entries: list[MemoryEntry] | None,
     *,
     chapter: int | None = None,
-    stale: Iterable[int] = (),
+    stale: Iterable[int] | None = None,
     read: tuple[dict[int, str], dict[int, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """All three views of ``novel`` as JSON-ready data; the graph as of ``chapter`` (default: the last
     written chapter).  ``entries``: its memory (None: memory unavailable — empty graph and timeline, a
-    warning); ``read``: :func:`read_book`'s result when the caller has it."""
+    warning); ``stale``: chapters to show as 待同步 (None: the novel's own stale marks, ``novel status``);
+    ``read``: :func:`read_book`'s result when the caller has it."""
     from xiaoshuo.writing.review import ReviewQueue
 
     started = time.perf_counter()
@@ -327,6 +328,10 @@ def book_overview(
     last = max((n for n, c in chars.items() if c), default=0)
     at = chapter if chapter is not None else max(last, 1)
     versions = [v for n in written for v in novel.versions(n)]
+    if stale is None:
+        from xiaoshuo.writing import flow
+
+        stale = [s["chapter"] for s in flow.status(novel)["stale"]]
     try:
         pending = ReviewQueue.of(novel).stats().get("pending", 0)
     except Exception as exc:  # a damaged queue file must not hide the overview
@@ -348,7 +353,11 @@ def book_overview(
 
 
 def report_html(
-    novel: Any, entries: list[MemoryEntry] | None, *, chapter: int | None = None, stale: Iterable[int] = ()
+    novel: Any,
+    entries: list[MemoryEntry] | None,
+    *,
+    chapter: int | None = None,
+    stale: Iterable[int] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(the self-contained HTML of the three views, the overview data behind it)."""
     from xiaoshuo.writing import overview_figures as fig
