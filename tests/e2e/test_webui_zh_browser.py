@@ -290,6 +290,10 @@ def test_no_latin_words_on_the_chinese_page(browser, app, tab: str, request) -> 
             _wait(page, "document.querySelector('#book-review-f-name input, #book-review-f-name textarea')"
                         "?.value === '赵铁山'")  # fmt: skip
             assert page.locator("#book-review-f-location").is_hidden()  # not a field of a new character
+        if tab == "随手写":  # its inspector after a generation: rows in words, not the report's JSON
+            _fill(page, "request", "写雨夜")
+            page.click("#generate")
+            _wait_text(page, "context-inspector", "总是放入")
         _settled(page)
         text = page.evaluate(f"""() => {{
             const hidden = {json.dumps(NOT_CHECKED)}.map((id) => document.getElementById(id)).filter(Boolean);
