@@ -144,7 +144,7 @@ def test_generation_streams_into_the_page(browser, app) -> None:
     assert all(len(seen[i + 1]) >= len(seen[i]) for i in range(len(seen) - 1))  # it grows
     _open_inspector(page)
     inspector = page.locator("#context-inspector").inner_text()
-    assert "prompt" in inspector
+    assert "完整提示词" in inspector and "写作要求" in inspector  # in words, not the report's JSON
     _shot(page, "create")
     page.close()
 

@@ -4,6 +4,8 @@ updates, and one CLI subprocess at a time (training, model downloads).
 - :data:`MAX_CANDIDATES`, :data:`STREAM_INTERVAL`, :data:`LOAD_TIMEOUT_S`: the one number of candidates a
   page shows side by side, the one pause between streamed page updates, the one wait for a loading model;
   :func:`candidate_columns`: as many candidate boxes shown as 候选数.
+- :func:`inspector_reason`, :func:`inspector_item`: the context inspector's rows (``writing.compose``
+  records them in English, as the CLI prints them) in the page's language (创作 and 随手写).
 - :func:`wait_for_engine` (async: yields ``None`` while the model loads, then the engine),
   :func:`ready_engine` (async) and :func:`engine_when_ready` (blocking, for a handler on a worker thread).
 - :class:`Coalescer`: one page update per interval, not one per token.
@@ -174,3 +176,50 @@ class SubprocessJob:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=timeout)
+
+
+# ---------------------------------------------------------------- the context inspector's words (both pages)
+def inspector_reason(reason: str, lang: str = "zh") -> str:
+    """An inspector reason as :mod:`xiaoshuo.writing.compose` / :mod:`xiaoshuo.memory.context` record it
+    (English, what the CLI prints) in the page's words; parts joined by ``; `` one by one; a reason no
+    pattern knows is shown as it is."""
+    import re
+
+    from xiaoshuo.webui.locale import STRINGS
+    from xiaoshuo.webui.locale.book import INSPECTOR_PATTERNS
+
+    def one(part: str) -> str:
+        for pattern, key in INSPECTOR_PATTERNS:
+            m = re.fullmatch(pattern, part)
+            if m is None:
+                continue
+            values = m.groupdict()
+            if "how" in values:
+                values["how"] = "+".join(
+                    t(f"book_insp_how_{x}", lang) if f"book_insp_how_{x}" in STRINGS else x
+                    for x in values["how"].split("+")
+                )
+            return t(key, lang, **values) if values else t(key, lang)
+        return part
+
+    return ("；" if lang == "zh" else "; ").join(one(p.strip()) for p in str(reason).split(";"))
+
+
+def inspector_item(row: dict[str, Any], lang: str = "zh") -> str:
+    """The 条目 cell: the entry's name (a memory entry, a chapter title), else where the row comes from."""
+    import re
+
+    source, name = str(row.get("source") or ""), str(row.get("name") or "")
+    kind, _, ref = source.partition(":")
+    if kind == "config":
+        return t("book_insp_s_config", lang)
+    if kind == "text":
+        m = re.match(r"(\d+)", name)
+        return t("book_insp_s_text", lang, n=m.group(1)) if m else name
+    if name:
+        return name
+    if kind == "request":
+        return t("book_insp_s_request", lang)
+    if kind in ("outline", "chapter", "summary") and ref.isdigit():
+        return t(f"book_insp_s_{kind}", lang, n=ref)
+    return source

@@ -36,7 +36,13 @@ def test_generate_streams_candidates_through_the_guard(make_services) -> None:
     last = updates[-1]
     assert len(last) == runtime.MAX_CANDIDATES + 2  # the candidate boxes, the inspector, the notice
     assert last[:3] == ["夜色如墨，长街无人。", "", ""]
-    assert last[3]["prompt_tokens"] > 0 and "写雨夜" in last[3]["prompt"] and last[4] == ""
+    # the inspector in words (issue 26 item 5: it was the report's JSON): the token line, a row per part
+    # of the prompt with its reason in Chinese, the prompt itself folded away
+    inspector = last[3]
+    assert inspector.startswith("提示词 ") and "| 写作要求 | 写作要求 |" in inspector
+    assert "总是放入" in inspector
+    assert "<details><summary>完整提示词</summary>" in inspector and "写雨夜" in inspector and last[4] == ""
+    assert '"prompt_tokens"' not in inspector and "always" not in inspector
     assert engine.requests[0].sampling.n == 2 and engine.requests[0].sampling.seed == 1
 
 

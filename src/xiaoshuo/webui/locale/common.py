@@ -203,8 +203,10 @@ GRADIO_ZH_CN: dict[str, dict[str, str]] = {
         "video": "视频",
         "webcam": "摄像头",
         "screen_studio": "录屏",
-    }
+    },
+    "status": {"queue_position": "排队中：第 {position} / {size} 位"},
 }
 GRADIO_ZH_TW: dict[str, dict[str, str]] = {
-    "common": {**GRADIO_ZH_CN["common"], "complete": "完成", "progress": "進度", "upload": "上傳"}
+    "common": {**GRADIO_ZH_CN["common"], "complete": "完成", "progress": "進度", "upload": "上傳"},
+    "status": {"queue_position": "排隊中：第 {position} / {size} 位"},
 }

@@ -42,6 +42,8 @@ from xiaoshuo.webui.runtime import (  # one interval, one MAX_CANDIDATES, one lo
     MAX_CANDIDATES,
     STREAM_INTERVAL,
     engine_when_ready,
+    inspector_item,
+    inspector_reason,
     loading_texts,
     ready_engine,
     wait_for_engine,
@@ -838,51 +840,6 @@ def inspect(
         "messages": preview.messages,
         "action": action,
     }
-
-
-def inspector_reason(reason: str, lang: str = "zh") -> str:
-    """An inspector reason as :mod:`xiaoshuo.writing.compose` / :mod:`xiaoshuo.memory.context` record it
-    (English, what the CLI prints) in the page's words; parts joined by ``; `` one by one; a reason no
-    pattern knows is shown as it is."""
-    import re
-
-    from xiaoshuo.webui.locale.book import INSPECTOR_PATTERNS
-
-    def one(part: str) -> str:
-        for pattern, key in INSPECTOR_PATTERNS:
-            m = re.fullmatch(pattern, part)
-            if m is None:
-                continue
-            values = m.groupdict()
-            if "how" in values:
-                values["how"] = "+".join(
-                    t(f"book_insp_how_{x}", lang) if f"book_insp_how_{x}" in STRINGS else x
-                    for x in values["how"].split("+")
-                )
-            return t(key, lang, **values) if values else t(key, lang)
-        return part
-
-    return ("；" if lang == "zh" else "; ").join(one(p.strip()) for p in str(reason).split(";"))
-
-
-def inspector_item(row: dict[str, Any], lang: str = "zh") -> str:
-    """The 条目 cell: the entry's name (a memory entry, a chapter title), else where the row comes from."""
-    import re
-
-    source, name = str(row.get("source") or ""), str(row.get("name") or "")
-    kind, _, ref = source.partition(":")
-    if kind == "config":
-        return t("book_insp_s_config", lang)
-    if kind == "text":
-        m = re.match(r"(\d+)", name)
-        return t("book_insp_s_text", lang, n=m.group(1)) if m else name
-    if name:
-        return name
-    if kind == "request":
-        return t("book_insp_s_request", lang)
-    if kind in ("outline", "chapter", "summary") and ref.isdigit():
-        return t(f"book_insp_s_{kind}", lang, n=ref)
-    return source
 
 
 # ----------------------------------------------------------------------------- review queue

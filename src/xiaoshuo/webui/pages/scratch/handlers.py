@@ -21,6 +21,7 @@ values.
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ from xiaoshuo.webui.runtime import (
     STREAM_INTERVAL,
     YIELD_S,
     Coalescer,
+    inspector_item,
+    inspector_reason,
     loading_texts,
     wait_for_engine,
 )
@@ -191,21 +194,53 @@ async def generate(
     memory_on,
     adapter,
 ):
-    """生成: stream the candidates; yields ``[*texts, inspector report, notice]``."""
+    """生成: stream the candidates; yields ``[*texts, the inspector (``inspector_markdown``), notice]``."""
     if not (request or "").strip():
         raise XiaoshuoError(t("err_empty_request", lang))
     settings = sampling(temperature, top_p, top_k, max_tokens, rep, seed, n, lang=lang)
     warned = False
+    shown: tuple[int, str] | None = None  # the report the inspector shows (rendered once per report)
     async for update in generate_stream(
         services, novel, request, story or "", settings, memory_on, adapter, lang=lang
     ):
+        if shown is None or shown[0] != id(update.report):
+            shown = (id(update.report), inspector_markdown(update.report, lang))
         if update.warnings and not warned:
             warned = True
             for warning in update.warnings:
                 gr.Warning(warning)
         notice = "\n\n".join(f"⚠ {w}" for w in update.warnings)
         # (gr.skip() for an unchanged inspector stalls the browser: Gradio 6.31)
-        yield [*update.texts, update.report, notice]
+        yield [*update.texts, shown[1], notice]
+
+
+def inspector_markdown(report: dict[str, Any], lang: str = "zh") -> str:
+    """The inspector for a writer: the token line, one row per part of the prompt (in the page's words,
+    as the 创作 page's inspector) and the whole prompt folded away — not the report's JSON."""
+    if not report:
+        return ""
+
+    def cell(value: Any) -> str:
+        return html.escape(str(value)).replace("|", "\\|").replace("\n", " ")
+
+    rows = report.get("account", [])
+    line = t("book_insp_tokens", lang, tokens=report.get("prompt_tokens", 0), budget=report.get("budget", 0))
+    line += "" if report.get("token_counts_exact") else t("book_insp_estimate", lang)
+    line += t(
+        "book_insp_counts",
+        lang,
+        kept=sum(1 for r in rows if r["included"]),
+        cut=sum(1 for r in rows if not r["included"] or "cut" in r["reason"]),
+    )
+    head = [h for i, h in enumerate(t("book_cols_inspector", lang).split("|")) if i != 2]  # no chapters here
+    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        section = t("book_insp_sec_system", lang) if r["section"] == "system" else r["section"]
+        what = (section, inspector_item(r, lang), r["tokens"], "✓" if r["included"] else "✗")
+        table.append("| " + " | ".join(cell(x) for x in (*what, inspector_reason(r["reason"], lang))) + " |")
+    prompt = html.escape(report.get("prompt", ""))
+    folded = f"<details><summary>{t('book_prompt', lang)}</summary><pre>{prompt}</pre></details>"
+    return "\n\n".join([line, "\n".join(table), folded])
 
 
 # ----------------------------------------------------------------------------- the story

@@ -77,7 +77,7 @@ def build_scratch_tab(services: Services, lang: str, g: Any, concurrency: int) -
     outputs, uses, columns = _candidates(lang)
     notice = gr.Markdown(elem_id="generation-notice")
     with gr.Accordion(t("inspector", lang), open=False, elem_id="inspector-acc"):
-        inspector = gr.JSON(elem_id="context-inspector")
+        inspector = gr.Markdown(elem_id="context-inspector")  # rows in words, the prompt folded (no JSON)
 
     private = {"api_visibility": "private"}
     quiet = {**private, "show_progress": "hidden"}
