@@ -268,6 +268,8 @@ def test_inspector_rows_read_chinese_on_the_chinese_page(services) -> None:
     assert h.inspector_reason("over budget: needs 90 tokens, 19 left") == "超出预算：需要 90 token，剩 19"
     both = "检索命中（关键词+向量）；用剩余预算"
     assert h.inspector_reason("retrieved by bm25+dense; from spare budget") == both
+    assert h.inspector_reason("cast event; from spare budget") == "本章人物的往事；用剩余预算"
+    assert h.inspector_reason("condensed into history line: 林远") == "并入“林远”的往事一行"
     assert h.inspector_reason("over budget: needs 90 tokens, 19 of 400 left (人物 share 120)") == (
         "超出预算：需要 90 token，总预算 400 还剩 19（人物份额 120）"
     )

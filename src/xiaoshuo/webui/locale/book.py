@@ -161,6 +161,8 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "book_insp_r_retrieved": {"zh": "检索命中（{how}）", "en": "retrieved by {how}"},
     "book_insp_r_spare": {"zh": "用剩余预算", "en": "from spare budget"},
+    "book_insp_r_cast": {"zh": "本章人物的往事", "en": "cast event"},
+    "book_insp_r_condensed": {"zh": "并入“{name}”的往事一行", "en": "condensed into history line: {name}"},
     "book_insp_how_bm25": {"zh": "关键词", "en": "keywords"},
     "book_insp_how_dense": {"zh": "向量", "en": "vectors"},
     # the 条目 column: where a row comes from (``source``; ``name`` when it has one)
@@ -344,4 +346,6 @@ INSPECTOR_PATTERNS: list[tuple[str, str]] = [
     (r"triggered by a name in the request or recent text", "book_insp_r_triggered"),
     (r"retrieved by (?P<how>[a-z0-9+]+)", "book_insp_r_retrieved"),
     (r"from spare budget", "book_insp_r_spare"),
+    (r"cast event", "book_insp_r_cast"),
+    (r"condensed into history line: (?P<name>.+)", "book_insp_r_condensed"),
 ]
