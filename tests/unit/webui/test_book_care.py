@@ -111,7 +111,7 @@ def test_the_lock_toggle_follows_the_chapter_and_refuses_an_edit(services) -> No
     assert ch.on_chapter(services, "zh", slug, 1)[0] is False
     locked, msg, editor, outline = ch.on_lock(services, "zh", slug, 1, True)
     assert locked is True and "第1章已锁定" in msg and editor["interactive"] is False
-    assert outline[0][3].endswith("·锁定") and "锁定" not in outline[1][3]
+    assert outline[0][3] == "草稿🔒" and outline[1][3] == "草稿"
     assert ch.on_chapter(services, "zh", slug, 1)[0] is True
     assert ch.on_chapter(services, "zh", slug, 2)[0] is False
     with pytest.raises(XiaoshuoError, match="第 1 章已锁定，正文不能改动"):
@@ -137,7 +137,7 @@ def test_a_stale_badge_appears_for_a_later_chapter_after_an_earlier_edit(service
 
     h.on_save(services, "zh", slug, 2, novel.text(2) + "结尾改了。")  # the writer edits chapter 2
 
-    assert [r[3] for r in h.outline_rows(services, slug)] == ["草稿", "草稿", "草稿·待同步"]
+    assert [r[3] for r in h.outline_rows(services, slug)] == ["草稿", "草稿", "草稿⚠"]
     reasons = ch.on_chapter(services, "zh", slug, 3)[1]
     assert "第3章待同步" in reasons and "第3章 用到了第2章的结尾，已改动" in reasons
     assert ch.on_chapter(services, "zh", slug, 2)[1] == ""

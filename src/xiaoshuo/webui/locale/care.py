@@ -11,8 +11,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "en": "✓ Chapter {n} locked: revise, resync and batch jobs leave its text alone",
     },
     "care_unlocked_msg": {"zh": "✓ 第{n}章已解锁", "en": "✓ Chapter {n} unlocked"},
-    "care_stale_mark": {"zh": "·待同步", "en": " · stale"},
-    "care_locked_mark": {"zh": "·锁定", "en": " · locked"},
+    # the outline's 状态 column is narrow: a mark, explained beside the editor when the chapter is open
+    "care_stale_mark": {"zh": "⚠", "en": " ⚠"},
+    "care_locked_mark": {"zh": "🔒", "en": " 🔒"},
     "care_stale_head": {
         "zh": "⚠ 第{n}章待同步：它用到的前文已改动（可重新生成，或在「同步」里刷新摘要和记忆）",
         "en": "⚠ Chapter {n} is stale: what it used has changed (regenerate it, or refresh under Resync)",

@@ -205,7 +205,7 @@ def short_volume(title: str) -> str:
 
 def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
     """卷 → 章 as table rows: number, volume (a long name cut, :data:`VOLUME_CHARS`), title, status (with
-    ·待同步 for a stale chapter and ·锁定 for a locked one), 字数, target."""
+    ⚠ for a stale chapter, 待同步, and 🔒 for a locked one), 字数, target."""
     if not slug:
         return []
     from xiaoshuo.writing import flow
