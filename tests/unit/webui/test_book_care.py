@@ -111,7 +111,7 @@ def test_the_lock_toggle_follows_the_chapter_and_refuses_an_edit(services) -> No
     assert ch.on_chapter(services, "zh", slug, 1)[0] is False
     locked, msg, editor, outline = ch.on_lock(services, "zh", slug, 1, True)
     assert locked is True and "第1章已锁定" in msg and editor["interactive"] is False
-    assert outline[0][3] == "草稿🔒" and outline[1][3] == "草稿"
+    assert outline[0][3] == "草稿🔒" and outline[1][3] == "未写"
     assert ch.on_chapter(services, "zh", slug, 1)[0] is True
     assert ch.on_chapter(services, "zh", slug, 2)[0] is False
     with pytest.raises(XiaoshuoError, match="第 1 章已锁定，正文不能改动"):
