@@ -6,8 +6,8 @@ Each calls the use case the CLI calls: :func:`xiaoshuo.writing.actions.plan_revi
 (``novel resync``) and :func:`xiaoshuo.eval.book.book_health` with the figures of
 :mod:`xiaoshuo.eval.html` (``eval book --html``).  Like ``handlers.py``: the page's API first (plain
 values in, rows / text / figures out), the events ``care_layout.py`` wires (``on_*``) at the end.  The
-model runs on a worker thread with its own event loop (``handlers._run_async``).  This module computes
-no finding, no stale mark and no metric, and lays nothing out.
+model runs on a worker thread with its own event loop (its file writes never block the page's).  This
+module computes no finding, no stale mark and no metric, and lays nothing out.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ async def revise(
     writer, _ = h.make_writer(services, novel, engine, memory_on=memory_on, adapter=adapter, lang=lang)
     entries = writer.store.list(slug) if writer.store is not None else []
     coro = actions.revise(writer, number, flavour=_flavour(services), entries=entries, passes=int(passes))
-    return await asyncio.to_thread(h._run_async, coro)
+    return await asyncio.to_thread(asyncio.run, coro)
 
 
 def revision_line(result: Any, lang: str = "zh") -> str:
@@ -197,7 +197,7 @@ async def resync(services: Any, slug: str, *, progress: Any = None, engine: Any 
         return rs.ResyncResult(novel.slug, skipped_locked=locked), warnings
     engine = engine if engine is not None else await ready_engine(services, lang=lang)
     coro = rs.resync(services.settings, engine, novel, store, progress=progress)
-    return await asyncio.to_thread(h._run_async, coro), warnings
+    return await asyncio.to_thread(asyncio.run, coro), warnings
 
 
 def resync_line(result: Any, lang: str = "zh") -> str:
