@@ -82,7 +82,7 @@ def test_revise_plan_shows_the_planted_findings_in_words(services) -> None:
 def test_a_kept_revision_shows_before_after_and_refreshes_the_versions(services) -> None:
     slug = _book(services)
     before_versions = len(h.version_rows(services, slug, 1))
-    out = _last(ch.on_revise(services, "zh", slug, 1, 2, False, None))
+    out = _last(ch.on_revise(services, "zh", slug, 1, None, 2, False, None))
     first, final = out[0], out[-1]
     assert "计划修改" in first[0] and first[1]  # the plan (findings before) shows before the model runs
     msg, before, after, diff = final[:4]
@@ -100,9 +100,10 @@ def test_a_kept_revision_shows_before_after_and_refreshes_the_versions(services)
 def test_a_revision_that_is_not_better_is_not_kept(services) -> None:
     services.test_engine.respond = lambda request: AI * 12
     slug = _book(services)
-    out = _last(ch.on_revise(services, "zh", slug, 1, 1, False, None))
+    out = _last(ch.on_revise(services, "zh", slug, 1, PLANTED + "雨停了。", 1, False, None))
     assert out[-1][0].startswith("没有保留修改") and out[-1][3] == ""
-    assert len(h.open_novel(services, slug).versions(1)) == 1
+    novel = h.open_novel(services, slug)  # the editor's text was saved first; no revision was kept
+    assert len(novel.versions(1)) == 2 and novel.text(1) == PLANTED + "雨停了。"
 
 
 # ----------------------------------------------------------------------------- 锁定本章

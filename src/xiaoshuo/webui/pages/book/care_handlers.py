@@ -279,11 +279,14 @@ def on_plan(services: Any, lang: str, slug, number) -> list[Any]:
 
 
 async def on_revise(
-    services: Any, lang: str, slug, number, passes, mem, adapter_v
+    services: Any, lang: str, slug, number, value, passes, mem, adapter_v
 ) -> AsyncIterator[list[Any]]:
-    """修订本章: streams [status, findings before, findings after, diff, *chapter view, outline, 待同步,
-    stale reasons]; first the plan (and 模型加载中… while the model loads), at the end what was kept."""
+    """修订本章 of the editor's text (saved first, as 生成 does): streams [status, findings before, findings
+    after, diff, *chapter view, outline, 待同步, stale reasons]; first the plan (and 模型加载中… while the
+    model loads), at the end what was kept."""
     slug, number = _need_chapter(slug, number, lang)
+    if value is not None and not is_locked(services, slug, number):
+        h.save_text(services, slug, number, value, lang=lang)  # what the writer sees is what is revised
     rest = [gr.skip()] * (h.CHAPTER_FIELDS + 3)
     line, before = plan(services, slug, number, lang)  # a locked chapter is refused here, before the model
     engine = None

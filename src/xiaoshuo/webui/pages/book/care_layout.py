@@ -88,7 +88,7 @@ def build_care_panel(
     )
     p.revise_btn.click(
         _guard(partial(ch.on_revise, services, lang)),
-        [novel, chapter, p.passes, memory_on, adapter],
+        [novel, chapter, text, p.passes, memory_on, adapter],
         [p.revise_msg, p.before, p.after, p.diff, *chapter_view, outline, p.pending, p.stale],
         concurrency_id="generate",
         **PRIVATE,
