@@ -1,6 +1,6 @@
 """The 创作 page's care panel in Chromium (issue 22 item 5): an edit of an earlier chapter puts the stale
 badge (草稿⚠, 待同步) on a later one with its reason; 修订 shows the findings before → after and the diff and
-the editor holds the revision; 锁定本章 makes the editor read-only.
+the editor holds the revision; 锁定本章 makes the editor read-only; 体检 draws its charts.
 
 A scripted engine (fresh prose of the asked length), so this checks the page, fast; the use cases are
 tested in ``tests/unit/test_revise.py`` / ``test_flow.py`` and the handlers in
@@ -118,5 +118,11 @@ def test_stale_badge_after_an_edit_and_revise_shows_before_after(browser, app) -
             _wait_text(page, "book-lock-msg", "第1章已锁定")
             _wait(page, "document.querySelector('#book-text textarea').disabled === true")
             _wait_text(page, "book-outline", "草稿🔒")
+        with step(page, app, "4-health"):
+            page.locator("#book-health-acc").locator("button").first.click()
+            page.click("#book-health")
+            _wait_text(page, "book-health-msg", "全书 3 章")
+            for plot in ("book-health-lines", "book-health-chars"):  # plotly drew its charts
+                _wait(page, f"document.querySelectorAll('#{plot} .main-svg').length > 0")
     finally:
         page.context.close()
