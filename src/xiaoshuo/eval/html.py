@@ -238,7 +238,13 @@ def book_figure(report: dict[str, Any], series: tuple[tuple[str, str], ...] = BO
         )
     fig.update_layout(showlegend=False)
     fig.update_xaxes(title_text="章 chapter", row=len(series), col=1)
+    fig.update_xaxes(**_chapter_ticks(xs))
     return fig
+
+
+def _chapter_ticks(xs: list[int]) -> dict[str, Any]:
+    """Whole chapter numbers on the x axis (no 1.5), at most ~20 ticks."""
+    return {"tick0": min(xs, default=1), "dtick": max(1, -(-len(xs) // 20))}
 
 
 def chars_figure(report: dict[str, Any]) -> Any:
@@ -256,7 +262,7 @@ def chars_figure(report: dict[str, Any]) -> Any:
         )
     )  # fmt: skip
     fig.update_layout(title="字 vs 目标 chars vs target", legend={"orientation": "h"})
-    fig.update_xaxes(title_text="章 chapter")
+    fig.update_xaxes(title_text="章 chapter", **_chapter_ticks(xs))
     return fig
 
 

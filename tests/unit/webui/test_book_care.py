@@ -170,8 +170,8 @@ def test_health_returns_the_book_figures_and_a_summary_line(services) -> None:
     line, lines, chars = ch.on_health(services, "zh", slug)
     assert line.startswith("全书 2 章") and "AI味" in line
     assert isinstance(lines, go.Figure) and isinstance(chars, go.Figure)
-    assert [tr.name for tr in lines.data] == ["长度分 length score", "重复率 repetition", "AI味 / 1,000 字",
-                                              "问题 findings / 10,000 字"]  # fmt: skip
+    assert [tr.name for tr in lines.data] == ["长度分", "重复率", "AI味（每千字）", "一致性问题（每万字）"]
+    assert [tr.name for tr in chars.data] == ["字数", "目标"]
     ai = list(lines.data[2].y)
     assert ai[0] > 0 and ai[1] == 0  # AI味 only in chapter 1
     assert list(chars.data[0].x) == [1, 2] and list(chars.data[0].y)[1] == 500

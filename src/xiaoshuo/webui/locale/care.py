@@ -94,4 +94,11 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "care_chart_lines": {"zh": "每章指标", "en": "Per chapter"},
     "care_chart_chars": {"zh": "字数与目标", "en": "Chars vs target"},
+    "care_axis_chapter": {"zh": "章", "en": "Chapter"},
+    "care_series_length_score": {"zh": "长度分", "en": "Length score"},
+    "care_series_repetition_rate": {"zh": "重复率", "en": "Repetition"},
+    "care_series_ai_flavour": {"zh": "AI味（每千字）", "en": "AI flavour per 1,000"},
+    "care_series_findings_per_10k": {"zh": "一致性问题（每万字）", "en": "Findings per 10,000"},
+    "care_series_chars": {"zh": "字数", "en": "Chars"},
+    "care_series_target": {"zh": "目标", "en": "Target"},
 }

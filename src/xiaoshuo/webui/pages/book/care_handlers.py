@@ -220,7 +220,7 @@ def health(services: Any, slug: Any, lang: str = "zh") -> tuple[str, Any, Any]:
     """体检 (``eval book``): a summary line, the per-chapter lines (length score, repetition, AI味 per
     1,000 字, findings) and 字 vs target — the figures of the HTML report."""
     from xiaoshuo.eval.book import book_health
-    from xiaoshuo.eval.html import book_figure, chars_figure
+    from xiaoshuo.eval.html import BOOK_SERIES, book_figure, chars_figure
 
     if not slug:
         raise WritingError(t("book_err_no_novel", lang), fix=t("book_fix_no_novel", lang))
@@ -245,10 +245,16 @@ def health(services: Any, slug: Any, lang: str = "zh") -> tuple[str, Any, Any]:
         threads=b["threads_overdue"],
     )
     line = "  \n".join([line, *(f"⚠ {w_}" for w_ in report["warnings"])])
-    lines = book_figure(report)
-    lines.update_layout(height=200 * 4, margin={"l": 50, "r": 20, "t": 40, "b": 40}, template="plotly_white")
+    # the report's figures, their words in the page's language
+    series = tuple((key, t(f"care_series_{key}", lang)) for key, _ in BOOK_SERIES)
+    look = {"margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "template": "plotly_white"}
+    lines = book_figure(report, series)
+    lines.update_layout(height=200 * len(series), **look)
+    lines.update_xaxes(title_text=t("care_axis_chapter", lang), row=len(series), col=1)
     chars = chars_figure(report)
-    chars.update_layout(height=320, margin={"l": 50, "r": 20, "t": 40, "b": 40}, template="plotly_white")
+    chars.update_layout(height=320, title=t("care_chart_chars", lang), **look)
+    chars.update_xaxes(title_text=t("care_axis_chapter", lang))
+    chars.data[0].name, chars.data[1].name = t("care_series_chars", lang), t("care_series_target", lang)
     return line, lines, chars
 
 
