@@ -215,19 +215,22 @@ def _judge_html(judge: dict[str, Any], chart: _Charts) -> str:
 
 
 # ----------------------------------------------------------------------------- book
-def book_html(report: dict[str, Any]) -> str:
+BOOK_SERIES = (
+    ("length_score", "长度分 length score"),
+    ("repetition_rate", "重复率 repetition"),
+    ("ai_flavour", "AI味 / 1,000 字"),
+    ("findings_per_10k", "问题 findings / 10,000 字"),
+)
+
+
+def book_figure(report: dict[str, Any], series: tuple[tuple[str, str], ...] = BOOK_SERIES) -> Any:
+    """The book report's per-chapter lines (one subplot per metric of ``series``): a plotly figure
+    (the HTML report embeds it; the 创作 page's 体检 panel shows it in a ``gr.Plot``)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    chart = _Charts()
     rows = report["chapters"]
     xs = [c["number"] for c in rows]
-    series = [
-        ("length_score", "长度分 length score"),
-        ("repetition_rate", "重复率 repetition"),
-        ("ai_flavour", "AI味 / 1,000 字"),
-        ("findings_per_10k", "问题 findings / 10,000 字"),
-    ]
     fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, subplot_titles=[t for _, t in series])
     for i, (key, title) in enumerate(series, start=1):
         fig.add_trace(
@@ -235,7 +238,39 @@ def book_html(report: dict[str, Any]) -> str:
         )
     fig.update_layout(showlegend=False)
     fig.update_xaxes(title_text="章 chapter", row=len(series), col=1)
-    body = [f"<h2>每章 per chapter</h2>{chart(fig, 220 * len(series))}"]
+    fig.update_xaxes(**_chapter_ticks(xs))
+    return fig
+
+
+def _chapter_ticks(xs: list[int]) -> dict[str, Any]:
+    """Whole chapter numbers on the x axis (no 1.5), at most ~20 ticks."""
+    return {"tick0": min(xs, default=1), "dtick": max(1, -(-len(xs) // 20))}
+
+
+def chars_figure(report: dict[str, Any]) -> Any:
+    """字 vs 目标 per chapter of a book report: bars of the chapters' 字, a line of their targets."""
+    import plotly.graph_objects as go
+
+    rows = report["chapters"]
+    xs = [c["number"] for c in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=xs, y=[c["chars"] for c in rows], name="字 chars", marker_color=COLOURS["base"]))
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=[c.get("target_chars") for c in rows], mode="lines+markers", name="目标 target",
+            line={"color": COLOURS["adapter"]},
+        )
+    )  # fmt: skip
+    fig.update_layout(title="字 vs 目标 chars vs target", legend={"orientation": "h"})
+    fig.update_xaxes(title_text="章 chapter", **_chapter_ticks(xs))
+    return fig
+
+
+def book_html(report: dict[str, Any]) -> str:
+    chart = _Charts()
+    rows = report["chapters"]
+    fig = book_figure(report)
+    body = [f"<h2>每章 per chapter</h2>{chart(fig, 220 * len(BOOK_SERIES))}"]
     b = report["book"]
     body.append(
         _table(

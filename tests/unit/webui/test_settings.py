@@ -69,6 +69,7 @@ def adapters(services, tiny_model: Path) -> dict[str, Path]:
             created="2026-11-01T10:20:30",
             global_step=60,
             eval_loss=1.23456,
+            style_eval={"style_gain": 0.12, "base_style_distance": 0.45, "adapter_style_distance": 0.33},
         ),
         "style-b": _trained_adapter(
             tiny_model, root, "style-b", seed=2, created="2026-11-02T08:00:00", global_step=12, train_loss=2.5
@@ -124,12 +125,20 @@ def test_doctor_rows_are_a_table_of_checks(services) -> None:
 
 
 def test_adapters_table_from_the_trained_layout(services, adapters) -> None:
-    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失", "步数", "路径"]
+    assert st.headers(st.ADAPTER_HEADERS) == ["名称", "基础模型", "日期", "损失", "步数", "文风提升", "路径"]
     rows = st.adapter_rows(services)
     base = str(services.engine.model)
-    assert rows == [
-        ["style-a", base, "2026-11-01 10:20:30", "1.2346", 60, str(adapters["style-a"])],
-        ["style-b", base, "2026-11-02 08:00:00", "2.5000", 12, str(adapters["style-b"])],
+    assert rows == [  # 文风提升: the manifest's style_eval (train --eval-style); none yet for style-b
+        [
+            "style-a",
+            base,
+            "2026-11-01 10:20:30",
+            "1.2346",
+            60,
+            "+0.120 (0.450 → 0.330)",
+            str(adapters["style-a"]),
+        ],
+        ["style-b", base, "2026-11-02 08:00:00", "2.5000", 12, "-", str(adapters["style-b"])],
     ]
     assert st.adapter_names(services) == ["style-a", "style-b"]
     (services.settings.paths.checkpoints_dir / "empty-run").mkdir()  # an unfinished run is not an adapter

@@ -1,17 +1,18 @@
 """Every user-visible WebUI string, in one table: Chinese (default) and English (``webui.language``).
 
-The table is assembled from one part per page (``common``, ``book``, ``scratch``, ``memory``, ``train``,
-``settings``) so that a page's strings live beside each other; a key defined in two parts is an error at
-import.  ``t(key, lang, **values)`` looks a key up and fills ``{placeholders}``.
+The table is assembled from one part per page (``common``, ``book``, ``care``, ``scratch``, ``memory``,
+``train``, ``settings``) so that a page's strings live beside each other; a key defined in two parts is an
+error at import.  ``t(key, lang, **values)`` looks a key up and fills ``{placeholders}``.
 """
 
 from __future__ import annotations
 
-from xiaoshuo.webui.locale import book, common, memory, overview, scratch, settings, train
+from xiaoshuo.webui.locale import book, care, common, memory, overview, scratch, settings, train
 
 PARTS = {
     "common": common.STRINGS,
     "book": book.STRINGS,
+    "care": care.STRINGS,
     "scratch": scratch.STRINGS,
     "memory": memory.STRINGS,
     "overview": overview.STRINGS,

@@ -95,6 +95,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "set_col_date": {"zh": "日期", "en": "Date"},
     "set_col_loss": {"zh": "损失", "en": "Loss"},
     "set_col_steps": {"zh": "步数", "en": "Steps"},
+    "set_col_style_gain": {"zh": "文风提升", "en": "Style gain"},
     "set_col_path": {"zh": "路径", "en": "Path"},
     "set_no_adapters": {
         "zh": "还没有适配器：在「训练」页训练一个。",

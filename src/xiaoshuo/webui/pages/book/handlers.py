@@ -206,12 +206,15 @@ def short_volume(title: str) -> str:
 
 
 def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list[Any]]:
-    """卷 → 章 as table rows: number, volume (a long name cut, :data:`VOLUME_CHARS`), title, status, 字数,
-    target."""
+    """卷 → 章 as table rows: number, volume (a long name cut, :data:`VOLUME_CHARS`), title, status (with
+    ⚠ for a stale chapter, 待同步, and 🔒 for a locked one), 字数, target."""
     if not slug:
         return []
+    from xiaoshuo.writing import flow
+
     novel = open_novel(services, slug, lang)
     card = novel.card()
+    stale = {int(k) for k, v in flow.load(novel)["stale"].items() if v}  # 待同步: `novel status`'s marks
     rows = []
     for vol in novel.outline().volumes:
         for c in vol.chapters:
@@ -220,7 +223,9 @@ def outline_rows(services: Any, slug: str | None, lang: str = "zh") -> list[list
                     c.number,
                     short_volume(vol.title),
                     c.title,
-                    status_label(c.status, lang),
+                    status_label(c.status, lang)
+                    + (t("care_stale_mark", lang) if c.number in stale else "")
+                    + (t("care_locked_mark", lang) if c.locked else ""),
                     count_chars(novel.read(c.number, version=False).text),
                     c.target_chars or card.chapter_chars,
                 ]

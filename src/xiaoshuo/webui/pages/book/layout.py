@@ -22,6 +22,7 @@ import gradio as gr
 from xiaoshuo.webui.errors import guard as _guard
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book import handlers as h
+from xiaoshuo.webui.pages.book.care_layout import build_care_panel
 from xiaoshuo.webui.runtime import candidate_columns
 
 PRIVATE = {"api_visibility": "private"}
@@ -45,6 +46,10 @@ def build_book_tab(services: Any, lang: str, concurrency: int = 8) -> dict[str, 
             _versions_and_summary(c, lang)
             _inspector(c, lang)
             _review_panel(c, lang)
+            c.care = build_care_panel(  # 锁定本章, 待同步, 修订, 同步, 体检 (care_layout.py)
+                services, lang, c.novel, c.chapter, memory_on=c.memory_on, adapter=c.adapter, text=c.text,
+                chapter_view=_chapter_view(c), outline=c.outline, review=[c.review, c.review_acc],
+            )  # fmt: skip
             _check_and_threads(c, lang)
             _export_panel(c, lang)
 

@@ -32,6 +32,7 @@ ADAPTER_HEADERS = (
     "set_col_date",
     "set_col_loss",
     "set_col_steps",
+    "set_col_style_gain",
     "set_col_path",
 )
 CONFIG_HEADERS = ("set_col_key", "set_col_setting", "set_col_source")
@@ -263,8 +264,24 @@ _STATE_KEYS = {f"set_model_{s}" for s in ("local", "cached", "download", "missin
 
 
 # ------------------------------------------------------------------------------------------- adapters
+def style_gain(manifest: dict[str, Any]) -> str:
+    """文风提升 of an adapter: its manifest's ``style_eval`` (``eval style`` / ``train --eval-style``) as
+    "+0.120 (0.450 → 0.330)" (the style distance to the author, base → adapter; positive: closer), or "-"."""
+    style = manifest.get("style_eval") or {}
+    gain, base, own = (
+        style.get("style_gain"),
+        style.get("base_style_distance"),
+        style.get("adapter_style_distance"),
+    )
+    if not isinstance(gain, int | float):
+        return "-"
+    if isinstance(base, int | float) and isinstance(own, int | float):
+        return f"{gain:+.3f} ({base:.3f} → {own:.3f})"
+    return f"{gain:+.3f}"
+
+
 def adapter_rows(services: Services) -> list[list[Any]]:
-    """名称 / 基础模型 / 日期 / 损失 loss / 步数 / 路径, oldest first (the registry's order)."""
+    """名称 / 基础模型 / 日期 / 损失 loss / 步数 / 文风提升 / 路径, oldest first (the registry's order)."""
     from xiaoshuo.adapters import list_adapters
 
     rows = []
@@ -279,6 +296,7 @@ def adapter_rows(services: Services) -> list[list[Any]]:
                 created or "-",
                 f"{loss:.4f}" if isinstance(loss, int | float) else "-",
                 m.get("global_step") if m.get("global_step") is not None else "-",
+                style_gain(m),
                 str(a.path),
             ]
         )
