@@ -105,3 +105,9 @@ def test_the_page_and_the_cli_plan_the_same_outline_from_one_seed(cli, tmp_path:
 
 def test_the_seed_option_is_documented(cli) -> None:
     assert "--seed" in cli("outline", "generate", "--help")
+
+
+def test_outline_show_names_the_status_in_chinese(cli) -> None:
+    _outline(cli, "e", "--seed", "3")
+    shown = cli("outline", "show", "--novel", "e")
+    assert "[未写 planned]" in shown and "[planned]" not in shown

@@ -331,3 +331,110 @@ def summary_cmd(
         return
     n.set_summary(number, text)
     typer.echo(f"✓ 第{number}章 前情提要已保存")
+
+
+# ---------------------------------------------------------------------------------------------- revise
+@app.command("revise")
+def revise_cmd(
+    ctx: typer.Context,
+    number: NumberArg,
+    novel: NovelOpt,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="Only these kinds: consistency, length, repetition, flavour, outline (comma-separated).",
+        ),
+    ] = None,
+    passes: Annotated[int, typer.Option("--passes", help="Review → rewrite rounds (1-5).")] = 2,
+    candidates: Annotated[
+        int, typer.Option("--candidates", "-k", help="Candidates per passage; the best one is kept.")
+    ] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for repeatable sampling.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the findings and planned edits; change nothing.")
+    ] = False,
+    memory: Annotated[
+        bool, typer.Option("--memory/--no-memory", help="Check against story memory and retrieve it.")
+    ] = True,
+    adapter: Annotated[
+        str | None,
+        typer.Option("--adapter", help="LoRA adapter (default: the novel's); 'none' for the base."),
+    ] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """修订: rewrite only the passages the review flags (repeats, AI味, length, outline, consistency);
+    a revision is kept as a new version only when it has fewer findings."""
+    import contextlib
+
+    from xiaoshuo.cli.options import choose_adapter
+    from xiaoshuo.cli.state import cli_state
+    from xiaoshuo.eval.flavour import load_flavour
+    from xiaoshuo.writing import actions, run_sync
+    from xiaoshuo.writing.findings import parse_kinds
+    from xiaoshuo.writing.prompts import Prompts
+
+    settings = cli_state(ctx).settings()
+    book = _novel(ctx, novel)
+    parse_kinds(only)  # a bad --only fails before anything loads
+    Prompts.from_settings(settings)
+    flavour = load_flavour(settings.eval.ai_flavour_file or None)
+    with contextlib.ExitStack() as stack:
+        store = None
+        if memory:
+            from xiaoshuo.memory import MemoryStore
+
+            store = stack.enter_context(MemoryStore(settings))
+        entries = store.list(book.slug) if store is not None else []
+        if dry_run:
+            result = actions.plan_revise(settings, book, number, flavour=flavour, entries=entries, only=only)
+        else:
+            from xiaoshuo.engine import load_engine
+            from xiaoshuo.writing import Writer
+
+            wanted = adapter if adapter is not None else (book.card().adapter or "none")
+            adapters: dict[str, str] = {}
+            use = choose_adapter(settings, adapters, wanted, backend or settings.engine.backend)
+            engine = stack.enter_context(load_engine(settings, backend=backend, model=model, lora=adapters))
+            writer = Writer(settings, engine, book, store=store, memory_on=memory, adapter=use or "")
+            result = run_sync(
+                actions.revise(
+                    writer, number, flavour=flavour, entries=entries, only=only, passes=passes,
+                    candidates=candidates, seed=seed,
+                )
+            )  # fmt: skip
+    data = result.as_dict()
+    if as_json:
+        echo_json(data)
+        return
+    _print_revision(data)
+
+
+def _print_revision(data: dict) -> None:
+    n = data["chapter"]
+    count, weighted = len(data["findings_before"]), data["weighted_before"]
+    typer.echo(f"第{n}章 修订前 (before): {count} 个问题，加权 {weighted}")
+    for f in data["findings_before"]:
+        mark = "⚠" if f["severity"] == "warning" else "·"
+        typer.echo(f"  {mark} [{f['kind']}:{f['rule']}] [{f['start']}:{f['end']}] {f['message']}")
+    for p in data["passes"]:
+        typer.echo(f"第 {p['pass']} 轮 (pass): {len(p['edits'])} 处修改")
+        for e in p["edits"]:
+            got = {True: " ✓", False: " ✗"}.get(e.get("kept"), "")
+            typer.echo(
+                f"  [{e['start']}:{e['end']}] {e['mode']} {e['chars']}→{e['target_chars']} 字{got}: "
+                + "；".join(e["instructions"])
+            )
+        if p.get("reason"):
+            typer.echo(f"  {p['reason']}")
+    if data["dry_run"]:
+        typer.echo("（--dry-run：什么都没改 / nothing changed）")
+    elif data["kept"]:
+        typer.echo(
+            f"✓ 保留为版本 (kept as version) {', '.join(map(str, data['versions']))}；"
+            f"问题 {data['weighted_before']} → {data['weighted_after']}"
+        )
+    else:
+        typer.echo("没有保留修改：改后的问题没有更少 (nothing kept: no revision had fewer findings)")

@@ -175,6 +175,59 @@ def show_cmd(ctx: typer.Context, slug: Annotated[str, typer.Argument()], as_json
     console.print(table)
 
 
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="The novel's slug (or its title when unambiguous).")],
+    html_file: Annotated[
+        Path | None,
+        typer.Option("--html", metavar="FILE", help="Write the graph, timeline and dashboard as one HTML."),
+    ] = None,
+    chapter: Annotated[
+        int | None, typer.Option("--chapter", min=1, help="The graph as of this chapter (default: the last).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --html file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """总览 / The book at a glance: relationship graph as of a chapter, timeline, writing dashboard."""
+    from xiaoshuo.memory import MemoryStore, StoryMemoryError
+    from xiaoshuo.writing import overview
+    from xiaoshuo.writing.exporting import write_export
+
+    settings = cli_state(ctx).settings()
+    novel = novels(ctx).get(slug)
+    entries, warning = None, ""
+    try:
+        with MemoryStore(settings) as store:
+            entries = store.list(novel.slug)
+    except StoryMemoryError as exc:  # locked by a running WebUI, unreadable …: the dashboard still works
+        warning = f"记忆不可用 (memory unavailable): {exc}"
+    if html_file is not None:
+        page, data = overview.report_html(novel, entries, chapter=chapter)
+        target = write_export(settings, html_file, page.encode("utf-8"), overwrite=overwrite)
+        typer.echo(f"✓ 总览已写入 overview written: {target}", err=True)
+    else:
+        data = overview.book_overview(novel, entries, chapter=chapter)
+    if warning:
+        data["warnings"].append(warning)
+    if as_json:
+        echo_json(data)
+        return
+    d, g = data["dashboard"], data["graph"]
+    typer.echo(f"《{data['title']}》总览 overview")
+    typer.echo(
+        f"  字数 {d['total_chars']:,} / 计划 {d['target_chars']:,}（{d['progress']:.0%}）"
+        f" · 连续写作 {d['streak']} 天 · 待审阅 {d['pending_reviews']} 条"
+    )
+    typer.echo("  章节状态 " + "，".join(f"{k} {v}" for k, v in sorted(d["status_counts"].items())))
+    typer.echo(f"  人物关系（截至第{g['chapter']}章）：{len(g['nodes'])} 人，{len(g['edges'])} 条关系")
+    overdue = [t for t in data["timeline"]["threads"] if t["status"] == "overdue"]
+    if overdue:
+        typer.echo("  超期伏笔 overdue threads：" + "、".join(t["name"] for t in overdue))
+    for w in data["warnings"]:
+        typer.echo(f"  ⚠ {w}", err=True)
+
+
 @app.command("import")
 def import_cmd(
     ctx: typer.Context,

@@ -48,6 +48,8 @@ def outline_import_cmd(
 @app.command("show")
 def outline_show_cmd(ctx: typer.Context, novel: NovelOpt, as_json: JsonOpt = False) -> None:
     """查看大纲 / Show the outline."""
+    from xiaoshuo.writing.actions import STATUS_LABELS
+
     outline = novels(ctx).get(novel).outline()
     if as_json:
         echo_json(outline.model_dump())
@@ -56,7 +58,8 @@ def outline_show_cmd(ctx: typer.Context, novel: NovelOpt, as_json: JsonOpt = Fal
         typer.echo(f"■ {vol.title}")
         for c in vol.chapters:
             target = f" ~{c.target_chars}字" if c.target_chars else ""
-            typer.echo(f"  第{c.number}章 {c.title} [{c.status}]{target}")
+            label = STATUS_LABELS.get(c.status, c.status)
+            typer.echo(f"  第{c.number}章 {c.title} [{label} {c.status}]{target}")
             if c.synopsis:
                 typer.echo(f"      {c.synopsis}")
     if not outline.volumes:

@@ -1,6 +1,6 @@
 """The Gradio app: assembles the pages 创作 (book) / 随手写 (``pages/scratch``) / 记忆 (``pages/memory``) /
-训练 (``pages/train``) / 设置 (``pages/settings``), the model status line, and the page-load wiring
-between them.
+总览 (``pages/overview``) / 训练 (``pages/train``) / 设置 (``pages/settings``), the model status line,
+and the page-load wiring between them.
 
 Each page lives in its own folder (``layout.py``: components and wiring; ``handlers.py``: plain
 functions); its handlers call :mod:`xiaoshuo.writing`, :mod:`xiaoshuo.memory`,
@@ -16,6 +16,7 @@ from xiaoshuo.webui.files import GRADIO_DELETE_CACHE
 from xiaoshuo.webui.locale import t
 from xiaoshuo.webui.pages.book.layout import build_book_tab
 from xiaoshuo.webui.pages.memory.layout import build_memory_tab
+from xiaoshuo.webui.pages.overview.layout import build_overview_tab
 from xiaoshuo.webui.pages.scratch.layout import build_scratch_tab
 from xiaoshuo.webui.pages.settings.layout import build_settings_tab
 from xiaoshuo.webui.pages.train.layout import build_train_tab
@@ -40,6 +41,8 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
                 create = build_scratch_tab(services, lang, g, concurrency)
             with gr.Tab(t("tab_memory", lang), id="memory") as memory_tab:
                 build_memory_tab(services, lang, create["novel"], memory_tab)
+            with gr.Tab(t("tab_overview", lang), id="overview") as overview_tab:  # the book at a glance
+                build_overview_tab(services, lang, book["novel"], overview_tab)
             with gr.Tab(t("tab_train", lang), id="train"):
                 train = build_train_tab(services, lang, create["adapter"])
             with gr.Tab(t("tab_settings", lang), id="settings"):

@@ -14,7 +14,9 @@ on the page), so a behaviour cannot differ between them:
 * :func:`save_edit` — a hand edit becomes the current version (compared and written under the novel's
   write lock); :func:`revert`;
 * :func:`mark_final` — 定稿 / back to 草稿 (the outline status ``novel export --only-final`` reads);
-* :func:`update_card` — change the novel's card (书名、作者、视角 …), validated by the card's model.
+* :func:`update_card` — change the novel's card (书名、作者、视角 …), validated by the card's model;
+* :func:`revise` / :func:`plan_revise` — 修订: rewrite the passages the review flags and keep only a
+  better text (:mod:`xiaoshuo.writing.revise`), or list the planned edits (``--dry-run``).
 
 It does not open novels, load engines or memory stores (the caller passes them, or a function that
 opens the engine when needed) and knows nothing of Typer or Gradio.
@@ -309,3 +311,39 @@ def update_card(novel: Any, **changes: Any) -> Any:
         if new != card:
             novel.save_card(new)
         return new
+
+
+# ---------------------------------------------------------------------------------------------- 修订
+async def revise(
+    writer: Writer,
+    number: int,
+    *,
+    flavour: Any = None,
+    entries: list[Any] | None = None,
+    only: str | list[str] | None = None,
+    passes: int = 2,
+    candidates: int = 1,
+    seed: int | None = None,
+) -> Any:
+    """修订 chapter ``number``: :func:`xiaoshuo.writing.revise.revise_chapter` (returns its Revision)."""
+    from xiaoshuo.writing.revise import revise_chapter
+
+    return await revise_chapter(
+        writer, int(number), entries=entries, flavour=flavour, only=only, passes=passes,
+        candidates=candidates, seed=seed,
+    )  # fmt: skip
+
+
+def plan_revise(
+    settings: Any,
+    novel: Any,
+    number: int,
+    *,
+    flavour: Any = None,
+    entries: list[Any] | None = None,
+    only: str | list[str] | None = None,
+) -> Any:
+    """The review and the edits :func:`revise` would make, writing nothing and loading no model."""
+    from xiaoshuo.writing.revise import plan_revision
+
+    return plan_revision(settings, novel, int(number), entries=entries, flavour=flavour, only=only)

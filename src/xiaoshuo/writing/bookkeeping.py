@@ -72,6 +72,16 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def names_digest(chars: dict[str, str], places: dict[str, str]) -> str:
+    """Which names a chapter's appearance record was found with (a new alias makes it stale)."""
+    return sha(json.dumps([sorted(chars.items()), sorted(places.items())], ensure_ascii=False))
+
+
+def first_offsets(found: list[tuple[int, int, str]]) -> dict[str, int]:
+    """name → the offset of its first occurrence (what an appearance record keeps)."""
+    return _first(found)
+
+
 class Appearances:
     """``appearances.json``: ``{"chapters": {"3": {"sha256", "names", "characters": {name: offset},
     "places": {name: offset}}}}`` — recomputed when the text or the set of known names changed."""
@@ -83,10 +93,11 @@ class Appearances:
         except (OSError, ValueError):
             self.data = {"chapters": {}}
 
-    def update(self, chapters: dict[int, str], entries: list[MemoryEntry]) -> bool:
-        """Record ``{chapter: text}``; returns whether anything changed (and then saves)."""
+    def update(self, chapters: dict[int, str], entries: list[MemoryEntry], *, save: bool = True) -> bool:
+        """Record ``{chapter: text}``; returns whether anything changed (and then saves, unless ``save``
+        is False: a review that writes nothing keeps the result in memory only)."""
         chars, places = names_of(entries, ("character",)), names_of(entries, ("setting",))
-        known = sha(json.dumps([sorted(chars.items()), sorted(places.items())], ensure_ascii=False))
+        known = names_digest(chars, places)
         changed = False
         for number, text in chapters.items():
             digest = sha(text)
@@ -100,7 +111,7 @@ class Appearances:
                 "places": _first(find_names(text, places)),
             }
             changed = True
-        if changed:
+        if changed and save:
             atomic_write_json(self.path, self.data)
         return changed
 

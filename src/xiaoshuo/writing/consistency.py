@@ -351,13 +351,11 @@ async def judge_chapter(
     return found, dropped
 
 
-def run_check(settings: Any, novel: Any, number: int, store: Any, *, engine: Any = None) -> dict[str, Any]:
-    """Everything ``xiaoshuo check chapter`` reports: rule findings (+ the model's when ``engine``)."""
-    import asyncio
-
+def require_text(novel: Any, number: int, text: str | None = None) -> str:
+    """Chapter ``number``'s text (or ``text``); a chapter with no text is an error naming the fix."""
     from xiaoshuo.writing.schema import WritingError
 
-    text = novel.text(number)
+    text = novel.text(number) if text is None else text
     if not text.strip():
         raise WritingError(
             f"第 {number} 章还没有正文 (chapter {number} has no text)",
@@ -365,6 +363,14 @@ def run_check(settings: Any, novel: Any, number: int, store: Any, *, engine: Any
             received=str(novel.chapter_file(number)),
             fix=f"xiaoshuo write chapter {number} --novel {novel.slug}",
         )
+    return text
+
+
+def run_check(settings: Any, novel: Any, number: int, store: Any, *, engine: Any = None) -> dict[str, Any]:
+    """Everything ``xiaoshuo check chapter`` reports: rule findings (+ the model's when ``engine``)."""
+    import asyncio
+
+    text = require_text(novel, number)
     entries = store.list(novel.slug)
     appearances = Appearances(novel.root)
     appearances.update({n: novel.text(n) for n in novel.written_chapters() if n <= number}, entries)

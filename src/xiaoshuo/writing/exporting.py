@@ -308,6 +308,19 @@ def _atomic_target(target: Path, *, overwrite: bool) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_export(
+    settings: Any, output: str | os.PathLike[str], data: bytes, *, overwrite: bool = False
+) -> Path:
+    """Write ``data`` (a report, a chart page …) to a user-named file by export's rules: the target is
+    checked like a book export's (:func:`check_target` with :func:`protected_folders`) and replaced
+    atomically; without ``overwrite`` an existing file is never replaced."""
+    protected, allowed = protected_folders(settings)
+    target = check_target(output, overwrite=overwrite, protected=protected, allowed=allowed)
+    with _atomic_target(target, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return target
+
+
 def export_book(
     novel: Novel,
     fmt: str,

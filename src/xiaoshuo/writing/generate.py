@@ -393,6 +393,18 @@ class Writer:
         result.seconds = time.monotonic() - started
         return result
 
+    async def generate(
+        self, op: Operation, *, candidates: int = 1, seed: int | None = None
+    ) -> list[CandidateResult]:
+        """``candidates`` concurrent segment loops of ``op``, returned without saving a version (the
+        caller decides what to keep: ``chapter revise``); each candidate's ``new_text`` is what replaces
+        the passage.  The caller holds the novel's write lock."""
+        if not 1 <= candidates <= 16:
+            raise WritingError("候选数无效 (invalid candidates)", expected="1..16", received=candidates)
+        history = self._history(op.chapter)
+        loops = [self._segment_loop(i, op, history=history, seed=seed) for i in range(candidates)]
+        return list(await asyncio.gather(*loops))
+
     async def _save_as_completed(self, tasks, result, chapter, kind, prefix, keep_after) -> None:
         """Save each candidate as a version the moment it is finished (acknowledged = on disk)."""
         for fut in asyncio.as_completed(tasks):

@@ -1,7 +1,8 @@
 """Every instruction text sent to a model, one function per request kind, and the writer's overrides.
 
 The texts are Chinese templates with ``{name}`` placeholders (:data:`DEFAULTS`).  The functions here
-fill them: :func:`chapter_request` / :func:`continue_request` / :func:`rewrite_request` (the 【写作要求】
+fill them: :func:`chapter_request` / :func:`continue_request` / :func:`rewrite_request` /
+:func:`revise_request` (with :func:`fix_instruction`, one per finding of ``chapter revise``) (the 【写作要求】
 of one segment, which :func:`~xiaoshuo.writing.compose.compose` places after the context it budgets),
 :func:`outline_messages` (planning), :func:`summary_messages` (前情提要), :func:`extraction_messages`
 (memory extraction) and :func:`check_messages` (the consistency judge); :func:`plan_block`,
@@ -27,6 +28,7 @@ This module reads one file and builds strings; it generates nothing.
 
 from __future__ import annotations
 
+import re
 import string
 import threading
 import tomllib
@@ -73,6 +75,38 @@ _spec("rewrite_more", "已经写了{have}字（见【前文】末尾），请接
 _spec("rewrite_format", "只输出改写后的正文。")
 _spec("rewrite_instruction", "语言更生动，保持情节不变")
 _spec("free_request", "请接着前文继续写。")
+# ---------------------------------------------------------------------------------- revise (chapter revise)
+_spec(
+    "revise",
+    "请{label}下面这段原文（它紧接在【前文】之后），按这些要求修改：\n{instructions}\n【原文】\n{passage}\n"
+    "{after}{label}后约{target}字，",
+    optional=("label", "target", "after"),
+)
+_spec("revise_after", "【后文】（改好的这段要能接上它，不要写出后文的内容）\n{text}\n")
+_spec("fix_repeated_within", "这段与本章前文重复：换一种写法，保留情节，不要照搬前文的句子")
+_spec(
+    "fix_repeated_earlier",
+    "这段与第{chapter}章重复：换一种写法，保留情节，不要照搬第{chapter}章的句子",
+    optional=("chapter",),
+)
+_spec(
+    "fix_flavour",
+    "删掉或替换套话「{phrase}」，改成具体的动作、神态或环境描写",
+)
+_spec("fix_too_short", "本章比目标少约{missing}字：在这段里接着情节扩写，补足细节，不要改变结局")
+_spec("fix_too_long", "本章比目标多约{extra}字：压缩这段，删去重复和多余的描写，保留情节")
+_spec(
+    "fix_missing",
+    "大纲要求{what}「{name}」在本章出现，正文里没有：在这段里自然地写到{name}",
+    optional=("what",),
+)
+_spec(
+    "fix_dead_acts",
+    "{name}已经死了（{state}）：不要让{name}说话或行动，改成回忆、别人提起或别的人物",
+    optional=("state",),
+)
+_spec("fix_two_places", "{name}不能同时在两个地方：交代{name}的移动，或改成同一个地点")
+_spec("fix_consistency", "{problem}：改写这句，消除和前文记忆的矛盾")
 # ---------------------------------------------------------------------------------- context lines (compose)
 _spec("plan_heading", "第{number}章 {title}{volume}", optional=("number", "title", "volume"))
 _spec("plan_volume", "（{volume}）")
@@ -152,7 +186,12 @@ class Prompts:
     source: str = ""
 
     def text(self, key: str, **values: Any) -> str:
-        """Template ``key`` filled with ``values`` (placeholders a template does not use are ignored)."""
+        """Template ``key`` filled with ``values`` (placeholders a template does not use are ignored).
+
+        A ``title`` that already is a numbered heading (an imported ``第十一章 雨夜归人``) loses that heading
+        when the template numbers the chapter itself, so the model never reads ``第1章 第十一章 雨夜归人``."""
+        if "number" in values and isinstance(values.get("title"), str):
+            values["title"] = bare_title(values["title"])
         return self.overrides.get(key, DEFAULTS[key]).format(**values)
 
     @classmethod
@@ -162,6 +201,15 @@ class Prompts:
         if not name:
             return DEFAULT_PROMPTS
         return load_file(Path(name).expanduser())
+
+
+_HEADING = re.compile(r"^\s*第\s*[0-9０-９零〇一二两三四五六七八九十百千万]+\s*[章回节]\s*[:：、.．]?\s*")
+
+
+def bare_title(title: str) -> str:
+    """``第十一章 雨夜归人`` → ``雨夜归人``; a title that is only a heading, or none, stays as it is."""
+    rest = _HEADING.sub("", title, count=1)
+    return rest if rest.strip() else title
 
 
 DEFAULT_PROMPTS = Prompts()
@@ -441,3 +489,29 @@ def check_messages(
     memory = "\n".join(facts) if facts else p.text("check_no_memory")
     user = "\n".join([p.text("check_memory", facts=memory), p.text("check_text", number=number, text=text)])
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def revise_request(
+    p: Prompts,
+    *,
+    label: str,
+    instructions: list[str],
+    passage: str,
+    after: str,
+    target: int,
+    have: int = 0,
+    want: int = 0,
+) -> str:
+    """One segment's 写作要求 while revising (修改/扩写/缩写, ``label``) ``passage`` by the review's
+    ``instructions`` (:func:`fix_instruction`), with the text that follows it (``after``) as context."""
+    lines = "\n".join(f"{i}. {line}" for i, line in enumerate(instructions, 1))
+    tail = p.text("revise_after", text=after) if after.strip() else ""
+    text = p.text("revise", label=label, instructions=lines, passage=passage, after=tail, target=target)
+    if have:
+        text += p.text("rewrite_more", have=have, want=want)
+    return text + p.text("rewrite_format")
+
+
+def fix_instruction(p: Prompts, key: str, **values: Any) -> str:
+    """The instruction that fixes one finding (``fix_*`` templates: ``repeated_within``, ``flavour`` …)."""
+    return p.text(f"fix_{key}", **values)

@@ -7,13 +7,14 @@ import.  ``t(key, lang, **values)`` looks a key up and fills ``{placeholders}``.
 
 from __future__ import annotations
 
-from xiaoshuo.webui.locale import book, common, memory, scratch, settings, train
+from xiaoshuo.webui.locale import book, common, memory, overview, scratch, settings, train
 
 PARTS = {
     "common": common.STRINGS,
     "book": book.STRINGS,
     "scratch": scratch.STRINGS,
     "memory": memory.STRINGS,
+    "overview": overview.STRINGS,
     "train": train.STRINGS,
     "settings": settings.STRINGS,
 }

@@ -40,6 +40,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "book_kind_set": {"zh": "手改", "en": "Hand edit"},
     "book_kind_outside-edit": {"zh": "外部修改", "en": "Edited outside"},
     "book_kind_revert": {"zh": "恢复", "en": "Reverted"},
+    "book_kind_revise": {"zh": "修订", "en": "Revised"},
     "book_kind_migrated": {"zh": "迁移", "en": "Migrated"},
     "book_kind_imported": {"zh": "导入", "en": "Imported"},
     "book_rkind_character": {"zh": "新人物", "en": "New character"},
