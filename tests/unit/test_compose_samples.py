@@ -191,7 +191,7 @@ def test_extractive_summaries_offline_and_cut_segment(tmp_path: Path, tiny_model
     last = json.loads((tmp_path / "out/train/compose.jsonl").read_text("utf-8").splitlines()[-1])
     user = last["messages"][-2]["content"]
     recap = user.split("【前情提要】\n")[1].split("\n\n")[0]
-    assert "第1章 第一章 雨夜：夜色如墨，细雨敲打着青石板路。……" in recap  # opening … closing sentence
+    assert "第1章 雨夜：夜色如墨，细雨敲打着青石板路。……" in recap  # opening … closing sentence
     assert "人物：林远" in recap  # the names found in it
     assert not list((tmp_path / "out/prepared/summaries").glob("*.json"))  # only model summaries are cached
     text = "甲乙丙丁。" * 40
