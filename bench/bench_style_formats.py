@@ -11,7 +11,7 @@ seed) and train a LoRA adapter for the same number of steps.  Then, on the held-
   segment with :func:`xiaoshuo.eval.metrics.style_distance` (lower = closer in style; 0 = identical).
   ``xiaoshuo.eval.style`` (``xiaoshuo eval style``) is used instead when it is installed.
 
-Default: the ~50M-parameter test model and the built-in sample corpus, on the CPU (minutes; the numbers
+Default: the tiny random test model and the built-in sample corpus, on the CPU (minutes; the numbers
 only show the bench runs — a random tiny model has no style to learn).  On your own model and novels::
 
     python bench/bench_style_formats.py --model ./models/Qwen2.5-7B-Instruct --corpus data/raw \\

@@ -191,7 +191,7 @@ def test_extractive_summaries_offline_and_cut_segment(tmp_path: Path, tiny_model
     last = json.loads((tmp_path / "out/train/compose.jsonl").read_text("utf-8").splitlines()[-1])
     user = last["messages"][-2]["content"]
     recap = user.split("【前情提要】\n")[1].split("\n\n")[0]
-    assert "第1章 第一章 雨夜：夜色如墨，细雨敲打着青石板路。……" in recap  # opening … closing sentence
+    assert "第1章 雨夜：夜色如墨，细雨敲打着青石板路。……" in recap  # opening … closing sentence
     assert "人物：林远" in recap  # the names found in it
     assert not list((tmp_path / "out/prepared/summaries").glob("*.json"))  # only model summaries are cached
     text = "甲乙丙丁。" * 40
@@ -278,3 +278,26 @@ def test_summarize_resumes_after_kill_9_without_redoing_finished_chapters(
     assert manifest["compose"]["summary_sources"] == {"model": 6}
     assert len(engine.requests) == 6 - done  # the chapters finished before the kill are not redone
     assert len(list(cache.glob("*.json"))) == 6
+
+
+def test_prepare_novel_cli_uses_the_project_and_leaves_it_unchanged(
+    tmp_path: Path, tiny_model: Path, clean_env, monkeypatch, capsys
+) -> None:
+    from xiaoshuo.cli import main
+
+    (tmp_path / "config.toml").write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[memory]\nembedding_model = "none"\n'
+        f'[data]\ntokenizer = "{tiny_model}"\nval_split = 0.0\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = config.load(env={}, cwd=tmp_path)
+    novel = _project(settings)
+    before = novel.outline().model_dump()
+    assert main(["prepare", "--novel", "qingyun", "--format", "compose", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["compose"]["summary_sources"] == {"project": 2, "extractive": 1}
+    assert manifest["outputs"]["train"]["compose"]["samples"] == 3
+    assert novel.outline().model_dump() == before  # the extractive summary of chapter 3 stays in the samples
+    left = sorted(p.name for p in (tmp_path / "data" / "prepared").iterdir())
+    assert left == ["manifest.json", "summaries"]  # no scratch corpus or memory folder left behind

@@ -108,7 +108,7 @@ def prepare_cmd(
         if summarize and composing:
             from xiaoshuo.cli.options import planning_engine
 
-            settings, engine, _, _ = stack.enter_context(
+            _, engine, _, _ = stack.enter_context(  # the base model, no adapter; keeps this command's flags
                 planning_engine(ctx, backend=backend, model=model, adapter=None)
             )
         try:

@@ -167,32 +167,39 @@ def prepare_progress(
         BarColumn,
         DownloadColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class Amount(ProgressColumn):  # bytes for the files, a count for the chapters summarised
+        def render(self, task):
+            if task.fields.get("unit") == "章":
+                return Text(f"{int(task.completed)}/{int(task.total or 0)} 章")
+            return DownloadColumn().render(task)
 
     with Progress(
-        TextColumn("[bold]准备 prepare[/]"),
+        TextColumn("[bold]{task.fields[label]}[/]"),
         BarColumn(),
-        DownloadColumn(),
+        Amount(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("", total=None)
+        task = progress.add_task("", total=None, label="准备 prepare")
 
         def update(name: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total or None, description=name)
 
         if summaries:
-            chapters = progress.add_task("", total=None)
+            chapters = progress.add_task("", total=None, label="摘要 summarize", unit="章")
 
             def summary(done: int, total: int, title: str) -> None:
-                label = f"摘要 summaries {done}/{total} · {title}"
-                progress.update(chapters, completed=done, total=total, description=label)
+                progress.update(chapters, completed=done, total=total, description=title)
 
             update.summary = summary  # type: ignore[attr-defined]
         yield update

@@ -10,8 +10,10 @@ measured against the author's pooled continuations with :func:`xiaoshuo.eval.met
 function words — z-scored over slices of all three texts, so both systems share one reference — MATTR,
 paragraph length) and combined into :func:`~xiaoshuo.eval.metrics.style_distance` (0 = written alike).
 **Per-字 perplexity** of the author's continuations under each system comes from the engine's prompt
-log-probs (:meth:`xiaoshuo.engine.Engine.score`): ``exp(−Σ log p(tokens) / Σ 字)``, comparable across
-tokenizers.  The gain is base − adapter (positive: the adapter is closer to the author / less surprised).
+log-probs (:meth:`xiaoshuo.engine.Engine.score`) after the last :data:`SCORE_CONTEXT` 字 of the prefix:
+``exp(−Σ log p(tokens) / Σ 字)``, comparable across tokenizers.  (vLLM reads no prefix cache for a
+prompt-log-prob request, so the whole scored prompt is prefilled again; the shorter context keeps that
+cheap.)  The gain is base − adapter (positive: the adapter is closer to the author / less surprised).
 
 :func:`run_style_eval` is the one entry point (the CLI, ``train --eval-style`` and the 训练 page call it);
 :func:`record_in_manifest` stores a summary in a trained adapter's manifest.  This module generates through
@@ -44,6 +46,7 @@ from xiaoshuo.eval.report import SCHEMA_VERSION
 from xiaoshuo.writing.textstats import count_chars, index_of_char_count, sentence_ends
 
 PREFIX_CHARS = 800  # 字 of context before each passage's cut
+SCORE_CONTEXT = 300  # 字 of that context the perplexity is conditioned on (a shorter prompt: cheaper)
 MIN_TEXT_CHARS = 40  # shorter held-out texts are skipped
 WORKERS = 16  # requests in flight at once (vLLM batches them)
 EXAMPLES = 3  # passages shown in full in the report
@@ -182,7 +185,8 @@ def _scores(engine: Any, passages: list[Passage], lora: str | None) -> list[floa
     from xiaoshuo.engine import EngineError
 
     def one(p: Passage) -> float:
-        return engine.score(p.prefix, p.reference, lora=lora).logprob
+        context = p.prefix[index_of_char_count(p.prefix, max(0, count_chars(p.prefix) - SCORE_CONTEXT)) :]
+        return engine.score(context, p.reference, lora=lora).logprob
 
     try:
         with ThreadPoolExecutor(max_workers=min(WORKERS, max(1, len(passages)))) as pool:

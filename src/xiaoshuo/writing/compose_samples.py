@@ -92,8 +92,15 @@ class BookView:
     """A book held in memory, read by ``compose`` and the writer as they read a :class:`Novel`:
     ``slug``, ``card()``, ``outline()``, ``plan(n)``, ``text(n)``.  Nothing is on disk."""
 
-    def __init__(self, card: NovelCard, outline: Outline, texts: dict[int, str]) -> None:
-        self._card, self._outline, self._texts = card, outline, texts
+    def __init__(self, card: NovelCard, outline: Outline, texts: dict[int, str], base: Any = None) -> None:
+        self._card, self._outline, self._texts, self._base = card, outline, texts, base
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else the writer reads comes from the project it stands for (``prepare --novel``)."""
+        base = self.__dict__.get("_base")
+        if base is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(base, name)
 
     @property
     def slug(self) -> str:
@@ -243,7 +250,7 @@ class ComposeSamples:
                 plan.summary_when = c.when
         if self.novel_memory:
             self._store.add(self.novel_memory)
-        return BookView(novel.card(), outline, {c.number: c.text for c in numbered}), numbered
+        return BookView(novel.card(), outline, {c.number: c.text for c in numbered}, base=novel), numbered
 
     # ------------------------------------------------------------------ summaries
     def _summaries(self, card: NovelCard, chapters: list[SourceChapter], names: Names) -> None:
