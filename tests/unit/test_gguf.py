@@ -125,7 +125,7 @@ def test_auto_picks_llamacpp_for_gguf_and_for_a_cpu_without_vllm(tmp_path: Path,
 
 
 def test_missing_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from xiaoshuo.engine.llamacpp_backend import import_llama_cpp
+    from xiaoshuo.gguf_convert import import_llama_cpp
 
     real_import = builtins.__import__
 

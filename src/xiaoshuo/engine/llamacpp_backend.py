@@ -45,29 +45,15 @@ from typing import Any
 from xiaoshuo.config import Settings
 from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
 from xiaoshuo.engine.types import Delta, GenerationRequest
-from xiaoshuo.errors import DependencyError
+from xiaoshuo.gguf_convert import INSTALL, import_llama_cpp
+
+__all__ = ["INSTALL", "GGUFTokenizer", "LlamaCppEngine", "ensure_gguf", "import_llama_cpp", "is_gguf"]
 
 log = logging.getLogger(__name__)
 
-INSTALL = 'pip install -e ".[llamacpp]"（或 make llamacpp；从源码编译 llama.cpp，需几分钟）'
 #: generated tokens the repetition/presence/frequency penalties look back over (llama.cpp's window)
 PENALTY_WINDOW = 256
 _CONVERTER_VERSION = 1
-
-
-def import_llama_cpp() -> Any:
-    """``llama_cpp``, or an error naming the install command and the fallback backends."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise DependencyError(
-            "未安装 llama-cpp-python，无法使用 llamacpp 后端 (llama-cpp-python is not installed)",
-            expected="the llamacpp extra installed",
-            received=f"{type(exc).__name__}: {exc}",
-            fix=f"{INSTALL}；或设置 engine.backend = auto / transformers / vllm",
-        ) from None
-    return llama_cpp
-
 
 def is_gguf(model: str | os.PathLike[str]) -> bool:
     return str(model).lower().endswith(".gguf")
@@ -214,18 +200,18 @@ class GGUFTokenizer:
         self._model.close()
 
 
-def extra_buffers_ok(cpuinfo: str | None = None) -> bool:
+def extra_buffers_ok(flags: set[str] | None = None) -> bool:
     """Whether llama.cpp may use its extra CPU buffer types (AMX tiles, weight repacking) for quantized
     weights.  Not on a CPU with AMX: there llama-cpp-python 0.3.36 (built from source, AMX_INT8 = 1)
     segfaults in the first decode of every quantized GGUF (Q8_0, Q4_K_M; Gemma's file too) while
-    f16/f32 run; without the extra buffers the same files run correctly (measured on this project's
-    Xeon build machine).  The cost is the repacked kernels' speed on such CPUs."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text("utf-8", errors="replace")
-        except OSError:
-            return True
-    return "amx_int8" not in cpuinfo
+    f16/f32 run; without the extra buffers the same files run correctly, and f16's greedy tokens equal
+    transformers' (measured on this project's Xeon build machine).  The cost is the repacked kernels'
+    speed on such CPUs."""
+    if flags is None:
+        from xiaoshuo.hardware import cpu_flags
+
+        flags = cpu_flags()
+    return "amx_int8" not in flags
 
 
 _PARAMS_LOCK = threading.Lock()
@@ -446,7 +432,7 @@ class LlamaCppEngine(Engine):
         llm.reset()  # the cached prefix was computed with other weights
 
     def _generate(self, prepared: Prepared, sink: Sink) -> None:
-        from xiaoshuo.engine.transformers_backend import _Candidate
+        from xiaoshuo.engine.transformers_backend import CandidateText
 
         llm = self._llm
         req = prepared.request
@@ -462,7 +448,7 @@ class LlamaCppEngine(Engine):
         for i in range(s.n):
             seed = s.seed + i if s.seed is not None else random.randrange(1 << 31)
             llm.set_seed(seed)
-            cand = _Candidate(tok, set(), s.stop)
+            cand = CandidateText(tok, set(), s.stop)
             count = 0
             tokens = llm.generate(
                 prompt,
