@@ -41,7 +41,9 @@ def _llama_ids(tiny_model: Path, work: Path, outtype: str) -> tuple[list[list[in
     settings = tiny_engine_settings(tiny_model, work, **{"engine.llamacpp_threads": 1})
     with load_engine(settings, backend="llamacpp", model=str(gguf)) as eng:
         assert eng.backend == "llamacpp"
-        return _ids(eng), [eng.tokenizer(p)["input_ids"] for p in PROMPTS]
+        ids = _ids(eng)
+    prompt_ids = [eng.tokenizer(p)["input_ids"] for p in PROMPTS]  # counting works after close
+    return ids, prompt_ids
 
 
 def test_gguf_tokenizer_and_f32_greedy_equal_transformers(

@@ -127,6 +127,9 @@ def plain_messages(messages: Any) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+CLOSED = "GGUF 分词器已关闭 (the GGUF tokenizer is closed)"
+
+
 class GGUFTokenizer:
     """The GGUF's tokenizer (a vocab-only llama.cpp model) with the few methods the engine base uses."""
 
@@ -139,6 +142,7 @@ class GGUFTokenizer:
         self._llama_cpp = llama_cpp
         self._model = LlamaModel(path_model=str(path), params=params, verbose=verbose)
         self._lock = threading.Lock()
+        self._closed = False
         self._pieces: dict[int, bytes] = {}
         self.name_or_path = str(path)
         self.metadata = self._model.metadata()
@@ -164,6 +168,8 @@ class GGUFTokenizer:
         if not text:
             return []
         with self._lock:
+            if self._closed:  # llama.cpp would read freed memory
+                raise EngineError(CLOSED, received=self.name_or_path)
             return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
@@ -172,6 +178,8 @@ class GGUFTokenizer:
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
+            if self._closed:
+                raise EngineError(CLOSED, received=self.name_or_path)
             size = 256
             buf = ctypes.create_string_buffer(size)
             n = self._llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, size, 0, False)
@@ -197,7 +205,9 @@ class GGUFTokenizer:
         return self._formatter(messages=list(messages)).prompt
 
     def close(self) -> None:
-        self._model.close()
+        with self._lock:
+            self._closed = True
+            self._model.close()
 
 
 def extra_buffers_ok(flags: set[str] | None = None) -> bool:
@@ -497,7 +507,8 @@ class LlamaCppEngine(Engine):
             self._cancelled.update(self._running)
         self._jobs.put(None)
         self._worker.join(timeout=60)
-        self.tokenizer.close()
+        # the tokenizer (a vocab-only model, a few MB) stays: count_tokens works after close, as on the
+        # other backends; it is freed with the engine object
 
     @property
     def tokenizer_source(self) -> str:
