@@ -71,3 +71,26 @@ def test_f16_gguf_agrees_with_vllm_for_the_first_tokens(
 ) -> None:
     ids, _ = _llama_ids(tiny_model, tmp_path, "f16")
     assert [t[:N] for t in ids] == [t[:N] for t in _ids(vllm_engine)]
+
+
+def test_a_dry_run_counts_with_the_gguf_tokenizer_without_loading_weights(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from xiaoshuo.engine import load_prompt_engine
+
+    gguf = convert_hf_to_gguf(tiny_model, tmp_path / "tiny.gguf", outtype="f16")
+    settings = tiny_engine_settings(tiny_model, tmp_path)
+    engine = load_prompt_engine(settings, model=str(gguf))  # auto + a .gguf: llamacpp's tokenizer
+    assert engine.of == "llamacpp" and engine.context_len == 4096  # the GGUF's own context
+    hf = AutoTokenizer.from_pretrained(str(tiny_model))
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    assert engine.prompt_tokens(messages) == len(
+        hf.apply_chat_template(
+            [{"role": "system", "content": settings.engine.system_prompt}, *messages],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+    )
