@@ -94,3 +94,20 @@ def test_a_dry_run_counts_with_the_gguf_tokenizer_without_loading_weights(
             return_dict=False,
         )
     )
+
+
+def test_a_gguf_lora_file_serves_like_its_peft_folder(
+    tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path
+) -> None:
+    from xiaoshuo.gguf_convert import convert_lora_to_gguf
+
+    lora = convert_lora_to_gguf(tiny_loras["a"], tmp_path / "a.gguf", tiny_model)
+    settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.llamacpp_threads": 1})
+    request = GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY, lora="a")
+    with load_engine(settings, backend="llamacpp", lora={"a": str(lora), "p": str(tiny_loras["a"])}) as eng:
+        from_file = eng.generate(request).candidates[0].token_ids
+        from_folder = eng.generate(GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY, lora="p"))
+        base = eng.generate(GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY)).candidates[0].token_ids
+    assert from_file == from_folder.candidates[0].token_ids != base
+    with pytest.raises(Exception, match="not a LoRA adapter folder"):
+        load_engine(settings, backend="llamacpp", lora={"x": str(tmp_path)})

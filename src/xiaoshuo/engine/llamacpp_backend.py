@@ -288,8 +288,12 @@ class LlamaCppEngine(Engine):
         if self._start_error is not None:
             tokenizer.close()
             raise self._start_error
-        for name, path in adapters.items():
-            self.register_adapter(name, path)
+        try:
+            for name, path in adapters.items():
+                self.register_adapter(name, path)
+        except BaseException:
+            self.close()  # the worker thread and the model, not left behind by a bad adapter
+            raise
 
     # ------------------------------------------------------------ adapters
     def register_adapter(self, name: str, path: str | Path) -> str:
