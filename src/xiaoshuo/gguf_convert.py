@@ -27,12 +27,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from xiaoshuo.errors import XiaoshuoError
+from xiaoshuo.errors import DependencyError, XiaoshuoError
 
 OUTTYPES = ("f32", "f16", "bf16")
 QUANT_TYPES = ("F16", "Q8_0", "Q5_K_M", "Q4_K_M")
 
 _ARCHES = {"Qwen2ForCausalLM": "QWEN2", "Qwen3ForCausalLM": "QWEN3"}
+
+
+INSTALL = 'pip install -e ".[llamacpp]"（或 make llamacpp；从源码编译 llama.cpp，需几分钟）'
+
+
+def import_llama_cpp() -> Any:
+    """``llama_cpp``, or an error naming the install command and the fallback backends."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise DependencyError(
+            "未安装 llama-cpp-python，无法使用 llamacpp 后端 (llama-cpp-python is not installed)",
+            expected="the llamacpp extra installed",
+            received=f"{type(exc).__name__}: {exc}",
+            fix=f"{INSTALL}；或设置 engine.backend = auto / transformers / vllm",
+        ) from None
+    return llama_cpp
 
 
 class ConversionError(XiaoshuoError):
@@ -319,8 +336,6 @@ def _base_arch(base: Path) -> tuple[Any, int]:
 def quantize_gguf(in_file: str | os.PathLike[str], out_file: str | os.PathLike[str], quant: str) -> Path:
     """Quantize a GGUF with llama.cpp's quantizer (llama-cpp-python): ``F16``, ``Q8_0``, ``Q5_K_M`` or
     ``Q4_K_M``.  Atomic like the converter."""
-    from xiaoshuo.engine.llamacpp_backend import import_llama_cpp
-
     llama_cpp = import_llama_cpp()
     ftypes = {
         "F16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16,

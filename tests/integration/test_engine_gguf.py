@@ -41,7 +41,9 @@ def _llama_ids(tiny_model: Path, work: Path, outtype: str) -> tuple[list[list[in
     settings = tiny_engine_settings(tiny_model, work, **{"engine.llamacpp_threads": 1})
     with load_engine(settings, backend="llamacpp", model=str(gguf)) as eng:
         assert eng.backend == "llamacpp"
-        return _ids(eng), [eng.tokenizer(p)["input_ids"] for p in PROMPTS]
+        ids = _ids(eng)
+    prompt_ids = [eng.tokenizer(p)["input_ids"] for p in PROMPTS]  # counting works after close
+    return ids, prompt_ids
 
 
 def test_gguf_tokenizer_and_f32_greedy_equal_transformers(
@@ -69,3 +71,43 @@ def test_f16_gguf_agrees_with_vllm_for_the_first_tokens(
 ) -> None:
     ids, _ = _llama_ids(tiny_model, tmp_path, "f16")
     assert [t[:N] for t in ids] == [t[:N] for t in _ids(vllm_engine)]
+
+
+def test_a_dry_run_counts_with_the_gguf_tokenizer_without_loading_weights(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from xiaoshuo.engine import load_prompt_engine
+
+    gguf = convert_hf_to_gguf(tiny_model, tmp_path / "tiny.gguf", outtype="f16")
+    settings = tiny_engine_settings(tiny_model, tmp_path)
+    engine = load_prompt_engine(settings, model=str(gguf))  # auto + a .gguf: llamacpp's tokenizer
+    assert engine.of == "llamacpp" and engine.context_len == 4096  # the GGUF's own context
+    hf = AutoTokenizer.from_pretrained(str(tiny_model))
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    assert engine.prompt_tokens(messages) == len(
+        hf.apply_chat_template(
+            [{"role": "system", "content": settings.engine.system_prompt}, *messages],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+    )
+
+
+def test_a_gguf_lora_file_serves_like_its_peft_folder(
+    tiny_model: Path, tiny_loras: dict[str, Path], tmp_path: Path
+) -> None:
+    from xiaoshuo.gguf_convert import convert_lora_to_gguf
+
+    lora = convert_lora_to_gguf(tiny_loras["a"], tmp_path / "a.gguf", tiny_model)
+    settings = tiny_engine_settings(tiny_model, tmp_path, **{"engine.llamacpp_threads": 1})
+    request = GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY, lora="a")
+    with load_engine(settings, backend="llamacpp", lora={"a": str(lora), "p": str(tiny_loras["a"])}) as eng:
+        from_file = eng.generate(request).candidates[0].token_ids
+        from_folder = eng.generate(GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY, lora="p"))
+        base = eng.generate(GenerationRequest(prompt=PROMPTS[0], sampling=GREEDY)).candidates[0].token_ids
+    assert from_file == from_folder.candidates[0].token_ids != base
+    with pytest.raises(Exception, match="not a LoRA adapter folder"):
+        load_engine(settings, backend="llamacpp", lora={"x": str(tmp_path)})

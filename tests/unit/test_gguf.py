@@ -125,7 +125,7 @@ def test_auto_picks_llamacpp_for_gguf_and_for_a_cpu_without_vllm(tmp_path: Path,
 
 
 def test_missing_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from xiaoshuo.engine.llamacpp_backend import import_llama_cpp
+    from xiaoshuo.gguf_convert import import_llama_cpp
 
     real_import = builtins.__import__
 
@@ -171,3 +171,22 @@ def test_gemma_is_assembled_once_atomically_and_checked(tmp_path: Path, monkeypa
     monkeypatch.undo()
     assert gemma.gemma_gguf(tmp_path) == path
     assert path.read_bytes()[:4] == b"GGUF"
+
+
+def test_webui_demo_runs_gemma_when_llama_cpp_is_installed(tmp_path: Path) -> None:
+    from xiaoshuo import gemma
+    from xiaoshuo.webui.launch import demo_settings
+    from xiaoshuo.webui.locale import t
+
+    if not gemma.demo_ready():
+        pytest.skip("needs llama-cpp-python and the Gemma package")
+    user = _settings(tmp_path)
+    s = demo_settings(user, tmp_path / "demo")
+    assert s.engine.backend == "llamacpp" and gemma.is_gemma(s.model.base_model)
+    assert Path(s.paths.data_dir).is_relative_to(tmp_path / "demo")
+    forced = demo_settings(user, tmp_path / "demo2", backend="transformers")  # the random model, as before
+    assert not gemma.is_gemma(forced.model.base_model) and forced.engine.backend == "auto"
+    for lang in ("zh", "en"):
+        assert "Gemma" in t("demo_banner_gemma", lang) and "ai.google.dev/gemma/terms" in t(
+            "demo_banner_gemma", lang
+        )

@@ -64,7 +64,7 @@ def test_doctor_json_on_this_machine(tmp_path: Path) -> None:
     assert report["python"]["version"].startswith("3.")
     assert report["torch"]["installed"] is True
     names = {b["name"]: b for b in report["backends"]}
-    assert set(names) == {"vllm", "transformers", "openai"}
+    assert set(names) == {"vllm", "transformers", "openai", "llamacpp"}
     assert names["transformers"]["usable"] is True
     assert {m["setting"] for m in report["models"]} == {"model.base_model", "memory.embedding_model"}
     # the defaults are "auto": doctor says what they resolved to on this machine and why

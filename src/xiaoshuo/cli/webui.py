@@ -72,10 +72,16 @@ def webui_cmd(
         demo_dir = None
         if demo:
             demo_dir = stack.enter_context(_demo_folder())
+            from xiaoshuo.gemma import TERMS, demo_ready
+
+            gemma_demo = demo_ready() and (backend or settings.engine.backend) in ("auto", "llamacpp")
+            what = (
+                f"Gemma 3 270M（llama.cpp；内容无意义 nonsense；{TERMS}）"
+                if gemma_demo
+                else "随机小模型，文字无意义 random tiny model"
+            )
             typer.echo(
-                f"演示模式 demo mode: 随机小模型，文字无意义；临时目录 {demo_dir}"
-                "（退出时删除 removed on exit）",
-                err=True,
+                f"演示模式 demo mode: {what}；临时目录 {demo_dir}（退出时删除 removed on exit）", err=True
             )
         launch(
             settings,

@@ -45,29 +45,15 @@ from typing import Any
 from xiaoshuo.config import Settings
 from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
 from xiaoshuo.engine.types import Delta, GenerationRequest
-from xiaoshuo.errors import DependencyError
+from xiaoshuo.gguf_convert import INSTALL, import_llama_cpp
+
+__all__ = ["INSTALL", "GGUFTokenizer", "LlamaCppEngine", "ensure_gguf", "import_llama_cpp", "is_gguf"]
 
 log = logging.getLogger(__name__)
 
-INSTALL = 'pip install -e ".[llamacpp]"（或 make llamacpp；从源码编译 llama.cpp，需几分钟）'
 #: generated tokens the repetition/presence/frequency penalties look back over (llama.cpp's window)
 PENALTY_WINDOW = 256
 _CONVERTER_VERSION = 1
-
-
-def import_llama_cpp() -> Any:
-    """``llama_cpp``, or an error naming the install command and the fallback backends."""
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise DependencyError(
-            "未安装 llama-cpp-python，无法使用 llamacpp 后端 (llama-cpp-python is not installed)",
-            expected="the llamacpp extra installed",
-            received=f"{type(exc).__name__}: {exc}",
-            fix=f"{INSTALL}；或设置 engine.backend = auto / transformers / vllm",
-        ) from None
-    return llama_cpp
-
 
 def is_gguf(model: str | os.PathLike[str]) -> bool:
     return str(model).lower().endswith(".gguf")
@@ -141,6 +127,9 @@ def plain_messages(messages: Any) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+CLOSED = "GGUF 分词器已关闭 (the GGUF tokenizer is closed)"
+
+
 class GGUFTokenizer:
     """The GGUF's tokenizer (a vocab-only llama.cpp model) with the few methods the engine base uses."""
 
@@ -153,6 +142,7 @@ class GGUFTokenizer:
         self._llama_cpp = llama_cpp
         self._model = LlamaModel(path_model=str(path), params=params, verbose=verbose)
         self._lock = threading.Lock()
+        self._closed = False
         self._pieces: dict[int, bytes] = {}
         self.name_or_path = str(path)
         self.metadata = self._model.metadata()
@@ -178,6 +168,8 @@ class GGUFTokenizer:
         if not text:
             return []
         with self._lock:
+            if self._closed:  # llama.cpp would read freed memory
+                raise EngineError(CLOSED, received=self.name_or_path)
             return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
@@ -186,6 +178,8 @@ class GGUFTokenizer:
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
+            if self._closed:
+                raise EngineError(CLOSED, received=self.name_or_path)
             size = 256
             buf = ctypes.create_string_buffer(size)
             n = self._llama_cpp.llama_token_to_piece(self._model.vocab, token, buf, size, 0, False)
@@ -211,21 +205,23 @@ class GGUFTokenizer:
         return self._formatter(messages=list(messages)).prompt
 
     def close(self) -> None:
-        self._model.close()
+        with self._lock:
+            self._closed = True
+            self._model.close()
 
 
-def extra_buffers_ok(cpuinfo: str | None = None) -> bool:
+def extra_buffers_ok(flags: set[str] | None = None) -> bool:
     """Whether llama.cpp may use its extra CPU buffer types (AMX tiles, weight repacking) for quantized
     weights.  Not on a CPU with AMX: there llama-cpp-python 0.3.36 (built from source, AMX_INT8 = 1)
     segfaults in the first decode of every quantized GGUF (Q8_0, Q4_K_M; Gemma's file too) while
-    f16/f32 run; without the extra buffers the same files run correctly (measured on this project's
-    Xeon build machine).  The cost is the repacked kernels' speed on such CPUs."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text("utf-8", errors="replace")
-        except OSError:
-            return True
-    return "amx_int8" not in cpuinfo
+    f16/f32 run; without the extra buffers the same files run correctly, and f16's greedy tokens equal
+    transformers' (measured on this project's Xeon build machine).  The cost is the repacked kernels'
+    speed on such CPUs."""
+    if flags is None:
+        from xiaoshuo.hardware import cpu_flags
+
+        flags = cpu_flags()
+    return "amx_int8" not in flags
 
 
 _PARAMS_LOCK = threading.Lock()
@@ -292,8 +288,12 @@ class LlamaCppEngine(Engine):
         if self._start_error is not None:
             tokenizer.close()
             raise self._start_error
-        for name, path in adapters.items():
-            self.register_adapter(name, path)
+        try:
+            for name, path in adapters.items():
+                self.register_adapter(name, path)
+        except BaseException:
+            self.close()  # the worker thread and the model, not left behind by a bad adapter
+            raise
 
     # ------------------------------------------------------------ adapters
     def register_adapter(self, name: str, path: str | Path) -> str:
@@ -446,7 +446,7 @@ class LlamaCppEngine(Engine):
         llm.reset()  # the cached prefix was computed with other weights
 
     def _generate(self, prepared: Prepared, sink: Sink) -> None:
-        from xiaoshuo.engine.transformers_backend import _Candidate
+        from xiaoshuo.engine.transformers_backend import CandidateText
 
         llm = self._llm
         req = prepared.request
@@ -462,7 +462,7 @@ class LlamaCppEngine(Engine):
         for i in range(s.n):
             seed = s.seed + i if s.seed is not None else random.randrange(1 << 31)
             llm.set_seed(seed)
-            cand = _Candidate(tok, set(), s.stop)
+            cand = CandidateText(tok, set(), s.stop)
             count = 0
             tokens = llm.generate(
                 prompt,
@@ -511,7 +511,8 @@ class LlamaCppEngine(Engine):
             self._cancelled.update(self._running)
         self._jobs.put(None)
         self._worker.join(timeout=60)
-        self.tokenizer.close()
+        # the tokenizer (a vocab-only model, a few MB) stays: count_tokens works after close, as on the
+        # other backends; it is freed with the engine object
 
     @property
     def tokenizer_source(self) -> str:

@@ -115,6 +115,13 @@ def load_engine(
         from xiaoshuo.engine.openai_backend import OpenAIEngine
 
         return OpenAIEngine(config, adapters)
+    if wanted == "llamacpp" or (wanted == "auto" and model.lower().endswith(".gguf")):
+        # no torch import (400 MB, seconds): llama.cpp needs none, and a missing llama_cpp says how to install
+        from xiaoshuo.engine.llamacpp_backend import LlamaCppEngine
+
+        why = "a .gguf model" if wanted == "auto" else "engine.backend = llamacpp"
+        log.info("generation backend: llamacpp (%s)", why)
+        return LlamaCppEngine(config, model, adapters)
     torch_info = torch_status()
     statuses = backend_statuses(config, torch_info, vllm_status())
     chosen = choose_backend(

