@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
-from xiaoshuo.cli.options import BackendOpt, JsonOpt, LoraOpt, ModelOpt, choose_adapter, novels
+from xiaoshuo.cli.options import (
+    BackendOpt,
+    JsonOpt,
+    LoraOpt,
+    ModelOpt,
+    OptionalNovelOpt,
+    choose_adapter,
+    novels,
+)
 from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer(
@@ -67,9 +75,7 @@ def style_cmd(
         Path | None,
         typer.Option("--data", metavar="PREPARED_DIR", help="prepare's output folder: its val split."),
     ] = None,
-    novel: Annotated[
-        str | None, typer.Option("--novel", "-n", help="A novel: its written chapters are the held-out text.")
-    ] = None,
+    novel: OptionalNovelOpt = None,  # a novel: its written chapters are the held-out text
     adapter: Annotated[
         str | None,
         typer.Option(
