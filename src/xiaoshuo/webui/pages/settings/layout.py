@@ -71,7 +71,7 @@ def build_settings_tab(services: Services, lang: str, adapter: Any) -> dict[str,
     with gr.Row():
         model = gr.Textbox(services.engine.model, label=L("set_model"), elem_id="settings-model")
         backend = gr.Dropdown(
-            ["auto", "vllm", "transformers", "openai"],
+            ["auto", "vllm", "llamacpp", "transformers", "openai"],
             value=services.engine.backend or "auto",
             label=L("set_backend_pick"),
             elem_id="settings-backend",
