@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from xiaoshuo.cli.options import BackendOpt, ModelOpt
+from xiaoshuo.cli.options import BackendOpt, ModelOpt, OptionalNovelOpt
 from xiaoshuo.cli.state import cli_state
 
 app = typer.Typer()
@@ -46,15 +46,8 @@ def prepare_cmd(
     sample_format: Annotated[
         str | None, typer.Option("--format", help="continuation | instruction | compose | both.")
     ] = None,
-    novel: Annotated[
-        str | None,
-        typer.Option(
-            "--novel",
-            "-n",
-            help="Use this project's accepted chapters, summaries and reviewed memory as the "
-            "corpus (instead of the input folder).",
-        ),
-    ] = None,
+    # --novel: this project's accepted chapters, summaries and reviewed memory are the corpus (not --input)
+    novel: OptionalNovelOpt = None,
     summarize: Annotated[
         bool,
         typer.Option(

