@@ -339,3 +339,18 @@ def test_the_eval_command_names_the_newest_adapter(services, tiny_model: Path) -
     data_dir = services.settings.paths.data_dir
     assert f"eval style --data {data_dir} --adapter " in command and "/new/final_model" in command
     assert f"model.base_model={tiny_model}" in command
+
+
+def test_prepare_on_the_page_builds_compose_samples_when_the_config_asks(
+    make_services, tiny_model: Path, no_network
+) -> None:
+    """data.sample_format = "compose": the page passes the writer's prompt builder (it used to get no
+    compose samples at all, or an error)."""
+    services = make_services(overrides={"data.sample_format": "compose"})
+    raw = services.settings.paths.raw_dir
+    raw.mkdir(parents=True)
+    (raw / "novel.txt").write_text(TINY_CORPUS * 3, "utf-8")
+    summary, _ = h.prepare_data(services, "zh", str(tiny_model))
+    assert summary.startswith("**数据已准备好**"), summary
+    manifest = json.loads((services.settings.paths.data_dir / "prepared" / "manifest.json").read_text())
+    assert manifest["compose"]["chapters"], manifest.get("compose")

@@ -428,8 +428,13 @@ def prepare_data(
         if progress is not None:
             progress(done / total if total else 1.0, name or t("train_prepare_progress_done", lang))
 
+    compose = None
+    if settings.data.sample_format in ("compose", "both"):  # the writer's own prompts, extractive 前情提要
+        from xiaoshuo.writing.compose_samples import ComposeSamples
+
+        compose = ComposeSamples(settings)
     try:
-        manifest = prepare(settings, progress=report)
+        manifest = prepare(settings, progress=report, compose=compose)
     except PrepareError as exc:
         if not exc.manifest:
             raise
