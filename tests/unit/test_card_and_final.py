@@ -148,3 +148,23 @@ def test_the_offline_embedding_error_names_the_none_setting() -> None:
         "BAAI/bge-small-zh-v1.5", ModelLoadError("离线：…", fix="联网后运行 `xiaoshuo model pull …`")
     )
     assert 'memory.embedding_model = "none"' in err.fix and "model pull" in err.fix
+
+
+def test_card_fields_refuse_control_characters_and_overlong_values(tmp_path) -> None:
+    import pytest
+
+    from xiaoshuo.writing import Novels
+    from xiaoshuo.writing.schema import WritingError
+
+    novels = Novels(tmp_path / "novels")
+    with pytest.raises(WritingError) as err:
+        novels.create("a", title="雨夜", author="\x1b[31m林某")
+    assert "author" in err.value.message and "control" in str(err.value.expected)
+    novel = novels.create("a", title="雨夜", premise="第一行\n第二行")  # newlines in 简介 are fine
+    from xiaoshuo.writing import actions
+
+    with pytest.raises(WritingError):
+        actions.update_card(novel, genre="长" * 101)
+    with pytest.raises(WritingError):
+        actions.update_card(novel, style="冷\x01峻")
+    assert novel.card().genre == "" and novel.card().premise == "第一行\n第二行"

@@ -192,3 +192,14 @@ def test_compose_context_lines_come_from_the_prompts(tmp_path: Path) -> None:
     settings = _settings(tmp_path, _write(tmp_path, 'plan_target = "全章写到{target}字上下。"\n'))
     data = Writer(settings, ScriptedEngine(), _novel(settings), store=None, memory_on=False).dry_run(1)
     assert "全章写到300字上下。" in data["prompt"] and "本章目标字数" not in data["prompt"]
+
+
+def test_an_imported_heading_is_not_doubled_in_what_the_model_reads() -> None:
+    from xiaoshuo.writing.prompts import DEFAULT_PROMPTS, bare_title
+
+    assert bare_title("第十一章 雨夜归人") == "雨夜归人" and bare_title("第3回：夜宴") == "夜宴"
+    assert bare_title("第十一章") == "第十一章" and bare_title("楔子") == "楔子"
+    line = DEFAULT_PROMPTS.text("outline_title", number=1, title="第十一章 雨夜归人")
+    assert line == "第1章 雨夜归人"
+    ask = DEFAULT_PROMPTS.text("summary_ask", number=1, title="第十一章 雨夜归人", summary_chars=80)
+    assert "第十一章" not in ask and "雨夜归人" in ask

@@ -435,3 +435,11 @@ def test_progress_counts_the_new_text_as_it_will_be_kept(lib: Novels, tmp_path: 
     assert segments and segments[-1]["target"] == 300
     assert segments[-1]["generated"] > 330  # the model wrote past the window …
     assert segments[-1]["chars"] == cand.chars == count_chars(cand.new_text) <= 330  # … and the count did not
+
+
+def test_count_chars_skips_exactly_what_regex_whitespace_matches():
+    import re
+    import sys
+
+    every = "".join(map(chr, range(0, sys.maxunicode + 1, 1)))
+    assert count_chars(every) == len(re.sub(r"\s", "", every))

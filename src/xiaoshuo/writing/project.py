@@ -685,12 +685,13 @@ class Novel:
         folder = self._versions_dir(number)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{version.id:06d}.json").write_text(
-            json.dumps(version.model_dump(), ensure_ascii=False, indent=2, default=str), "utf-8"
+            # compact: json's C encoder (indent= makes it use the pure-Python one, 5x slower on a book)
+            json.dumps(version.model_dump(), ensure_ascii=False, default=str), "utf-8"
         )
         with self.chapter_file(number).open("w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         self._state_file(number).write_text(
-            json.dumps({"current": version.id, "sha256": digest}, ensure_ascii=False, indent=2), "utf-8"
+            json.dumps({"current": version.id, "sha256": digest}, ensure_ascii=False), "utf-8"
         )
 
     # ------------------------------------------------------------------ overview

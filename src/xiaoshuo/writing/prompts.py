@@ -28,6 +28,7 @@ This module reads one file and builds strings; it generates nothing.
 
 from __future__ import annotations
 
+import re
 import string
 import threading
 import tomllib
@@ -185,7 +186,12 @@ class Prompts:
     source: str = ""
 
     def text(self, key: str, **values: Any) -> str:
-        """Template ``key`` filled with ``values`` (placeholders a template does not use are ignored)."""
+        """Template ``key`` filled with ``values`` (placeholders a template does not use are ignored).
+
+        A ``title`` that already is a numbered heading (an imported ``第十一章 雨夜归人``) loses that heading
+        when the template numbers the chapter itself, so the model never reads ``第1章 第十一章 雨夜归人``."""
+        if "number" in values and isinstance(values.get("title"), str):
+            values["title"] = bare_title(values["title"])
         return self.overrides.get(key, DEFAULTS[key]).format(**values)
 
     @classmethod
@@ -195,6 +201,15 @@ class Prompts:
         if not name:
             return DEFAULT_PROMPTS
         return load_file(Path(name).expanduser())
+
+
+_HEADING = re.compile(r"^\s*第\s*[0-9０-９零〇一二两三四五六七八九十百千万]+\s*[章回节]\s*[:：、.．]?\s*")
+
+
+def bare_title(title: str) -> str:
+    """``第十一章 雨夜归人`` → ``雨夜归人``; a title that is only a heading, or none, stays as it is."""
+    rest = _HEADING.sub("", title, count=1)
+    return rest if rest.strip() else title
 
 
 DEFAULT_PROMPTS = Prompts()

@@ -88,20 +88,33 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: control characters a card field may not hold (newline and tab allowed in 简介/文风; no other C0/C1,
+#: no DEL): they break EPUB/DOCX metadata (XML 1.0) and terminals (ESC sequences)
+_CARD_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 class NovelCard(_Model):
     """What every prompt says about the book."""
 
     slug: str
     title: str = Field(min_length=1, max_length=200)
-    author: str = ""
-    genre: str = ""  # 类型: 仙侠 / 都市 / 悬疑 …
-    premise: str = ""  # 简介
-    style: str = ""  # 文风
-    pov: str = ""  # 视角: 第一人称 / 第三人称有限 …
+    author: str = Field("", max_length=100)
+    genre: str = Field("", max_length=100)  # 类型: 仙侠 / 都市 / 悬疑 …
+    premise: str = Field("", max_length=5000)  # 简介
+    style: str = Field("", max_length=2000)  # 文风
+    pov: str = Field("", max_length=100)  # 视角: 第一人称 / 第三人称有限 …
     chapter_chars: int = Field(3000, ge=50, le=200_000)  # 每章目标字数
     adapter: str = ""  # default LoRA adapter (registry name, path or served name)
     variant: Literal["简", "繁"] = "简"
     created: float = Field(default_factory=time.time)
+
+    @field_validator("title", "author", "genre", "premise", "style", "pov")
+    @classmethod
+    def _no_control(cls, value: str, info: Any) -> str:
+        one_line = info.field_name in ("title", "author", "genre", "pov")
+        if _CARD_CONTROL.search(value) or (one_line and ("\n" in value or "\t" in value)):
+            raise ValueError("control characters are not allowed" + (" (one line)" if one_line else ""))
+        return value
 
     def render(self) -> str:
         lines = [f"书名：《{self.title}》"]
@@ -230,4 +243,10 @@ def _expected(path: str) -> str:
         "volumes": 'a list of {"title": …, "chapters": [...]}',
         "chapters": 'a list of {"title": …, "synopsis": …}',
         "status": "planned, drafted or final",
+        "author": "one line of at most 100 characters, no control characters",
+        "genre": "one line of at most 100 characters, no control characters",
+        "pov": "one line of at most 100 characters, no control characters",
+        "premise": "at most 5000 characters, no control characters but newlines",
+        "style": "at most 2000 characters, no control characters but newlines",
+        "chapter_chars": "an integer number of 字 in [50, 200000]",
     }.get(leaf, 'the outline form {"volumes": [{"title": …, "chapters": [{"title": …}]}]}')
