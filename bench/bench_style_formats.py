@@ -149,14 +149,20 @@ def _losses(model: str, adapters: dict[str, str], compose_rows, text_rows, max_l
     return out
 
 
+SCORERS: set[str] = set()  # which scorer measured the texts (reported)
+
+
 def _style(generated: str, real: str) -> float:
-    try:  # the eval issue's style eval, when installed
+    try:  # the eval issue's style eval, when installed (its API is assumed: distance(text, reference))
         from xiaoshuo.eval import style as style_eval  # type: ignore[attr-defined]
 
-        return float(style_eval.distance(generated, real))
+        value = float(style_eval.distance(generated, real))
+        SCORERS.add("xiaoshuo.eval.style.distance")
+        return value
     except (ImportError, AttributeError, TypeError):
         from xiaoshuo.eval.metrics import style_distance
 
+        SCORERS.add("xiaoshuo.eval.metrics.style_distance")
         return style_distance(generated, real)
 
 
@@ -182,6 +188,7 @@ def _write(work: Path, model: str, adapters: dict[str, str], compose_rows, args)
     return {
         "chapters": len(firsts),
         "style_distance": {k: round(statistics.fmean(v), 4) if v else None for k, v in scores.items()},
+        "style_scorer": sorted(SCORERS),
         "first_text": samples,
     }
 
