@@ -36,6 +36,52 @@ STRINGS: dict[str, dict[str, str]] = {
         "dialogue, punctuation); the command is under “Style eval (command line)” below.\n"
         "- The lower the validation loss, the better the adapter predicts chapters it was not trained on.",
     },
+    "train_style_title": {"zh": "### 评估文风", "en": "### Style eval"},
+    "train_style_help": {
+        "zh": "选一个训练好的适配器，点「评估文风」：从留作验证的文字里取 {samples} 段开头，"
+        "让基础模型和适配器各续写一遍，和你的原文比较。用当前已加载的模型，要几分钟。",
+        "en": "Pick a trained adapter and click “Evaluate style”: {samples} openings from the held-out text "
+        "are continued by the base model and by the adapter and compared with your own text. Uses the "
+        "loaded model; takes a few minutes.",
+    },
+    "train_style_adapter": {"zh": "适配器", "en": "Adapter"},
+    "train_style_start": {"zh": "评估文风", "en": "Evaluate style"},
+    "train_style_pick": {"zh": "请先选择要评估的适配器。", "en": "Choose an adapter to evaluate first."},
+    "train_style_closer": {
+        "zh": "**适配器更像你的书**：文风距离 {base} → {adapter}（近了 {percent}%，0 表示和原文一样）",
+        "en": "**The adapter writes more like your books**: style distance {base} → {adapter} "
+        "({percent}% closer; 0 = written alike)",
+    },
+    "train_style_not_closer": {
+        "zh": "**适配器没有更像你的书**：文风距离 {base} → {adapter}（0 表示和原文一样）。"
+        "可以多给些文字、多训练几轮再试。",
+        "en": "**The adapter does not write more like your books**: style distance {base} → {adapter} "
+        "(0 = written alike). More text or more epochs may help.",
+    },
+    "train_style_perplexity": {
+        "zh": "你原文的每字困惑度 {base} → {adapter}（越低说明越能预料你会怎么写）",
+        "en": "Perplexity per character of your text {base} → {adapter} "
+        "(lower: it predicts your writing better)",
+    },
+    "train_style_samples": {
+        "zh": "{samples} 段 × 约 {chars} 字，已记入适配器的说明",
+        "en": "{samples} passages × about {chars} characters; saved with the adapter",
+    },
+    "train_style_col_feature": {"zh": "指标", "en": "Feature"},
+    "train_style_col_base": {"zh": "基础模型", "en": "Base model"},
+    "train_style_col_adapter": {"zh": "适配器", "en": "Adapter"},
+    "train_style_col_gain": {"zh": "提升", "en": "Gain"},
+    "train_style_axis": {"zh": "与原文的距离（越小越像）", "en": "Distance from your text (lower is closer)"},
+    "train_style_total": {"zh": "文风距离（总）", "en": "Style distance (all)"},
+    "train_style_ppl": {"zh": "每字困惑度", "en": "Perplexity per character"},
+    "train_style_char_jsd": {"zh": "用字", "en": "Characters"},
+    "train_style_bigram_jsd": {"zh": "词组", "en": "Character pairs"},
+    "train_style_sentence_ks": {"zh": "句子长短", "en": "Sentence length"},
+    "train_style_dialogue": {"zh": "对话比例", "en": "Dialogue share"},
+    "train_style_punctuation": {"zh": "标点习惯", "en": "Punctuation"},
+    "train_style_function_delta": {"zh": "虚词用法", "en": "Function words"},
+    "train_style_mattr": {"zh": "用词丰富度", "en": "Lexical richness"},
+    "train_style_paragraph": {"zh": "段落长短", "en": "Paragraph length"},
     "train_eval_title": {"zh": "评估文风（命令行）", "en": "Style eval (command line)"},
     "train_eval_command": {"zh": "评估最新适配器的命令", "en": "Command for the newest adapter"},
     "train_eval_none": {

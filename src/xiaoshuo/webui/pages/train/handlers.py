@@ -203,7 +203,15 @@ def on_load(services: Services, lang: str, *, cuda: bool | None = None) -> dict[
         "table": table,
         "estimate": estimate_text(services, lang, *(values[k] for k in FIELDS)),
         "eval_command": eval_command(services, lang),
+        "style_choices": style_choices(services),
     }
+
+
+def style_choices(services: Services) -> list[str]:
+    """The trained adapters 评估文风 can measure, oldest first (the newest is preselected)."""
+    from xiaoshuo.adapters import list_adapters
+
+    return [a.name for a in list_adapters(services.settings.paths.checkpoints_dir)]
 
 
 def eval_command(services: Services, lang: str) -> str:
@@ -565,6 +573,9 @@ def page_load(services: Services, lang: str) -> tuple:
         data["table"],
         data["estimate"],
         data["eval_command"],
+        gr.update(
+            choices=data["style_choices"], value=data["style_choices"][-1] if data["style_choices"] else None
+        ),
     )
 
 
@@ -593,7 +604,7 @@ def poll(services: Services, lang: str, seen: dict | None) -> tuple:
     events = services.jobs.events()
     running = services.jobs.running()
     if len(events) == seen["events"]:  # nothing new: leave the page alone
-        return (*(gr.skip(),) * 6, gr.Timer(active=running), seen)
+        return (*(gr.skip(),) * 7, gr.Timer(active=running), seen)
     seen["events"] = len(events)
     text = progress_text(events, lang, running=running, run=services.jobs.run or "")
     choices = gr.update(choices=[t("none", lang), *services.adapters()])
@@ -601,4 +612,126 @@ def poll(services: Services, lang: str, seen: dict | None) -> tuple:
     # The timer runs only while a job does (a ticking timer stalls streaming on the 创作 tab).
     table = adapter_table(services, lang)
     command = eval_command(services, lang)
-    return loss_frame(events, lang), text, choices, resumable, table, command, gr.Timer(active=running), seen
+    style = gr.update(choices=style_choices(services))  # the writer's choice stays
+    return (
+        loss_frame(events, lang),
+        text,
+        choices,
+        resumable,
+        table,
+        command,
+        style,
+        gr.Timer(active=running),
+        seen,
+    )
+
+
+# ----------------------------------------------------------------------------- 评估文风
+#: Passages the page's 评估文风 measures (the CLI's default is 20: the page keeps a click to minutes).
+STYLE_SAMPLES = 8
+
+
+def style_eval_clicked(services: Services, lang: str, adapter: str | None, progress=gr.Progress()):  # noqa: B008
+    """评估文风 with Gradio's progress line (``progress`` is injected by Gradio)."""
+    return evaluate_style(services, lang, adapter, progress=lambda message: progress(None, desc=message))
+
+
+def evaluate_style(
+    services: Services, lang: str, adapter: str | None, *, progress: Callable[[str], None] | None = None
+) -> tuple[str, Any, Any]:
+    """Run :func:`xiaoshuo.eval.style.run_style_eval` for a trained adapter on the loaded engine (the base
+    model and the adapter on one engine) over the prepared data's held-out part, store its summary in the
+    adapter's manifest, and return ``(summary markdown, table, chart)``."""
+    from xiaoshuo.adapters import get_adapter, is_none
+    from xiaoshuo.eval.style import record_in_manifest, run_style_eval
+    from xiaoshuo.webui.runtime import engine_when_ready
+
+    if not adapter or is_none(adapter):
+        raise XiaoshuoError(t("train_style_pick", lang))
+    found = get_adapter(services.settings.paths.checkpoints_dir, adapter)
+    engine = engine_when_ready(services, lang=lang)
+    report = run_style_eval(
+        engine,
+        data=services.settings.paths.data_dir,
+        adapter=services.lora_for(engine, adapter),
+        samples=STYLE_SAMPLES,
+        model=str(services.engine.model or ""),
+        progress=progress,
+    )
+    record_in_manifest(found.path, report)
+    return style_text(report, lang), style_table(report, lang), style_chart(report, lang)
+
+
+def _style_label(key: str, lang: str) -> str:
+    name = f"train_style_{key}"
+    from xiaoshuo.webui.locale import STRINGS
+
+    return t(name, lang) if name in STRINGS else key
+
+
+def style_text(report: dict[str, Any], lang: str) -> str:
+    """The verdict in words: closer or not, by how much, the perplexity, what was measured."""
+    base, adapter = report["base"], report.get("adapter") or {}
+    b, a = base["style_distance"], adapter.get("style_distance")
+    if a is None:
+        return ""
+    percent = round(100 * (b - a) / b) if b else 0
+    key = "train_style_closer" if a < b else "train_style_not_closer"
+    lines = [t(key, lang, base=f"{b:.3f}", adapter=f"{a:.3f}", percent=percent)]
+    if base.get("perplexity") is not None and adapter.get("perplexity") is not None:
+        lines.append(
+            t(
+                "train_style_perplexity",
+                lang,
+                base=f"{base['perplexity']:.2f}",
+                adapter=f"{adapter['perplexity']:.2f}",
+            )
+        )
+    lines.append(t("train_style_samples", lang, samples=report.get("samples"), chars=report.get("chars")))
+    return "\n\n".join(lines)
+
+
+def style_table(report: dict[str, Any], lang: str):
+    """Per feature: the distance from the author's text of the base model and of the adapter, the gain."""
+    import pandas as pd
+
+    base, adapter = report["base"], report.get("adapter") or {}
+    rows = []
+    for key, value in base["components"].items():
+        a = (adapter.get("components") or {}).get(key)
+        rows.append(
+            [_style_label(key, lang), round(value, 4), _round(a), _round(None if a is None else value - a)]
+        )
+    for key, label in (("style_distance", "train_style_total"), ("perplexity", "train_style_ppl")):
+        b, a = base.get(key), adapter.get(key)
+        gain = None if b is None or a is None else b - a
+        rows.append([t(label, lang), _round(b), _round(a), _round(gain)])
+    return pd.DataFrame(rows, columns=style_columns(lang))
+
+
+def style_columns(lang: str) -> list[str]:
+    """The style table's headers (shown before any result too: Gradio's default is ``1 2 3``)."""
+    return [t(f"train_style_col_{k}", lang) for k in ("feature", "base", "adapter", "gain")]
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, int | float) else t("train_na")
+
+
+def style_chart(report: dict[str, Any], lang: str):
+    """Grouped bars (plotly): each feature's distance from the author for the base model and the adapter."""
+    import plotly.graph_objects as go
+
+    base, adapter = report["base"], report.get("adapter") or {}
+    keys = list(base["components"])
+    labels = [_style_label(k, lang) for k in keys]
+    fig = go.Figure()
+    fig.add_bar(name=t("train_style_col_base", lang), x=labels, y=[base["components"][k] for k in keys])
+    if adapter.get("components"):
+        fig.add_bar(
+            name=t("train_style_col_adapter", lang), x=labels, y=[adapter["components"][k] for k in keys]
+        )
+    fig.update_layout(
+        barmode="group", yaxis_title=t("train_style_axis", lang), height=360, template="plotly_white"
+    )
+    return fig

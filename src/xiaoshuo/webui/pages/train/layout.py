@@ -144,6 +144,21 @@ def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict
         init["adapters"], label=t("train_adapters", lang), interactive=False, elem_id="train-adapters"
     )
     gr.Markdown(t("train_after", lang), elem_id="train-after")
+    gr.Markdown(t("train_style_title", lang))
+    gr.Markdown(t("train_style_help", lang, samples=h.STYLE_SAMPLES))
+    with gr.Row():
+        style_adapter = gr.Dropdown(
+            init["style_choices"],
+            value=init["style_choices"][-1] if init["style_choices"] else None,
+            label=t("train_style_adapter", lang),
+            elem_id="train-style-adapter",
+        )
+        style_start = gr.Button(t("train_style_start", lang), elem_id="train-style-start", scale=0)
+    style_summary = gr.Markdown(elem_id="train-style-summary")
+    style_chart = gr.Plot(show_label=False, elem_id="train-style-chart")
+    style_table = gr.Dataframe(
+        headers=h.style_columns(lang), interactive=False, show_label=False, elem_id="train-style-table"
+    )
     with gr.Accordion(t("train_eval_title", lang), open=False, elem_id="train-eval-box"):
         eval_command = gr.Textbox(
             init["eval_command"],
@@ -176,8 +191,11 @@ def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict
     timer.tick(
         on(h.poll),
         seen,
-        [curve, progress, adapter, resume_from, adapters, eval_command, timer, seen],
+        [curve, progress, adapter, resume_from, adapters, eval_command, style_adapter, timer, seen],
         **quiet,
+    )
+    style_start.click(
+        on(h.style_eval_clicked), style_adapter, [style_summary, style_table, style_chart], **private
     )
     return {
         "on_load": guard(partial(h.page_load, services, lang)),
@@ -191,5 +209,6 @@ def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict
             data["table"],
             estimate,
             eval_command,
+            style_adapter,
         ],
     }
