@@ -272,6 +272,19 @@ def test_the_next_batch_takes_the_slots_a_batch_frees_while_its_slowest_form_dec
     assert max(live for _, _, live in engine.seen) <= 2
 
 
+def test_a_long_chapters_pieces_share_one_slot_of_the_window(book, tmp_path: Path):
+    # batch=1 (as after an accept): the pieces of one long chapter still go to the engine together
+    _, novel, store = book
+    settings = settings_for(tmp_path)
+    novel.set_text(2, CH1 * 12)  # ~1,000 字; split to fit a 2,000-token context
+    engine = Timed([])
+    engine.default, engine.max_model_len = "{}" + " " * 100, 2000
+    (result,) = run_sync(Extractor(settings, engine, novel, store, batch=1).extract([2]))
+    assert result.pieces >= 2 and not result.error
+    assert len(engine.requests) == result.pieces
+    assert max(live for _, _, live in engine.seen) == result.pieces
+
+
 class ProseAndForms(testing.ScriptedEngine):
     """Prose for plain requests (the Writer), the next scripted form for structured ones."""
 
