@@ -226,6 +226,65 @@ def test_scripted_extraction_queues_verified_proposals_names_and_resumes(book):
     assert all(r.skipped for r in again) and len(engine.requests) == 2  # resumed: no new requests
 
 
+class Timed(testing.ScriptedEngine):
+    """Scripted forms, streamed slowly; notes, as each request arrives, which requests had finished and
+    how many were in flight."""
+
+    def __init__(self, script: list[str]) -> None:
+        super().__init__(script, default="{}", delay=0.01)
+        self.seen: list[tuple[int, set[str], int]] = []  # (request no., finished ids, live incl. this one)
+
+    def respond(self, request) -> str:
+        with self._lock:
+            self.seen.append((len(self.requests), set(self.finished), self._live))
+        return super().respond(request)
+
+
+@pytest.mark.parametrize("auto_approve", [False, True])
+def test_the_next_batch_takes_the_slots_a_batch_frees_while_its_slowest_form_decodes(
+    book, tmp_path: Path, auto_approve: bool
+):
+    # A batch lasts as long as its longest form: the next batch's forms start as soon as slots are free
+    # (at most `batch` chapters in flight), yet results, queue and record come in chapter order.
+    _, novel, store = book
+    settings = settings_for(tmp_path, **{"writing.auto_approve": auto_approve})
+    for n in (2, 3, 4):
+        novel.set_text(n, f"第{n}日，林远在客栈等人。")
+    slow = '{"characters": []}' + " " * 600  # ~86 deltas of 10 ms
+    engine = Timed([slow, "{}", "{}", "{}"])
+    seen: list[int] = []
+    results = run_sync(
+        Extractor(settings, engine, novel, store, batch=2).extract(
+            [1, 2, 3, 4], progress=lambda d, t: seen.append(d)
+        )
+    )
+    assert [r.chapter for r in results] == [1, 2, 3, 4] and not any(r.error for r in results)
+    assert seen == [2, 4]
+    assert json.loads((novel.root / "review" / "extracted.json").read_text("utf-8")).keys() == {
+        "1",
+        "2",
+        "3",
+        "4",
+    }
+    first = engine.requests[0].request_id
+    third_arrived_before_first_finished = first not in engine.seen[2][1]
+    assert third_arrived_before_first_finished is not auto_approve  # auto_approve: names approved first
+    assert max(live for _, _, live in engine.seen) <= 2
+
+
+def test_a_long_chapters_pieces_share_one_slot_of_the_window(book, tmp_path: Path):
+    # batch=1 (as after an accept): the pieces of one long chapter still go to the engine together
+    _, novel, store = book
+    settings = settings_for(tmp_path)
+    novel.set_text(2, CH1 * 12)  # ~1,000 字; split to fit a 2,000-token context
+    engine = Timed([])
+    engine.default, engine.max_model_len = "{}" + " " * 100, 2000
+    (result,) = run_sync(Extractor(settings, engine, novel, store, batch=1).extract([2]))
+    assert result.pieces >= 2 and not result.error
+    assert len(engine.requests) == result.pieces
+    assert max(live for _, _, live in engine.seen) == result.pieces
+
+
 class ProseAndForms(testing.ScriptedEngine):
     """Prose for plain requests (the Writer), the next scripted form for structured ones."""
 

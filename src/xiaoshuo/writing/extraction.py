@@ -132,6 +132,19 @@ class ChapterFacts(_Form):
 
 
 @dataclass
+class _Batch:
+    """A prepared batch: its chapters' texts, the forms to ask (one per piece) and whose they are."""
+
+    chapters: list[int]
+    texts: dict[int, str]
+    todo: list[int]
+    results: dict[int, ChapterResult]
+    entries: list[MemoryEntry]
+    items: list[Any]
+    owners: list[int]
+
+
+@dataclass
 class ChapterResult:
     """What extraction did for one chapter."""
 
@@ -254,19 +267,44 @@ class Extractor:
         resume: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[ChapterResult]:
-        """Extract ``chapters`` in batches; ``progress(done, total)`` after each batch."""
+        """Extract ``chapters`` in batches; ``progress(done, total)`` after each batch.
+
+        At most ``batch`` forms are in flight at once, as a sliding window: while a batch's last forms
+        are still decoding, the next batch's forms take the freed slots (a batch's wall time is its
+        longest form's; without the window each batch waited for its slowest form alone on the engine).
+        Batches are still finished, queued and recorded in order.  With ``writing.auto_approve`` the
+        next batch waits for the previous one (its prompt lists the names approved from it).
+        """
+        import asyncio
+
+        parts = [chapters[i : i + self.batch] for i in range(0, len(chapters), self.batch)]
+        window = asyncio.Semaphore(self.batch)
+        ahead = not self.settings.writing.auto_approve
         results: list[ChapterResult] = []
-        total = len(chapters)
-        for i in range(0, total, self.batch):
-            part = chapters[i : i + self.batch]
-            results += await self._batch(part, resume=resume)
-            if progress is not None:
-                progress(min(i + self.batch, total), total)
+        asked: list[tuple[_Batch, asyncio.Task]] = []  # batches whose forms are in flight, in order
+
+        def ask(part: list[int]) -> None:
+            batch = self._prepare(part, resume=resume)
+            asked.append((batch, asyncio.ensure_future(self._ask(batch.items, window))))
+
+        try:
+            for k, part in enumerate(parts):
+                if not asked:
+                    ask(part)
+                if ahead and k + 1 < len(parts):
+                    ask(parts[k + 1])
+                batch, task = asked.pop(0)
+                results += self._finish(batch, await task)
+                if progress is not None:
+                    progress(min((k + 1) * self.batch, len(chapters)), len(chapters))
+        finally:
+            for _, task in asked:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in asked), return_exceptions=True)
         return results
 
-    async def _batch(self, chapters: list[int], *, resume: bool) -> list[ChapterResult]:
-        from xiaoshuo.writing.structured import StructuredOutputError
-
+    def _prepare(self, chapters: list[int], *, resume: bool) -> _Batch:
+        """A batch's prompts (and what finishing it needs); records appearances."""
         entries = self.store.list(self.novel.slug)
         texts = {n: self.novel.text(n) for n in chapters}
         Appearances(self.novel.root).update({n: t for n, t in texts.items() if t.strip()}, entries)
@@ -292,9 +330,21 @@ class Extractor:
                     )
                 )
                 owners.append(n)
-        answers = await self._ask(items)
+        return _Batch(chapters, texts, todo, results, entries, items, owners)
+
+    def _finish(self, batch: _Batch, answers: list[Any]) -> list[ChapterResult]:
+        """Proposals from a batch's answers: queued (approved with auto_approve) and recorded."""
+        from xiaoshuo.writing.structured import StructuredOutputError
+
+        chapters, texts, todo, results, entries = (
+            batch.chapters,
+            batch.texts,
+            batch.todo,
+            batch.results,
+            batch.entries,
+        )
         facts: dict[int, list[ChapterFacts]] = {}
-        for n, answer in zip(owners, answers, strict=True):
+        for n, answer in zip(batch.owners, answers, strict=True):
             if isinstance(answer, StructuredOutputError):
                 results[n].error = str(answer)
             elif isinstance(answer, ChapterFacts):
@@ -338,8 +388,10 @@ class Extractor:
             self._tagger_cache, self._tagger_key = NameTagger(entries), key
         return self._tagger_cache
 
-    async def _ask(self, items: list[Any]) -> list[Any]:
-        """All forms at once (vLLM batches them), each with max_tokens sized from its own prompt."""
+    async def _ask(self, items: list[Any], window: Any = None) -> list[Any]:
+        """All forms at once (vLLM batches them), each with max_tokens sized from its own prompt;
+        results in ``items``' order.  ``window`` (an asyncio.Semaphore) counts chapters: a chapter's
+        forms (its pieces, all at once) wait for one slot."""
         import asyncio
 
         from xiaoshuo.writing.structured import (
@@ -350,23 +402,36 @@ class Extractor:
         )
 
         schema = schema_of(ChapterFacts)
-        coros = [
-            generate_json(
+        if window is None:
+            window = asyncio.Semaphore(max(1, len(items)))
+
+        def form(messages: list[dict[str, str]], model: Any, task: str, n: int) -> Any:
+            return generate_json(
                 self.engine,
                 messages,
-                form,
+                model,
                 task=task,
                 chapter=n,
                 sampling=self._sampling(with_schema_hint(messages, schema)),
                 retries=self.settings.writing.structured_retries,
             )
-            for messages, form, task, n in items
-        ]
-        answers = await asyncio.gather(*coros, return_exceptions=True)
+
+        async def chapter(pieces: list[Any]) -> list[Any]:
+            async with window:
+                return await asyncio.gather(*(form(*item) for item in pieces), return_exceptions=True)
+
+        by_chapter: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            by_chapter.setdefault(item[3], []).append(i)
+        done = await asyncio.gather(*(chapter([items[i] for i in at]) for at in by_chapter.values()))
+        answers: list[Any] = [None] * len(items)
+        for at, got in zip(by_chapter.values(), done, strict=True):
+            for i, answer in zip(at, got, strict=True):
+                answers[i] = answer
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, StructuredOutputError):
                 raise answer
-        return list(answers)
+        return answers
 
     def _sampling(self, prompt: list[dict[str, str]]) -> Any:
         from xiaoshuo.engine import SamplingSettings
