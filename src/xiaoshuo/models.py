@@ -14,11 +14,13 @@ this module → :mod:`xiaoshuo.hf` → :mod:`xiaoshuo.model_names` (config is on
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,10 +243,30 @@ def _list_hf(model_id: str, revision: str | None, endpoint: str) -> Listing:
     return sizes, shas, info.sha or ""
 
 
+@contextlib.contextmanager
+def _quiet_modelscope() -> Iterator[None]:
+    """The ModelScope client logs every retry in English (``listing failed (NetworkError), retry in 1s``)
+    before our one-line message; only its errors show, unless xiaoshuo itself logs at DEBUG (``--debug``)."""
+    if logging.getLogger("xiaoshuo").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("modelscope_hub", "modelscope")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _list_modelscope(model_id: str, revision: str | None, endpoint: str) -> Listing:
     from modelscope_hub.api import HubApi
 
-    files = HubApi(endpoint=endpoint).list_repo_files(model_id, "model", revision=revision, recursive=True)
+    api = HubApi(endpoint=endpoint)
+    with _quiet_modelscope():
+        files = api.list_repo_files(model_id, "model", revision=revision, recursive=True)
     blobs = [f for f in files if (getattr(f, "type", "blob") or "blob") != "tree"]
     return {f.path: int(f.size or 0) for f in blobs}, {}, ""
 
@@ -511,6 +533,11 @@ def _verify(plan: PullPlan, rel: str, part: Path, size: int) -> None:
 def _download_modelscope(plan: PullPlan) -> None:
     from modelscope import snapshot_download
 
+    with _quiet_modelscope():
+        _snapshot(snapshot_download, plan)
+
+
+def _snapshot(snapshot_download: Any, plan: PullPlan) -> None:
     snapshot_download(
         MODELSCOPE_IDS.get(plan.model_id, plan.model_id),
         revision=plan.revision,

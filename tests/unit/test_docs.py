@@ -65,7 +65,7 @@ NOT_RUN = {
     "xiaoshuo adapters show wuxia-v1": "needs a trained adapter: tests/integration/test_training.py",
     "xiaoshuo adapters merge wuxia-v1": "needs a trained adapter and its base model",
     "xiaoshuo adapters rm wuxia-v1": "needs a trained adapter: tests/integration/test_training.py",
-    "xiaoshuo adapters export": "needs a trained adapter and llama.cpp: tests/integration/test_gguf_export.py",
+    "xiaoshuo adapters export": "needs a trained adapter and llama.cpp (test_gguf_export.py)",
     "xiaoshuo memory add --kind plot --text … && xiaoshuo memory search …": "needs the Chroma server "
     "started just above it (tests/integration/test_memory_server.py)",
     "xiaoshuo model pull": "downloads from a hub: tests/integration/test_model_pull.py runs it against a hub "

@@ -222,3 +222,19 @@ def test_a_pulled_tokenizer_id_resolves_too(tmp_path: Path) -> None:
     for kept in ("", "builtin-tiny", "auto", "org/other"):
         s = config.load(env={}, cwd=tmp_path, overrides={**base, "data.tokenizer": kept})
         assert s.data.tokenizer == kept and s.note_of("data.tokenizer") is None
+
+
+def test_the_modelscope_clients_english_retry_warnings_stay_quiet(caplog) -> None:
+    """Issue 26 item 13: `model pull --source modelscope` offline printed the client's English retry lines
+    (``listing failed (NetworkError), retry in 1s``) before our one-line message."""
+    import logging
+
+    from xiaoshuo.models import _quiet_modelscope
+
+    log = logging.getLogger("modelscope_hub.legacy_api")
+    with caplog.at_level(logging.WARNING), _quiet_modelscope():
+        log.warning("Repo x: listing failed (NetworkError), retry in 1s (1/4)")
+        log.error("a real error still shows")
+    assert [r.getMessage() for r in caplog.records] == ["a real error still shows"]
+    log.warning("after: the level is restored")
+    assert caplog.records[-1].getMessage() == "after: the level is restored"

@@ -307,8 +307,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "train_col_steps": {"zh": "步数", "en": "Steps"},
     "train_col_eval_loss": {"zh": "验证损失", "en": "Validation loss"},
     # ---- webui/services.py (svc_*): engine holder, stories, uploads, training jobs
-    "svc_loading": {"zh": "正在加载 loading {model} …", "en": "Loading {model} …"},
-    "svc_ready": {"zh": "就绪 ready: {backend} · {model}", "en": "Ready: {backend} · {model}"},
+    "svc_loading": {"zh": "正在加载 {model} …", "en": "Loading {model} …"},
+    "svc_ready": {"zh": "就绪：{backend} · {model}", "en": "Ready: {backend} · {model}"},
     "svc_not_downloaded": {
         "zh": "模型还没有下载 (the model is not on disk): {model}",
         "en": "The model is not on disk: {model}",
