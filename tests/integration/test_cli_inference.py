@@ -19,7 +19,7 @@ from xiaoshuo.testing import run_cli
         (["--max-tokens", "0"], "max_tokens"),
         (["--lora", "=x"], "--lora"),
         (["--lora", "a=/nowhere", "--adapter", "b"], "adapter"),
-        (["--backend", "llamacpp"], "backend"),
+        (["--backend", "ollama"], "backend"),  # not a backend (llamacpp is one now)
     ],
 )
 def test_bad_flags_fail_fast_with_one_line(tmp_path: Path, flags: list[str], needle: str) -> None:
