@@ -262,7 +262,7 @@ def test_webui_download_job_reports_progress_and_cancels(tmp_path: Path, tiny_mo
             assert time.monotonic() < deadline, job.status()
             assert job.status().get("state") != "error", job.status().get("message")
             time.sleep(0.1)
-        assert "下载中 downloading org/tiny" in progress_text(job.status())
+        assert "下载中：org/tiny" in progress_text(job.status())
         job.cancel()
         assert job.status()["state"] == "cancelled" and not job.running(), job.status()
         assert "已取消" in progress_text(job.status())
