@@ -44,6 +44,7 @@ def download_panel(services: Any, lang: str) -> None:
         with gr.Accordion(t("set_dl_command", lang), open=False, elem_id="download-command-box"):
             command = gr.Textbox(
                 h.command(wanted),
+                label=t("set_dl_command", lang),  # hidden, but Gradio would write "Textbox" in its place
                 show_label=False,
                 interactive=False,
                 buttons=["copy"],

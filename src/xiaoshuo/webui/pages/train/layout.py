@@ -121,6 +121,7 @@ def build_train_tab(services: Services, lang: str, adapter: gr.Dropdown) -> dict
     with gr.Accordion(t("preview_cmd", lang), open=False, elem_id="train-command-box"):
         command = gr.Textbox(
             init["command"],
+            label=t("preview_cmd", lang),  # hidden, but Gradio would write "Textbox" in its place
             show_label=False,
             interactive=False,
             lines=2,
