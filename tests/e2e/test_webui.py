@@ -345,7 +345,7 @@ def test_training_from_the_ui_adds_an_adapter(browser, app) -> None:
     page.locator("#train-command-box").get_by_text("等价命令").click()
     model = str(app["services"].engine.model)
     page.wait_for_function(
-        "document.querySelector('#train-command textarea').value.includes('train')", timeout=30_000
+        "document.querySelector('#train-command textarea')?.value.includes('train')", timeout=30_000
     )
     assert page.locator("#train-base-model textarea, #train-base-model input").first.input_value() == model
     assert page.locator("#train-tokenizer textarea, #train-tokenizer input").first.input_value() == model
