@@ -429,3 +429,34 @@ def _free_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover
         pass
+
+
+class WorkerQueueEngine(Engine):
+    """An :class:`Engine` whose one worker thread owns the model and takes jobs from a queue (transformers,
+    llamacpp): the request bookkeeping both share — which requests run, which were cancelled — under one
+    lock.  The worker reads :meth:`_is_cancelled` between tokens and discards a finished request's ids."""
+
+    def _init_queue(self) -> None:
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._cancelled: set[str] = set()
+        self._running: set[str] = set()
+        self._state_lock = threading.Lock()
+
+    def _submit(self, prepared: Prepared, sink: Sink) -> None:
+        with self._state_lock:
+            self._running.add(prepared.request.request_id)
+        self._jobs.put((prepared, sink))
+
+    def _abort(self, request_id: str) -> None:
+        with self._state_lock:
+            if request_id in self._running:
+                self._cancelled.add(request_id)
+
+    def unfinished_requests(self) -> int:
+        with self._state_lock:
+            return len(self._running)
+
+    def _is_cancelled(self, rid: str) -> bool:
+        with self._state_lock:
+            return rid in self._cancelled
+

@@ -36,14 +36,13 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import random
 import threading
 from pathlib import Path
 from typing import Any
 
 from xiaoshuo.config import Settings
-from xiaoshuo.engine.base import END, Engine, EngineError, Prepared, Sink
+from xiaoshuo.engine.base import END, EngineError, Prepared, Sink, WorkerQueueEngine
 from xiaoshuo.engine.types import Delta, GenerationRequest
 from xiaoshuo.gguf_convert import INSTALL, import_llama_cpp
 
@@ -257,7 +256,7 @@ def _threads(settings: Settings) -> int:
     return wanted if wanted > 0 else max(1, os.cpu_count() or 1)
 
 
-class LlamaCppEngine(Engine):
+class LlamaCppEngine(WorkerQueueEngine):
     backend = "llamacpp"
 
     def __init__(self, settings: Settings, model: str, adapters: dict[str, str]) -> None:
@@ -271,10 +270,7 @@ class LlamaCppEngine(Engine):
             max_model_len=min(settings.model.vllm_max_model_len, tokenizer.n_ctx_train or 1 << 20),
             system_prompt=settings.engine.system_prompt,
         )
-        self._jobs: queue.Queue[Any] = queue.Queue()
-        self._cancelled: set[str] = set()
-        self._running: set[str] = set()
-        self._state_lock = threading.Lock()
+        self._init_queue()
         self._grammars: dict[str, Any] = {}
         self._loras: dict[str, Any] = {}  # name → llama_adapter_lora_p (worker thread only)
         self._lora_files: dict[str, Path] = {}
@@ -330,24 +326,6 @@ class LlamaCppEngine(Engine):
         return text
 
     # ------------------------------------------------------------ requests
-    def _submit(self, prepared: Prepared, sink: Sink) -> None:
-        with self._state_lock:
-            self._running.add(prepared.request.request_id)
-        self._jobs.put((prepared, sink))
-
-    def _abort(self, request_id: str) -> None:
-        with self._state_lock:
-            if request_id in self._running:
-                self._cancelled.add(request_id)
-
-    def unfinished_requests(self) -> int:
-        with self._state_lock:
-            return len(self._running)
-
-    def _is_cancelled(self, rid: str) -> bool:
-        with self._state_lock:
-            return rid in self._cancelled
-
     # ------------------------------------------------------------ worker thread
     def _load(self) -> None:
         from llama_cpp import Llama

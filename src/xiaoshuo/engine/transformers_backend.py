@@ -15,12 +15,11 @@ greedy decoding) are rejected, never ignored.
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Any
 
 from xiaoshuo.config import Settings
-from xiaoshuo.engine.base import END, Engine, Prepared, Sink, TextScore
+from xiaoshuo.engine.base import END, Prepared, Sink, TextScore, WorkerQueueEngine
 from xiaoshuo.engine.context_length import served_context_length
 from xiaoshuo.engine.types import Delta, GenerationRequest
 
@@ -110,7 +109,7 @@ class _JsonSchemaLogits:
         return scores.masked_fill(~allowed.to(scores.device), float("-inf"))
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(WorkerQueueEngine):
     backend = "transformers"
 
     def __init__(self, settings: Settings, model: str, adapters: dict[str, str], *, tokenizer: Any) -> None:
@@ -132,10 +131,7 @@ class TransformersEngine(Engine):
         self._model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self._device).eval()
         self._peft = False
         self._llg: Any = None  # llguidance tokenizer, for JSON-schema requests
-        self._jobs: queue.Queue[Any] = queue.Queue()
-        self._cancelled: set[str] = set()
-        self._running: set[str] = set()
-        self._state_lock = threading.Lock()
+        self._init_queue()
         for name, path in adapters.items():
             self.register_adapter(name, path)
         self._worker = threading.Thread(target=self._work, name="xiaoshuo-transformers", daemon=True)
@@ -165,20 +161,6 @@ class TransformersEngine(Engine):
             raise self._unsupported(
                 "n", s.n, "n = 1 with greedy decoding (temperature 0), or temperature > 0"
             )
-
-    def _submit(self, prepared: Prepared, sink: Sink) -> None:
-        with self._state_lock:
-            self._running.add(prepared.request.request_id)
-        self._jobs.put((prepared, sink))
-
-    def _abort(self, request_id: str) -> None:
-        with self._state_lock:
-            if request_id in self._running:
-                self._cancelled.add(request_id)
-
-    def unfinished_requests(self) -> int:
-        with self._state_lock:
-            return len(self._running)
 
     def _score(self, prefix: str, text: str, lora: tuple[str, str] | None) -> TextScore:
         """One forward pass over ``prefix`` + ``text`` on the worker thread (it owns the model)."""
