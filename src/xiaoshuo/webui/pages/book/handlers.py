@@ -1709,7 +1709,7 @@ async def on_generate_outline(
     seed_v,
     progress=gr.Progress(),  # noqa: B008
 ) -> tuple[list[list[Any]], str, int | None]:
-    """生成大纲: [outline rows, message, the first chapter]."""
+    """生成大纲: [outline rows, message, the first chapter planned]."""
     result = await generate_outline(
         services,
         slug,
@@ -1719,12 +1719,7 @@ async def on_generate_outline(
         progress=_bar(progress),
         lang=lang,
     )
-    rows = outline_rows(services, slug, lang=lang)
-    return (
-        rows,
-        f"✓ {len(result['generated'])} {t('book_chapters_planned', lang)}",
-        rows[0][0] if rows else None,
-    )
+    return _planned(services, lang, slug, result)
 
 
 def outline_state(services: Any, lang: str, slug) -> list[Any]:
