@@ -75,3 +75,22 @@ def test_eval_errors_are_one_line(workdir: Path, capsys: pytest.CaptureFixture[s
     assert "not an eval report" in capsys.readouterr().err
     assert main(["eval", "probe", "p", "--characters", "99"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_reports_never_land_on_a_novels_files(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--output``/``--html`` aimed at another novel's outline.json (inside the data folder) or at a folder
+    are refused in one line and change nothing; a report over an earlier report is replaced."""
+    assert main(["eval", "probe", "p", "--chapters", "4", "--characters", "3", "--events", "3"]) == 0
+    outline = workdir / "data" / "novels" / "p" / "outline.json"
+    before = outline.read_bytes()
+    for flag in ("--output", "--html"):
+        capsys.readouterr()
+        assert main(["eval", "book", "p", flag, str(outline)]) == 2
+        assert "data_dir" in capsys.readouterr().err
+        assert outline.read_bytes() == before
+    (workdir / "folder").mkdir()
+    assert main(["eval", "book", "p", "--output", str(workdir / "folder")]) == 2
+    assert main(["eval", "book", "p", "--output", "r.json"]) == 0
+    assert main(["eval", "book", "p", "--output", "r.json", "--html", "r.html"]) == 0  # replaced
+    assert json.loads((workdir / "r.json").read_text("utf-8"))["kind"] == "book"
+    assert "plotly" in (workdir / "r.html").read_text("utf-8").lower()

@@ -43,17 +43,24 @@ HtmlOpt = Annotated[
 CHARS_TOKENIZER = "chars"
 
 
-def _emit(report: dict[str, Any], as_json: bool, output: Path | None, html: Path | None = None) -> bool:
-    """Write ``--output`` and ``--html``, print ``--json``; returns whether the report was printed as JSON."""
-    if html is not None:
-        from xiaoshuo.eval.html import write_html
+def _emit(
+    settings: Any, report: dict[str, Any], as_json: bool, output: Path | None, html: Path | None = None
+) -> bool:
+    """Write ``--output`` and ``--html``, print ``--json``; returns whether the report was printed as JSON.
 
-        write_html(html, report)
+    Both files go through export's target rules (``writing.exporting.write_export``): never into the data,
+    models or checkpoints folders (another novel's ``outline.json``), never through a link, onto a device
+    or a folder; an earlier report at the same path is replaced (atomically)."""
+    from xiaoshuo.writing.exporting import write_export
+
+    if html is not None:
+        from xiaoshuo.eval.html import render
+
+        write_export(settings, html, render(report).encode("utf-8"), overwrite=True)
         typer.echo(f"HTML 报告已写入 HTML report written: {html}", err=True)
     if output is not None:
-        from xiaoshuo.files import atomic_write_json
-
-        atomic_write_json(output, report)
+        data = json.dumps(report, ensure_ascii=False, indent=2, default=str)
+        write_export(settings, output, data.encode("utf-8"), overwrite=True)
         typer.echo(f"报告已写入 report written: {output}", err=True)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
@@ -148,7 +155,7 @@ def style_cmd(
             judge=judge,
             progress=lambda msg: typer.echo(msg, err=True),
         )
-    if _emit(report, as_json, output, html):
+    if _emit(settings, report, as_json, output, html):
         return
     console = Console()
     systems = ["base"] + (["adapter"] if report["adapter"] else [])
@@ -226,7 +233,7 @@ def book_cmd(
     )
     if warning:
         report["warnings"].append(warning)
-    if _emit(report, as_json, output, html):
+    if _emit(settings, report, as_json, output, html):
         return
     console = Console()
     table = Table(title=f"《{report['title']}》体检 book health — {report['book']['chapters']} 章")
@@ -343,7 +350,7 @@ def memory_cmd(
         report = memory_probe(
             novel, store, settings, count, chapters=_chapters(chapters), budget=budget, tokenizer=name
         )
-    if _emit(report, as_json, output, html):
+    if _emit(settings, report, as_json, output, html):
         return
     console = Console()
     table = Table(title=f"记忆体检 memory — {slug}, budget {report['budget']} tokens ({name})")
